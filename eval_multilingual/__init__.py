@@ -1,0 +1,1 @@
+"""Multilingual evaluation: zero-shot classification, retrieval and language-coverage reports."""
