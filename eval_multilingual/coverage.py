@@ -1,0 +1,296 @@
+"""`mlit coverage --vocab X.model TEXTS...`: how well a SentencePiece vocabulary covers each language.
+
+Per language: tokens per word (per character for scripts written without spaces), the share of
+pieces that are byte-fallback pieces (<0xNN>), the share of unknown pieces, and the share of texts
+longer than the tuning length (16 tokens, counting the EOS the tasks append). Inputs are TSV (header
+with a language column), JSONL (objects with a language field) or plain text, one text per line,
+whose language comes from --lang or from langdetect.
+"""
+
+import argparse
+import collections
+import csv
+import dataclasses
+import gzip
+import json
+import math
+import os
+import sys
+from typing import Iterable, Iterator
+
+import sentencepiece as spm
+
+from eval_multilingual import languages
+from eval_multilingual import tables
+
+LANG_FIELDS = ('language', 'lang', 'locale')
+TEXT_FIELDS = ('text', 'caption', 'caption_reference_description', 'title', 'sentence')
+
+
+@dataclasses.dataclass
+class Counts:
+  """Running sums for one language."""
+  n_texts: int = 0
+  n_tokens: int = 0
+  n_words: int = 0
+  n_chars: int = 0
+  n_byte: int = 0
+  n_unk: int = 0
+  n_truncated: int = 0
+
+  def add(self, other: 'Counts') -> None:
+    for f in dataclasses.fields(self):
+      setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+def count_texts(sp: spm.SentencePieceProcessor, texts: list[str], max_len: int = 16,
+                count_eos: bool = True) -> Counts:
+  """Token statistics of `texts` under `sp`. A text is truncated when its ids (+EOS) > max_len."""
+  c = Counts()
+  byte_ids = {i for i in range(sp.get_piece_size()) if sp.is_byte(i)}
+  unk = sp.unk_id()
+  for text, ids in zip(texts, sp.encode(texts)):
+    c.n_texts += 1
+    c.n_tokens += len(ids)
+    c.n_words += len(text.split())
+    c.n_chars += sum(1 for ch in text if not ch.isspace())
+    c.n_byte += sum(1 for i in ids if i in byte_ids)
+    c.n_unk += sum(1 for i in ids if i == unk)
+    c.n_truncated += int(len(ids) + int(count_eos) > max_len)
+  return c
+
+
+def summarize(code: str, c: Counts) -> dict:
+  """Counts -> the tokenizer_stats.json record (plus unit-aware tokens per word/char)."""
+  def ratio(a, b):
+    return a / b if b else None
+  spaces = languages.uses_spaces(code)
+  per_word, per_char = ratio(c.n_tokens, c.n_words), ratio(c.n_tokens, c.n_chars)
+  return {
+      'tokens_per_word': per_word,
+      'tokens_per_char': per_char,
+      'unit': 'word' if spaces else 'char',
+      'tokens_per_unit': per_word if spaces else per_char,
+      'byte_fallback_share': ratio(c.n_byte, c.n_tokens),
+      'unk_share': ratio(c.n_unk, c.n_tokens),
+      'truncated_share': ratio(c.n_truncated, c.n_texts),
+      'n_texts': c.n_texts,
+      'n_tokens': c.n_tokens,
+  }
+
+
+class InputReader:
+  """Reads (language, text) pairs from TSV/JSONL/plain text; counts malformed rows per reason."""
+
+  def __init__(self, lang: str | None = None, lang_field: str | None = None,
+               text_field: str | None = None):
+    self.lang, self.lang_field, self.text_field = lang, lang_field, text_field
+    self.skipped = collections.Counter()
+
+  def read(self, path: str) -> Iterator[tuple[str, str]]:
+    name = path[:-3] if path.endswith('.gz') else path
+    if name.endswith(('.jsonl', '.json')):
+      yield from self._jsonl(path)
+    elif name.endswith('.tsv'):
+      yield from self._tsv(path)
+    else:
+      yield from self._plain(path)
+
+  def _open(self, path):
+    opener = gzip.open if path.endswith('.gz') else open
+    return opener(path, 'rt', encoding='utf-8', newline='')
+
+  def _pick(self, keys, wanted, defaults, path, what):
+    if wanted:
+      if wanted not in keys:
+        raise ValueError(f'{path}: no {what} field {wanted!r} (fields: {sorted(keys)})')
+      return wanted
+    for k in defaults:
+      if k in keys:
+        return k
+    return None
+
+  def _emit(self, lang, text):
+    lang = (lang or '').strip() if not self.lang else self.lang
+    text = (text or '').strip()
+    if not text:
+      self.skipped['empty text'] += 1
+      return None
+    if not lang:
+      lang = detect_language(text)
+      if lang is None:
+        self.skipped['language not detectable'] += 1
+        return None
+    return lang, text
+
+  def _jsonl(self, path):
+    with self._open(path) as f:
+      for lineno, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        try:
+          obj = json.loads(line)
+        except json.JSONDecodeError:
+          self.skipped['invalid JSON'] += 1
+          continue
+        if not isinstance(obj, dict):
+          self.skipped['JSON line is not an object'] += 1
+          continue
+        tf = self._pick(obj, self.text_field, TEXT_FIELDS, f'{path}:{lineno}', 'text')
+        if tf is None or not isinstance(obj.get(tf), str):
+          self.skipped['no text field'] += 1
+          continue
+        lf = self._pick(obj, self.lang_field, LANG_FIELDS, f'{path}:{lineno}', 'language')
+        pair = self._emit(obj.get(lf) if lf else None, obj[tf])
+        if pair:
+          yield pair
+
+  def _tsv(self, path):
+    with self._open(path) as f:
+      reader = csv.DictReader(f, delimiter='\t')
+      keys = reader.fieldnames or []
+      tf = self._pick(keys, self.text_field, TEXT_FIELDS, path, 'text')
+      if tf is None:
+        raise ValueError(f'{path}: header has no text column (one of {TEXT_FIELDS}); '
+                         'name it with --text-field')
+      lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
+      for row in reader:
+        if None in row:
+          self.skipped['TSV row has extra columns'] += 1
+          continue
+        pair = self._emit(row.get(lf) if lf else None, row.get(tf))
+        if pair:
+          yield pair
+
+  def _plain(self, path):
+    with self._open(path) as f:
+      for line in f:
+        if line.strip():
+          pair = self._emit(None, line)
+          if pair:
+            yield pair
+
+
+_LANGDETECT_TO_CODE = {'zh-cn': 'zh', 'zh-tw': 'zh-TW'}
+
+
+def detect_language(text: str) -> str | None:
+  """langdetect's best guess (seeded, so repeatable), or None when it finds no features."""
+  import langdetect  # pylint: disable=g-import-not-at-top
+  from langdetect import lang_detect_exception  # pylint: disable=g-import-not-at-top
+  langdetect.DetectorFactory.seed = 0
+  try:
+    code = langdetect.detect(text)
+  except lang_detect_exception.LangDetectException:
+    return None
+  return _LANGDETECT_TO_CODE.get(code, code)
+
+
+def coverage(sp: spm.SentencePieceProcessor, pairs: Iterable[tuple[str, str]], max_len: int = 16,
+             chunk: int = 2048) -> dict[str, dict]:
+  """{lang: summary} over (lang, text) pairs, encoded in chunks to bound memory."""
+  totals: dict[str, Counts] = collections.defaultdict(Counts)
+  pending: dict[str, list[str]] = collections.defaultdict(list)
+  for lang, text in pairs:
+    pending[lang].append(text)
+    if len(pending[lang]) >= chunk:
+      totals[lang].add(count_texts(sp, pending.pop(lang), max_len))
+  for lang, texts in pending.items():
+    totals[lang].add(count_texts(sp, texts, max_len))
+  return {lang: summarize(lang, totals[lang]) for lang in sorted(totals)}
+
+
+HEADERS = ('code', 'language', 'script', 'texts', 'tokens/unit', 'unit', 'byte-fallback share',
+           'unk share', 'truncated share')
+
+
+def rows(stats: dict[str, dict]) -> list[list]:
+  out = []
+  for code, s in sorted(stats.items(), key=lambda kv: -_nan0(kv[1]['tokens_per_unit'])):
+    info = languages.lookup(code)
+    out.append([code, info.name, info.script, s['n_texts'], s['tokens_per_unit'], s['unit'],
+                s['byte_fallback_share'], s['unk_share'], s['truncated_share']])
+  return out
+
+
+def _nan0(x):
+  return 0.0 if x is None or math.isnan(x) else x
+
+
+def plot(stats: dict[str, dict], path: str, title: str = '') -> None:
+  """Two panels per language: tokens per unit, and byte-fallback/truncated shares."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  codes = [r[0] for r in rows(stats)][::-1]
+  h = max(2.5, 0.28 * len(codes) + 1.2)
+  fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, h), sharey=True)
+  y = range(len(codes))
+  tpu = [_nan0(stats[c]['tokens_per_unit']) for c in codes]
+  colors = ['#c44e52' if stats[c]['unit'] == 'char' else '#4c72b0' for c in codes]
+  a1.barh(y, tpu, color=colors)
+  a1.set_yticks(list(y), [f'{languages.lookup(c).name} ({c})' for c in codes], fontsize=8)
+  a1.set_xlabel('tokens per word (blue) / per character (red)')
+  a2.barh([i + 0.2 for i in y], [_nan0(stats[c]['byte_fallback_share']) for c in codes],
+          height=0.4, color='#dd8452', label='byte-fallback share of tokens')
+  a2.barh([i - 0.2 for i in y], [_nan0(stats[c]['truncated_share']) for c in codes],
+          height=0.4, color='#55a868', label='texts truncated')
+  a2.set_xlim(0, 1)
+  a2.set_xlabel('share')
+  a2.legend(loc='lower right', fontsize=8)
+  for a in (a1, a2):
+    a.grid(axis='x', alpha=0.3)
+  fig.suptitle(title or 'Tokenizer coverage')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def write_outputs(stats: dict[str, dict], out_dir: str, title: str = '') -> dict[str, str]:
+  os.makedirs(out_dir, exist_ok=True)
+  paths = {k: os.path.join(out_dir, 'coverage.' + k) for k in ('md', 'csv', 'json', 'png')}
+  r = rows(stats)
+  with open(paths['md'], 'w', encoding='utf-8') as f:
+    f.write(f'# {title or "Tokenizer coverage"}\n\n' + tables.markdown(HEADERS, r))
+  with open(paths['csv'], 'w', encoding='utf-8') as f:
+    f.write(tables.csv_text(HEADERS, r))
+  with open(paths['json'], 'w', encoding='utf-8') as f:
+    json.dump(stats, f, indent=1, sort_keys=True)
+  plot(stats, paths['png'], title)
+  return paths
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog='mlit coverage', description=__doc__.split('\n')[0])
+  p.add_argument('--vocab', required=True, help='SentencePiece .model file')
+  p.add_argument('texts', nargs='+', help='TSV / JSONL / plain text files (.gz allowed)')
+  p.add_argument('--lang', help='language of every text (skips detection and language fields)')
+  p.add_argument('--lang-field', help='language field/column (default: language, lang, locale)')
+  p.add_argument('--text-field', help=f'text field/column (default: first of {TEXT_FIELDS})')
+  p.add_argument('--max-len', type=int, default=16, help='tuning length in tokens incl. EOS')
+  p.add_argument('--out', help='directory for coverage.{md,csv,json,png}')
+  p.add_argument('--stats-json', help='also write tokenizer_stats.json here (e.g. RUN_DIR/...)')
+  args = p.parse_args(argv)
+  if not os.path.exists(args.vocab):
+    raise SystemExit(f'mlit coverage: --vocab {args.vocab}: no such file')
+  sp = spm.SentencePieceProcessor(model_file=args.vocab)
+  reader = InputReader(args.lang, args.lang_field, args.text_field)
+  pairs = (pair for path in args.texts for pair in reader.read(path))
+  stats = coverage(sp, pairs, args.max_len)
+  title = f'Tokenizer coverage of {os.path.basename(args.vocab)}'
+  sys.stdout.write(tables.markdown(HEADERS, rows(stats)))
+  for reason, n in sorted(reader.skipped.items()):
+    print(f'skipped {n} rows: {reason}', file=sys.stderr)
+  if args.out:
+    for path in write_outputs(stats, args.out, title).values():
+      print(f'wrote {path}', file=sys.stderr)
+  if args.stats_json:
+    with open(args.stats_json, 'w', encoding='utf-8') as f:
+      json.dump({k: {m: v[m] for m in ('tokens_per_word', 'byte_fallback_share', 'unk_share',
+                                       'truncated_share', 'n_texts', 'tokens_per_char', 'unit')}
+                 for k, v in stats.items()}, f, indent=1, sort_keys=True)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,58 @@
+"""Plain tables (Markdown, CSV, escaped HTML) for the coverage and evaluation reports."""
+
+import csv
+import html
+import io
+import math
+from typing import Any, Sequence
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+  """Human-readable cell: '' for missing/NaN, fixed digits for floats, thousands for ints."""
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return ''
+  if isinstance(value, bool):
+    return str(value)
+  if isinstance(value, int):
+    return f'{value:,}'
+  if isinstance(value, float):
+    return f'{value:.{digits}f}'
+  return str(value)
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
+  def cell(v):
+    # Pipes and newlines would break the Markdown table layout.
+    return fmt(v, digits).replace('|', '\\|').replace('\n', ' ')
+  lines = ['| ' + ' | '.join(cell(h) for h in headers) + ' |',
+           '|' + '|'.join('---' for _ in headers) + '|']
+  lines += ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in rows]
+  return '\n'.join(lines) + '\n'
+
+
+def csv_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+  buf = io.StringIO()
+  writer = csv.writer(buf, lineterminator='\n')
+  writer.writerow(headers)
+  for row in rows:
+    writer.writerow(['' if v is None else v for v in row])
+  return buf.getvalue()
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3,
+               cell_class=None, table_class: str = 'data') -> str:
+  """Escaped HTML table; cell_class(row_index, col_index, value) -> CSS class or None."""
+  out = [f'<table class="{html.escape(table_class)}"><thead><tr>']
+  out += [f'<th>{html.escape(str(h))}</th>' for h in headers]
+  out.append('</tr></thead><tbody>')
+  for i, row in enumerate(rows):
+    out.append('<tr>')
+    for j, v in enumerate(row):
+      cls = cell_class(i, j, v) if cell_class else None
+      attr = f' class="{html.escape(cls)}"' if cls else ''
+      num = isinstance(v, (int, float)) and not isinstance(v, bool)
+      attr += ' style="text-align:right"' if num else ''
+      out.append(f'<td{attr}>{html.escape(fmt(v, digits))}</td>')
+    out.append('</tr>')
+  out.append('</tbody></table>')
+  return ''.join(out)

@@ -1,0 +1,135 @@
+"""Tokenizer coverage on hand-checked texts with a tiny byte-fallback SentencePiece model."""
+
+import io
+import json
+import random
+
+import pytest
+import sentencepiece as spm
+from PIL import Image
+
+from eval_multilingual import coverage
+from eval_multilingual import languages
+
+WORDS = 'the cat sat on a mat with hat and dog ran far away to see big red sun in sky'.split()
+
+
+def _train(byte_fallback: bool) -> spm.SentencePieceProcessor:
+  rng = random.Random(0)
+  lines = [' '.join(rng.choice(WORDS) for _ in range(8)) for _ in range(300)]
+  model = io.BytesIO()
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(lines), model_writer=model, vocab_size=300 if byte_fallback else 60,
+      byte_fallback=byte_fallback, character_coverage=1.0, model_type='unigram', pad_id=0,
+      eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, minloglevel=2)
+  return spm.SentencePieceProcessor(model_proto=model.getvalue())
+
+
+@pytest.fixture(scope='module')
+def sp():
+  return _train(byte_fallback=True)
+
+
+def test_english_words_are_single_pieces(sp):
+  # Hand check of the model the numbers below rely on.
+  assert sp.encode('the cat', out_type=str) == ['▁the', '▁cat']
+  assert sp.encode('αβγ', out_type=str) == ['▁', '<0xCE>', '<0xB1>', '<0xCE>', '<0xB2>',
+                                            '<0xCE>', '<0xB3>']
+
+
+def test_counts_hand_checked(sp):
+  fifteen = ' '.join(['the'] * 15)  # 15 tokens + EOS = 16: fits
+  sixteen = ' '.join(['cat'] * 16)  # 16 tokens + EOS = 17: truncated
+  pairs = [('en', 'the cat'), ('en', fifteen), ('en', sixteen),
+           ('el', 'αβγ'), ('el', 'αβ'),   # '▁' + 2 bytes per letter: 7 and 5 tokens
+           ('ja', '日本')]                 # '▁' + 3 bytes per character: 7 tokens
+  stats = coverage.coverage(sp, pairs, max_len=16)
+  en, el, ja = stats['en'], stats['el'], stats['ja']
+  assert en['n_texts'] == 3 and en['n_tokens'] == 33
+  assert en['tokens_per_word'] == pytest.approx(1.0)
+  assert en['byte_fallback_share'] == 0.0 and en['unk_share'] == 0.0
+  assert en['truncated_share'] == pytest.approx(1 / 3)
+  assert el['tokens_per_word'] == pytest.approx(12 / 2)
+  assert el['byte_fallback_share'] == pytest.approx(10 / 12)
+  assert el['unit'] == 'word' and el['truncated_share'] == 0.0
+  assert ja['unit'] == 'char' and ja['tokens_per_unit'] == pytest.approx(7 / 2)
+  assert ja['byte_fallback_share'] == pytest.approx(6 / 7)
+  # A shorter tuning length truncates more: 'the cat' + EOS = 3 tokens > 2.
+  assert coverage.coverage(sp, [('en', 'the cat')], max_len=2)['en']['truncated_share'] == 1.0
+
+
+def test_unknown_share_without_byte_fallback():
+  sp = _train(byte_fallback=False)
+  ids = sp.encode('the αβγ')
+  assert ids[-1] == sp.unk_id()  # the three unknown letters become one <unk>
+  stats = coverage.coverage(sp, [('el', 'the αβγ')])['el']
+  assert stats['unk_share'] == pytest.approx(1 / len(ids))
+  assert stats['unk_share'] > 0 and stats['byte_fallback_share'] == 0.0
+
+
+def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
+  vocab = tmp_path / 'v.model'
+  vocab.write_bytes(sp.serialized_model_proto())
+  (tmp_path / 'a.tsv').write_text(
+      'language\tcaption\nen\tthe cat\nel\tαβγ\nen\t\nen\tx\ty\n', encoding='utf-8')
+  (tmp_path / 'b.jsonl').write_text(
+      '{"lang": "el", "text": "αβ"}\nnot json\n{"lang": "en"}\n', encoding='utf-8')
+  (tmp_path / 'c.txt').write_text(
+      'the cat sat on the mat with the big red hat and the dog ran far away\n',
+      encoding='utf-8')
+  out = tmp_path / 'out'
+  stats_json = tmp_path / 'tokenizer_stats.json'
+  rc = coverage.main(['--vocab', str(vocab), str(tmp_path / 'a.tsv'), str(tmp_path / 'b.jsonl'),
+                      str(tmp_path / 'c.txt'), '--out', str(out), '--stats-json',
+                      str(stats_json)])
+  assert rc == 0
+  captured = capsys.readouterr()
+  assert '| el | Greek |' in captured.out
+  for reason in ('empty text', 'TSV row has extra columns', 'invalid JSON', 'no text field'):
+    assert f'skipped 1 rows: {reason}' in captured.err
+  stats = json.loads((out / 'coverage.json').read_text())
+  assert stats['el']['n_texts'] == 2 and stats['el']['byte_fallback_share'] == pytest.approx(
+      10 / 12)
+  assert stats['en']['n_texts'] == 2  # 'the cat' from TSV + the detected English line
+  assert set(json.loads(stats_json.read_text())['en']) >= {
+      'tokens_per_word', 'byte_fallback_share', 'unk_share', 'truncated_share', 'n_texts'}
+  with Image.open(out / 'coverage.png') as im:
+    assert im.format == 'PNG' and im.size[0] > 300
+  assert 'Greek' in (out / 'coverage.md').read_text(encoding='utf-8')
+
+
+def test_missing_text_column_is_a_clear_error(sp, tmp_path):
+  path = tmp_path / 'x.tsv'
+  path.write_text('language\tbody\nen\thi\n', encoding='utf-8')
+  reader = coverage.InputReader()
+  with pytest.raises(ValueError, match='x.tsv: header has no text column'):
+    list(reader.read(str(path)))
+
+
+def test_language_table_covers_cldr_and_wit():
+  assert len(set(languages.WIT_LANGUAGES)) == 108
+  assert all(languages.is_known(c) for c in languages.WIT_LANGUAGES)
+  assert languages.lookup('sr_Latn').script == 'Latn'
+  assert languages.lookup('sr').script == 'Cyrl'
+  assert languages.lookup('zh_Hant').script == 'Hant'
+  assert languages.lookup('yue_Hans') == languages.Language('yue_Hans', 'Cantonese (Simplified)',
+                                                            'Hans')
+  assert languages.lookup('zh-TW').script == 'Hant'
+  assert languages.lookup('iw').name == 'Hebrew'
+  # Unknown code: script detected from sample text.
+  assert languages.lookup('qqq', sample_text='Привет, мир').script == 'Cyrl'
+  assert languages.detect_script('日本語のテキスト') == 'Jpan'
+  assert languages.detect_script('한국어 文字') == 'Kore'
+  assert languages.detect_script('12 !!') == 'Zyyy'
+
+
+def test_every_cldr_annotation_locale_is_known():
+  import os  # pylint: disable=g-import-not-at-top
+  root = '/usr/share/unicode/cldr/common/annotations'
+  if not os.path.isdir(root):
+    pytest.skip('unicode-cldr-core not installed')
+  locales = [f[:-4] for f in os.listdir(root) if f.endswith('.xml')]
+  assert len(locales) > 100
+  unknown = [c for c in locales if not languages.is_known(c)]
+  assert not unknown
+  assert languages.lookup('sr_Latn_BA').name == 'Serbian (Latin, Bosnia & Herzegovina)'
