@@ -1,0 +1,105 @@
+"""T5X-style gin command line: rewriting, search paths, clear errors."""
+
+import os
+import pathlib
+
+import gin
+import pytest
+
+from mlit import gin_flags
+
+_BASE = """\
+from __gin__ import dynamic_registration
+import mlit.gin_flags
+
+MODEL_DIR = %gin.REQUIRED
+NAME = 'config.gin'
+mlit.gin_flags.write_config.model_dir = %MODEL_DIR
+mlit.gin_flags.write_config.filename = %NAME
+"""
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+  yield
+  gin.clear_config()
+
+
+def _write(d: pathlib.Path, name: str, text: str) -> pathlib.Path:
+  p = d / name
+  p.parent.mkdir(parents=True, exist_ok=True)
+  p.write_text(text)
+  return p
+
+
+def test_rewrite_gin_args():
+  rest, b = gin_flags.rewrite_gin_args(
+      ['--gin_file=a.gin', '--gin.MODEL_DIR="/tmp/x"', '--gin.TRAIN_STEPS=5',
+       '--gin.train.seed=3', '--other'])
+  assert rest == ['--gin_file=a.gin', '--other']
+  assert b == ['MODEL_DIR = "/tmp/x"', 'TRAIN_STEPS = 5', 'train.seed = 3']
+  with pytest.raises(gin_flags.GinConfigError, match='--gin.NAME=VALUE'):
+    gin_flags.rewrite_gin_args(['--gin.MODEL_DIR'])
+
+
+def test_flags_bind_macros_and_write_config(tmp_path):
+  _write(tmp_path / 'g', 'base.gin', _BASE)
+  model_dir = tmp_path / 'run'
+  gin_flags.parse_flags(
+      ['--gin_file=base.gin', f'--gin_search_paths={tmp_path / "g"}',
+       f'--gin.MODEL_DIR="{model_dir}"', "--gin.NAME='c.gin'"], 'test')
+  # Every argument comes from gin (dynamic registration: call via gin).
+  path = gin.get_configurable(gin_flags.write_config)()
+  assert path == os.path.join(str(model_dir), 'c.gin')
+  text = pathlib.Path(path).read_text()
+  assert f"MODEL_DIR = '{model_dir}'" in text
+  assert "NAME = 'c.gin'" in text
+
+
+def test_missing_required_macro_is_named(tmp_path):
+  g = _write(tmp_path, 'base.gin', _BASE)
+  with pytest.raises(gin_flags.GinConfigError,
+                     match=r'MODEL_DIR.*--gin.MODEL_DIR='):
+    gin_flags.parse_flags([f'--gin_file={g}'], 'test')
+
+
+def test_unknown_macro_on_command_line(tmp_path):
+  g = _write(tmp_path, 'base.gin', _BASE)
+  with pytest.raises(gin_flags.GinConfigError,
+                     match=r"unknown macro 'MODLE_DIR'.*MODEL_DIR"):
+    gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODLE_DIR="/x"'], 'test')
+
+
+def test_typo_in_gin_file_names_file_and_line(tmp_path):
+  g = _write(tmp_path, 'bad.gin', _BASE + 'mlit.gin_flags.write_config.fielname = 1\n')
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="/x"'], 'test')
+  msg = str(e.value)
+  assert 'fielname' in msg and 'bad.gin' in msg and 'line 8' in msg
+
+
+def test_typo_in_binding_is_named(tmp_path):
+  g = _write(tmp_path, 'base.gin', _BASE)
+  with pytest.raises(gin_flags.GinConfigError, match='wirte_config'):
+    gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="/x"',
+                           '--gin.mlit.gin_flags.wirte_config.filename=1'],
+                          'test')
+
+
+def test_missing_file_lists_search_paths(tmp_path):
+  with pytest.raises(gin_flags.GinConfigError, match='nope.gin.*search paths'):
+    gin_flags.parse_flags(['--gin_file=nope.gin',
+                           f'--gin_search_paths={tmp_path}'], 'test')
+
+
+def test_include_through_search_path(tmp_path):
+  _write(tmp_path / 'g', 'base.gin', _BASE)
+  _write(tmp_path / 'g', 'runs/child.gin', "include 'base.gin'\nNAME = 'x.gin'\n")
+  gin_flags.parse_flags(['--gin_file=runs/child.gin', '--gin.MODEL_DIR="/m"',
+                         f'--gin_search_paths={tmp_path / "g"}'], 'test')
+  assert gin.query_parameter('NAME/macro.value') == 'x.gin'
+
+
+def test_default_search_paths_find_repo_gin():
+  repo_gin = pathlib.Path(gin_flags.__file__).resolve().parent.parent / 'gin'
+  assert str(repo_gin) in gin_flags.default_search_paths()
