@@ -9,13 +9,23 @@ DEB_PACKAGES := apertium apertium-eng-spa apertium-eng-cat unicode-cldr-core uni
 	fonts-noto-color-emoji fonts-symbola
 PYTEST_ARGS ?=
 
-.PHONY: test demo deps venv clean
+.PHONY: test demo deps venv clean test-data-packages
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -e '.[$*]'
+	$(MAKE) --no-print-directory test-data-packages
 	touch $@
+
+# Installed without their dependencies on purpose:
+# - clip-benchmark: we only read the translated prompt files it ships (its deps pull a CUDA torch stack).
+# - torchvision: PyPI's x86_64 wheels link against CUDA torch and fail to import beside the CPU torch
+#   pinned in the test extra; timm imports torchvision at import time (never on the ViT path we test),
+#   and 0.15.2 is a release whose import tolerates missing compiled ops.
+test-data-packages:
+	$(PIP) install -q --no-deps clip-benchmark==1.6.2
+	if [ "$$(uname -m)" = x86_64 ]; then $(PIP) install -q --no-deps torchvision==0.15.2; fi
 
 deps:
 	@bash .ci/install_debian_packages.sh $(DEB_PACKAGES)
