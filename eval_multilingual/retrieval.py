@@ -1,0 +1,73 @@
+"""Text<->image retrieval recall@k with block-wise similarities.
+
+Texts [T, D] and images [I, D] (unit norm), `text_to_image[t]` = the image of text t
+(several texts may share an image). Rank of a query = number of wrong candidates that
+score at least as high as its best correct candidate (ties count against the model), so
+recall@k = share of queries with rank < k, which is "a correct item is in the top k":
+- text->image ('image_retrieval_recall@k'): one correct image per text.
+- image->text ('text_retrieval_recall@k'): any of the image's captions in the top k.
+Similarities are computed `block` queries at a time, so memory is block x candidates
+(100k x 100k in blocks of 1024: 400 MB float32 per block) and never T x I.
+"""
+
+from typing import Sequence
+
+import numpy as np
+
+KS = (1, 5, 10)
+
+
+def _l2(x):
+  x = np.asarray(x, np.float32)
+  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def text_to_image_ranks(text_emb: np.ndarray, image_emb: np.ndarray,
+                        text_to_image: np.ndarray, block: int = 1024) -> np.ndarray:
+  t, im = _l2(text_emb), _l2(image_emb)
+  gt = np.asarray(text_to_image, np.int64)
+  ranks = np.empty(len(t), np.int64)
+  for s in range(0, len(t), block):
+    sims = t[s:s + block] @ im.T                              # [b, I]
+    b = np.arange(sims.shape[0])
+    correct = sims[b, gt[s:s + block]]
+    ranks[s:s + block] = (sims >= correct[:, None]).sum(axis=1) - 1  # minus itself
+  return ranks
+
+
+def image_to_text_ranks(text_emb: np.ndarray, image_emb: np.ndarray,
+                        text_to_image: np.ndarray, block: int = 1024) -> np.ndarray:
+  t, im = _l2(text_emb), _l2(image_emb)
+  gt = np.asarray(text_to_image, np.int64)
+  ranks = np.empty(len(im), np.int64)
+  for s in range(0, len(im), block):
+    sims = im[s:s + block] @ t.T                              # [b, T]
+    is_correct = gt[None, :] == np.arange(s, s + sims.shape[0])[:, None]
+    best = np.where(is_correct, sims, -np.inf).max(axis=1)    # best caption per image
+    ranks[s:s + block] = ((sims >= best[:, None]) & ~is_correct).sum(axis=1)
+  return ranks
+
+
+def recall_at_k(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[int, float]:
+  return {k: float(np.mean(ranks < k)) for k in ks}
+
+
+def retrieval_metrics(text_emb: np.ndarray, image_emb: np.ndarray,
+                      text_to_image: Sequence[int], ks: Sequence[int] = KS,
+                      block: int = 1024) -> dict[str, float]:
+  """CLIP_benchmark-named recall@k in both directions."""
+  gt = np.asarray(text_to_image, np.int64)
+  if len(gt) != len(text_emb):
+    raise ValueError(f"{len(text_emb)} texts but {len(gt)} text->image links")
+  if len(gt) and (gt.min() < 0 or gt.max() >= len(image_emb)):
+    raise ValueError(f"text->image link out of range [0, {len(image_emb)})")
+  has_text = np.zeros(len(image_emb), bool)
+  has_text[gt] = True
+  if not has_text.all():
+    raise ValueError(f"{int((~has_text).sum())} images have no caption")
+  out = {}
+  for k, v in recall_at_k(text_to_image_ranks(text_emb, image_emb, gt, block), ks).items():
+    out[f"image_retrieval_recall@{k}"] = v
+  for k, v in recall_at_k(image_to_text_ranks(text_emb, image_emb, gt, block), ks).items():
+    out[f"text_retrieval_recall@{k}"] = v
+  return out
