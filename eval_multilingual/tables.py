@@ -40,18 +40,22 @@ def csv_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3,
-               cell_class=None, table_class: str = 'data') -> str:
-  """Escaped HTML table; cell_class(row_index, col_index, value) -> CSS class or None."""
+               cell_style=None, numeric_cols: Sequence[int] = (),
+               table_class: str = 'data') -> str:
+  """Escaped HTML table; cell_style(row_index, col_index) -> inline CSS or None."""
   out = [f'<table class="{html.escape(table_class)}"><thead><tr>']
   out += [f'<th>{html.escape(str(h))}</th>' for h in headers]
   out.append('</tr></thead><tbody>')
   for i, row in enumerate(rows):
     out.append('<tr>')
     for j, v in enumerate(row):
-      cls = cell_class(i, j, v) if cell_class else None
-      attr = f' class="{html.escape(cls)}"' if cls else ''
-      num = isinstance(v, (int, float)) and not isinstance(v, bool)
-      attr += ' style="text-align:right"' if num else ''
+      styles = []
+      if j in numeric_cols or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        styles.append('text-align:right')
+      extra = cell_style(i, j) if cell_style else None
+      if extra:
+        styles.append(extra)
+      attr = f' style="{html.escape(";".join(styles))}"' if styles else ''
       out.append(f'<td{attr}>{html.escape(fmt(v, digits))}</td>')
     out.append('</tr>')
   out.append('</tbody></table>')

@@ -1,0 +1,263 @@
+"""`mlit report RUN_DIR [--compare OTHER ...]`: per-language report of an evaluation run.
+
+Writes RUN_DIR/report/index.html (one self-contained file: plots embedded as base64 PNG, every
+text from the data HTML-escaped), report.md and the PNG plots. Scores are shown in percent;
+deltas are OTHER − RUN_DIR in percentage points.
+"""
+
+import argparse
+import base64
+import dataclasses
+import datetime
+import html
+import os
+import sys
+
+from eval_multilingual import languages
+from eval_multilingual import report_data
+from eval_multilingual import report_plots
+from eval_multilingual import tables
+from eval_multilingual.report_data import Column, Run
+
+LANG_HEADERS = ['Language', 'Code', 'Script', 'Tuning examples', 'Tokens/word',
+                'Byte-fallback %', 'Truncated %', 'Prompt chrF']
+
+
+def _pct(v: float | None, signed: bool = False) -> str:
+  if v is None:
+    return ''
+  return f'{100 * v:+.1f}' if signed else f'{100 * v:.1f}'
+
+
+def language_rows(run: Run, cols: list[Column], order_col: Column | None) -> list[list]:
+  rows = []
+  for lang in report_data.ordered_languages(run, order_col):
+    info = report_data.language_info(run, lang)
+    tok = run.tokenizer_stats.get(lang, {})
+    tpu, unit = report_data.tokens_per_unit(tok)
+    tpu_text = '' if tpu is None else (f'{tpu:.2f}' + (' /char' if unit == 'char' else ''))
+    chrf = run.prompt_quality.get(lang, {}).get('chrf')
+    rows.append([info.name, lang, info.script, report_data.n_tuning_examples(run, lang),
+                 tpu_text, _pct(tok.get('byte_fallback_share')),
+                 _pct(tok.get('truncated_share')),
+                 '' if chrf is None else f'{float(chrf):.1f}']
+                + [_pct(run.score(lang, c)) for c in cols])
+  return rows
+
+
+@dataclasses.dataclass
+class Section:
+  title: str
+  md: str
+  html: str
+
+
+def _names(run: Run, codes: list[str]) -> str:
+  return ', '.join(f'{report_data.language_info(run, c).name} ({c})' for c in codes) or 'none'
+
+
+def summary_section(run: Run, s: report_data.Summary, threshold: float) -> Section:
+  lines = [f'Languages scored: {s.n}.',
+           f'Macro average: {_pct(s.macro)}%'
+           + (f' (results.json macro: {_pct(s.macro_reported)}%)' if s.macro_reported is not None
+              else '') + '.']
+  if s.english is not None and s.median_rest is not None:
+    lines.append(f'English: {_pct(s.english)}%; median of the other {s.n - 1} languages: '
+                 f'{_pct(s.median_rest)}% (gap {_pct(s.english - s.median_rest, True)} points).')
+  lines.append(f'At or below chance: {_names(run, s.below_chance)}.')
+  lines.append(f'Below {_pct(threshold)}%: {_names(run, s.below_threshold)}.')
+  headers = ['Script', 'Languages', 'Mean %', 'Median %', 'Lowest', 'Highest']
+  rows = [[languages.SCRIPT_NAMES.get(k, k) + f' ({k})', n, _pct(mean), _pct(med),
+           lo, hi] for k, n, mean, med, lo, hi in s.by_script]
+  md = '\n'.join(f'- {l}' for l in lines) + '\n\n' + tables.markdown(headers, rows)
+  body = '<ul>' + ''.join(f'<li>{html.escape(l)}</li>' for l in lines) + '</ul>'
+  body += tables.html_table(headers, rows, numeric_cols=(1, 2, 3))
+  return Section(f'Summary: {s.col.label}', md, body)
+
+
+def compare_section(run: Run, others: list[Run], col: Column) -> tuple[list[str], list[list]]:
+  headers = ['Language', 'Code', run.name]
+  for o in others:
+    headers += [o.name, f'Δ {o.name}']
+  rows = []
+  for lang in report_data.ordered_languages(run, col):
+    row = [report_data.language_info(run, lang).name, lang, _pct(run.score(lang, col))]
+    for o in others:
+      d = report_data.deltas(run, o, col).get(lang)
+      row += [_pct(o.score(lang, col)), _pct(d, signed=True)]
+    rows.append(row)
+  return headers, rows
+
+
+def _img_html(path: str, alt: str) -> str:
+  with open(path, 'rb') as f:
+    data = base64.b64encode(f.read()).decode('ascii')
+  return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+          f'<figcaption>{html.escape(alt)}</figcaption></figure>')
+
+
+_CSS = """
+body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:24px auto;
+max-width:1200px;color:#222;padding:0 16px}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;border-bottom:1px solid #ddd;
+padding-bottom:4px;margin-top:32px}h3{font-size:15px}
+.sub{color:#666;font-size:13px}
+table.data{border-collapse:collapse;font-size:12.5px;margin:8px 0}
+table.data th{background:#f3f3f3;position:sticky;top:0;text-align:left;padding:4px 8px;
+border-bottom:2px solid #ccc}
+table.data td{padding:3px 8px;border-bottom:1px solid #eee}
+table.data tr:hover td{background-color:#f7fbff}
+figure{margin:12px 0;overflow-x:auto}figure img{max-width:none;height:auto}
+figcaption{color:#666;font-size:12px}
+.warn{color:#8a5300;font-size:12px}
+"""
+
+
+def _heat(value_text: str, vmax: float) -> str | None:
+  try:
+    v = float(value_text)
+  except ValueError:
+    return None
+  a = 0.05 + 0.5 * max(0.0, min(1.0, v / vmax)) if vmax > 0 else 0.0
+  return f'background-color:rgba(85,168,104,{a:.2f})'
+
+
+def _delta_style(value_text: str) -> str | None:
+  try:
+    v = float(value_text)
+  except ValueError:
+    return None
+  a = min(0.6, 0.08 + abs(v) / 20)
+  return f'background-color:rgba({"85,168,104" if v >= 0 else "196,78,82"},{a:.2f})'
+
+
+def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k: int,
+          max_plots: int = 6) -> dict[str, str]:
+  """Writes the plots, report.md and index.html into out_dir; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  cols = report_data.score_columns(run, recall_k)
+  order_col = cols[0] if cols else None
+  plotted = []  # (png filename, caption)
+  for col in cols[:max_plots]:
+    p = f'bars_{col.slug}.png'
+    report_plots.bars(run, col, os.path.join(out_dir, p))
+    plotted.append((p, f'{col.label}: per language, sorted'))
+    p = f'vs_data_{col.slug}.png'
+    if report_plots.score_vs_data(run, col, os.path.join(out_dir, p)):
+      plotted.append((p, f'{col.label} vs tuning examples'))
+    p = f'scripts_{col.slug}.png'
+    report_plots.script_boxes(run, col, os.path.join(out_dir, p))
+    plotted.append((p, f'{col.label} by script'))
+  headers = LANG_HEADERS + [f'{c.label} %' for c in cols]
+  rows = language_rows(run, cols, order_col)
+  summaries = [summary_section(run, report_data.summarize(run, c, threshold), threshold)
+               for c in cols]
+  compare = []
+  if others:
+    for col in cols:
+      h, r = compare_section(run, others, col)
+      p = f'delta_{col.slug}.png'
+      has_plot = report_plots.delta_bars(run, others, col, os.path.join(out_dir, p))
+      compare.append((col, h, r, p if has_plot else None))
+
+  model = run.results.get('model') if isinstance(run.results.get('model'), dict) else {}
+  model_rows = [[k, v if isinstance(v, (int, float, str)) else repr(v)] for k, v in model.items()]
+  warnings = run.warnings + [w for o in others for w in o.warnings]
+  title = f'Language report: {run.name}'
+  stamp = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+  sources = ', '.join(f for f in ('results.json', 'language_stats.json', 'tokenizer_stats.json',
+                                  'prompt_quality.json')
+                      if os.path.exists(os.path.join(run.path, f)))
+
+  # Markdown.
+  md = [f'# {title}\n', f'Generated {stamp} from {sources}. Scores in %.\n']
+  if model_rows:
+    md += ['## Model\n', tables.markdown(['key', 'value'], model_rows)]
+  for sec in summaries:
+    md += [f'## {sec.title}\n', sec.md]
+  md += ['## Per language\n', tables.markdown(headers, rows)]
+  if compare:
+    md.append('## Comparison (Δ = other − this run, points)\n')
+    for col, h, r, p in compare:
+      md += [f'### {col.label}\n', tables.markdown(h, r)]
+      if p:
+        md.append(f'![{col.label} deltas]({p})\n')
+  md.append('## Plots\n')
+  md += [f'![{cap}]({p})\n' for p, cap in plotted]
+  if warnings:
+    md += ['## Input warnings\n'] + [f'- {w}' for w in warnings] + ['']
+
+  # HTML.
+  score_start = len(LANG_HEADERS)
+  vmax = {j: max([float(r[j]) for r in rows if r[j]] or [0.0])
+          for j in range(score_start, len(headers))}
+  def lang_style(i, j):
+    return _heat(rows[i][j], vmax[j]) if j >= score_start else None
+  h = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+       f'<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>',
+       f'<h1>{html.escape(title)}</h1>',
+       f'<div class="sub">Generated {html.escape(stamp)} from {html.escape(sources)}. '
+       f'{len(rows)} languages; scores in %; chance from results.json meta.</div>']
+  if model_rows:
+    h += ['<h2>Model</h2>', tables.html_table(['key', 'value'], model_rows)]
+  for sec in summaries:
+    h += [f'<h2>{html.escape(sec.title)}</h2>', sec.html]
+  h.append('<h2>Plots</h2>')
+  h += [_img_html(os.path.join(out_dir, p), cap) for p, cap in plotted]
+  h += ['<h2>Per language</h2>',
+        tables.html_table(headers, rows, cell_style=lang_style,
+                          numeric_cols=tuple(range(3, len(headers))))]
+  if compare:
+    h.append('<h2>Comparison (Δ = other − this run, points)</h2>')
+    for col, ch, cr, p in compare:
+      def delta_style(i, j, ch=ch, cr=cr):
+        return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
+      h += [f'<h3>{html.escape(col.label)}</h3>',
+            tables.html_table(ch, cr, cell_style=delta_style,
+                              numeric_cols=tuple(range(2, len(ch))))]
+      if p:
+        h.append(_img_html(os.path.join(out_dir, p), f'{col.label} deltas'))
+  if warnings:
+    h += ['<h2>Input warnings</h2><ul class="warn">']
+    h += [f'<li>{html.escape(w)}</li>' for w in warnings] + ['</ul>']
+  h.append('</body></html>')
+
+  paths = {'html': os.path.join(out_dir, 'index.html'), 'md': os.path.join(out_dir, 'report.md')}
+  with open(paths['md'], 'w', encoding='utf-8') as f:
+    f.write('\n'.join(md))
+  with open(paths['html'], 'w', encoding='utf-8') as f:
+    f.write('\n'.join(h))
+  return paths
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog='mlit report', description=__doc__.split('\n')[0])
+  p.add_argument('run_dir', help='evaluation run directory holding results.json')
+  p.add_argument('--compare', nargs='+', default=[], metavar='OTHER',
+                 help='other run directories shown side by side with per-language deltas')
+  p.add_argument('--out', help='output directory (default RUN_DIR/report)')
+  p.add_argument('--threshold', type=float, default=0.05,
+                 help='list languages scoring below this fraction (default 0.05)')
+  p.add_argument('--recall-k', type=int, default=1, help='recall@k shown for retrieval')
+  args = p.parse_args(argv)
+  try:
+    run = report_data.load_run(args.run_dir)
+    others = [report_data.load_run(d) for d in args.compare]
+    taken = {run.name}
+    for o in others:  # Equal names would make the comparison columns ambiguous.
+      if o.name in taken:
+        o.name = f'{o.name} ({os.path.basename(os.path.normpath(o.path))})'
+      taken.add(o.name)
+  except (OSError, ValueError) as e:
+    print(f'mlit report: {e}', file=sys.stderr)
+    return 2
+  paths = build(run, others, args.out or os.path.join(args.run_dir, 'report'), args.threshold,
+                args.recall_k)
+  for w in run.warnings:
+    print(f'warning: {w}', file=sys.stderr)
+  print(f'wrote {paths["html"]} and {paths["md"]}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,218 @@
+"""Reads an evaluation run directory and builds per-language rows, summaries and deltas.
+
+Inputs (contracts in the evaluation suite): RUN_DIR/results.json (required), and when present
+language_stats.json (tuning examples per language), tokenizer_stats.json (coverage of the
+vocabulary) and prompt_quality.json ({lang: {"chrf": float, ...}}, round-trip chrF of the
+translated prompts, written by `mlit add-language prompts`).
+"""
+
+import collections
+import dataclasses
+import json
+import math
+import os
+import statistics
+from typing import Any
+
+from eval_multilingual import languages
+
+ZEROSHOT_METRIC = 'acc1'
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+  """One score column: a metric of a dataset/task."""
+  task: str
+  metric: str
+
+  @property
+  def label(self) -> str:
+    dataset = self.task.split('/')[0]
+    short = {'acc1': 'top-1 acc', 'acc5': 'top-5 acc'}.get(self.metric)
+    if short is None and 'recall@' in self.metric:
+      direction = 'T→I' if self.metric.startswith('image_') else 'I→T'
+      short = f'{direction} R@{self.metric.rsplit("@", 1)[1]}'
+    return f'{dataset} {short or self.metric}'
+
+  @property
+  def slug(self) -> str:
+    return ''.join(ch if ch.isalnum() else '_' for ch in f'{self.task}_{self.metric}')
+
+
+@dataclasses.dataclass
+class Run:
+  name: str
+  path: str
+  results: dict
+  language_stats: dict
+  tokenizer_stats: dict
+  prompt_quality: dict
+  warnings: list[str]
+
+  def score(self, lang: str, col: Column) -> float | None:
+    v = self.results['languages'].get(lang, {}).get(col.task, {}).get(col.metric)
+    return float(v) if _is_number(v) else None
+
+  def meta(self, lang: str) -> dict:
+    m = self.results.get('meta', {}).get(lang, {})
+    return m if isinstance(m, dict) else {}
+
+
+def _is_number(v: Any) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _read_json(path: str, required: bool) -> dict:
+  if not os.path.exists(path):
+    if required:
+      raise FileNotFoundError(f'{path}: no such file (expected the evaluation results)')
+    return {}
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}') from e
+  if not isinstance(data, dict):
+    raise ValueError(f'{path}: top level must be an object')
+  return data
+
+
+def load_run(run_dir: str) -> Run:
+  """Loads and validates a run directory; malformed metric entries are dropped with a warning."""
+  path = os.path.join(run_dir, 'results.json')
+  results = _read_json(path, required=True)
+  langs = results.get('languages')
+  if not isinstance(langs, dict):
+    raise ValueError(f'{path}: key "languages" missing or not an object')
+  warnings = []
+  clean = {}
+  for lang, tasks in langs.items():
+    if not isinstance(tasks, dict):
+      warnings.append(f'{path}: languages.{lang} is not an object; ignored')
+      continue
+    clean[lang] = {}
+    for task, metrics in tasks.items():
+      if not isinstance(metrics, dict):
+        warnings.append(f'{path}: languages.{lang}.{task} is not an object; ignored')
+        continue
+      clean[lang][task] = {}
+      for m, v in metrics.items():
+        if _is_number(v):
+          clean[lang][task][m] = v
+        else:
+          warnings.append(f'{path}: languages.{lang}.{task}.{m} = {v!r} is not a number; ignored')
+  results = dict(results, languages=clean)
+  model = results.get('model') if isinstance(results.get('model'), dict) else {}
+  name = str(model.get('name') or os.path.basename(os.path.normpath(run_dir)))
+  return Run(name=name, path=run_dir, results=results,
+             language_stats=_read_json(os.path.join(run_dir, 'language_stats.json'), False),
+             tokenizer_stats=_read_json(os.path.join(run_dir, 'tokenizer_stats.json'), False),
+             prompt_quality=_read_json(os.path.join(run_dir, 'prompt_quality.json'), False),
+             warnings=warnings)
+
+
+def score_columns(run: Run, recall_k: int = 1) -> list[Column]:
+  """Zero-shot top-1 accuracy and text<->image recall@k of every task, in a stable order."""
+  metrics = collections.defaultdict(set)
+  for tasks in run.results['languages'].values():
+    for task, ms in tasks.items():
+      metrics[task].update(ms)
+  cols = []
+  for task in sorted(metrics, key=lambda t: ('retrieval' in t, t)):
+    wanted = [ZEROSHOT_METRIC, f'image_retrieval_recall@{recall_k}',
+              f'text_retrieval_recall@{recall_k}']
+    chosen = [m for m in wanted if m in metrics[task]]
+    if not chosen:  # A task with other metric names: show them all rather than hide it.
+      chosen = sorted(metrics[task])
+    cols.extend(Column(task, m) for m in chosen)
+  return cols
+
+
+def chance(run: Run, lang: str, col: Column) -> float | None:
+  """Chance level: k/n_classes for top-k accuracy, k/n_examples for recall@k; None if unknown."""
+  meta = run.meta(lang)
+  task_meta = meta.get(col.task) if isinstance(meta.get(col.task), dict) else {}
+  k = 5 if col.metric == 'acc5' else 1
+  if '@' in col.metric:
+    k = int(col.metric.rsplit('@', 1)[1])
+  if col.metric.startswith('acc'):
+    n = task_meta.get('n_classes', meta.get('n_classes'))
+  elif 'recall@' in col.metric:
+    n = task_meta.get('n_examples', meta.get('n_examples'))
+  else:
+    return None
+  return min(1.0, k / n) if _is_number(n) and n > 0 else None
+
+
+def language_info(run: Run, lang: str) -> languages.Language:
+  return languages.lookup(lang)
+
+
+def tokens_per_unit(stats: dict) -> tuple[float | None, str]:
+  """The tokenizer-stats value to show: per character for unspaced scripts when available."""
+  unit = stats.get('unit', 'word')
+  v = stats.get('tokens_per_char' if unit == 'char' else 'tokens_per_word')
+  return (float(v) if _is_number(v) else None), unit
+
+
+def n_tuning_examples(run: Run, lang: str) -> int | None:
+  v = run.language_stats.get(lang, {}).get('n_train_examples')
+  return int(v) if _is_number(v) else None
+
+
+def ordered_languages(run: Run, col: Column | None) -> list[str]:
+  """Languages by decreasing score of `col` (missing scores last), then by code."""
+  langs = list(run.results['languages'])
+  def key(lang):
+    s = run.score(lang, col) if col else None
+    return (s is None, -(s or 0.0), lang)
+  return sorted(langs, key=key)
+
+
+@dataclasses.dataclass
+class Summary:
+  col: Column
+  n: int
+  macro: float | None
+  macro_reported: float | None
+  english: float | None
+  median_rest: float | None
+  by_script: list[tuple[str, int, float, float, str, str]]  # script, n, mean, median, min, max
+  below_chance: list[str]
+  below_threshold: list[str]
+
+
+def summarize(run: Run, col: Column, threshold: float) -> Summary:
+  scores = {l: s for l in run.results['languages'] if (s := run.score(l, col)) is not None}
+  reported = run.results.get('macro', {}).get(col.task, {}).get(col.metric)
+  english = scores.get('en')
+  rest = [s for l, s in scores.items() if l != 'en']
+  groups = collections.defaultdict(list)
+  for l, s in scores.items():
+    groups[language_info(run, l).script].append((s, l))
+  by_script = []
+  for script, items in sorted(groups.items(), key=lambda kv: -statistics.median(
+      s for s, _ in kv[1])):
+    vals = [s for s, _ in items]
+    lo, hi = min(items), max(items)
+    by_script.append((script, len(items), statistics.fmean(vals), statistics.median(vals),
+                      lo[1], hi[1]))
+  below_chance = sorted(l for l, s in scores.items()
+                        if (c := chance(run, l, col)) is not None and s <= c)
+  below_threshold = sorted(l for l, s in scores.items() if s < threshold)
+  return Summary(col=col, n=len(scores),
+                 macro=statistics.fmean(scores.values()) if scores else None,
+                 macro_reported=float(reported) if _is_number(reported) else None,
+                 english=english, median_rest=statistics.median(rest) if rest else None,
+                 by_script=by_script, below_chance=below_chance,
+                 below_threshold=below_threshold)
+
+
+def deltas(base: Run, other: Run, col: Column) -> dict[str, float]:
+  """Per-language other − base for languages scored in both runs."""
+  out = {}
+  for lang in base.results['languages']:
+    a, b = base.score(lang, col), other.score(lang, col)
+    if a is not None and b is not None:
+      out[lang] = b - a
+  return out

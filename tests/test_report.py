@@ -1,0 +1,148 @@
+"""`mlit report` on synthetic results.json files written by the test."""
+
+import json
+import math
+import random
+
+import pytest
+from PIL import Image
+
+from eval_multilingual import languages
+from eval_multilingual import report
+from eval_multilingual import report_data
+
+ZS = 'emoji_cldr/zeroshot_classification'
+WIT = 'wit/retrieval'
+EVIL = '<script>alert(1)</script>'
+
+
+def write_run(path, seed: int, boost: float = 0.0, n_langs: int = 14, evil: bool = True,
+              with_stats: bool = True):
+  """A plausible run: English best, scores fall with data; deterministic per seed."""
+  rng = random.Random(seed)
+  codes = ['en', 'de', 'fr'] + [c for c in languages.WIT_LANGUAGES
+                               if c not in ('en', 'de', 'fr')][:n_langs - 3]
+  if evil:
+    codes.append(EVIL)
+  langs, meta, lstats, tstats, pq = {}, {}, {}, {}, {}
+  for i, c in enumerate(codes):
+    n_train = 0 if i % 13 == 7 else int(10 ** (7 - 5 * i / len(codes)) * rng.uniform(0.5, 2))
+    base = 0.02 + 0.6 * math.log10(1 + n_train) / 7 + rng.uniform(-0.05, 0.05)
+    acc = max(0.0, min(1.0, base + boost * (i > 0)))
+    langs[c] = {ZS: {'acc1': acc, 'acc5': min(1.0, acc + 0.2)},
+                WIT: {'image_retrieval_recall@1': acc * 0.5,
+                      'text_retrieval_recall@1': acc * 0.45,
+                      'image_retrieval_recall@5': min(1.0, acc * 0.9)}}
+    meta[c] = {'n_examples': 200, 'n_classes': 50}
+    lstats[c] = {'n_train_examples': n_train}
+    script = languages.lookup(c).script
+    tstats[c] = {'tokens_per_word': 1.3 if script == 'Latn' else 4.0,
+                 'byte_fallback_share': 0.0 if script == 'Latn' else 0.6,
+                 'unk_share': 0.0, 'truncated_share': 0.05 if script == 'Latn' else 0.7,
+                 'n_texts': 100}
+    pq[c] = {'chrf': 55.0 + i}
+  results = {'model': {'name': path.name, 'vocab': 'mc4 <vocab>'}, 'languages': langs,
+             'macro': {ZS: {'acc1': sum(v[ZS]['acc1'] for v in langs.values()) / len(langs)}},
+             'meta': meta}
+  path.mkdir(parents=True, exist_ok=True)
+  (path / 'results.json').write_text(json.dumps(results), encoding='utf-8')
+  if with_stats:
+    (path / 'language_stats.json').write_text(json.dumps(lstats))
+    (path / 'tokenizer_stats.json').write_text(json.dumps(tstats))
+    (path / 'prompt_quality.json').write_text(json.dumps(pq))
+  return results
+
+
+def _is_png(path) -> bool:
+  with open(path, 'rb') as f:
+    if f.read(8) != b'\x89PNG\r\n\x1a\n':
+      return False
+  with Image.open(path) as im:
+    im.verify()
+  with Image.open(path) as im:
+    return im.size[0] >= 300 and im.size[1] >= 200
+
+
+def test_report_html_md_and_plots(tmp_path):
+  write_run(tmp_path / 'a', seed=1)
+  assert report.main([str(tmp_path / 'a')]) == 0
+  out = tmp_path / 'a' / 'report'
+  page = (out / 'index.html').read_text(encoding='utf-8')
+  assert EVIL not in page and '&lt;script&gt;alert(1)&lt;/script&gt;' in page
+  assert 'mc4 &lt;vocab&gt;' in page
+  assert page.count('<script') == 0  # self-contained and inert: no scripts at all
+  assert page.count('data:image/png;base64,') >= 6
+  assert 'src="http' not in page and "href=" not in page
+  pngs = sorted(p.name for p in out.glob('*.png'))
+  assert any(p.startswith('bars_') for p in pngs)
+  assert any(p.startswith('vs_data_') for p in pngs)
+  assert any(p.startswith('scripts_') for p in pngs)
+  assert all(_is_png(out / p) for p in pngs)
+  md = (out / 'report.md').read_text(encoding='utf-8')
+  assert '| English | en | Latn |' in md
+  assert 'Macro average' in md and 'median of the other' in md
+
+
+def test_summary_numbers(tmp_path):
+  write_run(tmp_path / 'a', seed=3, evil=False)
+  data = json.loads((tmp_path / 'a' / 'results.json').read_text())
+  # Force one language under chance (1/50) and one just above the threshold.
+  data['languages']['de'][ZS]['acc1'] = 0.01
+  data['languages']['fr'][ZS]['acc1'] = 0.06
+  (tmp_path / 'a' / 'results.json').write_text(json.dumps(data))
+  run = report_data.load_run(str(tmp_path / 'a'))
+  col = report_data.Column(ZS, 'acc1')
+  s = report_data.summarize(run, col, threshold=0.05)
+  accs = {l: v[ZS]['acc1'] for l, v in data['languages'].items()}
+  assert s.n == len(accs)
+  assert s.macro == pytest.approx(sum(accs.values()) / len(accs))
+  rest = sorted(v for l, v in accs.items() if l != 'en')
+  assert s.median_rest == pytest.approx((rest[len(rest) // 2 - 1] + rest[len(rest) // 2]) / 2
+                                        if len(rest) % 2 == 0 else rest[len(rest) // 2])
+  assert s.english == accs['en']
+  assert 'de' in s.below_chance and 'fr' not in s.below_chance
+  assert s.below_threshold == sorted(l for l, v in accs.items() if v < 0.05)
+  assert sum(n for _, n, *_ in s.by_script) == len(accs)
+  assert report_data.chance(run, 'de', col) == pytest.approx(1 / 50)
+  assert report_data.chance(run, 'de', report_data.Column(WIT, 'image_retrieval_recall@5')) == (
+      pytest.approx(5 / 200))
+
+
+def test_compare_deltas(tmp_path):
+  a = write_run(tmp_path / 'a', seed=1)
+  b = write_run(tmp_path / 'b', seed=1, boost=0.1, with_stats=False)
+  del b['languages']['de']  # a language missing from one run has no delta
+  (tmp_path / 'b' / 'results.json').write_text(json.dumps(b))
+  out = tmp_path / 'cmp'
+  assert report.main([str(tmp_path / 'a'), '--compare', str(tmp_path / 'b'),
+                      '--out', str(out)]) == 0
+  ra, rb = report_data.load_run(str(tmp_path / 'a')), report_data.load_run(str(tmp_path / 'b'))
+  d = report_data.deltas(ra, rb, report_data.Column(ZS, 'acc1'))
+  assert 'de' not in d
+  for lang, delta in d.items():
+    assert delta == pytest.approx(b['languages'][lang][ZS]['acc1'] - a['languages'][lang][ZS][
+        'acc1'])
+  assert d['en'] == 0.0
+  md = (out / 'report.md').read_text(encoding='utf-8')
+  # Row of a boosted language in the comparison table: a, b, delta in points.
+  fr_a, fr_b = a['languages']['fr'][ZS]['acc1'], b['languages']['fr'][ZS]['acc1']
+  row = f'| French | fr | {100 * fr_a:.1f} | {100 * fr_b:.1f} | {100 * (fr_b - fr_a):+.1f} |'
+  assert row in md
+  delta_pngs = list(out.glob('delta_*.png'))
+  assert delta_pngs and all(_is_png(p) for p in delta_pngs)
+  assert (out / 'index.html').read_text(encoding='utf-8').count('data:image/png') >= 9
+
+
+def test_bad_results_are_clear_errors(tmp_path, capsys):
+  (tmp_path / 'r').mkdir()
+  assert report.main([str(tmp_path / 'r')]) == 2
+  assert 'results.json: no such file' in capsys.readouterr().err
+  (tmp_path / 'r' / 'results.json').write_text('{"languages": [1]}')
+  assert report.main([str(tmp_path / 'r')]) == 2
+  assert 'key "languages" missing or not an object' in capsys.readouterr().err
+  (tmp_path / 'r' / 'results.json').write_text(
+      json.dumps({'languages': {'en': {ZS: {'acc1': 'high', 'acc5': 0.5}}}}))
+  run = report_data.load_run(str(tmp_path / 'r'))
+  assert run.results['languages']['en'][ZS] == {'acc5': 0.5}
+  assert any('languages.en.' + ZS + '.acc1' in w for w in run.warnings)
+  assert report.main([str(tmp_path / 'r')]) == 0  # still renders what is valid
