@@ -1,0 +1,81 @@
+"""Process-wide counters of data quality: skipped rows per reason, truncated texts.
+
+Sources and preprocessors run inside tf.data (Python generators, numpy_function),
+so the counters live in this module and the trainer writes them next to the run
+with `write_json(model_dir)` (file `data_stats.json`).
+"""
+
+import collections
+import json
+import os
+import threading
+
+from absl import logging
+import tensorflow as tf
+
+STATS_FILENAME = "data_stats.json"
+
+_lock = threading.Lock()
+_skipped = collections.Counter()  # reason -> rows skipped
+_kept = collections.Counter()  # source name -> rows kept
+_texts = collections.Counter()  # feature -> texts tokenized
+_truncated = collections.Counter()  # feature -> texts longer than the length
+_examples_logged = collections.Counter()  # reason -> how many were logged
+
+# Rows skipped for these reasons (the names are part of data_stats.json).
+REASONS = ("wrong_column_count", "bad_percent_encoding", "invalid_utf8",
+           "all_signals_empty", "unreadable_image", "missing_image",
+           "bad_field", "not_in_subset", "not_a_photo")
+_MAX_LOGGED_PER_REASON = 5
+
+
+def skip(reason: str, where: str = "") -> None:
+  """Counts one skipped row; logs the first few of each reason with `where`."""
+  if reason not in REASONS:
+    raise ValueError(f"unknown skip reason {reason!r}; known: {REASONS}")
+  with _lock:
+    _skipped[reason] += 1
+    log_it = _examples_logged[reason] < _MAX_LOGGED_PER_REASON
+    _examples_logged[reason] += 1
+  if log_it:
+    logging.warning("skipping row (%s) at %s", reason, where)
+
+
+def keep(source: str) -> None:
+  with _lock:
+    _kept[source] += 1
+
+
+def count_text(feature: str, truncated: bool) -> None:
+  with _lock:
+    _texts[feature] += 1
+    _truncated[feature] += int(truncated)
+
+
+def snapshot() -> dict:
+  """A JSON-ready copy of every counter."""
+  with _lock:
+    return {
+        "skipped_rows": dict(_skipped),
+        "kept_rows": dict(_kept),
+        "texts": {f: {"n_texts": n, "n_truncated": _truncated[f],
+                      "truncated_share": _truncated[f] / n}
+                  for f, n in _texts.items() if n},
+    }
+
+
+def reset() -> None:
+  with _lock:
+    for c in (_skipped, _kept, _texts, _truncated, _examples_logged):
+      c.clear()
+
+
+def write_json(directory: str) -> str:
+  """Logs the counters and writes them to `directory`/data_stats.json."""
+  stats = snapshot()
+  logging.info("data stats: %s", json.dumps(stats, sort_keys=True))
+  tf.io.gfile.makedirs(directory)
+  path = os.path.join(directory, STATS_FILENAME)
+  with tf.io.gfile.GFile(path, "w") as f:
+    json.dump(stats, f, indent=1, sort_keys=True)
+  return path

@@ -1,0 +1,41 @@
+"""Opening plain, .gz and .bz2 data files (local or any tf.io.gfile filesystem)."""
+
+import bz2
+import gzip
+import io
+from typing import BinaryIO
+
+import tensorflow as tf
+
+
+def open_binary(path: str) -> BinaryIO:
+  """A binary stream of the decompressed content, chosen by the file suffix."""
+  raw = tf.io.gfile.GFile(path, "rb")
+  if path.endswith(".gz"):
+    return gzip.GzipFile(fileobj=raw, mode="rb")
+  if path.endswith(".bz2"):
+    return bz2.BZ2File(raw, mode="rb")
+  return raw
+
+
+def open_text(path: str) -> io.TextIOWrapper:
+  """A text stream for the csv module: undecodable bytes become surrogates.
+
+  Rows are checked with `has_invalid_utf8` so one bad byte skips one row, not the file.
+  """
+  return io.TextIOWrapper(open_binary(path), encoding="utf-8",
+                          errors="surrogateescape", newline="")
+
+
+def has_invalid_utf8(text: str) -> bool:
+  return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def expand_patterns(patterns) -> list[str]:
+  """Sorted files matching one pattern or a comma-separated/list of patterns."""
+  if isinstance(patterns, str):
+    patterns = [p for p in patterns.split(",") if p]
+  files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+  if not files:
+    raise FileNotFoundError(f"no file matches {patterns}")
+  return files

@@ -1,0 +1,27 @@
+"""Registers the seqio tasks a gin config asks for, after gin is parsed.
+
+File patterns and options come from gin, so registration cannot happen at import
+time. A gin file lists the registration functions to run, e.g.:
+  tasks.registration.register_tasks.registrations = [@tasks.yfcc.register_yfcc]
+  tasks.yfcc.register_yfcc.tsv_pattern = %YFCC_TSV_PATTERN
+and the trainer calls `register_tasks()` once gin is parsed.
+"""
+
+from typing import Callable, Sequence
+
+import gin
+
+# Importing makes their configurables known to gin.
+from tasks import cc12m  # noqa: F401
+from tasks import vocabularies  # noqa: F401
+from tasks import wit  # noqa: F401
+from tasks import yfcc  # noqa: F401
+
+
+@gin.configurable
+def register_tasks(registrations: Sequence[Callable[[], list]] = ()) -> list:
+  """Calls each gin-bound registration function; returns all registered names."""
+  names = []
+  for register in registrations:
+    names.extend(register())
+  return names

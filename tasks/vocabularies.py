@@ -1,0 +1,43 @@
+"""The SentencePiece vocabulary and the seqio output features of every mlit task.
+
+`VOCABULARY` (a gin macro in T5X style) names the .model file: by default mT5's
+mc4 vocabulary; any local or gfile SentencePiece .model works.
+"""
+
+import gin
+import seqio
+import tensorflow as tf
+
+MT5_VOCABULARY = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+DEFAULT_TEXT_LENGTH = 16  # tokens, EOS included (the paper's choice)
+
+
+@gin.configurable
+def vocabulary(path: str = MT5_VOCABULARY, extra_ids: int = 0) -> seqio.SentencePieceVocabulary:
+  return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
+
+
+def text_feature(vocab: seqio.Vocabulary) -> seqio.Feature:
+  return seqio.Feature(vocab, add_eos=True, dtype=tf.int32)
+
+
+def image_feature() -> seqio.Feature:
+  return seqio.Feature(seqio.PassThroughVocabulary(size=0), add_eos=False,
+                       dtype=tf.float32, rank=3)
+
+
+def embedding_feature() -> seqio.Feature:
+  return seqio.Feature(seqio.PassThroughVocabulary(size=0), add_eos=False,
+                       dtype=tf.float32, rank=1)
+
+
+def output_features(text_names, vocab, image: str = "image") -> dict:
+  """{text names -> token features} + 'image' (pixels) or 'image_embedding'."""
+  features = {n: text_feature(vocab) for n in text_names}
+  if image == "image":
+    features["image"] = image_feature()
+  elif image == "image_embedding":
+    features["image_embedding"] = embedding_feature()
+  elif image is not None:
+    raise ValueError(f"image feature must be 'image', 'image_embedding' or None, got {image!r}")
+  return features
