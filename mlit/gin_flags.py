@@ -7,6 +7,7 @@ directory and the installed `share/mlit/gin`.
 """
 
 import argparse
+import logging
 import os
 import pathlib
 import re
@@ -26,14 +27,19 @@ class GinConfigError(ValueError):
 
 
 def default_search_paths() -> list[str]:
-  """The repo's gin/ dir (source checkout) and the installed share/mlit/gin."""
+  """The repo's gin/ dir (source checkout) and the installed share/mlit/gin.
+
+  Their parents are searched too, so `--gin_file=gin/local_tiny.gin` works
+  from any working directory, like `--gin_file=local_tiny.gin`.
+  """
   paths = []
   repo_gin = pathlib.Path(mlit.__file__).resolve().parent.parent / "gin"
-  if repo_gin.is_dir():
-    paths.append(str(repo_gin))
   installed = pathlib.Path(sys.prefix) / "share" / "mlit" / "gin"
-  if installed.is_dir() and str(installed) not in paths:
-    paths.append(str(installed))
+  for d in (repo_gin, installed):
+    if d.is_dir():
+      for p in (str(d), str(d.parent)):
+        if p not in paths:
+          paths.append(p)
   return paths
 
 
@@ -44,7 +50,7 @@ def rewrite_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     m = _GIN_ARG.match(arg)
     if m:
       bindings.append(f"{m.group(1)} = {m.group(2)}")
-    elif arg.startswith("--gin.") :
+    elif arg.startswith("--gin."):
       raise GinConfigError(
           f"bad flag {arg!r}: write it as --gin.NAME=VALUE, e.g. "
           "--gin.MODEL_DIR=\\\"/tmp/run\\\"")
@@ -104,6 +110,28 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
     gin.add_config_file_search_path(path)
   if not gin_files:
     raise GinConfigError("no --gin_file given (e.g. --gin_file=gin/local_tiny.gin)")
+  quiet = _QuietMissingPaths()
+  logging.getLogger().addFilter(quiet)
+  try:
+    _parse_files(gin_files, paths)
+  finally:
+    logging.getLogger().removeFilter(quiet)
+  _parse_bindings(bindings)
+  if finalize:
+    try:
+      gin.finalize()
+    except Exception as e:  # pylint: disable=broad-except
+      raise GinConfigError(f"gin config error: {e}") from e
+
+
+class _QuietMissingPaths(logging.Filter):
+  """Gin logs an error for every search path an include is not under."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith("Path not found")
+
+
+def _parse_files(gin_files, paths):
   for f in gin_files:
     try:
       gin.parse_config_file(f)
@@ -112,6 +140,9 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
           f"gin file {f!r} not found (search paths: {paths}): {e}") from e
     except Exception as e:  # gin adds "In file X, line N" to its messages.
       raise GinConfigError(f"error in gin file {f!r}: {e}") from e
+
+
+def _parse_bindings(bindings):
   for b in bindings:
     name = b.split("=", 1)[0].strip()
     # A misspelt macro on the command line would otherwise bind a new macro
@@ -131,17 +162,19 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
     raise GinConfigError(
         f"required gin macro(s) not set: {', '.join(missing)} "
         f"(they are %gin.REQUIRED; pass e.g. {flags})")
-  if finalize:
-    try:
-      gin.finalize()
-    except Exception as e:  # pylint: disable=broad-except
-      raise GinConfigError(f"gin config error: {e}") from e
 
 
-def parse_flags(argv: Sequence[str], description: str) -> argparse.Namespace:
-  """Parses a T5X-style command line and the gin config it names."""
+def parse_flags(argv: Sequence[str], description: str,
+                add_arguments=None) -> argparse.Namespace:
+  """Parses a T5X-style command line and the gin config it names.
+
+  `add_arguments(parser)` may add a job's own (non-gin) flags.
+  """
   argv, gin_args = rewrite_gin_args(argv)
-  args = make_parser(description).parse_args(argv)
+  parser = make_parser(description)
+  if add_arguments is not None:
+    add_arguments(parser)
+  args = parser.parse_args(argv)
   paths = None
   if args.gin_search_paths:
     paths = [p for p in args.gin_search_paths.split(",") if p]

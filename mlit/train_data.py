@@ -1,0 +1,90 @@
+"""Input pipeline of the trainer: a seqio task -> per-process LiT batches.
+
+The task is read as `num_data_shards` shards (default: one per process).
+Every global batch is the concatenation, in shard order, of one batch of
+global_batch / num_data_shards examples from each shard; each process reads
+only its own consecutive block of shards. So the data of step s depends on
+(seed, num_data_shards, s) only, not on the number of processes: a run on one
+process with num_data_shards=2 sees the same batches as a two-process run,
+and a run resumed at step s skips exactly the s batches it consumed before.
+"""
+
+import dataclasses
+from typing import Iterator, Mapping, Optional
+
+import jax
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from tasks import feature_converter
+
+IMAGE_KEYS = feature_converter.IMAGE_KEYS
+
+
+@dataclasses.dataclass
+class InputInfo:
+  text_keys: tuple[str, ...]
+  image_key: Optional[str]
+  shapes: dict[str, tuple[int, ...]]  # per-example shapes
+  dtypes: dict[str, np.dtype]
+
+
+def _make_tf_dataset(name: str, task_feature_lengths: Mapping[str, int],
+                     split: str, per_process_batch: int, seed: int,
+                     shuffle: bool, use_cached: bool,
+                     shard: seqio.ShardInfo) -> tf.data.Dataset:
+  try:
+    provider = seqio.get_mixture_or_task(name)
+  except ValueError as e:
+    raise ValueError(f"MIXTURE_OR_TASK_NAME {name!r} is not a registered "
+                     f"seqio task or mixture ({e}); import the module that "
+                     "registers it in a gin file") from e
+  lengths = dict(task_feature_lengths)
+  # A shard per process; single-process runs read the whole split.
+  kwargs = dict(sequence_length=lengths, split=split, shuffle=shuffle,
+                seed=seed, num_epochs=None, use_cached=use_cached)
+  if shard.num_shards > 1:
+    kwargs["shard_info"] = shard
+  ds = provider.get_dataset(**kwargs)
+  ds = feature_converter.LiTFeatureConverter()(ds, lengths)
+  return ds.batch(per_process_batch, drop_remainder=True)
+
+
+def _concat(*batches):
+  return {k: tf.concat([b[k] for b in batches], axis=0) for k in batches[0]}
+
+
+def make_input(name: str, task_feature_lengths: Mapping[str, int],
+               global_batch: int, *, split: str = "train", seed: int = 0,
+               shuffle: bool = True, use_cached: bool = False,
+               start_step: int = 0, num_data_shards: Optional[int] = None
+               ) -> tuple[Iterator[dict[str, np.ndarray]], InputInfo]:
+  """Per-process NumPy batches starting at `start_step`, and their layout."""
+  nproc, pid = jax.process_count(), jax.process_index()
+  shards = num_data_shards or nproc
+  if shards % nproc:
+    raise ValueError(f"num_data_shards={shards} must be a multiple of the "
+                     f"{nproc} processes")
+  if global_batch % shards:
+    raise ValueError(f"BATCH_SIZE={global_batch} is not divisible by the "
+                     f"{shards} data shards")
+  per_process = shards // nproc
+  parts = [_make_tf_dataset(name, task_feature_lengths, split,
+                            global_batch // shards, seed, shuffle, use_cached,
+                            seqio.ShardInfo(index=i, num_shards=shards))
+           for i in range(pid * per_process, (pid + 1) * per_process)]
+  ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(
+      tuple(parts)).map(_concat)
+  spec = ds.element_spec
+  text_keys = tuple(k for k in task_feature_lengths if k not in IMAGE_KEYS)
+  image_keys = [k for k in IMAGE_KEYS if k in spec]
+  info = InputInfo(
+      text_keys=text_keys,
+      image_key=image_keys[0] if image_keys else None,
+      shapes={k: tuple(v.shape[1:]) for k, v in spec.items()},
+      dtypes={k: np.dtype(v.dtype.as_numpy_dtype) for k, v in spec.items()})
+  # Skipping re-reads the consumed batches: exact, and cheap for pre-computed
+  # embeddings (the usual LiT input).
+  ds = ds.skip(start_step).prefetch(2)
+  return ds.as_numpy_iterator(), info
