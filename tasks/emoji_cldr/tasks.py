@@ -1,0 +1,155 @@
+"""seqio tasks over a built emoji_cldr directory.
+
+register_emoji_cldr_tasks(data_dir, vocab_path) registers:
+  emoji_cldr.<lang>            'train': tuning pairs (text = name or keyword phrase
+                               in lang, image = augmented Noto render)
+  emoji_cldr.all               the same over every language (example_id starts
+                               with the language)
+  emoji_cldr_heldout.<lang>    'validation': held-out concepts, name in lang +
+                               centred Noto render (retrieval; .all: every language)
+  emoji_cldr_symbola.<lang>    'validation': held-out names + Symbola renders
+  emoji_cldr_subgroups         'train'/'validation': image + 'label' (Unicode
+                               subgroup id) of tuning / held-out concepts, for
+                               image tower pre-training
+Features: 'text' int32 token ids (EOS appended), 'image' float32 [H, W, 3] in
+[-1, 1], 'example_id' string ('<lang>/<emoji>/<name|kwN|domain>').
+"""
+
+import functools
+
+import gin
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from tasks import token_preprocessors
+from tasks import vocabularies
+from tasks.emoji_cldr import data as data_lib
+from tasks.emoji_cldr import pairs as pairs_lib
+from tasks.emoji_cldr import split as split_lib
+
+_SHUFFLE_BUFFER = 1024  # sources already shuffle indices fully; this mixes the rest
+
+
+def _index_dataset(columns: dict, shuffle: bool, seed) -> tf.data.Dataset:
+  """Small columns (ids, strings) as a dataset, fully shuffled each epoch when asked."""
+  ds = tf.data.Dataset.from_tensor_slices(columns)
+  if shuffle:
+    ds = ds.shuffle(len(next(iter(columns.values()))), seed=seed,
+                    reshuffle_each_iteration=True)
+  return ds
+
+
+@functools.lru_cache(maxsize=8)
+def _image_table(ds: data_lib.EmojiData, name: str) -> tf.Tensor:
+  # One eager tensor per array, shared by all tasks: the dataset functions
+  # capture it by reference instead of embedding a copy each.
+  return tf.constant(ds.array(name))
+
+
+def _gather_images(table: tf.Tensor):
+  """Preprocessor: 'image_row' -> 'image' float32 in [-1, 1]."""
+  shape = table.shape[1:]
+
+  def fn(dataset, **unused):
+    def gather(ex):
+      ex = dict(ex)
+      img = tf.gather(table, ex.pop('image_row'))
+      img = tf.cast(img, tf.float32) * (2.0 / 255.0) - 1.0
+      ex['image'] = tf.ensure_shape(img, shape)
+      return ex
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+  return fn
+
+
+def _pairs_source(get_pairs_by_split: dict) -> seqio.FunctionDataSource:
+  def dataset_fn(split, shuffle_files, seed=None):
+    p = get_pairs_by_split[split]()
+    return _index_dataset({'text': np.asarray(p.texts, dtype=object),
+                           'image_row': p.image_index,
+                           'example_id': np.asarray(p.example_ids, dtype=object)},
+                          shuffle_files, seed)
+  return seqio.FunctionDataSource(dataset_fn, splits=list(get_pairs_by_split))
+
+
+def _merge(parts: list[pairs_lib.Pairs]) -> pairs_lib.Pairs:
+  return pairs_lib.Pairs(
+      [t for p in parts for t in p.texts],
+      np.concatenate([p.image_index for p in parts]).astype(np.int32),
+      parts[0].images, [i for p in parts for i in p.example_ids],
+      np.concatenate([p.concept for p in parts]).astype(np.int32))
+
+
+def _add(name, source, preprocessors, output_features):
+  if name in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.remove(name)
+  seqio.TaskRegistry.add(name, source=source, preprocessors=preprocessors,
+                         output_features=output_features,
+                         shuffle_buffer_size=_SHUFFLE_BUFFER)
+
+
+def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab):
+  """split_fns: split -> callable returning Pairs whose rows index image_array."""
+  preprocessors = [
+      functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
+      token_preprocessors.trim_and_count,
+      _gather_images(_image_table(ds, image_array)),
+  ]
+  _add(name, _pairs_source(split_fns), preprocessors,
+       vocabularies.output_features(['text'], vocab, 'image'))
+
+
+def _register_subgroups(ds: data_lib.EmojiData, name: str):
+  aug, aug_concept = ds.images('noto_aug')
+  sg = ds.subgroup_ids()
+  tuning = np.isin(aug_concept, ds.concept_ids(split_lib.TUNING))
+
+  def dataset_fn(split, shuffle_files, seed=None):
+    rows = np.nonzero(tuning if split == 'train' else ~tuning)[0].astype(np.int32)
+    return _index_dataset({'image_row': rows, 'label': sg[aug_concept[rows]]},
+                          shuffle_files, seed)
+
+  features = {'image': vocabularies.image_feature(),
+              'label': seqio.Feature(seqio.PassThroughVocabulary(size=0),
+                                     add_eos=False, dtype=tf.int32, rank=0)}
+  _add(name, seqio.FunctionDataSource(dataset_fn, splits=['train', 'validation']),
+       [_gather_images(_image_table(ds, 'noto_aug'))], features)
+
+
+@gin.configurable
+def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | None = None,
+                              languages=None, names_only: bool = False) -> list[str]:
+  """Registers the emoji_cldr tasks (module docstring); returns their names.
+
+  vocab_path: SentencePiece .model (default: tasks.vocabularies.vocabulary()).
+  languages: subset of the built languages (default: all of them).
+  names_only: tuning texts are the CLDR names only (no keyword phrases).
+  """
+  ds = data_lib.load(data_dir)
+  vocab = (seqio.SentencePieceVocabulary(vocab_path) if vocab_path
+           else vocabularies.vocabulary())
+  langs = list(languages) if languages else ds.languages
+  unknown = sorted(set(langs) - set(ds.languages))
+  if unknown:
+    raise ValueError(f'{data_dir}: languages {unknown} not in the build '
+                     f'(manifest.json lists {len(ds.languages)})')
+  names = []
+  for lang in langs:
+    tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only)
+    held = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'noto')
+    _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, 'noto_aug', vocab)
+    _text_image_task(f'emoji_cldr_heldout.{lang}', ds, {'validation': held},
+                     'noto_eval', vocab)
+    sym = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'symbola')
+    _text_image_task(f'emoji_cldr_symbola.{lang}', ds, {'validation': sym},
+                     'symbola', vocab)
+    names += [f'emoji_cldr.{lang}', f'emoji_cldr_heldout.{lang}',
+              f'emoji_cldr_symbola.{lang}']
+  tune_all = lambda: _merge([pairs_lib.tuning_pairs(ds, l, names_only) for l in langs])
+  _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, 'noto_aug', vocab)
+  held_all = lambda: _merge([pairs_lib.heldout_pairs(ds, l, 'noto') for l in langs])
+  _text_image_task('emoji_cldr_heldout.all', ds, {'validation': held_all}, 'noto_eval',
+                   vocab)
+  _register_subgroups(ds, 'emoji_cldr_subgroups')
+  names += ['emoji_cldr.all', 'emoji_cldr_heldout.all', 'emoji_cldr_subgroups']
+  return names
