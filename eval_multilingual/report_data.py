@@ -129,7 +129,10 @@ def score_columns(run: Run, recall_k: int = 1) -> list[Column]:
 
 
 def chance(run: Run, lang: str, col: Column) -> float | None:
-  """Chance level: k/n_classes for top-k accuracy, k/n_examples for recall@k; None if unknown."""
+  """Chance level: k/n_classes for top-k accuracy, k/(images or texts ranked) for recall@k.
+
+  Counts come from results.json meta[lang][task] (or meta[lang]); None when unknown.
+  """
   meta = run.meta(lang)
   task_meta = meta.get(col.task) if isinstance(meta.get(col.task), dict) else {}
   k = 5 if col.metric == 'acc5' else 1
@@ -138,7 +141,9 @@ def chance(run: Run, lang: str, col: Column) -> float | None:
   if col.metric.startswith('acc'):
     n = task_meta.get('n_classes', meta.get('n_classes'))
   elif 'recall@' in col.metric:
-    n = task_meta.get('n_examples', meta.get('n_examples'))
+    # Text->image ranks images, image->text ranks texts; n_examples when counts are absent.
+    which = 'n_images' if col.metric.startswith('image_') else 'n_texts'
+    n = task_meta.get(which, task_meta.get('n_examples', meta.get('n_examples')))
   else:
     return None
   return min(1.0, k / n) if _is_number(n) and n > 0 else None
