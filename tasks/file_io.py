@@ -8,9 +8,29 @@ from typing import BinaryIO
 import tensorflow as tf
 
 
+class _GFileRaw(io.RawIOBase):
+  """Gives a GFile the io.RawIOBase interface TextIOWrapper/BufferedReader need."""
+
+  def __init__(self, gfile):
+    super().__init__()
+    self._f = gfile
+
+  def readable(self):
+    return True
+
+  def readinto(self, buffer):
+    data = self._f.read(len(buffer))
+    buffer[:len(data)] = data
+    return len(data)
+
+  def close(self):
+    self._f.close()
+    super().close()
+
+
 def open_binary(path: str) -> BinaryIO:
   """A binary stream of the decompressed content, chosen by the file suffix."""
-  raw = tf.io.gfile.GFile(path, "rb")
+  raw = io.BufferedReader(_GFileRaw(tf.io.gfile.GFile(path, "rb")), 1 << 20)
   if path.endswith(".gz"):
     return gzip.GzipFile(fileobj=raw, mode="rb")
   if path.endswith(".bz2"):
