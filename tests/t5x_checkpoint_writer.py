@@ -25,14 +25,15 @@ def hf_t5_encoder_to_t5x(state_dict: Mapping[str, np.ndarray],
   """
   sd = {k: np.asarray(v, np.float32) for k, v in state_dict.items()}
   out = {'token_embedder/embedding': sd['shared.weight']}
-  rel = sd['encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight']
-  out['encoder/relpos_bias/rel_embedding'] = rel.T
+  rel = 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight'
+  out['encoder/relpos_bias/rel_embedding'] = sd[rel].T
   for i in range(num_layers):
     hf = f'encoder.block.{i}.layer.'
     t5x = f'encoder/layers_{i}/'
     out[t5x + 'pre_attention_layer_norm/scale'] = sd[hf + '0.layer_norm.weight']
     for a, b in (('q', 'query'), ('k', 'key'), ('v', 'value'), ('o', 'out')):
-      out[t5x + f'attention/{b}/kernel'] = sd[hf + f'0.SelfAttention.{a}.weight'].T
+      weight = sd[hf + f'0.SelfAttention.{a}.weight']
+      out[t5x + f'attention/{b}/kernel'] = weight.T
     out[t5x + 'pre_mlp_layer_norm/scale'] = sd[hf + '1.layer_norm.weight']
     for name in ('wi', 'wi_0', 'wi_1', 'wo'):
       key = hf + f'1.DenseReluDense.{name}.weight'
