@@ -56,23 +56,60 @@ def _names(run: Run, codes: list[str]) -> str:
   return ', '.join(f'{report_data.language_info(run, c).name} ({c})' for c in codes) or 'none'
 
 
-def summary_section(run: Run, s: report_data.Summary, threshold: float) -> Section:
-  lines = [f'Languages scored: {s.n}.',
-           f'Macro average: {_pct(s.macro)}%'
-           + (f' (results.json macro: {_pct(s.macro_reported)}%)' if s.macro_reported is not None
-              else '') + '.']
-  if s.english is not None and s.median_rest is not None:
-    lines.append(f'English: {_pct(s.english)}%; median of the other {s.n - 1} languages: '
-                 f'{_pct(s.median_rest)}% (gap {_pct(s.english - s.median_rest, True)} points).')
-  lines.append(f'At or below chance: {_names(run, s.below_chance)}.')
-  lines.append(f'Below {_pct(threshold)}%: {_names(run, s.below_threshold)}.')
-  headers = ['Script', 'Languages', 'Mean %', 'Median %', 'Lowest', 'Highest']
-  rows = [[languages.SCRIPT_NAMES.get(k, k) + f' ({k})', n, _pct(mean), _pct(med),
-           lo, hi] for k, n, mean, med, lo, hi in s.by_script]
-  md = '\n'.join(f'- {l}' for l in lines) + '\n\n' + tables.markdown(headers, rows)
-  body = '<ul>' + ''.join(f'<li>{html.escape(l)}</li>' for l in lines) + '</ul>'
-  body += tables.html_table(headers, rows, numeric_cols=(1, 2, 3))
-  return Section(f'Summary: {s.col.label}', md, body)
+def _both(title: str, headers: list[str], rows: list[list], numeric_from: int,
+          notes: list[str] = ()) -> Section:
+  md = tables.markdown(headers, rows)
+  body = tables.html_table(headers, rows, numeric_cols=tuple(range(numeric_from, len(headers))))
+  if notes:
+    md += '\n' + '\n'.join(f'- {n}' for n in notes) + '\n'
+    body += '<ul>' + ''.join(f'<li>{html.escape(n)}</li>' for n in notes) + '</ul>'
+  return Section(title, md, body)
+
+
+def headline_section(run: Run, sums: list[report_data.Summary], threshold: float) -> Section:
+  """One row per score: macro average, English vs the median of the rest, weak languages."""
+  headers = ['Score', 'Languages', 'Macro avg %', 'English %', 'Median of rest %',
+             'English − median', 'At/below chance', f'Below {_pct(threshold)}%']
+  rows, notes = [], []
+  for s in sums:
+    gap = (s.english - s.median_rest if s.english is not None and s.median_rest is not None
+           else None)
+    macro = _pct(s.macro) + (f' ({_pct(s.macro_reported)})' if s.macro_reported is not None
+                             and abs(s.macro_reported - (s.macro or 0)) > 5e-4 else '')
+    rows.append([s.col.label, s.n, macro, _pct(s.english), _pct(s.median_rest),
+                 _pct(gap, signed=True), len(s.below_chance), len(s.below_threshold)])
+    if s.below_chance:
+      notes.append(f'{s.col.label}, at or below chance: {_names(run, s.below_chance)}.')
+    if s.below_threshold:
+      notes.append(f'{s.col.label}, below {_pct(threshold)}%: '
+                   f'{_names(run, s.below_threshold)}.')
+  notes.append('Macro average over the languages scored here; in parentheses the macro of '
+               'results.json when it differs.')
+  return _both('Summary', headers, rows, 1, notes)
+
+
+def script_section(sums: list[report_data.Summary]) -> Section:
+  """Per writing system: languages, and mean/median of every score."""
+  per = {}
+  for s in sums:
+    for script, n, mean, med, lo, hi in s.by_script:
+      per.setdefault(script, {'n': 0})
+      per[script]['n'] = max(per[script]['n'], n)
+      per[script][s.col] = (mean, med, lo, hi)
+  headers = ['Script', 'Languages'] + [f'{s.col.label} mean / median %' for s in sums]
+  if sums:
+    headers += [f'Lowest / highest ({sums[0].col.label})']
+  first = sums[0].col if sums else None
+  order = sorted(per, key=lambda k: -(per[k].get(first, (0, 0))[1]))
+  rows = []
+  for k in order:
+    row = [f'{languages.SCRIPT_NAMES.get(k, k)} ({k})', per[k]['n']]
+    row += [f'{_pct(per[k][s.col][0])} / {_pct(per[k][s.col][1])}' if s.col in per[k] else ''
+            for s in sums]
+    if first in per[k]:
+      row.append(f'{per[k][first][2]} / {per[k][first][3]}')
+    rows.append(row)
+  return _both('By script', headers, rows, 1)
 
 
 def compare_section(run: Run, others: list[Run], col: Column) -> tuple[list[str], list[list]]:
@@ -107,7 +144,9 @@ table.data th{background:#f3f3f3;position:sticky;top:0;text-align:left;padding:4
 border-bottom:2px solid #ccc}
 table.data td{padding:3px 8px;border-bottom:1px solid #eee}
 table.data tr:hover td{background-color:#f7fbff}
-figure{margin:12px 0;overflow-x:auto}figure img{max-width:none;height:auto}
+figure{margin:12px 0}figure img{max-width:100%;height:auto}
+.row{display:flex;gap:12px;align-items:flex-start}.row figure{flex:1;min-width:0}
+details summary{cursor:pointer;color:#4c72b0;font-size:13px}
 figcaption{color:#666;font-size:12px}
 .warn{color:#8a5300;font-size:12px}
 """
@@ -137,21 +176,23 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
   os.makedirs(out_dir, exist_ok=True)
   cols = report_data.score_columns(run, recall_k)
   order_col = cols[0] if cols else None
-  plotted = []  # (png filename, caption)
+  plotted = []  # (score label, [(png filename, caption)]): bars, then the two small plots
   for col in cols[:max_plots]:
+    group = []
     p = f'bars_{col.slug}.png'
     report_plots.bars(run, col, os.path.join(out_dir, p))
-    plotted.append((p, f'{col.label}: per language, sorted'))
+    group.append((p, f'{col.label}: per language, sorted (English outlined; dashed: chance)'))
     p = f'vs_data_{col.slug}.png'
     if report_plots.score_vs_data(run, col, os.path.join(out_dir, p)):
-      plotted.append((p, f'{col.label} vs tuning examples'))
+      group.append((p, f'{col.label} vs tuning examples in the language'))
     p = f'scripts_{col.slug}.png'
     report_plots.script_boxes(run, col, os.path.join(out_dir, p))
-    plotted.append((p, f'{col.label} by script'))
+    group.append((p, f'{col.label} by script'))
+    plotted.append((col.label, group))
   headers = LANG_HEADERS + [f'{c.label} %' for c in cols]
   rows = language_rows(run, cols, order_col)
-  summaries = [summary_section(run, report_data.summarize(run, c, threshold), threshold)
-               for c in cols]
+  sums = [report_data.summarize(run, c, threshold) for c in cols]
+  summaries = [headline_section(run, sums, threshold), script_section(sums)]
   compare = []
   if others:
     for col in cols:
@@ -170,12 +211,12 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
                       if os.path.exists(os.path.join(run.path, f)))
 
   # Markdown.
+  model_line = '; '.join(f'{k}: {v}' for k, v in model_rows)
   md = [f'# {title}\n', f'Generated {stamp} from {sources}. Scores in %.\n']
-  if model_rows:
-    md += ['## Model\n', tables.markdown(['key', 'value'], model_rows)]
+  if model_line:
+    md.append(f'Model: {model_line}\n')
   for sec in summaries:
     md += [f'## {sec.title}\n', sec.md]
-  md += ['## Per language\n', tables.markdown(headers, rows)]
   if compare:
     md.append('## Comparison (Δ = other − this run, points)\n')
     for col, h, r, p in compare:
@@ -183,7 +224,9 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
       if p:
         md.append(f'![{col.label} deltas]({p})\n')
   md.append('## Plots\n')
-  md += [f'![{cap}]({p})\n' for p, cap in plotted]
+  for label, group in plotted:
+    md += [f'### {label}\n'] + [f'![{cap}]({p})\n' for p, cap in group]
+  md += ['## Per language\n', tables.markdown(headers, rows)]
   if warnings:
     md += ['## Input warnings\n'] + [f'- {w}' for w in warnings] + ['']
 
@@ -198,25 +241,29 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
        f'<h1>{html.escape(title)}</h1>',
        f'<div class="sub">Generated {html.escape(stamp)} from {html.escape(sources)}. '
        f'{len(rows)} languages; scores in %; chance from results.json meta.</div>']
-  if model_rows:
-    h += ['<h2>Model</h2>', tables.html_table(['key', 'value'], model_rows)]
+  if model_line:
+    h.append(f'<div class="sub">Model: {html.escape(model_line)}</div>')
   for sec in summaries:
     h += [f'<h2>{html.escape(sec.title)}</h2>', sec.html]
-  h.append('<h2>Plots</h2>')
-  h += [_img_html(os.path.join(out_dir, p), cap) for p, cap in plotted]
-  h += ['<h2>Per language</h2>',
-        tables.html_table(headers, rows, cell_style=lang_style,
-                          numeric_cols=tuple(range(3, len(headers))))]
   if compare:
     h.append('<h2>Comparison (Δ = other − this run, points)</h2>')
     for col, ch, cr, p in compare:
       def delta_style(i, j, ch=ch, cr=cr):
         return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
-      h += [f'<h3>{html.escape(col.label)}</h3>',
-            tables.html_table(ch, cr, cell_style=delta_style,
-                              numeric_cols=tuple(range(2, len(ch))))]
+      h.append(f'<h3>{html.escape(col.label)}</h3>')
       if p:
-        h.append(_img_html(os.path.join(out_dir, p), f'{col.label} deltas'))
+        h.append(_img_html(os.path.join(out_dir, p), f'{col.label}: per-language deltas'))
+      h.append('<details><summary>table</summary>' + tables.html_table(
+          ch, cr, cell_style=delta_style, numeric_cols=tuple(range(2, len(ch)))) + '</details>')
+  h.append('<h2>Plots</h2>')
+  for label, group in plotted:
+    h.append(f'<h3>{html.escape(label)}</h3>')
+    h.append(_img_html(os.path.join(out_dir, group[0][0]), group[0][1]))
+    h.append('<div class="row">' + ''.join(_img_html(os.path.join(out_dir, p), cap)
+                                           for p, cap in group[1:]) + '</div>')
+  h += ['<h2>Per language</h2>',
+        tables.html_table(headers, rows, cell_style=lang_style,
+                          numeric_cols=tuple(range(3, len(headers))))]
   if warnings:
     h += ['<h2>Input warnings</h2><ul class="warn">']
     h += [f'<li>{html.escape(w)}</li>' for w in warnings] + ['</ul>']

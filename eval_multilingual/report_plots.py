@@ -105,7 +105,7 @@ def script_boxes(run: report_data.Run, col: report_data.Column, path: str) -> No
     if s is not None:
       groups.setdefault(report_data.language_info(run, l).script, []).append(100 * s)
   order = sorted(groups, key=lambda k: -sorted(groups[k])[len(groups[k]) // 2])
-  fig, ax = plt.subplots(figsize=(max(5.0, 0.75 * len(order) + 2), 4.2))
+  fig, ax = plt.subplots(figsize=(min(11.0, max(5.0, 0.5 * len(order) + 2)), 4.8))
   data = [groups[k] for k in order]
   ax.boxplot(data, widths=0.55, showfliers=False)
   for i, vals in enumerate(data, 1):
@@ -113,7 +113,7 @@ def script_boxes(run: report_data.Run, col: report_data.Column, path: str) -> No
     xs = [i + 0.18 * (((j * 0.618) % 1.0) - 0.5) for j in range(len(vals))]
     ax.scatter(xs, vals, s=12, alpha=0.7, color='#4c72b0', zorder=3)
   labels = [f'{_safe(languages.SCRIPT_NAMES.get(k, k))}\n(n={len(groups[k])})' for k in order]
-  ax.set_xticks(range(1, len(order) + 1), labels, fontsize=7.5)
+  ax.set_xticks(range(1, len(order) + 1), labels, fontsize=7, rotation=60, ha='right')
   ax.set_ylabel(f'{_safe(col.label)} [%]')
   ax.set_title(_safe(f'{run.name}: {col.label} by script'), fontsize=10)
   ax.grid(axis='y', alpha=0.3)

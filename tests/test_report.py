@@ -64,7 +64,7 @@ def _is_png(path) -> bool:
 
 
 def test_report_html_md_and_plots(tmp_path):
-  write_run(tmp_path / 'a', seed=1)
+  data = write_run(tmp_path / 'a', seed=1)
   assert report.main([str(tmp_path / 'a')]) == 0
   out = tmp_path / 'a' / 'report'
   page = (out / 'index.html').read_text(encoding='utf-8')
@@ -80,7 +80,15 @@ def test_report_html_md_and_plots(tmp_path):
   assert all(_is_png(out / p) for p in pngs)
   md = (out / 'report.md').read_text(encoding='utf-8')
   assert '| English | en | Latn |' in md
-  assert 'Macro average' in md and 'median of the other' in md
+  accs = {l: v[ZS]['acc1'] for l, v in data['languages'].items()}
+  rest = sorted(v for l, v in accs.items() if l != 'en')
+  median = (rest[len(rest) // 2 - 1] + rest[len(rest) // 2]) / 2  # 14 others: even count
+  macro = sum(accs.values()) / len(accs)
+  headline = (f'| emoji_cldr top-1 acc | {len(accs)} | {100 * macro:.1f} | '
+              f'{100 * accs["en"]:.1f} | {100 * median:.1f} | '
+              f'{100 * (accs["en"] - median):+.1f} |')
+  assert headline in md
+  assert '## By script' in md and '| Latin (Latn) |' in md
 
 
 def test_summary_numbers(tmp_path):
