@@ -105,9 +105,9 @@ def make_train_step(model: two_tower.TwoTower, tx: optax.GradientTransformation,
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     metrics["loss"] = value
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     # A finite loss can still give an infinite update (e.g. lr = inf).
-    metrics["update_norm"] = optax.global_norm(updates)
+    metrics["update_norm"] = optax.tree.norm(updates)
     metrics["lr"] = lr_fn(state["step"])
     if "bt_fired" in batch:
       metrics["bt_fired_rate"] = jnp.mean(batch["bt_fired"].astype(jnp.float32))
