@@ -45,15 +45,27 @@ class _LinePipeBackend(TranslationBackend):
   """Runs a program that reads one text per line on stdin and writes one per line on stdout."""
 
   timeout_s: float = 600.0
+  # What separates texts on the pipe; a translator that treats newlines as spaces needs more.
+  separator: str = "\n"
 
   def _command(self, source: str, target: str) -> list[str]:
     raise NotImplementedError
 
   def translate(self, lines, source, target):
-    if not lines:
-      return []
+    texts = [_single_line(line) for line in lines]
+    # Empty texts would vanish between separators; they translate to empty texts.
+    todo = [i for i, t in enumerate(texts) if t]
+    if not todo:
+      return ["" for _ in texts]
+    translated = self._run([texts[i] for i in todo], source, target)
+    out = ["" for _ in texts]
+    for i, t in zip(todo, translated):
+      out[i] = t
+    return out
+
+  def _run(self, lines, source, target):
     command = self._command(source, target)
-    payload = "\n".join(_single_line(line) for line in lines) + "\n"
+    payload = self.separator.join(lines) + "\n"
     try:
       proc = subprocess.run(command, input=payload, capture_output=True, text=True,
                             timeout=self.timeout_s, check=False)
@@ -62,9 +74,7 @@ class _LinePipeBackend(TranslationBackend):
     if proc.returncode != 0:
       raise TranslationError(f"{self.name} {source}->{target} exited {proc.returncode}: "
                              f"{proc.stderr.strip()[:500]}")
-    out = proc.stdout.split("\n")
-    if out and out[-1] == "":
-      out.pop()
+    out = proc.stdout.rstrip("\n").split(self.separator)
     if len(out) != len(lines):
       raise TranslationError(f"{self.name} {source}->{target}: {len(lines)} lines in, "
                              f"{len(out)} lines out")
@@ -79,6 +89,9 @@ class ApertiumBackend(_LinePipeBackend):
   """
 
   name = "apertium"
+  # apertium reads a single newline as a blank and joins short lines into one sentence
+  # (['cat', 'dog'] -> ['Perro', 'de gato']); a blank line is a paragraph break it keeps.
+  separator = "\n\n"
 
   def __init__(self, executable: str = "apertium", mark_unknown: bool = False):
     self.executable = executable

@@ -250,3 +250,12 @@ def test_preprocessor_is_noop_without_candidates_and_checks_inputs(tmp_path):
   backtranslation._lookup_table.cache_clear()
   with pytest.raises(ValueError, match="candidates-00000.jsonl:1"):
     backtranslation.maybe_backtranslate(ds, candidates_dir=str(bad), probability=0.1)
+
+
+@apertium
+def test_apertium_keeps_short_lines_apart():
+  # apertium joins lines separated by a single newline into one sentence; each must stay its own.
+  out = translation_backends.ApertiumBackend().translate(["cat", "dog", "", "the red house"],
+                                                         "en", "es")
+  assert [o.lower() for o in out[:3]] == ["gato", "perro", ""]
+  assert "casa" in out[3].lower()
