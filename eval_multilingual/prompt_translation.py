@@ -23,17 +23,11 @@ class Translated:
 
 
 def translate_names(backend, names: list[str], source: str, target: str) -> list[str]:
-  """Translates short names one per line, each ended by a period.
-
-  Line-based translators such as apertium treat a bare newline as a space, so consecutive short
-  names would be translated as one phrase ('cat' 'dog' -> 'Perro' 'de gato'); the period makes
-  every name its own sentence. The period and a capital the original lacked are removed.
-  """
-  out = backend.translate([n.strip().rstrip('.') + '.' for n in names], source, target)
+  """Translates class names; a capital the translator added to a lower-case name is removed."""
+  out = backend.translate([n.strip() for n in names], source, target)
   fixed = []
   for orig, t in zip(names, out):
     t = t.strip()
-    t = t[:-1].rstrip() if t.endswith(('.', '。', '।')) else t
     if t and orig[:1].islower() and t[:1].isupper():
       t = t[0].lower() + t[1:]
     fixed.append(t)
