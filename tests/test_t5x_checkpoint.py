@@ -13,7 +13,7 @@ import pytest
 
 from mlit import t5x_checkpoint
 from mlit import text_tower
-from tests import t5x_checkpoint_writer as writer
+import t5x_checkpoint_writer as writer
 
 
 def _transformers():
