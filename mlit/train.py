@@ -11,7 +11,7 @@ killed and resumed run ends with the same parameters as an uninterrupted one.
 
 import os
 import sys
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import gin
@@ -79,7 +79,6 @@ def make_train_step(model: two_tower.TwoTower, tx: optax.GradientTransformation,
                     seed: int, lr_fn):
   """The per-step function (state, batch) -> (state, metrics), not yet jitted."""
   contrastive = _loss_fn(loss)
-  multi = len(text_keys) > 1
 
   def step_fn(state, batch):
     rng = jax.random.fold_in(jax.random.PRNGKey(seed), state["step"])
@@ -89,9 +88,9 @@ def make_train_step(model: two_tower.TwoTower, tx: optax.GradientTransformation,
           {"params": params}, **{image_key: batch[image_key]},
           text={k: batch[k] for k in text_keys},
           deterministic=False, rngs={"dropout": rng})
-      # An empty signal (only PAD/EOS) of a multi-signal task is masked out.
-      masks = ({k: losses.text_signal_mask(batch[k]) for k in text_keys}
-               if multi else None)
+      # An empty text (only PAD/EOS: e.g. a YFCC photo without description)
+      # carries no signal: it is masked out of its loss.
+      masks = {k: losses.text_signal_mask(batch[k]) for k in text_keys}
       kwargs = {"temperature": extras["t"]}
       if loss == "sigmoid":
         kwargs["bias"] = extras["b"]
@@ -139,6 +138,7 @@ def train(
     shuffle: bool = True,
     use_cached: bool = False,
     num_data_shards: Optional[int] = None,
+    batch_transform: Optional[Callable[[Any], Any]] = None,
     num_partitions: int = 1,
     logical_axis_rules: Optional[Sequence[tuple[str, Any]]] = None,
     checkpoint_period: int = 1000,
@@ -167,6 +167,8 @@ def train(
     split, seed, shuffle, use_cached: seqio data options.
     num_data_shards: the task is read as this many shards (default: one per
       process); fixing it makes the data independent of the process count.
+    batch_transform: optional tf.data transform of the batched data, e.g.
+      @signals.select_signal_per_batch for YFCC's one-signal-per-batch mode.
     num_partitions: size of the 'model' mesh axis (rest is 'data').
     logical_axis_rules: T5X-style (logical, mesh axis) rules; None = default.
     checkpoint_period: save every this many steps (and at the end).
@@ -189,7 +191,7 @@ def train(
   batches, info = train_data.make_input(
       mixture_or_task_name, task_feature_lengths, batch_size, split=split,
       seed=seed, shuffle=shuffle, use_cached=use_cached, start_step=start_step,
-      num_data_shards=num_data_shards)
+      num_data_shards=num_data_shards, batch_transform=batch_transform)
   _check_setup(image_init, image_locked, text_init, text_locked, model,
                info.image_key)
   has_image_tower = model.image is not None

@@ -10,7 +10,7 @@ and a run resumed at step s skips exactly the s batches it consumed before.
 """
 
 import dataclasses
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional
 
 import jax
 import numpy as np
@@ -58,9 +58,16 @@ def _concat(*batches):
 def make_input(name: str, task_feature_lengths: Mapping[str, int],
                global_batch: int, *, split: str = "train", seed: int = 0,
                shuffle: bool = True, use_cached: bool = False,
-               start_step: int = 0, num_data_shards: Optional[int] = None
+               start_step: int = 0, num_data_shards: Optional[int] = None,
+               batch_transform: Optional[Callable[[tf.data.Dataset],
+                                                  tf.data.Dataset]] = None
                ) -> tuple[Iterator[dict[str, np.ndarray]], InputInfo]:
-  """Per-process NumPy batches starting at `start_step`, and their layout."""
+  """Per-process NumPy batches starting at `start_step`, and their layout.
+
+  `batch_transform` maps the batched dataset before the resume skip, e.g.
+  tasks.signals.select_signal_per_batch (one YFCC signal per batch, chosen
+  from the batch index, so the same on every process and after a resume).
+  """
   nproc, pid = jax.process_count(), jax.process_index()
   shards = num_data_shards or nproc
   if shards % nproc:
@@ -76,8 +83,16 @@ def make_input(name: str, task_feature_lengths: Mapping[str, int],
            for i in range(pid * per_process, (pid + 1) * per_process)]
   ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(
       tuple(parts)).map(_concat)
+  if batch_transform is not None:
+    ds = batch_transform(ds)
   spec = ds.element_spec
-  text_keys = tuple(k for k in task_feature_lengths if k not in IMAGE_KEYS)
+  # Text features: integer [B, L] tensors (a transform may rename them).
+  text_keys = tuple(sorted(
+      k for k, v in spec.items() if k not in IMAGE_KEYS
+      and v.dtype.is_integer and len(v.shape) == 2))
+  if not text_keys:
+    raise ValueError(f"task {name!r} gives no text feature; its batches have "
+                     f"{sorted(spec)}")
   image_keys = [k for k in IMAGE_KEYS if k in spec]
   info = InputInfo(
       text_keys=text_keys,

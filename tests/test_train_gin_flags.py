@@ -103,3 +103,34 @@ def test_include_through_search_path(tmp_path):
 def test_default_search_paths_find_repo_gin():
   repo_gin = pathlib.Path(gin_flags.__file__).resolve().parent.parent / 'gin'
   assert str(repo_gin) in gin_flags.default_search_paths()
+
+
+_REQUIRED_FIG6 = ['--gin.MODEL_DIR="/m"', '--gin.IMAGE_CHECKPOINT_PATH="/b32.npz"',
+                  '--gin.YFCC_TSV_PATTERN="/y-*"', '--gin.YFCC_IMAGE_DIR="/img"']
+
+
+@pytest.mark.parametrize('name', sorted(
+    p.name for p in (pathlib.Path(gin_flags.__file__).resolve().parent.parent
+                     / 'gin' / 'experiments').glob('fig6_*_base_*.gin')))
+def test_fig6_experiments_parse_with_pod_settings(name):
+  gin_flags.parse_flags([f'--gin_file=experiments/{name}', *_REQUIRED_FIG6],
+                        'test')
+  q = gin.query_parameter
+  assert q('BATCH_SIZE/macro.value') == 16384
+  assert q('ACTIVATION_DTYPE/macro.value') == 'bfloat16'
+  assert q('TRAIN_STEPS/macro.value') == 60000
+  assert q('train.train.image_locked') is True
+  assert q('train.train.text_init') == ('pretrained' if '_LU_' in name
+                                        else 'random')
+  assert q('text_tower.T5Config.vocab_size') == (250112 if 'mt5' in name
+                                                 else 32128)
+  assert q('YFCC_TASK/macro.value') == ('yfcc100m_clip' if 'clip' in name
+                                        else 'yfcc100m_full')
+  assert set(q('TASK_FEATURE_LENGTHS/macro.value')) == {
+      'title', 'description', 'tags'}
+
+
+def test_fig6_needs_its_data_paths():
+  with pytest.raises(gin_flags.GinConfigError, match='YFCC_TSV_PATTERN'):
+    gin_flags.parse_flags(['--gin_file=experiments/fig6_t5_base_Lu_clip.gin',
+                           '--gin.MODEL_DIR="/m"'], 'test')
