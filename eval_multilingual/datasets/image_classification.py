@@ -39,6 +39,8 @@ class TfdsImages:
         raise KeyError(f"TFDS dataset {name!r} has no feature {key!r} (has {list(feats)})")
     self.name, self.split, self.image_size = name, split, image_size
     self.label_key, self.multilabel_key, self.max_examples = label_key, multilabel_key, max_examples
+    self.cache_key = (f"tfds:{name}:{split}:{data_dir}:{image_size}:{label_key}:"
+                      f"{multilabel_key}:{max_examples}")
 
   def batches(self, batch_size: int) -> Iterator[Batch]:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -81,7 +83,7 @@ class EmbeddingImages:
     if self.embeddings.ndim != 2 or len(self.labels) != len(self.embeddings):
       raise ValueError(f"{path}: embeddings {self.embeddings.shape} and labels "
                        f"{self.labels.shape} do not match")
-    self.name = path
+    self.name = self.cache_key = f"npz:{path}"
 
   def batches(self, batch_size: int) -> Iterator[Batch]:
     for s in range(0, len(self.labels), batch_size):

@@ -1,0 +1,147 @@
+"""Evaluations that run.py iterates over: each has `key` ('<dataset>/<task>'),
+`languages()` and `run(encoder, language) -> (metrics, meta)`."""
+
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from eval_multilingual import clip_benchmark_prompts
+from eval_multilingual import prompts as prompts_lib
+from eval_multilingual import retrieval
+from eval_multilingual import zeroshot
+from eval_multilingual.datasets import coco, image_store, wit, xm3600
+
+
+class RetrievalEvaluation:
+  """Text<->image recall@k per language on WIT, XM3600 or COCO captions.
+
+  Images whose key is not in the store are dropped with their captions; the share
+  found is recorded per language ('image_found_share').
+  """
+
+  def __init__(self, dataset: str, path, image_dir: str | None = None,
+               embeddings: str | None = None, languages: Sequence[str] | None = None,
+               max_pairs: int | None = 5000, text_fields: Sequence[str] = wit.DEFAULT_TEXT_FIELDS,
+               image_size: int = 224, block: int = 1024):
+    if dataset not in ("wit", "xm3600", "coco"):
+      raise ValueError(f"unknown retrieval dataset {dataset!r} (wit | xm3600 | coco)")
+    self.dataset, self.path, self.block = dataset, path, block
+    self.key = f"{dataset}/retrieval"
+    self._languages, self.max_pairs, self.text_fields = languages, max_pairs, tuple(text_fields)
+    self.store = image_store.open_store(image_dir, embeddings, image_size)
+    self._pairs, self._counts = None, None
+    self._image_cache: dict[str, np.ndarray] = {}
+    self._cache_owner = None
+
+  def _read(self):
+    if self._pairs is None:
+      if self.dataset == "wit":
+        self._pairs, self._counts = wit.read_wit(self.path, languages=self._languages,
+                                                 text_fields=self.text_fields,
+                                                 max_pairs=self.max_pairs)
+      elif self.dataset == "xm3600":
+        self._pairs, self._counts = xm3600.read_xm3600(self.path, self._languages)
+      else:
+        self._pairs, self._counts = coco.read_coco(self.path, self.max_pairs)
+    return self._pairs
+
+  def languages(self) -> list[str]:
+    return sorted(lang for lang, p in self._read().items() if p.texts)
+
+  def _image_embeddings(self, encoder, keys: list[str]) -> np.ndarray:
+    if self._cache_owner != encoder.fingerprint:  # images shared across languages
+      self._image_cache, self._cache_owner = {}, encoder.fingerprint
+    todo = sorted({k for k in keys if k not in self._image_cache})
+    for s in range(0, len(todo), 1024):  # bounded memory for decoded images
+      chunk = todo[s:s + 1024]
+      emb = encoder.embed_images(self.store.load(chunk), self.store.kind)
+      self._image_cache.update(zip(chunk, emb))
+    return np.stack([self._image_cache[k] for k in keys])
+
+  def run(self, encoder, language: str) -> tuple[dict, dict]:
+    pairs = self._read().get(language)
+    if pairs is None or not pairs.texts:
+      raise KeyError(f"{self.key}: no data for language {language!r}")
+    found = np.array([self.store.has(k) for k in pairs.image_keys])
+    meta = {"n_images_total": len(pairs.image_keys), "n_texts_total": len(pairs.texts),
+            "image_found_share": float(found.mean()), "skipped": dict(pairs.skipped)}
+    if not found.any():
+      logging.warning("%s %s: none of %d images found", self.key, language, len(found))
+      return {}, {**meta, "n_examples": 0}
+    new_index = np.cumsum(found) - 1
+    keys = [k for k, f in zip(pairs.image_keys, found) if f]
+    keep = [i for i, im in enumerate(pairs.text_to_image) if found[im]]
+    texts = [pairs.texts[i] for i in keep]
+    t2i = new_index[np.asarray(pairs.text_to_image)[keep]]
+    img = self._image_embeddings(encoder, keys)
+    txt = encoder.embed_texts(texts)
+    metrics = retrieval.retrieval_metrics(txt, img, t2i, block=self.block)
+    meta.update(n_examples=len(texts), n_images=len(keys), n_texts=len(texts))
+    return metrics, meta
+
+
+_IMAGE_EMBEDDINGS: dict = {}
+
+
+class ZeroShotEvaluation:
+  """Zero-shot classification with per-language prompt sets.
+
+  `prompts`: 'clip_benchmark/imagenet1k', 'clip_benchmark/babel_imagenet' (read from
+  the installed clip-benchmark) or the path of a prompt set JSON file (prompts.py).
+  `images`: a datasets.image_classification source (TFDS or .npz embeddings).
+  """
+
+  def __init__(self, images, prompts: str, dataset: str | None = None,
+               languages: Sequence[str] | None = None, cache_dir: str | None = None,
+               batch_size: int = 256):
+    self.images, self.prompts, self.cache_dir = images, prompts, cache_dir
+    self.batch_size = batch_size
+    self._languages = languages
+    self._file = None
+    if prompts not in (clip_benchmark_prompts.IMAGENET, clip_benchmark_prompts.BABEL_IMAGENET):
+      self._file = prompts_lib.load_prompt_file(prompts)
+    if dataset is None:
+      dataset = (prompts.split("/")[1] if self._file is None
+                 else next(iter(self._file.values())).name)
+    self.key = f"{dataset}/zeroshot_classification"
+
+  def languages(self) -> list[str]:
+    have = (sorted(self._file) if self._file is not None
+            else clip_benchmark_prompts.languages(self.prompts))
+    if self._languages is None:
+      return have
+    missing = sorted(set(self._languages) - set(have))
+    if missing:
+      raise KeyError(f"{self.key}: no prompts for languages {missing} in {self.prompts}")
+    return list(self._languages)
+
+  def prompt_set(self, language: str) -> prompts_lib.PromptSet:
+    if self._file is not None:
+      return self._file[language]
+    return clip_benchmark_prompts.load(self.prompts, language)
+
+  def _image_embeddings(self, encoder):
+    # Shared by evaluations of the same images (ImageNet with two prompt sets).
+    key = (self.images.cache_key, encoder.fingerprint)
+    if key not in _IMAGE_EMBEDDINGS:
+      embs, labels, sets = [], [], []
+      for x, y, s in self.images.batches(self.batch_size):
+        embs.append(encoder.embed_images(x, self.images.kind))
+        labels.append(y)
+        sets = None if s is None or sets is None else sets + s
+      _IMAGE_EMBEDDINGS.clear()  # keep one dataset in memory
+      _IMAGE_EMBEDDINGS[key] = (np.concatenate(embs), np.concatenate(labels), sets)
+    return _IMAGE_EMBEDDINGS[key]
+
+  def run(self, encoder, language: str) -> tuple[dict, dict]:
+    ps = self.prompt_set(language)
+    for w in ps.warnings[:5]:
+      logging.info("%s", w)
+    emb, labels, sets = self._image_embeddings(encoder)
+    weights, cached = zeroshot.cached_classifier_weights(
+        encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint)
+    metrics, meta = zeroshot.evaluate(emb, labels, weights, ps.labels, sets)
+    meta.update(n_templates=len(ps.templates), classifier_cached=cached,
+                n_prompt_warnings=len(ps.warnings))
+    return metrics, meta

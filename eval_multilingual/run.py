@@ -1,0 +1,126 @@
+r"""Evaluates one model on a gin-configured list of evaluations, in every chosen language.
+
+  python -m eval_multilingual.run --gin_file=eval.gin --gin.RUN_DIR=\"/tmp/eval\"
+
+(or `mlit eval ...`). The gin file binds `evaluate.run_dir`, `evaluate.encoder` (an
+eval_multilingual.encoders constructor) and `evaluate.evaluations` (a list of
+eval_multilingual.evaluations objects). Writes, under run_dir:
+  per_task/<dataset>/<task>/<language>.json  {"metrics": {...}, "meta": {...}, "model": ...}
+  results.json   {"model", "languages": {lang: {"<dataset>/<task>": metrics}},
+                  "macro": {"<dataset>/<task>": mean over languages}, "meta": {lang: ...}}
+  results.csv    language,dataset,task,metric,value,n_examples ('macro' rows last)
+  eval_config.gin
+A per-task file of the same model is reused, so an interrupted run resumes.
+"""
+
+import csv
+# gin's dynamic registration calls importlib.util without importing it.
+import importlib.util  # pylint: disable=unused-import
+import json
+import logging
+import os
+import sys
+import time
+from typing import Sequence
+
+import gin
+import numpy as np
+
+MACRO = "macro"
+
+
+def _write_json(path: str, obj) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path}.tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(obj, f, indent=1, ensure_ascii=False, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def aggregate(per_task: dict, model: dict) -> dict:
+  """{(key, lang): (metrics, meta)} -> the results.json object (CONTRACTS.md)."""
+  languages, meta, values = {}, {}, {}
+  for (key, lang), (metrics, m) in sorted(per_task.items()):
+    if metrics:
+      languages.setdefault(lang, {})[key] = metrics
+    lm = meta.setdefault(lang, {"n_examples": 0})
+    lm["n_examples"] += int(m.get("n_examples", 0))
+    lm[key] = m
+    for name, v in metrics.items():
+      values.setdefault(key, {}).setdefault(name, []).append(v)
+  macro = {key: {name: float(np.mean(v)) for name, v in d.items()} for key, d in values.items()}
+  for key in macro:
+    macro[key]["n_languages"] = len({lang for (k, lang), (mt, _) in per_task.items()
+                                     if k == key and mt})
+  return {"model": model, "languages": languages, "macro": macro, "meta": meta}
+
+
+def write_csv(path: str, results: dict) -> None:
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f)
+    w.writerow(["language", "dataset", "task", "metric", "value", "n_examples"])
+    for lang, tasks in sorted(results["languages"].items()):
+      for key, metrics in sorted(tasks.items()):
+        n = results["meta"][lang][key].get("n_examples", "")
+        for name, v in sorted(metrics.items()):
+          w.writerow([lang, *key.split("/", 1), name, f"{v:.6f}", n])
+    for key, metrics in sorted(results["macro"].items()):
+      for name, v in sorted(metrics.items()):
+        w.writerow([MACRO, *key.split("/", 1), name, f"{v:.6f}", ""])
+
+
+@gin.configurable
+def evaluate(run_dir: str = gin.REQUIRED, encoder=gin.REQUIRED, evaluations=gin.REQUIRED,
+             languages: Sequence[str] | None = None, resume: bool = True) -> dict:
+  """Runs every evaluation in every language (restricted to `languages` if given)."""
+  model = encoder.describe()
+  jobs = []
+  for ev in evaluations:
+    langs = ev.languages()
+    if languages is not None:
+      langs = [l for l in langs if l in set(languages)]
+    jobs += [(ev, lang) for lang in langs]
+  logging.info("%d evaluations x languages to run", len(jobs))
+  per_task, start = {}, time.time()
+  for i, (ev, lang) in enumerate(jobs, 1):
+    dataset, task = ev.key.split("/", 1)
+    path = os.path.join(run_dir, "per_task", dataset, task, f"{lang}.json")
+    if resume and os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        old = json.load(f)
+      if old.get("model", {}).get("fingerprint") == model["fingerprint"]:
+        per_task[(ev.key, lang)] = (old["metrics"], old["meta"])
+        continue
+    t0 = time.time()
+    metrics, meta = ev.run(encoder, lang)
+    meta["seconds"] = round(time.time() - t0, 3)
+    per_task[(ev.key, lang)] = (metrics, meta)
+    _write_json(path, {"metrics": metrics, "meta": meta, "model": model,
+                       "dataset": dataset, "task": task, "language": lang})
+    shown = ", ".join(f"{k}={v:.3f}" for k, v in list(metrics.items())[:3])
+    logging.info("[%d/%d %.0fs] %s %s: %s", i, len(jobs), time.time() - start,
+                 ev.key, lang, shown or "no result")
+  results = aggregate(per_task, model)
+  _write_json(os.path.join(run_dir, "results.json"), results)
+  write_csv(os.path.join(run_dir, "results.csv"), results)
+  with open(os.path.join(run_dir, "eval_config.gin"), "w", encoding="utf-8") as f:
+    f.write(gin.config_str())
+  return results
+
+
+def main(argv=None) -> int:
+  from mlit import gin_flags  # pylint: disable=g-import-not-at-top
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    gin_flags.parse_flags(argv, __doc__.split("\n\n", 1)[0].strip())
+  except gin_flags.GinConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  results = evaluate()
+  print(json.dumps(results["macro"], indent=1, ensure_ascii=False))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
