@@ -1,0 +1,114 @@
+"""Global loss/gradients on 4x2 and 8x1 meshes equal the single-device ones.
+
+The check runs in a subprocess with 8 forced CPU devices (this file run as a
+script), so the rest of the test session keeps seeing one device.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def _check() -> dict:
+  """Runs in the 8-device subprocess; returns max relative differences."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import PartitionSpec as P
+  import optax
+  from mlit import losses, optimizer, partitioning, text_tower, two_tower
+
+  assert jax.device_count() == 8, jax.devices()
+  cfg = text_tower.T5Config(vocab_size=64, emb_dim=16, num_heads=4,
+                            num_encoder_layers=2, head_dim=4, mlp_dim=32)
+  model = two_tower.TwoTower(
+      text=cfg, out_dim=8, image_head=True, bias_init=-5.0,
+      image=dict(width=16, depth=1, mlp_dim=32, num_heads=2,
+                 patch_size=(8, 8), pool_type='tok'))
+  rng = np.random.default_rng(0)
+  batch = {
+      'image': rng.uniform(-1, 1, (16, 16, 16, 3)).astype(np.float32),
+      'text': np.concatenate([rng.integers(2, 64, (16, 5)),
+                              np.ones((16, 1)), np.zeros((16, 2))],
+                             axis=1).astype(np.int32),
+  }
+  init = lambda key: model.init(key, **batch)
+  key = jax.random.PRNGKey(0)
+  params = nn.unbox(init(key))['params']
+
+  def loss_fn(p, b):
+    zimg, ztxt, ex = model.apply({'params': p}, **b)
+    soft, _ = losses.softmax_contrastive_loss(zimg, ztxt, ex['t'])
+    sig, _ = losses.sigmoid_contrastive_loss(zimg, ztxt, ex['t'], ex['b'])
+    return soft + sig
+
+  tx, _ = optimizer.make_optimizer(params, total_steps=4, name='adafactor')
+
+  def step(p, b):
+    loss, g = jax.value_and_grad(loss_fn)(p, b)
+    upd, _ = tx.update(g, tx.init(p), p)
+    return loss, g, optax.apply_updates(p, upd)
+
+  dev0 = jax.devices()[0]
+  ref = jax.jit(step)(jax.device_put(params, dev0),
+                      jax.device_put(batch, dev0))
+  out = {}
+  for data, model_par in [(4, 2), (8, 1)]:
+    mesh = partitioning.make_mesh(model_par)
+    assert dict(mesh.shape) == {'data': data, 'model': model_par}
+    (variables, shardings) = partitioning.sharded_init(init, mesh, key)
+    p_sh = shardings['params']
+    partitioning.check_divisible(variables['params'], p_sh)
+    emb = variables['params']['txt']['token_embedder']['embedding']
+    assert emb.sharding.spec == P('model', None), emb.sharding
+    b = partitioning.shard_batch(batch, mesh)
+    assert b['text'].sharding.spec == P('data', None)
+    fn = jax.jit(step, in_shardings=(p_sh, None),
+                 out_shardings=(partitioning.replicated(mesh), p_sh, p_sh))
+    loss, g, new = fn(variables['params'], b)
+    if model_par > 1:
+      n_shards = len({str(s.index) for s in g['txt']['token_embedder'][
+          'embedding'].addressable_shards})
+      assert n_shards == model_par, n_shards
+    diffs = {'loss': abs(float(loss) - float(ref[0])) / abs(float(ref[0]))}
+    for name, tree, ref_tree in [('init', variables['params'], params),
+                                 ('grad', g, ref[1]), ('step', new, ref[2])]:
+      worst = 0.0
+      for x, y in zip(jax.tree_util.tree_leaves(tree),
+                      jax.tree_util.tree_leaves(ref_tree)):
+        x, y = np.asarray(x), np.asarray(y)
+        scale = max(float(np.abs(y).max()), 1e-6)
+        worst = max(worst, float(np.abs(x - y).max()) / scale)
+      diffs[name] = worst
+    out[f'{data}x{model_par}'] = diffs
+  return out
+
+
+@pytest.mark.slow
+def test_mesh_matches_single_device():
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
+                      ' --xla_force_host_platform_device_count=8').strip()
+  env['JAX_PLATFORMS'] = 'cpu'
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env['PYTHONPATH'] = repo + os.pathsep + env.get('PYTHONPATH', '')
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env,
+                        capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  print(result)
+  assert set(result) == {'4x2', '8x1'}
+  for mesh, diffs in result.items():
+    # jit-compiled sharded init vs eager init: same values up to rounding.
+    assert diffs['init'] < 1e-6, (mesh, diffs)
+    for what in ('loss', 'grad'):
+      assert diffs[what] < 1e-5, (mesh, what, diffs)
+    assert diffs['step'] < 1e-5, (mesh, diffs)
+
+
+if __name__ == '__main__':
+  print(json.dumps(_check()))
