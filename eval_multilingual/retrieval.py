@@ -39,12 +39,19 @@ def image_to_text_ranks(text_emb: np.ndarray, image_emb: np.ndarray,
                         text_to_image: np.ndarray, block: int = 1024) -> np.ndarray:
   t, im = _l2(text_emb), _l2(image_emb)
   gt = np.asarray(text_to_image, np.int64)
+  order = np.argsort(gt, kind="stable")       # texts grouped by image
+  bounds = np.searchsorted(gt[order], np.arange(len(im) + 1))
   ranks = np.empty(len(im), np.int64)
   for s in range(0, len(im), block):
     sims = im[s:s + block] @ t.T                              # [b, T]
-    is_correct = gt[None, :] == np.arange(s, s + sims.shape[0])[:, None]
-    best = np.where(is_correct, sims, -np.inf).max(axis=1)    # best caption per image
-    ranks[s:s + block] = ((sims >= best[:, None]) & ~is_correct).sum(axis=1)
+    e = s + sims.shape[0]
+    own = order[bounds[s]:bounds[e]]                          # captions of this block
+    row = gt[own] - s
+    own_scores = sims[row, own]
+    best = np.full(sims.shape[0], -np.inf, np.float32)
+    np.maximum.at(best, row, own_scores)                      # best caption per image
+    n_own_ge = np.bincount(row[own_scores >= best[row]], minlength=sims.shape[0])
+    ranks[s:e] = (sims >= best[:, None]).sum(axis=1) - n_own_ge
   return ranks
 
 
