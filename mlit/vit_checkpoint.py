@@ -166,6 +166,7 @@ def fix_old_checkpoint(flat: Mapping[str, np.ndarray]
       out['cls'] = (out['cls'].astype(np.float32) +
                     pe[:, :1].astype(np.float32)).astype(out['cls'].dtype)
       out['pos_embedding'] = pe[:, 1:]
+      renamed['pos_embedding[:, 0]'] = 'cls (added to it)'
   return out, renamed
 
 
@@ -238,6 +239,7 @@ def load_big_vision_npz(
   Returns:
     (params as a nested dict of numpy arrays, LoadReport)
   """
+  path = os.fspath(path)
   report = LoadReport(path=path)
   ckpt = read_npz(path)
   if prefix:
@@ -246,7 +248,12 @@ def load_big_vision_npz(
       raise CheckpointError(f'{path}: no array name starts with {prefix!r}.')
   ckpt, report.renamed = fix_old_checkpoint(ckpt)
   init = _flatten(init_params)
-  patterns = [re.compile(p) for p in dont_load]
+  patterns = []
+  for p in dont_load:
+    try:
+      patterns.append(re.compile(p))
+    except re.error as e:
+      raise ValueError(f'dont_load pattern {p!r} is not a valid regex: {e}') from e
   used_patterns = set()
 
   params = {}

@@ -214,6 +214,8 @@ def test_dont_load_keeps_init_values(tmp_path):
     np.testing.assert_array_equal(flat_l[k], expected, err_msg=k)
   assert report.unmatched_dont_load == [r'nothing/.*']
   assert report.ok
+  with pytest.raises(ValueError, match=r"dont_load pattern 'head/\('"):
+    vit_checkpoint.load_big_vision_npz(str(path), init, dont_load=['head/('])
 
 
 def test_head_dropped_unless_keep_head(tmp_path):
