@@ -1,0 +1,84 @@
+"""Orbax round trip of the mlit train state, keep-K, save-every-N, JSON items."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mlit import checkpointing
+from mlit import optimizer
+from mlit import partitioning
+
+
+def _state(seed=0):
+  k = jax.random.split(jax.random.PRNGKey(seed), 3)
+  params = {'img': {'embedding': {'kernel': jax.random.normal(k[0], (40, 8))}},
+            'txt': {'head': {'kernel': jax.random.normal(k[1], (40, 48)),
+                             'bias': jax.random.normal(k[2], (48,))}},
+            't': jnp.array(2.3, jnp.float32)}
+  # Adafactor with a locked tower: factored stats, EMA, empty masked nodes.
+  tx, _ = optimizer.make_optimizer(params, total_steps=10, freeze=[r'^img/'])
+  opt_state = tx.init(params)
+  grads = jax.tree_util.tree_map(jnp.ones_like, params)
+  _, opt_state = tx.update(grads, opt_state, params)
+  return {'step': jnp.array(7, jnp.int32), 'params': params,
+          'opt_state': opt_state}, tx
+
+
+def _assert_trees_equal(a, b):
+  la, ta = jax.tree_util.tree_flatten(a)
+  lb, tb = jax.tree_util.tree_flatten(b)
+  assert ta == tb
+  for x, y in zip(la, lb):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_round_trip_keep_and_interval(tmp_path):
+  state, _ = _state()
+  ckpt = checkpointing.Checkpoints(str(tmp_path / 'ckpt'), keep=2,
+                                   save_every=2)
+  assert ckpt.latest_step() is None
+  written = [ckpt.save(s, state, data_state={'batches_consumed': s},
+                       config_text=f'TRAIN_STEPS = {s}') for s in range(1, 7)]
+  assert written == [False, True, False, True, False, True]
+  assert ckpt.save(7, state, data_state={'batches_consumed': 7}, force=True)
+  ckpt.wait()
+  assert ckpt.all_steps() == [6, 7] and ckpt.latest_step() == 7
+  zeros = jax.tree_util.tree_map(jnp.zeros_like, state)
+  restored, data, gin_text = ckpt.restore(zeros, step=6)
+  _assert_trees_equal(restored, state)
+  assert data == {'batches_consumed': 6} and gin_text == 'TRAIN_STEPS = 6'
+  _, data, gin_text = ckpt.restore(zeros)
+  assert data == {'batches_consumed': 7} and gin_text == ''
+  ckpt.close()
+  params, step = checkpointing.read_params(str(tmp_path / 'ckpt'))
+  assert step == 7
+  _assert_trees_equal(params, state['params'])
+
+
+def test_restore_into_target_shardings(tmp_path):
+  state, _ = _state(seed=1)
+  ckpt = checkpointing.Checkpoints(str(tmp_path), async_save=False)
+  ckpt.save(3, state, force=True)
+  mesh = partitioning.make_mesh(1)
+  rep = partitioning.replicated(mesh)
+  target = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), state)
+  restored, data, _ = ckpt.restore(target)
+  assert data == {}
+  _assert_trees_equal(restored, state)
+  assert all(x.sharding == rep for x in jax.tree_util.tree_leaves(restored))
+
+
+def test_errors_name_the_directory(tmp_path):
+  state, _ = _state()
+  ckpt = checkpointing.Checkpoints(str(tmp_path / 'empty'))
+  with pytest.raises(FileNotFoundError, match='empty'):
+    ckpt.restore(state)
+  ckpt.save(1, state, force=True)
+  with pytest.raises(FileNotFoundError, match='step 5'):
+    ckpt.restore(state, step=5)
+  with pytest.raises(ValueError):
+    ckpt.restore({'params': state['params']}, step=1)
+  with pytest.raises(ValueError, match='save_every'):
+    checkpointing.Checkpoints(str(tmp_path / 'x'), save_every=0)
