@@ -11,8 +11,9 @@ import seqio
 import tensorflow as tf
 
 
-def _to_range(image):
-  return tf.cast(image, tf.float32) / 127.5 - 1.0
+def _to_range(image, size):
+  image = tf.clip_by_value(tf.cast(image, tf.float32), 0, 255) / 127.5 - 1.0
+  return tf.ensure_shape(image, (size, size, 3))  # slicing loses static shapes
 
 
 @gin.configurable
@@ -26,7 +27,7 @@ def decode_image(dataset: tf.data.Dataset, *, train: bool = True,
   def resize(ex):
     image = tf.io.decode_image(ex["image"], channels=3, expand_animations=False)
     image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    return {**ex, "image": _to_range(tf.clip_by_value(image, 0, 255))}
+    return {**ex, "image": _to_range(image, size)}
   return resize(dataset)
 
 
@@ -42,7 +43,7 @@ def _train_map(dataset, *, size, area_min):
     image = tf.slice(image, begin, crop_size)
     image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
     image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-    return {**ex, "image": _to_range(tf.clip_by_value(image, 0, 255))}
+    return {**ex, "image": _to_range(image, size)}
   return crop(dataset)
 
 

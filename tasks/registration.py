@@ -25,3 +25,16 @@ def register_tasks(registrations: Sequence[Callable[[], list]] = ()) -> list:
   for register in registrations:
     names.extend(register())
   return names
+
+
+@gin.configurable
+def registered_task(name: str = gin.REQUIRED) -> str:
+  """Registers the gin-configured tasks, then returns `name`.
+
+  Lets a gin file name a task whose registration needs gin values, without the
+  trainer knowing about registration:
+    MIXTURE_OR_TASK_NAME = @tasks.registration.registered_task()
+    tasks.registration.registered_task.name = 'yfcc100m_full'
+  """
+  register_tasks()
+  return name
