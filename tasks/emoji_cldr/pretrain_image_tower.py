@@ -1,0 +1,173 @@
+"""Supervised pre-training of a tiny ViT on Unicode subgroups (tuning concepts only).
+
+This is the "locked, pre-trained image tower" of the emoji demo: a ViT sized for
+a 2-core CPU (32x32 renders, patch 4, a few hundred Adam steps), trained to
+predict the subgroup (e.g. 'animal-mammal') of augmented Noto renders of tuning
+concepts, then saved as a big_vision .npz (mlit.vit_checkpoint). Held-out
+concepts never reach it; their subgroup accuracy is the report of how well it
+generalises to unseen emoji. `python -m tasks.emoji_cldr pretrain --data DIR
+--out FILE.npz` writes FILE.npz and FILE.json (config, model kwargs, accuracy)
+and reuses an up-to-date FILE.npz.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mlit import image_tower
+from mlit import vit_checkpoint
+from tasks.emoji_cldr import data as data_lib
+from tasks.emoji_cldr import split as split_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+  width: int = 96
+  depth: int = 3
+  num_heads: int = 4
+  mlp_dim: int = 192
+  patch_size: int = 4
+  pool_type: str = 'gap'
+  steps: int = 300
+  batch_size: int = 128
+  learning_rate: float = 2e-3
+  warmup_steps: int = 30
+  weight_decay: float = 1e-4
+  seed: int = 0
+
+  def model_kwargs(self) -> dict:
+    """ViT kwargs (without the classifier) for the LiT image tower config."""
+    return {'width': self.width, 'depth': self.depth, 'num_heads': self.num_heads,
+            'mlp_dim': self.mlp_dim, 'patch_size': self.patch_size,
+            'pool_type': self.pool_type, 'posemb': 'learn'}
+
+
+def _to_float(x):
+  return x.astype(jnp.float32) * (2.0 / 255.0) - 1.0
+
+
+def _accuracy(model, params, images: np.ndarray, labels: np.ndarray, batch: int = 512):
+  if len(images) == 0:
+    return float('nan')
+
+  @jax.jit
+  def predict(p, x):
+    _, out = model.apply({'params': p}, _to_float(x))
+    return jnp.argmax(out['logits'], -1)
+  correct = 0
+  for i in range(0, len(images), batch):
+    correct += int((np.asarray(predict(params, images[i:i + batch]))
+                    == labels[i:i + batch]).sum())
+  return correct / len(images)
+
+
+def pretrain(data_dir: str, out_path: str, config: PretrainConfig = PretrainConfig(),
+             force: bool = False, log_every: int = 50) -> dict:
+  """Trains and saves the tower; returns the info dict also written to out_path .json."""
+  ds = data_lib.load(data_dir)
+  with open(os.path.join(data_dir, 'manifest.json'), 'rb') as f:
+    data_hash = hashlib.sha256(f.read()).hexdigest()[:16]
+  info_path = os.path.splitext(out_path)[0] + '.json'
+  key = {'config': dataclasses.asdict(config), 'data_manifest_sha256': data_hash}
+  if not force and os.path.isfile(out_path) and os.path.isfile(info_path):
+    with open(info_path, encoding='utf-8') as f:
+      info = json.load(f)
+    if {k: info.get(k) for k in key} == key:
+      info['reused'] = True
+      return info
+
+  t0 = time.time()
+  sg = ds.subgroup_ids()
+  tuning = ds.concept_ids(split_lib.TUNING)
+  heldout = ds.concept_ids(split_lib.HELDOUT)
+  aug, aug_c = ds.images('noto_aug')
+  evals, _ = ds.images('noto_eval')
+  # Training images: augmentations and the centred render of tuning concepts.
+  train_mask = np.isin(aug_c, tuning)
+  x_train = np.concatenate([aug[train_mask], evals[tuning]])
+  y_train = np.concatenate([sg[aug_c[train_mask]], sg[tuning]]).astype(np.int32)
+  n_classes = len(ds.subgroups)
+
+  model = image_tower.ViT(num_classes=n_classes, **config.model_kwargs())
+  rng = jax.random.PRNGKey(config.seed)
+  params = model.init(rng, jnp.zeros((1,) + x_train.shape[1:], jnp.float32))['params']
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, config.learning_rate, config.warmup_steps, max(config.steps, config.warmup_steps + 1))
+  tx = optax.adamw(schedule, weight_decay=config.weight_decay)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, x, y):
+    def loss_fn(p):
+      _, out = model.apply({'params': p}, _to_float(x), train=True)
+      logp = jax.nn.log_softmax(out['logits'])
+      return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  order = np.random.default_rng(config.seed)
+  losses = []
+  for i in range(config.steps):
+    idx = order.integers(0, len(x_train), size=config.batch_size)
+    params, opt_state, loss = step(params, opt_state, x_train[idx], y_train[idx])
+    if log_every and (i % log_every == 0 or i == config.steps - 1):
+      losses.append((i, float(loss)))
+      print(f'pretrain step {i} loss {float(loss):.3f} ({time.time() - t0:.1f}s)',
+            flush=True)
+  train_seconds = time.time() - t0
+
+  sym, sym_c = ds.images('symbola')
+  sym_held = np.isin(sym_c, heldout)
+  info = dict(key)
+  info.update({
+      'model_kwargs': config.model_kwargs(),
+      'num_classes': n_classes,
+      'n_train_images': int(len(x_train)),
+      'train_seconds': round(train_seconds, 2),
+      'loss': losses,
+      'accuracy': {
+          'train_subset': _accuracy(model, params, x_train[:2048], y_train[:2048]),
+          'heldout_noto': _accuracy(model, params, evals[heldout], sg[heldout]),
+          'heldout_symbola': _accuracy(model, params, sym[sym_held], sg[sym_c[sym_held]]),
+          'chance_majority': float(np.bincount(sg[heldout], minlength=n_classes).max()
+                                   / max(1, len(heldout))),
+      },
+  })
+  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  vit_checkpoint.save_big_vision_npz(out_path, jax.device_get(params))
+  with open(info_path, 'w', encoding='utf-8') as f:
+    json.dump(info, f, indent=1)
+  info['reused'] = False
+  return info
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog='python -m tasks.emoji_cldr pretrain', description=__doc__)
+  p.add_argument('--data', required=True, help='built emoji_cldr directory')
+  p.add_argument('--out', required=True, help='output .npz path')
+  defaults = PretrainConfig()
+  for f in dataclasses.fields(PretrainConfig):
+    p.add_argument(f'--{f.name}', type=type(getattr(defaults, f.name)),
+                   default=getattr(defaults, f.name))
+  p.add_argument('--force', action='store_true')
+  a = p.parse_args(argv)
+  config = PretrainConfig(**{f.name: getattr(a, f.name)
+                             for f in dataclasses.fields(PretrainConfig)})
+  info = pretrain(a.data, a.out, config, force=a.force)
+  print(json.dumps({k: info[k] for k in ('accuracy', 'train_seconds', 'model_kwargs',
+                                         'reused')}, indent=1))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,174 @@
+"""emoji_cldr: builder on the real Debian data (small), split, errors, seqio tasks, pretraining."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tasks.emoji_cldr import build as build_lib
+from tasks.emoji_cldr import build_main
+from tasks.emoji_cldr import data as data_lib
+from tasks.emoji_cldr import emoji_list
+from tasks.emoji_cldr import pairs
+from tasks.emoji_cldr import sources
+from tasks.emoji_cldr import split as split_lib
+
+LANGS = ('en', 'de', 'ccp')  # ccp: a language with partial CLDR coverage
+SMALL = build_lib.BuildConfig(image_size=16, n_aug=2, languages=LANGS, max_emoji=150)
+
+
+@pytest.fixture(scope='module')
+def small(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('emoji_cldr'))
+  manifest = build_lib.build(out, SMALL)
+  return out, manifest
+
+
+def test_small_build_counts(small):
+  out, m = small
+  assert not m['reused']
+  c = m['counts']
+  concepts = [json.loads(l) for l in open(os.path.join(out, 'concepts.jsonl'), encoding='utf-8')]
+  assert c['concepts'] == len(concepts)
+  # Of the first 150 fully-qualified emoji, the few newer than CLDR 41 have no names.
+  n = c['concepts']
+  assert n + m['skipped']['emoji/no_cldr_name_in_any_language'] == 150
+  assert n >= 140 and 'emoji/noto_has_no_glyph' not in m['skipped']
+  assert c['tuning_concepts'] + c['heldout_concepts'] == n
+  assert 0.12 < c['heldout_concepts'] / n < 0.28
+  assert set(m['languages']) == set(LANGS)
+  assert m['languages']['en']['names'] == n
+  assert 0 < m['languages']['ccp']['names'] < m['languages']['de']['names']
+  assert m['sources']['cldr'] not in ('', 'unknown')
+  assert m['sources']['emoji_test'] not in ('', 'unknown')
+  aug = np.load(os.path.join(out, 'noto_aug.npy'))
+  ev = np.load(os.path.join(out, 'noto_eval.npy'))
+  sym = np.load(os.path.join(out, 'symbola.npy'))
+  assert aug.shape == (2 * n, 16, 16, 3) and aug.dtype == np.uint8
+  assert ev.shape == (n, 16, 16, 3)
+  assert sym.shape[0] == c['symbola_images'] > 0
+  assert sym.shape[0] + m['skipped'].get('symbola/no_glyph', 0) == n
+  # Colour emoji have colour; Symbola renders are grey (black glyph on white).
+  assert np.abs(ev.astype(int)[..., 0] - ev[..., 2]).max() > 50
+  assert np.abs(sym.astype(int)[..., 0] - sym[..., 2]).max() == 0
+  # No skin-tone variant slipped in.
+  assert not any(int(cp, 16) in emoji_list.SKIN_TONES for r in concepts for cp in r['codepoints'])
+  de = [json.loads(l) for l in open(os.path.join(out, 'texts', 'de.jsonl'), encoding='utf-8')]
+  grin = [r for r in de if r['emoji'] == '\U0001F600']
+  assert grin and grin[0]['name'] == 'grinsendes Gesicht' and grin[0]['keywords']
+
+
+def test_rebuild_is_reused(small):
+  out, _ = small
+  assert build_lib.build(out, SMALL)['reused']
+
+
+def test_split_is_deterministic_and_stratified():
+  items = [(f'e{i}', f'g{i % 7}') for i in range(300)]
+  a = split_lib.split_concepts(items, 0.2, seed=0)
+  b = split_lib.split_concepts(list(reversed(items)), 0.2, seed=0)
+  c = split_lib.split_concepts(items, 0.2, seed=1)
+  assert a == b
+  assert a != c
+  held = [e for e, s in a.items() if s == split_lib.HELDOUT]
+  assert 55 <= len(held) <= 65
+  for g in range(7):  # every subgroup keeps tuning and held-out members
+    members = [a[e] for e, sg in items if sg == f'g{g}']
+    assert split_lib.HELDOUT in members and split_lib.TUNING in members
+  assert split_lib.split_concepts([('x', 'solo')], 0.2) == {'x': split_lib.TUNING}
+
+
+def test_missing_package_names_it(tmp_path, capsys):
+  empty = tmp_path / 'root'
+  empty.mkdir()
+  with pytest.raises(sources.MissingPackageError) as e:
+    build_lib.build(str(tmp_path / 'out'), SMALL, root=str(empty))
+  msg = str(e.value)
+  for pkg in ('unicode-cldr-core', 'unicode-data', 'fonts-noto-color-emoji', 'fonts-symbola'):
+    assert pkg in msg
+  assert build_main.main(['--out', str(tmp_path / 'o2'), '--root', str(empty)]) == 1
+  assert 'apt-get install' in capsys.readouterr().err
+
+
+def test_emoji_test_parser(tmp_path):
+  p = tmp_path / 'emoji-test.txt'
+  p.write_text(
+      '# Version: 99.0\n# group: G\n# subgroup: s1\n'
+      '1F600 ; fully-qualified # \U0001F600 E1.0 grinning face\n'
+      '1F44B 1F3FB ; fully-qualified # \U0001F44B\U0001F3FB E1.0 waving hand: light\n'
+      '263A ; unqualified # \u263A E0.6 smiling face\n'
+      'garbage line\n', encoding='utf-8')
+  t = emoji_list.parse_emoji_test(str(p))
+  assert [e.emoji for e in t.emoji] == ['\U0001F600']
+  assert t.version == '99.0' and t.emoji[0].subgroup == 's1'
+  assert t.skipped == {'skin_tone_variant': 1, 'unqualified': 1, 'malformed_line': 1}
+  bad = tmp_path / 'bad.txt'
+  bad.write_text('1F600 ; fully-qualified # \U0001F600 E1.0 grinning face\n', encoding='utf-8')
+  with pytest.raises(ValueError, match='bad.txt:1'):
+    emoji_list.parse_emoji_test(str(bad))
+
+
+def test_eval_sets(small):
+  out, m = small
+  ds = data_lib.load(out)
+  en = pairs.eval_set(ds, 'en')
+  assert len(en.class_names) == m['counts']['heldout_concepts'] == len(en.images)
+  assert en.images.dtype == np.float32 and -1.0 <= en.images.min() < en.images.max() <= 1.0
+  assert sorted(en.labels.tolist()) == list(range(len(en.class_names)))
+  sym = pairs.eval_set(ds, 'en', 'symbola')
+  assert sym.class_names == en.class_names and len(sym.images) <= len(en.images)
+  tune = pairs.tuning_pairs(ds, 'de')
+  assert set(tune.concept.tolist()) <= set(ds.concept_ids(split_lib.TUNING).tolist())
+  assert len(tune.texts) > m['languages']['de']['tuning_names']  # names + keywords
+
+
+@pytest.fixture(scope='module')
+def vocab_path(small, tmp_path_factory):
+  from tasks.emoji_cldr import vocab  # pylint: disable=g-import-not-at-top
+  prefix = str(tmp_path_factory.mktemp('spm') / 'spm')
+  info = vocab.train_vocab(small[0], prefix, vocab_size=400)
+  assert info['vocab_size'] >= 259 and not info['reused']
+  assert vocab.train_vocab(small[0], prefix, vocab_size=400)['reused']
+  return prefix + '.model'
+
+
+def test_seqio_tasks_yield_examples(small, vocab_path):
+  import seqio  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import tasks  # pylint: disable=g-import-not-at-top
+  out, m = small
+  names = tasks.register_emoji_cldr_tasks(out, vocab_path)
+  assert {'emoji_cldr.de', 'emoji_cldr.all', 'emoji_cldr_heldout.ccp',
+          'emoji_cldr_symbola.en', 'emoji_cldr_subgroups'} <= set(names)
+  de_names = {r['name'] for r in data_lib.load(out).texts('de')}
+  task = seqio.get_mixture_or_task('emoji_cldr.de')
+  vocab = task.output_features['text'].vocabulary
+  exs = list(task.get_dataset({'text': 32}, split='train', shuffle=True, seed=3)
+             .take(20).as_numpy_iterator())
+  assert len(exs) == 20
+  for ex in exs:
+    assert ex['image'].shape == (16, 16, 3) and ex['image'].dtype == np.float32
+    assert -1.0 <= ex['image'].min() and ex['image'].max() <= 1.0
+    assert ex['text'][-1] == 1 and ex['example_id'].startswith(b'de/')
+  decoded = [vocab.decode(ex['text'].tolist()) for ex in exs]
+  assert any(t in de_names for t in decoded)
+  n_held = sum(1 for _ in seqio.get_mixture_or_task('emoji_cldr_heldout.en').get_dataset(
+      {'text': 16}, split='validation', shuffle=False).as_numpy_iterator())
+  assert n_held == m['counts']['heldout_concepts']
+  sg = next(seqio.get_mixture_or_task('emoji_cldr_subgroups').get_dataset(
+      None, split='train', shuffle=False).as_numpy_iterator())
+  assert 0 <= sg['label'] < m['counts']['subgroups'] and sg['image'].shape == (16, 16, 3)
+
+
+def test_pretrain_saves_big_vision_npz(small, tmp_path):
+  from mlit import vit_checkpoint  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import pretrain_image_tower as pt  # pylint: disable=g-import-not-at-top
+  cfg = pt.PretrainConfig(width=16, depth=1, num_heads=2, mlp_dim=32, steps=4,
+                          batch_size=16, warmup_steps=1)
+  path = str(tmp_path / 'vit.npz')
+  info = pt.pretrain(small[0], path, cfg, log_every=0)
+  assert not info['reused'] and 0.0 <= info['accuracy']['heldout_noto'] <= 1.0
+  flat = vit_checkpoint.read_npz(path)
+  assert 'embedding/kernel' in flat and 'head/kernel' in flat
+  assert flat['head/kernel'].shape[-1] == info['num_classes']
+  assert pt.pretrain(small[0], path, cfg)['reused']
