@@ -13,6 +13,7 @@ import gin
 
 # Importing makes their configurables known to gin.
 from tasks import cc12m  # noqa: F401
+from tasks import precomputed  # noqa: F401
 from tasks import vocabularies  # noqa: F401
 from tasks import wit  # noqa: F401
 from tasks import yfcc  # noqa: F401
