@@ -10,7 +10,9 @@
 
 so locked parameters hold no optimizer state at all, and every other group
 (one per distinct learning-rate multiplier / unlock step, see param_rules)
-carries its own schedule.
+carries its own schedule. A delayed group's moments accumulate from step 0
+(its updates are only scaled by 0 until the unlock step), so it starts with
+warm statistics.
 
 Adafactor (paper App. A, after Zhai et al., "Scaling Vision Transformers"):
   b2 = 0.999 caps Adafactor's increasing second-moment decay

@@ -20,7 +20,9 @@ def _check() -> dict:
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
   import optax
-  from mlit import losses, optimizer, partitioning, text_tower, two_tower
+  import tempfile
+  from mlit import checkpointing, losses, optimizer, partitioning, text_tower
+  from mlit import two_tower
 
   assert jax.device_count() == 8, jax.devices()
   cfg = text_tower.T5Config(vocab_size=64, emb_dim=16, num_heads=4,
@@ -56,7 +58,7 @@ def _check() -> dict:
   dev0 = jax.devices()[0]
   ref = jax.jit(step)(jax.device_put(params, dev0),
                       jax.device_put(batch, dev0))
-  out = {}
+  out, states = {}, {}
   for data, model_par in [(4, 2), (8, 1)]:
     mesh = partitioning.make_mesh(model_par)
     assert dict(mesh.shape) == {'data': data, 'model': model_par}
@@ -70,6 +72,7 @@ def _check() -> dict:
     fn = jax.jit(step, in_shardings=(p_sh, None),
                  out_shardings=(partitioning.replicated(mesh), p_sh, p_sh))
     loss, g, new = fn(variables['params'], b)
+    states[f'{data}x{model_par}'] = (new, p_sh)
     if model_par > 1:
       n_shards = len({str(s.index) for s in g['txt']['token_embedder'][
           'embedding'].addressable_shards})
@@ -85,6 +88,23 @@ def _check() -> dict:
         worst = max(worst, float(np.abs(x - y).max()) / scale)
       diffs[name] = worst
     out[f'{data}x{model_par}'] = diffs
+  # Save on the 4x2 mesh, restore straight into the 8x1 shardings (resume on
+  # another topology).
+  with tempfile.TemporaryDirectory() as tmp:
+    ckpt = checkpointing.Checkpoints(tmp, async_save=False)
+    ckpt.save(1, {'params': states['4x2'][0]}, force=True)
+    target = jax.tree_util.tree_map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        states['8x1'][0], states['8x1'][1])
+    restored, _, _ = ckpt.restore({'params': target})
+    ckpt.close()
+  worst = 0.0
+  for x, y, s in zip(jax.tree_util.tree_leaves(restored['params']),
+                     jax.tree_util.tree_leaves(states['4x2'][0]),
+                     jax.tree_util.tree_leaves(states['8x1'][1])):
+    assert x.sharding == s, (x.sharding, s)
+    worst = max(worst, float(np.abs(np.asarray(x) - np.asarray(y)).max()))
+  out['restore_4x2_to_8x1'] = worst
   return out
 
 
@@ -101,6 +121,7 @@ def test_mesh_matches_single_device():
   assert proc.returncode == 0, proc.stderr[-4000:]
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   print(result)
+  assert result.pop('restore_4x2_to_8x1') == 0.0
   assert set(result) == {'4x2', '8x1'}
   for mesh, diffs in result.items():
     # jit-compiled sharded init vs eager init: same values up to rounding.
