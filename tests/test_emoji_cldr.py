@@ -121,6 +121,8 @@ def test_eval_sets(small):
   tune = pairs.tuning_pairs(ds, 'de')
   assert set(tune.concept.tolist()) <= set(ds.concept_ids(split_lib.TUNING).tolist())
   assert len(tune.texts) > m['languages']['de']['tuning_names']  # names + keywords
+  assert len(tune.texts) == m['languages']['de']['tuning_texts']
+  assert len(set(tune.example_ids)) == len(tune.example_ids)
 
 
 @pytest.fixture(scope='module')
