@@ -7,6 +7,7 @@ import sys
 COMMANDS = {
     "train": "mlit.train",
     "precompute": "mlit.precompute",
+    "cache-tasks": "tasks.cache_tasks",
     "backtranslate": "mlit.backtranslate",
     "eval": "eval_multilingual.run",
     "report": "eval_multilingual.report",
