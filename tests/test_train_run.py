@@ -70,7 +70,12 @@ def _args(gin_file, model_dir, *extra):
 
 def _final(model_dir, step=STEPS):
   path = pathlib.Path(model_dir) / "checkpoints" / str(step) / "default"
-  state = ocp.PyTreeCheckpointer().restore(str(path))
+  # As NumPy: the checkpoint may come from a mesh this process does not have.
+  ckptr = ocp.PyTreeCheckpointer()
+  tree = ckptr.metadata(str(path)).item_metadata.tree
+  args = jax.tree_util.tree_map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  state = ckptr.restore(str(path), restore_args=args)
   return {jax.tree_util.keystr(p): np.asarray(v) for p, v in
           jax.tree_util.tree_flatten_with_path(state)[0]}
 
