@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mlit import checkpointing
 from mlit import gin_flags
 from mlit import losses
 from mlit import optimizer as optimizer_lib
@@ -185,8 +186,9 @@ def train(
   if batch_size % data_size:
     raise ValueError(f"BATCH_SIZE={batch_size} must be divisible by the "
                      f"'data' mesh axis size {data_size}")
-  ckpt = state_lib.Checkpointer(os.path.join(model_dir, "checkpoints"),
-                                keep_checkpoints)
+  ckpt = checkpointing.Checkpoints(os.path.join(model_dir, "checkpoints"),
+                                   keep=keep_checkpoints,
+                                   save_every=checkpoint_period)
   start_step = ckpt.latest_step() or 0
   batches, info = train_data.make_input(
       mixture_or_task_name, task_feature_lengths, batch_size, split=split,
@@ -205,8 +207,12 @@ def train(
       freeze=freeze_rules + list(freeze))
   state_sh = state_lib.state_shardings(tx, abstract, shardings, mesh)
   if start_step:
-    state = ckpt.restore(start_step, state_lib.abstract_state(
-        tx, abstract, state_sh))
+    state, data_state, _ = ckpt.restore(
+        state_lib.abstract_state(tx, abstract, state_sh), start_step)
+    consumed = data_state.get("batches_consumed", start_step)
+    if consumed != start_step:
+      raise ValueError(f"checkpoint {start_step} in {ckpt.directory} consumed "
+                       f"{consumed} batches; expected {start_step}")
     _log(f"resumed from step {start_step} in {ckpt.directory}")
   else:
     params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
@@ -260,7 +266,9 @@ def train(
       if (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
         check(*pending)  # never save a state reached through a NaN step
         pending = None
-        ckpt.save(step + 1, state)
+        ckpt.save(step + 1, state, force=True,
+                  data_state={"batches_consumed": step + 1},
+                  config_text=gin.config_str())
     if pending is not None:
       check(*pending)
   finally:

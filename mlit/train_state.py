@@ -92,21 +92,38 @@ def load_pretrained(params, shardings, *, text_path: Optional[str],
   return params
 
 
+def _key_names(path) -> tuple[str, ...]:
+  return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
+               for k in path)
+
+
 def state_shardings(tx: optax.GradientTransformation, abstract_boxed,
                     param_sh, mesh):
-  """Shardings of the whole state; optimizer moments follow their params."""
+  """Shardings of the whole state; optimizer moments follow their params.
+
+  A state leaf whose key path ends with a parameter's path and has its shape
+  (Adam mu/nu, Adafactor momentum) gets the parameter's sharding; factored
+  statistics, counts and masked (locked) entries are replicated.
+  """
   abstract = nn.unbox(abstract_boxed)
   opt_abstract = jax.eval_shape(tx.init, abstract)
   rep = partitioning.replicated(mesh)
+  by_path = {}
+  for (path, x), s in zip(
+      jax.tree_util.tree_flatten_with_path(abstract)[0],
+      jax.tree_util.tree_leaves(
+          param_sh, is_leaf=lambda v: isinstance(v, jax.sharding.Sharding))):
+    by_path[_key_names(path)] = (tuple(x.shape), s)
 
-  def like_param(x, s):
-    # Full-size moments (Adam mu/nu) share the parameter's sharding; factored
-    # Adafactor statistics have other shapes and are replicated.
-    return s if len(x.shape) == len(s.spec) or not s.spec else rep
+  def pick(path, x):
+    names = _key_names(path)
+    for i in range(len(names)):
+      hit = by_path.get(names[i:])
+      if hit is not None:
+        return hit[1] if hit[0] == tuple(x.shape) else rep
+    return rep
 
-  opt_sh = optax.tree_map_params(
-      tx, like_param, opt_abstract, param_sh,
-      transform_non_params=lambda _: rep)
+  opt_sh = jax.tree_util.tree_map_with_path(pick, opt_abstract)
   return {"step": rep, "params": param_sh, "opt_state": opt_sh}
 
 
@@ -138,31 +155,3 @@ def _log(msg: str) -> None:
   if jax.process_index() == 0:
     print(msg, file=sys.stderr, flush=True)
 
-
-class Checkpointer:
-  """Orbax checkpoints of the train state in MODEL_DIR/checkpoints.
-
-  Saves are asynchronous; a checkpoint only becomes visible (latest_step)
-  once complete, so a run killed mid-save resumes from the previous one.
-  The data position is the step itself (the input skips that many batches).
-  """
-
-  def __init__(self, directory: str, keep: int):
-    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-    self._ocp = ocp
-    self.directory = directory
-    self._mgr = ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=True))
-
-  def latest_step(self) -> Optional[int]:
-    return self._mgr.latest_step()
-
-  def save(self, step: int, state) -> None:
-    self._mgr.save(step, args=self._ocp.args.StandardSave(state))
-
-  def restore(self, step: int, abstract):
-    return self._mgr.restore(step, args=self._ocp.args.StandardRestore(abstract))
-
-  def wait(self) -> None:
-    self._mgr.wait_until_finished()

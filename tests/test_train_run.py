@@ -69,7 +69,7 @@ def _args(gin_file, model_dir, *extra):
 
 
 def _final(model_dir, step=STEPS):
-  path = pathlib.Path(model_dir) / "checkpoints" / str(step) / "default"
+  path = pathlib.Path(model_dir) / "checkpoints" / str(step) / "state"
   # As NumPy: the checkpoint may come from a mesh this process does not have.
   ckptr = ocp.PyTreeCheckpointer()
   tree = ckptr.metadata(str(path)).item_metadata.tree
