@@ -100,3 +100,31 @@ def test_setup_mismatches_stop_before_work(tmp_path):
                          '--gin.INITIAL_CHECKPOINT_PATH=None'], 'test')
   with pytest.raises(ValueError, match='INITIAL_CHECKPOINT_PATH'):
     train.gin.get_configurable(train.train)(model_dir=str(tmp_path / 'b'))
+
+
+@pytest.mark.slow
+def test_multi_signal_loss_is_the_sum_over_signals(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import lit_test_tasks  # pylint: disable=g-import-not-at-top
+  lit_test_tasks.write_data(str(tmp_path / 'data'))
+  lit_test_tasks.register(str(tmp_path / 'data'))
+  g = tmp_path / 'multi.gin'
+  g.write_text("""
+from __gin__ import dynamic_registration
+from mlit import train
+include 'local_tiny.gin'
+MIXTURE_OR_TASK_NAME = 'lit_test_multi_signal'
+TASK_FEATURE_LENGTHS = {'title': 8, 'description': 8, 'tags': 8}
+TRAIN_STEPS = 2
+WARMUP_STEPS = 1
+BATCH_SIZE = 16
+train.train.log_period = 1
+""")
+  model_dir = tmp_path / 'run'
+  assert train.main([f'--gin_file={g}', f'--gin.MODEL_DIR="{model_dir}"']) == 0
+  for line in (model_dir / 'metrics.jsonl').read_text().splitlines():
+    r = json.loads(line)
+    parts = [r[f'{s}/loss'] for s in ('title', 'description', 'tags')]
+    assert r['loss'] == pytest.approx(sum(parts), rel=1e-5)
+    # Empty signals (the test data has some) are masked out of their loss.
+    assert min(r[f'{s}/n_valid'] for s in ('title', 'description', 'tags')) < 16
