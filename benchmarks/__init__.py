@@ -1,0 +1,1 @@
+"""Throughput, MFU and memory benchmarks of mlit (see run.py)."""
