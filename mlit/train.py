@@ -229,7 +229,7 @@ def train(
   step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss,
                             seed, lr_fn)
   batch_sh = state_lib.batch_shardings(mesh, info)
-  with mesh, nn.logical_axis_rules(rules):
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     jit_step = jax.jit(step_fn, in_shardings=(state_sh, batch_sh),
                        out_shardings=(state_sh, None), donate_argnums=(0,))
   log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
@@ -258,7 +258,7 @@ def train(
         raise RuntimeError(f"task {mixture_or_task_name!r} ran out of data at "
                            f"step {step}") from e
       batch = state_lib.global_batch(local, mesh)
-      with mesh, nn.logical_axis_rules(rules):
+      with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         state, metrics = jit_step(state, batch)
       if pending is not None:
         check(*pending)

@@ -47,7 +47,7 @@ def param_shardings(model, info, mesh, rules, seed: int):
 def init_params(model, info, mesh, rules, shardings, seed: int):
   """Random init directly into sharded arrays (same values on any mesh)."""
   init = _init_fn(model, info)
-  with mesh, nn.logical_axis_rules(rules):
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     fn = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)
     return fn(jax.random.PRNGKey(seed))
 
