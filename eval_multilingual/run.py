@@ -123,4 +123,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  # Run the importable module's functions, the ones gin files name (run.evaluate), not this
+  # __main__ copy of them.
+  from eval_multilingual import run as _run_module  # pylint: disable=g-import-not-at-top
+  sys.exit(_run_module.main())

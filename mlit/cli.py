@@ -13,6 +13,7 @@ COMMANDS = {
     "report": "eval_multilingual.report",
     "coverage": "eval_multilingual.coverage",
     "add-language": "mlit.add_language",
+    "demo": "mlit.demo",
 }
 
 
