@@ -16,6 +16,7 @@ import os
 from typing import Any, Optional
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 _ITEMS = ('state', 'data', 'config')
@@ -119,6 +120,9 @@ def read_params(directory: str, step: Optional[int] = None
                 ) -> tuple[Any, int]:
   """Host (NumPy) params of a checkpoint without a target, e.g. for eval.
 
+  Arrays come back as NumPy whatever mesh wrote them, so a checkpoint from a pod
+  or an 8-device run reads on a laptop.
+
   Returns:
     (params tree, step); the latest step when `step` is None.
   """
@@ -129,8 +133,12 @@ def read_params(directory: str, step: Optional[int] = None
   if step is None or step not in mgr.all_steps():
     raise FileNotFoundError(f'{directory}: no checkpoint for step {step} '
                             f'(have {sorted(mgr.all_steps())})')
-  state = mgr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))['state']
+  path = os.path.join(os.path.abspath(directory), str(step), 'state')
+  checkpointer = ocp.PyTreeCheckpointer()
+  tree = checkpointer.metadata(path).item_metadata.tree
+  as_numpy = jax.tree_util.tree_map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  state = checkpointer.restore(path, restore_args=as_numpy)
   if not isinstance(state, dict) or 'params' not in state:
     raise KeyError(f'{directory}/{step}: the state has no "params" entry')
   return state['params'], step

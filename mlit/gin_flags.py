@@ -14,6 +14,7 @@ import re
 import sys
 from typing import Sequence
 
+import importlib.util  # noqa: F401  gin's package-resource reader uses it without importing it
 import gin
 
 import mlit
@@ -100,11 +101,32 @@ def defined_macros() -> list[str]:
                 if sel == "gin.macro")
 
 
+def _guard_resource_reader():
+  """Makes gin's package-resource lookup answer "not found" instead of crashing.
+
+  gin tries 'runs/lit_tune.gin' as a resource of a Python package 'runs'; when the working
+  directory has a plain runs/ folder (a namespace package, as our own run directories make),
+  that lookup raises TypeError and the include fails instead of falling back to the search paths.
+  """
+  readers = gin.config._FILE_READERS  # pylint: disable=protected-access
+  for i, (reader, exists) in enumerate(readers):
+    if getattr(exists, "__module__", "") == "gin.resource_reader":
+
+      def safe_exists(path, _exists=exists):
+        try:
+          return _exists(path)
+        except TypeError:
+          return False
+
+      readers[i] = (reader, safe_exists)
+
+
 def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
               search_paths: Sequence[str] | None = None,
               finalize: bool = True) -> None:
   """Parses files then bindings; every problem becomes a GinConfigError."""
   gin.clear_config()
+  _guard_resource_reader()
   paths = list(search_paths) if search_paths else default_search_paths()
   for path in paths:
     gin.add_config_file_search_path(path)

@@ -134,3 +134,12 @@ def test_fig6_needs_its_data_paths():
   with pytest.raises(gin_flags.GinConfigError, match='YFCC_TSV_PATTERN'):
     gin_flags.parse_flags(['--gin_file=experiments/fig6_t5_base_Lu_clip.gin',
                            '--gin.MODEL_DIR="/m"'], 'test')
+
+
+def test_include_works_next_to_a_local_runs_folder(tmp_path, monkeypatch):
+  # A runs/ folder in the working directory (where demos write) is a namespace package to
+  # Python; gin's resource lookup of 'runs/lit_tune.gin' must fall back to the search paths.
+  (tmp_path / "runs" / "demo").mkdir(parents=True)
+  monkeypatch.chdir(tmp_path)
+  gin_flags.parse_gin(["local_tiny.gin"], ['MODEL_DIR = "/tmp/x"'])
+  assert gin.query_parameter("%TRAIN_STEPS") == 60
