@@ -91,10 +91,10 @@ def main(argv=None) -> int:
   if os.path.exists(timings_path):
     with open(timings_path, encoding="utf-8") as f:
       timings = json.load(f)
-  commands = _commands(args.run_dir, args)
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
   total = time.time()
   for stage in stages:
+    commands = _commands(args.run_dir, args)  # after earlier stages: coverage lists built files
     print(f"== mlit demo: {stage}: {' '.join(commands[stage][1:])}", flush=True)
     start = time.time()
     proc = subprocess.run(commands[stage], env=env, check=False)
