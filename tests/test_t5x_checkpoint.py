@@ -2,7 +2,6 @@
 
 import functools
 import os
-import sys
 
 from flax import traverse_util
 import flax.linen as nn
@@ -17,16 +16,6 @@ import t5x_checkpoint_writer as writer
 
 
 def _transformers():
-  """Imports transformers; hides a torchvision that cannot load.
-
-  The T5 encoder does not use torchvision, but transformers imports it when
-  installed; a torchvision build that does not match the CPU torch would make
-  that import fail. Marking it absent makes transformers skip it.
-  """
-  try:
-    import torchvision  # pylint: disable=g-import-not-at-top,unused-import
-  except Exception:  # pylint: disable=broad-except
-    sys.modules['torchvision'] = None
   import transformers  # pylint: disable=g-import-not-at-top
   return transformers
 

@@ -1,7 +1,6 @@
 """Tests of mlit.vit_checkpoint, with timm's big_vision .npz loader as reference."""
 
 import os
-import sys
 
 import flax
 import jax
@@ -15,34 +14,11 @@ from mlit import vit_checkpoint
 WIDTH, DEPTH, HEADS, MLP, PATCH = 64, 2, 4, 128, 16
 
 
-def _import_timm_vision_transformer():
-  """Imports timm's ViT module, working around a CUDA-only torchvision.
-
-  timm imports torchvision. A torchvision wheel built for CUDA torch fails on
-  the CPU torch build: its C ops do not load, and then `register_fake` for
-  torchvision::nms/qnms raises at import. Declaring those two op schemas (no
-  kernels: the ViT never calls them) lets torchvision's Python part import.
-  """
-  try:
-    from timm.models import vision_transformer  # pylint: disable=g-import-not-at-top
-    return vision_transformer
-  except RuntimeError as e:
-    if 'torchvision::' not in str(e):
-      raise
-  for name in [m for m in sys.modules
-               if m.split('.')[0] in ('torchvision', 'timm')]:
-    del sys.modules[name]
-  lib = torch.library.Library('torchvision', 'FRAGMENT')  # pylint: disable=unused-variable
-  for op in ('nms', 'qnms'):
-    lib.define(f'{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
-  _import_timm_vision_transformer.lib = lib  # keep the fragment alive
-  from timm.models import vision_transformer  # pylint: disable=g-import-not-at-top
-  return vision_transformer
-
-
 @pytest.fixture(scope='module')
 def timm_vit():
-  return _import_timm_vision_transformer()
+  # The Makefile installs a torchvision whose import works beside the CPU torch (timm imports it).
+  from timm.models import vision_transformer  # pylint: disable=g-import-not-at-top
+  return vision_transformer
 
 
 def _model(pool='tok', **kw):
