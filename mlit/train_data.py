@@ -9,17 +9,23 @@ process with num_data_shards=2 sees the same batches as a two-process run,
 and a run resumed at step s skips exactly the s batches it consumed before.
 """
 
+import atexit
 import dataclasses
 from typing import Callable, Iterator, Mapping, Optional
+import weakref
 
 import jax
 import numpy as np
 import seqio
 import tensorflow as tf
 
+from tasks import backtranslation
+from tasks import data_stats
 from tasks import feature_converter
+from tasks import token_preprocessors
 
 IMAGE_KEYS = feature_converter.IMAGE_KEYS
+_TRUNCATED = token_preprocessors.TRUNCATED_PREFIX
 
 
 @dataclasses.dataclass
@@ -46,6 +52,10 @@ def _make_tf_dataset(name: str, task_feature_lengths: Mapping[str, int],
                 seed=seed, num_epochs=None, use_cached=use_cached)
   if shard.num_shards > 1:
     kwargs["shard_info"] = shard
+  if isinstance(provider, seqio.Mixture):
+    # A mixture keeps only its output features unless told otherwise.
+    kwargs["passthrough_features"] = [backtranslation.FIRED_FEATURE] + [
+        token_preprocessors.truncated_key(k) for k in lengths]
   ds = provider.get_dataset(**kwargs)
   ds = feature_converter.LiTFeatureConverter()(ds, lengths)
   return ds.batch(per_process_batch, drop_remainder=True)
@@ -53,6 +63,29 @@ def _make_tf_dataset(name: str, task_feature_lengths: Mapping[str, int],
 
 def _concat(*batches):
   return {k: tf.concat([b[k] for b in batches], axis=0) for k in batches[0]}
+
+
+def _count_and_strip(batches):
+  """Adds the batches' truncation marks to tasks.data_stats; the model never
+  sees them."""
+  for batch in batches:
+    data_stats.count_batch(batch)
+    yield {k: v for k, v in batch.items() if not k.startswith(_TRUNCATED)}
+
+
+# A tf.data iterator over a Python-generator source (the TSV row sources) that
+# is still alive at interpreter exit blocks the exit. Closing the input
+# generators first (atexit runs before teardown) releases their iterators.
+_open_inputs = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_inputs() -> None:
+  for batches in list(_open_inputs):
+    try:
+      batches.close()
+    except ValueError:  # running in another thread: nothing safe to do
+      pass
 
 
 def make_input(name: str, task_feature_lengths: Mapping[str, int],
@@ -67,6 +100,8 @@ def make_input(name: str, task_feature_lengths: Mapping[str, int],
   `batch_transform` maps the batched dataset before the resume skip, e.g.
   tasks.signals.select_signal_per_batch (one YFCC signal per batch, chosen
   from the batch index, so the same on every process and after a resume).
+  Per-example 'truncated/<feature>' marks are counted in tasks.data_stats as
+  batches are taken, and removed from them.
   """
   nproc, pid = jax.process_count(), jax.process_index()
   shards = num_data_shards or nproc
@@ -85,7 +120,8 @@ def make_input(name: str, task_feature_lengths: Mapping[str, int],
       tuple(parts)).map(_concat)
   if batch_transform is not None:
     ds = batch_transform(ds)
-  spec = ds.element_spec
+  spec = {k: v for k, v in ds.element_spec.items()
+          if not k.startswith(_TRUNCATED)}
   # Text features: integer [B, L] tensors (a transform may rename them).
   text_keys = tuple(sorted(
       k for k, v in spec.items() if k not in IMAGE_KEYS
@@ -102,4 +138,6 @@ def make_input(name: str, task_feature_lengths: Mapping[str, int],
   # Skipping re-reads the consumed batches: exact, and cheap for pre-computed
   # embeddings (the usual LiT input).
   ds = ds.skip(start_step).prefetch(2)
-  return ds.as_numpy_iterator(), info
+  batches = _count_and_strip(ds.as_numpy_iterator())
+  _open_inputs.add(batches)
+  return batches, info

@@ -1,8 +1,10 @@
 """Process-wide counters of data quality: skipped rows per reason, truncated texts.
 
-Sources and preprocessors run inside tf.data (Python generators, numpy_function),
-so the counters live in this module and the trainer writes them next to the run
-with `write_json(model_dir)` (file `data_stats.json`).
+Row sources run inside tf.data (Python generators) and count skipped rows here.
+Truncation is marked in-graph per example ('truncated/<feature>', see
+tasks.token_preprocessors) and counted by the batch consumer with `count_batch`.
+The trainer writes the counters next to the run with `write_json(model_dir)`
+(file `data_stats.json`).
 """
 
 import collections
@@ -11,7 +13,10 @@ import os
 import threading
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
+
+from tasks import token_preprocessors
 
 STATS_FILENAME = "data_stats.json"
 
@@ -46,10 +51,15 @@ def keep(source: str) -> None:
     _kept[source] += 1
 
 
-def count_text(feature: str, truncated: bool) -> None:
+def count_batch(batch) -> None:
+  """Adds the 'truncated/<feature>' marks of a NumPy batch (or example) to the counters."""
+  prefix = token_preprocessors.TRUNCATED_PREFIX
+  counts = {k[len(prefix):]: (int(np.size(v)), int(np.sum(v)))
+            for k, v in batch.items() if k.startswith(prefix)}
   with _lock:
-    _texts[feature] += 1
-    _truncated[feature] += int(truncated)
+    for feature, (n, truncated) in counts.items():
+      _texts[feature] += n
+      _truncated[feature] += truncated
 
 
 def snapshot() -> dict:

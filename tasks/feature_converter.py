@@ -5,7 +5,8 @@ Task features -> model features:
     a text was truncated its last token is forced to EOS (id 1), the "sticky"
     EOS of contrastive text towers;
   'image' float32 [H, W, 3] or 'image_embedding' float32 [D] passes through;
-  optional scalar extras (e.g. 'bt_fired') pass through when present.
+  optional scalar extras ('bt_fired', 'truncated/<feature>') pass through when
+    present.
 LiT never packs examples (each example is one image-text pair), so pack=True
 is refused.
 """
@@ -46,6 +47,7 @@ class LiTFeatureConverter(seqio.FeatureConverter):
   def __init__(self, pack: bool = False, use_custom_packing_ops: bool = False,
                apply_length_check: bool = True, bos_id: int = 0,
                passthrough_keys: Sequence[str] = ("bt_fired",),
+               passthrough_prefixes: Sequence[str] = ("truncated/",),
                image_key: str | None = None):
     if pack:
       raise ValueError(
@@ -55,6 +57,7 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     if image_key is not None and image_key not in IMAGE_KEYS:
       raise ValueError(f"image_key must be one of {IMAGE_KEYS}, got {image_key!r}")
     self._passthrough_keys = tuple(passthrough_keys)
+    self._passthrough_prefixes = tuple(passthrough_prefixes)
     self._image_key = image_key
     # Filled per call from the dataset (text feature names vary by task).
     self.TASK_FEATURES = {}
@@ -99,12 +102,13 @@ class LiTFeatureConverter(seqio.FeatureConverter):
                          f"({shape}); the task must give it a fixed size")
       lengths[image_key] = int(shape[0])
       features[image_key] = _Spec(dtype=tf.float32, rank=want_rank)
-    for k in self._passthrough_keys:
-      if k in spec:
-        if len(spec[k].shape) != 0:
-          raise ValueError(f"passthrough feature {k!r} must be a scalar")
-        lengths[k] = 0
-        features[k] = _Spec(dtype=spec[k].dtype, rank=0)
+    passthrough = [k for k in spec if k in self._passthrough_keys
+                   or k.startswith(self._passthrough_prefixes)]
+    for k in passthrough:
+      if len(spec[k].shape) != 0:
+        raise ValueError(f"passthrough feature {k!r} must be a scalar")
+      lengths[k] = 0
+      features[k] = _Spec(dtype=spec[k].dtype, rank=0)
     self.TASK_FEATURES = features
     self.MODEL_FEATURES = features
     # seqio validates input lengths <= task lengths; texts may arrive untrimmed.

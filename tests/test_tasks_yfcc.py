@@ -1,6 +1,8 @@
 """YFCC100m tasks on made-up files in both metadata layouts, plain/.gz/.bz2."""
 
 import os
+import subprocess
+import sys
 
 import gin
 import numpy as np
@@ -11,7 +13,9 @@ import tensorflow as tf
 from spm_fixture import spm_model_path  # noqa: F401
 import task_files
 from tasks import data_stats
+from tasks import feature_converter
 from tasks import signals
+from tasks import token_preprocessors
 from tasks import vocabularies
 from tasks import yfcc
 from tasks import yfcc_source
@@ -186,9 +190,70 @@ def test_truncation_is_counted_with_sticky_eos(tmp_path, vocab):
   yfcc.register_yfcc(str(tmp_path / "m.tsv"), detect_languages=False)
   exs = _examples("yfcc100m_full")
   assert len(exs[0]["description"]) == 16 and exs[0]["description"][-1] == 1
+  # Marked in-graph per example; the batch consumer (trainer) counts the marks.
+  assert [e["truncated/description"] for e in exs] == [1, 0]
+  assert data_stats.snapshot()["texts"] == {}
+  for e in exs:
+    data_stats.count_batch(e)
   texts = data_stats.snapshot()["texts"]
   assert texts["description"] == {"n_texts": 2, "n_truncated": 1, "truncated_share": 0.5}
   assert texts["title"]["n_truncated"] == 0
+
+
+def _graph_ops(ds):
+  graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())  # pylint: disable=protected-access
+  ops = {n.op for n in graph.node}
+  for fn in graph.library.function:
+    ops.update(n.op for n in fn.node_def)
+  return ops
+
+
+def test_trim_marks_truncation_in_graph_without_py_functions(vocab):
+  features = vocabularies.output_features(["text"], vocab, None)
+  lengths = {"text": 16}
+  texts = tf.ragged.constant([list(range(3, 18)), list(range(3, 19)), [5]])  # 15, 16, 1 tokens
+  # Ragged rows of rank 1 come out as RaggedTensors of ragged_rank 0: make them dense.
+  ds = tf.data.Dataset.from_tensor_slices({"text": texts}).map(
+      lambda ex: {"text": tf.convert_to_tensor(ex["text"])})
+  out = token_preprocessors.trim_and_count(ds, features, lengths)
+  exs = list(out.as_numpy_iterator())
+  # 15 tokens + EOS fit in 16; 16 tokens are cut to 15 + a sticky EOS.
+  assert [int(e["truncated/text"]) for e in exs] == [0, 1, 0]
+  assert exs[1]["text"].tolist() == list(range(3, 18)) + [1]
+  batched = feature_converter.LiTFeatureConverter()(out, lengths).batch(2)
+  ops = _graph_ops(batched)
+  assert "ParallelMapDatasetV2" in ops or "MapDataset" in ops  # the graph was read
+  assert not ops & {"PyFunc", "PyFuncStateless", "EagerPyFunc"}, ops
+
+
+_ENDLESS_INPUT = """
+import sys, gin
+from mlit import train_data
+from tasks import data_stats, yfcc
+gin.bind_parameter("tasks.vocabularies.vocabulary.path", sys.argv[1])
+yfcc.register_yfcc(sys.argv[2], detect_languages=False)
+batches, info = train_data.make_input("yfcc100m_full", {"title": 16, "description": 16,
+                                      "tags": 16}, 32, seed=1)
+for _ in range(10):
+  batch = next(batches)  # the endless iterator stays alive (reading ahead) until exit
+print(sorted(batch), info.text_keys, data_stats.snapshot()["texts"]["title"]["n_texts"])
+"""
+
+
+@pytest.mark.slow
+def test_endless_input_iterator_exits_promptly(tmp_path, spm_model_path):  # noqa: F811
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  # Enough rows that the generator source is still reading ahead at exit; without the
+  # trainer's atexit close this exit hung (or aborted) about every other run.
+  task_files.write_lines(str(tmp_path / "m.tsv.gz"), _good_rows("webscope", 500))
+  proc = subprocess.run(
+      [sys.executable, "-c", _ENDLESS_INPUT, spm_model_path, str(tmp_path / "m.tsv.gz")],
+      env={**os.environ, "PYTHONPATH": root, "CUDA_VISIBLE_DEVICES": ""},
+      capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  # The model's batch has no truncation marks; they were counted (10 batches of 32).
+  assert proc.stdout.split("\n")[-2] == (
+      "['description', 'tags', 'title'] ('description', 'tags', 'title') 320")
 
 
 def test_reader_signature_matches_rows(tmp_path):

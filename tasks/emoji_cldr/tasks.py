@@ -91,8 +91,8 @@ def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab):
   """split_fns: split -> callable returning Pairs whose rows index image_array."""
   preprocessors = [
       functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
-      # Not tasks.token_preprocessors.trim_and_count: its tf.numpy_function
-      # made a prefetching iterator hang at interpreter exit (and 3-4x slower).
+      # Sticky EOS without truncation marks (tasks.token_preprocessors.
+      # trim_and_count adds them, in-graph, for the trainer's data_stats).
       seqio.preprocessors.append_eos_after_trim,
       _gather_images(_image_table(ds, image_array)),
   ]
