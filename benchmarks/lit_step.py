@@ -5,65 +5,55 @@ contrastive loss, optimizer, clipping, metrics) jitted with the state
 donated, as the trainer runs it, on one device.
 """
 
-from typing import Optional
-
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import model_shapes
-from mlit import image_tower
 from mlit import optimizer as optimizer_lib
 from mlit import train
 from mlit import two_tower
 
 
 def vit_kwargs(variant: str) -> dict:
-  return dict(image_tower.vit_config(variant), pool_type='tok')
+  return dict(model_shapes.vit_kwargs(variant), pool_type='tok')
 
 
-def build(text: str, *, mode: str, batch: int, length: int = 16,
-          vit: str = 'S/32', image_size: int = 224, seed: int = 0):
-  """Returns (run_one_step, info) for mode 'precomputed' or 'live'."""
+def setup(text: str, *, mode: str, batch: int, length: int = 16,
+          vit: str = 'S/32', image_size: int = 224, seed: int = 0,
+          abstract: bool = False):
+  """(jitted step, initial state, batch shapes, info); no batch data yet.
+
+  abstract=True gives the state as shapes only (for compiling, not running).
+  """
   if mode not in ('precomputed', 'live'):
     raise ValueError(f"mode must be 'precomputed' or 'live', got {mode!r}")
   shape = model_shapes.TEXT_SHAPES[text]
-  width = image_tower.vit_config(vit)['width']
+  width = model_shapes.vit_kwargs(vit)['width']
   live = mode == 'live'
   model = two_tower.TwoTower(
       text=shape.t5_config(), out_dim=width, pooling='mean',
       image=vit_kwargs(vit) if live else None, lock_image=live)
-  rng = np.random.default_rng(seed)
-  tokens = rng.integers(2, shape.vocab, (batch, length), dtype=np.int32)
-  if live:
-    image_key = 'image'
-    images = rng.uniform(-1, 1, (batch, image_size, image_size, 3))
-    batch_data = {'image': jnp.asarray(images, jnp.float32)}
-  else:
-    image_key = 'image_embedding'
-    batch_data = {'image_embedding': jnp.asarray(
-        rng.standard_normal((batch, width)), jnp.float32)}
-  batch_data['text'] = jnp.asarray(tokens)
-  init_in = {image_key: batch_data[image_key][:2], 'text': batch_data['text'][:2]}
-  params = jax.jit(lambda r: model.init(r, **init_in)['params'])(
-      jax.random.PRNGKey(seed))
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  params = nn.unbox(params)
-  freeze = [r'^img/'] if live else []
+  image_key = 'image' if live else 'image_embedding'
+  specs = {'text': jax.ShapeDtypeStruct((batch, length), jnp.int32),
+           image_key: jax.ShapeDtypeStruct(
+               (batch, image_size, image_size, 3) if live else (batch, width),
+               jnp.float32)}
+  init_in = {k: jnp.ones((2,) + v.shape[1:], v.dtype)
+             for k, v in specs.items()}
+  init = lambda r: nn.unbox(model.init(r, **init_in)['params'])
+  key = jax.random.PRNGKey(seed)
+  params = jax.eval_shape(init, key) if abstract else jax.jit(init)(key)
   tx, lr_fn = optimizer_lib.make_optimizer(
       params, total_steps=1000, name='adam', weight_decay=1e-4,
-      grad_clip_norm=1.0, freeze=freeze)
+      grad_clip_norm=1.0, freeze=[r'^img/'] if live else [])
   step_fn = train.make_train_step(model, tx, ['text'], image_key, 'softmax',
                                   seed, lr_fn)
   jit_step = jax.jit(step_fn, donate_argnums=(0,))
   state = {'step': jnp.zeros((), jnp.int32), 'params': params,
-           'opt_state': tx.init(params)}
-  holder = {'state': state}
-
-  def run():
-    holder['state'], metrics = jit_step(holder['state'], batch_data)
-    jax.block_until_ready(metrics['loss'])
-
+           'opt_state': (jax.eval_shape(tx.init, params) if abstract
+                         else tx.init(params))}
   flops = batch * model_shapes.text_train_flops(shape, length, width)
   flops += model_shapes.loss_flops(batch, width)
   if live:
@@ -71,4 +61,42 @@ def build(text: str, *, mode: str, batch: int, length: int = 16,
   info = {'text': text, 'mode': mode, 'batch': batch, 'length': length,
           'model_flops_per_step': flops,
           'image': f'ViT-{vit} @{image_size}' if live else 'pre-computed'}
+  return jit_step, state, specs, info
+
+
+def random_batch(specs: dict, vocab: int, seed: int = 0) -> dict:
+  rng = np.random.default_rng(seed)
+  out = {}
+  for k, s in specs.items():
+    if k == 'text':
+      out[k] = jnp.asarray(rng.integers(2, vocab, s.shape), jnp.int32)
+    elif k == 'image':
+      out[k] = jnp.asarray(rng.uniform(-1, 1, s.shape), jnp.float32)
+    else:
+      out[k] = jnp.asarray(rng.standard_normal(s.shape), jnp.float32)
+  return out
+
+
+def build(text: str, *, mode: str, batch: int, length: int = 16,
+          vit: str = 'S/32', image_size: int = 224, seed: int = 0):
+  """Returns (run_one_step, info) for mode 'precomputed' or 'live'."""
+  jit_step, state, specs, info = setup(text, mode=mode, batch=batch,
+                                       length=length, vit=vit,
+                                       image_size=image_size, seed=seed)
+  data = random_batch(specs, model_shapes.TEXT_SHAPES[text].vocab, seed)
+  holder = {'state': state}
+
+  def run():
+    holder['state'], metrics = jit_step(holder['state'], data)
+    jax.block_until_ready(metrics['loss'])
+
   return run, info
+
+
+def compiled_bytes(jit_step, state, specs) -> dict:
+  """XLA's buffer plan of the compiled step (no execution)."""
+  m = jit_step.lower(state, specs).compile().memory_analysis()
+  return {'argument': m.argument_size_in_bytes, 'output': m.output_size_in_bytes,
+          'alias': m.alias_size_in_bytes, 'temp': m.temp_size_in_bytes,
+          'total': (m.argument_size_in_bytes + m.output_size_in_bytes
+                    - m.alias_size_in_bytes + m.temp_size_in_bytes)}

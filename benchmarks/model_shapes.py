@@ -58,9 +58,21 @@ def text_train_flops(s: TextShape, length: int, out_dim: int,
       length * s.width)
 
 
+# A two-layer toy ViT for quick runs and tests (not a big_vision variant).
+TOY_VITS = {'toy/8': dict(width=32, depth=2, mlp_dim=64, num_heads=2,
+                          patch_size=(8, 8))}
+
+
+def vit_kwargs(variant: str) -> dict:
+  """ViT arguments of a big_vision variant ('S/32') or a toy one."""
+  if variant in TOY_VITS:
+    return dict(TOY_VITS[variant])
+  return image_tower.vit_config(variant)
+
+
 def vit_forward_flops(variant: str, image_size: int) -> float:
   """Forward matmul FLOPs of one image through a class-token ViT."""
-  cfg = image_tower.vit_config(variant)
+  cfg = vit_kwargs(variant)
   d, depth, mlp = cfg['width'], cfg['depth'], cfg['mlp_dim']
   p = cfg['patch_size'][0]
   patches = (image_size // p) ** 2

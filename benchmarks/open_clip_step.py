@@ -14,7 +14,6 @@ is locked with open_clip's own `lock_image_tower()` (LiT). Optimizer: AdamW
 import numpy as np
 
 from benchmarks import model_shapes
-from mlit import image_tower
 
 
 def torch_threads(n: int) -> None:
@@ -42,7 +41,7 @@ def build(text: str, *, batch: int, length: int = 16, vit: str = 'S/32',
 
   torch.manual_seed(seed)
   shape = open_clip_shape(text)
-  v = image_tower.vit_config(vit)
+  v = model_shapes.vit_kwargs(vit)
   vision_cfg = oc_model.CLIPVisionCfg(
       layers=v['depth'], width=v['width'], head_width=v['width'] // v['num_heads'],
       mlp_ratio=v['mlp_dim'] / v['width'], patch_size=v['patch_size'][0],

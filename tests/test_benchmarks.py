@@ -1,0 +1,108 @@
+"""benchmarks/run.py --quick: runs end to end and writes the documented schema.
+
+No speed assertions: the numbers depend on the machine and its load. The
+checks are on structure and on values that must hold anywhere (positive
+times, ratios consistent with the pairs/s they come from, FLOPs from the
+analytic counts).
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import model_shapes  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def _run(tmp_path, sections):
+  out = tmp_path / 'bench'
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / 'xla'))
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'benchmarks', 'run.py'), '--quick',
+       '--sections', sections, '--out', str(out)],
+      capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  with open(out / 'bench.json') as f:
+    result = json.load(f)
+  md = (out / 'bench.md').read_text()
+  return result, md
+
+
+def _time_ok(t):
+  assert set(t) >= {'median_s', 'min_s', 'max_s', 'repeats'}
+  assert 0 < t['min_s'] <= t['median_s'] <= t['max_s']
+  assert t['repeats'] >= 1
+
+
+def test_quick_compute_sections(tmp_path):
+  result, md = _run(tmp_path, 'peak,lit,breakdown,eval')
+  assert result['schema'] == 1 and result['quick'] is True
+  assert len(result['load_start']) == 3 and result['environment']['jax']
+  peak = result['peak']
+  assert peak['jax']['gflops'] > 0 and peak['mfu_base_gflops'] >= (
+      peak['jax']['gflops'])
+  _time_ok(peak['jax']['time'])
+  row = result['lit']['local_tiny']
+  for name in ('mlit_precomputed', 'mlit_live', 'open_clip_live'):
+    r = row[name]
+    _time_ok(r['time'])
+    assert math.isclose(r['pairs_per_s'], r['batch'] / r['time']['median_s'])
+    assert math.isclose(r['mfu'], r['model_gflops_per_s'] /
+                        peak['mfu_base_gflops'])
+  assert math.isclose(row['ratio_live_vs_open_clip'],
+                      row['mlit_live']['pairs_per_s'] /
+                      row['open_clip_live']['pairs_per_s'])
+  # Pre-computed counts the text tower and loss only; live adds the ViT.
+  shape = model_shapes.TEXT_SHAPES['local_tiny']
+  b = result['config']['batch']
+  text = b * model_shapes.text_train_flops(shape, 16, 32) + (
+      model_shapes.loss_flops(b, 32))
+  assert math.isclose(row['mlit_precomputed']['model_flops_per_step'], text)
+  assert math.isclose(
+      row['mlit_live']['model_flops_per_step'],
+      text + b * model_shapes.vit_forward_flops('toy/8', 32))
+  shares = result['breakdown']['share']
+  assert set(shares) == {'forward', 'backward', 'optimizer+rest'}
+  assert math.isclose(sum(shares.values()), 1.0)
+  ev = result['eval']
+  assert ev['prompts']['local_tiny']['prompts_per_s'] > 0
+  assert ev['classifier']['n_prompts'] == 5 * 4
+  _time_ok(ev['retrieval']['time'])
+  for heading in ('## Peak', '## LiT step', '## Where the step goes',
+                  '## Evaluation', 'open_clip'):
+    assert heading in md
+
+
+@pytest.mark.slow
+def test_quick_data_and_memory_sections(tmp_path):
+  result, md = _run(tmp_path, 'data,memory')
+  assert result['data']['examples_per_s'] > 0
+  mem = result['memory']
+  for mode in ('precomputed', 'live'):
+    step = mem['step'][mode]
+    assert step['peak_rss_bytes'] >= step['rss_model_bytes'] > 0
+    assert step['plan']['total'] > 0
+    lb = mem['largest_batch'][mode]
+    assert 0 <= lb['largest_batch'] <= 16
+    if lb['largest_batch']:
+      assert lb['plan_bytes'] <= lb['budget_bytes']
+  # A live ViT's weights and activations make its step plan larger.
+  assert mem['step']['live']['plan']['total'] > (
+      mem['step']['precomputed']['plan']['total'])
+  assert '## Memory' in md and '## Data' in md
+
+
+def test_flop_counts_match_hand_count():
+  # mT5-small shape, one 16-token text: per layer and token 8*512*384 (q,k,v,o)
+  # + 6*512*1024 (gated MLP) + 4*16*384 (attention), 8 layers, + head.
+  s = model_shapes.TEXT_SHAPES['mt5_small_32k']
+  per_token = 8 * 512 * 384 + 6 * 512 * 1024 + 4 * 16 * 384
+  fwd = 8 * 16 * per_token + 2 * 512 * 384
+  assert model_shapes.text_forward_flops(s, 16, 384) == fwd
+  assert model_shapes.text_train_flops(s, 16, 384) == 3 * fwd + 16 * 512
