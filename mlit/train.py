@@ -28,6 +28,7 @@ from mlit import train_data
 from mlit import train_log
 from mlit import train_state as state_lib
 from mlit import two_tower
+from tasks import data_stats
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -109,8 +110,11 @@ def make_train_step(model: two_tower.TwoTower, tx: optax.GradientTransformation,
     # A finite loss can still give an infinite update (e.g. lr = inf).
     metrics["update_norm"] = optax.tree.norm(updates)
     metrics["lr"] = lr_fn(state["step"])
-    if "bt_fired" in batch:
-      metrics["bt_fired_rate"] = jnp.mean(batch["bt_fired"].astype(jnp.float32))
+    if "bt_fired" in batch:  # share of texts replaced by a backtranslation
+      fired = jnp.sum(batch["bt_fired"].astype(jnp.float32))
+      texts = (jnp.sum(batch["bt_texts"].astype(jnp.float32))
+               if "bt_texts" in batch else batch["bt_fired"].size)
+      metrics["bt_fired_rate"] = fired / jnp.maximum(texts, 1.0)
     new_state = {"step": state["step"] + 1, "params": params,
                  "opt_state": opt_state}
     return new_state, metrics
@@ -190,6 +194,9 @@ def train(
                                    keep=keep_checkpoints,
                                    save_every=checkpoint_period)
   start_step = ckpt.latest_step() or 0
+  # MODEL_DIR/data_stats.json counts this run's input only (not, e.g., rows
+  # read while registering tasks).
+  data_stats.reset()
   batches, info = train_data.make_input(
       mixture_or_task_name, task_feature_lengths, batch_size, split=split,
       seed=seed, shuffle=shuffle, use_cached=use_cached, start_step=start_step,
@@ -269,11 +276,14 @@ def train(
         ckpt.save(step + 1, state, force=True,
                   data_state={"batches_consumed": step + 1},
                   config_text=gin.config_str())
+        _write_data_stats(model_dir)
     if pending is not None:
       check(*pending)
   finally:
     ckpt.wait()
     log.close()
+    batches.close()  # stop reading ahead
+    _write_data_stats(model_dir)
   if jax.process_index() == 0:
     gin_flags.write_operative_config(model_dir)
   return state
@@ -287,6 +297,12 @@ def _check_pretrained(text_init, text_path, image_init, image_path,
   if image_init == "pretrained" and has_image_tower and not image_path:
     raise ValueError("image_init='pretrained' with a live image tower needs "
                      "IMAGE_CHECKPOINT_PATH (a big_vision .npz)")
+
+
+def _write_data_stats(model_dir: str) -> None:
+  """Skipped rows per reason and truncated texts so far -> data_stats.json."""
+  if jax.process_index() == 0:
+    data_stats.write_json(model_dir)
 
 
 def _log(msg: str) -> None:

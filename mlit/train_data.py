@@ -54,8 +54,9 @@ def _make_tf_dataset(name: str, task_feature_lengths: Mapping[str, int],
     kwargs["shard_info"] = shard
   if isinstance(provider, seqio.Mixture):
     # A mixture keeps only its output features unless told otherwise.
-    kwargs["passthrough_features"] = [backtranslation.FIRED_FEATURE] + [
-        token_preprocessors.truncated_key(k) for k in lengths]
+    kwargs["passthrough_features"] = [
+        backtranslation.FIRED_FEATURE, backtranslation.TEXTS_FEATURE,
+        *(token_preprocessors.truncated_key(k) for k in lengths)]
   ds = provider.get_dataset(**kwargs)
   ds = feature_converter.LiTFeatureConverter()(ds, lengths)
   return ds.batch(per_process_batch, drop_remainder=True)

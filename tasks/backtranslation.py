@@ -22,6 +22,7 @@ import tensorflow as tf
 # Joins a text's candidates in one lookup-table value; a unit separator never occurs in captions.
 _SEPARATOR = "\x1f"
 FIRED_FEATURE = "bt_fired"
+TEXTS_FEATURE = "bt_texts"
 
 
 def load_candidates(directory: str) -> dict[str, list[str]]:
@@ -71,8 +72,8 @@ def maybe_backtranslate(dataset: tf.data.Dataset, *, candidates_dir: str | None 
                         id_feature: str = "example_id", seed: int = 0) -> tf.data.Dataset:
   """Substitutes backtranslations with `probability`; a no-op unless gin sets candidates_dir.
 
-  Adds a `bt_fired` int32 feature: how many text features of the example were substituted, so the
-  trainer can log the rate.
+  Adds int32 features `bt_fired` (how many text features of the example were substituted) and
+  `bt_texts` (how many were considered), so the trainer can log the substitution rate.
   """
   if not candidates_dir or probability <= 0.0:
     return dataset
@@ -101,6 +102,7 @@ def maybe_backtranslate(dataset: tf.data.Dataset, *, candidates_dir: str | None 
       example[feature], fired = substitute(example[feature], joined, feature_seed, probability)
       fired_count += tf.cast(fired, tf.int32)
     example[FIRED_FEATURE] = fired_count
+    example[TEXTS_FEATURE] = tf.constant(len(features), tf.int32)
     return example
 
   return apply(dataset)

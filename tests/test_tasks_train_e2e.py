@@ -1,17 +1,29 @@
-"""A few `python -m mlit.train` steps on each kind of task written by the tests."""
+"""Short `mlit.train` runs on each kind of task written by the tests (YFCC joint and
+per-batch signals, CC12M, WIT), plus MODEL_DIR/data_stats.json.
+
+One data directory and one SentencePiece model serve every run. The YFCC joint run goes
+through `python -m mlit.train` in a subprocess (the command line, and a prompt exit with
+a generator-backed input); the others call `mlit.train.main` in this process, so they
+share its imports.
+"""
 
 import json
 import os
 import subprocess
 import sys
 
+import gin
+import numpy as np
 import pytest
 
-import spm_fixture
+from mlit import train
+from spm_fixture import spm_model_path  # noqa: F401
 import task_files
 from tasks import image_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = 8  # examples per task
+BT_PROBABILITY = 0.3
 
 _GIN = """
 from __gin__ import dynamic_registration
@@ -19,80 +31,140 @@ import tasks.registration
 import tasks.{module}
 import tasks.vocabularies
 import tasks.image_preprocessors
+from mlit import train
 
 include 'local_tiny.gin'
 include 'setups/uu.gin'
+{includes}
 tasks.vocabularies.vocabulary.path = '{spm}'
 tasks.{module}.{register}.tsv_pattern = '{pattern}'
 tasks.{module}.{register}.image_dir = '{images}'
-{extra}
 tasks.registration.register_tasks.registrations = [@tasks.{module}.{register}]
 tasks.registration.registered_task.name = '{task}'
 MIXTURE_OR_TASK_NAME = @tasks.registration.registered_task()
 TASK_FEATURE_LENGTHS = {lengths}
 IMAGE_TOWER = {{'width': 16, 'depth': 1, 'mlp_dim': 32, 'num_heads': 2, 'patch_size': (8, 8)}}
 tasks.image_preprocessors.decode_image.size = 16
-TRAIN_STEPS = 3
+TRAIN_STEPS = {steps}
 WARMUP_STEPS = 1
-BATCH_SIZE = 4
+BATCH_SIZE = {batch}
+train.train.log_period = 1
+{extra}
 """
+_SIGNAL_LENGTHS = "{'title': 8, 'description': 8, 'tags': 8}"
 
 
-def _yfcc(d):
-  rows = [task_files.yfcc_row(10 + i, f"Boat {i}", "Harbour at dusk", ["sea", "boat"],
-                              line=i) for i in range(8)]
-  task_files.write_lines(os.path.join(d, "yfcc.tsv.gz"), rows)
-  for i in range(8):
-    task_files.write_image(os.path.join(d, "img", f"{10 + i}.jpg"), (20 * i, 90, 40))
-  return dict(module="yfcc", register="register_yfcc", pattern=f"{d}/yfcc.tsv.gz",
-              extra="tasks.yfcc.register_yfcc.detect_languages = False",
-              task="yfcc100m_full",
-              lengths="{'title': 8, 'description': 8, 'tags': 8}")
-
-
-def _cc12m(d):
-  urls = [f"http://example.com/{i}.jpg" for i in range(8)]
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, spm_model_path):  # noqa: F811
+  d = str(tmp_path_factory.mktemp("e2e"))
+  img = os.path.join(d, "img")
+  long_description = " ".join(["Harbour at dusk"] * 8)  # always cut at 8 tokens
+  yfcc = [task_files.yfcc_row(10 + i, f"Boat {i}", long_description, ["sea", "boat"],
+                              line=i) for i in range(N)]
+  yfcc.insert(3, "only\tthree\tcolumns")  # skipped: wrong_column_count
+  yfcc.insert(5, task_files.yfcc_row(99, "", "", []))  # skipped: all_signals_empty
+  task_files.write_lines(os.path.join(d, "yfcc.tsv.gz"), yfcc)
+  urls = [f"http://example.com/{i}.jpg" for i in range(N)]
   task_files.write_lines(os.path.join(d, "cc12m.tsv"),
                          [f"{u}\ta dog on the beach {i}" for i, u in enumerate(urls)])
-  for i, u in enumerate(urls):
-    task_files.write_image(os.path.join(d, "img", image_store.url_id(u) + ".jpg"),
-                           (20 * i, 90, 40))
-  return dict(module="cc12m", register="register_cc12m", pattern=f"{d}/cc12m.tsv",
-              extra="", task="cc12m", lengths="{'text': 8}")
+  wit_urls = [f"http://w/{i}.jpg" for i in range(N)]
+  task_files.write_wit(os.path.join(d, "wit_v1.train.all-00000-of-00001.tsv.gz"),
+                       [task_files.wit_row("de", u, reference=f"Ein Hund {i}")
+                        for i, u in enumerate(wit_urls)])
+  ids = ([str(10 + i) for i in range(N)] + [image_store.url_id(u) for u in urls] +
+         [image_store.url_id(u) for u in wit_urls])
+  for i, image_id in enumerate(ids):
+    task_files.write_image(os.path.join(img, f"{image_id}.jpg"), (10 * i, 90, 40))
+  # Backtranslation candidates of every CC12M caption, as `mlit backtranslate` writes them.
+  bt_dir = os.path.join(d, "bt")
+  os.makedirs(bt_dir)
+  with open(os.path.join(bt_dir, "candidates-00000.jsonl"), "w") as f:
+    for i, u in enumerate(urls):
+      f.write(json.dumps({"id": image_store.url_id(u), "text": f"a dog on the beach {i}",
+                          "candidates": [{"pivot": "es", "text": f"a dog at the beach {i}",
+                                          "chrf": 70.0, "bleu": 40.0, "verdict": "kept"}]})
+              + "\n")
+  return {"dir": d, "img": img, "spm": spm_model_path, "bt": bt_dir}
 
 
-def _wit(d):
-  rows = [task_files.wit_row("de", f"http://w/{i}.jpg", reference=f"Ein Hund {i}")
-          for i in range(8)]
-  task_files.write_wit(os.path.join(d, "wit_v1.train.all-00000-of-00001.tsv.gz"), rows)
-  for i in range(8):
-    task_files.write_image(
-        os.path.join(d, "img", image_store.url_id(f"http://w/{i}.jpg") + ".jpg"),
-        (20 * i, 90, 40))
-  return dict(module="wit", register="register_wit",
-              pattern=f"{d}/wit_v1.train.*.tsv.gz",
-              extra="tasks.wit.register_wit.languages = ['de']", task="wit_reference.de",
-              lengths="{'text': 8}")
+def _gin(data, name, *, module, register, pattern, task, lengths="{'text': 8}",
+         includes="", extra="", steps=2, batch=4):
+  path = os.path.join(data["dir"], f"{name}.gin")
+  with open(path, "w") as f:
+    f.write(_GIN.format(module=module, register=register, pattern=pattern, task=task,
+                        lengths=lengths, includes=includes, extra=extra, steps=steps,
+                        batch=batch, spm=data["spm"], images=data["img"]))
+  return path
+
+
+def _args(gin_path, model_dir):
+  return [f"--gin_search_paths={ROOT}/gin", f"--gin_file={gin_path}",
+          f'--gin.MODEL_DIR="{model_dir}"']
+
+
+def _train_here(gin_path, model_dir):
+  try:
+    assert train.main(_args(gin_path, model_dir)) == 0
+  finally:
+    gin.clear_config()
+  return _metrics(model_dir)
+
+
+def _metrics(model_dir):
+  with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  assert all(np.isfinite(r["loss"]) for r in records)
+  return records
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [_yfcc, _cc12m, _wit], ids=["yfcc", "cc12m", "wit"])
-def test_train_steps_on_task(tmp_path, make):
-  d = str(tmp_path)
-  fields = make(d)
-  spm = spm_fixture.train_tiny_spm(os.path.join(d, "spm"))
-  gin_path = os.path.join(d, "run.gin")
-  with open(gin_path, "w") as f:
-    f.write(_GIN.format(spm=spm, images=os.path.join(d, "img"), **fields))
-  model_dir = os.path.join(d, "run")
-  env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+def test_yfcc_joint_command_line_writes_data_stats(data):
+  gin_path = _gin(data, "yfcc", module="yfcc", register="register_yfcc",
+                  pattern=f"{data['dir']}/yfcc.tsv.gz", task="yfcc100m_full",
+                  lengths=_SIGNAL_LENGTHS,
+                  extra="tasks.yfcc.register_yfcc.detect_languages = False")
+  model_dir = os.path.join(data["dir"], "run_yfcc")
   proc = subprocess.run(
-      [sys.executable, "-m", "mlit.train", f"--gin_search_paths={ROOT}/gin",
-       f"--gin_file={gin_path}", f'--gin.MODEL_DIR="{model_dir}"'],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+      [sys.executable, "-m", "mlit.train", *_args(gin_path, model_dir)], cwd=ROOT,
+      env={**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""},
+      capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  with open(os.path.join(model_dir, "metrics.jsonl")) as f:
-    last = [json.loads(line) for line in f][-1]
-  assert last["step"] == 3
-  loss = last.get("loss", last.get("train/loss"))
-  assert loss is not None and loss == loss  # finite, not NaN
+  last = _metrics(model_dir)[-1]
+  assert last["step"] == 2
+  assert {"title/loss", "description/loss", "tags/loss"} <= set(last)  # three losses
+  with open(os.path.join(model_dir, "data_stats.json")) as f:
+    stats = json.load(f)
+  # Rows are re-read every epoch (the shuffle buffer reads ahead): one of each per pass.
+  skipped = stats["skipped_rows"]
+  assert set(skipped) == {"wrong_column_count", "all_signals_empty"}
+  assert min(skipped.values()) >= 1 and stats["kept_rows"]["yfcc100m"] >= N
+  # Texts of the batches trained on: 2 steps x 4; every description was cut.
+  assert stats["texts"]["description"] == {"n_texts": 8, "n_truncated": 8,
+                                           "truncated_share": 1.0}
+  assert stats["texts"]["title"]["n_truncated"] == 0
+
+
+@pytest.mark.slow
+def test_yfcc_per_batch_signal_through_the_trainer(data):
+  gin_path = _gin(data, "yfcc_per_batch", module="yfcc", register="register_yfcc",
+                  pattern=f"{data['dir']}/yfcc.tsv.gz", task="yfcc100m_full",
+                  includes="include 'yfcc_per_batch.gin'", lengths=_SIGNAL_LENGTHS,
+                  extra="tasks.yfcc.register_yfcc.detect_languages = False")
+  model_dir = os.path.join(data["dir"], "run_yfcc_per_batch")
+  last = _train_here(gin_path, model_dir)[-1]
+  # One 'text' per batch (picked from the three signals), one loss.
+  assert "text/loss" in last and "title/loss" not in last
+  with open(os.path.join(model_dir, "config.gin")) as f:
+    assert "select_signal_per_batch" in f.read()
+  with open(os.path.join(model_dir, "data_stats.json")) as f:
+    assert json.load(f)["texts"]["tags"]["n_texts"] == 8
+
+
+@pytest.mark.slow
+def test_wit_reference_task(data):
+  gin_path = _gin(data, "wit", module="wit", register="register_wit",
+                  pattern=f"{data['dir']}/wit_v1.train.*.tsv.gz", task="wit_reference.de",
+                  extra="tasks.wit.register_wit.languages = ['de']")
+  records = _train_here(gin_path, os.path.join(data["dir"], "run_wit"))
+  assert [r["step"] for r in records] == [1, 2]
+  assert "bt_fired_rate" not in records[-1]  # no substitution without the gin file
