@@ -16,6 +16,7 @@ import gin
 import seqio
 import tensorflow as tf
 
+from tasks import signals
 from tasks import task_builder
 from tasks import yfcc
 
@@ -66,10 +67,12 @@ def register_precomputed(embedding_dirs: Sequence[str] = gin.REQUIRED, *,
   """A YFCC-style (mode as in tasks.yfcc) or single-'text' task over embeddings."""
   source = embedding_source(list(embedding_dirs))
   if mode == "text":  # CC12M/WIT embeddings: the text is already one feature
-    text_names, post = ("text",), []
+    text_names, post, cached_texts = ("text",), [], ("text",)
   else:
     text_names, post = yfcc.mode_preprocessors(mode)
+    cached_texts = signals.SIGNALS
   pre = [task_builder.filter_equal("language", language)] if language else []
   task_builder.add_task(name, source, text_names=text_names, image="image_embedding",
-                        pre_cache=pre, post_cache=post)
+                        pre_cache=pre, post_cache=post,
+                        backtranslate_features=cached_texts)
   return [name]

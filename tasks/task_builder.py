@@ -2,8 +2,10 @@
 
 Everything deterministic (parsing, cleaning, language id, filters) runs before
 `seqio.CacheDatasetPlaceholder`, so `seqio_cache_tasks` stores it once; random steps
-(tag shuffles, signal sampling, crops) and tokenization run after it, so a cached
-task still sees fresh randomness each epoch.
+(backtranslation substitution, tag shuffles, signal sampling, crops) and tokenization
+run after it, so a cached task still sees fresh randomness each epoch.
+Backtranslation (tasks.backtranslation, a no-op unless gin/augment/backtranslation.gin
+is included) is the first step after the cache, on the texts as cached.
 """
 
 import functools
@@ -12,6 +14,7 @@ from typing import Optional, Sequence
 import seqio
 import tensorflow as tf
 
+from tasks import backtranslation
 from tasks import image_preprocessors
 from tasks import token_preprocessors
 from tasks import vocabularies
@@ -28,11 +31,14 @@ def filter_equal(key: str, value: str):
 
 def add_task(name: str, source: seqio.DataSource, *, text_names: Sequence[str],
              image: Optional[str], pre_cache=(), post_cache=(),
-             train_images: bool = True, vocab=None) -> seqio.Task:
+             train_images: bool = True, vocab=None,
+             backtranslate_features: Optional[Sequence[str]] = None) -> seqio.Task:
   """Registers (replacing any same-named task) and returns the Task.
 
   image: 'image' (source yields encoded bytes, decoded here), 'image_embedding'
   (source yields float vectors) or None (text only, e.g. for benchmarks).
+  backtranslate_features: the cached text features backtranslation may replace
+  (default `text_names`; YFCC gives its three signals, before post_cache picks one).
   """
   vocab = vocab or vocabularies.vocabulary()
   decode = ([functools.partial(image_preprocessors.decode_image, train=train_images)]
@@ -40,6 +46,8 @@ def add_task(name: str, source: seqio.DataSource, *, text_names: Sequence[str],
   preprocessors = [
       *pre_cache,
       seqio.CacheDatasetPlaceholder(),
+      functools.partial(backtranslation.maybe_backtranslate,
+                        text_features=tuple(backtranslate_features or text_names)),
       *post_cache,
       functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
       token_preprocessors.trim_and_count,

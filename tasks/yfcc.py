@@ -77,7 +77,8 @@ def register_yfcc(tsv_pattern: str = gin.REQUIRED, *,
         image_path_format=image_path_format)
     source = row_source.RowSource(reader, reader.output_signature, splits)
     task_builder.add_task(name, source, text_names=text_names, image=image,
-                          pre_cache=pre_cache, post_cache=post_cache)
+                          pre_cache=pre_cache, post_cache=post_cache,
+                          backtranslate_features=signals.SIGNALS)
     return name
 
   names = [add("yfcc100m_full", None)]
