@@ -1,5 +1,6 @@
 """YFCC100m tasks on made-up files in both metadata layouts, plain/.gz/.bz2."""
 
+import json
 import os
 import subprocess
 import sys
@@ -166,6 +167,31 @@ def test_signal_modes_and_seeded_tags(tmp_path, vocab):
 
   with pytest.raises(ValueError, match="signal mode"):
     yfcc.register_yfcc(str(tmp_path / "m.tsv"), mode="nope")
+
+
+def test_backtranslation_replaces_signals_before_selection(tmp_path, vocab):
+  rows = [task_files.yfcc_row(600 + i, f"Title number {i}", "", ["alpha", "beta"], line=i)
+          for i in range(6)]
+  task_files.write_lines(str(tmp_path / "m.tsv"), rows)
+  bt = tmp_path / "bt"
+  bt.mkdir()
+  with open(bt / "candidates-00000.jsonl", "w") as f:  # `mlit backtranslate` records
+    for i in range(6):
+      f.write(json.dumps({"id": f"{600 + i}/title", "text": f"Title number {i}",
+                          "candidates": [{"pivot": "es", "text": f"Headline {i}", "chrf": 60,
+                                          "bleu": 20, "verdict": "kept"}]}) + "\n")
+  gin.bind_parameter("tasks.backtranslation.maybe_backtranslate.candidates_dir", str(bt))
+  gin.bind_parameter("tasks.backtranslation.maybe_backtranslate.probability", 1.0)
+  yfcc.register_yfcc(str(tmp_path / "m.tsv"), mode="joint", detect_languages=False)
+  exs = _examples("yfcc100m_full")
+  assert [vocab.decode(e["title"].tolist()) for e in exs] == [f"Headline {i}" for i in range(6)]
+  assert all(e["bt_fired"] == 1 and e["bt_texts"] == 3 for e in exs)
+  # per_image picks after substitution, so '<id>/title' candidates still apply.
+  yfcc.register_yfcc(str(tmp_path / "m.tsv"), mode="per_image", detect_languages=False)
+  picked = [(e["signal"], vocab.decode(e["text"].tolist()))
+            for e in _examples("yfcc100m_full", {"text": 16})]
+  titles = [t for s, t in picked if s == b"title"]
+  assert titles and all(t.startswith("Headline") for t in titles), picked
 
 
 def test_per_batch_signal_selection():
