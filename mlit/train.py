@@ -173,7 +173,8 @@ def train(
     num_data_shards: the task is read as this many shards (default: one per
       process); fixing it makes the data independent of the process count.
     batch_transform: optional tf.data transform of the batched data, e.g.
-      @signals.select_signal_per_batch for YFCC's one-signal-per-batch mode.
+      @tasks.signals.select_signal_per_batch for YFCC's one-signal-per-batch
+      mode (include gin/yfcc_per_batch.gin).
     num_partitions: size of the 'model' mesh axis (rest is 'data').
     logical_axis_rules: T5X-style (logical, mesh axis) rules; None = default.
     checkpoint_period: save every this many steps (and at the end).

@@ -4,6 +4,8 @@ Registered by `register_yfcc()` after gin is parsed, e.g. in a gin file:
   YFCC_TSV_PATTERN = "gs://bucket/yfcc100m_dataset-*.bz2"
   tasks.yfcc.register_yfcc.tsv_pattern = %YFCC_TSV_PATTERN
   tasks.yfcc.register_yfcc.mode = "joint"   # 'per_image', 'per_batch', 'title', ...
+('per_batch' keeps the three signals; include gin/yfcc_per_batch.gin so the
+trainer picks one per batch.)
 Task names: yfcc100m_full, yfcc100m_clip (when subset_ids_path is set),
 yfcc100m_full.<lang> and the mixture yfcc100m_full.languages (when languages are
 given as a list or a language_stats.json).
