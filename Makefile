@@ -9,7 +9,7 @@ DEB_PACKAGES := apertium apertium-eng-spa apertium-eng-cat unicode-cldr-core uni
 	fonts-noto-color-emoji fonts-symbola
 PYTEST_ARGS ?=
 
-.PHONY: test demo deps venv clean test-data-packages
+.PHONY: test demo bench deps venv clean test-data-packages
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,12 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml
 
 # Installed without their dependencies on purpose:
 # - clip-benchmark: we only read the translated prompt files it ships (its deps pull a CUDA torch stack).
+# - open_clip: the benchmark's PyTorch peer; its deps would pull the CUDA-linked torchvision.
 # - torchvision: PyPI's x86_64 wheels link against CUDA torch and fail to import beside the CPU torch
 #   pinned in the test extra; timm imports torchvision at import time (never on the ViT path we test),
 #   and 0.15.2 is a release whose import tolerates missing compiled ops.
 test-data-packages:
-	$(PIP) install -q --no-deps clip-benchmark==1.6.2
+	$(PIP) install -q --no-deps clip-benchmark==1.6.2 open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
 	if [ "$$(uname -m)" = x86_64 ]; then $(PIP) install -q --no-deps torchvision==0.15.2; fi
 
 deps:
@@ -38,6 +39,10 @@ test: deps $(VENV)/.installed-test
 # The emoji/CLDR pipeline end to end (mlit/demo.py); re-running reuses what is built.
 demo: deps $(VENV)/.installed-demo
 	$(PY) -m mlit.demo --run_dir runs/demo
+
+# Throughput, MFU and memory side by side with open_clip (about 20 minutes on 2 cores).
+bench: deps $(VENV)/.installed-test
+	$(PY) benchmarks/run.py --out runs/bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs
