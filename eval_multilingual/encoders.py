@@ -121,29 +121,14 @@ def init_params(model, image_size: int, seed: int = 0, image_embedding_dim: int 
 def restore_params(checkpoint_dir: str, step: int | None = None) -> tuple[Any, int]:
   """Params of an mlit training checkpoint: (params, step), the latest step by default.
 
-  `checkpoint_dir` is MODEL_DIR or its checkpoints/ directory. Both Orbax layouts mlit
-  writes are read: mlit.checkpointing's (items state/data/config; read with its
-  read_params) and a single-item manager of {'step', 'params', 'opt_state'}.
+  `checkpoint_dir` is MODEL_DIR or its checkpoints/ directory (mlit.checkpointing's layout).
   """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from mlit import checkpointing  # pylint: disable=g-import-not-at-top
   if os.path.isdir(os.path.join(checkpoint_dir, "checkpoints")):
     checkpoint_dir = os.path.join(checkpoint_dir, "checkpoints")  # given MODEL_DIR
   if not os.path.isdir(checkpoint_dir):
     raise FileNotFoundError(f"no checkpoint directory {checkpoint_dir!r}")
-  steps = sorted(int(d) for d in os.listdir(checkpoint_dir) if d.isdigit())
-  probe = step if step is not None else (steps[-1] if steps else None)
-  if probe is not None and os.path.isdir(os.path.join(checkpoint_dir, str(probe), "state")):
-    return checkpointing.read_params(checkpoint_dir, step)
-  mgr = ocp.CheckpointManager(os.path.abspath(checkpoint_dir))
-  step = mgr.latest_step() if step is None else step
-  if step is None or step not in mgr.all_steps():
-    raise FileNotFoundError(f"{checkpoint_dir}: no checkpoint for step {step} "
-                            f"(have {list(mgr.all_steps())})")
-  state = mgr.restore(step, args=ocp.args.StandardRestore())
-  if "params" not in state:
-    raise KeyError(f"{checkpoint_dir}/{step}: no 'params' in the checkpoint (has {list(state)})")
-  return state["params"], step
+  return checkpointing.read_params(checkpoint_dir, step)
 
 
 def from_mlit_checkpoint(model, checkpoint_dir: str, vocabulary, text_length: int = 16,

@@ -27,7 +27,7 @@ def _have_debian_data():
 def test_small_demo_pipeline_end_to_end(tmp_path):
   run_dir = tmp_path / "demo"
   cmd = [sys.executable, "-m", "mlit.demo", "--run_dir", str(run_dir),
-         "--languages", ",".join(LANGUAGES), "--max_emoji", "250", "--vocab_size", "600",
+         "--languages", ",".join(LANGUAGES), "--max_emoji", "250", "--vocab_size", "1200",
          "--train_steps", "30", "--pretrain_steps", "20"]
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -83,11 +83,11 @@ def _tiny_model_and_params(seed):
 
 def _save_checkpoint(model_dir):
   import optax
-  from mlit import train_state
+  from mlit import checkpointing
   model, params = _tiny_model_and_params(seed=3)
-  ckpt = train_state.Checkpointer(os.path.join(model_dir, "checkpoints"), 2)
+  ckpt = checkpointing.Checkpoints(os.path.join(model_dir, "checkpoints"), async_save=False)
   ckpt.save(7, {"step": np.int32(7), "params": params,
-                "opt_state": optax.adam(1e-3).init(params)})
+                "opt_state": optax.adam(1e-3).init(params)}, force=True)
   ckpt.wait()
   return model, params
 
@@ -244,23 +244,18 @@ def test_t5x_text_tower_plus_npz_image_tower(tmp_path):
   assert enc.embed_texts(["dog", "cat"]).shape == (2, 8)
 
 
-@pytest.mark.parametrize("writer", ["checkpointing", "train_state"])
-def test_restore_params_from_both_checkpoint_layouts(tmp_path, writer):
+def test_restore_params_from_model_dir_or_checkpoints_dir(tmp_path):
   params = {"txt": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, "t": np.float32(2.3)}
   state = {"step": np.int32(4), "params": params, "opt_state": {"mu": np.zeros(3, np.float32)}}
   directory = str(tmp_path / "checkpoints")
-  if writer == "checkpointing":
-    from mlit import checkpointing
-    ckpt = checkpointing.Checkpoints(directory, async_save=False)
-    ckpt.save(4, state, force=True)
-  else:
-    from mlit import train_state
-    ckpt = train_state.Checkpointer(directory, 2)
-    ckpt.save(4, state)
+  from mlit import checkpointing
+  ckpt = checkpointing.Checkpoints(directory, async_save=False)
+  ckpt.save(4, state, force=True)
   ckpt.wait()
   got, step = encoders.restore_params(str(tmp_path))  # MODEL_DIR works too
   assert step == 4
   np.testing.assert_array_equal(got["txt"]["w"], params["txt"]["w"])
   assert float(got["t"]) == pytest.approx(2.3)
+  assert encoders.restore_params(directory)[1] == 4
   with pytest.raises(FileNotFoundError, match="no checkpoint for step 9"):
     encoders.restore_params(directory, step=9)
