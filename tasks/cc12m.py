@@ -36,12 +36,8 @@ def read_cc12m(path: str, images: Optional[image_store.ImageStore] = None) -> It
         data_stats.skip("all_signals_empty", where)
         continue
       example = {"example_id": image_store.url_id(url), "text": caption}
-      if images is not None:
-        try:
-          example["image"] = images.read(example["example_id"])
-        except image_store.ImageError as e:
-          data_stats.skip(e.reason, f"{where}: {e}")
-          continue
+      if not image_store.attach_image(example, images, where):
+        continue
       data_stats.keep("cc12m")
       yield example
 

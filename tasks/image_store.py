@@ -16,6 +16,8 @@ import gin
 from PIL import Image
 import tensorflow as tf
 
+from tasks import data_stats
+
 
 class ImageError(ValueError):
 
@@ -58,3 +60,19 @@ def check_image_bytes(data: bytes, where: str) -> None:
 def url_id(url: str) -> str:
   """Stable id for rows identified only by an image URL (CC12M, WIT)."""
   return hashlib.sha1(url.encode("utf-8")).hexdigest()
+
+
+def attach_image(example: dict, images: Optional["ImageStore"], where: str) -> bool:
+  """Adds example['image'] from the store (keyed by example_id) when there is one.
+
+  Returns False, with the row counted as skipped under the image's failure reason, when the image
+  is missing or unreadable; the caller drops the row.
+  """
+  if images is None:
+    return True
+  try:
+    example["image"] = images.read(example["example_id"])
+  except ImageError as e:
+    data_stats.skip(e.reason, f"{where}: {e}")
+    return False
+  return True

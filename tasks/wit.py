@@ -71,12 +71,8 @@ def read_wit(path: str, kind: str,
       example = {"example_id": image_store.url_id(rec["image_url"]), "text": text,
                  "language": rec["language"].strip(),
                  "is_main_image": str(flags["is_main_image"]).lower()}
-      if images is not None:
-        try:
-          example["image"] = images.read(example["example_id"])
-        except image_store.ImageError as e:
-          data_stats.skip(e.reason, f"{where}: {e}")
-          continue
+      if not image_store.attach_image(example, images, where):
+        continue
       data_stats.keep("wit")
       yield example
 
