@@ -132,12 +132,39 @@ def restore_params(checkpoint_dir: str, step: int | None = None) -> tuple[Any, i
 
 
 def from_mlit_checkpoint(model, checkpoint_dir: str, vocabulary, text_length: int = 16,
-                         batch_size: int = 256, step: int | None = None) -> TwoTowerEncoder:
+                         batch_size: int = 256, step: int | None = None,
+                         image_tower: dict | None = None,
+                         image_checkpoint_path: str | None = None,
+                         image_size: int = 224) -> TwoTowerEncoder:
   """A TwoTower with the params of an mlit training checkpoint (MODEL_DIR or its
-  checkpoints/ directory; the latest step unless `step` is given)."""
+  checkpoints/ directory; the latest step unless `step` is given).
+
+  A model tuned on pre-computed embeddings (model.image is None) has no ViT in its
+  checkpoint; given `image_tower` (ViT kwargs) and `image_checkpoint_path` (the
+  locked tower's big_vision .npz that made the embeddings), the encoder runs that
+  tower on pixels of `image_size`, so evaluation sees images, not stored vectors.
+  """
   params, step = restore_params(checkpoint_dir, step)
+  name, report = f"mlit:{checkpoint_dir}@{step}", ""
+  if (image_tower is None) != (image_checkpoint_path is None):
+    raise ValueError("from_mlit_checkpoint: give both image_tower and image_checkpoint_path, "
+                     "or neither")
+  if image_tower is not None:
+    if model.image is not None:
+      raise ValueError("from_mlit_checkpoint: image_tower is for models tuned on pre-computed "
+                       "embeddings, but this model has its own image tower")
+    from mlit import vit_checkpoint  # pylint: disable=g-import-not-at-top
+    from mlit import image_tower as image_tower_lib  # pylint: disable=g-import-not-at-top
+    vit = image_tower_lib.ViT(**dict(image_tower))
+    params = dict(nn.unbox(params))
+    init = nn.unbox(vit.init(jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, 3)))["params"])
+    params["img"], vit_report = vit_checkpoint.load_big_vision_npz(
+        image_checkpoint_path, init, strict=True, image_size=image_size)
+    model = model.clone(image=dict(image_tower), lock_image=True)
+    name += f"+npz:{image_checkpoint_path}"
+    report = f"img: {vit_report.summary()}"
   return TwoTowerEncoder(model, params, Tokenizer(vocabulary, text_length), batch_size,
-                         name=f"mlit:{checkpoint_dir}@{step}")
+                         name=name, load_report=report)
 
 
 def from_t5x_and_npz(model, t5x_path: str, vit_npz: str | None, vocabulary,

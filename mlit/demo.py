@@ -4,6 +4,7 @@ Stages (each a command you can also run by hand; each reuses what an earlier run
   data      python -m tasks.emoji_cldr build        emoji renders + CLDR names in every language
   vocab     python -m tasks.emoji_cldr vocab        SentencePiece (byte fallback) on tuning texts
   image     python -m tasks.emoji_cldr pretrain     tiny ViT on Unicode subgroups -> .npz (locked)
+  embed     python -m tasks.emoji_cldr embed        the locked tower's embedding of every render
   train     python -m mlit.train                    LiT-tuning (Lu), gin/demo/lit_emoji.gin
   coverage  python -m eval_multilingual.coverage    tokenizer statistics per language
   eval      python -m eval_multilingual.run         held-out concepts, gin/demo/eval_emoji.gin
@@ -19,13 +20,14 @@ import subprocess
 import sys
 import time
 
-STAGES = ("data", "vocab", "image", "train", "coverage", "eval", "report")
+STAGES = ("data", "vocab", "image", "embed", "train", "coverage", "eval", "report")
 
 
 def _commands(run_dir: str, args) -> dict[str, list[str]]:
   py = sys.executable
   data, vocab_prefix = os.path.join(run_dir, "data"), os.path.join(run_dir, "spm")
   vocab, tower = vocab_prefix + ".model", os.path.join(run_dir, "image_tower.npz")
+  embeddings = os.path.join(run_dir, "image_embeddings.npz")
   model_dir = os.path.join(run_dir, "train")
   build = [py, "-m", "tasks.emoji_cldr", "build", "--out", data]
   if args.languages:
@@ -35,7 +37,8 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
   train_gin = [f"--gin.EMOJI_DATA={json.dumps(data)}", f"--gin.EMOJI_VOCAB={json.dumps(vocab)}"]
   train = [py, "-m", "mlit.train", f"--gin_file={args.gin_file}",
            f"--gin.MODEL_DIR={json.dumps(model_dir)}",
-           f"--gin.IMAGE_CHECKPOINT_PATH={json.dumps(tower)}", *train_gin]
+           f"--gin.IMAGE_CHECKPOINT_PATH={json.dumps(tower)}",
+           f"--gin.EMOJI_IMAGE_EMBEDDINGS={json.dumps(embeddings)}", *train_gin]
   if args.train_steps:
     train += [f"--gin.TRAIN_STEPS={args.train_steps}",
               f"--gin.WARMUP_STEPS={max(1, args.train_steps // 10)}"]
@@ -47,6 +50,8 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
       "vocab": [py, "-m", "tasks.emoji_cldr", "vocab", "--data", data, "--out", vocab_prefix,
                 "--vocab_size", str(args.vocab_size)],
       "image": pretrain,
+      "embed": [py, "-m", "tasks.emoji_cldr", "embed", "--data", data, "--tower", tower,
+                "--out", embeddings],
       "train": train,
       "coverage": [py, "-m", "eval_multilingual.coverage", "--vocab", vocab, "--lang-field",
                    "lang", "--text-field", "name", "--out", os.path.join(run_dir, "coverage"),

@@ -40,7 +40,8 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
     zs = results["languages"][lang]["emoji_cldr/zeroshot_classification"]
     assert 0.0 <= zs["acc1"] <= zs["acc5"] <= 1.0
   timings = json.loads((run_dir / "timings.json").read_text())
-  assert set(timings) == {"data", "vocab", "image", "train", "coverage", "eval", "report"}
+  assert set(timings) == {"data", "vocab", "image", "embed", "train", "coverage", "eval",
+                          "report"}
   stats = json.loads((run_dir / "language_stats.json").read_text())
   assert set(stats) == set(LANGUAGES) and all(v["n_train_examples"] > 0 for v in stats.values())
   assert set(json.loads((run_dir / "tokenizer_stats.json").read_text())) == set(LANGUAGES)
@@ -49,7 +50,7 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
   assert (run_dir / "train" / "config.gin").exists()
 
   # Re-running reuses every stage's output: the trained checkpoint is not trained again.
-  proc = subprocess.run(cmd + ["--stages", "data,vocab,image,train"], capture_output=True,
+  proc = subprocess.run(cmd + ["--stages", "data,vocab,image,embed,train"], capture_output=True,
                         text=True, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = proc.stdout + proc.stderr

@@ -1,5 +1,6 @@
 """emoji_cldr: builder on the real Debian data (small), split, errors, seqio tasks, pretraining."""
 
+import dataclasses
 import json
 import os
 
@@ -174,3 +175,47 @@ def test_pretrain_saves_big_vision_npz(small, tmp_path):
   assert 'embedding/kernel' in flat and 'head/kernel' in flat
   assert flat['head/kernel'].shape[-1] == info['num_classes']
   assert pt.pretrain(small[0], path, cfg)['reused']
+
+
+def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, vocab_path,
+                                                                      tmp_path):
+  import jax  # pylint: disable=g-import-not-at-top
+  import seqio  # pylint: disable=g-import-not-at-top
+  from mlit import image_tower, vit_checkpoint  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import embed_images  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import pretrain_image_tower as pt  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import tasks  # pylint: disable=g-import-not-at-top
+  out, _ = small
+  cfg = pt.PretrainConfig(width=16, depth=1, num_heads=2, mlp_dim=32, steps=3,
+                          batch_size=16, warmup_steps=1)
+  tower = str(tmp_path / 'vit.npz')
+  pt.pretrain(out, tower, cfg, log_every=0)
+  emb_path = str(tmp_path / 'emb.npz')
+  info = embed_images.embed(out, tower, emb_path)
+  assert not info['reused'] and embed_images.embed(out, tower, emb_path)['reused']
+  ds = data_lib.load(out)
+  arrays = embed_images.load(emb_path, ds)
+  # Independent of embed(): the ViT applied to a few rows, params read by the npz loader.
+  vit = image_tower.ViT(**cfg.model_kwargs())
+  x = data_lib.to_float(ds.array('symbola')[:5])
+  params, _ = vit_checkpoint.load_big_vision_npz(
+      tower, vit.init(jax.random.PRNGKey(1), x)['params'])
+  np.testing.assert_allclose(arrays['symbola'][:5], vit.apply({'params': params}, x)[0],
+                             atol=1e-5)
+
+  tasks.register_emoji_cldr_tasks(out, vocab_path, languages=['de'],
+                                  image_embeddings=emb_path)
+  task = seqio.get_mixture_or_task('emoji_cldr.de')
+  assert 'image_embedding' in task.output_features and 'image' not in task.output_features
+  ex = next(task.get_dataset({'text': 16}, split='train', shuffle=False).as_numpy_iterator())
+  first = tasks.pairs_lib.tuning_pairs(ds, 'de')
+  np.testing.assert_array_equal(ex['image_embedding'],
+                                arrays['noto_aug'][first.image_index[0]])
+
+  # A tower retrained to something else is not silently reused; a wrong build is refused.
+  pt.pretrain(out, tower, dataclasses.replace(cfg, seed=1), log_every=0)
+  assert not embed_images.embed(out, tower, emb_path)['reused']
+  np.savez(emb_path, noto_aug=arrays['noto_aug'][:3], noto_eval=arrays['noto_eval'],
+           symbola=arrays['symbola'])
+  with pytest.raises(ValueError, match='noto_aug has shape'):
+    embed_images.load(emb_path, ds)

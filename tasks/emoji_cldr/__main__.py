@@ -1,4 +1,4 @@
-"""Command line: python -m tasks.emoji_cldr {build,vocab,pretrain} ..."""
+"""Command line: python -m tasks.emoji_cldr {build,vocab,pretrain,embed} ..."""
 
 import sys
 
@@ -9,6 +9,7 @@ def main(argv=None):
       'build': 'tasks.emoji_cldr.build_main',
       'vocab': 'tasks.emoji_cldr.vocab',
       'pretrain': 'tasks.emoji_cldr.pretrain_image_tower',
+      'embed': 'tasks.emoji_cldr.embed_images',
   }
   if not argv or argv[0] not in commands:
     print(f'usage: python -m tasks.emoji_cldr {{{",".join(commands)}}} [options]',

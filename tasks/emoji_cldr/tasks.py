@@ -12,7 +12,10 @@ register_emoji_cldr_tasks(data_dir, vocab_path) registers:
                                subgroup id) of tuning / held-out concepts, for
                                image tower pre-training
 Features: 'text' int32 token ids (EOS appended), 'image' float32 [H, W, 3] in
-[-1, 1], 'example_id' string ('<lang>/<emoji>/<name|kwN|domain>').
+[-1, 1], 'example_id' string ('<lang>/<emoji>/<name|kwN|domain>'). Given
+`image_embeddings` (tasks.emoji_cldr.embed_images), the text-image tasks give
+'image_embedding' float32 [D], the locked tower's output for the same image row,
+instead of 'image'.
 """
 
 import functools
@@ -24,6 +27,7 @@ import tensorflow as tf
 
 from tasks import vocabularies
 from tasks.emoji_cldr import data as data_lib
+from tasks.emoji_cldr import embed_images
 from tasks.emoji_cldr import pairs as pairs_lib
 from tasks.emoji_cldr import split as split_lib
 
@@ -34,7 +38,7 @@ def _index_dataset(columns: dict, shuffle: bool, seed) -> tf.data.Dataset:
   """Small columns (ids, strings) as a dataset, fully shuffled each epoch when asked."""
   ds = tf.data.Dataset.from_tensor_slices(columns)
   if shuffle:
-    ds = ds.shuffle(len(next(iter(columns.values()))), seed=seed,
+    ds = ds.shuffle(len(columns['image_row']), seed=seed,
                     reshuffle_each_iteration=True)
   return ds
 
@@ -61,10 +65,31 @@ def _gather_images(table: tf.Tensor):
   return fn
 
 
-def _pairs_source(get_pairs_by_split: dict) -> seqio.FunctionDataSource:
+def _gather_embeddings(table: tf.Tensor):
+  """Preprocessor: 'image_row' -> 'image_embedding' float32 [D] (pre-computed)."""
+
+  def fn(dataset, **unused):
+    def gather(ex):
+      ex = dict(ex)
+      ex['image_embedding'] = tf.gather(table, ex.pop('image_row'))
+      return ex
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+  return fn
+
+
+def _token_ids(vocab: seqio.SentencePieceVocabulary, texts: list[str]) -> tf.RaggedTensor:
+  """Every text's ids at once (no EOS): the same SentencePiece model as vocab.encode_tf,
+  run once in C++ over the whole list instead of once per example per epoch."""
+  ids = vocab.tokenizer.encode(list(texts)) if texts else []
+  flat = np.fromiter((i for row in ids for i in row), np.int32,
+                     count=sum(len(row) for row in ids))
+  return tf.RaggedTensor.from_row_lengths(flat, np.array([len(r) for r in ids], np.int64))
+
+
+def _pairs_source(get_pairs_by_split: dict, vocab) -> seqio.FunctionDataSource:
   def dataset_fn(split, shuffle_files, seed=None):
     p = get_pairs_by_split[split]()
-    return _index_dataset({'text': np.asarray(p.texts, dtype=object),
+    return _index_dataset({'text': _token_ids(vocab, p.texts),
                            'image_row': p.image_index,
                            'example_id': np.asarray(p.example_ids, dtype=object)},
                           shuffle_files, seed)
@@ -87,17 +112,24 @@ def _add(name, source, preprocessors, output_features):
                          shuffle_buffer_size=_SHUFFLE_BUFFER)
 
 
-def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab):
-  """split_fns: split -> callable returning Pairs whose rows index image_array."""
+def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab, embeddings=None):
+  """split_fns: split -> callable returning Pairs whose rows index image_array.
+
+  embeddings: None (pixels) or {image array name: float32 [N, D] tensor}.
+  """
+  if embeddings is None:
+    gather, image_feature = _gather_images(_image_table(ds, image_array)), 'image'
+  else:
+    gather, image_feature = _gather_embeddings(embeddings[image_array]), 'image_embedding'
   preprocessors = [
-      functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
+      # The source gives token ids already (_token_ids).
       # Sticky EOS without truncation marks (tasks.token_preprocessors.
       # trim_and_count adds them, in-graph, for the trainer's data_stats).
       seqio.preprocessors.append_eos_after_trim,
-      _gather_images(_image_table(ds, image_array)),
+      gather,
   ]
-  _add(name, _pairs_source(split_fns), preprocessors,
-       vocabularies.output_features(['text'], vocab, 'image'))
+  _add(name, _pairs_source(split_fns, vocab), preprocessors,
+       vocabularies.output_features(['text'], vocab, image_feature))
 
 
 def _register_subgroups(ds: data_lib.EmojiData, name: str):
@@ -119,14 +151,20 @@ def _register_subgroups(ds: data_lib.EmojiData, name: str):
 
 @gin.configurable
 def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | None = None,
-                              languages=None, names_only: bool = False) -> list[str]:
+                              languages=None, names_only: bool = False,
+                              image_embeddings: str | None = None) -> list[str]:
   """Registers the emoji_cldr tasks (module docstring); returns their names.
 
   vocab_path: SentencePiece .model (default: tasks.vocabularies.vocabulary()).
   languages: subset of the built languages (default: all of them).
   names_only: tuning texts are the CLDR names only (no keyword phrases).
+  image_embeddings: .npz from `python -m tasks.emoji_cldr embed`: text-image
+    tasks give the locked tower's 'image_embedding' instead of pixels.
   """
   ds = data_lib.load(data_dir)
+  emb = None
+  if image_embeddings:  # one eager tensor per array, shared by every task
+    emb = {d: tf.constant(a) for d, a in embed_images.load(image_embeddings, ds).items()}
   vocab = (seqio.SentencePieceVocabulary(vocab_path) if vocab_path
            else vocabularies.vocabulary())
   langs = list(languages) if languages else ds.languages
@@ -138,19 +176,19 @@ def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | No
   for lang in langs:
     tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only)
     held = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'noto')
-    _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, 'noto_aug', vocab)
+    _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, 'noto_aug', vocab, emb)
     _text_image_task(f'emoji_cldr_heldout.{lang}', ds, {'validation': held},
-                     'noto_eval', vocab)
+                     'noto_eval', vocab, emb)
     sym = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'symbola')
     _text_image_task(f'emoji_cldr_symbola.{lang}', ds, {'validation': sym},
-                     'symbola', vocab)
+                     'symbola', vocab, emb)
     names += [f'emoji_cldr.{lang}', f'emoji_cldr_heldout.{lang}',
               f'emoji_cldr_symbola.{lang}']
   tune_all = lambda: _merge([pairs_lib.tuning_pairs(ds, l, names_only) for l in langs])
-  _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, 'noto_aug', vocab)
+  _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, 'noto_aug', vocab, emb)
   held_all = lambda: _merge([pairs_lib.heldout_pairs(ds, l, 'noto') for l in langs])
   _text_image_task('emoji_cldr_heldout.all', ds, {'validation': held_all}, 'noto_eval',
-                   vocab)
+                   vocab, emb)
   _register_subgroups(ds, 'emoji_cldr_subgroups')
   names += ['emoji_cldr.all', 'emoji_cldr_heldout.all', 'emoji_cldr_subgroups']
   return names
