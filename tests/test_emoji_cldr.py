@@ -219,3 +219,36 @@ def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, voc
            symbola=arrays['symbola'])
   with pytest.raises(ValueError, match='noto_aug has shape'):
     embed_images.load(emb_path, ds)
+
+
+@pytest.mark.parametrize('gin_file,image_tower,embeddings,setup', [
+    ('demo/lit_emoji.gin', False, True, ('pretrained', True)),
+    ('demo/lit_emoji_english_only.gin', False, True, ('pretrained', True)),
+    ('demo/lit_emoji_Uu.gin', True, False, ('pretrained', False)),
+    ('demo/lit_emoji_uu.gin', True, False, ('random', False)),
+])
+def test_demo_gin_files_resolve(gin_file, image_tower, embeddings, setup):
+  """The paper's comparisons on the demo data: Lu tunes on pre-computed embeddings and
+  evaluates with the locked tower on pixels; Uu/uu train a live tower."""
+  import gin  # pylint: disable=g-import-not-at-top
+  from mlit import gin_flags  # pylint: disable=g-import-not-at-top
+  gin_flags.parse_gin([gin_file, 'demo/eval_emoji.gin'], [
+      'MODEL_DIR = "/unused"', 'EMOJI_DATA = "/unused"', 'EMOJI_VOCAB = "/unused.model"',
+      'IMAGE_CHECKPOINT_PATH = "/unused.npz"', 'RUN_DIR = "/unused"',
+      'EMOJI_IMAGE_EMBEDDINGS = "/unused_emb.npz"'], finalize=False)
+  with gin.unlock_config():
+    assert (gin.query_parameter('%IMAGE_TOWER') is not None) == image_tower
+    emb = gin.query_parameter('tasks.emoji_cldr.tasks.register_emoji_cldr_tasks.'
+                              'image_embeddings')
+    if embeddings:
+      assert emb.config_key == ('EMOJI_IMAGE_EMBEDDINGS', 'gin.macro')
+    else:  # even when the command line names an embeddings file
+      assert emb is None
+    eval_tower = gin.query_parameter('%EVAL_IMAGE_TOWER')
+    assert (eval_tower is not None) == embeddings  # pixels at eval time, either way
+    if eval_tower is not None:  # a reference to the macro the pre-trained tower is built from
+      assert eval_tower.config_key == ('EMOJI_VIT', 'gin.macro')
+    assert (gin.query_parameter('mlit.train.train.image_init'),
+            gin.query_parameter('mlit.train.train.image_locked')) == setup
+    task = gin.query_parameter('%EMOJI_TASK')
+  assert task == ('emoji_cldr.en' if 'english' in gin_file else 'emoji_cldr.all')
