@@ -103,7 +103,9 @@ def load_run(run_dir: str) -> Run:
           warnings.append(f'{path}: languages.{lang}.{task}.{m} = {v!r} is not a number; ignored')
   results = dict(results, languages=clean)
   model = results.get('model') if isinstance(results.get('model'), dict) else {}
-  name = str(model.get('name') or os.path.basename(os.path.normpath(run_dir)))
+  # The run directory names a run in titles and comparison columns (short, chosen by the
+  # user); the model's own name (checkpoint path and step) stays in results['model'].
+  name = os.path.basename(os.path.normpath(run_dir)) or str(model.get('name') or run_dir)
   return Run(name=name, path=run_dir, results=results,
              language_stats=_read_json(os.path.join(run_dir, 'language_stats.json'), False),
              tokenizer_stats=_read_json(os.path.join(run_dir, 'tokenizer_stats.json'), False),
