@@ -154,13 +154,11 @@ def from_mlit_checkpoint(model, checkpoint_dir: str, vocabulary, text_length: in
       raise ValueError("from_mlit_checkpoint: image_tower is for models tuned on pre-computed "
                        "embeddings, but this model has its own image tower")
     from mlit import vit_checkpoint  # pylint: disable=g-import-not-at-top
-    from mlit import image_tower as image_tower_lib  # pylint: disable=g-import-not-at-top
-    vit = image_tower_lib.ViT(**dict(image_tower))
-    params = dict(nn.unbox(params))
-    init = nn.unbox(vit.init(jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, 3)))["params"])
-    params["img"], vit_report = vit_checkpoint.load_big_vision_npz(
-        image_checkpoint_path, init, strict=True, image_size=image_size)
     model = model.clone(image=dict(image_tower), lock_image=True)
+    params = dict(nn.unbox(params))
+    params["img"], vit_report = vit_checkpoint.load_big_vision_npz(
+        image_checkpoint_path, init_params(model, image_size)["img"], strict=True,
+        image_size=image_size)
     name += f"+npz:{image_checkpoint_path}"
     report = f"img: {vit_report.summary()}"
   return TwoTowerEncoder(model, params, Tokenizer(vocabulary, text_length), batch_size,

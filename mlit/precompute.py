@@ -12,7 +12,6 @@ random augmentation would make pre-computation wrong (paper, Appendix E).
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -27,17 +26,10 @@ import tensorflow as tf
 
 from mlit import image_tower
 from mlit import vit_checkpoint
+from tasks import file_io
 from tasks import image_preprocessors
 from tasks import precomputed
 from tasks import registration
-
-
-def file_sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def _write_manifest(directory: str, manifest: dict) -> None:
@@ -69,7 +61,7 @@ def precompute(task_name: str = gin.REQUIRED, output_dir: str = gin.REQUIRED,
   if checkpoint_path:
     params, _ = vit_checkpoint.load_big_vision_npz(checkpoint_path, params,
                                                    image_size=image_size)
-    tower["checkpoint_sha256"] = file_sha256(checkpoint_path)
+    tower["checkpoint_sha256"] = file_io.file_sha256(checkpoint_path)
   embed = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
 
   task = seqio.get_mixture_or_task(task_name)

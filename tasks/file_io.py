@@ -2,6 +2,7 @@
 
 import bz2
 import gzip
+import hashlib
 import io
 from typing import BinaryIO
 
@@ -59,3 +60,12 @@ def expand_patterns(patterns) -> list[str]:
   if not files:
     raise FileNotFoundError(f"no file matches {patterns}")
   return files
+
+
+def file_sha256(path: str) -> str:
+  """SHA-256 hex digest of a file's bytes (local or gfile), read in 1 MiB blocks."""
+  digest = hashlib.sha256()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()

@@ -14,7 +14,6 @@ data is reused; one made from anything else is recomputed.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -26,18 +25,11 @@ import numpy as np
 
 from mlit import image_tower
 from mlit import vit_checkpoint
+from tasks import file_io
 from tasks.emoji_cldr import data as data_lib
 
 DOMAINS = ('noto_aug', 'noto_eval', 'symbola')
 _BATCH = 512
-
-
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def tower_kwargs(tower_path: str) -> dict:
@@ -56,8 +48,8 @@ def tower_kwargs(tower_path: str) -> dict:
 def embed(data_dir: str, tower_path: str, out_path: str, force: bool = False) -> dict:
   """Writes out_path (.npz, one array per domain) and its .json; returns the .json dict."""
   ds = data_lib.load(data_dir)
-  key = {'tower_sha256': _sha256(tower_path),
-         'data_manifest_sha256': _sha256(os.path.join(data_dir, 'manifest.json')),
+  key = {'tower_sha256': file_io.file_sha256(tower_path),
+         'data_manifest_sha256': file_io.file_sha256(os.path.join(data_dir, 'manifest.json')),
          'tower_kwargs': tower_kwargs(tower_path)}
   info_path = os.path.splitext(out_path)[0] + '.json'
   if not force and os.path.isfile(out_path) and os.path.isfile(info_path):
