@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from mlit import flat_dot
+
 # (width, depth, mlp_dim, num_heads); Table 2 of arXiv:2106.04560 plus the
 # SigLIP shape-optimised So400m.
 _VARIANTS = {
@@ -71,7 +73,8 @@ class MlpBlock(nn.Module):
   @nn.compact
   def __call__(self, x, deterministic=True):
     inits = dict(kernel_init=nn.initializers.xavier_uniform(),
-                 bias_init=nn.initializers.normal(stddev=1e-6), dtype=self.dtype)
+                 bias_init=nn.initializers.normal(stddev=1e-6), dtype=self.dtype,
+                 dot_general=flat_dot.flat_dot_general)
     d = x.shape[-1]
     x = nn.Dense(self.mlp_dim or 4 * d, **inits)(x)
     x = nn.gelu(x)
@@ -91,7 +94,9 @@ class Encoder1DBlock(nn.Module):
     y = nn.LayerNorm(dtype=self.dtype)(x)
     y = nn.MultiHeadDotProductAttention(
         num_heads=self.num_heads, dtype=self.dtype,
-        kernel_init=nn.initializers.xavier_uniform())(
+        kernel_init=nn.initializers.xavier_uniform(),
+        qkv_dot_general=flat_dot.flat_dot_general,
+        out_dot_general=flat_dot.flat_dot_general)(
             y, y, deterministic=deterministic)
     x = x + nn.Dropout(rate=self.dropout)(y, deterministic)
     y = nn.LayerNorm(dtype=self.dtype)(x)
@@ -131,7 +136,9 @@ class MAPHead(nn.Module):
     probe = jnp.tile(probe.astype(x.dtype), [n, 1, 1])
     x = nn.MultiHeadDotProductAttention(
         num_heads=self.num_heads, dtype=self.dtype,
-        kernel_init=nn.initializers.xavier_uniform())(probe, x)
+        kernel_init=nn.initializers.xavier_uniform(),
+        qkv_dot_general=flat_dot.flat_dot_general,
+        out_dot_general=flat_dot.flat_dot_general)(probe, x)
     y = nn.LayerNorm(dtype=self.dtype)(x)
     x = x + MlpBlock(mlp_dim=self.mlp_dim, dtype=self.dtype)(y)
     return x[:, 0]

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mlit import flat_dot
+
 Array = jax.Array
 Initializer = Callable[..., Array]
 
@@ -123,7 +125,9 @@ class Dense(nn.Module):
         'kernel', nn.with_logical_partitioning(self.kernel_init,
                                                self.kernel_axes),
         (x.shape[-1], self.features), jnp.float32)
-    return jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
+    return flat_dot.flat_dot_general(
+        x.astype(self.dtype), kernel.astype(self.dtype),
+        (((x.ndim - 1,), (0,)), ((), ())))
 
 
 class RelativePositionBias(nn.Module):
