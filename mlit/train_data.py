@@ -58,8 +58,9 @@ def _make_tf_dataset(name: str, task_feature_lengths: Mapping[str, int],
         backtranslation.FIRED_FEATURE, backtranslation.TEXTS_FEATURE,
         *(token_preprocessors.truncated_key(k) for k in lengths)]
   ds = provider.get_dataset(**kwargs)
-  ds = feature_converter.LiTFeatureConverter()(ds, lengths)
-  return ds.batch(per_process_batch, drop_remainder=True)
+  # Converted a batch at a time: the same batches as converting each example.
+  return feature_converter.LiTFeatureConverter().batched(
+      ds, lengths, per_process_batch, drop_remainder=True)
 
 
 def _concat(*batches):

@@ -55,3 +55,31 @@ def test_bad_inputs_are_named():
   ints = _ds({'text': [[2, 1]]}, image_embedding=np.zeros((1, 4), np.int32))
   with pytest.raises(ValueError, match='float32'):
     LiTFeatureConverter()(ints, {'text': 16})
+
+
+@pytest.mark.parametrize('drop_remainder', [True, False])
+def test_batched_equals_per_example_then_batch(drop_remainder):
+  rng = np.random.default_rng(0)
+  # Empty, short, exactly-full (with and without EOS) and over-long texts.
+  titles = [[], [1], [5, 1], [5, 6, 7, 1], [5, 6, 7, 8], [5, 6, 7, 8, 9, 1],
+            [2, 3, 4, 5, 6, 7, 8]] + [list(rng.integers(2, 9, rng.integers(0, 9)))
+                                      for _ in range(25)]
+  tags = [list(rng.integers(1, 9, rng.integers(0, 7))) for _ in titles]
+  ds = _ds({'title': titles, 'tags': tags},
+           image_embedding=rng.normal(size=(len(titles), 3)).astype(np.float32),
+           bt_fired=rng.integers(0, 2, len(titles)).astype(np.int32),
+           example_id=np.array([str(i).encode() for i in range(len(titles))]))
+  lengths = {'title': 4, 'tags': 3}
+  want = list(LiTFeatureConverter()(ds, lengths)
+              .batch(5, drop_remainder=drop_remainder).as_numpy_iterator())
+  conv = LiTFeatureConverter().batched(ds, lengths, 5, drop_remainder=drop_remainder)
+  got = list(conv.as_numpy_iterator())
+  assert len(got) == len(want) == (6 if drop_remainder else 7)
+  for g, w in zip(got, want):
+    assert set(g) == set(w) == {'title', 'tags', 'image_embedding', 'bt_fired'}
+    for k in w:
+      np.testing.assert_array_equal(g[k], w[k], err_msg=k)
+  assert conv.element_spec['title'].shape.as_list() == [5 if drop_remainder else None, 4]
+  all_empty = _ds({'text': [[], []]}, image_embedding=np.zeros((2, 3), np.float32))
+  out = next(LiTFeatureConverter().batched(all_empty, {'text': 3}, 2).as_numpy_iterator())
+  np.testing.assert_array_equal(out['text'], np.zeros((2, 3)))
