@@ -169,7 +169,7 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     def convert(ex):
       out = {k: ex[k] for k in keys}
       for k, n in self._text_lengths.items():
-        t = sticky_eos(ex[k], n)
+        t = ex[k]  # already trimmed with sticky EOS in __call__
         t = tf.pad(t, [[0, n - tf.shape(t)[0]]])
         out[k] = tf.ensure_shape(t, [n])
       return out

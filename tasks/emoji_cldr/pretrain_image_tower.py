@@ -16,7 +16,6 @@ and FILE.json (config, model kwargs, accuracy) and reuses an up-to-date FILE.npz
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ import optax
 
 from mlit import image_tower
 from mlit import vit_checkpoint
+from tasks import file_io
 from tasks.emoji_cldr import data as data_lib
 from tasks.emoji_cldr import split as split_lib
 
@@ -65,23 +65,13 @@ class PretrainConfig:
             'pool_type': self.pool_type, 'posemb': 'learn'}
 
 
-def _to_float(x):
-  return x.astype(jnp.float32) * (2.0 / 255.0) - 1.0
-
-
-def _accuracy(model, params, images: np.ndarray, labels: np.ndarray, n_subgroups: int,
-              batch: int = 512):
+def _accuracy(predict, images: np.ndarray, labels: np.ndarray, batch: int = 512):
+  """Share of images whose predict(uint8 batch) equals the label."""
   if len(images) == 0:
     return float('nan')
-
-  @jax.jit
-  def predict(p, x):
-    _, out = model.apply({'params': p}, _to_float(x))
-    return jnp.argmax(out['logits'][:, :n_subgroups], -1)
   correct = 0
   for i in range(0, len(images), batch):
-    correct += int((np.asarray(predict(params, images[i:i + batch]))
-                    == labels[i:i + batch]).sum())
+    correct += int((np.asarray(predict(images[i:i + batch])) == labels[i:i + batch]).sum())
   return correct / len(images)
 
 
@@ -89,8 +79,7 @@ def pretrain(data_dir: str, out_path: str, config: PretrainConfig = PretrainConf
              force: bool = False, log_every: int = 50) -> dict:
   """Trains and saves the tower; returns the info dict also written to out_path .json."""
   ds = data_lib.load(data_dir)
-  with open(os.path.join(data_dir, 'manifest.json'), 'rb') as f:
-    data_hash = hashlib.sha256(f.read()).hexdigest()[:16]
+  data_hash = file_io.file_sha256(os.path.join(data_dir, 'manifest.json'))[:16]
   info_path = os.path.splitext(out_path)[0] + '.json'
   key = {'config': dataclasses.asdict(config), 'data_manifest_sha256': data_hash}
   if not force and os.path.isfile(out_path) and os.path.isfile(info_path):
@@ -140,7 +129,7 @@ def pretrain(data_dir: str, out_path: str, config: PretrainConfig = PretrainConf
   @jax.jit
   def step(params, opt_state, x, y, yc, key):
     def loss_fn(p):
-      _, out = model.apply({'params': p}, shift(_to_float(x), key), train=True)
+      _, out = model.apply({'params': p}, shift(data_lib.to_float(x), key), train=True)
       logp = jax.nn.log_softmax(out['logits'][:, :n_subgroups])
       loss = -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
       if config.concept_loss_weight > 0:
@@ -168,6 +157,10 @@ def pretrain(data_dir: str, out_path: str, config: PretrainConfig = PretrainConf
   train_seconds = time.time() - t0
 
   sym, sym_c = ds.images('symbola')
+  # One compiled predictor for the three accuracy reports.
+  subgroup_of = jax.jit(lambda p, x: jnp.argmax(
+      model.apply({'params': p}, data_lib.to_float(x))[1]['logits'][:, :n_subgroups], -1))
+  predict = lambda x: subgroup_of(params, x)
   sym_held = np.isin(sym_c, heldout)
   info = dict(key)
   info.update({
@@ -179,11 +172,9 @@ def pretrain(data_dir: str, out_path: str, config: PretrainConfig = PretrainConf
       'first_step_seconds': round(t_first or 0.0, 2),
       'loss': losses,
       'accuracy': {
-          'train_subset': _accuracy(model, params, x_train[:2048], y_train[:2048],
-                                  n_subgroups),
-          'heldout_noto': _accuracy(model, params, evals[heldout], sg[heldout], n_subgroups),
-          'heldout_symbola': _accuracy(model, params, sym[sym_held], sg[sym_c[sym_held]],
-                                   n_subgroups),
+          'train_subset': _accuracy(predict, x_train[:2048], y_train[:2048]),
+          'heldout_noto': _accuracy(predict, evals[heldout], sg[heldout]),
+          'heldout_symbola': _accuracy(predict, sym[sym_held], sg[sym_c[sym_held]]),
           'chance_majority': float(np.bincount(sg[heldout], minlength=n_subgroups).max()
                                    / max(1, len(heldout))),
       },
