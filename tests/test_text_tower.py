@@ -117,6 +117,18 @@ def test_head_dropout_and_dtype():
       np.asarray(pooled)).max()
 
 
+def test_embedding_init_stddev():
+  # T5X's default (1.0) unless set; a small init changes only the token table.
+  for std in (1.0, 0.05):
+    cfg = _config(embedding_init_stddev=std, vocab_size=4096)
+    params = nn.unbox(text_tower.TextTower(cfg).init(jax.random.PRNGKey(0), TOKENS))
+    table = np.asarray(params['params']['token_embedder']['embedding'])
+    assert abs(table.std() / std - 1) < 0.05
+  assert text_tower.T5Config(8, 4, 1, 1, 4, 8).embedding_init_stddev == 1.0
+  with pytest.raises(ValueError, match='embedding_init_stddev'):
+    _config(embedding_init_stddev=0.0)
+
+
 def test_config_validation():
   with pytest.raises(ValueError, match='mlp_activations'):
     _config(mlp_activations=('gelu', 'swishy'))
