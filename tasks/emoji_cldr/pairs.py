@@ -2,7 +2,8 @@
 
 Tuning pairs: every CLDR text (the name and each keyword phrase) of a tuning
 concept in language L, each paired with one of the concept's augmented Noto
-renders (cycling, offset by language, so languages see different renders).
+renders (cycling, offset by language, so languages see different renders) or
+with its centred render (the form evaluation shows; tuning_images='noto_eval').
 
 Evaluation sets: held-out concepts that have a name in L, one image each
 (the centred Noto render, or the Symbola render where Symbola has the glyph);
@@ -29,8 +30,14 @@ class Pairs:
   concept: np.ndarray  # int32 [N] concept index
 
 
-def tuning_pairs(ds: data_lib.EmojiData, lang: str, names_only: bool = False) -> Pairs:
-  """All texts of tuning concepts in `lang` with augmented Noto renders."""
+TUNING_IMAGES = ('noto_aug', 'noto_eval')
+
+
+def tuning_pairs(ds: data_lib.EmojiData, lang: str, names_only: bool = False,
+                 images: str = 'noto_aug') -> Pairs:
+  """All texts of tuning concepts in `lang` with their augmented or centred Noto renders."""
+  if images not in TUNING_IMAGES:
+    raise ValueError(f'tuning images must be one of {TUNING_IMAGES}, got {images!r}')
   n_aug = ds.manifest['config']['n_aug']
   tuning = {int(i) for i in ds.concept_ids(split_lib.TUNING)}
   offset = zlib.crc32(lang.encode('utf-8'))  # stable across processes, unlike hash()
@@ -44,10 +51,10 @@ def tuning_pairs(ds: data_lib.EmojiData, lang: str, names_only: bool = False) ->
       phrases += [(f'kw{j}', k) for j, k in enumerate(row['keywords'])]
     for t, (kind, text) in enumerate(phrases):
       texts.append(text)
-      idx.append(c * n_aug + (offset + t) % n_aug)
+      idx.append(c * n_aug + (offset + t) % n_aug if images == 'noto_aug' else c)
       ids.append(f'{lang}/{row["emoji"]}/{kind}')
       concept.append(c)
-  return Pairs(texts, np.asarray(idx, np.int32), 'noto_aug', ids,
+  return Pairs(texts, np.asarray(idx, np.int32), images, ids,
                np.asarray(concept, np.int32))
 
 

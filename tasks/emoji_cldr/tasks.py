@@ -2,7 +2,7 @@
 
 register_emoji_cldr_tasks(data_dir, vocab_path) registers:
   emoji_cldr.<lang>            'train': tuning pairs (text = name or keyword phrase
-                               in lang, image = augmented Noto render)
+                               in lang, image = augmented or centred Noto render)
   emoji_cldr.all               the same over every language (example_id starts
                                with the language)
   emoji_cldr_heldout.<lang>    'validation': held-out concepts, name in lang +
@@ -152,15 +152,21 @@ def _register_subgroups(ds: data_lib.EmojiData, name: str):
 @gin.configurable
 def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | None = None,
                               languages=None, names_only: bool = False,
+                              tuning_images: str = 'noto_aug',
                               image_embeddings: str | None = None) -> list[str]:
   """Registers the emoji_cldr tasks (module docstring); returns their names.
 
   vocab_path: SentencePiece .model (default: tasks.vocabularies.vocabulary()).
   languages: subset of the built languages (default: all of them).
   names_only: tuning texts are the CLDR names only (no keyword phrases).
+  tuning_images: 'noto_aug' (seeded augmentations) or 'noto_eval' (each tuning
+    concept's centred render, the form evaluation shows held-out concepts in).
   image_embeddings: .npz from `python -m tasks.emoji_cldr embed`: text-image
     tasks give the locked tower's 'image_embedding' instead of pixels.
   """
+  if tuning_images not in pairs_lib.TUNING_IMAGES:
+    raise ValueError(f'register_emoji_cldr_tasks.tuning_images must be one of '
+                     f'{pairs_lib.TUNING_IMAGES}, got {tuning_images!r}')
   ds = data_lib.load(data_dir)
   emb = None
   if image_embeddings:  # one eager tensor per array, shared by every task
@@ -174,9 +180,9 @@ def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | No
                      f'(manifest.json lists {len(ds.languages)})')
   names = []
   for lang in langs:
-    tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only)
+    tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only, tuning_images)
     held = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'noto')
-    _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, 'noto_aug', vocab, emb)
+    _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, tuning_images, vocab, emb)
     _text_image_task(f'emoji_cldr_heldout.{lang}', ds, {'validation': held},
                      'noto_eval', vocab, emb)
     sym = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'symbola')
@@ -184,8 +190,9 @@ def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | No
                      'symbola', vocab, emb)
     names += [f'emoji_cldr.{lang}', f'emoji_cldr_heldout.{lang}',
               f'emoji_cldr_symbola.{lang}']
-  tune_all = lambda: _merge([pairs_lib.tuning_pairs(ds, l, names_only) for l in langs])
-  _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, 'noto_aug', vocab, emb)
+  tune_all = lambda: _merge([pairs_lib.tuning_pairs(ds, l, names_only, tuning_images)
+                             for l in langs])
+  _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, tuning_images, vocab, emb)
   held_all = lambda: _merge([pairs_lib.heldout_pairs(ds, l, 'noto') for l in langs])
   _text_image_task('emoji_cldr_heldout.all', ds, {'validation': held_all}, 'noto_eval',
                    vocab, emb)
