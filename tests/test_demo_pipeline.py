@@ -34,7 +34,7 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
 
   results = json.loads((run_dir / "results.json").read_text())
   for key in ("emoji_cldr/zeroshot_classification", "emoji_cldr_symbola/zeroshot_classification",
-              "emoji_cldr/retrieval"):
+              "emoji_cldr_annotations/zeroshot_classification", "emoji_cldr/retrieval"):
     assert results["macro"][key]["n_languages"] == len(LANGUAGES)
   for lang in LANGUAGES:
     zs = results["languages"][lang]["emoji_cldr/zeroshot_classification"]

@@ -6,6 +6,10 @@ CLDR gives it a name in that language; its texts are that name in each template 
 name, the form the text tower was tuned on).
   EmojiZeroShotEvaluation   classify Noto renders (or Symbola glyphs: another visual domain)
   EmojiRetrievalEvaluation  names -> images and images -> names, recall@1/5/10
+cldr_file='annotations' restricts an evaluation to the concepts CLDR names in its annotations/
+files: single emoji, without the flags, keycaps and most ZWJ sequences that only
+annotationsDerived/ names (a country's flag cannot be told from its name by a tower pre-trained on
+subgroups). It is the concept set of the issue's reference probe.
 """
 
 from typing import Iterator, Sequence
@@ -21,13 +25,14 @@ from tasks.emoji_cldr import split as split_lib
 _DOMAINS = ("noto_eval", "symbola")
 
 
-def _heldout(ds: emoji_data.EmojiData) -> np.ndarray:
-  return ds.concept_ids(split_lib.HELDOUT)
+def _heldout(ds: emoji_data.EmojiData, cldr_file: str | None = None) -> np.ndarray:
+  return ds.concept_ids(split_lib.HELDOUT, cldr_file)
 
 
-def heldout_names(ds: emoji_data.EmojiData, language: str) -> dict[int, str]:
+def heldout_names(ds: emoji_data.EmojiData, language: str,
+                  cldr_file: str | None = None) -> dict[int, str]:
   """{concept index: CLDR name in `language`} for the held-out concepts that have one."""
-  heldout = set(_heldout(ds).tolist())
+  heldout = set(_heldout(ds, cldr_file).tolist())
   return {row["index"]: row["name"] for row in ds.texts(language)
           if row["index"] in heldout and row.get("name")}
 
@@ -36,18 +41,18 @@ class EmojiImages:
   """Held-out concept images as a zero-shot image source; labels index the held-out concepts."""
   kind = "image"
 
-  def __init__(self, data_dir: str, domain: str = "noto_eval"):
+  def __init__(self, data_dir: str, domain: str = "noto_eval", cldr_file: str | None = None):
     if domain not in _DOMAINS:
       raise ValueError(f"emoji_cldr image domain must be one of {_DOMAINS}, got {domain!r}")
     self.data = emoji_data.load(data_dir)
     self.domain = domain
     images, concepts = self.data.images(domain)
-    position = {c: i for i, c in enumerate(_heldout(self.data).tolist())}
+    position = {c: i for i, c in enumerate(_heldout(self.data, cldr_file).tolist())}
     keep = np.array([c in position for c in concepts.tolist()], bool)
     self.images = images[keep]
     self.labels = np.array([position[c] for c in concepts[keep].tolist()], np.int64)
-    self.name = f"emoji_cldr:{domain}"
-    self.cache_key = f"emoji_cldr:{data_dir}:{domain}:{len(self.labels)}"
+    self.name = f"emoji_cldr:{domain}" + (f":{cldr_file}" if cldr_file else "")
+    self.cache_key = f"emoji_cldr:{data_dir}:{domain}:{cldr_file}:{len(self.labels)}"
 
   def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, None]]:
     for s in range(0, len(self.labels), batch_size):
@@ -59,18 +64,23 @@ class EmojiZeroShotEvaluation:
 
   def __init__(self, data_dir: str, domain: str = "noto_eval",
                languages: Sequence[str] | None = None, templates: Sequence[str] = ("{}",),
-               cache_dir: str | None = None, batch_size: int = 512):
-    self.images = EmojiImages(data_dir, domain)
+               cache_dir: str | None = None, batch_size: int = 512,
+               cldr_file: str | None = None):
+    self.images = EmojiImages(data_dir, domain, cldr_file)
     self.data = self.images.data
     self.templates = tuple(templates)
     self._languages = languages
     self.cache_dir, self.batch_size = cache_dir, batch_size
+    self.cldr_file = cldr_file
     dataset = "emoji_cldr" if domain == "noto_eval" else "emoji_cldr_symbola"
+    if cldr_file:
+      dataset += f"_{cldr_file}"
     self.key = f"{dataset}/zeroshot_classification"
     self._embeddings = None
 
   def languages(self) -> list[str]:
-    have = [lang for lang in self.data.languages if heldout_names(self.data, lang)]
+    have = [lang for lang in self.data.languages
+            if heldout_names(self.data, lang, self.cldr_file)]
     if self._languages is None:
       return have
     missing = sorted(set(self._languages) - set(have))
@@ -80,8 +90,8 @@ class EmojiZeroShotEvaluation:
     return list(self._languages)
 
   def prompt_set(self, language: str) -> prompts_lib.PromptSet:
-    position = {c: i for i, c in enumerate(_heldout(self.data).tolist())}
-    names = heldout_names(self.data, language)
+    position = {c: i for i, c in enumerate(_heldout(self.data, self.cldr_file).tolist())}
+    names = heldout_names(self.data, language, self.cldr_file)
     concepts = sorted(names, key=position.get)
     return prompts_lib.make_prompt_set(
         "emoji_cldr", language, [names[c] for c in concepts], list(self.templates),

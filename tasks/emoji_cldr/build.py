@@ -30,7 +30,7 @@ from tasks.emoji_cldr import render
 from tasks.emoji_cldr import sources
 from tasks.emoji_cldr import split as split_lib
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: concepts carry 'cldr_file'
 _PACKAGES = ('unicode-cldr-core', 'unicode-data', 'fonts-noto-color-emoji', 'fonts-symbola')
 
 
@@ -206,6 +206,7 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
         'group': e.group, 'subgroup': e.subgroup, 'subgroup_id': sg_id[e.subgroup],
         'split': splits[e.emoji], 'english': e.english, 'emoji_version': e.version,
         'symbola': i in sym_set,
+        'cldr_file': 'annotations' if e.key in ann.base_keys else 'annotationsDerived',
     })
 
   lang_stats, dropped_langs = {}, []
@@ -254,6 +255,9 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
       'counts': {
           'concepts': len(concepts), 'tuning_concepts': len(concepts) - n_held,
           'heldout_concepts': n_held, 'subgroups': len(subgroups),
+          'heldout_concepts_in_annotations': sum(
+              1 for r in concept_rows
+              if r['split'] == split_lib.HELDOUT and r['cldr_file'] == 'annotations'),
           'noto_aug_images': int(aug.shape[0]), 'symbola_images': len(sym_idx),
           'languages': len(lang_stats),
       },

@@ -24,6 +24,10 @@ class Cldr:
   languages: dict[str, dict[str, Annotation]]  # lang -> emoji key -> annotation
   version: str
   skipped: collections.Counter
+  # Keys annotated in some language's annotations/ file (single emoji and the few
+  # sequences CLDR names there); the rest come from annotationsDerived/ only
+  # (flags, keycaps, most ZWJ sequences).
+  base_keys: set[str] = dataclasses.field(default_factory=set)
 
 
 def is_base_locale(locale: str) -> bool:
@@ -84,13 +88,14 @@ def parse_cldr(annotations_dir: str, derived_dir: str | None = None,
     locales = [l for l in locales if is_base_locale(l)]
   else:
     locales = [l for l in locales if l != 'root']
-  out, skipped = {}, collections.Counter()
+  out, skipped, base_keys = {}, collections.Counter(), set()
   for loc in locales:
     anns: dict[str, Annotation] = {}
     _parse_file(os.path.join(annotations_dir, f'{loc}.xml'), anns, skipped, True)
+    base_keys.update(anns)
     if derived_dir:
       dpath = os.path.join(derived_dir, f'{loc}.xml')
       if os.path.isfile(dpath):
         _parse_file(dpath, anns, skipped, False)
     out[loc] = anns
-  return Cldr(out, cldr_version(dtd_path), skipped)
+  return Cldr(out, cldr_version(dtd_path), skipped, base_keys)

@@ -10,6 +10,9 @@ import numpy as np
 from tasks.emoji_cldr import split as split_lib
 
 
+CLDR_FILES = ('annotations', 'annotationsDerived')
+
+
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity (caches)
 class EmojiData:
   data_dir: str
@@ -21,11 +24,20 @@ class EmojiData:
   def languages(self) -> list[str]:
     return sorted(self.manifest['languages'])
 
-  def concept_ids(self, split: str) -> np.ndarray:
+  def concept_ids(self, split: str, cldr_file: str | None = None) -> np.ndarray:
+    """Concept indices of a split; cldr_file 'annotations' or 'annotationsDerived' keeps
+    the concepts CLDR names in that directory (see cldr.Cldr.base_keys)."""
     if split not in (split_lib.TUNING, split_lib.HELDOUT):
       raise ValueError(f'split must be {split_lib.TUNING!r} or {split_lib.HELDOUT!r}, '
                        f'got {split!r}')
-    return np.array([c['index'] for c in self.concepts if c['split'] == split], np.int32)
+    if cldr_file is not None:
+      if cldr_file not in CLDR_FILES:
+        raise ValueError(f'cldr_file must be one of {CLDR_FILES}, got {cldr_file!r}')
+      if self.concepts and 'cldr_file' not in self.concepts[0]:
+        raise ValueError(f'{self.data_dir}/concepts.jsonl has no cldr_file field '
+                         '(built by an older version): rebuild it')
+    return np.array([c['index'] for c in self.concepts if c['split'] == split
+                     and (cldr_file is None or c['cldr_file'] == cldr_file)], np.int32)
 
   def subgroup_ids(self) -> np.ndarray:
     return np.array([c['subgroup_id'] for c in self.concepts], np.int32)
