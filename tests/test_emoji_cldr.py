@@ -60,6 +60,34 @@ def test_small_build_counts(small):
   assert grin and grin[0]['name'] == 'grinsendes Gesicht' and grin[0]['keywords']
 
 
+def test_concepts_record_which_cldr_file_names_them(small, tmp_path):
+  from tasks.emoji_cldr import cldr  # pylint: disable=g-import-not-at-top
+  base, derived = tmp_path / 'annotations', tmp_path / 'annotationsDerived'
+  base.mkdir()
+  derived.mkdir()
+  def ldml(entries):
+    rows = ''.join(f'<annotation cp="{cp}" type="tts">{name}</annotation>' for cp, name in entries)
+    return f'<ldml><annotations>{rows}</annotations></ldml>'
+  (base / 'en.xml').write_text(ldml([('\U0001F600', 'grinning face')]), encoding='utf-8')
+  (derived / 'en.xml').write_text(
+      ldml([('\U0001F600', 'shadowed'), ('\U0001F1EB\U0001F1F7', 'flag: France')]),
+      encoding='utf-8')
+  parsed = cldr.parse_cldr(str(base), str(derived))
+  assert parsed.base_keys == {'\U0001F600'}
+  assert parsed.languages['en']['\U0001F600'].name == 'grinning face'
+  assert parsed.languages['en']['\U0001F1EB\U0001F1F7'].name == 'flag: France'
+
+  out, _ = small
+  ds = data_lib.load(out)
+  held = set(ds.concept_ids(split_lib.HELDOUT).tolist())
+  named = set(ds.concept_ids(split_lib.HELDOUT, 'annotations').tolist())
+  derived_only = set(ds.concept_ids(split_lib.HELDOUT, 'annotationsDerived').tolist())
+  assert named | derived_only == held and not named & derived_only and named
+  assert ds.concepts[0]['emoji'] == '\U0001F600' and ds.concepts[0]['cldr_file'] == 'annotations'
+  with pytest.raises(ValueError, match='cldr_file must be one of'):
+    ds.concept_ids(split_lib.HELDOUT, 'derived')
+
+
 def test_rebuild_is_reused(small):
   out, _ = small
   assert build_lib.build(out, SMALL)['reused']
@@ -124,6 +152,11 @@ def test_eval_sets(small):
   assert len(tune.texts) > m['languages']['de']['tuning_names']  # names + keywords
   assert len(tune.texts) == m['languages']['de']['tuning_texts']
   assert len(set(tune.example_ids)) == len(tune.example_ids)
+  centred = pairs.tuning_pairs(ds, 'de', images='noto_eval')
+  assert centred.images == 'noto_eval' and centred.texts == tune.texts
+  np.testing.assert_array_equal(centred.image_index, tune.concept)  # row c = concept c
+  with pytest.raises(ValueError, match='tuning images must be one of'):
+    pairs.tuning_pairs(ds, 'de', images='symbola')
 
 
 @pytest.fixture(scope='module')
@@ -212,6 +245,14 @@ def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, voc
   np.testing.assert_array_equal(ex['image_embedding'],
                                 arrays['noto_aug'][first.image_index[0]])
 
+  tasks.register_emoji_cldr_tasks(out, vocab_path, languages=['de'],
+                                  image_embeddings=emb_path, tuning_images='noto_eval')
+  ex = next(seqio.get_mixture_or_task('emoji_cldr.de').get_dataset(
+      {'text': 16}, split='train', shuffle=False).as_numpy_iterator())
+  np.testing.assert_array_equal(ex['image_embedding'], arrays['noto_eval'][first.concept[0]])
+  with pytest.raises(ValueError, match='tuning_images must be one of'):
+    tasks.register_emoji_cldr_tasks(out, vocab_path, tuning_images='centred')
+
   # A tower retrained to something else is not silently reused; a wrong build is refused.
   pt.pretrain(out, tower, dataclasses.replace(cfg, seed=1), log_every=0)
   assert not embed_images.embed(out, tower, emb_path)['reused']
@@ -244,6 +285,9 @@ def test_demo_gin_files_resolve(gin_file, image_tower, embeddings, setup):
       assert emb.config_key == ('EMOJI_IMAGE_EMBEDDINGS', 'gin.macro')
     else:  # even when the command line names an embeddings file
       assert emb is None
+    # Locked towers tune on the centred renders; a tower that trains sees the augmentations.
+    assert gin.query_parameter('tasks.emoji_cldr.tasks.register_emoji_cldr_tasks.'
+                               'tuning_images') == ('noto_eval' if embeddings else 'noto_aug')
     eval_tower = gin.query_parameter('%EVAL_IMAGE_TOWER')
     assert (eval_tower is not None) == embeddings  # pixels at eval time, either way
     if eval_tower is not None:  # a reference to the macro the pre-trained tower is built from
@@ -252,3 +296,17 @@ def test_demo_gin_files_resolve(gin_file, image_tower, embeddings, setup):
             gin.query_parameter('mlit.train.train.image_locked')) == setup
     task = gin.query_parameter('%EMOJI_TASK')
   assert task == ('emoji_cldr.en' if 'english' in gin_file else 'emoji_cldr.all')
+
+
+def test_zeroshot_evaluation_on_the_annotations_concepts(small):
+  from eval_multilingual.datasets import emoji_cldr as emoji_eval  # pylint: disable=g-import-not-at-top
+  out, _ = small
+  ds = data_lib.load(out)
+  named = ds.concept_ids(split_lib.HELDOUT, 'annotations')
+  full = emoji_eval.EmojiZeroShotEvaluation(out)
+  sub = emoji_eval.EmojiZeroShotEvaluation(out, cldr_file='annotations')
+  assert sub.key == 'emoji_cldr_annotations/zeroshot_classification' != full.key
+  assert len(sub.images.labels) == len(named) <= len(full.images.labels)
+  ps = sub.prompt_set('en')
+  en = {r['index']: r['name'] for r in ds.texts('en')}
+  assert [c[0] for c in ps.classes] == [en[c] for c in named.tolist()]
