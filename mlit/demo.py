@@ -82,7 +82,7 @@ def main(argv=None) -> int:
   parser.add_argument("--stages", default=",".join(STAGES))
   parser.add_argument("--languages", default=None, help="comma-separated subset (default: all)")
   parser.add_argument("--max_emoji", type=int, default=None)
-  parser.add_argument("--vocab_size", type=int, default=8000)
+  parser.add_argument("--vocab_size", type=int, default=16000)
   parser.add_argument("--train_steps", type=int, default=None)
   parser.add_argument("--pretrain_steps", type=int, default=None)
   args = parser.parse_args(argv)
