@@ -63,6 +63,7 @@ def params_fingerprint(params: Any, extra: str = "") -> str:
 
 class TwoTowerEncoder:
   """Batches, jit and progress logging around TwoTower.apply."""
+  text_memo_size = 100_000  # distinct texts kept (51 MB at 128 floats each)
 
   def __init__(self, model, params, tokenizer: Tokenizer, batch_size: int = 256,
                name: str = "", load_report: str = ""):
@@ -74,6 +75,7 @@ class TwoTowerEncoder:
     self._text_fn = jax.jit(lambda p, t: model.apply({"params": p}, text=t)[1])
     self._image_fn = jax.jit(lambda p, x: model.apply({"params": p}, image=x)[0])
     self._emb_fn = jax.jit(lambda p, x: model.apply({"params": p}, image_embedding=x)[0])
+    self._text_memo: dict[str, np.ndarray] = {}
 
   def _batched(self, fn, x: np.ndarray, what: str) -> np.ndarray:
     n, bs, outs = len(x), self.batch_size, []
@@ -91,7 +93,19 @@ class TwoTowerEncoder:
     return np.concatenate(outs).astype(np.float32)
 
   def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-    return self._batched(self._text_fn, self.tokenizer(list(texts)), "texts")
+    """Embeds each distinct text once per encoder: evaluations of one run share class
+    names (zero-shot on a concept subset, retrieval on the same names)."""
+    texts = list(texts)
+    new = list(dict.fromkeys(t for t in texts if t not in self._text_memo))
+    if new:
+      if len(self._text_memo) + len(new) > self.text_memo_size:
+        self._text_memo.clear()
+        new = list(dict.fromkeys(texts))
+      embs = self._batched(self._text_fn, self.tokenizer(new), "texts")
+      self._text_memo.update(zip(new, embs))
+    if not texts:
+      return np.zeros((0, self.model.out_dim), np.float32)
+    return np.stack([self._text_memo[t] for t in texts])
 
   def embed_images(self, x: np.ndarray, kind: str) -> np.ndarray:
     if kind == "image":

@@ -198,6 +198,15 @@ def test_end_to_end_eval_run(tmp_path):
   store = image_store.LocalImageStore(str(data / "images"), IMAGE_SIZE)
   img = enc.embed_images(store.load(pairs["de"].image_keys[:3]), "image")
   txt = enc.embed_texts(pairs["de"].texts[:3])
+  # Remembered texts give the same rows as a fresh encoder, in any order, with repeats.
+  t = pairs["de"].texts[:3]
+  again = enc.embed_texts([t[2], t[0], t[2]])
+  np.testing.assert_array_equal(again, txt[[2, 0, 2]])
+  fresh = encoders.TwoTowerEncoder(model, params, encoders.Tokenizer(spm, 8), batch_size=4)
+  enc.text_memo_size = 4  # over the bound: the memo starts again, results unchanged
+  np.testing.assert_array_equal(enc.embed_texts(["ein Hund", t[1], "eine Katze"]),
+                                fresh.embed_texts(["ein Hund", t[1], "eine Katze"]))
+  assert len(enc._text_memo) == 3 and enc.embed_texts([]).shape == (0, txt.shape[1])
   direct = retrieval.retrieval_metrics(txt, img, [0, 1, 2])
   for k, v in direct.items():
     assert wit_de[k] == pytest.approx(v, abs=1e-9)
