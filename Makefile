@@ -9,7 +9,7 @@ DEB_PACKAGES := apertium apertium-eng-spa apertium-eng-cat unicode-cldr-core uni
 	fonts-noto-color-emoji fonts-symbola
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench deps venv clean test-data-packages
+.PHONY: test lint demo bench deps venv clean test-data-packages
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,9 +36,14 @@ venv: $(VENV)/.installed-test
 test: deps $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The emoji/CLDR pipeline end to end (mlit/demo.py); re-running reuses what is built.
+# ruff: lint and format (2-space indent, single quotes; pyproject.toml). CI runs it before the tests.
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The emoji/CLDR pipeline end to end (mlit/commands/demo.py); re-running reuses what is built.
 demo: deps $(VENV)/.installed-demo
-	$(PY) -m mlit.demo --run_dir runs/demo
+	$(PY) -m mlit.commands.demo --run_dir runs/demo
 
 # Throughput, MFU and memory side by side with open_clip (about 20 minutes on 2 cores).
 bench: deps $(VENV)/.installed-test

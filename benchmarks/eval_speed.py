@@ -10,58 +10,69 @@ does them.
 import os
 import random
 import tempfile
-import time
 
 import flax.linen as nn
 import jax
 import numpy as np
 
-from benchmarks import model_shapes
-from benchmarks import timing
-from eval_multilingual import encoders
+from benchmarks import model_shapes, timing
+from eval_multilingual import encoders, retrieval, zeroshot
 from eval_multilingual import prompts as prompts_lib
-from eval_multilingual import retrieval
-from eval_multilingual import zeroshot
-from mlit import two_tower
+from mlit.models import two_tower
 
-_WORDS = ('a photo of the small big red blue dog cat bird car tree house '
-          'boat river mountain flower chien chat arbre maison Hund Katze '
-          'Baum Haus perro gato casa árbol').split()
+_WORDS = (
+  'a photo of the small big red blue dog cat bird car tree house '
+  'boat river mountain flower chien chat arbre maison Hund Katze '
+  'Baum Haus perro gato casa árbol'
+).split()
 
 
 def _texts(n: int, seed: int) -> list[str]:
   rng = random.Random(seed)
-  return [' '.join(rng.choice(_WORDS) for _ in range(rng.randint(3, 10)))
-          for _ in range(n)]
+  return [' '.join(rng.choice(_WORDS) for _ in range(rng.randint(3, 10))) for _ in range(n)]
 
 
 def _tiny_spm(directory: str) -> str:
   import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+
   corpus = os.path.join(directory, 'corpus.txt')
   with open(corpus, 'w', encoding='utf-8') as f:
     f.write('\n'.join(_texts(3000, 0)) + '\n')
   prefix = os.path.join(directory, 'bench_spm')
   spm.SentencePieceTrainer.train(
-      input=corpus, model_prefix=prefix, vocab_size=400, model_type='unigram',
-      byte_fallback=True, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-      hard_vocab_limit=False, num_threads=1, minloglevel=2)
+    input=corpus,
+    model_prefix=prefix,
+    vocab_size=400,
+    model_type='unigram',
+    byte_fallback=True,
+    pad_id=0,
+    eos_id=1,
+    unk_id=2,
+    bos_id=-1,
+    hard_vocab_limit=False,
+    num_threads=1,
+    minloglevel=2,
+  )
   return prefix + '.model'
 
 
 def make_encoder(text: str, out_dim: int, batch_size: int, workdir: str):
   shape = model_shapes.TEXT_SHAPES[text]
   model = two_tower.TwoTower(text=shape.t5_config(), out_dim=out_dim)
-  params = nn.unbox(model.init(
-      jax.random.PRNGKey(0), image_embedding=np.zeros((1, out_dim), np.float32),
-      text=np.ones((1, 16), np.int32))['params'])
+  params = nn.unbox(
+    model.init(
+      jax.random.PRNGKey(0),
+      image_embedding=np.zeros((1, out_dim), np.float32),
+      text=np.ones((1, 16), np.int32),
+    )['params']
+  )
   tok = encoders.Tokenizer(_tiny_spm(workdir), length=16)
   return encoders.TwoTowerEncoder(model, params, tok, batch_size=batch_size)
 
 
 def prompts_per_second(enc, n: int, *, warmup: int, repeats: int) -> dict:
   texts = _texts(n, 1)
-  t = timing.seconds(lambda: enc.embed_texts(texts), warmup=warmup,
-                     repeats=repeats)
+  t = timing.seconds(lambda: enc.embed_texts(texts), warmup=warmup, repeats=repeats)
   return {'n_prompts': n, 'prompts_per_s': n / t['median_s'], 'time': t}
 
 
@@ -70,40 +81,53 @@ def retrieval_seconds(n: int, dim: int, *, warmup: int, repeats: int) -> dict:
   img = rng.standard_normal((n, dim)).astype(np.float32)
   txt = img + rng.standard_normal((n, dim)).astype(np.float32)
   links = np.arange(n)
-  t = timing.seconds(lambda: retrieval.retrieval_metrics(txt, img, links),
-                     warmup=warmup, repeats=repeats)
+  t = timing.seconds(
+    lambda: retrieval.retrieval_metrics(txt, img, links), warmup=warmup, repeats=repeats
+  )
   return {'n_texts': n, 'n_images': n, 'dim': dim, 'time': t}
 
 
-def classifier_seconds(enc, n_classes: int, n_templates: int, *,
-                       repeats: int) -> dict:
+def classifier_seconds(enc, n_classes: int, n_templates: int, *, repeats: int) -> dict:
   names = [f'class {i} ' + ' '.join(_texts(1, i)) for i in range(n_classes)]
   templates = [f'template {j} ' + '{}' for j in range(n_templates)]
-  pset = prompts_lib.make_prompt_set('bench', 'en', names, templates,
-                                     n_classes)
+  pset = prompts_lib.make_prompt_set('bench', 'en', names, templates, n_classes)
   enc.embed_texts(_texts(enc.batch_size, 2))  # compile outside the timing
   t = timing.seconds(
-      lambda: zeroshot.classifier_weights(enc.embed_texts, pset), warmup=0,
-      repeats=repeats)
-  return {'n_classes': n_classes, 'n_templates': n_templates,
-          'n_prompts': n_classes * n_templates, 'time': t}
+    lambda: zeroshot.classifier_weights(enc.embed_texts, pset), warmup=0, repeats=repeats
+  )
+  return {
+    'n_classes': n_classes,
+    'n_templates': n_templates,
+    'n_prompts': n_classes * n_templates,
+    'time': t,
+  }
 
 
-def run(texts: list[str], *, n_prompts: int, n_retrieval: int,
-        n_classes: int, n_templates: int, classifier_text: str,
-        out_dim: int = 384, batch_size: int = 256, warmup: int = 1,
-        repeats: int = 3) -> dict:
+def run(
+  texts: list[str],
+  *,
+  n_prompts: int,
+  n_retrieval: int,
+  n_classes: int,
+  n_templates: int,
+  classifier_text: str,
+  out_dim: int = 384,
+  batch_size: int = 256,
+  warmup: int = 1,
+  repeats: int = 3,
+) -> dict:
   out = {'prompts': {}}
   with tempfile.TemporaryDirectory() as d:
     for text in texts:
       enc = make_encoder(text, out_dim, batch_size, d)
-      out['prompts'][text] = prompts_per_second(enc, n_prompts, warmup=warmup,
-                                                repeats=repeats)
+      out['prompts'][text] = prompts_per_second(enc, n_prompts, warmup=warmup, repeats=repeats)
       out['prompts'][text]['classifier_estimate_s'] = (
-          n_classes * n_templates / out['prompts'][text]['prompts_per_s'])
+        n_classes * n_templates / out['prompts'][text]['prompts_per_s']
+      )
     enc = make_encoder(classifier_text, out_dim, batch_size, d)
-    out['classifier'] = dict(text=classifier_text, **classifier_seconds(
-        enc, n_classes, n_templates, repeats=max(1, repeats // 2)))
-  out['retrieval'] = retrieval_seconds(n_retrieval, out_dim, warmup=warmup,
-                                       repeats=repeats)
+    out['classifier'] = dict(
+      text=classifier_text,
+      **classifier_seconds(enc, n_classes, n_templates, repeats=max(1, repeats // 2)),
+    )
+  out['retrieval'] = retrieval_seconds(n_retrieval, out_dim, warmup=warmup, repeats=repeats)
   return out

@@ -1,6 +1,6 @@
 """mlit LiT train step: pairs/s and MFU, pre-computed embeddings or live ViT.
 
-The step is mlit.train.make_train_step (the trainer's own step: model,
+The step is mlit.training.train.make_train_step (the trainer's own step: model,
 contrastive loss, optimizer, clipping, metrics) jitted with the state
 donated, as the trainer runs it, on one device.
 """
@@ -11,18 +11,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import model_shapes
-from mlit import optimizer as optimizer_lib
-from mlit import train
-from mlit import two_tower
+from mlit.models import two_tower
+from mlit.training import optimizer as optimizer_lib
+from mlit.training import train
 
 
 def vit_kwargs(variant: str) -> dict:
   return dict(model_shapes.vit_kwargs(variant), pool_type='tok')
 
 
-def setup(text: str, *, mode: str, batch: int, length: int = 16,
-          vit: str = 'S/32', image_size: int = 224, seed: int = 0,
-          abstract: bool = False):
+def setup(
+  text: str,
+  *,
+  mode: str,
+  batch: int,
+  length: int = 16,
+  vit: str = 'S/32',
+  image_size: int = 224,
+  seed: int = 0,
+  abstract: bool = False,
+):
   """(jitted step, initial state, batch shapes, info); no batch data yet.
 
   abstract=True gives the state as shapes only (for compiling, not running).
@@ -33,34 +41,50 @@ def setup(text: str, *, mode: str, batch: int, length: int = 16,
   width = model_shapes.vit_kwargs(vit)['width']
   live = mode == 'live'
   model = two_tower.TwoTower(
-      text=shape.t5_config(), out_dim=width, pooling='mean',
-      image=vit_kwargs(vit) if live else None, lock_image=live)
+    text=shape.t5_config(),
+    out_dim=width,
+    pooling='mean',
+    image=vit_kwargs(vit) if live else None,
+    lock_image=live,
+  )
   image_key = 'image' if live else 'image_embedding'
-  specs = {'text': jax.ShapeDtypeStruct((batch, length), jnp.int32),
-           image_key: jax.ShapeDtypeStruct(
-               (batch, image_size, image_size, 3) if live else (batch, width),
-               jnp.float32)}
-  init_in = {k: jnp.ones((2,) + v.shape[1:], v.dtype)
-             for k, v in specs.items()}
+  specs = {
+    'text': jax.ShapeDtypeStruct((batch, length), jnp.int32),
+    image_key: jax.ShapeDtypeStruct(
+      (batch, image_size, image_size, 3) if live else (batch, width), jnp.float32
+    ),
+  }
+  init_in = {k: jnp.ones((2,) + v.shape[1:], v.dtype) for k, v in specs.items()}
   init = lambda r: nn.unbox(model.init(r, **init_in)['params'])
   key = jax.random.PRNGKey(seed)
   params = jax.eval_shape(init, key) if abstract else jax.jit(init)(key)
   tx, lr_fn = optimizer_lib.make_optimizer(
-      params, total_steps=1000, name='adam', weight_decay=1e-4,
-      grad_clip_norm=1.0, freeze=[r'^img/'] if live else [])
-  step_fn = train.make_train_step(model, tx, ['text'], image_key, 'softmax',
-                                  seed, lr_fn)
+    params,
+    total_steps=1000,
+    name='adam',
+    weight_decay=1e-4,
+    grad_clip_norm=1.0,
+    freeze=[r'^img/'] if live else [],
+  )
+  step_fn = train.make_train_step(model, tx, ['text'], image_key, 'softmax', seed, lr_fn)
   jit_step = jax.jit(step_fn, donate_argnums=(0,))
-  state = {'step': jnp.zeros((), jnp.int32), 'params': params,
-           'opt_state': (jax.eval_shape(tx.init, params) if abstract
-                         else tx.init(params))}
+  state = {
+    'step': jnp.zeros((), jnp.int32),
+    'params': params,
+    'opt_state': (jax.eval_shape(tx.init, params) if abstract else tx.init(params)),
+  }
   flops = batch * model_shapes.text_train_flops(shape, length, width)
   flops += model_shapes.loss_flops(batch, width)
   if live:
     flops += batch * model_shapes.vit_forward_flops(vit, image_size)
-  info = {'text': text, 'mode': mode, 'batch': batch, 'length': length,
-          'model_flops_per_step': flops,
-          'image': f'ViT-{vit} @{image_size}' if live else 'pre-computed'}
+  info = {
+    'text': text,
+    'mode': mode,
+    'batch': batch,
+    'length': length,
+    'model_flops_per_step': flops,
+    'image': f'ViT-{vit} @{image_size}' if live else 'pre-computed',
+  }
   return jit_step, state, specs, info
 
 
@@ -77,12 +101,20 @@ def random_batch(specs: dict, vocab: int, seed: int = 0) -> dict:
   return out
 
 
-def build(text: str, *, mode: str, batch: int, length: int = 16,
-          vit: str = 'S/32', image_size: int = 224, seed: int = 0):
+def build(
+  text: str,
+  *,
+  mode: str,
+  batch: int,
+  length: int = 16,
+  vit: str = 'S/32',
+  image_size: int = 224,
+  seed: int = 0,
+):
   """Returns (run_one_step, info) for mode 'precomputed' or 'live'."""
-  jit_step, state, specs, info = setup(text, mode=mode, batch=batch,
-                                       length=length, vit=vit,
-                                       image_size=image_size, seed=seed)
+  jit_step, state, specs, info = setup(
+    text, mode=mode, batch=batch, length=length, vit=vit, image_size=image_size, seed=seed
+  )
   data = random_batch(specs, model_shapes.TEXT_SHAPES[text].vocab, seed)
   holder = {'state': state}
 
@@ -96,7 +128,15 @@ def build(text: str, *, mode: str, batch: int, length: int = 16,
 def compiled_bytes(jit_step, state, specs) -> dict:
   """XLA's buffer plan of the compiled step (no execution)."""
   m = jit_step.lower(state, specs).compile().memory_analysis()
-  return {'argument': m.argument_size_in_bytes, 'output': m.output_size_in_bytes,
-          'alias': m.alias_size_in_bytes, 'temp': m.temp_size_in_bytes,
-          'total': (m.argument_size_in_bytes + m.output_size_in_bytes
-                    - m.alias_size_in_bytes + m.temp_size_in_bytes)}
+  return {
+    'argument': m.argument_size_in_bytes,
+    'output': m.output_size_in_bytes,
+    'alias': m.alias_size_in_bytes,
+    'temp': m.temp_size_in_bytes,
+    'total': (
+      m.argument_size_in_bytes
+      + m.output_size_in_bytes
+      - m.alias_size_in_bytes
+      + m.temp_size_in_bytes
+    ),
+  }

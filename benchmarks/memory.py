@@ -36,17 +36,23 @@ def _hwm() -> int:
 
 
 def _child(spec: dict) -> dict:
-  from benchmarks import lit_step  # pylint: disable=g-import-not-at-top
-  from benchmarks import model_shapes  # pylint: disable=g-import-not-at-top
+  from benchmarks import (
+    lit_step,  # pylint: disable=g-import-not-at-top
+    model_shapes,  # pylint: disable=g-import-not-at-top
+  )
+
   jit_step, state, specs, _ = lit_step.setup(
-      spec['text'], mode=spec['mode'], batch=spec['batch'], vit=spec['vit'],
-      image_size=spec['image_size'])
+    spec['text'],
+    mode=spec['mode'],
+    batch=spec['batch'],
+    vit=spec['vit'],
+    image_size=spec['image_size'],
+  )
   out = {'rss_model_bytes': _rss_now()}
   if spec.get('plan'):
     out['plan'] = lit_step.compiled_bytes(jit_step, state, specs)
   if spec.get('step', True):
-    data = lit_step.random_batch(specs, model_shapes.TEXT_SHAPES[spec['text']]
-                                 .vocab)
+    data = lit_step.random_batch(specs, model_shapes.TEXT_SHAPES[spec['text']].vocab)
     out['rss_model_and_batch_bytes'] = _rss_now()
     state, metrics = jit_step(state, data)
     float(metrics['loss'])
@@ -56,14 +62,17 @@ def _child(spec: dict) -> dict:
 
 def run_child(spec: dict, timeout: float = 1800) -> dict:
   """Runs _child(spec) in a fresh interpreter; returns its JSON result."""
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
-             os.environ.get('PYTHONPATH', ''))
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
   proc = subprocess.run(
-      [sys.executable, '-m', 'benchmarks.memory', json.dumps(spec)],
-      capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    [sys.executable, '-m', 'benchmarks.memory', json.dumps(spec)],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    cwd=ROOT,
+    env=env,
+  )
   if proc.returncode != 0:
-    raise RuntimeError(f'memory child {spec} failed (rc {proc.returncode}):\n'
-                       f'{proc.stderr[-3000:]}')
+    raise RuntimeError(f'memory child {spec} failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}')
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -71,16 +80,25 @@ def step_peak(text: str, batch: int, vit: str, image_size: int) -> dict:
   """Measured peak RSS of one step, pre-computed vs live, same batch."""
   out = {}
   for mode in ('precomputed', 'live'):
-    out[mode] = run_child(dict(text=text, mode=mode, batch=batch, vit=vit,
-                               image_size=image_size, plan=True))
+    out[mode] = run_child(
+      dict(text=text, mode=mode, batch=batch, vit=vit, image_size=image_size, plan=True)
+    )
     plan = out[mode]['plan']['total']
     out[mode]['estimate_bytes'] = out[mode]['rss_model_bytes'] + plan
   return out
 
 
-def largest_batch(text: str, mode: str, budget_bytes: int, vit: str,
-                  image_size: int, *, start: int = 8, hi: int = 1 << 16,
-                  resolution: int = 8) -> dict:
+def largest_batch(
+  text: str,
+  mode: str,
+  budget_bytes: int,
+  vit: str,
+  image_size: int,
+  *,
+  start: int = 8,
+  hi: int = 1 << 16,
+  resolution: int = 8,
+) -> dict:
   """Largest batch whose XLA plan (state + batch + activations) fits.
 
   The budget covers the step's own buffers; the interpreter's baseline
@@ -89,13 +107,14 @@ def largest_batch(text: str, mode: str, budget_bytes: int, vit: str,
   within batch/resolution (each probe is one compile).
   """
   from benchmarks import lit_step  # pylint: disable=g-import-not-at-top
+
   cache = {}
 
   def plan(b):
     if b not in cache:
       jit_step, state, specs, _ = lit_step.setup(
-          text, mode=mode, batch=b, vit=vit, image_size=image_size,
-          abstract=True)
+        text, mode=mode, batch=b, vit=vit, image_size=image_size, abstract=True
+      )
       cache[b] = lit_step.compiled_bytes(jit_step, state, specs)['total']
     return cache[b]
 
@@ -115,8 +134,7 @@ def largest_batch(text: str, mode: str, budget_bytes: int, vit: str,
       lo = mid
     else:
       top = mid
-  return dict(out, largest_batch=lo, plan_bytes=cache[lo],
-              capped=lo >= hi, compiles=len(cache))
+  return dict(out, largest_batch=lo, plan_bytes=cache[lo], capped=lo >= hi, compiles=len(cache))
 
 
 if __name__ == '__main__':

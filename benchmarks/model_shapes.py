@@ -8,8 +8,7 @@ image tower costs its forward only, and only when it runs live.
 
 import dataclasses
 
-from mlit import image_tower
-from mlit import text_tower
+from mlit.models import image_tower, text_tower
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,47 +19,50 @@ class TextShape:
   layers: int
   heads: int
   head_dim: int
-  mlp: int          # hidden size of the (gated) MLP
+  mlp: int  # hidden size of the (gated) MLP
   gated: bool = True
 
   def t5_config(self) -> text_tower.T5Config:
     acts = ('gelu', 'linear') if self.gated else ('gelu',)
     return text_tower.T5Config(
-        vocab_size=self.vocab, emb_dim=self.width, num_heads=self.heads,
-        num_encoder_layers=self.layers, head_dim=self.head_dim,
-        mlp_dim=self.mlp, mlp_activations=acts)
+      vocab_size=self.vocab,
+      emb_dim=self.width,
+      num_heads=self.heads,
+      num_encoder_layers=self.layers,
+      head_dim=self.head_dim,
+      mlp_dim=self.mlp,
+      mlp_activations=acts,
+    )
 
 
 TEXT_SHAPES = {
-    # gin/local_tiny.gin's text model.
-    'local_tiny': TextShape('local_tiny', 512, 32, 2, 2, 16, 64),
-    # mT5-small's encoder (d 512, 8 layers, 6 heads x 64, gated-GELU 1024)
-    # with a 32k instead of a 250k vocabulary.
-    'mt5_small_32k': TextShape('mt5_small_32k', 32000, 512, 8, 6, 64, 1024),
+  # gin/local_tiny.gin's text model.
+  'local_tiny': TextShape('local_tiny', 512, 32, 2, 2, 16, 64),
+  # mT5-small's encoder (d 512, 8 layers, 6 heads x 64, gated-GELU 1024)
+  # with a 32k instead of a 250k vocabulary.
+  'mt5_small_32k': TextShape('mt5_small_32k', 32000, 512, 8, 6, 64, 1024),
 }
 
 
-def text_forward_flops(s: TextShape, length: int, out_dim: int,
-                       attn_inner: int = 0) -> float:
+def text_forward_flops(s: TextShape, length: int, out_dim: int, attn_inner: int = 0) -> float:
   """Forward matmul FLOPs of one text of `length` tokens (incl. the head)."""
   inner = attn_inner or s.heads * s.head_dim
   n_in = 2 if s.gated else 1
-  per_token = (2 * 4 * s.width * inner            # q, k, v, out
-               + 2 * (n_in + 1) * s.width * s.mlp  # wi_0, wi_1, wo
-               + 2 * 2 * length * inner)           # q.k and weights.v
+  per_token = (
+    2 * 4 * s.width * inner  # q, k, v, out
+    + 2 * (n_in + 1) * s.width * s.mlp  # wi_0, wi_1, wo
+    + 2 * 2 * length * inner
+  )  # q.k and weights.v
   return s.layers * length * per_token + 2 * s.width * out_dim
 
 
-def text_train_flops(s: TextShape, length: int, out_dim: int,
-                     attn_inner: int = 0) -> float:
+def text_train_flops(s: TextShape, length: int, out_dim: int, attn_inner: int = 0) -> float:
   """Forward + backward of one text: 3x forward + embedding-grad adds."""
-  return 3 * text_forward_flops(s, length, out_dim, attn_inner) + (
-      length * s.width)
+  return 3 * text_forward_flops(s, length, out_dim, attn_inner) + (length * s.width)
 
 
 # A two-layer toy ViT for quick runs and tests (not a big_vision variant).
-TOY_VITS = {'toy/8': dict(width=32, depth=2, mlp_dim=64, num_heads=2,
-                          patch_size=(8, 8))}
+TOY_VITS = {'toy/8': dict(width=32, depth=2, mlp_dim=64, num_heads=2, patch_size=(8, 8))}
 
 
 def vit_kwargs(variant: str) -> dict:

@@ -18,6 +18,7 @@ from benchmarks import model_shapes
 
 def torch_threads(n: int) -> None:
   import torch  # pylint: disable=g-import-not-at-top
+
   torch.set_num_threads(n)
 
 
@@ -25,49 +26,72 @@ def open_clip_shape(text: str) -> model_shapes.TextShape:
   s = model_shapes.TEXT_SHAPES[text]
   n_in = 2 if s.gated else 1
   return model_shapes.TextShape(
-      f'open_clip:{text}', s.vocab, s.width, s.layers,
-      max(1, s.width // 64) if s.heads * s.head_dim != s.width else s.heads,
-      64 if s.heads * s.head_dim != s.width else s.head_dim,
-      (n_in + 1) * s.mlp // 2, gated=False)
+    f'open_clip:{text}',
+    s.vocab,
+    s.width,
+    s.layers,
+    max(1, s.width // 64) if s.heads * s.head_dim != s.width else s.heads,
+    64 if s.heads * s.head_dim != s.width else s.head_dim,
+    (n_in + 1) * s.mlp // 2,
+    gated=False,
+  )
 
 
-def build(text: str, *, batch: int, length: int = 16, vit: str = 'S/32',
-          image_size: int = 224, seed: int = 0):
+def build(
+  text: str,
+  *,
+  batch: int,
+  length: int = 16,
+  vit: str = 'S/32',
+  image_size: int = 224,
+  seed: int = 0,
+):
   """Returns (run_one_step, info) for open_clip's locked-image training."""
   import open_clip  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
   from open_clip import loss as oc_loss  # pylint: disable=g-import-not-at-top
   from open_clip import model as oc_model  # pylint: disable=g-import-not-at-top
-  import torch  # pylint: disable=g-import-not-at-top
 
   torch.manual_seed(seed)
   shape = open_clip_shape(text)
   v = model_shapes.vit_kwargs(vit)
   vision_cfg = oc_model.CLIPVisionCfg(
-      layers=v['depth'], width=v['width'], head_width=v['width'] // v['num_heads'],
-      mlp_ratio=v['mlp_dim'] / v['width'], patch_size=v['patch_size'][0],
-      image_size=image_size, pool_type='tok')
+    layers=v['depth'],
+    width=v['width'],
+    head_width=v['width'] // v['num_heads'],
+    mlp_ratio=v['mlp_dim'] / v['width'],
+    patch_size=v['patch_size'][0],
+    image_size=image_size,
+    pool_type='tok',
+  )
   text_cfg = oc_model.CLIPTextCfg(
-      context_length=length, vocab_size=shape.vocab, width=shape.width,
-      heads=shape.heads, layers=shape.layers,
-      mlp_ratio=shape.mlp / shape.width, no_causal_mask=True, pool_type='last')
-  model = open_clip.CLIP(embed_dim=v['width'], vision_cfg=vision_cfg,
-                         text_cfg=text_cfg, output_dict=True)
+    context_length=length,
+    vocab_size=shape.vocab,
+    width=shape.width,
+    heads=shape.heads,
+    layers=shape.layers,
+    mlp_ratio=shape.mlp / shape.width,
+    no_causal_mask=True,
+    pool_type='last',
+  )
+  model = open_clip.CLIP(
+    embed_dim=v['width'], vision_cfg=vision_cfg, text_cfg=text_cfg, output_dict=True
+  )
   model.lock_image_tower()
   model.train()
   params = [p for p in model.parameters() if p.requires_grad]
   opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
   loss_fn = oc_loss.ClipLoss()
   rng = np.random.default_rng(seed)
-  tokens = torch.from_numpy(
-      rng.integers(2, shape.vocab, (batch, length)).astype(np.int64))
-  images = torch.from_numpy(rng.uniform(
-      -1, 1, (batch, 3, image_size, image_size)).astype(np.float32))
+  tokens = torch.from_numpy(rng.integers(2, shape.vocab, (batch, length)).astype(np.int64))
+  images = torch.from_numpy(
+    rng.uniform(-1, 1, (batch, 3, image_size, image_size)).astype(np.float32)
+  )
 
   def run():
     opt.zero_grad(set_to_none=True)
     out = model(images, tokens)
-    loss = loss_fn(out['image_features'], out['text_features'],
-                   out['logit_scale'])
+    loss = loss_fn(out['image_features'], out['text_features'], out['logit_scale'])
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
@@ -75,8 +99,15 @@ def build(text: str, *, batch: int, length: int = 16, vit: str = 'S/32',
   flops = batch * model_shapes.text_train_flops(shape, length, v['width'])
   flops += model_shapes.loss_flops(batch, v['width'])
   flops += batch * model_shapes.vit_forward_flops(vit, image_size)
-  info = {'text': text, 'mode': 'live', 'batch': batch, 'length': length,
-          'model_flops_per_step': flops, 'torch_threads': torch.get_num_threads(),
-          'text_heads': shape.heads, 'text_mlp': shape.mlp,
-          'image': f'ViT-{vit} @{image_size} (lock_image_tower)'}
+  info = {
+    'text': text,
+    'mode': 'live',
+    'batch': batch,
+    'length': length,
+    'model_flops_per_step': flops,
+    'torch_threads': torch.get_num_threads(),
+    'text_heads': shape.heads,
+    'text_mlp': shape.mlp,
+    'image': f'ViT-{vit} @{image_size} (lock_image_tower)',
+  }
   return run, info

@@ -13,20 +13,27 @@ def matmul_peak(n: int = 2048, *, warmup: int = 2, repeats: int = 5) -> dict:
   a = jnp.asarray(rng.standard_normal((n, n), np.float32))
   b = jnp.asarray(rng.standard_normal((n, n), np.float32))
   f = jax.jit(jnp.dot)
-  t = timing.seconds(lambda: f(a, b).block_until_ready(), warmup=warmup,
-                     repeats=repeats)
-  flops = 2.0 * n ** 3
-  return {"n": n, "gflops": flops / t["median_s"] / 1e9,
-          "gflops_best": flops / t["min_s"] / 1e9, "time": t}
+  t = timing.seconds(lambda: f(a, b).block_until_ready(), warmup=warmup, repeats=repeats)
+  flops = 2.0 * n**3
+  return {
+    'n': n,
+    'gflops': flops / t['median_s'] / 1e9,
+    'gflops_best': flops / t['min_s'] / 1e9,
+    'time': t,
+  }
 
 
-def torch_matmul_peak(n: int = 2048, *, warmup: int = 2,
-                      repeats: int = 5) -> dict:
+def torch_matmul_peak(n: int = 2048, *, warmup: int = 2, repeats: int = 5) -> dict:
   """The same product in PyTorch (for reference, not the MFU base)."""
   import torch  # pylint: disable=g-import-not-at-top
+
   a = torch.randn(n, n)
   b = torch.randn(n, n)
   t = timing.seconds(lambda: torch.mm(a, b), warmup=warmup, repeats=repeats)
-  flops = 2.0 * n ** 3
-  return {"n": n, "gflops": flops / t["median_s"] / 1e9,
-          "gflops_best": flops / t["min_s"] / 1e9, "time": t}
+  flops = 2.0 * n**3
+  return {
+    'n': n,
+    'gflops': flops / t['median_s'] / 1e9,
+    'gflops_best': flops / t['min_s'] / 1e9,
+    'time': t,
+  }

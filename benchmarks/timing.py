@@ -29,8 +29,7 @@ def seconds(fn: Callable[[], None], *, warmup: int, repeats: int) -> dict:
   return summary(times)
 
 
-def paired_seconds(fns: Sequence[Callable[[], None]], *, warmup: int,
-                   repeats: int) -> list[dict]:
+def paired_seconds(fns: Sequence[Callable[[], None]], *, warmup: int, repeats: int) -> list[dict]:
   """Times several fns alternately; one summary per fn."""
   for _ in range(warmup):
     for fn in fns:
@@ -45,5 +44,9 @@ def paired_seconds(fns: Sequence[Callable[[], None]], *, warmup: int,
 
 
 def summary(times: Sequence[float]) -> dict:
-  return {"median_s": statistics.median(times), "min_s": min(times),
-          "max_s": max(times), "repeats": len(times)}
+  return {
+    'median_s': statistics.median(times),
+    'min_s': min(times),
+    'max_s': max(times),
+    'repeats': len(times),
+  }

@@ -22,11 +22,11 @@ import json
 
 from eval_multilingual import prompts as prompts_lib
 
-IMAGENET = "clip_benchmark/imagenet1k"
-BABEL_IMAGENET = "clip_benchmark/babel_imagenet"
+IMAGENET = 'clip_benchmark/imagenet1k'
+BABEL_IMAGENET = 'clip_benchmark/babel_imagenet'
 PIP_LINE = "pip install --no-deps 'clip-benchmark>=1.6,<2'"
 # Our language code -> the package's file prefix.
-IMAGENET_LANGUAGES = {"ar": "ar", "zh": "cn", "it": "it", "ja": "jp", "en": "en"}
+IMAGENET_LANGUAGES = {'ar': 'ar', 'zh': 'cn', 'it': 'it', 'ja': 'jp', 'en': 'en'}
 NUM_IMAGENET_CLASSES = 1000
 
 
@@ -36,71 +36,84 @@ class ClipBenchmarkMissing(ImportError):
 
 def _data_dir():
   try:
-    return importlib.resources.files("clip_benchmark") / "datasets"
+    return importlib.resources.files('clip_benchmark') / 'datasets'
   except ModuleNotFoundError as e:
     raise ClipBenchmarkMissing(
-        f"the clip-benchmark package is not installed; install it with: {PIP_LINE}") from e
+      f'the clip-benchmark package is not installed; install it with: {PIP_LINE}'
+    ) from e
 
 
 @functools.lru_cache(maxsize=None)
 def _read_json(filename: str):
   path = _data_dir() / filename
   if not path.is_file():
-    raise ClipBenchmarkMissing(f"{path} not found in the installed clip-benchmark "
-                               f"(need version >=1.6: {PIP_LINE})")
-  with path.open(encoding="utf-8") as f:
+    raise ClipBenchmarkMissing(
+      f'{path} not found in the installed clip-benchmark (need version >=1.6: {PIP_LINE})'
+    )
+  with path.open(encoding='utf-8') as f:
     return json.load(f), str(path)
 
 
 def _templates(raw):
   # The package writes its own templates with '{c}', the NLLB ones with '{}'.
-  return [t.replace("{c}", prompts_lib.PLACEHOLDER) for t in raw]
+  return [t.replace('{c}', prompts_lib.PLACEHOLDER) for t in raw]
 
 
 def imagenet_prompt_set(language: str) -> prompts_lib.PromptSet:
   """ImageNet-1k class names and templates translated by clip-benchmark."""
   if language not in IMAGENET_LANGUAGES:
-    raise KeyError(f"clip-benchmark has ImageNet translations for "
-                   f"{sorted(IMAGENET_LANGUAGES)}, not {language!r}")
+    raise KeyError(
+      f'clip-benchmark has ImageNet translations for {sorted(IMAGENET_LANGUAGES)}, not {language!r}'
+    )
   prefix = IMAGENET_LANGUAGES[language]
-  classes, cpath = _read_json(f"{prefix}_classnames.json")
-  templates, tpath = _read_json(f"{prefix}_zeroshot_classification_templates.json")
-  if "imagenet1k" not in classes or "imagenet1k" not in templates:
+  classes, cpath = _read_json(f'{prefix}_classnames.json')
+  templates, tpath = _read_json(f'{prefix}_zeroshot_classification_templates.json')
+  if 'imagenet1k' not in classes or 'imagenet1k' not in templates:
     raise prompts_lib.PromptError(f"{cpath} / {tpath}: no 'imagenet1k' key")
   return prompts_lib.make_prompt_set(
-      IMAGENET, language, classes["imagenet1k"],
-      _templates(templates["imagenet1k"]), NUM_IMAGENET_CLASSES,
-      source=cpath)
+    IMAGENET,
+    language,
+    classes['imagenet1k'],
+    _templates(templates['imagenet1k']),
+    NUM_IMAGENET_CLASSES,
+    source=cpath,
+  )
 
 
 def babel_imagenet_languages() -> list[str]:
-  labels, _ = _read_json("babel_imagenet.json")
+  labels, _ = _read_json('babel_imagenet.json')
   return sorted(code.lower() for code in labels)
 
 
 def babel_imagenet_prompt_set(language: str) -> prompts_lib.PromptSet:
   """Babel-ImageNet labels (a subset of the 1000 classes) with NLLB templates."""
-  labels, lpath = _read_json("babel_imagenet.json")
-  nllb, npath = _read_json("nllb_dist13b_prompts.json")
+  labels, lpath = _read_json('babel_imagenet.json')
+  nllb, npath = _read_json('nllb_dist13b_prompts.json')
   code = language.upper()
   if code not in labels:
-    raise KeyError(f"{lpath}: no Babel-ImageNet labels for {language!r} "
-                   f"(have {len(labels)} languages)")
+    raise KeyError(
+      f'{lpath}: no Babel-ImageNet labels for {language!r} (have {len(labels)} languages)'
+    )
   try:
     indices, names = labels[code]
   except (TypeError, ValueError) as e:
-    raise prompts_lib.PromptError(f"{lpath}: {code}: expected [indices, names]") from e
+    raise prompts_lib.PromptError(f'{lpath}: {code}: expected [indices, names]') from e
   warnings = ()
   if code in nllb:
     templates = _templates(nllb[code])
   else:
-    en, tpath = _read_json("en_zeroshot_classification_templates.json")
-    templates = _templates(en["imagenet1k"])
-    warnings = (f"{npath}: no NLLB templates for {code}; using the English ImageNet "
-                "templates",)
-  ps = prompts_lib.make_prompt_set(BABEL_IMAGENET, language, names, templates,
-                                   NUM_IMAGENET_CLASSES, class_indices=indices,
-                                   source=lpath)
+    en, tpath = _read_json('en_zeroshot_classification_templates.json')
+    templates = _templates(en['imagenet1k'])
+    warnings = (f'{npath}: no NLLB templates for {code}; using the English ImageNet templates',)
+  ps = prompts_lib.make_prompt_set(
+    BABEL_IMAGENET,
+    language,
+    names,
+    templates,
+    NUM_IMAGENET_CLASSES,
+    class_indices=indices,
+    source=lpath,
+  )
   if warnings:
     ps = prompts_lib.dataclasses.replace(ps, warnings=ps.warnings + warnings)
   return ps
@@ -111,7 +124,7 @@ def languages(prompt_set: str) -> list[str]:
     return sorted(IMAGENET_LANGUAGES)
   if prompt_set == BABEL_IMAGENET:
     return babel_imagenet_languages()
-  raise KeyError(f"unknown clip-benchmark prompt set {prompt_set!r}")
+  raise KeyError(f'unknown clip-benchmark prompt set {prompt_set!r}')
 
 
 def load(prompt_set: str, language: str) -> prompts_lib.PromptSet:
@@ -119,5 +132,6 @@ def load(prompt_set: str, language: str) -> prompts_lib.PromptSet:
     return imagenet_prompt_set(language)
   if prompt_set == BABEL_IMAGENET:
     return babel_imagenet_prompt_set(language)
-  raise KeyError(f"unknown clip-benchmark prompt set {prompt_set!r} "
-                 f"(have {IMAGENET}, {BABEL_IMAGENET})")
+  raise KeyError(
+    f'unknown clip-benchmark prompt set {prompt_set!r} (have {IMAGENET}, {BABEL_IMAGENET})'
+  )

@@ -20,8 +20,7 @@ from typing import Iterable, Iterator
 
 import sentencepiece as spm
 
-from eval_multilingual import languages
-from eval_multilingual import tables
+from eval_multilingual import languages, tables
 
 LANG_FIELDS = ('language', 'lang', 'locale')
 TEXT_FIELDS = ('text', 'caption', 'caption_reference_description', 'title', 'sentence')
@@ -30,6 +29,7 @@ TEXT_FIELDS = ('text', 'caption', 'caption_reference_description', 'title', 'sen
 @dataclasses.dataclass
 class Counts:
   """Running sums for one language."""
+
   n_texts: int = 0
   n_tokens: int = 0
   n_words: int = 0
@@ -43,8 +43,9 @@ class Counts:
       setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-def count_texts(sp: spm.SentencePieceProcessor, texts: list[str], max_len: int = 16,
-                count_eos: bool = True) -> Counts:
+def count_texts(
+  sp: spm.SentencePieceProcessor, texts: list[str], max_len: int = 16, count_eos: bool = True
+) -> Counts:
   """Token statistics of `texts` under `sp`. A text is truncated when its ids (+EOS) > max_len."""
   c = Counts()
   byte_ids = {i for i in range(sp.get_piece_size()) if sp.is_byte(i)}
@@ -62,28 +63,31 @@ def count_texts(sp: spm.SentencePieceProcessor, texts: list[str], max_len: int =
 
 def summarize(code: str, c: Counts) -> dict:
   """Counts -> the tokenizer_stats.json record (plus unit-aware tokens per word/char)."""
+
   def ratio(a, b):
     return a / b if b else None
+
   spaces = languages.uses_spaces(code)
   per_word, per_char = ratio(c.n_tokens, c.n_words), ratio(c.n_tokens, c.n_chars)
   return {
-      'tokens_per_word': per_word,
-      'tokens_per_char': per_char,
-      'unit': 'word' if spaces else 'char',
-      'tokens_per_unit': per_word if spaces else per_char,
-      'byte_fallback_share': ratio(c.n_byte, c.n_tokens),
-      'unk_share': ratio(c.n_unk, c.n_tokens),
-      'truncated_share': ratio(c.n_truncated, c.n_texts),
-      'n_texts': c.n_texts,
-      'n_tokens': c.n_tokens,
+    'tokens_per_word': per_word,
+    'tokens_per_char': per_char,
+    'unit': 'word' if spaces else 'char',
+    'tokens_per_unit': per_word if spaces else per_char,
+    'byte_fallback_share': ratio(c.n_byte, c.n_tokens),
+    'unk_share': ratio(c.n_unk, c.n_tokens),
+    'truncated_share': ratio(c.n_truncated, c.n_texts),
+    'n_texts': c.n_texts,
+    'n_tokens': c.n_tokens,
   }
 
 
 class InputReader:
   """Reads (language, text) pairs from TSV/JSONL/plain text; counts malformed rows per reason."""
 
-  def __init__(self, lang: str | None = None, lang_field: str | None = None,
-               text_field: str | None = None):
+  def __init__(
+    self, lang: str | None = None, lang_field: str | None = None, text_field: str | None = None
+  ):
     self.lang, self.lang_field, self.text_field = lang, lang_field, text_field
     self.skipped = collections.Counter()
 
@@ -151,8 +155,9 @@ class InputReader:
       keys = reader.fieldnames or []
       tf = self._pick(keys, self.text_field, TEXT_FIELDS, path, 'text')
       if tf is None:
-        raise ValueError(f'{path}: header has no text column (one of {TEXT_FIELDS}); '
-                         'name it with --text-field')
+        raise ValueError(
+          f'{path}: header has no text column (one of {TEXT_FIELDS}); name it with --text-field'
+        )
       lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
       for row in reader:
         if None in row:
@@ -178,6 +183,7 @@ def detect_language(text: str) -> str | None:
   """langdetect's best guess (seeded, so repeatable), or None when it finds no features."""
   import langdetect  # pylint: disable=g-import-not-at-top
   from langdetect import lang_detect_exception  # pylint: disable=g-import-not-at-top
+
   langdetect.DetectorFactory.seed = 0
   try:
     code = langdetect.detect(text)
@@ -186,8 +192,12 @@ def detect_language(text: str) -> str | None:
   return _LANGDETECT_TO_CODE.get(code, code)
 
 
-def coverage(sp: spm.SentencePieceProcessor, pairs: Iterable[tuple[str, str]], max_len: int = 16,
-             chunk: int = 2048) -> dict[str, dict]:
+def coverage(
+  sp: spm.SentencePieceProcessor,
+  pairs: Iterable[tuple[str, str]],
+  max_len: int = 16,
+  chunk: int = 2048,
+) -> dict[str, dict]:
   """{lang: summary} over (lang, text) pairs, encoded in chunks to bound memory."""
   totals: dict[str, Counts] = collections.defaultdict(Counts)
   pending: dict[str, list[str]] = collections.defaultdict(list)
@@ -200,16 +210,36 @@ def coverage(sp: spm.SentencePieceProcessor, pairs: Iterable[tuple[str, str]], m
   return {lang: summarize(lang, totals[lang]) for lang in sorted(totals)}
 
 
-HEADERS = ('code', 'language', 'script', 'texts', 'tokens/unit', 'unit', 'byte-fallback share',
-           'unk share', 'truncated share')
+HEADERS = (
+  'code',
+  'language',
+  'script',
+  'texts',
+  'tokens/unit',
+  'unit',
+  'byte-fallback share',
+  'unk share',
+  'truncated share',
+)
 
 
 def rows(stats: dict[str, dict]) -> list[list]:
   out = []
   for code, s in sorted(stats.items(), key=lambda kv: -_nan0(kv[1]['tokens_per_unit'])):
     info = languages.lookup(code)
-    out.append([code, info.name, info.script, s['n_texts'], s['tokens_per_unit'], s['unit'],
-                s['byte_fallback_share'], s['unk_share'], s['truncated_share']])
+    out.append(
+      [
+        code,
+        info.name,
+        info.script,
+        s['n_texts'],
+        s['tokens_per_unit'],
+        s['unit'],
+        s['byte_fallback_share'],
+        s['unk_share'],
+        s['truncated_share'],
+      ]
+    )
   return out
 
 
@@ -220,8 +250,10 @@ def _nan0(x):
 def plot(stats: dict[str, dict], path: str, title: str = '') -> None:
   """Two panels per language: tokens per unit, and byte-fallback/truncated shares."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   codes = [r[0] for r in rows(stats)][::-1]
   h = max(2.5, 0.28 * len(codes) + 1.2)
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, h), sharey=True)
@@ -231,10 +263,20 @@ def plot(stats: dict[str, dict], path: str, title: str = '') -> None:
   a1.barh(y, tpu, color=colors)
   a1.set_yticks(list(y), [f'{languages.lookup(c).name} ({c})' for c in codes], fontsize=8)
   a1.set_xlabel('tokens per word (blue) / per character (red)')
-  a2.barh([i + 0.2 for i in y], [_nan0(stats[c]['byte_fallback_share']) for c in codes],
-          height=0.4, color='#dd8452', label='byte-fallback share of tokens')
-  a2.barh([i - 0.2 for i in y], [_nan0(stats[c]['truncated_share']) for c in codes],
-          height=0.4, color='#55a868', label='texts truncated')
+  a2.barh(
+    [i + 0.2 for i in y],
+    [_nan0(stats[c]['byte_fallback_share']) for c in codes],
+    height=0.4,
+    color='#dd8452',
+    label='byte-fallback share of tokens',
+  )
+  a2.barh(
+    [i - 0.2 for i in y],
+    [_nan0(stats[c]['truncated_share']) for c in codes],
+    height=0.4,
+    color='#55a868',
+    label='texts truncated',
+  )
   a2.set_xlim(0, 1)
   a2.set_xlabel('share')
   a2.legend(loc='lower right', fontsize=8)
@@ -286,9 +328,26 @@ def main(argv=None) -> int:
       print(f'wrote {path}', file=sys.stderr)
   if args.stats_json:
     with open(args.stats_json, 'w', encoding='utf-8') as f:
-      json.dump({k: {m: v[m] for m in ('tokens_per_word', 'byte_fallback_share', 'unk_share',
-                                       'truncated_share', 'n_texts', 'tokens_per_char', 'unit')}
-                 for k, v in stats.items()}, f, indent=1, sort_keys=True)
+      json.dump(
+        {
+          k: {
+            m: v[m]
+            for m in (
+              'tokens_per_word',
+              'byte_fallback_share',
+              'unk_share',
+              'truncated_share',
+              'n_texts',
+              'tokens_per_char',
+              'unit',
+            )
+          }
+          for k, v in stats.items()
+        },
+        f,
+        indent=1,
+        sort_keys=True,
+      )
   return 0
 
 

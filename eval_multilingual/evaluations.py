@@ -6,10 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from eval_multilingual import clip_benchmark_prompts
+from eval_multilingual import clip_benchmark_prompts, retrieval, zeroshot
 from eval_multilingual import prompts as prompts_lib
-from eval_multilingual import retrieval
-from eval_multilingual import zeroshot
 from eval_multilingual.datasets import coco, image_store, wit, xm3600
 
 
@@ -20,14 +18,22 @@ class RetrievalEvaluation:
   found is recorded per language ('image_found_share').
   """
 
-  def __init__(self, dataset: str, path, image_dir: str | None = None,
-               embeddings: str | None = None, languages: Sequence[str] | None = None,
-               max_pairs: int | None = 5000, text_fields: Sequence[str] = wit.DEFAULT_TEXT_FIELDS,
-               image_size: int = 224, block: int = 1024):
-    if dataset not in ("wit", "xm3600", "coco"):
-      raise ValueError(f"unknown retrieval dataset {dataset!r} (wit | xm3600 | coco)")
+  def __init__(
+    self,
+    dataset: str,
+    path,
+    image_dir: str | None = None,
+    embeddings: str | None = None,
+    languages: Sequence[str] | None = None,
+    max_pairs: int | None = 5000,
+    text_fields: Sequence[str] = wit.DEFAULT_TEXT_FIELDS,
+    image_size: int = 224,
+    block: int = 1024,
+  ):
+    if dataset not in ('wit', 'xm3600', 'coco'):
+      raise ValueError(f'unknown retrieval dataset {dataset!r} (wit | xm3600 | coco)')
     self.dataset, self.path, self.block = dataset, path, block
-    self.key = f"{dataset}/retrieval"
+    self.key = f'{dataset}/retrieval'
     self._languages, self.max_pairs, self.text_fields = languages, max_pairs, tuple(text_fields)
     self.store = image_store.open_store(image_dir, embeddings, image_size)
     self._pairs, self._counts = None, None
@@ -36,11 +42,14 @@ class RetrievalEvaluation:
 
   def _read(self):
     if self._pairs is None:
-      if self.dataset == "wit":
-        self._pairs, self._counts = wit.read_wit(self.path, languages=self._languages,
-                                                 text_fields=self.text_fields,
-                                                 max_pairs=self.max_pairs)
-      elif self.dataset == "xm3600":
+      if self.dataset == 'wit':
+        self._pairs, self._counts = wit.read_wit(
+          self.path,
+          languages=self._languages,
+          text_fields=self.text_fields,
+          max_pairs=self.max_pairs,
+        )
+      elif self.dataset == 'xm3600':
         self._pairs, self._counts = xm3600.read_xm3600(self.path, self._languages)
       else:
         self._pairs, self._counts = coco.read_coco(self.path, self.max_pairs)
@@ -54,7 +63,7 @@ class RetrievalEvaluation:
       self._image_cache, self._cache_owner = {}, encoder.fingerprint
     todo = sorted({k for k in keys if k not in self._image_cache})
     for s in range(0, len(todo), 1024):  # bounded memory for decoded images
-      chunk = todo[s:s + 1024]
+      chunk = todo[s : s + 1024]
       emb = encoder.embed_images(self.store.load(chunk), self.store.kind)
       self._image_cache.update(zip(chunk, emb))
     return np.stack([self._image_cache[k] for k in keys])
@@ -62,13 +71,17 @@ class RetrievalEvaluation:
   def run(self, encoder, language: str) -> tuple[dict, dict]:
     pairs = self._read().get(language)
     if pairs is None or not pairs.texts:
-      raise KeyError(f"{self.key}: no data for language {language!r}")
+      raise KeyError(f'{self.key}: no data for language {language!r}')
     found = np.array([self.store.has(k) for k in pairs.image_keys])
-    meta = {"n_images_total": len(pairs.image_keys), "n_texts_total": len(pairs.texts),
-            "image_found_share": float(found.mean()), "skipped": dict(pairs.skipped)}
+    meta = {
+      'n_images_total': len(pairs.image_keys),
+      'n_texts_total': len(pairs.texts),
+      'image_found_share': float(found.mean()),
+      'skipped': dict(pairs.skipped),
+    }
     if not found.any():
-      logging.warning("%s %s: none of %d images found", self.key, language, len(found))
-      return {}, {**meta, "n_examples": 0}
+      logging.warning('%s %s: none of %d images found', self.key, language, len(found))
+      return {}, {**meta, 'n_examples': 0}
     new_index = np.cumsum(found) - 1
     keys = [k for k, f in zip(pairs.image_keys, found) if f]
     keep = [i for i, im in enumerate(pairs.text_to_image) if found[im]]
@@ -92,9 +105,15 @@ class ZeroShotEvaluation:
   `images`: a datasets.image_classification source (TFDS or .npz embeddings).
   """
 
-  def __init__(self, images, prompts: str, dataset: str | None = None,
-               languages: Sequence[str] | None = None, cache_dir: str | None = None,
-               batch_size: int = 256):
+  def __init__(
+    self,
+    images,
+    prompts: str,
+    dataset: str | None = None,
+    languages: Sequence[str] | None = None,
+    cache_dir: str | None = None,
+    batch_size: int = 256,
+  ):
     self.images, self.prompts, self.cache_dir = images, prompts, cache_dir
     self.batch_size = batch_size
     self._languages = languages
@@ -102,18 +121,22 @@ class ZeroShotEvaluation:
     if prompts not in (clip_benchmark_prompts.IMAGENET, clip_benchmark_prompts.BABEL_IMAGENET):
       self._file = prompts_lib.load_prompt_file(prompts)
     if dataset is None:
-      dataset = (prompts.split("/")[1] if self._file is None
-                 else next(iter(self._file.values())).name)
-    self.key = f"{dataset}/zeroshot_classification"
+      dataset = (
+        prompts.split('/')[1] if self._file is None else next(iter(self._file.values())).name
+      )
+    self.key = f'{dataset}/zeroshot_classification'
 
   def languages(self) -> list[str]:
-    have = (sorted(self._file) if self._file is not None
-            else clip_benchmark_prompts.languages(self.prompts))
+    have = (
+      sorted(self._file)
+      if self._file is not None
+      else clip_benchmark_prompts.languages(self.prompts)
+    )
     if self._languages is None:
       return have
     missing = sorted(set(self._languages) - set(have))
     if missing:
-      raise KeyError(f"{self.key}: no prompts for languages {missing} in {self.prompts}")
+      raise KeyError(f'{self.key}: no prompts for languages {missing} in {self.prompts}')
     return list(self._languages)
 
   def prompt_set(self, language: str) -> prompts_lib.PromptSet:
@@ -137,11 +160,13 @@ class ZeroShotEvaluation:
   def run(self, encoder, language: str) -> tuple[dict, dict]:
     ps = self.prompt_set(language)
     for w in ps.warnings[:5]:
-      logging.info("%s", w)
+      logging.info('%s', w)
     emb, labels, sets = self._image_embeddings(encoder)
     weights, cached = zeroshot.cached_classifier_weights(
-        encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint)
+      encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint
+    )
     metrics, meta = zeroshot.evaluate(emb, labels, weights, ps.labels, sets)
-    meta.update(n_templates=len(ps.templates), classifier_cached=cached,
-                n_prompt_warnings=len(ps.warnings))
+    meta.update(
+      n_templates=len(ps.templates), classifier_cached=cached, n_prompt_warnings=len(ps.warnings)
+    )
     return metrics, meta

@@ -49,8 +49,9 @@ def _restore_slot(lines):
   return kept, dropped
 
 
-def round_trip_quality(backend, lang: str, english: prompts_lib.PromptSet,
-                       target: prompts_lib.PromptSet) -> dict:
+def round_trip_quality(
+  backend, lang: str, english: prompts_lib.PromptSet, target: prompts_lib.PromptSet
+) -> dict:
   """chrF of target -> English against the English originals (templates, classes, all)."""
   en_classes = [c[0] for c in english.classes]
   tgt_classes = [c[0] for c in target.classes]
@@ -67,16 +68,18 @@ def round_trip_quality(backend, lang: str, english: prompts_lib.PromptSet,
   hyp = back_classes + back_templates
   ref = en_classes + best
   return {
-      'chrf': sacrebleu.corpus_chrf(hyp, [ref]).score,
-      'chrf_classes': sacrebleu.corpus_chrf(back_classes, [en_classes]).score,
-      'chrf_templates': sacrebleu.corpus_chrf(back_templates, [best]).score,
-      'n_classes': len(en_classes), 'n_templates': len(back_templates),
-      'backend': getattr(backend, 'name', type(backend).__name__),
+    'chrf': sacrebleu.corpus_chrf(hyp, [ref]).score,
+    'chrf_classes': sacrebleu.corpus_chrf(back_classes, [en_classes]).score,
+    'chrf_templates': sacrebleu.corpus_chrf(back_templates, [best]).score,
+    'n_classes': len(en_classes),
+    'n_templates': len(back_templates),
+    'backend': getattr(backend, 'name', type(backend).__name__),
   }
 
 
-def translate_prompt_set(backend, english: prompts_lib.PromptSet, lang: str,
-                         name: str) -> Translated:
+def translate_prompt_set(
+  backend, english: prompts_lib.PromptSet, lang: str, name: str
+) -> Translated:
   """English PromptSet -> validated PromptSet in `lang` plus round-trip quality."""
   classes = [list(aliases) for aliases in english.classes]
   flat = [a for aliases in classes for a in aliases]
@@ -85,10 +88,17 @@ def translate_prompt_set(backend, english: prompts_lib.PromptSet, lang: str,
   translated_classes = [[next(it) for _ in aliases] for aliases in classes]
   templates, dropped = _restore_slot(backend.translate(_fill_slot(english.templates), 'en', lang))
   if not templates:
-    raise ValueError(f'{lang}: no template kept its class slot after translation '
-                     f'({len(dropped)} dropped), e.g. {dropped[:2]}')
+    raise ValueError(
+      f'{lang}: no template kept its class slot after translation '
+      f'({len(dropped)} dropped), e.g. {dropped[:2]}'
+    )
   ps = prompts_lib.make_prompt_set(
-      name, lang, translated_classes, templates, english.num_classes,
-      list(english.class_indices) if english.class_indices else None,
-      source=f'<translated by {getattr(backend, "name", "backend")}>')
+    name,
+    lang,
+    translated_classes,
+    templates,
+    english.num_classes,
+    list(english.class_indices) if english.class_indices else None,
+    source=f'<translated by {getattr(backend, "name", "backend")}>',
+  )
   return Translated(ps, dropped, round_trip_quality(backend, lang, english, ps))

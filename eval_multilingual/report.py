@@ -13,14 +13,19 @@ import html
 import os
 import sys
 
-from eval_multilingual import languages
-from eval_multilingual import report_data
-from eval_multilingual import report_plots
-from eval_multilingual import tables
+from eval_multilingual import languages, report_data, report_plots, tables
 from eval_multilingual.report_data import Column, Run
 
-LANG_HEADERS = ['Language', 'Code', 'Script', 'Tuning examples', 'Tokens/word',
-                'Byte-fallback %', 'Truncated %', 'Prompt chrF']
+LANG_HEADERS = [
+  'Language',
+  'Code',
+  'Script',
+  'Tuning examples',
+  'Tokens/word',
+  'Byte-fallback %',
+  'Truncated %',
+  'Prompt chrF',
+]
 
 
 def _pct(v: float | None, signed: bool = False) -> str:
@@ -37,11 +42,19 @@ def language_rows(run: Run, cols: list[Column], order_col: Column | None) -> lis
     tpu, unit = report_data.tokens_per_unit(tok)
     tpu_text = '' if tpu is None else (f'{tpu:.2f}' + (' /char' if unit == 'char' else ''))
     chrf = run.prompt_quality.get(lang, {}).get('chrf')
-    rows.append([info.name, lang, info.script, report_data.n_tuning_examples(run, lang),
-                 tpu_text, _pct(tok.get('byte_fallback_share')),
-                 _pct(tok.get('truncated_share')),
-                 '' if chrf is None else f'{float(chrf):.1f}']
-                + [_pct(run.score(lang, c)) for c in cols])
+    rows.append(
+      [
+        info.name,
+        lang,
+        info.script,
+        report_data.n_tuning_examples(run, lang),
+        tpu_text,
+        _pct(tok.get('byte_fallback_share')),
+        _pct(tok.get('truncated_share')),
+        '' if chrf is None else f'{float(chrf):.1f}',
+      ]
+      + [_pct(run.score(lang, c)) for c in cols]
+    )
   return rows
 
 
@@ -56,8 +69,9 @@ def _names(run: Run, codes: list[str]) -> str:
   return ', '.join(f'{report_data.language_info(run, c).name} ({c})' for c in codes) or 'none'
 
 
-def _both(title: str, headers: list[str], rows: list[list], numeric_from: int,
-          notes: list[str] = ()) -> Section:
+def _both(
+  title: str, headers: list[str], rows: list[list], numeric_from: int, notes: list[str] = ()
+) -> Section:
   md = tables.markdown(headers, rows)
   body = tables.html_table(headers, rows, numeric_cols=tuple(range(numeric_from, len(headers))))
   if notes:
@@ -68,23 +82,44 @@ def _both(title: str, headers: list[str], rows: list[list], numeric_from: int,
 
 def headline_section(run: Run, sums: list[report_data.Summary], threshold: float) -> Section:
   """One row per score: macro average, English vs the median of the rest, weak languages."""
-  headers = ['Score', 'Languages', 'Macro avg %', 'English %', 'Median of rest %',
-             'English − median', 'At/below chance', f'Below {_pct(threshold)}%']
+  headers = [
+    'Score',
+    'Languages',
+    'Macro avg %',
+    'English %',
+    'Median of rest %',
+    'English − median',
+    'At/below chance',
+    f'Below {_pct(threshold)}%',
+  ]
   rows, notes = [], []
   for s in sums:
-    gap = (s.english - s.median_rest if s.english is not None and s.median_rest is not None
-           else None)
-    macro = _pct(s.macro) + (f' ({_pct(s.macro_reported)})' if s.macro_reported is not None
-                             and abs(s.macro_reported - (s.macro or 0)) > 5e-4 else '')
-    rows.append([s.col.label, s.n, macro, _pct(s.english), _pct(s.median_rest),
-                 _pct(gap, signed=True), len(s.below_chance), len(s.below_threshold)])
+    gap = s.english - s.median_rest if s.english is not None and s.median_rest is not None else None
+    macro = _pct(s.macro) + (
+      f' ({_pct(s.macro_reported)})'
+      if s.macro_reported is not None and abs(s.macro_reported - (s.macro or 0)) > 5e-4
+      else ''
+    )
+    rows.append(
+      [
+        s.col.label,
+        s.n,
+        macro,
+        _pct(s.english),
+        _pct(s.median_rest),
+        _pct(gap, signed=True),
+        len(s.below_chance),
+        len(s.below_threshold),
+      ]
+    )
     if s.below_chance:
       notes.append(f'{s.col.label}, at or below chance: {_names(run, s.below_chance)}.')
     if s.below_threshold:
-      notes.append(f'{s.col.label}, below {_pct(threshold)}%: '
-                   f'{_names(run, s.below_threshold)}.')
-  notes.append('Macro average over the languages scored here; in parentheses the macro of '
-               'results.json when it differs.')
+      notes.append(f'{s.col.label}, below {_pct(threshold)}%: {_names(run, s.below_threshold)}.')
+  notes.append(
+    'Macro average over the languages scored here; in parentheses the macro of '
+    'results.json when it differs.'
+  )
   return _both('Summary', headers, rows, 1, notes)
 
 
@@ -104,8 +139,10 @@ def script_section(sums: list[report_data.Summary]) -> Section:
   rows = []
   for k in order:
     row = [f'{languages.SCRIPT_NAMES.get(k, k)} ({k})', per[k]['n']]
-    row += [f'{_pct(per[k][s.col][0])} / {_pct(per[k][s.col][1])}' if s.col in per[k] else ''
-            for s in sums]
+    row += [
+      f'{_pct(per[k][s.col][0])} / {_pct(per[k][s.col][1])}' if s.col in per[k] else ''
+      for s in sums
+    ]
     if first in per[k]:
       row.append(f'{per[k][first][2]} / {per[k][first][3]}')
     rows.append(row)
@@ -129,8 +166,10 @@ def compare_section(run: Run, others: list[Run], col: Column) -> tuple[list[str]
 def _img_html(path: str, alt: str) -> str:
   with open(path, 'rb') as f:
     data = base64.b64encode(f.read()).decode('ascii')
-  return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-          f'<figcaption>{html.escape(alt)}</figcaption></figure>')
+  return (
+    f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    f'<figcaption>{html.escape(alt)}</figcaption></figure>'
+  )
 
 
 _CSS = """
@@ -170,8 +209,9 @@ def _delta_style(value_text: str) -> str | None:
   return f'background-color:rgba({"85,168,104" if v >= 0 else "196,78,82"},{a:.2f})'
 
 
-def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k: int,
-          max_plots: int = 6) -> dict[str, str]:
+def build(
+  run: Run, others: list[Run], out_dir: str, threshold: float, recall_k: int, max_plots: int = 6
+) -> dict[str, str]:
   """Writes the plots, report.md and index.html into out_dir; returns their paths."""
   os.makedirs(out_dir, exist_ok=True)
   cols = report_data.score_columns(run, recall_k)
@@ -206,9 +246,11 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
   warnings = run.warnings + [w for o in others for w in o.warnings]
   title = f'Language report: {run.name}'
   stamp = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
-  sources = ', '.join(f for f in ('results.json', 'language_stats.json', 'tokenizer_stats.json',
-                                  'prompt_quality.json')
-                      if os.path.exists(os.path.join(run.path, f)))
+  sources = ', '.join(
+    f
+    for f in ('results.json', 'language_stats.json', 'tokenizer_stats.json', 'prompt_quality.json')
+    if os.path.exists(os.path.join(run.path, f))
+  )
 
   # Markdown.
   model_line = '; '.join(f'{k}: {v}' for k, v in model_rows)
@@ -232,15 +274,20 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
 
   # HTML.
   score_start = len(LANG_HEADERS)
-  vmax = {j: max([float(r[j]) for r in rows if r[j]] or [0.0])
-          for j in range(score_start, len(headers))}
+  vmax = {
+    j: max([float(r[j]) for r in rows if r[j]] or [0.0]) for j in range(score_start, len(headers))
+  }
+
   def lang_style(i, j):
     return _heat(rows[i][j], vmax[j]) if j >= score_start else None
-  h = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-       f'<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>',
-       f'<h1>{html.escape(title)}</h1>',
-       f'<div class="sub">Generated {html.escape(stamp)} from {html.escape(sources)}. '
-       f'{len(rows)} languages; scores in %; chance from results.json meta.</div>']
+
+  h = [
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+    f'<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>',
+    f'<h1>{html.escape(title)}</h1>',
+    f'<div class="sub">Generated {html.escape(stamp)} from {html.escape(sources)}. '
+    f'{len(rows)} languages; scores in %; chance from results.json meta.</div>',
+  ]
   if model_line:
     h.append(f'<div class="sub">Model: {html.escape(model_line)}</div>')
   for sec in summaries:
@@ -248,22 +295,33 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
   if compare:
     h.append('<h2>Comparison (Δ = other − this run, points)</h2>')
     for col, ch, cr, p in compare:
+
       def delta_style(i, j, ch=ch, cr=cr):
         return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
+
       h.append(f'<h3>{html.escape(col.label)}</h3>')
       if p:
         h.append(_img_html(os.path.join(out_dir, p), f'{col.label}: per-language deltas'))
-      h.append('<details><summary>table</summary>' + tables.html_table(
-          ch, cr, cell_style=delta_style, numeric_cols=tuple(range(2, len(ch)))) + '</details>')
+      h.append(
+        '<details><summary>table</summary>'
+        + tables.html_table(ch, cr, cell_style=delta_style, numeric_cols=tuple(range(2, len(ch))))
+        + '</details>'
+      )
   h.append('<h2>Plots</h2>')
   for label, group in plotted:
     h.append(f'<h3>{html.escape(label)}</h3>')
     h.append(_img_html(os.path.join(out_dir, group[0][0]), group[0][1]))
-    h.append('<div class="row">' + ''.join(_img_html(os.path.join(out_dir, p), cap)
-                                           for p, cap in group[1:]) + '</div>')
-  h += ['<h2>Per language</h2>',
-        tables.html_table(headers, rows, cell_style=lang_style,
-                          numeric_cols=tuple(range(3, len(headers))))]
+    h.append(
+      '<div class="row">'
+      + ''.join(_img_html(os.path.join(out_dir, p), cap) for p, cap in group[1:])
+      + '</div>'
+    )
+  h += [
+    '<h2>Per language</h2>',
+    tables.html_table(
+      headers, rows, cell_style=lang_style, numeric_cols=tuple(range(3, len(headers)))
+    ),
+  ]
   if warnings:
     h += ['<h2>Input warnings</h2><ul class="warn">']
     h += [f'<li>{html.escape(w)}</li>' for w in warnings] + ['</ul>']
@@ -280,11 +338,20 @@ def build(run: Run, others: list[Run], out_dir: str, threshold: float, recall_k:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog='mlit report', description=__doc__.split('\n')[0])
   p.add_argument('run_dir', help='evaluation run directory holding results.json')
-  p.add_argument('--compare', nargs='+', default=[], metavar='OTHER',
-                 help='other run directories shown side by side with per-language deltas')
+  p.add_argument(
+    '--compare',
+    nargs='+',
+    default=[],
+    metavar='OTHER',
+    help='other run directories shown side by side with per-language deltas',
+  )
   p.add_argument('--out', help='output directory (default RUN_DIR/report)')
-  p.add_argument('--threshold', type=float, default=0.05,
-                 help='list languages scoring below this fraction (default 0.05)')
+  p.add_argument(
+    '--threshold',
+    type=float,
+    default=0.05,
+    help='list languages scoring below this fraction (default 0.05)',
+  )
   p.add_argument('--recall-k', type=int, default=1, help='recall@k shown for retrieval')
   args = p.parse_args(argv)
   try:
@@ -298,8 +365,9 @@ def main(argv=None) -> int:
   except (OSError, ValueError) as e:
     print(f'mlit report: {e}', file=sys.stderr)
     return 2
-  paths = build(run, others, args.out or os.path.join(args.run_dir, 'report'), args.threshold,
-                args.recall_k)
+  paths = build(
+    run, others, args.out or os.path.join(args.run_dir, 'report'), args.threshold, args.recall_k
+  )
   for w in run.warnings:
     print(f'warning: {w}', file=sys.stderr)
   print(f'wrote {paths["html"]} and {paths["md"]}')

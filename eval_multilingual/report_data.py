@@ -22,6 +22,7 @@ ZEROSHOT_METRIC = 'acc1'
 @dataclasses.dataclass(frozen=True)
 class Column:
   """One score column: a metric of a dataset/task."""
+
   task: str
   metric: str
 
@@ -106,11 +107,15 @@ def load_run(run_dir: str) -> Run:
   # The run directory names a run in titles and comparison columns (short, chosen by the
   # user); the model's own name (checkpoint path and step) stays in results['model'].
   name = os.path.basename(os.path.normpath(run_dir)) or str(model.get('name') or run_dir)
-  return Run(name=name, path=run_dir, results=results,
-             language_stats=_read_json(os.path.join(run_dir, 'language_stats.json'), False),
-             tokenizer_stats=_read_json(os.path.join(run_dir, 'tokenizer_stats.json'), False),
-             prompt_quality=_read_json(os.path.join(run_dir, 'prompt_quality.json'), False),
-             warnings=warnings)
+  return Run(
+    name=name,
+    path=run_dir,
+    results=results,
+    language_stats=_read_json(os.path.join(run_dir, 'language_stats.json'), False),
+    tokenizer_stats=_read_json(os.path.join(run_dir, 'tokenizer_stats.json'), False),
+    prompt_quality=_read_json(os.path.join(run_dir, 'prompt_quality.json'), False),
+    warnings=warnings,
+  )
 
 
 def score_columns(run: Run, recall_k: int = 1) -> list[Column]:
@@ -121,8 +126,11 @@ def score_columns(run: Run, recall_k: int = 1) -> list[Column]:
       metrics[task].update(ms)
   cols = []
   for task in sorted(metrics, key=lambda t: ('retrieval' in t, t)):
-    wanted = [ZEROSHOT_METRIC, f'image_retrieval_recall@{recall_k}',
-              f'text_retrieval_recall@{recall_k}']
+    wanted = [
+      ZEROSHOT_METRIC,
+      f'image_retrieval_recall@{recall_k}',
+      f'text_retrieval_recall@{recall_k}',
+    ]
     chosen = [m for m in wanted if m in metrics[task]]
     if not chosen:  # A task with other metric names: show them all rather than hide it.
       chosen = sorted(metrics[task])
@@ -170,9 +178,11 @@ def n_tuning_examples(run: Run, lang: str) -> int | None:
 def ordered_languages(run: Run, col: Column | None) -> list[str]:
   """Languages by decreasing score of `col` (missing scores last), then by code."""
   langs = list(run.results['languages'])
+
   def key(lang):
     s = run.score(lang, col) if col else None
     return (s is None, -(s or 0.0), lang)
+
   return sorted(langs, key=key)
 
 
@@ -198,21 +208,29 @@ def summarize(run: Run, col: Column, threshold: float) -> Summary:
   for l, s in scores.items():
     groups[language_info(run, l).script].append((s, l))
   by_script = []
-  for script, items in sorted(groups.items(), key=lambda kv: -statistics.median(
-      s for s, _ in kv[1])):
+  for script, items in sorted(
+    groups.items(), key=lambda kv: -statistics.median(s for s, _ in kv[1])
+  ):
     vals = [s for s, _ in items]
     lo, hi = min(items), max(items)
-    by_script.append((script, len(items), statistics.fmean(vals), statistics.median(vals),
-                      lo[1], hi[1]))
-  below_chance = sorted(l for l, s in scores.items()
-                        if (c := chance(run, l, col)) is not None and s <= c)
+    by_script.append(
+      (script, len(items), statistics.fmean(vals), statistics.median(vals), lo[1], hi[1])
+    )
+  below_chance = sorted(
+    l for l, s in scores.items() if (c := chance(run, l, col)) is not None and s <= c
+  )
   below_threshold = sorted(l for l, s in scores.items() if s < threshold)
-  return Summary(col=col, n=len(scores),
-                 macro=statistics.fmean(scores.values()) if scores else None,
-                 macro_reported=float(reported) if _is_number(reported) else None,
-                 english=english, median_rest=statistics.median(rest) if rest else None,
-                 by_script=by_script, below_chance=below_chance,
-                 below_threshold=below_threshold)
+  return Summary(
+    col=col,
+    n=len(scores),
+    macro=statistics.fmean(scores.values()) if scores else None,
+    macro_reported=float(reported) if _is_number(reported) else None,
+    english=english,
+    median_rest=statistics.median(rest) if rest else None,
+    by_script=by_script,
+    below_chance=below_chance,
+    below_threshold=below_threshold,
+  )
 
 
 def deltas(base: Run, other: Run, col: Column) -> dict[str, float]:

@@ -3,15 +3,27 @@
 import math
 
 import matplotlib
+
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from eval_multilingual import languages
-from eval_multilingual import report_data
+from eval_multilingual import languages, report_data
 
 # Colour per script, stable across figures; scripts beyond the palette are grey.
-_PALETTE = ('#4c72b0', '#dd8452', '#55a868', '#c44e52', '#8172b3', '#937860', '#da8bc3',
-            '#8c8c8c', '#ccb974', '#64b5cd', '#2f4b7c', '#a05195')
+_PALETTE = (
+  '#4c72b0',
+  '#dd8452',
+  '#55a868',
+  '#c44e52',
+  '#8172b3',
+  '#937860',
+  '#da8bc3',
+  '#8c8c8c',
+  '#ccb974',
+  '#64b5cd',
+  '#2f4b7c',
+  '#a05195',
+)
 _OTHER = '#bbbbbb'
 
 
@@ -37,10 +49,19 @@ def _legend(ax, colors: dict[str, str], used, outside: bool = False) -> None:
   handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s]) for s in colors if s in used]
   labels = [_safe(languages.SCRIPT_NAMES.get(s, s)) for s in colors if s in used]
   if handles:
-    where = dict(loc='upper left', bbox_to_anchor=(1.01, 1.0)) if outside else dict(
-        loc='upper right')
-    ax.legend(handles[:12], labels[:12], fontsize=7, ncol=1 if outside else 2, title='script',
-              title_fontsize=7, framealpha=0.85, **where)
+    where = (
+      dict(loc='upper left', bbox_to_anchor=(1.01, 1.0)) if outside else dict(loc='upper right')
+    )
+    ax.legend(
+      handles[:12],
+      labels[:12],
+      fontsize=7,
+      ncol=1 if outside else 2,
+      title='script',
+      title_fontsize=7,
+      framealpha=0.85,
+      **where,
+    )
 
 
 def bars(run: report_data.Run, col: report_data.Column, path: str) -> None:
@@ -72,8 +93,9 @@ def bars(run: report_data.Run, col: report_data.Column, path: str) -> None:
 
 def score_vs_data(run: report_data.Run, col: report_data.Column, path: str) -> bool:
   """Score against tuning examples per language (log x). False when no counts are known."""
-  pts = [(l, report_data.n_tuning_examples(run, l), run.score(l, col))
-         for l in run.results['languages']]
+  pts = [
+    (l, report_data.n_tuning_examples(run, l), run.score(l, col)) for l in run.results['languages']
+  ]
   pts = [(l, n, s) for l, n, s in pts if n is not None and s is not None]
   if not pts:
     return False
@@ -134,8 +156,9 @@ def delta_bars(base: report_data.Run, others, col: report_data.Column, path: str
   for ax, (other, d) in zip(axes[:, 0], panels):
     langs = sorted(d, key=lambda l: (-d[l], l))
     vals = [100 * d[l] for l in langs]
-    ax.bar(range(len(langs)), vals, width=0.8,
-           color=['#55a868' if v >= 0 else '#c44e52' for v in vals])
+    ax.bar(
+      range(len(langs)), vals, width=0.8, color=['#55a868' if v >= 0 else '#c44e52' for v in vals]
+    )
     ax.axhline(0, color='black', lw=0.8)
     mean = sum(vals) / len(vals)
     ax.axhline(mean, color='#4c72b0', ls='--', lw=1, label=f'mean {mean:+.1f}')

@@ -22,34 +22,36 @@ def _l2(x):
   return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def text_to_image_ranks(text_emb: np.ndarray, image_emb: np.ndarray,
-                        text_to_image: np.ndarray, block: int = 1024) -> np.ndarray:
+def text_to_image_ranks(
+  text_emb: np.ndarray, image_emb: np.ndarray, text_to_image: np.ndarray, block: int = 1024
+) -> np.ndarray:
   t, im = _l2(text_emb), _l2(image_emb)
   gt = np.asarray(text_to_image, np.int64)
   ranks = np.empty(len(t), np.int64)
   for s in range(0, len(t), block):
-    sims = t[s:s + block] @ im.T                              # [b, I]
+    sims = t[s : s + block] @ im.T  # [b, I]
     b = np.arange(sims.shape[0])
-    correct = sims[b, gt[s:s + block]]
-    ranks[s:s + block] = (sims >= correct[:, None]).sum(axis=1) - 1  # minus itself
+    correct = sims[b, gt[s : s + block]]
+    ranks[s : s + block] = (sims >= correct[:, None]).sum(axis=1) - 1  # minus itself
   return ranks
 
 
-def image_to_text_ranks(text_emb: np.ndarray, image_emb: np.ndarray,
-                        text_to_image: np.ndarray, block: int = 1024) -> np.ndarray:
+def image_to_text_ranks(
+  text_emb: np.ndarray, image_emb: np.ndarray, text_to_image: np.ndarray, block: int = 1024
+) -> np.ndarray:
   t, im = _l2(text_emb), _l2(image_emb)
   gt = np.asarray(text_to_image, np.int64)
-  order = np.argsort(gt, kind="stable")       # texts grouped by image
+  order = np.argsort(gt, kind='stable')  # texts grouped by image
   bounds = np.searchsorted(gt[order], np.arange(len(im) + 1))
   ranks = np.empty(len(im), np.int64)
   for s in range(0, len(im), block):
-    sims = im[s:s + block] @ t.T                              # [b, T]
+    sims = im[s : s + block] @ t.T  # [b, T]
     e = s + sims.shape[0]
-    own = order[bounds[s]:bounds[e]]                          # captions of this block
+    own = order[bounds[s] : bounds[e]]  # captions of this block
     row = gt[own] - s
     own_scores = sims[row, own]
     best = np.full(sims.shape[0], -np.inf, np.float32)
-    np.maximum.at(best, row, own_scores)                      # best caption per image
+    np.maximum.at(best, row, own_scores)  # best caption per image
     n_own_ge = np.bincount(row[own_scores >= best[row]], minlength=sims.shape[0])
     ranks[s:e] = (sims >= best[:, None]).sum(axis=1) - n_own_ge
   return ranks
@@ -59,22 +61,26 @@ def recall_at_k(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[int, float]:
   return {k: float(np.mean(ranks < k)) for k in ks}
 
 
-def retrieval_metrics(text_emb: np.ndarray, image_emb: np.ndarray,
-                      text_to_image: Sequence[int], ks: Sequence[int] = KS,
-                      block: int = 1024) -> dict[str, float]:
+def retrieval_metrics(
+  text_emb: np.ndarray,
+  image_emb: np.ndarray,
+  text_to_image: Sequence[int],
+  ks: Sequence[int] = KS,
+  block: int = 1024,
+) -> dict[str, float]:
   """CLIP_benchmark-named recall@k in both directions."""
   gt = np.asarray(text_to_image, np.int64)
   if len(gt) != len(text_emb):
-    raise ValueError(f"{len(text_emb)} texts but {len(gt)} text->image links")
+    raise ValueError(f'{len(text_emb)} texts but {len(gt)} text->image links')
   if len(gt) and (gt.min() < 0 or gt.max() >= len(image_emb)):
-    raise ValueError(f"text->image link out of range [0, {len(image_emb)})")
+    raise ValueError(f'text->image link out of range [0, {len(image_emb)})')
   has_text = np.zeros(len(image_emb), bool)
   has_text[gt] = True
   if not has_text.all():
-    raise ValueError(f"{int((~has_text).sum())} images have no caption")
+    raise ValueError(f'{int((~has_text).sum())} images have no caption')
   out = {}
   for k, v in recall_at_k(text_to_image_ranks(text_emb, image_emb, gt, block), ks).items():
-    out[f"image_retrieval_recall@{k}"] = v
+    out[f'image_retrieval_recall@{k}'] = v
   for k, v in recall_at_k(image_to_text_ranks(text_emb, image_emb, gt, block), ks).items():
-    out[f"text_retrieval_recall@{k}"] = v
+    out[f'text_retrieval_recall@{k}'] = v
   return out

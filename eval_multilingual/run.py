@@ -14,8 +14,8 @@ A per-task file of the same model is reused, so an interrupted run resumes.
 """
 
 import csv
+
 # gin's dynamic registration calls importlib.util without importing it.
-import importlib.util  # pylint: disable=unused-import
 import json
 import logging
 import os
@@ -23,16 +23,17 @@ import sys
 import time
 from typing import Sequence
 
-import gin
 import numpy as np
 
-MACRO = "macro"
+import gin
+
+MACRO = 'macro'
 
 
 def _write_json(path: str, obj) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
+  tmp = f'{path}.tmp'
+  with open(tmp, 'w', encoding='utf-8') as f:
     json.dump(obj, f, indent=1, ensure_ascii=False, sort_keys=True)
   os.replace(tmp, path)
 
@@ -43,35 +44,41 @@ def aggregate(per_task: dict, model: dict) -> dict:
   for (key, lang), (metrics, m) in sorted(per_task.items()):
     if metrics:
       languages.setdefault(lang, {})[key] = metrics
-    lm = meta.setdefault(lang, {"n_examples": 0})
-    lm["n_examples"] += int(m.get("n_examples", 0))
+    lm = meta.setdefault(lang, {'n_examples': 0})
+    lm['n_examples'] += int(m.get('n_examples', 0))
     lm[key] = m
     for name, v in metrics.items():
       values.setdefault(key, {}).setdefault(name, []).append(v)
   macro = {key: {name: float(np.mean(v)) for name, v in d.items()} for key, d in values.items()}
   for key in macro:
-    macro[key]["n_languages"] = len({lang for (k, lang), (mt, _) in per_task.items()
-                                     if k == key and mt})
-  return {"model": model, "languages": languages, "macro": macro, "meta": meta}
+    macro[key]['n_languages'] = len(
+      {lang for (k, lang), (mt, _) in per_task.items() if k == key and mt}
+    )
+  return {'model': model, 'languages': languages, 'macro': macro, 'meta': meta}
 
 
 def write_csv(path: str, results: dict) -> None:
-  with open(path, "w", newline="", encoding="utf-8") as f:
+  with open(path, 'w', newline='', encoding='utf-8') as f:
     w = csv.writer(f)
-    w.writerow(["language", "dataset", "task", "metric", "value", "n_examples"])
-    for lang, tasks in sorted(results["languages"].items()):
+    w.writerow(['language', 'dataset', 'task', 'metric', 'value', 'n_examples'])
+    for lang, tasks in sorted(results['languages'].items()):
       for key, metrics in sorted(tasks.items()):
-        n = results["meta"][lang][key].get("n_examples", "")
+        n = results['meta'][lang][key].get('n_examples', '')
         for name, v in sorted(metrics.items()):
-          w.writerow([lang, *key.split("/", 1), name, f"{v:.6f}", n])
-    for key, metrics in sorted(results["macro"].items()):
+          w.writerow([lang, *key.split('/', 1), name, f'{v:.6f}', n])
+    for key, metrics in sorted(results['macro'].items()):
       for name, v in sorted(metrics.items()):
-        w.writerow([MACRO, *key.split("/", 1), name, f"{v:.6f}", ""])
+        w.writerow([MACRO, *key.split('/', 1), name, f'{v:.6f}', ''])
 
 
 @gin.configurable
-def evaluate(run_dir: str = gin.REQUIRED, encoder=gin.REQUIRED, evaluations=gin.REQUIRED,
-             languages: Sequence[str] | None = None, resume: bool = True) -> dict:
+def evaluate(
+  run_dir: str = gin.REQUIRED,
+  encoder=gin.REQUIRED,
+  evaluations=gin.REQUIRED,
+  languages: Sequence[str] | None = None,
+  resume: bool = True,
+) -> dict:
   """Runs every evaluation in every language (restricted to `languages` if given)."""
   model = encoder.describe()
   jobs = []
@@ -80,50 +87,68 @@ def evaluate(run_dir: str = gin.REQUIRED, encoder=gin.REQUIRED, evaluations=gin.
     if languages is not None:
       langs = [l for l in langs if l in set(languages)]
     jobs += [(ev, lang) for lang in langs]
-  logging.info("%d evaluations x languages to run", len(jobs))
+  logging.info('%d evaluations x languages to run', len(jobs))
   per_task, start = {}, time.time()
   for i, (ev, lang) in enumerate(jobs, 1):
-    dataset, task = ev.key.split("/", 1)
-    path = os.path.join(run_dir, "per_task", dataset, task, f"{lang}.json")
+    dataset, task = ev.key.split('/', 1)
+    path = os.path.join(run_dir, 'per_task', dataset, task, f'{lang}.json')
     if resume and os.path.exists(path):
-      with open(path, encoding="utf-8") as f:
+      with open(path, encoding='utf-8') as f:
         old = json.load(f)
-      if old.get("model", {}).get("fingerprint") == model["fingerprint"]:
-        per_task[(ev.key, lang)] = (old["metrics"], old["meta"])
+      if old.get('model', {}).get('fingerprint') == model['fingerprint']:
+        per_task[(ev.key, lang)] = (old['metrics'], old['meta'])
         continue
     t0 = time.time()
     metrics, meta = ev.run(encoder, lang)
-    meta["seconds"] = round(time.time() - t0, 3)
+    meta['seconds'] = round(time.time() - t0, 3)
     per_task[(ev.key, lang)] = (metrics, meta)
-    _write_json(path, {"metrics": metrics, "meta": meta, "model": model,
-                       "dataset": dataset, "task": task, "language": lang})
-    shown = ", ".join(f"{k}={v:.3f}" for k, v in list(metrics.items())[:3])
-    logging.info("[%d/%d %.0fs] %s %s: %s", i, len(jobs), time.time() - start,
-                 ev.key, lang, shown or "no result")
+    _write_json(
+      path,
+      {
+        'metrics': metrics,
+        'meta': meta,
+        'model': model,
+        'dataset': dataset,
+        'task': task,
+        'language': lang,
+      },
+    )
+    shown = ', '.join(f'{k}={v:.3f}' for k, v in list(metrics.items())[:3])
+    logging.info(
+      '[%d/%d %.0fs] %s %s: %s',
+      i,
+      len(jobs),
+      time.time() - start,
+      ev.key,
+      lang,
+      shown or 'no result',
+    )
   results = aggregate(per_task, model)
-  _write_json(os.path.join(run_dir, "results.json"), results)
-  write_csv(os.path.join(run_dir, "results.csv"), results)
-  with open(os.path.join(run_dir, "eval_config.gin"), "w", encoding="utf-8") as f:
+  _write_json(os.path.join(run_dir, 'results.json'), results)
+  write_csv(os.path.join(run_dir, 'results.csv'), results)
+  with open(os.path.join(run_dir, 'eval_config.gin'), 'w', encoding='utf-8') as f:
     f.write(gin.config_str())
   return results
 
 
 def main(argv=None) -> int:
-  from mlit import gin_flags  # pylint: disable=g-import-not-at-top
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+  from mlit.commands import gin_flags  # pylint: disable=g-import-not-at-top
+
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
-    gin_flags.parse_flags(argv, __doc__.split("\n\n", 1)[0].strip())
+    gin_flags.parse_flags(argv, __doc__.split('\n\n', 1)[0].strip())
   except gin_flags.GinConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f'error: {e}', file=sys.stderr)
     return 2
   results = evaluate()
-  print(json.dumps(results["macro"], indent=1, ensure_ascii=False))
+  print(json.dumps(results['macro'], indent=1, ensure_ascii=False))
   return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
   # Run the importable module's functions, the ones gin files name (run.evaluate), not this
   # __main__ copy of them.
   from eval_multilingual import run as _run_module  # pylint: disable=g-import-not-at-top
+
   sys.exit(_run_module.main())

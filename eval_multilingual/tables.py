@@ -24,8 +24,11 @@ def markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int 
   def cell(v):
     # Pipes and newlines would break the Markdown table layout.
     return fmt(v, digits).replace('|', '\\|').replace('\n', ' ')
-  lines = ['| ' + ' | '.join(cell(h) for h in headers) + ' |',
-           '|' + '|'.join('---' for _ in headers) + '|']
+
+  lines = [
+    '| ' + ' | '.join(cell(h) for h in headers) + ' |',
+    '|' + '|'.join('---' for _ in headers) + '|',
+  ]
   lines += ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in rows]
   return '\n'.join(lines) + '\n'
 
@@ -39,9 +42,14 @@ def csv_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
   return buf.getvalue()
 
 
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3,
-               cell_style=None, numeric_cols: Sequence[int] = (),
-               table_class: str = 'data') -> str:
+def html_table(
+  headers: Sequence[str],
+  rows: Sequence[Sequence[Any]],
+  digits: int = 3,
+  cell_style=None,
+  numeric_cols: Sequence[int] = (),
+  table_class: str = 'data',
+) -> str:
   """Escaped HTML table; cell_style(row_index, col_index) -> inline CSS or None."""
   out = [f'<table class="{html.escape(table_class)}"><thead><tr>']
   out += [f'<th>{html.escape(str(h))}</th>' for h in headers]

@@ -15,43 +15,45 @@ import glob
 import json
 import os
 
-import gin
 import seqio
 import tensorflow as tf
 
+import gin
+
 # Joins a text's candidates in one lookup-table value; a unit separator never occurs in captions.
-_SEPARATOR = "\x1f"
-FIRED_FEATURE = "bt_fired"
-TEXTS_FEATURE = "bt_texts"
+_SEPARATOR = '\x1f'
+FIRED_FEATURE = 'bt_fired'
+TEXTS_FEATURE = 'bt_texts'
 
 
 def load_candidates(directory: str) -> dict[str, list[str]]:
   """{id: [kept candidate texts]} from the candidates-*.jsonl shards of a backtranslation job."""
-  paths = sorted(glob.glob(os.path.join(directory, "candidates-*.jsonl")))
+  paths = sorted(glob.glob(os.path.join(directory, 'candidates-*.jsonl')))
   if not paths:
-    raise FileNotFoundError(f"no candidates-*.jsonl in {directory}: run `mlit backtranslate` first")
+    raise FileNotFoundError(f'no candidates-*.jsonl in {directory}: run `mlit backtranslate` first')
   table = {}
   for path in paths:
     with tf.io.gfile.GFile(path) as f:
       for line_no, line in enumerate(f, start=1):
         try:
           record = json.loads(line)
-          kept = [c["text"] for c in record["candidates"] if c["verdict"] == "kept"]
-          key = str(record["id"])
+          kept = [c['text'] for c in record['candidates'] if c['verdict'] == 'kept']
+          key = str(record['id'])
         except (ValueError, KeyError, TypeError) as e:
-          raise ValueError(f"{path}:{line_no}: not a backtranslation record ({e})") from e
+          raise ValueError(f'{path}:{line_no}: not a backtranslation record ({e})') from e
         if kept:
-          table[key] = [k.replace(_SEPARATOR, " ") for k in kept]
+          table[key] = [k.replace(_SEPARATOR, ' ') for k in kept]
   return table
 
 
 @functools.lru_cache(maxsize=4)
 def _lookup_table(directory: str) -> tf.lookup.StaticHashTable:
   candidates = load_candidates(directory)
-  keys = list(candidates) or [""]
-  values = [_SEPARATOR.join(candidates[k]) for k in candidates] or [""]
+  keys = list(candidates) or ['']
+  values = [_SEPARATOR.join(candidates[k]) for k in candidates] or ['']
   return tf.lookup.StaticHashTable(
-      tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default_value="")
+    tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default_value=''
+  )
 
 
 def substitute(text, candidates_joined, seed, probability):
@@ -66,10 +68,16 @@ def substitute(text, candidates_joined, seed, probability):
   return chosen, fired
 
 
-@gin.configurable(denylist=["dataset"])
-def maybe_backtranslate(dataset: tf.data.Dataset, *, candidates_dir: str | None = None,
-                        probability: float = 0.0, text_features=("text",),
-                        id_feature: str = "example_id", seed: int = 0) -> tf.data.Dataset:
+@gin.configurable(denylist=['dataset'])
+def maybe_backtranslate(
+  dataset: tf.data.Dataset,
+  *,
+  candidates_dir: str | None = None,
+  probability: float = 0.0,
+  text_features=('text',),
+  id_feature: str = 'example_id',
+  seed: int = 0,
+) -> tf.data.Dataset:
   """Substitutes backtranslations with `probability`; a no-op unless gin sets candidates_dir.
 
   Adds int32 features `bt_fired` (how many text features of the example were substituted) and
@@ -78,25 +86,29 @@ def maybe_backtranslate(dataset: tf.data.Dataset, *, candidates_dir: str | None 
   if not candidates_dir or probability <= 0.0:
     return dataset
   if not 0.0 <= probability <= 1.0:
-    raise ValueError(f"maybe_backtranslate.probability must be in [0, 1], got {probability}")
+    raise ValueError(f'maybe_backtranslate.probability must be in [0, 1], got {probability}')
   table = _lookup_table(candidates_dir)
   features = tuple(text_features)
 
   def present(example):
     missing = [f for f in (id_feature, *features) if f not in example]
     if missing:
-      raise KeyError(f"maybe_backtranslate: example has no feature(s) {missing}; it has "
-                     f"{sorted(example)}")
+      raise KeyError(
+        f'maybe_backtranslate: example has no feature(s) {missing}; it has {sorted(example)}'
+      )
 
   @seqio.map_over_dataset(num_seeds=max(len(features), 2))
   def apply(example, seeds):
     present(example)
     example = dict(example)
-    example_id = tf.strings.as_string(example[id_feature]) \
-        if example[id_feature].dtype != tf.string else example[id_feature]
+    example_id = (
+      tf.strings.as_string(example[id_feature])
+      if example[id_feature].dtype != tf.string
+      else example[id_feature]
+    )
     fired_count = tf.constant(0, tf.int32)
     for i, feature in enumerate(features):
-      by_feature = table.lookup(tf.strings.join([example_id, "/", feature]))
+      by_feature = table.lookup(tf.strings.join([example_id, '/', feature]))
       joined = tf.where(tf.strings.length(by_feature) > 0, by_feature, table.lookup(example_id))
       feature_seed = tf.cast(seeds[i], tf.int32) + tf.constant([seed, 0], tf.int32)
       example[feature], fired = substitute(example[feature], joined, feature_seed, probability)

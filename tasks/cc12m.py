@@ -6,54 +6,51 @@ SHA-1 of the URL, because CC12M rows carry no other stable id.
 
 from typing import Iterator, Optional
 
-import gin
 import tensorflow as tf
 
-from tasks import data_stats
-from tasks import file_io
-from tasks import image_store
-from tasks import row_source
-from tasks import task_builder
-from tasks import text_cleaning
+import gin
+from tasks import data_stats, file_io, image_store, row_source, task_builder, text_cleaning
 
 
 def read_cc12m(path: str, images: Optional[image_store.ImageStore] = None) -> Iterator[dict]:
   with file_io.open_binary(path) as f:
     for line_no, raw in enumerate(f, 1):
-      where = f"{path}:{line_no}"
+      where = f'{path}:{line_no}'
       if not raw.strip():
         continue
       try:
-        cols = raw.rstrip(b"\r\n").decode("utf-8").split("\t")
+        cols = raw.rstrip(b'\r\n').decode('utf-8').split('\t')
       except UnicodeDecodeError:
-        data_stats.skip("invalid_utf8", where)
+        data_stats.skip('invalid_utf8', where)
         continue
       if len(cols) != 2:
-        data_stats.skip("wrong_column_count", f"{where} ({len(cols)} columns)")
+        data_stats.skip('wrong_column_count', f'{where} ({len(cols)} columns)')
         continue
       url, caption = cols[0].strip(), text_cleaning.clean_text(cols[1])
       if not caption:
-        data_stats.skip("all_signals_empty", where)
+        data_stats.skip('all_signals_empty', where)
         continue
-      example = {"example_id": image_store.url_id(url), "text": caption}
+      example = {'example_id': image_store.url_id(url), 'text': caption}
       if not image_store.attach_image(example, images, where):
         continue
-      data_stats.keep("cc12m")
+      data_stats.keep('cc12m')
       yield example
 
 
 @gin.configurable
-def register_cc12m(tsv_pattern: str = gin.REQUIRED, *, image_dir: Optional[str] = None,
-                   image_path_format: str = "{id}.jpg",
-                   eval_tsv_pattern: Optional[str] = None) -> list:
-  images = (image_store.ImageStore(image_dir, image_path_format)
-            if image_dir is not None else None)
-  names = ["example_id", "text"] + (["image"] if images else [])
+def register_cc12m(
+  tsv_pattern: str = gin.REQUIRED,
+  *,
+  image_dir: Optional[str] = None,
+  image_path_format: str = '{id}.jpg',
+  eval_tsv_pattern: Optional[str] = None,
+) -> list:
+  images = image_store.ImageStore(image_dir, image_path_format) if image_dir is not None else None
+  names = ['example_id', 'text'] + (['image'] if images else [])
   signature = {n: tf.TensorSpec((), tf.string) for n in names}
-  splits = {"train": tsv_pattern}
+  splits = {'train': tsv_pattern}
   if eval_tsv_pattern:
-    splits["validation"] = eval_tsv_pattern
+    splits['validation'] = eval_tsv_pattern
   source = row_source.RowSource(lambda p: read_cc12m(p, images), signature, splits)
-  task_builder.add_task("cc12m", source, text_names=("text",),
-                        image="image" if images else None)
-  return ["cc12m"]
+  task_builder.add_task('cc12m', source, text_names=('text',), image='image' if images else None)
+  return ['cc12m']

@@ -12,13 +12,13 @@ import json
 import os
 import threading
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tasks import token_preprocessors
 
-STATS_FILENAME = "data_stats.json"
+STATS_FILENAME = 'data_stats.json'
 
 _lock = threading.Lock()
 _skipped = collections.Counter()  # reason -> rows skipped
@@ -28,22 +28,30 @@ _truncated = collections.Counter()  # feature -> texts longer than the length
 _examples_logged = collections.Counter()  # reason -> how many were logged
 
 # Rows skipped for these reasons (the names are part of data_stats.json).
-REASONS = ("wrong_column_count", "bad_percent_encoding", "invalid_utf8",
-           "all_signals_empty", "unreadable_image", "missing_image",
-           "bad_field", "not_in_subset", "not_a_photo")
+REASONS = (
+  'wrong_column_count',
+  'bad_percent_encoding',
+  'invalid_utf8',
+  'all_signals_empty',
+  'unreadable_image',
+  'missing_image',
+  'bad_field',
+  'not_in_subset',
+  'not_a_photo',
+)
 _MAX_LOGGED_PER_REASON = 5
 
 
-def skip(reason: str, where: str = "") -> None:
+def skip(reason: str, where: str = '') -> None:
   """Counts one skipped row; logs the first few of each reason with `where`."""
   if reason not in REASONS:
-    raise ValueError(f"unknown skip reason {reason!r}; known: {REASONS}")
+    raise ValueError(f'unknown skip reason {reason!r}; known: {REASONS}')
   with _lock:
     _skipped[reason] += 1
     log_it = _examples_logged[reason] < _MAX_LOGGED_PER_REASON
     _examples_logged[reason] += 1
   if log_it:
-    logging.warning("skipping row (%s) at %s", reason, where)
+    logging.warning('skipping row (%s) at %s', reason, where)
 
 
 def keep(source: str) -> None:
@@ -54,8 +62,11 @@ def keep(source: str) -> None:
 def count_batch(batch) -> None:
   """Adds the 'truncated/<feature>' marks of a NumPy batch (or example) to the counters."""
   prefix = token_preprocessors.TRUNCATED_PREFIX
-  counts = {k[len(prefix):]: (int(np.size(v)), int(np.sum(v)))
-            for k, v in batch.items() if k.startswith(prefix)}
+  counts = {
+    k[len(prefix) :]: (int(np.size(v)), int(np.sum(v)))
+    for k, v in batch.items()
+    if k.startswith(prefix)
+  }
   with _lock:
     for feature, (n, truncated) in counts.items():
       _texts[feature] += n
@@ -66,11 +77,13 @@ def snapshot() -> dict:
   """A JSON-ready copy of every counter."""
   with _lock:
     return {
-        "skipped_rows": dict(_skipped),
-        "kept_rows": dict(_kept),
-        "texts": {f: {"n_texts": n, "n_truncated": _truncated[f],
-                      "truncated_share": _truncated[f] / n}
-                  for f, n in _texts.items() if n},
+      'skipped_rows': dict(_skipped),
+      'kept_rows': dict(_kept),
+      'texts': {
+        f: {'n_texts': n, 'n_truncated': _truncated[f], 'truncated_share': _truncated[f] / n}
+        for f, n in _texts.items()
+        if n
+      },
     }
 
 
@@ -83,9 +96,9 @@ def reset() -> None:
 def write_json(directory: str) -> str:
   """Logs the counters and writes them to `directory`/data_stats.json."""
   stats = snapshot()
-  logging.info("data stats: %s", json.dumps(stats, sort_keys=True))
+  logging.info('data stats: %s', json.dumps(stats, sort_keys=True))
   tf.io.gfile.makedirs(directory)
   path = os.path.join(directory, STATS_FILENAME)
-  with tf.io.gfile.GFile(path, "w") as f:
+  with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(stats, f, indent=1, sort_keys=True)
   return path

@@ -17,7 +17,7 @@ import seqio
 import tensorflow as tf
 
 EOS_ID = 1
-IMAGE_KEYS = ("image", "image_embedding")
+IMAGE_KEYS = ('image', 'image_embedding')
 _Spec = seqio.FeatureConverter.FeatureSpec
 
 
@@ -30,10 +30,8 @@ def sticky_eos(tokens: tf.Tensor, length: int) -> tf.Tensor:
   tokens = tokens[:length]
   n = tf.shape(tokens)[0]
   # Slicing (not indexing) keeps empty texts safe.
-  cut = tf.logical_and(tf.equal(n, length),
-                       tf.reduce_any(tf.not_equal(tokens[-1:], EOS_ID)))
-  fixed = tf.concat([tokens[:length - 1], tf.constant([EOS_ID], tokens.dtype)],
-                    axis=0)
+  cut = tf.logical_and(tf.equal(n, length), tf.reduce_any(tf.not_equal(tokens[-1:], EOS_ID)))
+  fixed = tf.concat([tokens[: length - 1], tf.constant([EOS_ID], tokens.dtype)], axis=0)
   return tf.cond(cut, lambda: fixed, lambda: tokens)
 
 
@@ -46,8 +44,7 @@ def sticky_eos_batch(tokens: tf.RaggedTensor, length: int) -> tf.Tensor:
   last = tf.gather(flat, tf.maximum(tokens.row_limits() - 1, 0))
   cut = tf.logical_and(tf.equal(n, length), tf.not_equal(last, EOS_ID))
   dense = tokens.to_tensor(default_value=0, shape=[None, length])
-  eos_col = tf.one_hot(length - 1, length, on_value=True, off_value=False,
-                       dtype=tf.bool)
+  eos_col = tf.one_hot(length - 1, length, on_value=True, off_value=False, dtype=tf.bool)
   fix = tf.logical_and(cut[:, None], eos_col[None, :])
   return tf.where(fix, tf.constant(EOS_ID, dense.dtype), dense)
 
@@ -59,70 +56,86 @@ class LiTFeatureConverter(seqio.FeatureConverter):
   MODEL_FEATURES = {}
   PACKING_FEATURE_DTYPES = {}
 
-  def __init__(self, pack: bool = False, use_custom_packing_ops: bool = False,
-               apply_length_check: bool = True, bos_id: int = 0,
-               passthrough_keys: Sequence[str] = ("bt_fired", "bt_texts"),
-               passthrough_prefixes: Sequence[str] = ("truncated/",),
-               image_key: str | None = None):
+  def __init__(
+    self,
+    pack: bool = False,
+    use_custom_packing_ops: bool = False,
+    apply_length_check: bool = True,
+    bos_id: int = 0,
+    passthrough_keys: Sequence[str] = ('bt_fired', 'bt_texts'),
+    passthrough_prefixes: Sequence[str] = ('truncated/',),
+    image_key: str | None = None,
+  ):
     if pack:
       raise ValueError(
-          "LiTFeatureConverter(pack=True): LiT does not pack examples (one "
-          "image-text pair per row, the contrastive loss needs them aligned); "
-          "use pack=False")
+        'LiTFeatureConverter(pack=True): LiT does not pack examples (one '
+        'image-text pair per row, the contrastive loss needs them aligned); '
+        'use pack=False'
+      )
     if image_key is not None and image_key not in IMAGE_KEYS:
-      raise ValueError(f"image_key must be one of {IMAGE_KEYS}, got {image_key!r}")
+      raise ValueError(f'image_key must be one of {IMAGE_KEYS}, got {image_key!r}')
     self._passthrough_keys = tuple(passthrough_keys)
     self._passthrough_prefixes = tuple(passthrough_prefixes)
     self._image_key = image_key
     # Filled per call from the dataset (text feature names vary by task).
     self.TASK_FEATURES = {}
     self.MODEL_FEATURES = {}
-    super().__init__(pack=False, use_custom_packing_ops=use_custom_packing_ops,
-                     apply_length_check=apply_length_check, bos_id=bos_id)
+    super().__init__(
+      pack=False,
+      use_custom_packing_ops=use_custom_packing_ops,
+      apply_length_check=apply_length_check,
+      bos_id=bos_id,
+    )
 
   def _find_image_key(self, spec) -> str | None:
     if self._image_key is not None:
       if self._image_key not in spec:
-        raise ValueError(f"dataset has no {self._image_key!r} feature; it has "
-                         f"{sorted(spec)}")
+        raise ValueError(f'dataset has no {self._image_key!r} feature; it has {sorted(spec)}')
       return self._image_key
     present = [k for k in IMAGE_KEYS if k in spec]
     if len(present) > 1:
-      raise ValueError(f"dataset has both {present}: set image_key to choose")
+      raise ValueError(f'dataset has both {present}: set image_key to choose')
     return present[0] if present else None
 
-  def _plan(self, spec, task_feature_lengths: Mapping[str, int]
-            ) -> tuple[dict[str, int], dict[str, int]]:
+  def _plan(
+    self, spec, task_feature_lengths: Mapping[str, int]
+  ) -> tuple[dict[str, int], dict[str, int]]:
     """Checks the task's features; returns (text lengths, all model lengths)
     and sets TASK_FEATURES / MODEL_FEATURES."""
-    text_lengths = {k: int(v) for k, v in task_feature_lengths.items()
-                    if k not in IMAGE_KEYS}
+    text_lengths = {k: int(v) for k, v in task_feature_lengths.items() if k not in IMAGE_KEYS}
     for k in text_lengths:
       if k not in spec:
-        raise ValueError(f"TASK_FEATURE_LENGTHS names {k!r} but the task's "
-                         f"features are {sorted(spec)}")
+        raise ValueError(
+          f"TASK_FEATURE_LENGTHS names {k!r} but the task's features are {sorted(spec)}"
+        )
       if not spec[k].dtype.is_integer or len(spec[k].shape) != 1:
-        raise ValueError(f"text feature {k!r} must be rank-1 integer token "
-                         f"ids, got {spec[k].dtype.name} {spec[k].shape}")
+        raise ValueError(
+          f'text feature {k!r} must be rank-1 integer token '
+          f'ids, got {spec[k].dtype.name} {spec[k].shape}'
+        )
     image_key = self._find_image_key(spec)
     lengths = dict(text_lengths)
     features = {k: _Spec(dtype=spec[k].dtype) for k in text_lengths}
     if image_key is not None:
       shape = spec[image_key].shape
-      want_rank = 3 if image_key == "image" else 1
+      want_rank = 3 if image_key == 'image' else 1
       if len(shape) != want_rank or spec[image_key].dtype != tf.float32:
-        raise ValueError(f"feature {image_key!r} must be float32 of rank "
-                         f"{want_rank}, got {spec[image_key].dtype.name} {shape}")
+        raise ValueError(
+          f'feature {image_key!r} must be float32 of rank '
+          f'{want_rank}, got {spec[image_key].dtype.name} {shape}'
+        )
       if shape[0] is None:
-        raise ValueError(f"feature {image_key!r} has no static shape "
-                         f"({shape}); the task must give it a fixed size")
+        raise ValueError(
+          f'feature {image_key!r} has no static shape ({shape}); the task must give it a fixed size'
+        )
       lengths[image_key] = int(shape[0])
       features[image_key] = _Spec(dtype=tf.float32, rank=want_rank)
-    passthrough = [k for k in spec if k in self._passthrough_keys
-                   or k.startswith(self._passthrough_prefixes)]
+    passthrough = [
+      k for k in spec if k in self._passthrough_keys or k.startswith(self._passthrough_prefixes)
+    ]
     for k in passthrough:
       if len(spec[k].shape) != 0:
-        raise ValueError(f"passthrough feature {k!r} must be a scalar")
+        raise ValueError(f'passthrough feature {k!r} must be a scalar')
       lengths[k] = 0
       features[k] = _Spec(dtype=spec[k].dtype, rank=0)
     self.TASK_FEATURES = features
@@ -130,18 +143,24 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     self._text_lengths = text_lengths
     return text_lengths, lengths
 
-  def __call__(self, ds: tf.data.Dataset,
-               task_feature_lengths: Mapping[str, int]) -> tf.data.Dataset:
+  def __call__(
+    self, ds: tf.data.Dataset, task_feature_lengths: Mapping[str, int]
+  ) -> tf.data.Dataset:
     text_lengths, lengths = self._plan(ds.element_spec, task_feature_lengths)
     # seqio validates input lengths <= task lengths; texts may arrive untrimmed.
-    ds = ds.map(lambda ex: {**ex, **{k: sticky_eos(ex[k], n)
-                                     for k, n in text_lengths.items()}},
-                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(
+      lambda ex: {**ex, **{k: sticky_eos(ex[k], n) for k, n in text_lengths.items()}},
+      num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return super().__call__(ds, lengths)
 
-  def batched(self, ds: tf.data.Dataset,
-              task_feature_lengths: Mapping[str, int], batch_size: int,
-              drop_remainder: bool = True) -> tf.data.Dataset:
+  def batched(
+    self,
+    ds: tf.data.Dataset,
+    task_feature_lengths: Mapping[str, int],
+    batch_size: int,
+    drop_remainder: bool = True,
+  ) -> tf.data.Dataset:
     """The same batches as `self(ds, lengths).batch(batch_size)`, converted a
     batch at a time.
 
@@ -159,11 +178,12 @@ class LiTFeatureConverter(seqio.FeatureConverter):
       return out
 
     return ds.ragged_batch(batch_size, drop_remainder=drop_remainder).map(
-        convert, num_parallel_calls=tf.data.AUTOTUNE)
+      convert, num_parallel_calls=tf.data.AUTOTUNE
+    )
 
-  def _convert_features(self, ds: tf.data.Dataset,
-                        task_feature_lengths: Mapping[str, int]
-                        ) -> tf.data.Dataset:  # seqio's per-example hook
+  def _convert_features(
+    self, ds: tf.data.Dataset, task_feature_lengths: Mapping[str, int]
+  ) -> tf.data.Dataset:  # seqio's per-example hook
     keys = list(self.MODEL_FEATURES)
 
     def convert(ex):
@@ -176,6 +196,5 @@ class LiTFeatureConverter(seqio.FeatureConverter):
 
     return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
-  def get_model_feature_lengths(self, task_feature_lengths: Mapping[str, int]
-                                ) -> Mapping[str, int]:
+  def get_model_feature_lengths(self, task_feature_lengths: Mapping[str, int]) -> Mapping[str, int]:
     return dict(task_feature_lengths)

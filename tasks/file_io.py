@@ -21,7 +21,7 @@ class _GFileRaw(io.RawIOBase):
 
   def readinto(self, buffer):
     data = self._f.read(len(buffer))
-    buffer[:len(data)] = data
+    buffer[: len(data)] = data
     return len(data)
 
   def close(self):
@@ -31,11 +31,11 @@ class _GFileRaw(io.RawIOBase):
 
 def open_binary(path: str) -> BinaryIO:
   """A binary stream of the decompressed content, chosen by the file suffix."""
-  raw = io.BufferedReader(_GFileRaw(tf.io.gfile.GFile(path, "rb")), 1 << 20)
-  if path.endswith(".gz"):
-    return gzip.GzipFile(fileobj=raw, mode="rb")
-  if path.endswith(".bz2"):
-    return bz2.BZ2File(raw, mode="rb")
+  raw = io.BufferedReader(_GFileRaw(tf.io.gfile.GFile(path, 'rb')), 1 << 20)
+  if path.endswith('.gz'):
+    return gzip.GzipFile(fileobj=raw, mode='rb')
+  if path.endswith('.bz2'):
+    return bz2.BZ2File(raw, mode='rb')
   return raw
 
 
@@ -44,28 +44,27 @@ def open_text(path: str) -> io.TextIOWrapper:
 
   Rows are checked with `has_invalid_utf8` so one bad byte skips one row, not the file.
   """
-  return io.TextIOWrapper(open_binary(path), encoding="utf-8",
-                          errors="surrogateescape", newline="")
+  return io.TextIOWrapper(open_binary(path), encoding='utf-8', errors='surrogateescape', newline='')
 
 
 def has_invalid_utf8(text: str) -> bool:
-  return any("\udc80" <= c <= "\udcff" for c in text)
+  return any('\udc80' <= c <= '\udcff' for c in text)
 
 
 def expand_patterns(patterns) -> list[str]:
   """Sorted files matching one pattern or a comma-separated/list of patterns."""
   if isinstance(patterns, str):
-    patterns = [p for p in patterns.split(",") if p]
+    patterns = [p for p in patterns.split(',') if p]
   files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
   if not files:
-    raise FileNotFoundError(f"no file matches {patterns}")
+    raise FileNotFoundError(f'no file matches {patterns}')
   return files
 
 
 def file_sha256(path: str) -> str:
   """SHA-256 hex digest of a file's bytes (local or gfile), read in 1 MiB blocks."""
   digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()

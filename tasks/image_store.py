@@ -12,15 +12,14 @@ import io
 import os
 from typing import Optional
 
-import gin
-from PIL import Image
 import tensorflow as tf
+from PIL import Image
 
+import gin
 from tasks import data_stats
 
 
 class ImageError(ValueError):
-
   def __init__(self, reason: str, message: str):
     super().__init__(message)
     self.reason = reason
@@ -28,23 +27,21 @@ class ImageError(ValueError):
 
 @gin.configurable
 class ImageStore:
-
-  def __init__(self, image_dir: str, path_format: str = "{id}.jpg"):
+  def __init__(self, image_dir: str, path_format: str = '{id}.jpg'):
     self.image_dir = image_dir
     self.path_format = path_format
 
   def path(self, photo_id: str, photo_hash: Optional[str] = None) -> str:
-    return os.path.join(self.image_dir,
-                        self.path_format.format(id=photo_id, hash=photo_hash or ""))
+    return os.path.join(self.image_dir, self.path_format.format(id=photo_id, hash=photo_hash or ''))
 
   def read(self, photo_id: str, photo_hash: Optional[str] = None) -> bytes:
     """Returns verified encoded bytes; raises ImageError(missing/unreadable)."""
     path = self.path(photo_id, photo_hash)
     try:
-      with tf.io.gfile.GFile(path, "rb") as f:
+      with tf.io.gfile.GFile(path, 'rb') as f:
         data = f.read()
     except tf.errors.NotFoundError as e:
-      raise ImageError("missing_image", f"no image file {path}") from e
+      raise ImageError('missing_image', f'no image file {path}') from e
     check_image_bytes(data, path)
     return data
 
@@ -54,15 +51,15 @@ def check_image_bytes(data: bytes, where: str) -> None:
     with Image.open(io.BytesIO(data)) as im:
       im.verify()
   except Exception as e:  # Pillow raises many types for corrupt data.
-    raise ImageError("unreadable_image", f"{where}: cannot decode image: {e}") from e
+    raise ImageError('unreadable_image', f'{where}: cannot decode image: {e}') from e
 
 
 def url_id(url: str) -> str:
   """Stable id for rows identified only by an image URL (CC12M, WIT)."""
-  return hashlib.sha1(url.encode("utf-8")).hexdigest()
+  return hashlib.sha1(url.encode('utf-8')).hexdigest()
 
 
-def attach_image(example: dict, images: Optional["ImageStore"], where: str) -> bool:
+def attach_image(example: dict, images: Optional['ImageStore'], where: str) -> bool:
   """Adds example['image'] from the store (keyed by example_id) when there is one.
 
   Returns False, with the row counted as skipped under the image's failure reason, when the image
@@ -71,8 +68,8 @@ def attach_image(example: dict, images: Optional["ImageStore"], where: str) -> b
   if images is None:
     return True
   try:
-    example["image"] = images.read(example["example_id"])
+    example['image'] = images.read(example['example_id'])
   except ImageError as e:
-    data_stats.skip(e.reason, f"{where}: {e}")
+    data_stats.skip(e.reason, f'{where}: {e}')
     return False
   return True

@@ -7,12 +7,13 @@ on the same text return the same language. Short texts are too unreliable and ge
 
 import functools
 
-import gin
 import langdetect
 from langdetect import DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
-UNDETERMINED = "und"
+import gin
+
+UNDETERMINED = 'und'
 _SEED = 0
 
 
@@ -34,4 +35,4 @@ def detect_language(text: str, min_length: int = 10) -> str:
     code = langdetect.detect(text)
   except LangDetectException:
     return UNDETERMINED
-  return code.split("-")[0]
+  return code.split('-')[0]

@@ -16,10 +16,10 @@ from tasks import langid
 
 def temperature_rates(counts: dict, temperature: float) -> dict:
   if temperature <= 0:
-    raise ValueError(f"temperature must be > 0, got {temperature}")
+    raise ValueError(f'temperature must be > 0, got {temperature}')
   weights = {k: float(n) ** (1.0 / temperature) for k, n in counts.items() if n > 0}
   if not weights:
-    raise ValueError("no language has a positive count")
+    raise ValueError('no language has a positive count')
   total = sum(weights.values())
   return {k: w / total for k, w in sorted(weights.items())}
 
@@ -28,25 +28,22 @@ def load_language_counts(path: str) -> dict:
   with tf.io.gfile.GFile(path) as f:
     stats = json.load(f)
   try:
-    return {lang: int(v["n_train_examples"]) for lang, v in stats.items()}
+    return {lang: int(v['n_train_examples']) for lang, v in stats.items()}
   except (KeyError, TypeError, ValueError) as e:
     raise ValueError(f"{path}: expected {{lang: {{'n_train_examples': int}}}}: {e}") from e
 
 
-def count_languages(source, split: str = "train", output_path=None,
-                    key: str = "language") -> dict:
+def count_languages(source, split: str = 'train', output_path=None, key: str = 'language') -> dict:
   """Counts `key` over a source's examples; optionally writes language_stats.json."""
   counts = collections.Counter()
   for ex in source.get_dataset(split, shuffle=False).as_numpy_iterator():
-    counts[ex[key].decode("utf-8")] += 1
+    counts[ex[key].decode('utf-8')] += 1
   if output_path:
-    with tf.io.gfile.GFile(output_path, "w") as f:
-      json.dump({k: {"n_train_examples": n} for k, n in sorted(counts.items())}, f,
-                indent=1)
+    with tf.io.gfile.GFile(output_path, 'w') as f:
+      json.dump({k: {'n_train_examples': n} for k, n in sorted(counts.items())}, f, indent=1)
   return dict(counts)
 
 
 def trainable_languages(counts: dict, min_examples: int = 1) -> list:
   """Languages with enough examples, 'und' excluded."""
-  return sorted(k for k, n in counts.items()
-                if n >= min_examples and k != langid.UNDETERMINED)
+  return sorted(k for k, n in counts.items() if n >= min_examples and k != langid.UNDETERMINED)

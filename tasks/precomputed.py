@@ -1,4 +1,4 @@
-"""Tasks over pre-computed image embeddings (written by `python -m mlit.precompute`).
+"""Tasks over pre-computed image embeddings (written by `python -m mlit.commands.precompute`).
 
 An embeddings directory holds TFRecord shards `embeddings-<i>-of-<n>.tfrecord` of
 tf.train.Examples: 'image_embedding' (float list [D]) plus every string feature of
@@ -12,67 +12,79 @@ import json
 import os
 from typing import Optional, Sequence
 
-import gin
 import seqio
 import tensorflow as tf
 
-from tasks import signals
-from tasks import task_builder
-from tasks import yfcc
+import gin
+from tasks import signals, task_builder, yfcc
 
-MANIFEST = "manifest.json"
-SHARD_PATTERN = "embeddings-*-of-*.tfrecord"
+MANIFEST = 'manifest.json'
+SHARD_PATTERN = 'embeddings-*-of-*.tfrecord'
 
 
 def read_manifest(directory: str) -> dict:
   path = os.path.join(directory, MANIFEST)
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"{path}: no manifest; run `python -m mlit.precompute`")
+    raise FileNotFoundError(f'{path}: no manifest; run `python -m mlit.commands.precompute`')
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)
 
 
 def check_same_tower(manifests: Sequence[dict], directories: Sequence[str]) -> dict:
   """Raises unless every manifest names the same tower (checkpoint hash + config)."""
-  towers = {json.dumps(m["tower"], sort_keys=True): d
-            for m, d in zip(manifests, directories)}
+  towers = {json.dumps(m['tower'], sort_keys=True): d for m, d in zip(manifests, directories)}
   if len(towers) > 1:
-    raise ValueError("embeddings from different image towers cannot be mixed: "
-                     + "; ".join(f"{d}: {t}" for t, d in towers.items()))
-  return manifests[0]["tower"]
+    raise ValueError(
+      'embeddings from different image towers cannot be mixed: '
+      + '; '.join(f'{d}: {t}' for t, d in towers.items())
+    )
+  return manifests[0]['tower']
 
 
 def embedding_source(directories: Sequence[str]) -> seqio.TFExampleDataSource:
   manifests = [read_manifest(d) for d in directories]
   check_same_tower(manifests, directories)
-  incomplete = [d for d, m in zip(directories, manifests) if not m.get("complete")]
+  incomplete = [d for d, m in zip(directories, manifests) if not m.get('complete')]
   if incomplete:
-    raise ValueError(f"pre-computation not finished in {incomplete}; rerun "
-                     "`python -m mlit.precompute` to resume")
-  dims = {m["embedding_dim"] for m in manifests}
-  keys = set.intersection(*(set(m["string_features"]) for m in manifests))
+    raise ValueError(
+      f'pre-computation not finished in {incomplete}; rerun '
+      '`python -m mlit.commands.precompute` to resume'
+    )
+  dims = {m['embedding_dim'] for m in manifests}
+  keys = set.intersection(*(set(m['string_features']) for m in manifests))
   if len(dims) != 1:
-    raise ValueError(f"embedding sizes differ across {directories}: {sorted(dims)}")
-  spec = {"image_embedding": tf.io.FixedLenFeature([dims.pop()], tf.float32),
-          **{k: tf.io.FixedLenFeature([], tf.string) for k in sorted(keys)}}
+    raise ValueError(f'embedding sizes differ across {directories}: {sorted(dims)}')
+  spec = {
+    'image_embedding': tf.io.FixedLenFeature([dims.pop()], tf.float32),
+    **{k: tf.io.FixedLenFeature([], tf.string) for k in sorted(keys)},
+  }
   files = [os.path.join(d, SHARD_PATTERN) for d in directories]
-  return seqio.TFExampleDataSource({"train": files}, feature_description=spec)
+  return seqio.TFExampleDataSource({'train': files}, feature_description=spec)
 
 
 @gin.configurable
-def register_precomputed(embedding_dirs: Sequence[str] = gin.REQUIRED, *,
-                         name: str = "yfcc100m_full_precomputed",
-                         mode: str = "joint",
-                         language: Optional[str] = None) -> list:
+def register_precomputed(
+  embedding_dirs: Sequence[str] = gin.REQUIRED,
+  *,
+  name: str = 'yfcc100m_full_precomputed',
+  mode: str = 'joint',
+  language: Optional[str] = None,
+) -> list:
   """A YFCC-style (mode as in tasks.yfcc) or single-'text' task over embeddings."""
   source = embedding_source(list(embedding_dirs))
-  if mode == "text":  # CC12M/WIT embeddings: the text is already one feature
-    text_names, post, cached_texts = ("text",), [], ("text",)
+  if mode == 'text':  # CC12M/WIT embeddings: the text is already one feature
+    text_names, post, cached_texts = ('text',), [], ('text',)
   else:
     text_names, post = yfcc.mode_preprocessors(mode)
     cached_texts = signals.SIGNALS
-  pre = [task_builder.filter_equal("language", language)] if language else []
-  task_builder.add_task(name, source, text_names=text_names, image="image_embedding",
-                        pre_cache=pre, post_cache=post,
-                        backtranslate_features=cached_texts)
+  pre = [task_builder.filter_equal('language', language)] if language else []
+  task_builder.add_task(
+    name,
+    source,
+    text_names=text_names,
+    image='image_embedding',
+    pre_cache=pre,
+    post_cache=post,
+    backtranslate_features=cached_texts,
+  )
   return [name]

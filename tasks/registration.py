@@ -12,11 +12,13 @@ from typing import Callable, Sequence
 import gin
 
 # Importing makes their configurables known to gin.
-from tasks import cc12m  # noqa: F401
-from tasks import precomputed  # noqa: F401
-from tasks import vocabularies  # noqa: F401
-from tasks import wit  # noqa: F401
-from tasks import yfcc  # noqa: F401
+from tasks import (
+  cc12m,  # noqa: F401
+  precomputed,  # noqa: F401
+  vocabularies,  # noqa: F401
+  wit,  # noqa: F401
+  yfcc,  # noqa: F401
+)
 
 
 @gin.configurable

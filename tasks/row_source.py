@@ -19,27 +19,36 @@ ReadRows = Callable[[str], Iterator[Mapping[str, object]]]
 class RowSource(seqio.FileDataSource):
   """Yields the dicts `read_rows(path)` produces for every file of a split."""
 
-  def __init__(self, read_rows: ReadRows,
-               output_signature: Mapping[str, tf.TensorSpec],
-               split_to_filepattern: Mapping[str, str], *,
-               cycle_length: int = 4, caching_permitted: bool = True,
-               chunk_size: int = 256):
+  def __init__(
+    self,
+    read_rows: ReadRows,
+    output_signature: Mapping[str, tf.TensorSpec],
+    split_to_filepattern: Mapping[str, str],
+    *,
+    cycle_length: int = 4,
+    caching_permitted: bool = True,
+    chunk_size: int = 256,
+  ):
     self._read_rows = read_rows
     self._signature = dict(output_signature)
 
     # from_generator costs ~ms per element: move rows in chunks, then unbatch.
-    chunked = {k: tf.TensorSpec((None, *v.shape), v.dtype)
-               for k, v in self._signature.items()}
+    chunked = {k: tf.TensorSpec((None, *v.shape), v.dtype) for k, v in self._signature.items()}
 
     def read_file(path: tf.Tensor) -> tf.data.Dataset:
       return tf.data.Dataset.from_generator(
-          lambda p: _chunks(read_rows(p.decode("utf-8")), self._signature, chunk_size),
-          output_signature=chunked, args=(path,)).unbatch()
+        lambda p: _chunks(read_rows(p.decode('utf-8')), self._signature, chunk_size),
+        output_signature=chunked,
+        args=(path,),
+      ).unbatch()
 
-    super().__init__(read_file_fn=read_file,
-                     split_to_filepattern=split_to_filepattern,
-                     cycle_length=cycle_length, block_length=1,
-                     caching_permitted=caching_permitted)
+    super().__init__(
+      read_file_fn=read_file,
+      split_to_filepattern=split_to_filepattern,
+      cycle_length=cycle_length,
+      block_length=1,
+      caching_permitted=caching_permitted,
+    )
 
   @property
   def output_signature(self) -> Mapping[str, tf.TensorSpec]:
@@ -47,7 +56,7 @@ class RowSource(seqio.FileDataSource):
 
   def list_shards(self, split: str) -> list[str]:
     if split not in self._split_to_filepattern:
-      raise ValueError(f"split {split!r} not in {sorted(self._split_to_filepattern)}")
+      raise ValueError(f'split {split!r} not in {sorted(self._split_to_filepattern)}')
     return file_io.expand_patterns(self._split_to_filepattern[split])
 
 
@@ -67,6 +76,9 @@ def _stack(rows, signature):
   out = {}
   for k, spec in signature.items():
     values = [r[k] for r in rows]
-    out[k] = (np.array(values, dtype=object) if spec.dtype == tf.string
-              else np.stack(values).astype(spec.dtype.as_numpy_dtype))
+    out[k] = (
+      np.array(values, dtype=object)
+      if spec.dtype == tf.string
+      else np.stack(values).astype(spec.dtype.as_numpy_dtype)
+    )
   return out

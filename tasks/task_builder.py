@@ -14,10 +14,7 @@ from typing import Optional, Sequence
 import seqio
 import tensorflow as tf
 
-from tasks import backtranslation
-from tasks import image_preprocessors
-from tasks import token_preprocessors
-from tasks import vocabularies
+from tasks import backtranslation, image_preprocessors, token_preprocessors, vocabularies
 
 
 def _filter_equal(dataset, key, value):
@@ -29,10 +26,18 @@ def filter_equal(key: str, value: str):
   return functools.partial(_filter_equal, key=key, value=value)
 
 
-def add_task(name: str, source: seqio.DataSource, *, text_names: Sequence[str],
-             image: Optional[str], pre_cache=(), post_cache=(),
-             train_images: bool = True, vocab=None,
-             backtranslate_features: Optional[Sequence[str]] = None) -> seqio.Task:
+def add_task(
+  name: str,
+  source: seqio.DataSource,
+  *,
+  text_names: Sequence[str],
+  image: Optional[str],
+  pre_cache=(),
+  post_cache=(),
+  train_images: bool = True,
+  vocab=None,
+  backtranslate_features: Optional[Sequence[str]] = None,
+) -> seqio.Task:
   """Registers (replacing any same-named task) and returns the Task.
 
   image: 'image' (source yields encoded bytes, decoded here), 'image_embedding'
@@ -41,23 +46,30 @@ def add_task(name: str, source: seqio.DataSource, *, text_names: Sequence[str],
   (default `text_names`; YFCC gives its three signals, before post_cache picks one).
   """
   vocab = vocab or vocabularies.vocabulary()
-  decode = ([functools.partial(image_preprocessors.decode_image, train=train_images)]
-            if image == "image" else [])
+  decode = (
+    [functools.partial(image_preprocessors.decode_image, train=train_images)]
+    if image == 'image'
+    else []
+  )
   preprocessors = [
-      *pre_cache,
-      seqio.CacheDatasetPlaceholder(),
-      functools.partial(backtranslation.maybe_backtranslate,
-                        text_features=tuple(backtranslate_features or text_names)),
-      *post_cache,
-      functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
-      token_preprocessors.trim_and_count,
-      *decode,
+    *pre_cache,
+    seqio.CacheDatasetPlaceholder(),
+    functools.partial(
+      backtranslation.maybe_backtranslate, text_features=tuple(backtranslate_features or text_names)
+    ),
+    *post_cache,
+    functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
+    token_preprocessors.trim_and_count,
+    *decode,
   ]
   if name in seqio.TaskRegistry.names():
     seqio.TaskRegistry.remove(name)
   return seqio.TaskRegistry.add(
-      name, source=source, preprocessors=preprocessors,
-      output_features=vocabularies.output_features(text_names, vocab, image))
+    name,
+    source=source,
+    preprocessors=preprocessors,
+    output_features=vocabularies.output_features(text_names, vocab, image),
+  )
 
 
 def add_mixture(name: str, tasks_and_rates) -> seqio.Mixture:

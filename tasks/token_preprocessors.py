@@ -10,7 +10,7 @@ input pipeline) adds the marks to tasks.data_stats with `data_stats.count_batch`
 import seqio
 import tensorflow as tf
 
-TRUNCATED_PREFIX = "truncated/"
+TRUNCATED_PREFIX = 'truncated/'
 
 
 def truncated_key(feature: str) -> str:
@@ -22,15 +22,16 @@ def trim_and_count(dataset: tf.data.Dataset, output_features, sequence_length=No
   'truncated/<feature>' int32 scalar for every EOS-terminated text feature."""
   if sequence_length is None:
     return seqio.preprocessors.append_eos_after_trim(dataset, output_features, None)
-  limits = {k: sequence_length[k] - 1 for k, f in output_features.items()
-            if f.add_eos and sequence_length.get(k)}
+  limits = {
+    k: sequence_length[k] - 1
+    for k, f in output_features.items()
+    if f.add_eos and sequence_length.get(k)
+  }
 
   def mark(ex):
     # Tokenized texts carry no EOS yet: more than length - 1 tokens get cut.
-    marks = {truncated_key(k): tf.cast(tf.size(ex[k]) > n, tf.int32)
-             for k, n in limits.items()}
+    marks = {truncated_key(k): tf.cast(tf.size(ex[k]) > n, tf.int32) for k, n in limits.items()}
     return {**ex, **marks}
 
   dataset = dataset.map(mark, num_parallel_calls=tf.data.AUTOTUNE)
-  return seqio.preprocessors.append_eos_after_trim(dataset, output_features,
-                                                   sequence_length)
+  return seqio.preprocessors.append_eos_after_trim(dataset, output_features, sequence_length)

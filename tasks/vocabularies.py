@@ -4,11 +4,12 @@
 mc4 vocabulary; any local or gfile SentencePiece .model works.
 """
 
-import gin
 import seqio
 import tensorflow as tf
 
-MT5_VOCABULARY = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+import gin
+
+MT5_VOCABULARY = 'gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model'
 DEFAULT_TEXT_LENGTH = 16  # tokens, EOS included (the paper's choice)
 
 
@@ -22,22 +23,20 @@ def text_feature(vocab: seqio.Vocabulary) -> seqio.Feature:
 
 
 def image_feature() -> seqio.Feature:
-  return seqio.Feature(seqio.PassThroughVocabulary(size=0), add_eos=False,
-                       dtype=tf.float32, rank=3)
+  return seqio.Feature(seqio.PassThroughVocabulary(size=0), add_eos=False, dtype=tf.float32, rank=3)
 
 
 def embedding_feature() -> seqio.Feature:
-  return seqio.Feature(seqio.PassThroughVocabulary(size=0), add_eos=False,
-                       dtype=tf.float32, rank=1)
+  return seqio.Feature(seqio.PassThroughVocabulary(size=0), add_eos=False, dtype=tf.float32, rank=1)
 
 
-def output_features(text_names, vocab, image: str = "image") -> dict:
+def output_features(text_names, vocab, image: str = 'image') -> dict:
   """{text names -> token features} + 'image' (pixels) or 'image_embedding'."""
   features = {n: text_feature(vocab) for n in text_names}
-  if image == "image":
-    features["image"] = image_feature()
-  elif image == "image_embedding":
-    features["image_embedding"] = embedding_feature()
+  if image == 'image':
+    features['image'] = image_feature()
+  elif image == 'image_embedding':
+    features['image_embedding'] = embedding_feature()
   elif image is not None:
     raise ValueError(f"image feature must be 'image', 'image_embedding' or None, got {image!r}")
   return features

@@ -11,92 +11,109 @@ import csv
 import sys
 from typing import Iterator, Optional, Sequence
 
-import gin
 import tensorflow as tf
 
-from tasks import data_stats
-from tasks import file_io
-from tasks import image_store
-from tasks import row_source
-from tasks import task_builder
-from tasks import text_cleaning
+import gin
+from tasks import data_stats, file_io, image_store, row_source, task_builder, text_cleaning
 
-COLUMNS = ("language", "page_url", "image_url", "page_title", "section_title",
-           "hierarchical_section_title", "caption_reference_description",
-           "caption_attribution_description", "caption_alt_text_description",
-           "mime_type", "original_height", "original_width", "is_main_image",
-           "attribution_passes_lang_id", "page_changed_recently",
-           "context_page_description", "context_section_description")
-BOOLEANS = ("is_main_image", "attribution_passes_lang_id", "page_changed_recently")
-KINDS = {"reference": "caption_reference_description",
-         "attribution": "caption_attribution_description",
-         "alt_text": "caption_alt_text_description"}
+COLUMNS = (
+  'language',
+  'page_url',
+  'image_url',
+  'page_title',
+  'section_title',
+  'hierarchical_section_title',
+  'caption_reference_description',
+  'caption_attribution_description',
+  'caption_alt_text_description',
+  'mime_type',
+  'original_height',
+  'original_width',
+  'is_main_image',
+  'attribution_passes_lang_id',
+  'page_changed_recently',
+  'context_page_description',
+  'context_section_description',
+)
+BOOLEANS = ('is_main_image', 'attribution_passes_lang_id', 'page_changed_recently')
+KINDS = {
+  'reference': 'caption_reference_description',
+  'attribution': 'caption_attribution_description',
+  'alt_text': 'caption_alt_text_description',
+}
 
 
 def parse_bool(value: str) -> bool:
   v = value.strip().lower()
-  if v in ("true", "false"):
-    return v == "true"
+  if v in ('true', 'false'):
+    return v == 'true'
   raise ValueError(f"expected 'true' or 'false', got {value!r}")
 
 
-def read_wit(path: str, kind: str,
-             images: Optional[image_store.ImageStore] = None) -> Iterator[dict]:
+def read_wit(
+  path: str, kind: str, images: Optional[image_store.ImageStore] = None
+) -> Iterator[dict]:
   """Rows of one WIT file with a non-empty `kind` description."""
   csv.field_size_limit(sys.maxsize)
   with file_io.open_text(path) as f:
-    reader = csv.reader(f, delimiter="\t", quotechar='"')
+    reader = csv.reader(f, delimiter='\t', quotechar='"')
     header = next(reader, None)
     if header is None or tuple(h.strip() for h in header) != COLUMNS:
-      raise ValueError(f"{path}:1: WIT header must be the 17 columns {COLUMNS}, "
-                       f"got {header}")
+      raise ValueError(f'{path}:1: WIT header must be the 17 columns {COLUMNS}, got {header}')
     for row in reader:
-      where = f"{path}:{reader.line_num}"
+      where = f'{path}:{reader.line_num}'
       if len(row) != len(COLUMNS):
-        data_stats.skip("wrong_column_count", f"{where} ({len(row)} columns)")
+        data_stats.skip('wrong_column_count', f'{where} ({len(row)} columns)')
         continue
       if any(file_io.has_invalid_utf8(v) for v in row):
-        data_stats.skip("invalid_utf8", where)
+        data_stats.skip('invalid_utf8', where)
         continue
       rec = dict(zip(COLUMNS, row))
       try:
         flags = {k: parse_bool(rec[k]) for k in BOOLEANS}
       except ValueError as e:
-        data_stats.skip("bad_field", f"{where}: {e}")
+        data_stats.skip('bad_field', f'{where}: {e}')
         continue
       text = text_cleaning.clean_text(rec[KINDS[kind]])
-      if not text or (kind == "attribution" and not flags["attribution_passes_lang_id"]):
-        data_stats.skip("all_signals_empty", where)
+      if not text or (kind == 'attribution' and not flags['attribution_passes_lang_id']):
+        data_stats.skip('all_signals_empty', where)
         continue
-      example = {"example_id": image_store.url_id(rec["image_url"]), "text": text,
-                 "language": rec["language"].strip(),
-                 "is_main_image": str(flags["is_main_image"]).lower()}
+      example = {
+        'example_id': image_store.url_id(rec['image_url']),
+        'text': text,
+        'language': rec['language'].strip(),
+        'is_main_image': str(flags['is_main_image']).lower(),
+      }
       if not image_store.attach_image(example, images, where):
         continue
-      data_stats.keep("wit")
+      data_stats.keep('wit')
       yield example
 
 
 @gin.configurable
-def register_wit(tsv_pattern: str = gin.REQUIRED, *,
-                 kinds: Sequence[str] = ("reference",),
-                 languages: Sequence[str] = (),
-                 image_dir: Optional[str] = None,
-                 image_path_format: str = "{id}.jpg") -> list:
-  images = (image_store.ImageStore(image_dir, image_path_format)
-            if image_dir is not None else None)
-  keys = ["example_id", "text", "language", "is_main_image"] + (["image"] if images else [])
+def register_wit(
+  tsv_pattern: str = gin.REQUIRED,
+  *,
+  kinds: Sequence[str] = ('reference',),
+  languages: Sequence[str] = (),
+  image_dir: Optional[str] = None,
+  image_path_format: str = '{id}.jpg',
+) -> list:
+  images = image_store.ImageStore(image_dir, image_path_format) if image_dir is not None else None
+  keys = ['example_id', 'text', 'language', 'is_main_image'] + (['image'] if images else [])
   signature = {k: tf.TensorSpec((), tf.string) for k in keys}
   names = []
   for kind in kinds:
     if kind not in KINDS:
-      raise ValueError(f"WIT description kind {kind!r} not in {sorted(KINDS)}")
+      raise ValueError(f'WIT description kind {kind!r} not in {sorted(KINDS)}')
     source = row_source.RowSource(
-        lambda p, kind=kind: read_wit(p, kind, images), signature, {"train": tsv_pattern})
+      lambda p, kind=kind: read_wit(p, kind, images), signature, {'train': tsv_pattern}
+    )
     for lang in (None, *languages):
-      name = f"wit_{kind}" + (f".{lang.replace('-', '_')}" if lang else "")
-      pre = [task_builder.filter_equal("language", lang)] if lang else []
-      task_builder.add_task(name, source, text_names=("text",),
-                            image="image" if images else None, pre_cache=pre)
+      name = f'wit_{kind}' + (f'.{lang.replace("-", "_")}' if lang else '')
+      pre = [task_builder.filter_equal('language', lang)] if lang else []
+      task_builder.add_task(
+        name, source, text_names=('text',), image='image' if images else None, pre_cache=pre
+      )
       names.append(name)
   return names

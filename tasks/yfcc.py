@@ -15,93 +15,107 @@ import functools
 from typing import Optional, Sequence
 
 import gin
-
-from tasks import language_mixture
-from tasks import row_source
-from tasks import signals
-from tasks import task_builder
-from tasks import yfcc_source
+from tasks import language_mixture, row_source, signals, task_builder, yfcc_source
 
 SINGLE_SIGNAL_MODES = signals.SIGNALS  # train on one signal only: 'title', ...
 
 
 def _keep_signal(dataset, signal):
-  return dataset.filter(lambda ex: ex[signal] != "")
+  return dataset.filter(lambda ex: ex[signal] != '')
 
 
 def _rename_signal(dataset, signal):
   def rename(ex):
     out = {k: v for k, v in ex.items() if k not in signals.SIGNALS}
-    out["text"] = ex[signal]
+    out['text'] = ex[signal]
     return out
+
   return dataset.map(rename)
 
 
 def mode_preprocessors(mode: str):
   """(text feature names, post-cache preprocessors) for a signal mode."""
-  if mode in ("joint", "per_batch"):  # per_batch picks after batching (signals.py)
+  if mode in ('joint', 'per_batch'):  # per_batch picks after batching (signals.py)
     return signals.SIGNALS, [signals.join_shuffled_tags]
-  if mode == "per_image":
-    return ("text",), [signals.join_shuffled_tags, signals.select_signal_per_image]
+  if mode == 'per_image':
+    return ('text',), [signals.join_shuffled_tags, signals.select_signal_per_image]
   if mode in SINGLE_SIGNAL_MODES:
-    return ("text",), [signals.join_shuffled_tags,
-                       functools.partial(_keep_signal, signal=mode),
-                       functools.partial(_rename_signal, signal=mode)]
-  raise ValueError(f"YFCC signal mode {mode!r} not in "
-                   f"{signals.MODES + SINGLE_SIGNAL_MODES}")
+    return ('text',), [
+      signals.join_shuffled_tags,
+      functools.partial(_keep_signal, signal=mode),
+      functools.partial(_rename_signal, signal=mode),
+    ]
+  raise ValueError(f'YFCC signal mode {mode!r} not in {signals.MODES + SINGLE_SIGNAL_MODES}')
 
 
 @gin.configurable
-def register_yfcc(tsv_pattern: str = gin.REQUIRED, *,
-                  eval_tsv_pattern: Optional[str] = None,
-                  subset_ids_path: Optional[str] = None,
-                  mode: str = "joint",
-                  layout: str = "auto",
-                  image_dir: Optional[str] = None,
-                  image_path_format: str = "{id}.jpg",
-                  detect_languages: bool = True,
-                  languages: Sequence[str] = (),
-                  language_counts_path: Optional[str] = None,
-                  min_language_examples: int = 1,
-                  temperature: float = 3.0,
-                  photos_only: bool = True) -> list:
+def register_yfcc(
+  tsv_pattern: str = gin.REQUIRED,
+  *,
+  eval_tsv_pattern: Optional[str] = None,
+  subset_ids_path: Optional[str] = None,
+  mode: str = 'joint',
+  layout: str = 'auto',
+  image_dir: Optional[str] = None,
+  image_path_format: str = '{id}.jpg',
+  detect_languages: bool = True,
+  languages: Sequence[str] = (),
+  language_counts_path: Optional[str] = None,
+  min_language_examples: int = 1,
+  temperature: float = 3.0,
+  photos_only: bool = True,
+) -> list:
   """Registers the YFCC tasks; returns their names."""
   text_names, post_cache = mode_preprocessors(mode)
-  splits = {"train": tsv_pattern}
+  splits = {'train': tsv_pattern}
   if eval_tsv_pattern:
-    splits["validation"] = eval_tsv_pattern
-  image = "image" if image_dir is not None else None
+    splits['validation'] = eval_tsv_pattern
+  image = 'image' if image_dir is not None else None
 
   def add(name, subset, pre_cache=()):
     reader = yfcc_source.YfccReader(
-        layout=layout, subset_ids_path=subset, photos_only=photos_only,
-        detect_languages=detect_languages, image_dir=image_dir,
-        image_path_format=image_path_format)
+      layout=layout,
+      subset_ids_path=subset,
+      photos_only=photos_only,
+      detect_languages=detect_languages,
+      image_dir=image_dir,
+      image_path_format=image_path_format,
+    )
     source = row_source.RowSource(reader, reader.output_signature, splits)
-    task_builder.add_task(name, source, text_names=text_names, image=image,
-                          pre_cache=pre_cache, post_cache=post_cache,
-                          backtranslate_features=signals.SIGNALS)
+    task_builder.add_task(
+      name,
+      source,
+      text_names=text_names,
+      image=image,
+      pre_cache=pre_cache,
+      post_cache=post_cache,
+      backtranslate_features=signals.SIGNALS,
+    )
     return name
 
-  names = [add("yfcc100m_full", None)]
+  names = [add('yfcc100m_full', None)]
   if subset_ids_path:
-    names.append(add("yfcc100m_clip", subset_ids_path))
-  counts = (language_mixture.load_language_counts(language_counts_path)
-            if language_counts_path else None)
+    names.append(add('yfcc100m_clip', subset_ids_path))
+  counts = (
+    language_mixture.load_language_counts(language_counts_path) if language_counts_path else None
+  )
   if counts is not None and not languages:
     languages = language_mixture.trainable_languages(counts, min_language_examples)
   if languages and not detect_languages:
-    raise ValueError("per-language YFCC tasks need detect_languages=True")
-  lang_tasks = [add(f"yfcc100m_full.{lang}", None,
-                    [task_builder.filter_equal("language", lang)])
-                for lang in languages]
+    raise ValueError('per-language YFCC tasks need detect_languages=True')
+  lang_tasks = [
+    add(f'yfcc100m_full.{lang}', None, [task_builder.filter_equal('language', lang)])
+    for lang in languages
+  ]
   names += lang_tasks
   if lang_tasks:
-    rates = (language_mixture.temperature_rates(
-        {l: counts.get(l, 0) for l in languages}, temperature)
-             if counts is not None else {l: 1.0 for l in languages})
+    rates = (
+      language_mixture.temperature_rates({l: counts.get(l, 0) for l in languages}, temperature)
+      if counts is not None
+      else {l: 1.0 for l in languages}
+    )
     task_builder.add_mixture(
-        "yfcc100m_full.languages",
-        [(f"yfcc100m_full.{l}", r) for l, r in rates.items() if r > 0])
-    names.append("yfcc100m_full.languages")
+      'yfcc100m_full.languages', [(f'yfcc100m_full.{l}', r) for l, r in rates.items() if r > 0]
+    )
+    names.append('yfcc100m_full.languages')
   return names

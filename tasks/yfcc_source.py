@@ -8,18 +8,12 @@ URL-encoded with '+' for space and may hold HTML. Files may be plain, .gz or .bz
 import dataclasses
 from typing import Iterator, Optional
 
-import numpy as np
 import tensorflow as tf
 
-from tasks import data_stats
-from tasks import file_io
-from tasks import image_store
-from tasks import langid
-from tasks import text_cleaning
-from tasks import yfcc_subset
+from tasks import data_stats, file_io, image_store, langid, text_cleaning, yfcc_subset
 
-SIGNALS = ("title", "description", "tags")
-TAG_SEPARATOR = "\n"  # Cleaned tags never contain a newline (whitespace is collapsed).
+SIGNALS = ('title', 'description', 'tags')
+TAG_SEPARATOR = '\n'  # Cleaned tags never contain a newline (whitespace is collapsed).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,100 +27,106 @@ class Layout:
   marker: int
 
 
-MULTIMEDIA_COMMONS = Layout(25, photo_id=1, photo_hash=2, title=8, description=9,
-                            tags=10, marker=24)
-WEBSCOPE = Layout(23, photo_id=0, photo_hash=None, title=6, description=7, tags=8,
-                  marker=22)
-LAYOUTS = {"multimedia_commons": MULTIMEDIA_COMMONS, "webscope": WEBSCOPE}
+MULTIMEDIA_COMMONS = Layout(
+  25, photo_id=1, photo_hash=2, title=8, description=9, tags=10, marker=24
+)
+WEBSCOPE = Layout(23, photo_id=0, photo_hash=None, title=6, description=7, tags=8, marker=22)
+LAYOUTS = {'multimedia_commons': MULTIMEDIA_COMMONS, 'webscope': WEBSCOPE}
 
 
 def output_signature(detect_languages: bool, with_images: bool) -> dict:
-  names = ["example_id", *SIGNALS]
+  names = ['example_id', *SIGNALS]
   if detect_languages:
-    names += [f"{s}_lang" for s in SIGNALS] + ["language"]
+    names += [f'{s}_lang' for s in SIGNALS] + ['language']
   if with_images:
-    names.append("image")
+    names.append('image')
   return {n: tf.TensorSpec((), tf.string) for n in names}
 
 
 @dataclasses.dataclass
 class YfccReader:
   """Callable path -> iterator of example dicts (one file = one shard)."""
-  layout: str = "auto"  # 'auto' (per file, from the first row), or a LAYOUTS key
+
+  layout: str = 'auto'  # 'auto' (per file, from the first row), or a LAYOUTS key
   subset_ids_path: Optional[str] = None  # yfcc100m_subset_data.tsv for the CLIP subset
   photos_only: bool = True
   detect_languages: bool = True
   image_dir: Optional[str] = None
-  image_path_format: str = "{id}.jpg"
+  image_path_format: str = '{id}.jpg'
 
   def __post_init__(self):
-    if self.layout != "auto" and self.layout not in LAYOUTS:
-      raise ValueError(f"layout {self.layout!r} not in {['auto', *LAYOUTS]}")
+    if self.layout != 'auto' and self.layout not in LAYOUTS:
+      raise ValueError(f'layout {self.layout!r} not in {["auto", *LAYOUTS]}')
 
   @property
   def output_signature(self) -> dict:
     return output_signature(self.detect_languages, self.image_dir is not None)
 
   def __call__(self, path: str) -> Iterator[dict]:
-    subset = (yfcc_subset.load_subset_ids(self.subset_ids_path)
-              if self.subset_ids_path else None)
-    images = (image_store.ImageStore(self.image_dir, self.image_path_format)
-              if self.image_dir is not None else None)
-    layout = None if self.layout == "auto" else LAYOUTS[self.layout]
+    subset = yfcc_subset.load_subset_ids(self.subset_ids_path) if self.subset_ids_path else None
+    images = (
+      image_store.ImageStore(self.image_dir, self.image_path_format)
+      if self.image_dir is not None
+      else None
+    )
+    layout = None if self.layout == 'auto' else LAYOUTS[self.layout]
     by_count = {l.num_columns: l for l in LAYOUTS.values()}
     with file_io.open_binary(path) as f:
       for line_no, raw in enumerate(f, 1):
-        where = f"{path}:{line_no}"
+        where = f'{path}:{line_no}'
         if not raw.strip():
           continue
         try:
-          line = raw.rstrip(b"\r\n").decode("utf-8")
+          line = raw.rstrip(b'\r\n').decode('utf-8')
         except UnicodeDecodeError:
-          data_stats.skip("invalid_utf8", where)
+          data_stats.skip('invalid_utf8', where)
           continue
-        cols = line.split("\t")
+        cols = line.split('\t')
         if layout is None and len(cols) in by_count:
           layout = by_count[len(cols)]
         if layout is None or len(cols) != layout.num_columns:
-          data_stats.skip("wrong_column_count", f"{where} ({len(cols)} columns)")
+          data_stats.skip('wrong_column_count', f'{where} ({len(cols)} columns)')
           continue
         example = self._parse(cols, layout, where, subset, images)
         if example is not None:
-          data_stats.keep("yfcc100m")
+          data_stats.keep('yfcc100m')
           yield example
 
   def _parse(self, cols, layout, where, subset, images) -> Optional[dict]:
     photo_id = cols[layout.photo_id].strip()
     if not photo_id.isdigit():
-      data_stats.skip("bad_field", f"{where} photo id {photo_id[:30]!r}")
+      data_stats.skip('bad_field', f'{where} photo id {photo_id[:30]!r}')
       return None
-    if self.photos_only and cols[layout.marker].strip() != "0":
-      data_stats.skip("not_a_photo", where)
+    if self.photos_only and cols[layout.marker].strip() != '0':
+      data_stats.skip('not_a_photo', where)
       return None
     if subset is not None and not yfcc_subset.contains(subset, int(photo_id)):
-      data_stats.skip("not_in_subset", where)
+      data_stats.skip('not_in_subset', where)
       return None
     try:
       title = text_cleaning.clean_text(text_cleaning.url_decode(cols[layout.title]))
-      description = text_cleaning.clean_text(
-          text_cleaning.url_decode(cols[layout.description]))
+      description = text_cleaning.clean_text(text_cleaning.url_decode(cols[layout.description]))
       tags = text_cleaning.clean_tags(cols[layout.tags])
     except text_cleaning.BadTextError as e:
-      data_stats.skip(e.reason, f"{where}: {e}")
+      data_stats.skip(e.reason, f'{where}: {e}')
       return None
     if not text_cleaning.keep_title(title):
-      title = ""
-    example = {"example_id": photo_id, "title": title, "description": description,
-               "tags": TAG_SEPARATOR.join(tags)}
+      title = ''
+    example = {
+      'example_id': photo_id,
+      'title': title,
+      'description': description,
+      'tags': TAG_SEPARATOR.join(tags),
+    }
     if not any(example[s] for s in SIGNALS):
-      data_stats.skip("all_signals_empty", where)
+      data_stats.skip('all_signals_empty', where)
       return None
     if images is not None:
       photo_hash = cols[layout.photo_hash] if layout.photo_hash is not None else None
       try:
-        example["image"] = images.read(photo_id, photo_hash)
+        example['image'] = images.read(photo_id, photo_hash)
       except image_store.ImageError as e:
-        data_stats.skip(e.reason, f"{where}: {e}")
+        data_stats.skip(e.reason, f'{where}: {e}')
         return None
     if self.detect_languages:
       _add_languages(example)
@@ -137,9 +137,9 @@ def _add_languages(example: dict) -> None:
   """A language per signal, and 'language' = that of the longest identified signal."""
   best, best_len = langid.UNDETERMINED, -1
   for s in SIGNALS:
-    text = example[s].replace(TAG_SEPARATOR, " ")
+    text = example[s].replace(TAG_SEPARATOR, ' ')
     lang = langid.detect_language(text)
-    example[f"{s}_lang"] = lang
+    example[f'{s}_lang'] = lang
     if lang != langid.UNDETERMINED and len(text) > best_len:
       best, best_len = lang, len(text)
-  example["language"] = best
+  example['language'] = best

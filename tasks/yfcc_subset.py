@@ -17,12 +17,13 @@ def load_subset_ids(path: str) -> np.ndarray:
   ids = []
   with file_io.open_binary(path) as f:
     for line_no, line in enumerate(f, 1):
-      cols = line.rstrip(b"\r\n").split(b"\t")
+      cols = line.rstrip(b'\r\n').split(b'\t')
       if len(cols) < 2 or not cols[1].strip().isdigit():
         if line_no == 1 or not line.strip():
           continue  # header or blank line
-        raise ValueError(f"{path}:{line_no}: expected 'line<TAB>photo_id<TAB>hash', "
-                         f"got {line[:80]!r}")
+        raise ValueError(
+          f"{path}:{line_no}: expected 'line<TAB>photo_id<TAB>hash', got {line[:80]!r}"
+        )
       ids.append(int(cols[1]))
   return np.unique(np.asarray(ids, dtype=np.int64))
 

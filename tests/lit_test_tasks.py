@@ -23,7 +23,7 @@ import tensorflow as tf
 DIM = 16
 VOCAB = 64
 EXAMPLES_PER_SHARD = 256
-_SIGNALS = ("text", "title", "description", "tags")
+_SIGNALS = ('text', 'title', 'description', 'tags')
 
 
 def _int_feature(v):
@@ -36,16 +36,18 @@ def write_data(directory: str, seed: int = 0) -> list[str]:
   rng = np.random.default_rng(seed)
   paths = []
   for shard in range(2):
-    path = os.path.join(directory, f"train-{shard:05d}-of-00002.tfrecord")
+    path = os.path.join(directory, f'train-{shard:05d}-of-00002.tfrecord')
     with tf.io.TFRecordWriter(path) as w:
       for _ in range(EXAMPLES_PER_SHARD):
-        feats = {"image_embedding": tf.train.Feature(float_list=tf.train.FloatList(
-            value=rng.normal(size=DIM).astype(np.float32)))}
+        feats = {
+          'image_embedding': tf.train.Feature(
+            float_list=tf.train.FloatList(value=rng.normal(size=DIM).astype(np.float32))
+          )
+        }
         for name in _SIGNALS:
-          n = int(rng.integers(0, 6)) if name != "text" else int(rng.integers(1, 12))
+          n = int(rng.integers(0, 6)) if name != 'text' else int(rng.integers(1, 12))
           feats[name] = _int_feature(rng.integers(2, VOCAB, size=n))
-        w.write(tf.train.Example(
-            features=tf.train.Features(feature=feats)).SerializeToString())
+        w.write(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
     paths.append(path)
   return paths
 
@@ -64,44 +66,53 @@ def _slow(ds):
   def sleep(ex):
     tf.py_function(lambda: time.sleep(0.02), [], [])
     return ex
+
   return ds.map(sleep)
 
 
 def _nan_after(n):
   def fn(ds):
     ds = ds.enumerate()
-    return ds.map(lambda i, ex: {**ex, "image_embedding": tf.where(
-        i >= n, tf.fill([DIM], float("nan")), ex["image_embedding"])})
+    return ds.map(
+      lambda i, ex: {
+        **ex,
+        'image_embedding': tf.where(i >= n, tf.fill([DIM], float('nan')), ex['image_embedding']),
+      }
+    )
+
   return fn
 
 
 def _register(name, directory, text_keys, extra=()):
   if name in seqio.TaskRegistry.names():
     seqio.TaskRegistry.remove(name)
-  description = {"image_embedding": tf.io.FixedLenFeature([DIM], tf.float32)}
+  description = {'image_embedding': tf.io.FixedLenFeature([DIM], tf.float32)}
   description.update({k: tf.io.VarLenFeature(tf.int64) for k in text_keys})
-  text = seqio.Feature(seqio.PassThroughVocabulary(size=VOCAB, eos_id=1),
-                       add_eos=True, dtype=tf.int32)
+  text = seqio.Feature(
+    seqio.PassThroughVocabulary(size=VOCAB, eos_id=1), add_eos=True, dtype=tf.int32
+  )
   features = {k: text for k in text_keys}
-  features["image_embedding"] = seqio.Feature(
-      seqio.PassThroughVocabulary(size=0), add_eos=False, dtype=tf.float32)
+  features['image_embedding'] = seqio.Feature(
+    seqio.PassThroughVocabulary(size=0), add_eos=False, dtype=tf.float32
+  )
   seqio.TaskRegistry.add(
-      name,
-      source=seqio.TFExampleDataSource(
-          {"train": os.path.join(directory, "train-*.tfrecord")},
-          feature_description=description),
-      preprocessors=[*extra, _densify,
-                     seqio.preprocessors.append_eos_after_trim],
-      output_features=features, shuffle_buffer_size=32)
+    name,
+    source=seqio.TFExampleDataSource(
+      {'train': os.path.join(directory, 'train-*.tfrecord')}, feature_description=description
+    ),
+    preprocessors=[*extra, _densify, seqio.preprocessors.append_eos_after_trim],
+    output_features=features,
+    shuffle_buffer_size=32,
+  )
 
 
 def register(directory: str) -> None:
-  _register("lit_test_embeddings", directory, ("text",))
-  _register("lit_test_multi_signal", directory, ("title", "description", "tags"))
-  _register("lit_test_slow", directory, ("text",), (_slow,))
+  _register('lit_test_embeddings', directory, ('text',))
+  _register('lit_test_multi_signal', directory, ('title', 'description', 'tags'))
+  _register('lit_test_slow', directory, ('text',), (_slow,))
   for n in (40, 100):
-    _register(f"lit_test_nan_after_{n}", directory, ("text",), (_nan_after(n),))
+    _register(f'lit_test_nan_after_{n}', directory, ('text',), (_nan_after(n),))
 
 
-if os.environ.get("MLIT_TEST_TASK_DIR"):
-  register(os.environ["MLIT_TEST_TASK_DIR"])
+if os.environ.get('MLIT_TEST_TASK_DIR'):
+  register(os.environ['MLIT_TEST_TASK_DIR'])

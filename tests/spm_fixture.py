@@ -10,33 +10,45 @@ import random
 import pytest
 import sentencepiece as spm
 
-_WORDS = ("sunset over the sea beach boat city street night dog cat bird tree "
-          "flower mountain lake snow river bridge house car train people "
-          "Sonnenuntergang über dem Meer Hund Katze Baum Blume Berg "
-          "coucher de soleil sur la mer chien chat arbre fleur montagne "
-          "puesta del sol en el mar perro gato árbol flor montaña").split()
+_WORDS = (
+  'sunset over the sea beach boat city street night dog cat bird tree '
+  'flower mountain lake snow river bridge house car train people '
+  'Sonnenuntergang über dem Meer Hund Katze Baum Blume Berg '
+  'coucher de soleil sur la mer chien chat arbre fleur montagne '
+  'puesta del sol en el mar perro gato árbol flor montaña'
+).split()
 
 
 def sample_sentences(n: int, seed: int = 0) -> list:
   rng = random.Random(seed)
-  return [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(2, 12)))
-          for _ in range(n)]
+  return [' '.join(rng.choice(_WORDS) for _ in range(rng.randint(2, 12))) for _ in range(n)]
 
 
 def train_tiny_spm(directory: str, vocab_size: int = 400, sentences=None) -> str:
   """Trains a byte-fallback unigram model; returns the .model path."""
   os.makedirs(directory, exist_ok=True)
-  corpus = os.path.join(directory, "corpus.txt")
-  with open(corpus, "w", encoding="utf-8") as f:
-    f.write("\n".join(sentences or sample_sentences(2000)) + "\n")
-  prefix = os.path.join(directory, "tiny_spm")
+  corpus = os.path.join(directory, 'corpus.txt')
+  with open(corpus, 'w', encoding='utf-8') as f:
+    f.write('\n'.join(sentences or sample_sentences(2000)) + '\n')
+  prefix = os.path.join(directory, 'tiny_spm')
   spm.SentencePieceTrainer.train(
-      input=corpus, model_prefix=prefix, vocab_size=vocab_size, model_type="unigram",
-      byte_fallback=True, character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2,
-      bos_id=-1, hard_vocab_limit=False, num_threads=1, minloglevel=2)
-  return prefix + ".model"
+    input=corpus,
+    model_prefix=prefix,
+    vocab_size=vocab_size,
+    model_type='unigram',
+    byte_fallback=True,
+    character_coverage=1.0,
+    pad_id=0,
+    eos_id=1,
+    unk_id=2,
+    bos_id=-1,
+    hard_vocab_limit=False,
+    num_threads=1,
+    minloglevel=2,
+  )
+  return prefix + '.model'
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def spm_model_path(tmp_path_factory) -> str:
-  return train_tiny_spm(str(tmp_path_factory.mktemp("spm")))
+  return train_tiny_spm(str(tmp_path_factory.mktemp('spm')))

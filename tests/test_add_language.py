@@ -7,25 +7,29 @@ import shutil
 import subprocess
 
 import flax.linen as nn
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import sentencepiece as spm
+from flax import traverse_util
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
 from eval_multilingual import coverage
 from eval_multilingual import prompts as prompts_lib
-from mlit import add_language
-from mlit import t5x_checkpoint
-from mlit import text_tower
-from mlit import vocab_extension
+from mlit.checkpoints import t5x as t5x_checkpoint
+from mlit.commands import add_language
+from mlit.language import vocab_extension
+from mlit.models import text_tower
 
-EN_WORDS = ('the cat sat on a mat with hat and dog ran far away to see big red sun in sky '
-            'photo of small house tree water blue green').split()
-EL_WORDS = ('ο γάτος κάθεται στο χαλί με το καπέλο και ο σκύλος έτρεξε μακριά για να δει '
-            'μεγάλο κόκκινο ήλιο στον ουρανό φωτογραφία σπίτι δέντρο νερό').split()
+EN_WORDS = (
+  'the cat sat on a mat with hat and dog ran far away to see big red sun in sky '
+  'photo of small house tree water blue green'
+).split()
+EL_WORDS = (
+  'ο γάτος κάθεται στο χαλί με το καπέλο και ο σκύλος έτρεξε μακριά για να δει '
+  'μεγάλο κόκκινο ήλιο στον ουρανό φωτογραφία σπίτι δέντρο νερό'
+).split()
 
 
 def _lines(words, n, seed):
@@ -34,13 +38,15 @@ def _lines(words, n, seed):
 
 
 def _cfg(vocab_size):
-  return text_tower.T5Config(vocab_size=vocab_size, emb_dim=16, num_heads=2,
-                             num_encoder_layers=2, head_dim=8, mlp_dim=32)
+  return text_tower.T5Config(
+    vocab_size=vocab_size, emb_dim=16, num_heads=2, num_encoder_layers=2, head_dim=8, mlp_dim=32
+  )
 
 
 def _flat(params):
-  return {'/'.join(k): np.asarray(v) for k, v in
-          traverse_util.flatten_dict(nn.unbox(params)).items()}
+  return {
+    '/'.join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(nn.unbox(params)).items()
+  }
 
 
 @pytest.fixture(scope='module')
@@ -48,9 +54,19 @@ def setup(tmp_path_factory):
   d = tmp_path_factory.mktemp('addlang')
   model = io.BytesIO()
   spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(_lines(EN_WORDS, 400, 0)), model_writer=model, vocab_size=320,
-      byte_fallback=True, character_coverage=1.0, model_type='unigram', pad_id=0, eos_id=1,
-      unk_id=2, bos_id=-1, hard_vocab_limit=False, minloglevel=2)
+    sentence_iterator=iter(_lines(EN_WORDS, 400, 0)),
+    model_writer=model,
+    vocab_size=320,
+    byte_fallback=True,
+    character_coverage=1.0,
+    model_type='unigram',
+    pad_id=0,
+    eos_id=1,
+    unk_id=2,
+    bos_id=-1,
+    hard_vocab_limit=False,
+    minloglevel=2,
+  )
   (d / 'old.model').write_bytes(model.getvalue())
   (d / 'en.txt').write_text('\n'.join(_lines(EN_WORDS, 50, 1)) + '\n', encoding='utf-8')
   (d / 'el.txt').write_text('\n'.join(_lines(EL_WORDS, 300, 2)) + '\n', encoding='utf-8')
@@ -61,9 +77,25 @@ def setup(tmp_path_factory):
   params = tower.init(jax.random.PRNGKey(0), jnp.ones((1, 8), jnp.int32))['params']
   ckpt = vocab_extension.save_t5x_orbax(_flat(params), str(d / 'old_ckpt'))
   out = d / 'ext'
-  rc = add_language.main(['extend-vocab', '--vocab', str(d / 'old.model'), '--checkpoint', ckpt,
-                          '--lang', 'el', '--texts', str(d / 'el.txt'), '--num-pieces', '60',
-                          '--old-texts', str(d / 'en.txt'), '--out', str(out)])
+  rc = add_language.main(
+    [
+      'extend-vocab',
+      '--vocab',
+      str(d / 'old.model'),
+      '--checkpoint',
+      ckpt,
+      '--lang',
+      'el',
+      '--texts',
+      str(d / 'el.txt'),
+      '--num-pieces',
+      '60',
+      '--old-texts',
+      str(d / 'en.txt'),
+      '--out',
+      str(out),
+    ]
+  )
   assert rc == 0
   return d, out, params, rows
 
@@ -79,7 +111,7 @@ def test_existing_ids_unchanged_and_pieces_appended(setup):
   assert len(new.pieces) == len(old.pieces) + summary['new_pieces']
   for a, b in zip(old.pieces, new.pieces):
     assert (a.piece, a.score, a.type) == (b.piece, b.score, b.type)
-  added = new.pieces[len(old.pieces):]
+  added = new.pieces[len(old.pieces) :]
   assert all(p.type == sp_pb2.ModelProto.SentencePiece.NORMAL for p in added)
   assert len({p.piece for p in new.pieces}) == len(new.pieces)
   assert any(any('\u0370' <= ch <= '\u03ff' for ch in p.piece) for p in added)
@@ -94,14 +126,14 @@ def test_byte_fallback_share_drops(setup):
   el = [('el', t) for t in (d / 'el.txt').read_text(encoding='utf-8').split('\n') if t]
   before = coverage.coverage(spm.SentencePieceProcessor(model_file=str(d / 'old.model')), el)
   after = coverage.coverage(
-      spm.SentencePieceProcessor(model_file=str(out / 'sentencepiece.model')), el)
+    spm.SentencePieceProcessor(model_file=str(out / 'sentencepiece.model')), el
+  )
   b, a = before['el'], after['el']
   assert b['byte_fallback_share'] > 0.8  # Greek is all bytes in the English vocabulary
   assert a['byte_fallback_share'] < 0.1 * b['byte_fallback_share']
   assert a['tokens_per_word'] < 0.5 * b['tokens_per_word']
   summary = json.loads((out / 'extension.json').read_text(encoding='utf-8'))
-  assert summary['coverage_after']['byte_fallback_share'] == pytest.approx(
-      a['byte_fallback_share'])
+  assert summary['coverage_after']['byte_fallback_share'] == pytest.approx(a['byte_fallback_share'])
   assert summary['old_language_texts_retokenised'] == [0, 50]
 
 
@@ -120,7 +152,7 @@ def test_grown_checkpoint_reproduces_old_embeddings_exactly(setup):
   tokens = np.zeros((len(en), 16), np.int32)
   for i, ids in enumerate(sp.encode(en)):
     ids = (ids + [1])[:16]
-    tokens[i, :len(ids)] = ids
+    tokens[i, : len(ids)] = ids
   old_out, old_aux = old_tower.apply({'params': old_params}, jnp.asarray(tokens))
   new_out, new_aux = new_tower.apply({'params': new_params}, jnp.asarray(tokens))
   assert float(jnp.max(jnp.abs(old_out - new_out))) == 0.0
@@ -139,16 +171,16 @@ def test_grown_checkpoint_reproduces_old_embeddings_exactly(setup):
   # The grown model runs on the new language.
   el_ids = sp.encode('ο γάτος κάθεται')
   assert max(el_ids) >= old_size
-  el_out, _ = new_tower.apply({'params': new_params},
-                              jnp.asarray([el_ids + [1]], jnp.int32))
+  el_out, _ = new_tower.apply({'params': new_params}, jnp.asarray([el_ids + [1]], jnp.int32))
   assert bool(jnp.all(jnp.isfinite(el_out)))
 
 
 def test_grow_embedding_checks_sizes():
   with pytest.raises(ValueError, match='do not belong together'):
     vocab_extension.grow_embedding(np.zeros((10, 4), np.float32), 20, [[1]])
-  grown = vocab_extension.grow_embedding(np.arange(12, dtype=np.float32).reshape(6, 2), 5,
-                                         [[0, 1], [4]], pad_to=4)
+  grown = vocab_extension.grow_embedding(
+    np.arange(12, dtype=np.float32).reshape(6, 2), 5, [[0, 1], [4]], pad_to=4
+  )
   assert grown.shape == (8, 2)
   np.testing.assert_array_equal(grown[5], [1.0, 2.0])  # mean of rows 0 and 1
   np.testing.assert_array_equal(grown[6], [8.0, 9.0])
@@ -157,8 +189,12 @@ def test_grow_embedding_checks_sizes():
 
 def test_coverage_step(setup, capsys):
   d, _, _, _ = setup
-  assert add_language.main(['coverage', '--vocab', str(d / 'old.model'), '--lang', 'el',
-                            str(d / 'el.txt')]) == 0
+  assert (
+    add_language.main(
+      ['coverage', '--vocab', str(d / 'old.model'), '--lang', 'el', str(d / 'el.txt')]
+    )
+    == 0
+  )
   line = capsys.readouterr().out
   assert line.startswith('Greek (el), 300 texts:') and 'byte-fallback' in line
 
@@ -169,46 +205,114 @@ def _apertium_has(pair):
   return pair in subprocess.run(['apertium', '-l'], capture_output=True, text=True).stdout
 
 
-@pytest.mark.skipif(not _apertium_has('eng-spa') or not _apertium_has('spa-eng'),
-                    reason='needs Debian apertium + apertium-eng-spa')
+@pytest.mark.skipif(
+  not _apertium_has('eng-spa') or not _apertium_has('spa-eng'),
+  reason='needs Debian apertium + apertium-eng-spa',
+)
 def test_prompts_step_translates_validates_and_scores(tmp_path, capsys):
-  english = {'name': 'toy', 'num_classes': 3, 'languages': {'en': {
-      'classes': ['cat', 'dog', ['car', 'automobile']],
-      'templates': ['a photo of a {}.', 'a drawing of the {}.', 'a big {}.']}}}
+  english = {
+    'name': 'toy',
+    'num_classes': 3,
+    'languages': {
+      'en': {
+        'classes': ['cat', 'dog', ['car', 'automobile']],
+        'templates': ['a photo of a {}.', 'a drawing of the {}.', 'a big {}.'],
+      }
+    },
+  }
   (tmp_path / 'en.json').write_text(json.dumps(english), encoding='utf-8')
   out = tmp_path / 'prompts.json'
-  assert add_language.main(['prompts', '--lang', 'es', '--english', str(tmp_path / 'en.json'),
-                            '--backend', 'apertium', '--out', str(out)]) == 0
+  assert (
+    add_language.main(
+      [
+        'prompts',
+        '--lang',
+        'es',
+        '--english',
+        str(tmp_path / 'en.json'),
+        '--backend',
+        'apertium',
+        '--out',
+        str(out),
+      ]
+    )
+    == 0
+  )
   es = prompts_lib.load_prompt_file(str(out))['es']
   assert es.classes[0] == ('gato',) and es.classes[1] == ('perro',)
   assert all(t.count('{}') == 1 for t in es.templates) and 'una foto de un {}.' in [
-      t.lower() for t in es.templates]
+    t.lower() for t in es.templates
+  ]
   q = json.loads((tmp_path / 'prompt_quality.json').read_text(encoding='utf-8'))['es']
   assert q['backend'] == 'apertium' and 50 < q['chrf'] <= 100
   # Human translations: validated like any prompt set; round trip scored with the backend.
-  human = {'name': 'toy', 'num_classes': 3, 'languages': {'ca': {
-      'classes': ['gat', 'gos', 'cotxe'], 'templates': ['una foto d\'un {}.']}}}
+  human = {
+    'name': 'toy',
+    'num_classes': 3,
+    'languages': {'ca': {'classes': ['gat', 'gos', 'cotxe'], 'templates': ["una foto d'un {}."]}},
+  }
   (tmp_path / 'ca.json').write_text(json.dumps(human), encoding='utf-8')
   if _apertium_has('cat-eng'):
-    assert add_language.main(['prompts', '--lang', 'ca', '--english', str(tmp_path / 'en.json'),
-                              '--human', str(tmp_path / 'ca.json'), '--backend', 'apertium',
-                              '--out', str(out)]) == 0
+    assert (
+      add_language.main(
+        [
+          'prompts',
+          '--lang',
+          'ca',
+          '--english',
+          str(tmp_path / 'en.json'),
+          '--human',
+          str(tmp_path / 'ca.json'),
+          '--backend',
+          'apertium',
+          '--out',
+          str(out),
+        ]
+      )
+      == 0
+    )
     assert set(prompts_lib.load_prompt_file(str(out))) == {'es', 'ca'}
     q = json.loads((tmp_path / 'prompt_quality.json').read_text(encoding='utf-8'))
     assert set(q) == {'es', 'ca'} and q['ca']['chrf'] > 30
   human['languages']['ca']['templates'] = ['sense lloc']
   (tmp_path / 'ca.json').write_text(json.dumps(human), encoding='utf-8')
   with pytest.raises(prompts_lib.PromptError, match=r'ca.json: languages.ca.templates\[0\]'):
-    add_language.main(['prompts', '--lang', 'ca', '--english', str(tmp_path / 'en.json'),
-                       '--human', str(tmp_path / 'ca.json'), '--out', str(out)])
+    add_language.main(
+      [
+        'prompts',
+        '--lang',
+        'ca',
+        '--english',
+        str(tmp_path / 'en.json'),
+        '--human',
+        str(tmp_path / 'ca.json'),
+        '--out',
+        str(out),
+      ]
+    )
 
 
 def test_gin_step_parses(setup, tmp_path):
   import gin  # pylint: disable=g-import-not-at-top
+
   _, out, _, _ = setup
   gin_path = tmp_path / 'el.gin'
-  assert add_language.main(['gin', '--lang', 'el', '--extension', str(out), '--prompts',
-                            'prompts.json', '--out', str(gin_path)]) == 0
+  assert (
+    add_language.main(
+      [
+        'gin',
+        '--lang',
+        'el',
+        '--extension',
+        str(out),
+        '--prompts',
+        'prompts.json',
+        '--out',
+        str(gin_path),
+      ]
+    )
+    == 0
+  )
   text = gin_path.read_text(encoding='utf-8')
   summary = json.loads((out / 'extension.json').read_text(encoding='utf-8'))
   gin.clear_config()

@@ -3,7 +3,6 @@ rejected rows), the Beam pipeline, and the training-time substitution preprocess
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,17 +13,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mlit import backtranslate
-from mlit import backtranslation_core
-from mlit import translation_backends
+from mlit.translation import backends as translation_backends
+from mlit.translation import backtranslate_job as backtranslate
+from mlit.translation import backtranslation as backtranslation_core
 from tasks import backtranslation
 
 CAPTIONS = [
-    ("1", "a small dog is running on the beach"),
-    ("2", "the old church in the centre of the city"),
-    ("3", "two children playing football in the park"),
-    ("4", "sunset over the mountains with red clouds"),
-    ("5", "a cat sleeping on a chair near the window"),
+  ('1', 'a small dog is running on the beach'),
+  ('2', 'the old church in the centre of the city'),
+  ('3', 'two children playing football in the park'),
+  ('4', 'sunset over the mountains with red clouds'),
+  ('5', 'a cat sleeping on a chair near the window'),
 ]
 
 # A translator program for plumbing tests: "forward" reverses the words, "back" reverses them again
@@ -42,171 +41,227 @@ FAKE_TRANSLATOR = textwrap.dedent("""
 
 
 def _write_tsv(path, rows, extra_lines=()):
-  with open(path, "wb") as f:
+  with open(path, 'wb') as f:
     for i, t in rows:
-      f.write(f"{i}\t{t}\n".encode())
+      f.write(f'{i}\t{t}\n'.encode())
     for line in extra_lines:
       f.write(line)
 
 
 def _fake_backend(tmp_path, delay=0.0):
-  script = tmp_path / "fake_translator.py"
+  script = tmp_path / 'fake_translator.py'
   script.write_text(FAKE_TRANSLATOR)
   return translation_backends.CommandBackend(
-      f"{sys.executable} {script} {{source}} {{target}} {delay}")
+    f'{sys.executable} {script} {{source}} {{target}} {delay}'
+  )
 
 
 apertium = pytest.mark.skipif(
-    not translation_backends.ApertiumBackend().supports("en", "es")
-    and os.environ.get("CI") != "true",
-    reason="apertium eng-spa not installed (make test installs it; CI never skips)")
+  not translation_backends.ApertiumBackend().supports('en', 'es')
+  and os.environ.get('CI') != 'true',
+  reason='apertium eng-spa not installed (make test installs it; CI never skips)',
+)
 
 
 @apertium
 def test_apertium_round_trip_is_a_real_translation():
   backend = translation_backends.ApertiumBackend()
   texts = [t for _, t in CAPTIONS]
-  spanish = backend.translate(texts, "en", "es")
+  spanish = backend.translate(texts, 'en', 'es')
   assert len(spanish) == len(texts)
-  assert "perro" in spanish[0].lower() and "playa" in spanish[0].lower()
-  back = backend.translate(spanish, "es", "en")
+  assert 'perro' in spanish[0].lower() and 'playa' in spanish[0].lower()
+  back = backend.translate(spanish, 'es', 'en')
   assert len(back) == len(texts)
-  assert "dog" in back[0].lower()
+  assert 'dog' in back[0].lower()
   chrf = [backtranslation_core.score(o, b)[0] for o, b in zip(texts, back)]
   assert all(0 < c <= 100 for c in chrf)
 
 
 @apertium
 def test_apertium_catalan_round_trip_through_job(tmp_path):
-  _write_tsv(tmp_path / "in.tsv", CAPTIONS)
-  summary = backtranslate.run(str(tmp_path / "in.tsv"), str(tmp_path / "out"), source="en",
-                              pivots=["es", "ca"], backend=translation_backends.ApertiumBackend(),
-                              log=lambda *_: None)
-  assert summary["texts"] == len(CAPTIONS)
-  for pivot in ("es", "ca"):
-    s = summary["pivots"][pivot]
-    assert s["kept"] + sum(s["dropped"].values()) == len(CAPTIONS)
-    assert s["failed"] == 0
-  records = list(backtranslate.iter_records(str(tmp_path / "out")))
-  assert [r["id"] for r in records] == [i for i, _ in CAPTIONS]
-  assert {c["pivot"] for c in records[0]["candidates"]} == {"es", "ca"}
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS)
+  summary = backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'out'),
+    source='en',
+    pivots=['es', 'ca'],
+    backend=translation_backends.ApertiumBackend(),
+    log=lambda *_: None,
+  )
+  assert summary['texts'] == len(CAPTIONS)
+  for pivot in ('es', 'ca'):
+    s = summary['pivots'][pivot]
+    assert s['kept'] + sum(s['dropped'].values()) == len(CAPTIONS)
+    assert s['failed'] == 0
+  records = list(backtranslate.iter_records(str(tmp_path / 'out')))
+  assert [r['id'] for r in records] == [i for i, _ in CAPTIONS]
+  assert {c['pivot'] for c in records[0]['candidates']} == {'es', 'ca'}
 
 
 def test_quality_filter_verdicts():
   q = backtranslation_core.QualityFilter(min_chrf=30, max_chrf=95)
-  original = "a small dog is running on the beach"
-  assert q.verdict(original, "A small dog is running on the beach.", 100.0) == "near_identical"
-  chrf, _ = backtranslation_core.score(original, "a little dog runs on the beach")
-  assert q.verdict(original, "a little dog runs on the beach", chrf) == "kept"
-  chrf, _ = backtranslation_core.score(original, "quantum chromodynamics lecture")
+  original = 'a small dog is running on the beach'
+  assert q.verdict(original, 'A small dog is running on the beach.', 100.0) == 'near_identical'
+  chrf, _ = backtranslation_core.score(original, 'a little dog runs on the beach')
+  assert q.verdict(original, 'a little dog runs on the beach', chrf) == 'kept'
+  chrf, _ = backtranslation_core.score(original, 'quantum chromodynamics lecture')
   assert chrf < 30
-  assert q.verdict(original, "quantum chromodynamics lecture", chrf) == "drifted"
-  assert q.verdict(original, "   ", 0.0) == "empty"
+  assert q.verdict(original, 'quantum chromodynamics lecture', chrf) == 'drifted'
+  assert q.verdict(original, '   ', 0.0) == 'empty'
 
 
 def test_job_counts_rejected_rows_and_records_failures(tmp_path):
-  bad = [b"only-one-column\n", b"7\t\xff\xfe broken utf8\n", b"8\t   \n"]
-  _write_tsv(tmp_path / "in.tsv", CAPTIONS, bad)
-  summary = backtranslate.run(str(tmp_path / "in.tsv"), str(tmp_path / "out"), source="en",
-                              pivots=["xx"], backend=_fake_backend(tmp_path),
-                              examples_per_shard=2, log=lambda *_: None)
-  assert summary["texts"] == len(CAPTIONS)
-  assert summary["rejected_rows"] == 3
-  rejected = [json.loads(l) for l in open(tmp_path / "out" / "rejected_rows.jsonl")]
-  assert sorted(r["line"] for r in rejected) == [6, 7, 8]
-  verdicts = summary["pivots"]["xx"]
-  assert verdicts["kept"] + sum(verdicts["dropped"].values()) == len(CAPTIONS)
+  bad = [b'only-one-column\n', b'7\t\xff\xfe broken utf8\n', b'8\t   \n']
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS, bad)
+  summary = backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'out'),
+    source='en',
+    pivots=['xx'],
+    backend=_fake_backend(tmp_path),
+    examples_per_shard=2,
+    log=lambda *_: None,
+  )
+  assert summary['texts'] == len(CAPTIONS)
+  assert summary['rejected_rows'] == 3
+  rejected = [json.loads(l) for l in open(tmp_path / 'out' / 'rejected_rows.jsonl')]
+  assert sorted(r['line'] for r in rejected) == [6, 7, 8]
+  verdicts = summary['pivots']['xx']
+  assert verdicts['kept'] + sum(verdicts['dropped'].values()) == len(CAPTIONS)
 
-  failing = translation_backends.CommandBackend("false")
-  summary = backtranslate.run(str(tmp_path / "in.tsv"), str(tmp_path / "fail"), source="en",
-                              pivots=["es"], backend=failing, retries=1, log=lambda *_: None)
-  assert summary["pivots"]["es"]["failed"] == len(CAPTIONS)
-  records = list(backtranslate.iter_records(str(tmp_path / "fail")))
-  assert len(records) == len(CAPTIONS) and all(r["candidates"] == [] for r in records)
+  failing = translation_backends.CommandBackend('false')
+  summary = backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'fail'),
+    source='en',
+    pivots=['es'],
+    backend=failing,
+    retries=1,
+    log=lambda *_: None,
+  )
+  assert summary['pivots']['es']['failed'] == len(CAPTIONS)
+  records = list(backtranslate.iter_records(str(tmp_path / 'fail')))
+  assert len(records) == len(CAPTIONS) and all(r['candidates'] == [] for r in records)
 
 
 def test_job_resumes_after_sigkill(tmp_path):
-  rows = [(str(i), f"caption number {i} with several extra words here") for i in range(8)]
-  _write_tsv(tmp_path / "in.tsv", rows)
-  script = tmp_path / "fake_translator.py"
+  rows = [(str(i), f'caption number {i} with several extra words here') for i in range(8)]
+  _write_tsv(tmp_path / 'in.tsv', rows)
+  script = tmp_path / 'fake_translator.py'
   script.write_text(FAKE_TRANSLATOR)
-  out = tmp_path / "out"
-  cmd = [sys.executable, "-m", "mlit.backtranslate", "--input", str(tmp_path / "in.tsv"),
-         "--out", str(out), "--pivots", "xx", "--examples_per_shard", "2", "--backend",
-         f"command:{sys.executable} {script} {{source}} {{target}} 0.4"]
+  out = tmp_path / 'out'
+  cmd = [
+    sys.executable,
+    '-m',
+    'mlit.translation.backtranslate_job',
+    '--input',
+    str(tmp_path / 'in.tsv'),
+    '--out',
+    str(out),
+    '--pivots',
+    'xx',
+    '--examples_per_shard',
+    '2',
+    '--backend',
+    f'command:{sys.executable} {script} {{source}} {{target}} 0.4',
+  ]
   proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 120
-  while not (out / "candidates-00000.jsonl").exists() and time.time() < deadline:
+  while not (out / 'candidates-00000.jsonl').exists() and time.time() < deadline:
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  done_before = sorted(p.name for p in out.glob("candidates-*.jsonl"))
+  done_before = sorted(p.name for p in out.glob('candidates-*.jsonl'))
   assert 1 <= len(done_before) < 4, done_before
-  first_shard = (out / "candidates-00000.jsonl").read_bytes()
+  first_shard = (out / 'candidates-00000.jsonl').read_bytes()
 
-  subprocess.run(cmd[:-1] + [f"command:{sys.executable} {script} {{source}} {{target}} 0"],
-                 check=True, capture_output=True)
-  assert (out / "candidates-00000.jsonl").read_bytes() == first_shard
-  assert len(list(out.glob("candidates-*.jsonl"))) == 4
+  subprocess.run(
+    cmd[:-1] + [f'command:{sys.executable} {script} {{source}} {{target}} 0'],
+    check=True,
+    capture_output=True,
+  )
+  assert (out / 'candidates-00000.jsonl').read_bytes() == first_shard
+  assert len(list(out.glob('candidates-*.jsonl'))) == 4
   records = list(backtranslate.iter_records(str(out)))
-  assert [r["id"] for r in records] == [i for i, _ in rows]
+  assert [r['id'] for r in records] == [i for i, _ in rows]
 
-  reference = tmp_path / "reference"
+  reference = tmp_path / 'reference'
   reference_cmd = [str(reference) if c == str(out) else c for c in cmd[:-1]]
-  subprocess.run(reference_cmd + [f"command:{sys.executable} {script} {{source}} {{target}} 0"],
-                 check=True, capture_output=True)
+  subprocess.run(
+    reference_cmd + [f'command:{sys.executable} {script} {{source}} {{target}} 0'],
+    check=True,
+    capture_output=True,
+  )
   assert list(backtranslate.iter_records(str(reference))) == records
 
 
 @pytest.mark.slow
 def test_beam_pipeline_matches_single_machine_job(tmp_path):
   import apache_beam as beam  # pylint: disable=import-outside-toplevel
-  from mlit import backtranslate_beam  # pylint: disable=import-outside-toplevel
-  _write_tsv(tmp_path / "in.tsv", CAPTIONS, [b"broken row without tab\n"])
-  script = tmp_path / "fake_translator.py"
+
+  from mlit.translation import backtranslate_beam  # pylint: disable=import-outside-toplevel
+
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS, [b'broken row without tab\n'])
+  script = tmp_path / 'fake_translator.py'
   script.write_text(FAKE_TRANSLATOR)
-  spec = f"command:{sys.executable} {script} {{source}} {{target}} 0"
-  with beam.Pipeline(runner="DirectRunner") as pipeline:
-    backtranslate_beam.build_pipeline(pipeline, str(tmp_path / "in.tsv"), str(tmp_path / "beam"),
-                                      source="en", pivots=["xx"], backend_spec=spec)
+  spec = f'command:{sys.executable} {script} {{source}} {{target}} 0'
+  with beam.Pipeline(runner='DirectRunner') as pipeline:
+    backtranslate_beam.build_pipeline(
+      pipeline,
+      str(tmp_path / 'in.tsv'),
+      str(tmp_path / 'beam'),
+      source='en',
+      pivots=['xx'],
+      backend_spec=spec,
+    )
   beam_records = []
-  for path in (tmp_path / "beam").glob("candidates-*.jsonl"):
+  for path in (tmp_path / 'beam').glob('candidates-*.jsonl'):
     beam_records += [json.loads(l) for l in open(path)]
-  backtranslate.run(str(tmp_path / "in.tsv"), str(tmp_path / "single"), source="en",
-                    pivots=["xx"], backend=translation_backends.make_backend(spec),
-                    log=lambda *_: None)
-  single = list(backtranslate.iter_records(str(tmp_path / "single")))
-  assert sorted(beam_records, key=lambda r: r["id"]) == single
-  summary = json.load(open(tmp_path / "beam" / "summary.json"))
-  assert summary["pivots"] == backtranslate.summarise_dir(str(tmp_path / "single"))["pivots"]
+  backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'single'),
+    source='en',
+    pivots=['xx'],
+    backend=translation_backends.make_backend(spec),
+    log=lambda *_: None,
+  )
+  single = list(backtranslate.iter_records(str(tmp_path / 'single')))
+  assert sorted(beam_records, key=lambda r: r['id']) == single
+  summary = json.load(open(tmp_path / 'beam' / 'summary.json'))
+  assert summary['pivots'] == backtranslate.summarise_dir(str(tmp_path / 'single'))['pivots']
   rejected = []
-  for path in (tmp_path / "beam").glob("rejected_rows*.jsonl"):
+  for path in (tmp_path / 'beam').glob('rejected_rows*.jsonl'):
     rejected += [json.loads(l) for l in open(path)]
   assert len(rejected) == 1
 
 
 def _candidates_dir(tmp_path, n, k):
-  out = tmp_path / "cands"
+  out = tmp_path / 'cands'
   out.mkdir()
-  with open(out / "candidates-00000.jsonl", "w") as f:
+  with open(out / 'candidates-00000.jsonl', 'w') as f:
     for i in range(n):
-      cands = [{"pivot": f"p{j}", "text": f"bt{j} of {i}", "chrf": 50, "bleu": 10,
-                "verdict": "kept"} for j in range(k)]
-      cands.append({"pivot": "zz", "text": "dropped", "chrf": 99, "bleu": 99,
-                    "verdict": "near_identical"})
-      f.write(json.dumps({"id": str(i), "text": f"orig {i}", "candidates": cands}) + "\n")
+      cands = [
+        {'pivot': f'p{j}', 'text': f'bt{j} of {i}', 'chrf': 50, 'bleu': 10, 'verdict': 'kept'}
+        for j in range(k)
+      ]
+      cands.append(
+        {'pivot': 'zz', 'text': 'dropped', 'chrf': 99, 'bleu': 99, 'verdict': 'near_identical'}
+      )
+      f.write(json.dumps({'id': str(i), 'text': f'orig {i}', 'candidates': cands}) + '\n')
   return str(out)
 
 
-def _substituted(directory, n, probability, seed, features=("text",)):
-  examples = {"example_id": [str(i) for i in range(n)]}
+def _substituted(directory, n, probability, seed, features=('text',)):
+  examples = {'example_id': [str(i) for i in range(n)]}
   for feature in features:
-    examples[feature] = [f"orig {i}" for i in range(n)]
+    examples[feature] = [f'orig {i}' for i in range(n)]
   ds = tf.data.Dataset.from_tensor_slices(examples)
   import seqio  # pylint: disable=import-outside-toplevel
+
   with seqio.map_seed_manager(seed):
-    ds = backtranslation.maybe_backtranslate(ds, candidates_dir=directory,
-                                             probability=probability, text_features=features)
+    ds = backtranslation.maybe_backtranslate(
+      ds, candidates_dir=directory, probability=probability, text_features=features
+    )
   return list(ds.as_numpy_iterator())
 
 
@@ -214,15 +269,15 @@ def test_substitution_rate_choice_and_determinism(tmp_path):
   n, k, p = 4000, 3, 0.1
   directory = _candidates_dir(tmp_path, n, k)
   out = _substituted(directory, n, p, seed=1)
-  fired = np.array([e["bt_fired"] for e in out])
+  fired = np.array([e['bt_fired'] for e in out])
   # Binomial(n, p): mean 400, sd 19; a 5-sd bound fails only if the rate is wrong.
   assert abs(fired.sum() - n * p) < 5 * np.sqrt(n * p * (1 - p))
-  texts = [e["text"].decode() for e in out]
+  texts = [e['text'].decode() for e in out]
   for e, t in zip(out, texts):
-    i = e["example_id"].decode()
-    assert t == f"orig {i}" if not e["bt_fired"] else t.startswith("bt") and t.endswith(f"of {i}")
-  assert "dropped" not in texts
-  chosen = np.bincount([int(t[2]) for t in texts if t.startswith("bt")], minlength=k)
+    i = e['example_id'].decode()
+    assert t == f'orig {i}' if not e['bt_fired'] else t.startswith('bt') and t.endswith(f'of {i}')
+  assert 'dropped' not in texts
+  chosen = np.bincount([int(t[2]) for t in texts if t.startswith('bt')], minlength=k)
   expected = fired.sum() / k
   assert np.all(np.abs(chosen - expected) < 5 * np.sqrt(expected)), chosen
   assert _substituted(directory, n, p, seed=1) == out
@@ -231,31 +286,32 @@ def test_substitution_rate_choice_and_determinism(tmp_path):
 
 def test_signals_are_substituted_independently(tmp_path):
   directory = _candidates_dir(tmp_path, 2000, 2)
-  out = _substituted(directory, 2000, 0.5, seed=3, features=("title", "tags"))
-  title = np.array([e["title"].decode().startswith("bt") for e in out])
-  tags = np.array([e["tags"].decode().startswith("bt") for e in out])
+  out = _substituted(directory, 2000, 0.5, seed=3, features=('title', 'tags'))
+  title = np.array([e['title'].decode().startswith('bt') for e in out])
+  tags = np.array([e['tags'].decode().startswith('bt') for e in out])
   assert abs(title.mean() - 0.5) < 0.06 and abs(tags.mean() - 0.5) < 0.06
   assert 0.15 < (title & tags).mean() < 0.35  # independent: about 0.25, not 0.5
-  assert np.array_equal(np.array([e["bt_fired"] for e in out]), title.astype(int) + tags)
+  assert np.array_equal(np.array([e['bt_fired'] for e in out]), title.astype(int) + tags)
 
 
 def test_preprocessor_is_noop_without_candidates_and_checks_inputs(tmp_path):
-  ds = tf.data.Dataset.from_tensor_slices({"example_id": ["1"], "text": ["x"]})
+  ds = tf.data.Dataset.from_tensor_slices({'example_id': ['1'], 'text': ['x']})
   assert backtranslation.maybe_backtranslate(ds) is ds
-  with pytest.raises(FileNotFoundError, match="mlit backtranslate"):
-    backtranslation.maybe_backtranslate(ds, candidates_dir=str(tmp_path / "none"), probability=0.1)
-  bad = tmp_path / "bad"
+  with pytest.raises(FileNotFoundError, match='mlit backtranslate'):
+    backtranslation.maybe_backtranslate(ds, candidates_dir=str(tmp_path / 'none'), probability=0.1)
+  bad = tmp_path / 'bad'
   bad.mkdir()
-  (bad / "candidates-00000.jsonl").write_text("{not json\n")
+  (bad / 'candidates-00000.jsonl').write_text('{not json\n')
   backtranslation._lookup_table.cache_clear()
-  with pytest.raises(ValueError, match="candidates-00000.jsonl:1"):
+  with pytest.raises(ValueError, match='candidates-00000.jsonl:1'):
     backtranslation.maybe_backtranslate(ds, candidates_dir=str(bad), probability=0.1)
 
 
 @apertium
 def test_apertium_keeps_short_lines_apart():
   # apertium joins lines separated by a single newline into one sentence; each must stay its own.
-  out = translation_backends.ApertiumBackend().translate(["cat", "dog", "", "the red house"],
-                                                         "en", "es")
-  assert [o.lower() for o in out[:3]] == ["gato", "perro", ""]
-  assert "casa" in out[3].lower()
+  out = translation_backends.ApertiumBackend().translate(
+    ['cat', 'dog', '', 'the red house'], 'en', 'es'
+  )
+  assert [o.lower() for o in out[:3]] == ['gato', 'perro', '']
+  assert 'casa' in out[3].lower()

@@ -24,9 +24,21 @@ def _run(tmp_path, sections):
   out = tmp_path / 'bench'
   env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / 'xla'))
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'benchmarks', 'run.py'), '--quick',
-       '--sections', sections, '--out', str(out)],
-      capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    [
+      sys.executable,
+      os.path.join(ROOT, 'benchmarks', 'run.py'),
+      '--quick',
+      '--sections',
+      sections,
+      '--out',
+      str(out),
+    ],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    env=env,
+    timeout=900,
+  )
   assert proc.returncode == 0, proc.stderr[-4000:]
   with open(out / 'bench.json') as f:
     result = json.load(f)
@@ -45,28 +57,26 @@ def test_quick_compute_sections(tmp_path):
   assert result['schema'] == 1 and result['quick'] is True
   assert len(result['load_start']) == 3 and result['environment']['jax']
   peak = result['peak']
-  assert peak['jax']['gflops'] > 0 and peak['mfu_base_gflops'] >= (
-      peak['jax']['gflops'])
+  assert peak['jax']['gflops'] > 0 and peak['mfu_base_gflops'] >= (peak['jax']['gflops'])
   _time_ok(peak['jax']['time'])
   row = result['lit']['local_tiny']
   for name in ('mlit_precomputed', 'mlit_live', 'open_clip_live'):
     r = row[name]
     _time_ok(r['time'])
     assert math.isclose(r['pairs_per_s'], r['batch'] / r['time']['median_s'])
-    assert math.isclose(r['mfu'], r['model_gflops_per_s'] /
-                        peak['mfu_base_gflops'])
-  assert math.isclose(row['ratio_live_vs_open_clip'],
-                      row['mlit_live']['pairs_per_s'] /
-                      row['open_clip_live']['pairs_per_s'])
+    assert math.isclose(r['mfu'], r['model_gflops_per_s'] / peak['mfu_base_gflops'])
+  assert math.isclose(
+    row['ratio_live_vs_open_clip'],
+    row['mlit_live']['pairs_per_s'] / row['open_clip_live']['pairs_per_s'],
+  )
   # Pre-computed counts the text tower and loss only; live adds the ViT.
   shape = model_shapes.TEXT_SHAPES['local_tiny']
   b = result['config']['batch']
-  text = b * model_shapes.text_train_flops(shape, 16, 32) + (
-      model_shapes.loss_flops(b, 32))
+  text = b * model_shapes.text_train_flops(shape, 16, 32) + (model_shapes.loss_flops(b, 32))
   assert math.isclose(row['mlit_precomputed']['model_flops_per_step'], text)
   assert math.isclose(
-      row['mlit_live']['model_flops_per_step'],
-      text + b * model_shapes.vit_forward_flops('toy/8', 32))
+    row['mlit_live']['model_flops_per_step'], text + b * model_shapes.vit_forward_flops('toy/8', 32)
+  )
   shares = result['breakdown']['share']
   assert set(shares) == {'forward', 'backward', 'optimizer+rest'}
   assert math.isclose(sum(shares.values()), 1.0)
@@ -74,8 +84,7 @@ def test_quick_compute_sections(tmp_path):
   assert ev['prompts']['local_tiny']['prompts_per_s'] > 0
   assert ev['classifier']['n_prompts'] == 5 * 4
   _time_ok(ev['retrieval']['time'])
-  for heading in ('## Peak', '## LiT step', '## Where the step goes',
-                  '## Evaluation', 'open_clip'):
+  for heading in ('## Peak', '## LiT step', '## Where the step goes', '## Evaluation', 'open_clip'):
     assert heading in md
 
 
@@ -93,8 +102,7 @@ def test_quick_data_and_memory_sections(tmp_path):
     if lb['largest_batch']:
       assert lb['plan_bytes'] <= lb['budget_bytes']
   # A live ViT's weights and activations make its step plan larger.
-  assert mem['step']['live']['plan']['total'] > (
-      mem['step']['precomputed']['plan']['total'])
+  assert mem['step']['live']['plan']['total'] > (mem['step']['precomputed']['plan']['total'])
   assert '## Memory' in md and '## Data' in md
 
 

@@ -5,24 +5,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mlit import checkpointing
-from mlit import optimizer
-from mlit import partitioning
+from mlit.checkpoints import run_state as checkpointing
+from mlit.training import optimizer, partitioning
 
 
 def _state(seed=0):
   k = jax.random.split(jax.random.PRNGKey(seed), 3)
-  params = {'img': {'embedding': {'kernel': jax.random.normal(k[0], (40, 8))}},
-            'txt': {'head': {'kernel': jax.random.normal(k[1], (40, 48)),
-                             'bias': jax.random.normal(k[2], (48,))}},
-            't': jnp.array(2.3, jnp.float32)}
+  params = {
+    'img': {'embedding': {'kernel': jax.random.normal(k[0], (40, 8))}},
+    'txt': {
+      'head': {'kernel': jax.random.normal(k[1], (40, 48)), 'bias': jax.random.normal(k[2], (48,))}
+    },
+    't': jnp.array(2.3, jnp.float32),
+  }
   # Adafactor with a locked tower: factored stats, EMA, empty masked nodes.
   tx, _ = optimizer.make_optimizer(params, total_steps=10, freeze=[r'^img/'])
   opt_state = tx.init(params)
   grads = jax.tree_util.tree_map(jnp.ones_like, params)
   _, opt_state = tx.update(grads, opt_state, params)
-  return {'step': jnp.array(7, jnp.int32), 'params': params,
-          'opt_state': opt_state}, tx
+  return {'step': jnp.array(7, jnp.int32), 'params': params, 'opt_state': opt_state}, tx
 
 
 def _assert_trees_equal(a, b):
@@ -35,11 +36,12 @@ def _assert_trees_equal(a, b):
 
 def test_round_trip_keep_and_interval(tmp_path):
   state, _ = _state()
-  ckpt = checkpointing.Checkpoints(str(tmp_path / 'ckpt'), keep=2,
-                                   save_every=2)
+  ckpt = checkpointing.Checkpoints(str(tmp_path / 'ckpt'), keep=2, save_every=2)
   assert ckpt.latest_step() is None
-  written = [ckpt.save(s, state, data_state={'batches_consumed': s},
-                       config_text=f'TRAIN_STEPS = {s}') for s in range(1, 7)]
+  written = [
+    ckpt.save(s, state, data_state={'batches_consumed': s}, config_text=f'TRAIN_STEPS = {s}')
+    for s in range(1, 7)
+  ]
   assert written == [False, True, False, True, False, True]
   assert ckpt.save(7, state, data_state={'batches_consumed': 7}, force=True)
   ckpt.wait()
@@ -63,7 +65,8 @@ def test_restore_into_target_shardings(tmp_path):
   mesh = partitioning.make_mesh(1)
   rep = partitioning.replicated(mesh)
   target = jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), state)
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), state
+  )
   restored, data, _ = ckpt.restore(target)
   assert data == {}
   _assert_trees_equal(restored, state)

@@ -8,8 +8,7 @@ import pytest
 import sentencepiece as spm
 from PIL import Image
 
-from eval_multilingual import coverage
-from eval_multilingual import languages
+from eval_multilingual import coverage, languages
 
 WORDS = 'the cat sat on a mat with hat and dog ran far away to see big red sun in sky'.split()
 
@@ -19,9 +18,19 @@ def _train(byte_fallback: bool) -> spm.SentencePieceProcessor:
   lines = [' '.join(rng.choice(WORDS) for _ in range(8)) for _ in range(300)]
   model = io.BytesIO()
   spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(lines), model_writer=model, vocab_size=300 if byte_fallback else 60,
-      byte_fallback=byte_fallback, character_coverage=1.0, model_type='unigram', pad_id=0,
-      eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, minloglevel=2)
+    sentence_iterator=iter(lines),
+    model_writer=model,
+    vocab_size=300 if byte_fallback else 60,
+    byte_fallback=byte_fallback,
+    character_coverage=1.0,
+    model_type='unigram',
+    pad_id=0,
+    eos_id=1,
+    unk_id=2,
+    bos_id=-1,
+    hard_vocab_limit=False,
+    minloglevel=2,
+  )
   return spm.SentencePieceProcessor(model_proto=model.getvalue())
 
 
@@ -33,16 +42,28 @@ def sp():
 def test_english_words_are_single_pieces(sp):
   # Hand check of the model the numbers below rely on.
   assert sp.encode('the cat', out_type=str) == ['▁the', '▁cat']
-  assert sp.encode('αβγ', out_type=str) == ['▁', '<0xCE>', '<0xB1>', '<0xCE>', '<0xB2>',
-                                            '<0xCE>', '<0xB3>']
+  assert sp.encode('αβγ', out_type=str) == [
+    '▁',
+    '<0xCE>',
+    '<0xB1>',
+    '<0xCE>',
+    '<0xB2>',
+    '<0xCE>',
+    '<0xB3>',
+  ]
 
 
 def test_counts_hand_checked(sp):
   fifteen = ' '.join(['the'] * 15)  # 15 tokens + EOS = 16: fits
   sixteen = ' '.join(['cat'] * 16)  # 16 tokens + EOS = 17: truncated
-  pairs = [('en', 'the cat'), ('en', fifteen), ('en', sixteen),
-           ('el', 'αβγ'), ('el', 'αβ'),   # '▁' + 2 bytes per letter: 7 and 5 tokens
-           ('ja', '日本')]                 # '▁' + 3 bytes per character: 7 tokens
+  pairs = [
+    ('en', 'the cat'),
+    ('en', fifteen),
+    ('en', sixteen),
+    ('el', 'αβγ'),
+    ('el', 'αβ'),  # '▁' + 2 bytes per letter: 7 and 5 tokens
+    ('ja', '日本'),
+  ]  # '▁' + 3 bytes per character: 7 tokens
   stats = coverage.coverage(sp, pairs, max_len=16)
   en, el, ja = stats['en'], stats['el'], stats['ja']
   assert en['n_texts'] == 3 and en['n_tokens'] == 33
@@ -71,17 +92,29 @@ def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
   vocab = tmp_path / 'v.model'
   vocab.write_bytes(sp.serialized_model_proto())
   (tmp_path / 'a.tsv').write_text(
-      'language\tcaption\nen\tthe cat\nel\tαβγ\nen\t\nen\tx\ty\n', encoding='utf-8')
+    'language\tcaption\nen\tthe cat\nel\tαβγ\nen\t\nen\tx\ty\n', encoding='utf-8'
+  )
   (tmp_path / 'b.jsonl').write_text(
-      '{"lang": "el", "text": "αβ"}\nnot json\n{"lang": "en"}\n', encoding='utf-8')
+    '{"lang": "el", "text": "αβ"}\nnot json\n{"lang": "en"}\n', encoding='utf-8'
+  )
   (tmp_path / 'c.txt').write_text(
-      'the cat sat on the mat with the big red hat and the dog ran far away\n',
-      encoding='utf-8')
+    'the cat sat on the mat with the big red hat and the dog ran far away\n', encoding='utf-8'
+  )
   out = tmp_path / 'out'
   stats_json = tmp_path / 'tokenizer_stats.json'
-  rc = coverage.main(['--vocab', str(vocab), str(tmp_path / 'a.tsv'), str(tmp_path / 'b.jsonl'),
-                      str(tmp_path / 'c.txt'), '--out', str(out), '--stats-json',
-                      str(stats_json)])
+  rc = coverage.main(
+    [
+      '--vocab',
+      str(vocab),
+      str(tmp_path / 'a.tsv'),
+      str(tmp_path / 'b.jsonl'),
+      str(tmp_path / 'c.txt'),
+      '--out',
+      str(out),
+      '--stats-json',
+      str(stats_json),
+    ]
+  )
   assert rc == 0
   captured = capsys.readouterr()
   assert '| el | Greek |' in captured.out
@@ -89,10 +122,16 @@ def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
     assert f'skipped 1 rows: {reason}' in captured.err
   stats = json.loads((out / 'coverage.json').read_text())
   assert stats['el']['n_texts'] == 2 and stats['el']['byte_fallback_share'] == pytest.approx(
-      10 / 12)
+    10 / 12
+  )
   assert stats['en']['n_texts'] == 2  # 'the cat' from TSV + the detected English line
   assert set(json.loads(stats_json.read_text())['en']) >= {
-      'tokens_per_word', 'byte_fallback_share', 'unk_share', 'truncated_share', 'n_texts'}
+    'tokens_per_word',
+    'byte_fallback_share',
+    'unk_share',
+    'truncated_share',
+    'n_texts',
+  }
   with Image.open(out / 'coverage.png') as im:
     assert im.format == 'PNG' and im.size[0] > 300
   assert 'Greek' in (out / 'coverage.md').read_text(encoding='utf-8')
@@ -112,8 +151,9 @@ def test_language_table_covers_cldr_and_wit():
   assert languages.lookup('sr_Latn').script == 'Latn'
   assert languages.lookup('sr').script == 'Cyrl'
   assert languages.lookup('zh_Hant').script == 'Hant'
-  assert languages.lookup('yue_Hans') == languages.Language('yue_Hans', 'Cantonese (Simplified)',
-                                                            'Hans')
+  assert languages.lookup('yue_Hans') == languages.Language(
+    'yue_Hans', 'Cantonese (Simplified)', 'Hans'
+  )
   assert languages.lookup('zh-TW').script == 'Hant'
   assert languages.lookup('iw').name == 'Hebrew'
   # Unknown code: script detected from sample text.
@@ -125,6 +165,7 @@ def test_language_table_covers_cldr_and_wit():
 
 def test_every_cldr_annotation_locale_is_known():
   import os  # pylint: disable=g-import-not-at-top
+
   root = '/usr/share/unicode/cldr/common/annotations'
   if not os.path.isdir(root):
     pytest.skip('unicode-cldr-core not installed')

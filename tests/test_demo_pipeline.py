@@ -10,49 +10,69 @@ import pytest
 
 from tasks.emoji_cldr import sources
 
-LANGUAGES = ["en", "de", "ja", "sw"]
+LANGUAGES = ['en', 'de', 'ja', 'sw']
 
 
 def _have_debian_data():
   try:
-    sources.find_all("/")
+    sources.find_all('/')
     return True
   except sources.MissingPackageError:
     return False
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _have_debian_data() and os.environ.get("CI") != "true",
-                    reason="emoji/CLDR Debian packages missing (make test installs them)")
+@pytest.mark.skipif(
+  not _have_debian_data() and os.environ.get('CI') != 'true',
+  reason='emoji/CLDR Debian packages missing (make test installs them)',
+)
 def test_small_demo_pipeline_end_to_end(tmp_path):
-  run_dir = tmp_path / "demo"
-  cmd = [sys.executable, "-m", "mlit.demo", "--run_dir", str(run_dir),
-         "--languages", ",".join(LANGUAGES), "--max_emoji", "250", "--vocab_size", "1200",
-         "--train_steps", "30", "--pretrain_steps", "20"]
+  run_dir = tmp_path / 'demo'
+  cmd = [
+    sys.executable,
+    '-m',
+    'mlit.commands.demo',
+    '--run_dir',
+    str(run_dir),
+    '--languages',
+    ','.join(LANGUAGES),
+    '--max_emoji',
+    '250',
+    '--vocab_size',
+    '1200',
+    '--train_steps',
+    '30',
+    '--pretrain_steps',
+    '20',
+  ]
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-  results = json.loads((run_dir / "results.json").read_text())
-  for key in ("emoji_cldr/zeroshot_classification", "emoji_cldr_symbola/zeroshot_classification",
-              "emoji_cldr_annotations/zeroshot_classification", "emoji_cldr/retrieval"):
-    assert results["macro"][key]["n_languages"] == len(LANGUAGES)
+  results = json.loads((run_dir / 'results.json').read_text())
+  for key in (
+    'emoji_cldr/zeroshot_classification',
+    'emoji_cldr_symbola/zeroshot_classification',
+    'emoji_cldr_annotations/zeroshot_classification',
+    'emoji_cldr/retrieval',
+  ):
+    assert results['macro'][key]['n_languages'] == len(LANGUAGES)
   for lang in LANGUAGES:
-    zs = results["languages"][lang]["emoji_cldr/zeroshot_classification"]
-    assert 0.0 <= zs["acc1"] <= zs["acc5"] <= 1.0
-  timings = json.loads((run_dir / "timings.json").read_text())
-  assert set(timings) == {"data", "vocab", "image", "embed", "train", "coverage", "eval",
-                          "report"}
-  stats = json.loads((run_dir / "language_stats.json").read_text())
-  assert set(stats) == set(LANGUAGES) and all(v["n_train_examples"] > 0 for v in stats.values())
-  assert set(json.loads((run_dir / "tokenizer_stats.json").read_text())) == set(LANGUAGES)
-  html = (run_dir / "report" / "index.html").read_text()
-  assert "Swahili" in html and "data:image/png;base64," in html
-  assert (run_dir / "train" / "config.gin").exists()
+    zs = results['languages'][lang]['emoji_cldr/zeroshot_classification']
+    assert 0.0 <= zs['acc1'] <= zs['acc5'] <= 1.0
+  timings = json.loads((run_dir / 'timings.json').read_text())
+  assert set(timings) == {'data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report'}
+  stats = json.loads((run_dir / 'language_stats.json').read_text())
+  assert set(stats) == set(LANGUAGES) and all(v['n_train_examples'] > 0 for v in stats.values())
+  assert set(json.loads((run_dir / 'tokenizer_stats.json').read_text())) == set(LANGUAGES)
+  html = (run_dir / 'report' / 'index.html').read_text()
+  assert 'Swahili' in html and 'data:image/png;base64,' in html
+  assert (run_dir / 'train' / 'config.gin').exists()
 
   # Re-running reuses every stage's output: the trained checkpoint is not trained again.
-  proc = subprocess.run(cmd + ["--stages", "data,vocab,image,embed,train"], capture_output=True,
-                        text=True, check=False)
+  proc = subprocess.run(
+    cmd + ['--stages', 'data,vocab,image,embed,train'], capture_output=True, text=True, check=False
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = proc.stdout + proc.stderr
   assert '"reused": true' in out  # the dataset build
-  assert "resumed from step 30" in out and "step 10/30" not in out
+  assert 'resumed from step 30' in out and 'step 10/30' not in out

@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 
 from tasks.emoji_cldr import build as build_lib
-from tasks.emoji_cldr import build_main
+from tasks.emoji_cldr import build_main, emoji_list, pairs, sources
 from tasks.emoji_cldr import data as data_lib
-from tasks.emoji_cldr import emoji_list
-from tasks.emoji_cldr import pairs
-from tasks.emoji_cldr import sources
 from tasks.emoji_cldr import split as split_lib
 
 LANGS = ('en', 'de', 'ccp')  # ccp: a language with partial CLDR coverage
@@ -56,26 +53,29 @@ def test_small_build_counts(small):
   # No skin-tone variant slipped in.
   assert not any(int(cp, 16) in emoji_list.SKIN_TONES for r in concepts for cp in r['codepoints'])
   de = [json.loads(l) for l in open(os.path.join(out, 'texts', 'de.jsonl'), encoding='utf-8')]
-  grin = [r for r in de if r['emoji'] == '\U0001F600']
+  grin = [r for r in de if r['emoji'] == '\U0001f600']
   assert grin and grin[0]['name'] == 'grinsendes Gesicht' and grin[0]['keywords']
 
 
 def test_concepts_record_which_cldr_file_names_them(small, tmp_path):
   from tasks.emoji_cldr import cldr  # pylint: disable=g-import-not-at-top
+
   base, derived = tmp_path / 'annotations', tmp_path / 'annotationsDerived'
   base.mkdir()
   derived.mkdir()
+
   def ldml(entries):
     rows = ''.join(f'<annotation cp="{cp}" type="tts">{name}</annotation>' for cp, name in entries)
     return f'<ldml><annotations>{rows}</annotations></ldml>'
-  (base / 'en.xml').write_text(ldml([('\U0001F600', 'grinning face')]), encoding='utf-8')
+
+  (base / 'en.xml').write_text(ldml([('\U0001f600', 'grinning face')]), encoding='utf-8')
   (derived / 'en.xml').write_text(
-      ldml([('\U0001F600', 'shadowed'), ('\U0001F1EB\U0001F1F7', 'flag: France')]),
-      encoding='utf-8')
+    ldml([('\U0001f600', 'shadowed'), ('\U0001f1eb\U0001f1f7', 'flag: France')]), encoding='utf-8'
+  )
   parsed = cldr.parse_cldr(str(base), str(derived))
-  assert parsed.base_keys == {'\U0001F600'}
-  assert parsed.languages['en']['\U0001F600'].name == 'grinning face'
-  assert parsed.languages['en']['\U0001F1EB\U0001F1F7'].name == 'flag: France'
+  assert parsed.base_keys == {'\U0001f600'}
+  assert parsed.languages['en']['\U0001f600'].name == 'grinning face'
+  assert parsed.languages['en']['\U0001f1eb\U0001f1f7'].name == 'flag: France'
 
   out, _ = small
   ds = data_lib.load(out)
@@ -83,7 +83,7 @@ def test_concepts_record_which_cldr_file_names_them(small, tmp_path):
   named = set(ds.concept_ids(split_lib.HELDOUT, 'annotations').tolist())
   derived_only = set(ds.concept_ids(split_lib.HELDOUT, 'annotationsDerived').tolist())
   assert named | derived_only == held and not named & derived_only and named
-  assert ds.concepts[0]['emoji'] == '\U0001F600' and ds.concepts[0]['cldr_file'] == 'annotations'
+  assert ds.concepts[0]['emoji'] == '\U0001f600' and ds.concepts[0]['cldr_file'] == 'annotations'
   with pytest.raises(ValueError, match='cldr_file must be one of'):
     ds.concept_ids(split_lib.HELDOUT, 'derived')
 
@@ -123,17 +123,19 @@ def test_missing_package_names_it(tmp_path, capsys):
 def test_emoji_test_parser(tmp_path):
   p = tmp_path / 'emoji-test.txt'
   p.write_text(
-      '# Version: 99.0\n# group: G\n# subgroup: s1\n'
-      '1F600 ; fully-qualified # \U0001F600 E1.0 grinning face\n'
-      '1F44B 1F3FB ; fully-qualified # \U0001F44B\U0001F3FB E1.0 waving hand: light\n'
-      '263A ; unqualified # \u263A E0.6 smiling face\n'
-      'garbage line\n', encoding='utf-8')
+    '# Version: 99.0\n# group: G\n# subgroup: s1\n'
+    '1F600 ; fully-qualified # \U0001f600 E1.0 grinning face\n'
+    '1F44B 1F3FB ; fully-qualified # \U0001f44b\U0001f3fb E1.0 waving hand: light\n'
+    '263A ; unqualified # \u263a E0.6 smiling face\n'
+    'garbage line\n',
+    encoding='utf-8',
+  )
   t = emoji_list.parse_emoji_test(str(p))
-  assert [e.emoji for e in t.emoji] == ['\U0001F600']
+  assert [e.emoji for e in t.emoji] == ['\U0001f600']
   assert t.version == '99.0' and t.emoji[0].subgroup == 's1'
   assert t.skipped == {'skin_tone_variant': 1, 'unqualified': 1, 'malformed_line': 1}
   bad = tmp_path / 'bad.txt'
-  bad.write_text('1F600 ; fully-qualified # \U0001F600 E1.0 grinning face\n', encoding='utf-8')
+  bad.write_text('1F600 ; fully-qualified # \U0001f600 E1.0 grinning face\n', encoding='utf-8')
   with pytest.raises(ValueError, match='bad.txt:1'):
     emoji_list.parse_emoji_test(str(bad))
 
@@ -162,6 +164,7 @@ def test_eval_sets(small):
 @pytest.fixture(scope='module')
 def vocab_path(small, tmp_path_factory):
   from tasks.emoji_cldr import vocab  # pylint: disable=g-import-not-at-top
+
   prefix = str(tmp_path_factory.mktemp('spm') / 'spm')
   info = vocab.train_vocab(small[0], prefix, vocab_size=400)
   assert info['vocab_size'] >= 259 and not info['reused']
@@ -171,16 +174,24 @@ def vocab_path(small, tmp_path_factory):
 
 def test_seqio_tasks_yield_examples(small, vocab_path):
   import seqio  # pylint: disable=g-import-not-at-top
+
   from tasks.emoji_cldr import tasks  # pylint: disable=g-import-not-at-top
+
   out, m = small
   names = tasks.register_emoji_cldr_tasks(out, vocab_path)
-  assert {'emoji_cldr.de', 'emoji_cldr.all', 'emoji_cldr_heldout.ccp',
-          'emoji_cldr_symbola.en', 'emoji_cldr_subgroups'} <= set(names)
+  assert {
+    'emoji_cldr.de',
+    'emoji_cldr.all',
+    'emoji_cldr_heldout.ccp',
+    'emoji_cldr_symbola.en',
+    'emoji_cldr_subgroups',
+  } <= set(names)
   de_names = {r['name'] for r in data_lib.load(out).texts('de')}
   task = seqio.get_mixture_or_task('emoji_cldr.de')
   vocab = task.output_features['text'].vocabulary
-  exs = list(task.get_dataset({'text': 32}, split='train', shuffle=True, seed=3)
-             .take(20).as_numpy_iterator())
+  exs = list(
+    task.get_dataset({'text': 32}, split='train', shuffle=True, seed=3).take(20).as_numpy_iterator()
+  )
   assert len(exs) == 20
   for ex in exs:
     assert ex['image'].shape == (16, 16, 3) and ex['image'].dtype == np.float32
@@ -188,19 +199,28 @@ def test_seqio_tasks_yield_examples(small, vocab_path):
     assert ex['text'][-1] == 1 and ex['example_id'].startswith(b'de/')
   decoded = [vocab.decode(ex['text'].tolist()) for ex in exs]
   assert any(t in de_names for t in decoded)
-  n_held = sum(1 for _ in seqio.get_mixture_or_task('emoji_cldr_heldout.en').get_dataset(
-      {'text': 16}, split='validation', shuffle=False).as_numpy_iterator())
+  n_held = sum(
+    1
+    for _ in seqio.get_mixture_or_task('emoji_cldr_heldout.en')
+    .get_dataset({'text': 16}, split='validation', shuffle=False)
+    .as_numpy_iterator()
+  )
   assert n_held == m['counts']['heldout_concepts']
-  sg = next(seqio.get_mixture_or_task('emoji_cldr_subgroups').get_dataset(
-      None, split='train', shuffle=False).as_numpy_iterator())
+  sg = next(
+    seqio.get_mixture_or_task('emoji_cldr_subgroups')
+    .get_dataset(None, split='train', shuffle=False)
+    .as_numpy_iterator()
+  )
   assert 0 <= sg['label'] < m['counts']['subgroups'] and sg['image'].shape == (16, 16, 3)
 
 
 def test_pretrain_saves_big_vision_npz(small, tmp_path):
-  from mlit import vit_checkpoint  # pylint: disable=g-import-not-at-top
-  from tasks.emoji_cldr import pretrain_image_tower as pt  # pylint: disable=g-import-not-at-top
-  cfg = pt.PretrainConfig(width=16, depth=1, num_heads=2, mlp_dim=32, steps=4,
-                          batch_size=16, warmup_steps=1)
+  from mlit.checkpoints import big_vision_npz as vit_checkpoint  # pylint: disable=g-import-not-at-top
+  from mlit.emoji_tower import pretrain as pt  # pylint: disable=g-import-not-at-top
+
+  cfg = pt.PretrainConfig(
+    width=16, depth=1, num_heads=2, mlp_dim=32, steps=4, batch_size=16, warmup_steps=1
+  )
   path = str(tmp_path / 'vit.npz')
   info = pt.pretrain(small[0], path, cfg, log_every=0)
   assert not info['reused'] and 0.0 <= info['accuracy']['heldout_noto'] <= 1.0
@@ -210,45 +230,51 @@ def test_pretrain_saves_big_vision_npz(small, tmp_path):
   assert pt.pretrain(small[0], path, cfg)['reused']
 
 
-def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, vocab_path,
-                                                                      tmp_path):
+def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, vocab_path, tmp_path):
   import jax  # pylint: disable=g-import-not-at-top
   import seqio  # pylint: disable=g-import-not-at-top
-  from mlit import image_tower, vit_checkpoint  # pylint: disable=g-import-not-at-top
-  from tasks.emoji_cldr import embed_images  # pylint: disable=g-import-not-at-top
-  from tasks.emoji_cldr import pretrain_image_tower as pt  # pylint: disable=g-import-not-at-top
+
+  from mlit.checkpoints import big_vision_npz as vit_checkpoint
+  from mlit.emoji_tower import embed as embed_images  # pylint: disable=g-import-not-at-top
+  from mlit.emoji_tower import pretrain as pt  # pylint: disable=g-import-not-at-top
+  from mlit.models import image_tower  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import embeddings as emoji_embeddings  # pylint: disable=g-import-not-at-top
   from tasks.emoji_cldr import tasks  # pylint: disable=g-import-not-at-top
+
   out, _ = small
-  cfg = pt.PretrainConfig(width=16, depth=1, num_heads=2, mlp_dim=32, steps=3,
-                          batch_size=16, warmup_steps=1)
+  cfg = pt.PretrainConfig(
+    width=16, depth=1, num_heads=2, mlp_dim=32, steps=3, batch_size=16, warmup_steps=1
+  )
   tower = str(tmp_path / 'vit.npz')
   pt.pretrain(out, tower, cfg, log_every=0)
   emb_path = str(tmp_path / 'emb.npz')
   info = embed_images.embed(out, tower, emb_path)
   assert not info['reused'] and embed_images.embed(out, tower, emb_path)['reused']
   ds = data_lib.load(out)
-  arrays = embed_images.load(emb_path, ds)
+  arrays = emoji_embeddings.load(emb_path, ds)
   # Independent of embed(): the ViT applied to a few rows, params read by the npz loader.
   vit = image_tower.ViT(**cfg.model_kwargs())
   x = data_lib.to_float(ds.array('symbola')[:5])
   params, _ = vit_checkpoint.load_big_vision_npz(
-      tower, vit.init(jax.random.PRNGKey(1), x)['params'])
-  np.testing.assert_allclose(arrays['symbola'][:5], vit.apply({'params': params}, x)[0],
-                             atol=1e-5)
+    tower, vit.init(jax.random.PRNGKey(1), x)['params']
+  )
+  np.testing.assert_allclose(arrays['symbola'][:5], vit.apply({'params': params}, x)[0], atol=1e-5)
 
-  tasks.register_emoji_cldr_tasks(out, vocab_path, languages=['de'],
-                                  image_embeddings=emb_path)
+  tasks.register_emoji_cldr_tasks(out, vocab_path, languages=['de'], image_embeddings=emb_path)
   task = seqio.get_mixture_or_task('emoji_cldr.de')
   assert 'image_embedding' in task.output_features and 'image' not in task.output_features
   ex = next(task.get_dataset({'text': 16}, split='train', shuffle=False).as_numpy_iterator())
   first = tasks.pairs_lib.tuning_pairs(ds, 'de')
-  np.testing.assert_array_equal(ex['image_embedding'],
-                                arrays['noto_aug'][first.image_index[0]])
+  np.testing.assert_array_equal(ex['image_embedding'], arrays['noto_aug'][first.image_index[0]])
 
-  tasks.register_emoji_cldr_tasks(out, vocab_path, languages=['de'],
-                                  image_embeddings=emb_path, tuning_images='noto_eval')
-  ex = next(seqio.get_mixture_or_task('emoji_cldr.de').get_dataset(
-      {'text': 16}, split='train', shuffle=False).as_numpy_iterator())
+  tasks.register_emoji_cldr_tasks(
+    out, vocab_path, languages=['de'], image_embeddings=emb_path, tuning_images='noto_eval'
+  )
+  ex = next(
+    seqio.get_mixture_or_task('emoji_cldr.de')
+    .get_dataset({'text': 16}, split='train', shuffle=False)
+    .as_numpy_iterator()
+  )
   np.testing.assert_array_equal(ex['image_embedding'], arrays['noto_eval'][first.concept[0]])
   with pytest.raises(ValueError, match='tuning_images must be one of'):
     tasks.register_emoji_cldr_tasks(out, vocab_path, tuning_images='centred')
@@ -256,50 +282,69 @@ def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, voc
   # A tower retrained to something else is not silently reused; a wrong build is refused.
   pt.pretrain(out, tower, dataclasses.replace(cfg, seed=1), log_every=0)
   assert not embed_images.embed(out, tower, emb_path)['reused']
-  np.savez(emb_path, noto_aug=arrays['noto_aug'][:3], noto_eval=arrays['noto_eval'],
-           symbola=arrays['symbola'])
+  np.savez(
+    emb_path,
+    noto_aug=arrays['noto_aug'][:3],
+    noto_eval=arrays['noto_eval'],
+    symbola=arrays['symbola'],
+  )
   with pytest.raises(ValueError, match='noto_aug has shape'):
-    embed_images.load(emb_path, ds)
+    emoji_embeddings.load(emb_path, ds)
 
 
-@pytest.mark.parametrize('gin_file,image_tower,embeddings,setup', [
+@pytest.mark.parametrize(
+  'gin_file,image_tower,embeddings,setup',
+  [
     ('demo/lit_emoji.gin', False, True, ('pretrained', True)),
     ('demo/lit_emoji_english_only.gin', False, True, ('pretrained', True)),
     ('demo/lit_emoji_Uu.gin', True, False, ('pretrained', False)),
     ('demo/lit_emoji_uu.gin', True, False, ('random', False)),
-])
+  ],
+)
 def test_demo_gin_files_resolve(gin_file, image_tower, embeddings, setup):
   """The paper's comparisons on the demo data: Lu tunes on pre-computed embeddings and
   evaluates with the locked tower on pixels; Uu/uu train a live tower."""
   import gin  # pylint: disable=g-import-not-at-top
-  from mlit import gin_flags  # pylint: disable=g-import-not-at-top
-  gin_flags.parse_gin([gin_file, 'demo/eval_emoji.gin'], [
-      'MODEL_DIR = "/unused"', 'EMOJI_DATA = "/unused"', 'EMOJI_VOCAB = "/unused.model"',
-      'IMAGE_CHECKPOINT_PATH = "/unused.npz"', 'RUN_DIR = "/unused"',
-      'EMOJI_IMAGE_EMBEDDINGS = "/unused_emb.npz"'], finalize=False)
+  from mlit.commands import gin_flags  # pylint: disable=g-import-not-at-top
+
+  gin_flags.parse_gin(
+    [gin_file, 'demo/eval_emoji.gin'],
+    [
+      'MODEL_DIR = "/unused"',
+      'EMOJI_DATA = "/unused"',
+      'EMOJI_VOCAB = "/unused.model"',
+      'IMAGE_CHECKPOINT_PATH = "/unused.npz"',
+      'RUN_DIR = "/unused"',
+      'EMOJI_IMAGE_EMBEDDINGS = "/unused_emb.npz"',
+    ],
+    finalize=False,
+  )
   with gin.unlock_config():
     assert (gin.query_parameter('%IMAGE_TOWER') is not None) == image_tower
-    emb = gin.query_parameter('tasks.emoji_cldr.tasks.register_emoji_cldr_tasks.'
-                              'image_embeddings')
+    emb = gin.query_parameter('tasks.emoji_cldr.tasks.register_emoji_cldr_tasks.image_embeddings')
     if embeddings:
       assert emb.config_key == ('EMOJI_IMAGE_EMBEDDINGS', 'gin.macro')
     else:  # even when the command line names an embeddings file
       assert emb is None
     # Locked towers tune on the centred renders; a tower that trains sees the augmentations.
-    assert gin.query_parameter('tasks.emoji_cldr.tasks.register_emoji_cldr_tasks.'
-                               'tuning_images') == ('noto_eval' if embeddings else 'noto_aug')
+    assert gin.query_parameter(
+      'tasks.emoji_cldr.tasks.register_emoji_cldr_tasks.tuning_images'
+    ) == ('noto_eval' if embeddings else 'noto_aug')
     eval_tower = gin.query_parameter('%EVAL_IMAGE_TOWER')
     assert (eval_tower is not None) == embeddings  # pixels at eval time, either way
     if eval_tower is not None:  # a reference to the macro the pre-trained tower is built from
       assert eval_tower.config_key == ('EMOJI_VIT', 'gin.macro')
-    assert (gin.query_parameter('mlit.train.train.image_init'),
-            gin.query_parameter('mlit.train.train.image_locked')) == setup
+    assert (
+      gin.query_parameter('mlit.training.train.train.image_init'),
+      gin.query_parameter('mlit.training.train.train.image_locked'),
+    ) == setup
     task = gin.query_parameter('%EMOJI_TASK')
   assert task == ('emoji_cldr.en' if 'english' in gin_file else 'emoji_cldr.all')
 
 
 def test_zeroshot_evaluation_on_the_annotations_concepts(small):
   from eval_multilingual.datasets import emoji_cldr as emoji_eval  # pylint: disable=g-import-not-at-top
+
   out, _ = small
   ds = data_lib.load(out)
   named = ds.concept_ids(split_lib.HELDOUT, 'annotations')

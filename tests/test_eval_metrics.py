@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from eval_multilingual import prompts as prompts_lib
-from eval_multilingual import retrieval
-from eval_multilingual import zeroshot
+from eval_multilingual import retrieval, zeroshot
 
 
 def _unit(v):
@@ -16,10 +15,14 @@ def _unit(v):
 def test_recall_hand_checked_multi_caption():
   # 3 images on the axes; 4 texts, texts 0,1 belong to image 0, text 2 to 1, text 3 to 2.
   images = _unit(np.eye(3))
-  texts = _unit([[1, 0, 0],        # t0 -> i0 rank 0
-                 [0, 1, 0.5],      # t1 -> i0: i1, i2 score higher -> rank 2
-                 [0, 1, 0.1],      # t2 -> i1 rank 0
-                 [1, 0, 0.9]])     # t3 -> i2: i0 higher -> rank 1
+  texts = _unit(
+    [
+      [1, 0, 0],  # t0 -> i0 rank 0
+      [0, 1, 0.5],  # t1 -> i0: i1, i2 score higher -> rank 2
+      [0, 1, 0.1],  # t2 -> i1 rank 0
+      [1, 0, 0.9],
+    ]
+  )  # t3 -> i2: i0 higher -> rank 1
   t2i = [0, 0, 1, 2]
   np.testing.assert_array_equal(retrieval.text_to_image_ranks(texts, images, t2i), [0, 2, 0, 1])
   # image 0: best caption t0 (1.0) top -> 0; image 1: t2 (0.995) < t1 (0.894)? no:
@@ -27,10 +30,10 @@ def test_recall_hand_checked_multi_caption():
   # t2=0.0995, t0=0 -> rank 0.
   np.testing.assert_array_equal(retrieval.image_to_text_ranks(texts, images, t2i), [0, 0, 0])
   m = retrieval.retrieval_metrics(texts, images, t2i, ks=(1, 2, 5))
-  assert m["image_retrieval_recall@1"] == pytest.approx(0.5)
-  assert m["image_retrieval_recall@2"] == pytest.approx(0.75)
-  assert m["image_retrieval_recall@5"] == pytest.approx(1.0)
-  assert m["text_retrieval_recall@1"] == pytest.approx(1.0)
+  assert m['image_retrieval_recall@1'] == pytest.approx(0.5)
+  assert m['image_retrieval_recall@2'] == pytest.approx(0.75)
+  assert m['image_retrieval_recall@5'] == pytest.approx(1.0)
+  assert m['text_retrieval_recall@1'] == pytest.approx(1.0)
 
 
 def test_image_to_text_any_caption_counts():
@@ -58,23 +61,25 @@ def test_blockwise_equals_dense():
   sims = texts @ images.T
   # Dense reference with argsort top-k (no ties in random floats).
   order = np.argsort(-sims, axis=1)
-  dense_t2i = {k: np.mean([(order[i, :k] == t2i[i]).any() for i in range(len(t2i))])
-               for k in (1, 5, 10)}
+  dense_t2i = {
+    k: np.mean([(order[i, :k] == t2i[i]).any() for i in range(len(t2i))]) for k in (1, 5, 10)
+  }
   order_i = np.argsort(-sims.T, axis=1)
-  dense_i2t = {k: np.mean([(t2i[order_i[j, :k]] == j).any() for j in range(n_img)])
-               for k in (1, 5, 10)}
+  dense_i2t = {
+    k: np.mean([(t2i[order_i[j, :k]] == j).any() for j in range(n_img)]) for k in (1, 5, 10)
+  }
   for block in (7, 64, 10000):
     m = retrieval.retrieval_metrics(texts, images, t2i, block=block)
     for k in (1, 5, 10):
-      assert m[f"image_retrieval_recall@{k}"] == pytest.approx(dense_t2i[k], abs=1e-12)
-      assert m[f"text_retrieval_recall@{k}"] == pytest.approx(dense_i2t[k], abs=1e-12)
+      assert m[f'image_retrieval_recall@{k}'] == pytest.approx(dense_t2i[k], abs=1e-12)
+      assert m[f'text_retrieval_recall@{k}'] == pytest.approx(dense_i2t[k], abs=1e-12)
   assert 0.05 < dense_t2i[1] < 0.95  # not a degenerate case
 
 
 def test_retrieval_rejects_bad_links():
-  with pytest.raises(ValueError, match="no caption"):
+  with pytest.raises(ValueError, match='no caption'):
     retrieval.retrieval_metrics(np.ones((2, 2)), np.eye(2), [0, 0])
-  with pytest.raises(ValueError, match="out of range"):
+  with pytest.raises(ValueError, match='out of range'):
     retrieval.retrieval_metrics(np.ones((2, 2)), np.eye(2), [0, 2])
 
 
@@ -95,8 +100,12 @@ class _HashEncoder:
 
 def test_classifier_weights_match_numpy_reference(tmp_path):
   ps = prompts_lib.make_prompt_set(
-      "toy", "de", [["Hund", "Hunde"], "Katze", ["Vogel"]],
-      ["ein Foto von {}.", "{} im Bild", "Zeichnung: {}"], num_classes=3)
+    'toy',
+    'de',
+    [['Hund', 'Hunde'], 'Katze', ['Vogel']],
+    ['ein Foto von {}.', '{} im Bild', 'Zeichnung: {}'],
+    num_classes=3,
+  )
   enc = _HashEncoder()
   w = zeroshot.classifier_weights(enc, ps)
   ref = []
@@ -111,27 +120,27 @@ def test_classifier_weights_match_numpy_reference(tmp_path):
   np.testing.assert_allclose(w, np.array(ref), atol=1e-6)
   # Cache: the second call reads the file and does not encode again.
   enc2 = _HashEncoder()
-  w1, cached1 = zeroshot.cached_classifier_weights(enc2, ps, str(tmp_path), "model-a")
-  w2, cached2 = zeroshot.cached_classifier_weights(enc2, ps, str(tmp_path), "model-a")
+  w1, cached1 = zeroshot.cached_classifier_weights(enc2, ps, str(tmp_path), 'model-a')
+  w2, cached2 = zeroshot.cached_classifier_weights(enc2, ps, str(tmp_path), 'model-a')
   assert (cached1, cached2, enc2.calls) == (False, True, 1)
   np.testing.assert_array_equal(w1, w2)
-  _, cached3 = zeroshot.cached_classifier_weights(enc2, ps, str(tmp_path), "model-b")
+  _, cached3 = zeroshot.cached_classifier_weights(enc2, ps, str(tmp_path), 'model-b')
   assert not cached3
 
 
 def test_classification_metrics_hand_checked():
   # 3 classes; weights = axes. Images: labels [0, 0, 1, 2, 2].
   weights = np.eye(3, dtype=np.float32)
-  img = _unit([[1, .5, 0], [.2, 1, 0], [0, 1, .1], [0, .3, 1], [1, 0, .9]])
+  img = _unit([[1, 0.5, 0], [0.2, 1, 0], [0, 1, 0.1], [0, 0.3, 1], [1, 0, 0.9]])
   labels = np.array([0, 0, 1, 2, 2])
   topk = zeroshot.topk_classes(img, weights, k=5)
   np.testing.assert_array_equal(topk[:, 0], [0, 1, 1, 2, 0])
   m = zeroshot.classification_metrics(topk, labels)
-  assert m["acc1"] == pytest.approx(3 / 5)
-  assert m["acc5"] == pytest.approx(1.0)
-  assert m["mean_per_class_recall"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+  assert m['acc1'] == pytest.approx(3 / 5)
+  assert m['acc5'] == pytest.approx(1.0)
+  assert m['mean_per_class_recall'] == pytest.approx((0.5 + 1 + 0.5) / 3)
   ml = zeroshot.multilabel_metrics(topk, [[0], [0, 1], [1], [2], [1]])
-  assert ml["acc1"] == pytest.approx(4 / 5)
+  assert ml['acc1'] == pytest.approx(4 / 5)
 
 
 def test_subset_classes_skip_images_outside():
@@ -139,5 +148,5 @@ def test_subset_classes_skip_images_outside():
   img = _unit([[1, 0], [0, 1], [1, 0.2], [0.3, 1]])
   labels = np.array([5, 2, 7, 5])
   metrics, meta = zeroshot.evaluate(img, labels, weights, [5, 2])
-  assert meta == {"n_examples": 3, "n_classes": 2, "n_images_skipped": 1}
-  assert metrics["acc1"] == pytest.approx(2 / 3)
+  assert meta == {'n_examples': 3, 'n_classes': 2, 'n_images_skipped': 1}
+  assert metrics['acc1'] == pytest.approx(2 / 3)

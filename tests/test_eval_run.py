@@ -8,12 +8,10 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-
 from spm_fixture import train_tiny_spm
 from test_eval_datasets import U, _wit_row, write_wit
 
-from eval_multilingual import encoders
-from eval_multilingual import retrieval
+from eval_multilingual import encoders, retrieval
 from eval_multilingual.datasets import image_store, wit
 
 IMAGE_SIZE = 16
@@ -21,73 +19,105 @@ IMAGE_SIZE = 16
 
 def test_tokenizer_sticky_eos(tmp_path):
   tok = encoders.Tokenizer(train_tiny_spm(str(tmp_path)), length=6)
-  ids = tok(["dog", "sunset over the sea beach boat city street night dog cat", ""])
+  ids = tok(['dog', 'sunset over the sea beach boat city street night dog cat', ''])
   assert ids.shape == (3, 6) and ids.dtype == np.int32
   n = int((ids[0] != 0).sum())
-  assert ids[0, n - 1] == 1 and (ids[0, n:] == 0).all()      # EOS then padding
-  assert ids[1, -1] == 1 and (ids[1] != 0).all()              # truncated: last is EOS
+  assert ids[0, n - 1] == 1 and (ids[0, n:] == 0).all()  # EOS then padding
+  assert ids[1, -1] == 1 and (ids[1] != 0).all()  # truncated: last is EOS
   assert list(ids[2]) == [1, 0, 0, 0, 0, 0]
-  assert tok.vocab.decode(list(ids[0, :n - 1])) == "dog"
+  assert tok.vocab.decode(list(ids[0, : n - 1])) == 'dog'
 
 
 def _write_data(root):
   rng = np.random.default_rng(0)
-  imgdir = root / "images"
+  imgdir = root / 'images'
   imgdir.mkdir()
   colours = {}
-  for name in ("Hund", "Katze", "Baum", "Meer"):
+  for name in ('Hund', 'Katze', 'Baum', 'Meer'):
     colours[name] = rng.integers(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.uint8)
-    Image.fromarray(colours[name]).save(imgdir / f"{image_store.url_sha256(U + name + '.jpg')}.png")
-    Image.fromarray(colours[name]).save(imgdir / f"xm_{name}.jpg")
-  write_wit(root / "wit_v1.test.all-00000-of-00001.tsv", [
-      _wit_row("de", U + "Hund.jpg", "Ein Hund\nam Meer"),
-      _wit_row("de", U + "Katze.jpg", "Katze"),
-      _wit_row("de", U + "Baum.jpg", "Baum"),
-      _wit_row("de", U + "Fehlt.jpg", "nicht vorhanden"),    # image not in the store
-      _wit_row("fr", U + "Meer.jpg", "la mer"),
-      _wit_row("fr", U + "Hund.jpg", "chien"),
-  ])
-  with open(root / "captions.jsonl", "w", encoding="utf-8") as f:
-    for name, de, en in (("Hund", ["Hund", "ein Hund"], ["dog"]), ("Katze", ["Katze"], ["cat"]),
-                         ("Baum", ["Baum"], ["tree", "a tree"])):
-      f.write(json.dumps({"image/key": f"xm_{name}", "de": {"caption": de},
-                          "en": {"caption": en}}) + "\n")
-  prompts = {"name": "toy3", "num_classes": 3, "languages": {
-      "en": {"classes": ["dog", ["cat", "kitten"], "tree"],
-             "templates": ["a photo of a {}.", "{}"]},
-      "de": {"classes": ["Hund", "Baum"], "templates": ["ein Foto von {}"],
-             "class_indices": [0, 2]}}}
-  (root / "prompts.json").write_text(json.dumps(prompts), encoding="utf-8")
+    Image.fromarray(colours[name]).save(imgdir / f'{image_store.url_sha256(U + name + ".jpg")}.png')
+    Image.fromarray(colours[name]).save(imgdir / f'xm_{name}.jpg')
+  write_wit(
+    root / 'wit_v1.test.all-00000-of-00001.tsv',
+    [
+      _wit_row('de', U + 'Hund.jpg', 'Ein Hund\nam Meer'),
+      _wit_row('de', U + 'Katze.jpg', 'Katze'),
+      _wit_row('de', U + 'Baum.jpg', 'Baum'),
+      _wit_row('de', U + 'Fehlt.jpg', 'nicht vorhanden'),  # image not in the store
+      _wit_row('fr', U + 'Meer.jpg', 'la mer'),
+      _wit_row('fr', U + 'Hund.jpg', 'chien'),
+    ],
+  )
+  with open(root / 'captions.jsonl', 'w', encoding='utf-8') as f:
+    for name, de, en in (
+      ('Hund', ['Hund', 'ein Hund'], ['dog']),
+      ('Katze', ['Katze'], ['cat']),
+      ('Baum', ['Baum'], ['tree', 'a tree']),
+    ):
+      f.write(
+        json.dumps({'image/key': f'xm_{name}', 'de': {'caption': de}, 'en': {'caption': en}}) + '\n'
+      )
+  prompts = {
+    'name': 'toy3',
+    'num_classes': 3,
+    'languages': {
+      'en': {
+        'classes': ['dog', ['cat', 'kitten'], 'tree'],
+        'templates': ['a photo of a {}.', '{}'],
+      },
+      'de': {
+        'classes': ['Hund', 'Baum'],
+        'templates': ['ein Foto von {}'],
+        'class_indices': [0, 2],
+      },
+    },
+  }
+  (root / 'prompts.json').write_text(json.dumps(prompts), encoding='utf-8')
   import tensorflow as tf
   import tensorflow_datasets as tfds
+
   labels = np.array([0, 1, 2, 1, 0, 2])
   imgs = rng.integers(0, 255, (6, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.uint8)
   tfds.dataset_builders.TfDataBuilder(
-      name="mlit_eval_tiny", version="1.0.0",
-      split_datasets={"test": tf.data.Dataset.from_tensor_slices({"image": imgs, "label": labels})},
-      features=tfds.features.FeaturesDict({
-          "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3)),
-          "label": tfds.features.ClassLabel(num_classes=3)}),
-      data_dir=str(root / "tfds")).download_and_prepare()
+    name='mlit_eval_tiny',
+    version='1.0.0',
+    split_datasets={'test': tf.data.Dataset.from_tensor_slices({'image': imgs, 'label': labels})},
+    features=tfds.features.FeaturesDict(
+      {
+        'image': tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3)),
+        'label': tfds.features.ClassLabel(num_classes=3),
+      }
+    ),
+    data_dir=str(root / 'tfds'),
+  ).download_and_prepare()
 
 
 def _tiny_model_and_params(seed):
-  from mlit import text_tower, two_tower
+  from mlit.models import text_tower, two_tower
+
   model = two_tower.TwoTower(
-      text=text_tower.T5Config(vocab_size=512, emb_dim=16, num_heads=2, num_encoder_layers=1,
-                               head_dim=8, mlp_dim=32),
-      out_dim=8, image=dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8)),
-      image_head=True)
+    text=text_tower.T5Config(
+      vocab_size=512, emb_dim=16, num_heads=2, num_encoder_layers=1, head_dim=8, mlp_dim=32
+    ),
+    out_dim=8,
+    image=dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8)),
+    image_head=True,
+  )
   return model, encoders.init_params(model, IMAGE_SIZE, seed=seed)
 
 
 def _save_checkpoint(model_dir):
   import optax
-  from mlit import checkpointing
+
+  from mlit.checkpoints import run_state as checkpointing
+
   model, params = _tiny_model_and_params(seed=3)
-  ckpt = checkpointing.Checkpoints(os.path.join(model_dir, "checkpoints"), async_save=False)
-  ckpt.save(7, {"step": np.int32(7), "params": params,
-                "opt_state": optax.adam(1e-3).init(params)}, force=True)
+  ckpt = checkpointing.Checkpoints(os.path.join(model_dir, 'checkpoints'), async_save=False)
+  ckpt.save(
+    7,
+    {'step': np.int32(7), 'params': params, 'opt_state': optax.adam(1e-3).init(params)},
+    force=True,
+  )
   ckpt.wait()
   return model, params
 
@@ -98,8 +128,8 @@ from eval_multilingual import run
 from eval_multilingual import encoders
 from eval_multilingual import evaluations
 from eval_multilingual.datasets import image_classification
-from mlit import text_tower
-from mlit import two_tower
+from mlit.models import text_tower
+from mlit.models import two_tower
 
 RUN_DIR = %gin.REQUIRED
 DATA = '{data}'
@@ -159,112 +189,131 @@ image_classification.TfdsImages:
 @pytest.mark.slow
 def test_end_to_end_eval_run(tmp_path):
   from eval_multilingual import run
-  data, model_dir, run_dir = tmp_path / "data", tmp_path / "model", tmp_path / "eval"
+
+  data, model_dir, run_dir = tmp_path / 'data', tmp_path / 'model', tmp_path / 'eval'
   data.mkdir()
   _write_data(data)
-  spm = train_tiny_spm(str(tmp_path / "spm"))
+  spm = train_tiny_spm(str(tmp_path / 'spm'))
   model, params = _save_checkpoint(str(model_dir))
-  gin_path = tmp_path / "eval.gin"
+  gin_path = tmp_path / 'eval.gin'
   gin_path.write_text(GIN.format(data=data, model_dir=model_dir, spm=spm, size=IMAGE_SIZE))
-  argv = [f"--gin_file={gin_path}", f"--gin.RUN_DIR='{run_dir}'"]
+  argv = [f'--gin_file={gin_path}', f"--gin.RUN_DIR='{run_dir}'"]
   assert run.main(argv) == 0
 
-  res = json.loads((run_dir / "results.json").read_text())
-  assert set(res) == {"model", "languages", "macro", "meta"}
-  assert sorted(res["languages"]) == ["de", "en", "fr"]
-  assert set(res["languages"]["de"]) == {"wit/retrieval", "xm3600/retrieval",
-                                         "tiny3/zeroshot_classification"}
-  assert set(res["languages"]["fr"]) == {"wit/retrieval"}
-  wit_de = res["languages"]["de"]["wit/retrieval"]
-  assert set(wit_de) == {f"{d}_retrieval_recall@{k}" for d in ("image", "text") for k in (1, 5, 10)}
-  assert all(0.0 <= v <= 1.0 for t in res["languages"].values() for m in t.values()
-             for v in m.values())
-  meta = res["meta"]["de"]["wit/retrieval"]
-  assert meta["image_found_share"] == pytest.approx(0.75) and meta["n_examples"] == 3
-  assert res["meta"]["de"]["tiny3/zeroshot_classification"]["n_examples"] == 4  # labels 0, 2
-  assert res["meta"]["en"]["xm3600/retrieval"]["n_texts"] == 4
-  assert res["model"]["name"].endswith("@7")
+  res = json.loads((run_dir / 'results.json').read_text())
+  assert set(res) == {'model', 'languages', 'macro', 'meta'}
+  assert sorted(res['languages']) == ['de', 'en', 'fr']
+  assert set(res['languages']['de']) == {
+    'wit/retrieval',
+    'xm3600/retrieval',
+    'tiny3/zeroshot_classification',
+  }
+  assert set(res['languages']['fr']) == {'wit/retrieval'}
+  wit_de = res['languages']['de']['wit/retrieval']
+  assert set(wit_de) == {f'{d}_retrieval_recall@{k}' for d in ('image', 'text') for k in (1, 5, 10)}
+  assert all(
+    0.0 <= v <= 1.0 for t in res['languages'].values() for m in t.values() for v in m.values()
+  )
+  meta = res['meta']['de']['wit/retrieval']
+  assert meta['image_found_share'] == pytest.approx(0.75) and meta['n_examples'] == 3
+  assert res['meta']['de']['tiny3/zeroshot_classification']['n_examples'] == 4  # labels 0, 2
+  assert res['meta']['en']['xm3600/retrieval']['n_texts'] == 4
+  assert res['model']['name'].endswith('@7')
   # recall@10 with 3 images is 1 by construction; macro = mean over languages.
-  assert wit_de["image_retrieval_recall@10"] == 1.0
-  assert res["macro"]["wit/retrieval"]["image_retrieval_recall@1"] == pytest.approx(
-      np.mean([res["languages"][l]["wit/retrieval"]["image_retrieval_recall@1"]
-               for l in ("de", "fr")]))
-  assert res["macro"]["xm3600/retrieval"]["n_languages"] == 2
+  assert wit_de['image_retrieval_recall@10'] == 1.0
+  assert res['macro']['wit/retrieval']['image_retrieval_recall@1'] == pytest.approx(
+    np.mean(
+      [res['languages'][l]['wit/retrieval']['image_retrieval_recall@1'] for l in ('de', 'fr')]
+    )
+  )
+  assert res['macro']['xm3600/retrieval']['n_languages'] == 2
 
   # The pipeline's numbers equal a direct computation with the same params.
   enc = encoders.TwoTowerEncoder(model, params, encoders.Tokenizer(spm, 8), batch_size=4)
-  assert enc.fingerprint == res["model"]["fingerprint"]
-  pairs, _ = wit.read_wit(str(data / "wit_v1.test.all-*.tsv"), languages=["de"])
-  store = image_store.LocalImageStore(str(data / "images"), IMAGE_SIZE)
-  img = enc.embed_images(store.load(pairs["de"].image_keys[:3]), "image")
-  txt = enc.embed_texts(pairs["de"].texts[:3])
+  assert enc.fingerprint == res['model']['fingerprint']
+  pairs, _ = wit.read_wit(str(data / 'wit_v1.test.all-*.tsv'), languages=['de'])
+  store = image_store.LocalImageStore(str(data / 'images'), IMAGE_SIZE)
+  img = enc.embed_images(store.load(pairs['de'].image_keys[:3]), 'image')
+  txt = enc.embed_texts(pairs['de'].texts[:3])
   # Remembered texts give the same rows as a fresh encoder, in any order, with repeats.
-  t = pairs["de"].texts[:3]
+  t = pairs['de'].texts[:3]
   again = enc.embed_texts([t[2], t[0], t[2]])
   np.testing.assert_array_equal(again, txt[[2, 0, 2]])
   fresh = encoders.TwoTowerEncoder(model, params, encoders.Tokenizer(spm, 8), batch_size=4)
   enc.text_memo_size = 4  # over the bound: the memo starts again, results unchanged
-  np.testing.assert_array_equal(enc.embed_texts(["ein Hund", t[1], "eine Katze"]),
-                                fresh.embed_texts(["ein Hund", t[1], "eine Katze"]))
+  np.testing.assert_array_equal(
+    enc.embed_texts(['ein Hund', t[1], 'eine Katze']),
+    fresh.embed_texts(['ein Hund', t[1], 'eine Katze']),
+  )
   assert len(enc._text_memo) == 3 and enc.embed_texts([]).shape == (0, txt.shape[1])
   direct = retrieval.retrieval_metrics(txt, img, [0, 1, 2])
   for k, v in direct.items():
     assert wit_de[k] == pytest.approx(v, abs=1e-9)
 
   # Per-task files, CSV, and a second run that reuses them.
-  per = json.loads((run_dir / "per_task" / "xm3600" / "retrieval" / "de.json").read_text())
-  assert per["metrics"] == res["languages"]["de"]["xm3600/retrieval"]
-  with open(run_dir / "results.csv", newline="", encoding="utf-8") as f:
+  per = json.loads((run_dir / 'per_task' / 'xm3600' / 'retrieval' / 'de.json').read_text())
+  assert per['metrics'] == res['languages']['de']['xm3600/retrieval']
+  with open(run_dir / 'results.csv', newline='', encoding='utf-8') as f:
     rows = list(csv.DictReader(f))
-  assert {r["language"] for r in rows} == {"de", "en", "fr", "macro"}
-  assert len([r for r in rows if r["language"] != "macro"]) == 2 * 6 + 2 * 6 + 2 * 3
-  assert (run_dir / "eval_config.gin").exists()
-  os.remove(run_dir / "per_task" / "tiny3" / "zeroshot_classification" / "en.json")
+  assert {r['language'] for r in rows} == {'de', 'en', 'fr', 'macro'}
+  assert len([r for r in rows if r['language'] != 'macro']) == 2 * 6 + 2 * 6 + 2 * 3
+  assert (run_dir / 'eval_config.gin').exists()
+  os.remove(run_dir / 'per_task' / 'tiny3' / 'zeroshot_classification' / 'en.json')
   assert run.main(argv) == 0
-  res2 = json.loads((run_dir / "results.json").read_text())
-  assert res2["languages"] == res["languages"]
-  assert res2["meta"]["en"]["tiny3/zeroshot_classification"]["classifier_cached"] is True
+  res2 = json.loads((run_dir / 'results.json').read_text())
+  assert res2['languages'] == res['languages']
+  assert res2['meta']['en']['tiny3/zeroshot_classification']['classifier_cached'] is True
 
 
 def test_t5x_text_tower_plus_npz_image_tower(tmp_path):
   """Ablation encoder: the files' weights are used, the rest stays at the seeded init."""
   import flax
-  from mlit import vit_checkpoint
   from t5x_checkpoint_writer import write_legacy_checkpoint
+
+  from mlit.checkpoints import big_vision_npz as vit_checkpoint
+
   model, _ = _tiny_model_and_params(seed=0)
   _, donor = _tiny_model_and_params(seed=5)  # weights the files will carry
-  flat_txt = flax.traverse_util.flatten_dict(donor["txt"], sep="/")
-  t5x = {k: np.asarray(v) for k, v in flat_txt.items() if not k.startswith("head/")}
-  write_legacy_checkpoint(str(tmp_path / "checkpoint_1"), t5x)
-  vit_checkpoint.save_big_vision_npz(str(tmp_path / "vit.npz"), donor["img"])
-  spm = train_tiny_spm(str(tmp_path / "spm"))
-  enc = encoders.from_t5x_and_npz(model, str(tmp_path / "checkpoint_1"), str(tmp_path / "vit.npz"),
-                                  spm, text_length=8, image_size=IMAGE_SIZE, batch_size=4)
+  flat_txt = flax.traverse_util.flatten_dict(donor['txt'], sep='/')
+  t5x = {k: np.asarray(v) for k, v in flat_txt.items() if not k.startswith('head/')}
+  write_legacy_checkpoint(str(tmp_path / 'checkpoint_1'), t5x)
+  vit_checkpoint.save_big_vision_npz(str(tmp_path / 'vit.npz'), donor['img'])
+  spm = train_tiny_spm(str(tmp_path / 'spm'))
+  enc = encoders.from_t5x_and_npz(
+    model,
+    str(tmp_path / 'checkpoint_1'),
+    str(tmp_path / 'vit.npz'),
+    spm,
+    text_length=8,
+    image_size=IMAGE_SIZE,
+    batch_size=4,
+  )
   init = encoders.init_params(model, IMAGE_SIZE, seed=0)
-  got = flax.traverse_util.flatten_dict(enc.params, sep="/")
-  want = {**flax.traverse_util.flatten_dict({"img": donor["img"], "txt": donor["txt"]}, sep="/")}
+  got = flax.traverse_util.flatten_dict(enc.params, sep='/')
+  want = {**flax.traverse_util.flatten_dict({'img': donor['img'], 'txt': donor['txt']}, sep='/')}
   for k, v in got.items():
-    if k.startswith("txt/head/") or not k.startswith(("txt/", "img/")):
-      ref = flax.traverse_util.flatten_dict(init, sep="/")[k]   # heads, t: from init
+    if k.startswith('txt/head/') or not k.startswith(('txt/', 'img/')):
+      ref = flax.traverse_util.flatten_dict(init, sep='/')[k]  # heads, t: from init
     else:
       ref = want[k]
     np.testing.assert_array_equal(np.asarray(v), np.asarray(ref), err_msg=k)
-  assert "txt: loaded" in enc.load_report and "img:" in enc.load_report
-  assert enc.embed_texts(["dog", "cat"]).shape == (2, 8)
+  assert 'txt: loaded' in enc.load_report and 'img:' in enc.load_report
+  assert enc.embed_texts(['dog', 'cat']).shape == (2, 8)
 
 
 def test_restore_params_from_model_dir_or_checkpoints_dir(tmp_path):
-  params = {"txt": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, "t": np.float32(2.3)}
-  state = {"step": np.int32(4), "params": params, "opt_state": {"mu": np.zeros(3, np.float32)}}
-  directory = str(tmp_path / "checkpoints")
-  from mlit import checkpointing
+  params = {'txt': {'w': np.arange(6, dtype=np.float32).reshape(2, 3)}, 't': np.float32(2.3)}
+  state = {'step': np.int32(4), 'params': params, 'opt_state': {'mu': np.zeros(3, np.float32)}}
+  directory = str(tmp_path / 'checkpoints')
+  from mlit.checkpoints import run_state as checkpointing
+
   ckpt = checkpointing.Checkpoints(directory, async_save=False)
   ckpt.save(4, state, force=True)
   ckpt.wait()
   got, step = encoders.restore_params(str(tmp_path))  # MODEL_DIR works too
   assert step == 4
-  np.testing.assert_array_equal(got["txt"]["w"], params["txt"]["w"])
-  assert float(got["t"]) == pytest.approx(2.3)
+  np.testing.assert_array_equal(got['txt']['w'], params['txt']['w'])
+  assert float(got['t']) == pytest.approx(2.3)
   assert encoders.restore_params(directory)[1] == 4
-  with pytest.raises(FileNotFoundError, match="no checkpoint for step 9"):
+  with pytest.raises(FileNotFoundError, match='no checkpoint for step 9'):
     encoders.restore_params(directory, step=9)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mlit import losses
+from mlit.models import losses
 
 
 def _embeddings(b=6, d=5, seed=0):
@@ -44,8 +44,7 @@ def _np_sigmoid_loss(zi, zt, t, bias):
 
 def test_softmax_matches_numpy():
   zi, zt = _embeddings()
-  loss, m = losses.softmax_contrastive_loss(jnp.asarray(zi), jnp.asarray(zt),
-                                            jnp.float32(10.0))
+  loss, m = losses.softmax_contrastive_loss(jnp.asarray(zi), jnp.asarray(zt), jnp.float32(10.0))
   ref = _np_softmax_loss(zi, zt, 10.0)
   np.testing.assert_allclose(float(loss), ref, rtol=1e-5)
   assert int(m['n_valid']) == 6
@@ -66,8 +65,7 @@ def test_softmax_accuracy_metrics():
 def test_sigmoid_matches_numpy():
   zi, zt = _embeddings(seed=1)
   loss, _ = losses.sigmoid_contrastive_loss(zi, zt, 10.0, -10.0)
-  np.testing.assert_allclose(float(loss), _np_sigmoid_loss(zi, zt, 10.0, -10.0),
-                             rtol=1e-5)
+  np.testing.assert_allclose(float(loss), _np_sigmoid_loss(zi, zt, 10.0, -10.0), rtol=1e-5)
 
 
 @pytest.mark.parametrize('which', ['softmax', 'sigmoid'])
@@ -77,8 +75,7 @@ def test_mask_equals_sub_batch(which):
   if which == 'softmax':
     fn = lambda a, b, m=None: losses.softmax_contrastive_loss(a, b, 7.0, m)
   else:
-    fn = lambda a, b, m=None: losses.sigmoid_contrastive_loss(a, b, 7.0, -3.0,
-                                                              m)
+    fn = lambda a, b, m=None: losses.sigmoid_contrastive_loss(a, b, 7.0, -3.0, m)
   masked, mm = fn(zi, zt, jnp.asarray(mask))
   sub, sm = fn(zi[mask], zt[mask])
   np.testing.assert_allclose(float(masked), float(sub), rtol=1e-6)
@@ -100,14 +97,16 @@ def test_temperature_gradient_finite():
   assert np.isfinite(gt) and np.isfinite(gb) and gt != 0.0
   # Check d/dt against a central finite difference in float64 NumPy.
   eps = 1e-3
-  fd = (_np_softmax_loss(zi, zt, np.exp(np.log(10) + eps)) -
-        _np_softmax_loss(zi, zt, np.exp(np.log(10) - eps))) / (2 * eps)
-  g_soft = jax.grad(lambda t: losses.softmax_contrastive_loss(
-      zi, zt, jnp.exp(t))[0])(jnp.log(10.0))
+  fd = (
+    _np_softmax_loss(zi, zt, np.exp(np.log(10) + eps))
+    - _np_softmax_loss(zi, zt, np.exp(np.log(10) - eps))
+  ) / (2 * eps)
+  g_soft = jax.grad(lambda t: losses.softmax_contrastive_loss(zi, zt, jnp.exp(t))[0])(jnp.log(10.0))
   np.testing.assert_allclose(float(g_soft), fd, rtol=1e-3)
   # A fully masked batch must not give NaN gradients.
-  g0 = jax.grad(lambda t: losses.softmax_contrastive_loss(
-      zi, zt, jnp.exp(t), jnp.zeros(6, bool))[0])(1.0)
+  g0 = jax.grad(
+    lambda t: losses.softmax_contrastive_loss(zi, zt, jnp.exp(t), jnp.zeros(6, bool))[0]
+  )(1.0)
   assert np.isfinite(g0)
 
 
@@ -118,12 +117,17 @@ def test_multi_signal_sum_and_text_mask():
   mask = losses.text_signal_mask(jnp.asarray(tokens))
   assert mask.tolist() == [True, False, True, False]
   total, m = losses.multi_signal_loss(
-      losses.softmax_contrastive_loss, zi, {'title': zt, 'tags': zt2},
-      {'tags': mask}, temperature=10.0)
+    losses.softmax_contrastive_loss,
+    zi,
+    {'title': zt, 'tags': zt2},
+    {'tags': mask},
+    temperature=10.0,
+  )
   a, _ = losses.softmax_contrastive_loss(zi, zt, 10.0)
   b, _ = losses.softmax_contrastive_loss(zi, zt2, 10.0, mask)
   np.testing.assert_allclose(float(total), float(a + b), rtol=1e-6)
   assert 'title/img2txt_acc' in m and int(m['tags/n_valid']) == 2
   with pytest.raises(KeyError, match='descr'):
-    losses.multi_signal_loss(losses.softmax_contrastive_loss, zi,
-                             {'title': zt}, {'descr': mask}, temperature=1.0)
+    losses.multi_signal_loss(
+      losses.softmax_contrastive_loss, zi, {'title': zt}, {'descr': mask}, temperature=1.0
+    )

@@ -1,26 +1,24 @@
 """Optimizer: locking, lr multipliers, delayed unlock, schedules, weight decay."""
 
-import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from mlit import optimizer
-from mlit import param_rules
+import gin
+from mlit.training import optimizer, param_rules
 
 
 def _params():
   k = jax.random.split(jax.random.PRNGKey(0), 4)
   return {
-      'img': {'embedding': {'kernel': jax.random.normal(k[0], (64, 48)),
-                            'bias': jnp.zeros(48)}},
-      'txt': {'encoder': {'layers_0': {'mlp': {'wo': {
-          'kernel': jax.random.normal(k[1], (40, 64))}}}},
-              'head': {'kernel': jax.random.normal(k[2], (64, 8)),
-                       'bias': jnp.zeros(8)}},
-      't': jnp.array(np.log(10.0), jnp.float32),
+    'img': {'embedding': {'kernel': jax.random.normal(k[0], (64, 48)), 'bias': jnp.zeros(48)}},
+    'txt': {
+      'encoder': {'layers_0': {'mlp': {'wo': {'kernel': jax.random.normal(k[1], (40, 64))}}}},
+      'head': {'kernel': jax.random.normal(k[2], (64, 8)), 'bias': jnp.zeros(8)},
+    },
+    't': jnp.array(np.log(10.0), jnp.float32),
   }
 
 
@@ -28,20 +26,20 @@ def _grads(params, seed=1):
   leaves, tree = jax.tree_util.tree_flatten(params)
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
   return jax.tree_util.tree_unflatten(
-      tree, [jax.random.normal(k, l.shape) for k, l in zip(keys, leaves)])
+    tree, [jax.random.normal(k, l.shape) for k, l in zip(keys, leaves)]
+  )
 
 
 def _state_names(state):
-  return [param_rules.path_name(p) for p, _ in
-          jax.tree_util.tree_flatten_with_path(state)[0]]
+  return [param_rules.path_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
 
 
 @pytest.mark.parametrize('name', ['adafactor', 'adam'])
 def test_locked_tower_no_update_no_state(name):
   params = _params()
-  tx, _ = optimizer.make_optimizer(params, total_steps=10, name=name,
-                                   warmup_steps=2, weight_decay=1e-4,
-                                   freeze=[r'^img/'])
+  tx, _ = optimizer.make_optimizer(
+    params, total_steps=10, name=name, warmup_steps=2, weight_decay=1e-4, freeze=[r'^img/']
+  )
   state = tx.init(params)
   names = _state_names(state)
   assert names, 'trainable params must have state'
@@ -53,8 +51,7 @@ def test_locked_tower_no_update_no_state(name):
   for step in range(3):
     updates, state = jax.jit(tx.update)(_grads(p, step), state, p)
     p = optax.apply_updates(p, updates)
-  for a, b in zip(jax.tree_util.tree_leaves(params['img']),
-                  jax.tree_util.tree_leaves(p['img'])):
+  for a, b in zip(jax.tree_util.tree_leaves(params['img']), jax.tree_util.tree_leaves(p['img'])):
     np.testing.assert_array_equal(a, b)
   moved = jnp.abs(p['txt']['head']['kernel'] - params['txt']['head']['kernel'])
   assert float(moved.max()) > 0
@@ -65,32 +62,38 @@ def test_clip_ignores_locked_grads():
   params = _params()
   # A large eps makes Adam's first step depend on the gradient scale, so a
   # clip factor polluted by the locked grads would shrink the text update.
-  tx, _ = optimizer.make_optimizer(params, total_steps=10, name='adam',
-                                   eps=1e-2, grad_clip_norm=1.0,
-                                   freeze=[r'^img/'])
+  tx, _ = optimizer.make_optimizer(
+    params, total_steps=10, name='adam', eps=1e-2, grad_clip_norm=1.0, freeze=[r'^img/']
+  )
   grads = _grads(params)
   ref, _ = tx.update(grads, tx.init(params), params)
   grads['img']['embedding']['kernel'] *= 1e6
   upd, _ = tx.update(grads, tx.init(params), params)
-  for a, b in zip(jax.tree_util.tree_leaves(ref['txt']),
-                  jax.tree_util.tree_leaves(upd['txt'])):
+  for a, b in zip(jax.tree_util.tree_leaves(ref['txt']), jax.tree_util.tree_leaves(upd['txt'])):
     np.testing.assert_allclose(a, b, rtol=1e-6)
   # The clip itself is active: 100x larger text grads give the same update
   # as 1x only because both are clipped to norm 1.
   big = jax.tree_util.tree_map(lambda g: g * 100.0, _grads(params))
   upd_big, _ = tx.update(big, tx.init(params), params)
-  for a, b in zip(jax.tree_util.tree_leaves(ref['txt']),
-                  jax.tree_util.tree_leaves(upd_big['txt'])):
+  for a, b in zip(jax.tree_util.tree_leaves(ref['txt']), jax.tree_util.tree_leaves(upd_big['txt'])):
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
 def test_lr_multiplier_and_delay():
-  params = {'a': {'kernel': jnp.ones((4, 4))}, 'b': {'kernel': jnp.ones((4, 4))},
-            'c': {'kernel': jnp.ones((4, 4))}}
+  params = {
+    'a': {'kernel': jnp.ones((4, 4))},
+    'b': {'kernel': jnp.ones((4, 4))},
+    'c': {'kernel': jnp.ones((4, 4))},
+  }
   grads = jax.tree_util.tree_map(jnp.ones_like, params)
   tx, _ = optimizer.make_optimizer(
-      params, total_steps=10, name='adam', grad_clip_norm=None,
-      lr_mults=[('^a/', 0.1)], delays=[['^c/', 5]])
+    params,
+    total_steps=10,
+    name='adam',
+    grad_clip_norm=None,
+    lr_mults=[('^a/', 0.1)],
+    delays=[['^c/', 5]],
+  )
   state = tx.init(params)
   # Adam's first update is sign(g) * lr * schedule; warm-up 0 -> schedule 1.
   upd, state = tx.update(grads, state, params)
@@ -120,8 +123,13 @@ def test_decoupled_weight_decay():
   zero = jax.tree_util.tree_map(jnp.zeros_like, params)
   for scaled, expect in [(False, -2.0 * 1e-4), (True, -2.0 * 1e-4 * 1e-3)]:
     tx, _ = optimizer.make_optimizer(
-        params, total_steps=10, name='adam', weight_decay=1e-4,
-        decay_scaled_by_base_lr=scaled, grad_clip_norm=None)
+      params,
+      total_steps=10,
+      name='adam',
+      weight_decay=1e-4,
+      decay_scaled_by_base_lr=scaled,
+      grad_clip_norm=None,
+    )
     upd, _ = tx.update(zero, tx.init(params), params)
     np.testing.assert_allclose(upd['dense']['kernel'], expect, rtol=1e-5)
     np.testing.assert_array_equal(upd['dense']['bias'], 0.0)  # not decayed

@@ -7,21 +7,21 @@ import random
 import pytest
 from PIL import Image
 
-from eval_multilingual import languages
-from eval_multilingual import report
-from eval_multilingual import report_data
+from eval_multilingual import languages, report, report_data
 
 ZS = 'emoji_cldr/zeroshot_classification'
 WIT = 'wit/retrieval'
 EVIL = '<script>alert(1)</script>'
 
 
-def write_run(path, seed: int, boost: float = 0.0, n_langs: int = 14, evil: bool = True,
-              with_stats: bool = True):
+def write_run(
+  path, seed: int, boost: float = 0.0, n_langs: int = 14, evil: bool = True, with_stats: bool = True
+):
   """A plausible run: English best, scores fall with data; deterministic per seed."""
   rng = random.Random(seed)
-  codes = ['en', 'de', 'fr'] + [c for c in languages.WIT_LANGUAGES
-                               if c not in ('en', 'de', 'fr')][:n_langs - 3]
+  codes = ['en', 'de', 'fr'] + [c for c in languages.WIT_LANGUAGES if c not in ('en', 'de', 'fr')][
+    : n_langs - 3
+  ]
   if evil:
     codes.append(EVIL)
   langs, meta, lstats, tstats, pq = {}, {}, {}, {}, {}
@@ -29,21 +29,31 @@ def write_run(path, seed: int, boost: float = 0.0, n_langs: int = 14, evil: bool
     n_train = 0 if i % 13 == 7 else int(10 ** (7 - 5 * i / len(codes)) * rng.uniform(0.5, 2))
     base = 0.02 + 0.6 * math.log10(1 + n_train) / 7 + rng.uniform(-0.05, 0.05)
     acc = max(0.0, min(1.0, base + boost * (i > 0)))
-    langs[c] = {ZS: {'acc1': acc, 'acc5': min(1.0, acc + 0.2)},
-                WIT: {'image_retrieval_recall@1': acc * 0.5,
-                      'text_retrieval_recall@1': acc * 0.45,
-                      'image_retrieval_recall@5': min(1.0, acc * 0.9)}}
+    langs[c] = {
+      ZS: {'acc1': acc, 'acc5': min(1.0, acc + 0.2)},
+      WIT: {
+        'image_retrieval_recall@1': acc * 0.5,
+        'text_retrieval_recall@1': acc * 0.45,
+        'image_retrieval_recall@5': min(1.0, acc * 0.9),
+      },
+    }
     meta[c] = {'n_examples': 200, 'n_classes': 50}
     lstats[c] = {'n_train_examples': n_train}
     script = languages.lookup(c).script
-    tstats[c] = {'tokens_per_word': 1.3 if script == 'Latn' else 4.0,
-                 'byte_fallback_share': 0.0 if script == 'Latn' else 0.6,
-                 'unk_share': 0.0, 'truncated_share': 0.05 if script == 'Latn' else 0.7,
-                 'n_texts': 100}
+    tstats[c] = {
+      'tokens_per_word': 1.3 if script == 'Latn' else 4.0,
+      'byte_fallback_share': 0.0 if script == 'Latn' else 0.6,
+      'unk_share': 0.0,
+      'truncated_share': 0.05 if script == 'Latn' else 0.7,
+      'n_texts': 100,
+    }
     pq[c] = {'chrf': 55.0 + i}
-  results = {'model': {'name': path.name, 'vocab': 'mc4 <vocab>'}, 'languages': langs,
-             'macro': {ZS: {'acc1': sum(v[ZS]['acc1'] for v in langs.values()) / len(langs)}},
-             'meta': meta}
+  results = {
+    'model': {'name': path.name, 'vocab': 'mc4 <vocab>'},
+    'languages': langs,
+    'macro': {ZS: {'acc1': sum(v[ZS]['acc1'] for v in langs.values()) / len(langs)}},
+    'meta': meta,
+  }
   path.mkdir(parents=True, exist_ok=True)
   (path / 'results.json').write_text(json.dumps(results), encoding='utf-8')
   if with_stats:
@@ -72,7 +82,7 @@ def test_report_html_md_and_plots(tmp_path):
   assert 'mc4 &lt;vocab&gt;' in page
   assert page.count('<script') == 0  # self-contained and inert: no scripts at all
   assert page.count('data:image/png;base64,') >= 6
-  assert 'src="http' not in page and "href=" not in page
+  assert 'src="http' not in page and 'href=' not in page
   pngs = sorted(p.name for p in out.glob('*.png'))
   assert any(p.startswith('bars_') for p in pngs)
   assert any(p.startswith('vs_data_') for p in pngs)
@@ -84,9 +94,11 @@ def test_report_html_md_and_plots(tmp_path):
   rest = sorted(v for l, v in accs.items() if l != 'en')
   median = (rest[len(rest) // 2 - 1] + rest[len(rest) // 2]) / 2  # 14 others: even count
   macro = sum(accs.values()) / len(accs)
-  headline = (f'| emoji_cldr top-1 acc | {len(accs)} | {100 * macro:.1f} | '
-              f'{100 * accs["en"]:.1f} | {100 * median:.1f} | '
-              f'{100 * (accs["en"] - median):+.1f} |')
+  headline = (
+    f'| emoji_cldr top-1 acc | {len(accs)} | {100 * macro:.1f} | '
+    f'{100 * accs["en"]:.1f} | {100 * median:.1f} | '
+    f'{100 * (accs["en"] - median):+.1f} |'
+  )
   assert headline in md
   assert '## By script' in md and '| Latin (Latn) |' in md
 
@@ -105,15 +117,19 @@ def test_summary_numbers(tmp_path):
   assert s.n == len(accs)
   assert s.macro == pytest.approx(sum(accs.values()) / len(accs))
   rest = sorted(v for l, v in accs.items() if l != 'en')
-  assert s.median_rest == pytest.approx((rest[len(rest) // 2 - 1] + rest[len(rest) // 2]) / 2
-                                        if len(rest) % 2 == 0 else rest[len(rest) // 2])
+  assert s.median_rest == pytest.approx(
+    (rest[len(rest) // 2 - 1] + rest[len(rest) // 2]) / 2
+    if len(rest) % 2 == 0
+    else rest[len(rest) // 2]
+  )
   assert s.english == accs['en']
   assert 'de' in s.below_chance and 'fr' not in s.below_chance
   assert s.below_threshold == sorted(l for l, v in accs.items() if v < 0.05)
   assert sum(n for _, n, *_ in s.by_script) == len(accs)
   assert report_data.chance(run, 'de', col) == pytest.approx(1 / 50)
   assert report_data.chance(run, 'de', report_data.Column(WIT, 'image_retrieval_recall@5')) == (
-      pytest.approx(5 / 200))
+    pytest.approx(5 / 200)
+  )
 
 
 def test_compare_deltas(tmp_path):
@@ -122,14 +138,16 @@ def test_compare_deltas(tmp_path):
   del b['languages']['de']  # a language missing from one run has no delta
   (tmp_path / 'b' / 'results.json').write_text(json.dumps(b))
   out = tmp_path / 'cmp'
-  assert report.main([str(tmp_path / 'a'), '--compare', str(tmp_path / 'b'),
-                      '--out', str(out)]) == 0
+  assert (
+    report.main([str(tmp_path / 'a'), '--compare', str(tmp_path / 'b'), '--out', str(out)]) == 0
+  )
   ra, rb = report_data.load_run(str(tmp_path / 'a')), report_data.load_run(str(tmp_path / 'b'))
   d = report_data.deltas(ra, rb, report_data.Column(ZS, 'acc1'))
   assert 'de' not in d
   for lang, delta in d.items():
-    assert delta == pytest.approx(b['languages'][lang][ZS]['acc1'] - a['languages'][lang][ZS][
-        'acc1'])
+    assert delta == pytest.approx(
+      b['languages'][lang][ZS]['acc1'] - a['languages'][lang][ZS]['acc1']
+    )
   assert d['en'] == 0.0
   md = (out / 'report.md').read_text(encoding='utf-8')
   # Row of a boosted language in the comparison table: a, b, delta in points.
@@ -149,7 +167,8 @@ def test_bad_results_are_clear_errors(tmp_path, capsys):
   assert report.main([str(tmp_path / 'r')]) == 2
   assert 'key "languages" missing or not an object' in capsys.readouterr().err
   (tmp_path / 'r' / 'results.json').write_text(
-      json.dumps({'languages': {'en': {ZS: {'acc1': 'high', 'acc5': 0.5}}}}))
+    json.dumps({'languages': {'en': {ZS: {'acc1': 'high', 'acc5': 0.5}}}})
+  )
   run = report_data.load_run(str(tmp_path / 'r'))
   assert run.results['languages']['en'][ZS] == {'acc5': 0.5}
   assert any('languages.en.' + ZS + '.acc1' in w for w in run.warnings)

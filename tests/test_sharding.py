@@ -15,28 +15,34 @@ import pytest
 
 def _check() -> dict:
   """Runs in the 8-device subprocess; returns max relative differences."""
+  import tempfile
+
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax
-  import jax.numpy as jnp
-  from jax.sharding import PartitionSpec as P
   import optax
-  import tempfile
-  from mlit import checkpointing, losses, optimizer, partitioning, text_tower
-  from mlit import two_tower
+  from jax.sharding import PartitionSpec as P
+
+  from mlit.checkpoints import run_state as checkpointing
+  from mlit.models import losses, text_tower, two_tower
+  from mlit.training import optimizer, partitioning
 
   assert jax.device_count() == 8, jax.devices()
-  cfg = text_tower.T5Config(vocab_size=64, emb_dim=16, num_heads=4,
-                            num_encoder_layers=2, head_dim=4, mlp_dim=32)
+  cfg = text_tower.T5Config(
+    vocab_size=64, emb_dim=16, num_heads=4, num_encoder_layers=2, head_dim=4, mlp_dim=32
+  )
   model = two_tower.TwoTower(
-      text=cfg, out_dim=8, image_head=True, bias_init=-5.0,
-      image=dict(width=16, depth=1, mlp_dim=32, num_heads=2,
-                 patch_size=(8, 8), pool_type='tok'))
+    text=cfg,
+    out_dim=8,
+    image_head=True,
+    bias_init=-5.0,
+    image=dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8), pool_type='tok'),
+  )
   rng = np.random.default_rng(0)
   batch = {
-      'image': rng.uniform(-1, 1, (16, 16, 16, 3)).astype(np.float32),
-      'text': np.concatenate([rng.integers(2, 64, (16, 5)),
-                              np.ones((16, 1)), np.zeros((16, 2))],
-                             axis=1).astype(np.int32),
+    'image': rng.uniform(-1, 1, (16, 16, 16, 3)).astype(np.float32),
+    'text': np.concatenate(
+      [rng.integers(2, 64, (16, 5)), np.ones((16, 1)), np.zeros((16, 2))], axis=1
+    ).astype(np.int32),
   }
   init = lambda key: model.init(key, **batch)
   key = jax.random.PRNGKey(0)
@@ -56,8 +62,7 @@ def _check() -> dict:
     return loss, g, optax.apply_updates(p, upd)
 
   dev0 = jax.devices()[0]
-  ref = jax.jit(step)(jax.device_put(params, dev0),
-                      jax.device_put(batch, dev0))
+  ref = jax.jit(step)(jax.device_put(params, dev0), jax.device_put(batch, dev0))
   out, states = {}, {}
   for data, model_par in [(4, 2), (8, 1)]:
     mesh = partitioning.make_mesh(model_par)
@@ -69,20 +74,24 @@ def _check() -> dict:
     assert emb.sharding.spec == P('model', None), emb.sharding
     b = partitioning.shard_batch(batch, mesh)
     assert b['text'].sharding.spec == P('data', None)
-    fn = jax.jit(step, in_shardings=(p_sh, None),
-                 out_shardings=(partitioning.replicated(mesh), p_sh, p_sh))
+    fn = jax.jit(
+      step, in_shardings=(p_sh, None), out_shardings=(partitioning.replicated(mesh), p_sh, p_sh)
+    )
     loss, g, new = fn(variables['params'], b)
     states[f'{data}x{model_par}'] = (new, p_sh)
     if model_par > 1:
-      n_shards = len({str(s.index) for s in g['txt']['token_embedder'][
-          'embedding'].addressable_shards})
+      n_shards = len(
+        {str(s.index) for s in g['txt']['token_embedder']['embedding'].addressable_shards}
+      )
       assert n_shards == model_par, n_shards
     diffs = {'loss': abs(float(loss) - float(ref[0])) / abs(float(ref[0]))}
-    for name, tree, ref_tree in [('init', variables['params'], params),
-                                 ('grad', g, ref[1]), ('step', new, ref[2])]:
+    for name, tree, ref_tree in [
+      ('init', variables['params'], params),
+      ('grad', g, ref[1]),
+      ('step', new, ref[2]),
+    ]:
       worst = 0.0
-      for x, y in zip(jax.tree_util.tree_leaves(tree),
-                      jax.tree_util.tree_leaves(ref_tree)):
+      for x, y in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(ref_tree)):
         x, y = np.asarray(x), np.asarray(y)
         scale = max(float(np.abs(y).max()), 1e-6)
         worst = max(worst, float(np.abs(x - y).max()) / scale)
@@ -94,14 +103,18 @@ def _check() -> dict:
     ckpt = checkpointing.Checkpoints(tmp, async_save=False)
     ckpt.save(1, {'params': states['4x2'][0]}, force=True)
     target = jax.tree_util.tree_map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-        states['8x1'][0], states['8x1'][1])
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      states['8x1'][0],
+      states['8x1'][1],
+    )
     restored, _, _ = ckpt.restore({'params': target})
     ckpt.close()
   worst = 0.0
-  for x, y, s in zip(jax.tree_util.tree_leaves(restored['params']),
-                     jax.tree_util.tree_leaves(states['4x2'][0]),
-                     jax.tree_util.tree_leaves(states['8x1'][1])):
+  for x, y, s in zip(
+    jax.tree_util.tree_leaves(restored['params']),
+    jax.tree_util.tree_leaves(states['4x2'][0]),
+    jax.tree_util.tree_leaves(states['8x1'][1]),
+  ):
     assert x.sharding == s, (x.sharding, s)
     worst = max(worst, float(np.abs(np.asarray(x) - np.asarray(y)).max()))
   out['restore_4x2_to_8x1'] = worst
@@ -111,13 +124,19 @@ def _check() -> dict:
 @pytest.mark.slow
 def test_mesh_matches_single_device():
   env = dict(os.environ)
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
-                      ' --xla_force_host_platform_device_count=8').strip()
+  env['XLA_FLAGS'] = (
+    env.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
+  ).strip()
   env['JAX_PLATFORMS'] = 'cpu'
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env['PYTHONPATH'] = repo + os.pathsep + env.get('PYTHONPATH', '')
-  proc = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env,
-                        capture_output=True, text=True, timeout=900)
+  proc = subprocess.run(
+    [sys.executable, os.path.abspath(__file__)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert proc.returncode == 0, proc.stderr[-4000:]
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   print(result)

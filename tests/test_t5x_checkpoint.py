@@ -3,41 +3,51 @@
 import functools
 import os
 
-from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from mlit import t5x_checkpoint
-from mlit import text_tower
 import t5x_checkpoint_writer as writer
+from flax import traverse_util
+
+from mlit.checkpoints import t5x as t5x_checkpoint
+from mlit.models import text_tower
 
 
 def _transformers():
   import transformers  # pylint: disable=g-import-not-at-top
+
   return transformers
 
 
 # (model class, feed_forward_proj, layers): MT5 and T5, gated and plain MLP.
 VARIANTS = [
-    ('MT5EncoderModel', 'gated-gelu', 2),
-    ('T5EncoderModel', 'relu', 3),
-    ('T5EncoderModel', 'gated-gelu', 2),
+  ('MT5EncoderModel', 'gated-gelu', 2),
+  ('T5EncoderModel', 'relu', 3),
+  ('T5EncoderModel', 'gated-gelu', 2),
 ]
 D_MODEL, HEADS, D_KV, D_FF, VOCAB = 64, 4, 16, 128, 300
 
 
 def _hf_model(cls_name, ff_proj, layers):
   import torch  # pylint: disable=g-import-not-at-top
+
   tf = _transformers()
   config_cls = tf.MT5Config if cls_name.startswith('MT5') else tf.T5Config
   config = config_cls(
-      vocab_size=VOCAB, d_model=D_MODEL, d_kv=D_KV, d_ff=D_FF,
-      num_layers=layers, num_heads=HEADS, relative_attention_num_buckets=32,
-      relative_attention_max_distance=128, dropout_rate=0.0,
-      layer_norm_epsilon=1e-6, feed_forward_proj=ff_proj)
+    vocab_size=VOCAB,
+    d_model=D_MODEL,
+    d_kv=D_KV,
+    d_ff=D_FF,
+    num_layers=layers,
+    num_heads=HEADS,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    dropout_rate=0.0,
+    layer_norm_epsilon=1e-6,
+    feed_forward_proj=ff_proj,
+  )
   torch.manual_seed(0)
   model = getattr(tf, cls_name)(config).eval()
   with torch.no_grad():  # move layer-norm scales etc. away from their inits
@@ -52,7 +62,7 @@ def _tokens():
   lengths = [40, 23, 5]
   tokens = np.zeros((3, 40), np.int32)
   for i, n in enumerate(lengths):
-    tokens[i, :n - 1] = rng.integers(2, VOCAB, n - 1)
+    tokens[i, : n - 1] = rng.integers(2, VOCAB, n - 1)
     tokens[i, n - 1] = 1  # EOS
   return tokens
 
@@ -60,19 +70,26 @@ def _tokens():
 def _mlit_config(ff_proj, layers):
   acts = ('gelu', 'linear') if ff_proj == 'gated-gelu' else ('relu',)
   return text_tower.T5Config(
-      vocab_size=VOCAB, emb_dim=D_MODEL, num_heads=HEADS,
-      num_encoder_layers=layers, head_dim=D_KV, mlp_dim=D_FF,
-      mlp_activations=acts)
+    vocab_size=VOCAB,
+    emb_dim=D_MODEL,
+    num_heads=HEADS,
+    num_encoder_layers=layers,
+    head_dim=D_KV,
+    mlp_dim=D_FF,
+    mlp_activations=acts,
+  )
 
 
 @pytest.mark.parametrize('cls_name,ff_proj,layers', VARIANTS)
 def test_parity_with_transformers(tmp_path, cls_name, ff_proj, layers):
   import torch  # pylint: disable=g-import-not-at-top
+
   hf = _hf_model(cls_name, ff_proj, layers)
   sd = {k: v.detach().numpy() for k, v in hf.state_dict().items()}
   target = writer.hf_t5_encoder_to_t5x(sd, layers)
-  target.update(writer.fake_decoder(np.random.default_rng(1), D_MODEL,
-                                    HEADS * D_KV, D_FF, HEADS, VOCAB))
+  target.update(
+    writer.fake_decoder(np.random.default_rng(1), D_MODEL, HEADS * D_KV, D_FF, HEADS, VOCAB)
+  )
   ckpt = str(tmp_path / 'checkpoint_1000')
   # Layer-norm scales (64 values) stay inline, the rest go to TensorStore.
   writer.write_legacy_checkpoint(ckpt, target, inline_max_size=64)
@@ -80,9 +97,10 @@ def test_parity_with_transformers(tmp_path, cls_name, ff_proj, layers):
   tokens = _tokens()
   mask = tokens > 0
   with torch.no_grad():
-    want = hf(input_ids=torch.tensor(tokens, dtype=torch.long),
-              attention_mask=torch.tensor(mask, dtype=torch.long)
-              ).last_hidden_state.numpy()
+    want = hf(
+      input_ids=torch.tensor(tokens, dtype=torch.long),
+      attention_mask=torch.tensor(mask, dtype=torch.long),
+    ).last_hidden_state.numpy()
 
   model = text_tower.TextTower(_mlit_config(ff_proj, layers), pooling='mean')
   init = model.init(jax.random.PRNGKey(0), tokens)['params']
@@ -102,9 +120,14 @@ def test_parity_with_transformers(tmp_path, cls_name, ff_proj, layers):
 @functools.lru_cache(maxsize=None)
 def _small_model(gated):
   cfg = text_tower.T5Config(
-      vocab_size=40, emb_dim=16, num_heads=2, num_encoder_layers=1,
-      head_dim=8, mlp_dim=32,
-      mlp_activations=('gelu', 'linear') if gated else ('relu',))
+    vocab_size=40,
+    emb_dim=16,
+    num_heads=2,
+    num_encoder_layers=1,
+    head_dim=8,
+    mlp_dim=32,
+    mlp_activations=('gelu', 'linear') if gated else ('relu',),
+  )
   model = text_tower.TextTower(cfg, out_dim=8)
   init = model.init(jax.random.PRNGKey(0), jnp.ones((1, 4), jnp.int32))
   return model, init['params']
@@ -115,8 +138,11 @@ def _small_target(gated=True):
   model, init = _small_model(gated)
   rng = np.random.default_rng(2)
   plain = traverse_util.flatten_dict(nn.unbox(init), sep='/')
-  target = {k: rng.normal(size=v.shape).astype(np.float32)
-            for k, v in plain.items() if not k.startswith('head/')}
+  target = {
+    k: rng.normal(size=v.shape).astype(np.float32)
+    for k, v in plain.items()
+    if not k.startswith('head/')
+  }
   target.update(writer.fake_decoder(rng, 16, 16, 32, 2, 40))
   return model, init, target
 
@@ -124,22 +150,21 @@ def _small_target(gated=True):
 def test_full_read_reports_dropped_decoder(tmp_path):
   _, init, target = _small_target()
   ckpt = str(tmp_path / 'checkpoint_7')
-  writer.write_legacy_checkpoint(ckpt, target, inline_max_size=16,
-                                 driver='gcs')
+  writer.write_legacy_checkpoint(ckpt, target, inline_max_size=16, driver='gcs')
   flat = t5x_checkpoint.read_t5x_checkpoint(ckpt)
   assert set(flat) == set(target)
   for k, v in target.items():
     np.testing.assert_array_equal(flat[k], v, err_msg=k)
   params, report = t5x_checkpoint.text_tower_params_from_t5x(flat, init)
-  assert sorted(report.dropped) == sorted(k for k in target
-                                          if k.startswith('decoder/'))
+  assert sorted(report.dropped) == sorted(k for k in target if k.startswith('decoder/'))
   assert report.fresh == ['head/bias', 'head/kernel']
   # Boxes (logical axes) survive the load.
   specs = nn.get_partition_spec(params)
   assert tuple(specs['token_embedder']['embedding']) == ('vocab', 'embed')
   np.testing.assert_array_equal(
-      nn.unbox(params)['encoder']['layers_0']['mlp']['wo']['kernel'],
-      target['encoder/layers_0/mlp/wo/kernel'])
+    nn.unbox(params)['encoder']['layers_0']['mlp']['wo']['kernel'],
+    target['encoder/layers_0/mlp/wo/kernel'],
+  )
 
 
 @pytest.mark.parametrize('driver', ['file', 'gfile'])
@@ -147,8 +172,7 @@ def test_reads_checkpoint_file_path_and_drivers(tmp_path, driver):
   _, _, target = _small_target()
   ckpt = str(tmp_path / 'checkpoint_1')
   writer.write_legacy_checkpoint(ckpt, target, driver=driver)
-  flat = t5x_checkpoint.read_t5x_checkpoint(os.path.join(ckpt, 'checkpoint'),
-                                            include='^encoder/')
+  flat = t5x_checkpoint.read_t5x_checkpoint(os.path.join(ckpt, 'checkpoint'), include='^encoder/')
   assert flat and all(k.startswith('encoder/') for k in flat)
 
 
@@ -159,8 +183,9 @@ def test_orbax_checkpoint(tmp_path):
   params, report = t5x_checkpoint.load_text_tower_from_t5x(ckpt, init)
   assert not report.dropped  # the decoder was never read
   np.testing.assert_array_equal(
-      nn.unbox(params)['encoder']['layers_0']['mlp']['wi']['kernel'],
-      target['encoder/layers_0/mlp/wi/kernel'])
+    nn.unbox(params)['encoder']['layers_0']['mlp']['wi']['kernel'],
+    target['encoder/layers_0/mlp/wi/kernel'],
+  )
   flat = t5x_checkpoint.read_t5x_checkpoint(ckpt)
   assert set(flat) == set(target)
   model.apply({'params': params}, jnp.ones((1, 4), jnp.int32))
@@ -172,10 +197,8 @@ def test_path_escaping_checkpoint_dir_is_refused(tmp_path):
   outside.mkdir()
   ckpt = str(tmp_path / 'ckpts' / 'checkpoint_1')
   key = 'encoder/layers_0/attention/query/kernel'
-  writer.write_legacy_checkpoint(ckpt, target,
-                                 path_override={key: '../../secret'})
-  with pytest.raises(t5x_checkpoint.CheckpointError,
-                     match='target/' + key + '.*outside'):
+  writer.write_legacy_checkpoint(ckpt, target, path_override={key: '../../secret'})
+  with pytest.raises(t5x_checkpoint.CheckpointError, match='target/' + key + '.*outside'):
     t5x_checkpoint.read_t5x_checkpoint(ckpt)
 
 
@@ -187,21 +210,22 @@ def test_strict_mode_names_missing_and_unused(tmp_path):
     t5x_checkpoint.text_tower_params_from_t5x(target, init)
   assert 'encoder/layers_0/mlp/wi_1/kernel' in str(err.value)
   assert 'encoder/layers_0/mlp/extra/kernel' in str(err.value)
-  params, report = t5x_checkpoint.text_tower_params_from_t5x(
-      target, init, strict=False)
+  params, report = t5x_checkpoint.text_tower_params_from_t5x(target, init, strict=False)
   assert report.missing == ['encoder/layers_0/mlp/wi_1/kernel']
   assert report.unused == ['encoder/layers_0/mlp/extra/kernel']
   # The missing kernel keeps its initial value.
   np.testing.assert_array_equal(
-      nn.unbox(params)['encoder']['layers_0']['mlp']['wi_1']['kernel'],
-      nn.unbox(init)['encoder']['layers_0']['mlp']['wi_1']['kernel'])
+    nn.unbox(params)['encoder']['layers_0']['mlp']['wi_1']['kernel'],
+    nn.unbox(init)['encoder']['layers_0']['mlp']['wi_1']['kernel'],
+  )
 
 
 def test_shape_mismatch_is_named(tmp_path):
   _, init, target = _small_target()
   target['token_embedder/embedding'] = np.zeros((41, 16), np.float32)
-  with pytest.raises(t5x_checkpoint.CheckpointError,
-                     match=r'token_embedder/embedding: checkpoint \(41, 16\)'):
+  with pytest.raises(
+    t5x_checkpoint.CheckpointError, match=r'token_embedder/embedding: checkpoint \(41, 16\)'
+  ):
     t5x_checkpoint.text_tower_params_from_t5x(target, init)
 
 

@@ -2,52 +2,67 @@
 
 import os
 
-import gin
 import pytest
 import seqio
-
-from spm_fixture import spm_model_path  # noqa: F401
 import task_files
-from tasks import cache_tasks
-from tasks import data_stats
-from tasks import vocabularies  # noqa: F401  (gin configurable)
+from spm_fixture import spm_model_path  # noqa: F401
 
-pytest.importorskip("apache_beam")
+import gin
+from tasks import (
+  cache_tasks,
+  data_stats,
+  vocabularies,  # noqa: F401  (gin configurable)
+)
+
+pytest.importorskip('apache_beam')
 
 
 @pytest.mark.slow
 def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path):  # noqa: F811
-  rows = [task_files.yfcc_row(700 + i, f"Tall tree {i}", "A forest path",
-                              ["tree", "forest"], line=i) for i in range(6)]
-  rows.insert(2, task_files.yfcc_row(799, "", "", []))  # skipped before the cache
-  task_files.write_lines(str(tmp_path / "a.tsv.gz"), rows[:4])
-  task_files.write_lines(str(tmp_path / "b.tsv.bz2"), rows[4:])
-  gin_path = tmp_path / "tasks.gin"
+  rows = [
+    task_files.yfcc_row(700 + i, f'Tall tree {i}', 'A forest path', ['tree', 'forest'], line=i)
+    for i in range(6)
+  ]
+  rows.insert(2, task_files.yfcc_row(799, '', '', []))  # skipped before the cache
+  task_files.write_lines(str(tmp_path / 'a.tsv.gz'), rows[:4])
+  task_files.write_lines(str(tmp_path / 'b.tsv.bz2'), rows[4:])
+  gin_path = tmp_path / 'tasks.gin'
   gin_path.write_text(
-      "import tasks.registration\nimport tasks.yfcc\nimport tasks.vocabularies\n"
-      f"tasks.vocabularies.vocabulary.path = '{spm_model_path}'\n"
-      f"tasks.yfcc.register_yfcc.tsv_pattern = '{tmp_path}/*.tsv*'\n"
-      "tasks.yfcc.register_yfcc.detect_languages = False\n"
-      "tasks.registration.register_tasks.registrations = [@tasks.yfcc.register_yfcc]\n")
-  cache_dir = str(tmp_path / "cache")
+    'import tasks.registration\nimport tasks.yfcc\nimport tasks.vocabularies\n'
+    f"tasks.vocabularies.vocabulary.path = '{spm_model_path}'\n"
+    f"tasks.yfcc.register_yfcc.tsv_pattern = '{tmp_path}/*.tsv*'\n"
+    'tasks.yfcc.register_yfcc.detect_languages = False\n'
+    'tasks.registration.register_tasks.registrations = [@tasks.yfcc.register_yfcc]\n'
+  )
+  cache_dir = str(tmp_path / 'cache')
   gin.clear_config()
   data_stats.reset()
   try:
-    assert cache_tasks.main([f"--gin_file={gin_path}", f"--output_cache_dir={cache_dir}",
-                             "--tasks=yfcc100m_full"]) == 0
-    task = seqio.get_mixture_or_task("yfcc100m_full")
-    assert task.cache_dir == os.path.join(cache_dir, "yfcc100m_full")
-    lengths = {"title": 16, "description": 16, "tags": 16}
-    cached = list(task.get_dataset(lengths, split="train", use_cached=True,
-                                   shuffle=False, seed=1).as_numpy_iterator())
-    live = list(task.get_dataset(lengths, split="train", use_cached=False,
-                                 shuffle=False, seed=1).as_numpy_iterator())
+    assert (
+      cache_tasks.main(
+        [f'--gin_file={gin_path}', f'--output_cache_dir={cache_dir}', '--tasks=yfcc100m_full']
+      )
+      == 0
+    )
+    task = seqio.get_mixture_or_task('yfcc100m_full')
+    assert task.cache_dir == os.path.join(cache_dir, 'yfcc100m_full')
+    lengths = {'title': 16, 'description': 16, 'tags': 16}
+    cached = list(
+      task.get_dataset(
+        lengths, split='train', use_cached=True, shuffle=False, seed=1
+      ).as_numpy_iterator()
+    )
+    live = list(
+      task.get_dataset(
+        lengths, split='train', use_cached=False, shuffle=False, seed=1
+      ).as_numpy_iterator()
+    )
   finally:
     gin.clear_config()
-  assert sorted(e["example_id"] for e in cached) == [str(700 + i).encode() for i in range(6)]
-  by_id = {e["example_id"]: e for e in live}
+  assert sorted(e['example_id'] for e in cached) == [str(700 + i).encode() for i in range(6)]
+  by_id = {e['example_id']: e for e in live}
   for e in cached:  # deterministic fields match the uncached pipeline
-    assert e["title"].tolist() == by_id[e["example_id"]]["title"].tolist()
-    assert e["description"].tolist() == by_id[e["example_id"]]["description"].tolist()
-  info = task.get_cached_stats("train")
-  assert info["examples"] == 6
+    assert e['title'].tolist() == by_id[e['example_id']]['title'].tolist()
+    assert e['description'].tolist() == by_id[e['example_id']]['description'].tolist()
+  info = task.get_cached_stats('train')
+  assert info['examples'] == 6

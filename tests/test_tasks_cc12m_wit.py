@@ -1,22 +1,18 @@
 """CC12M and WIT tasks on made-up files in their real formats."""
 
-import gin
 import pytest
 import seqio
-
-from spm_fixture import spm_model_path  # noqa: F401
 import task_files
-from tasks import cc12m
-from tasks import data_stats
-from tasks import image_store
-from tasks import vocabularies
-from tasks import wit
+from spm_fixture import spm_model_path  # noqa: F401
+
+import gin
+from tasks import cc12m, data_stats, image_store, vocabularies, wit
 
 
 @pytest.fixture
 def vocab(spm_model_path):  # noqa: F811
   gin.clear_config()
-  gin.bind_parameter("tasks.vocabularies.vocabulary.path", spm_model_path)
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
   data_stats.reset()
   yield vocabularies.vocabulary()
   gin.clear_config()
@@ -24,68 +20,84 @@ def vocab(spm_model_path):  # noqa: F811
 
 def _examples(name, length=32):
   ds = seqio.get_mixture_or_task(name).get_dataset(
-      {"text": length}, split="train", shuffle=False, seed=0)
+    {'text': length}, split='train', shuffle=False, seed=0
+  )
   return list(ds.as_numpy_iterator())
 
 
 def test_cc12m_with_images_and_bad_rows(tmp_path, vocab):
-  urls = [f"http://img.example.com/{i}.jpg" for i in range(5)]
-  lines = [f"{u}\ta <i>dog</i> on the beach {i}" for i, u in enumerate(urls)]
-  lines += ["http://x/only-url", "http://x/a\tcap\textra", "http://x/empty\t  <br> "]
-  task_files.write_lines(str(tmp_path / "cc12m.tsv"), lines[:3])
-  task_files.write_lines(str(tmp_path / "cc12m-1.tsv.gz"), lines[3:],
-                         [b"http://x/bad\tcaf\xe9"])
+  urls = [f'http://img.example.com/{i}.jpg' for i in range(5)]
+  lines = [f'{u}\ta <i>dog</i> on the beach {i}' for i, u in enumerate(urls)]
+  lines += ['http://x/only-url', 'http://x/a\tcap\textra', 'http://x/empty\t  <br> ']
+  task_files.write_lines(str(tmp_path / 'cc12m.tsv'), lines[:3])
+  task_files.write_lines(str(tmp_path / 'cc12m-1.tsv.gz'), lines[3:], [b'http://x/bad\tcaf\xe9'])
   for u in urls[:4]:
-    task_files.write_image(str(tmp_path / "img" / f"{image_store.url_id(u)}.jpg"))
-  cc12m.register_cc12m(str(tmp_path / "cc12m*"), image_dir=str(tmp_path / "img"))
-  exs = _examples("cc12m")
-  assert sorted(vocab.decode(e["text"].tolist()) for e in exs) == [
-      f"a dog on the beach {i}" for i in range(4)]
-  assert all(e["image"].shape == (224, 224, 3) for e in exs)
-  assert data_stats.snapshot()["skipped_rows"] == {
-      "wrong_column_count": 2, "all_signals_empty": 1, "invalid_utf8": 1,
-      "missing_image": 1}
+    task_files.write_image(str(tmp_path / 'img' / f'{image_store.url_id(u)}.jpg'))
+  cc12m.register_cc12m(str(tmp_path / 'cc12m*'), image_dir=str(tmp_path / 'img'))
+  exs = _examples('cc12m')
+  assert sorted(vocab.decode(e['text'].tolist()) for e in exs) == [
+    f'a dog on the beach {i}' for i in range(4)
+  ]
+  assert all(e['image'].shape == (224, 224, 3) for e in exs)
+  assert data_stats.snapshot()['skipped_rows'] == {
+    'wrong_column_count': 2,
+    'all_signals_empty': 1,
+    'invalid_utf8': 1,
+    'missing_image': 1,
+  }
 
 
 def test_wit_quoting_booleans_kinds_and_languages(tmp_path, vocab):
   rows = [
-      task_files.wit_row("en", "u0", reference='A "quoted"\tcat\non two lines',
-                         attribution="English: a cat", passes="false", is_main="false"),
-      task_files.wit_row("de", "u1", reference="Ein Hund", alt_text="Hund im Park"),
-      task_files.wit_row("fr", "u2", reference="", attribution="Un chat"),
-      task_files.wit_row("de", "u3", reference="Zwei Hunde", is_main="maybe"),
-      ["en", "too", "few"],
+    task_files.wit_row(
+      'en',
+      'u0',
+      reference='A "quoted"\tcat\non two lines',
+      attribution='English: a cat',
+      passes='false',
+      is_main='false',
+    ),
+    task_files.wit_row('de', 'u1', reference='Ein Hund', alt_text='Hund im Park'),
+    task_files.wit_row('fr', 'u2', reference='', attribution='Un chat'),
+    task_files.wit_row('de', 'u3', reference='Zwei Hunde', is_main='maybe'),
+    ['en', 'too', 'few'],
   ]
-  task_files.write_wit(str(tmp_path / "wit_v1.train.all-00000-of-00001.tsv.gz"), rows,
-                       extra_raw=b"en\t\xff" + b"\tx" * 15 + b"\n")
-  names = wit.register_wit(str(tmp_path / "wit_v1.train.*.tsv.gz"),
-                           kinds=("reference", "attribution", "alt_text"),
-                           languages=("de", "zh-TW"))
-  assert "wit_reference.de" in names and "wit_reference.zh_TW" in names
-  ref = _examples("wit_reference")
-  assert [vocab.decode(e["text"].tolist()) for e in ref] == [
-      'A "quoted" cat on two lines', "Ein Hund"]
+  task_files.write_wit(
+    str(tmp_path / 'wit_v1.train.all-00000-of-00001.tsv.gz'),
+    rows,
+    extra_raw=b'en\t\xff' + b'\tx' * 15 + b'\n',
+  )
+  names = wit.register_wit(
+    str(tmp_path / 'wit_v1.train.*.tsv.gz'),
+    kinds=('reference', 'attribution', 'alt_text'),
+    languages=('de', 'zh-TW'),
+  )
+  assert 'wit_reference.de' in names and 'wit_reference.zh_TW' in names
+  ref = _examples('wit_reference')
+  assert [vocab.decode(e['text'].tolist()) for e in ref] == [
+    'A "quoted" cat on two lines',
+    'Ein Hund',
+  ]
   # 'false' parsed as False (bool('false') would be True).
-  assert [e["is_main_image"] for e in ref] == [b"false", b"true"]
-  stats = data_stats.snapshot()["skipped_rows"]
-  assert stats["bad_field"] == 1 and stats["wrong_column_count"] == 1
-  assert stats["invalid_utf8"] == 1
+  assert [e['is_main_image'] for e in ref] == [b'false', b'true']
+  stats = data_stats.snapshot()['skipped_rows']
+  assert stats['bad_field'] == 1 and stats['wrong_column_count'] == 1
+  assert stats['invalid_utf8'] == 1
   # The en attribution fails its language check; de has none; fr passes.
-  assert [e["language"] for e in _examples("wit_attribution")] == [b"fr"]
-  assert [vocab.decode(e["text"].tolist()) for e in _examples("wit_alt_text")] == [
-      "Hund im Park"]
-  assert [e["language"] for e in _examples("wit_reference.de")] == [b"de"]
+  assert [e['language'] for e in _examples('wit_attribution')] == [b'fr']
+  assert [vocab.decode(e['text'].tolist()) for e in _examples('wit_alt_text')] == ['Hund im Park']
+  assert [e['language'] for e in _examples('wit_reference.de')] == [b'de']
 
 
 def test_wit_bad_header_names_file(tmp_path):
-  path = str(tmp_path / "wit.tsv")
-  with open(path, "w") as f:
-    f.write("language\tpage_url\nen\tx\n")
-  with pytest.raises(ValueError, match="wit.tsv:1: WIT header"):
-    list(wit.read_wit(path, "reference"))
+  path = str(tmp_path / 'wit.tsv')
+  with open(path, 'w') as f:
+    f.write('language\tpage_url\nen\tx\n')
+  with pytest.raises(ValueError, match='wit.tsv:1: WIT header'):
+    list(wit.read_wit(path, 'reference'))
 
 
 def test_wit_parse_bool():
-  assert wit.parse_bool("false") is False and wit.parse_bool("TRUE") is True
+  assert wit.parse_bool('false') is False and wit.parse_bool('TRUE') is True
   with pytest.raises(ValueError):
-    wit.parse_bool("")
+    wit.parse_bool('')

@@ -1,18 +1,17 @@
-"""mlit.precompute: embedding shards + manifest, resume by shard, no mixing of towers."""
+"""mlit.commands.precompute: embedding shards + manifest, resume by shard, no mixing of towers."""
 
 import json
 import os
 
-import gin
 import numpy as np
 import pytest
 import seqio
-
-from spm_fixture import spm_model_path  # noqa: F401
 import task_files
-from mlit import precompute
-from tasks import precomputed
-from tasks import yfcc
+from spm_fixture import spm_model_path  # noqa: F401
+
+import gin
+from mlit.commands import precompute
+from tasks import precomputed, yfcc
 
 VIT = dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8))
 
@@ -20,62 +19,70 @@ VIT = dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8))
 @pytest.fixture
 def yfcc_task(tmp_path, spm_model_path):  # noqa: F811
   gin.clear_config()
-  gin.bind_parameter("tasks.vocabularies.vocabulary.path", spm_model_path)
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
   for shard in range(2):
-    rows = [task_files.yfcc_row(shard * 10 + i, f"Red boat {i}", "On the lake", ["boat"])
-            for i in range(3)]
-    task_files.write_lines(str(tmp_path / f"m-{shard}.tsv"), rows)
+    rows = [
+      task_files.yfcc_row(shard * 10 + i, f'Red boat {i}', 'On the lake', ['boat'])
+      for i in range(3)
+    ]
+    task_files.write_lines(str(tmp_path / f'm-{shard}.tsv'), rows)
     for i in range(3):
-      task_files.write_image(str(tmp_path / "img" / f"{shard * 10 + i}.jpg"),
-                             (60 * i, 40 * shard, 90))
-  yfcc.register_yfcc(str(tmp_path / "m-*.tsv"), image_dir=str(tmp_path / "img"),
-                     detect_languages=False)
-  yield "yfcc100m_full"
+      task_files.write_image(
+        str(tmp_path / 'img' / f'{shard * 10 + i}.jpg'), (60 * i, 40 * shard, 90)
+      )
+  yfcc.register_yfcc(
+    str(tmp_path / 'm-*.tsv'), image_dir=str(tmp_path / 'img'), detect_languages=False
+  )
+  yield 'yfcc100m_full'
   gin.clear_config()
 
 
 def test_precompute_resume_and_tower_check(tmp_path, yfcc_task):
-  out = str(tmp_path / "emb")
+  out = str(tmp_path / 'emb')
   m = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
-  assert m["complete"] and m["num_shards"] == 2 and m["embedding_dim"] == 16
-  assert sum(d["examples"] for d in m["done"].values()) == 6
+  assert m['complete'] and m['num_shards'] == 2 and m['embedding_dim'] == 16
+  assert sum(d['examples'] for d in m['done'].values()) == 6
   # Crash simulation: the second shard was never finished.
-  second = "embeddings-00001-of-00002.tfrecord"
-  del m["done"][second]
-  m["complete"] = False
+  second = 'embeddings-00001-of-00002.tfrecord'
+  del m['done'][second]
+  m['complete'] = False
   os.remove(os.path.join(out, second))
-  with open(os.path.join(out, "manifest.json"), "w") as f:
+  with open(os.path.join(out, 'manifest.json'), 'w') as f:
     json.dump(m, f)
-  first = os.path.join(out, "embeddings-00000-of-00002.tfrecord")
+  first = os.path.join(out, 'embeddings-00000-of-00002.tfrecord')
   mtime = os.path.getmtime(first)
   m2 = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
-  assert m2["complete"] and os.path.getmtime(first) == mtime  # not redone
+  assert m2['complete'] and os.path.getmtime(first) == mtime  # not redone
   assert os.path.exists(os.path.join(out, second))
 
-  precomputed.register_precomputed([out], name="emb_task")
-  exs = list(seqio.get_mixture_or_task("emb_task").get_dataset(
-      {"title": 16, "description": 16, "tags": 16}, split="train", shuffle=False,
-      seed=0).as_numpy_iterator())
-  assert sorted(e["example_id"] for e in exs) == sorted(
-      str(i).encode() for i in (0, 1, 2, 10, 11, 12))
-  assert exs[0]["image_embedding"].shape == (16,) and exs[0]["title"][-1] == 1
-  embs = np.stack([e["image_embedding"] for e in exs])
+  precomputed.register_precomputed([out], name='emb_task')
+  exs = list(
+    seqio.get_mixture_or_task('emb_task')
+    .get_dataset({'title': 16, 'description': 16, 'tags': 16}, split='train', shuffle=False, seed=0)
+    .as_numpy_iterator()
+  )
+  assert sorted(e['example_id'] for e in exs) == sorted(
+    str(i).encode() for i in (0, 1, 2, 10, 11, 12)
+  )
+  assert exs[0]['image_embedding'].shape == (16,) and exs[0]['title'][-1] == 1
+  embs = np.stack([e['image_embedding'] for e in exs])
   assert np.abs(embs - embs[0]).max() > 1e-4  # different images, different embeddings
 
   # The same task by another tower: refused in the same dir, and when mixing dirs.
   other = dict(VIT, depth=2)
-  with pytest.raises(ValueError, match="tower"):
+  with pytest.raises(ValueError, match='tower'):
     precompute.precompute(yfcc_task, out, other, image_size=16)
-  out_b = str(tmp_path / "emb_b")
+  out_b = str(tmp_path / 'emb_b')
   precompute.precompute(yfcc_task, out_b, other, image_size=16)
-  with pytest.raises(ValueError, match="different image towers"):
-    precomputed.register_precomputed([out, out_b], name="mixed")
+  with pytest.raises(ValueError, match='different image towers'):
+    precomputed.register_precomputed([out, out_b], name='mixed')
 
 
 def test_unfinished_embeddings_refused(tmp_path):
-  d = tmp_path / "e"
+  d = tmp_path / 'e'
   d.mkdir()
-  (d / "manifest.json").write_text(json.dumps(
-      {"tower": {}, "complete": False, "embedding_dim": 4, "string_features": []}))
-  with pytest.raises(ValueError, match="not finished"):
+  (d / 'manifest.json').write_text(
+    json.dumps({'tower': {}, 'complete': False, 'embedding_dim': 4, 'string_features': []})
+  )
+  with pytest.raises(ValueError, match='not finished'):
     precomputed.embedding_source([str(d)])

@@ -1,9 +1,9 @@
-"""Short `mlit.train` runs on each kind of task written by the tests (YFCC joint and
+"""Short `mlit.training.train` runs on each kind of task written by the tests (YFCC joint and
 per-batch signals, CC12M with backtranslation, WIT), plus MODEL_DIR/data_stats.json.
 
 One data directory and one SentencePiece model serve every run. The YFCC joint run goes
-through `python -m mlit.train` in a subprocess (the command line, and a prompt exit with
-a generator-backed input); the others call `mlit.train.main` in this process, so they
+through `python -m mlit.training.train` in a subprocess (the command line, and a prompt exit with
+a generator-backed input); the others call `mlit.training.train.main` in this process, so they
 share its imports.
 """
 
@@ -12,13 +12,13 @@ import os
 import subprocess
 import sys
 
-import gin
 import numpy as np
 import pytest
-
-from mlit import train
-from spm_fixture import spm_model_path  # noqa: F401
 import task_files
+from spm_fixture import spm_model_path  # noqa: F401
+
+import gin
+from mlit.training import train
 from tasks import image_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +31,7 @@ import tasks.registration
 import tasks.{module}
 import tasks.vocabularies
 import tasks.image_preprocessors
-from mlit import train
+from mlit.training import train
 
 include 'local_tiny.gin'
 include 'setups/uu.gin'
@@ -54,52 +54,100 @@ train.train.log_period = 1
 _SIGNAL_LENGTHS = "{'title': 8, 'description': 8, 'tags': 8}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def data(tmp_path_factory, spm_model_path):  # noqa: F811
-  d = str(tmp_path_factory.mktemp("e2e"))
-  img = os.path.join(d, "img")
-  long_description = " ".join(["Harbour at dusk"] * 8)  # always cut at 8 tokens
-  yfcc = [task_files.yfcc_row(10 + i, f"Boat {i}", long_description, ["sea", "boat"],
-                              line=i) for i in range(N)]
-  yfcc.insert(3, "only\tthree\tcolumns")  # skipped: wrong_column_count
-  yfcc.insert(5, task_files.yfcc_row(99, "", "", []))  # skipped: all_signals_empty
-  task_files.write_lines(os.path.join(d, "yfcc.tsv.gz"), yfcc)
-  urls = [f"http://example.com/{i}.jpg" for i in range(N)]
-  task_files.write_lines(os.path.join(d, "cc12m.tsv"),
-                         [f"{u}\ta dog on the beach {i}" for i, u in enumerate(urls)])
-  wit_urls = [f"http://w/{i}.jpg" for i in range(N)]
-  task_files.write_wit(os.path.join(d, "wit_v1.train.all-00000-of-00001.tsv.gz"),
-                       [task_files.wit_row("de", u, reference=f"Ein Hund {i}")
-                        for i, u in enumerate(wit_urls)])
-  ids = ([str(10 + i) for i in range(N)] + [image_store.url_id(u) for u in urls] +
-         [image_store.url_id(u) for u in wit_urls])
+  d = str(tmp_path_factory.mktemp('e2e'))
+  img = os.path.join(d, 'img')
+  long_description = ' '.join(['Harbour at dusk'] * 8)  # always cut at 8 tokens
+  yfcc = [
+    task_files.yfcc_row(10 + i, f'Boat {i}', long_description, ['sea', 'boat'], line=i)
+    for i in range(N)
+  ]
+  yfcc.insert(3, 'only\tthree\tcolumns')  # skipped: wrong_column_count
+  yfcc.insert(5, task_files.yfcc_row(99, '', '', []))  # skipped: all_signals_empty
+  task_files.write_lines(os.path.join(d, 'yfcc.tsv.gz'), yfcc)
+  urls = [f'http://example.com/{i}.jpg' for i in range(N)]
+  task_files.write_lines(
+    os.path.join(d, 'cc12m.tsv'), [f'{u}\ta dog on the beach {i}' for i, u in enumerate(urls)]
+  )
+  wit_urls = [f'http://w/{i}.jpg' for i in range(N)]
+  task_files.write_wit(
+    os.path.join(d, 'wit_v1.train.all-00000-of-00001.tsv.gz'),
+    [task_files.wit_row('de', u, reference=f'Ein Hund {i}') for i, u in enumerate(wit_urls)],
+  )
+  ids = (
+    [str(10 + i) for i in range(N)]
+    + [image_store.url_id(u) for u in urls]
+    + [image_store.url_id(u) for u in wit_urls]
+  )
   for i, image_id in enumerate(ids):
-    task_files.write_image(os.path.join(img, f"{image_id}.jpg"), (10 * i, 90, 40))
+    task_files.write_image(os.path.join(img, f'{image_id}.jpg'), (10 * i, 90, 40))
   # Backtranslation candidates of every CC12M caption, as `mlit backtranslate` writes them.
-  bt_dir = os.path.join(d, "bt")
+  bt_dir = os.path.join(d, 'bt')
   os.makedirs(bt_dir)
-  with open(os.path.join(bt_dir, "candidates-00000.jsonl"), "w") as f:
+  with open(os.path.join(bt_dir, 'candidates-00000.jsonl'), 'w') as f:
     for i, u in enumerate(urls):
-      f.write(json.dumps({"id": image_store.url_id(u), "text": f"a dog on the beach {i}",
-                          "candidates": [{"pivot": "es", "text": f"a dog at the beach {i}",
-                                          "chrf": 70.0, "bleu": 40.0, "verdict": "kept"}]})
-              + "\n")
-  return {"dir": d, "img": img, "spm": spm_model_path, "bt": bt_dir}
+      f.write(
+        json.dumps(
+          {
+            'id': image_store.url_id(u),
+            'text': f'a dog on the beach {i}',
+            'candidates': [
+              {
+                'pivot': 'es',
+                'text': f'a dog at the beach {i}',
+                'chrf': 70.0,
+                'bleu': 40.0,
+                'verdict': 'kept',
+              }
+            ],
+          }
+        )
+        + '\n'
+      )
+  return {'dir': d, 'img': img, 'spm': spm_model_path, 'bt': bt_dir}
 
 
-def _gin(data, name, *, module, register, pattern, task, lengths="{'text': 8}",
-         includes="", extra="", steps=2, batch=4):
-  path = os.path.join(data["dir"], f"{name}.gin")
-  with open(path, "w") as f:
-    f.write(_GIN.format(module=module, register=register, pattern=pattern, task=task,
-                        lengths=lengths, includes=includes, extra=extra, steps=steps,
-                        batch=batch, spm=data["spm"], images=data["img"]))
+def _gin(
+  data,
+  name,
+  *,
+  module,
+  register,
+  pattern,
+  task,
+  lengths="{'text': 8}",
+  includes='',
+  extra='',
+  steps=2,
+  batch=4,
+):
+  path = os.path.join(data['dir'], f'{name}.gin')
+  with open(path, 'w') as f:
+    f.write(
+      _GIN.format(
+        module=module,
+        register=register,
+        pattern=pattern,
+        task=task,
+        lengths=lengths,
+        includes=includes,
+        extra=extra,
+        steps=steps,
+        batch=batch,
+        spm=data['spm'],
+        images=data['img'],
+      )
+    )
   return path
 
 
 def _args(gin_path, model_dir):
-  return [f"--gin_search_paths={ROOT}/gin", f"--gin_file={gin_path}",
-          f'--gin.MODEL_DIR="{model_dir}"']
+  return [
+    f'--gin_search_paths={ROOT}/gin',
+    f'--gin_file={gin_path}',
+    f'--gin.MODEL_DIR="{model_dir}"',
+  ]
 
 
 def _train_here(gin_path, model_dir):
@@ -111,66 +159,88 @@ def _train_here(gin_path, model_dir):
 
 
 def _metrics(model_dir):
-  with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+  with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f]
-  assert all(np.isfinite(r["loss"]) for r in records)
+  assert all(np.isfinite(r['loss']) for r in records)
   return records
 
 
 @pytest.mark.slow
 def test_yfcc_joint_command_line_writes_data_stats(data):
-  gin_path = _gin(data, "yfcc", module="yfcc", register="register_yfcc",
-                  pattern=f"{data['dir']}/yfcc.tsv.gz", task="yfcc100m_full",
-                  lengths=_SIGNAL_LENGTHS,
-                  extra="tasks.yfcc.register_yfcc.detect_languages = False")
-  model_dir = os.path.join(data["dir"], "run_yfcc")
+  gin_path = _gin(
+    data,
+    'yfcc',
+    module='yfcc',
+    register='register_yfcc',
+    pattern=f'{data["dir"]}/yfcc.tsv.gz',
+    task='yfcc100m_full',
+    lengths=_SIGNAL_LENGTHS,
+    extra='tasks.yfcc.register_yfcc.detect_languages = False',
+  )
+  model_dir = os.path.join(data['dir'], 'run_yfcc')
   proc = subprocess.run(
-      [sys.executable, "-m", "mlit.train", *_args(gin_path, model_dir)], cwd=ROOT,
-      env={**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""},
-      capture_output=True, text=True, timeout=600)
+    [sys.executable, '-m', 'mlit.training.train', *_args(gin_path, model_dir)],
+    cwd=ROOT,
+    env={**os.environ, 'PYTHONPATH': ROOT, 'CUDA_VISIBLE_DEVICES': ''},
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   last = _metrics(model_dir)[-1]
-  assert last["step"] == 2
-  assert {"title/loss", "description/loss", "tags/loss"} <= set(last)  # three losses
-  with open(os.path.join(model_dir, "data_stats.json")) as f:
+  assert last['step'] == 2
+  assert {'title/loss', 'description/loss', 'tags/loss'} <= set(last)  # three losses
+  with open(os.path.join(model_dir, 'data_stats.json')) as f:
     stats = json.load(f)
   # Rows are re-read every epoch (the shuffle buffer reads ahead): one of each per pass.
-  skipped = stats["skipped_rows"]
-  assert set(skipped) == {"wrong_column_count", "all_signals_empty"}
-  assert min(skipped.values()) >= 1 and stats["kept_rows"]["yfcc100m"] >= N
+  skipped = stats['skipped_rows']
+  assert set(skipped) == {'wrong_column_count', 'all_signals_empty'}
+  assert min(skipped.values()) >= 1 and stats['kept_rows']['yfcc100m'] >= N
   # Texts of the batches trained on: 2 steps x 4; every description was cut.
-  assert stats["texts"]["description"] == {"n_texts": 8, "n_truncated": 8,
-                                           "truncated_share": 1.0}
-  assert stats["texts"]["title"]["n_truncated"] == 0
+  assert stats['texts']['description'] == {'n_texts': 8, 'n_truncated': 8, 'truncated_share': 1.0}
+  assert stats['texts']['title']['n_truncated'] == 0
 
 
 @pytest.mark.slow
 def test_yfcc_per_batch_signal_through_the_trainer(data):
-  gin_path = _gin(data, "yfcc_per_batch", module="yfcc", register="register_yfcc",
-                  pattern=f"{data['dir']}/yfcc.tsv.gz", task="yfcc100m_full",
-                  includes="include 'yfcc_per_batch.gin'", lengths=_SIGNAL_LENGTHS,
-                  extra="tasks.yfcc.register_yfcc.detect_languages = False")
-  model_dir = os.path.join(data["dir"], "run_yfcc_per_batch")
+  gin_path = _gin(
+    data,
+    'yfcc_per_batch',
+    module='yfcc',
+    register='register_yfcc',
+    pattern=f'{data["dir"]}/yfcc.tsv.gz',
+    task='yfcc100m_full',
+    includes="include 'yfcc_per_batch.gin'",
+    lengths=_SIGNAL_LENGTHS,
+    extra='tasks.yfcc.register_yfcc.detect_languages = False',
+  )
+  model_dir = os.path.join(data['dir'], 'run_yfcc_per_batch')
   last = _train_here(gin_path, model_dir)[-1]
   # One 'text' per batch (picked from the three signals), one loss.
-  assert "text/loss" in last and "title/loss" not in last
-  with open(os.path.join(model_dir, "config.gin")) as f:
-    assert "select_signal_per_batch" in f.read()
-  with open(os.path.join(model_dir, "data_stats.json")) as f:
-    assert json.load(f)["texts"]["tags"]["n_texts"] == 8
+  assert 'text/loss' in last and 'title/loss' not in last
+  with open(os.path.join(model_dir, 'config.gin')) as f:
+    assert 'select_signal_per_batch' in f.read()
+  with open(os.path.join(model_dir, 'data_stats.json')) as f:
+    assert json.load(f)['texts']['tags']['n_texts'] == 8
 
 
 @pytest.mark.slow
 def test_cc12m_with_backtranslation_logs_the_rate(data):
   steps, batch = 6, 32
-  gin_path = _gin(data, "cc12m_bt", module="cc12m", register="register_cc12m",
-                  pattern=f"{data['dir']}/cc12m.tsv", task="cc12m",
-                  includes="include 'augment/backtranslation.gin'", steps=steps,
-                  batch=batch,
-                  extra=f"BT_CANDIDATES_DIR = '{data['bt']}'\n"
-                        f"BT_PROBABILITY = {BT_PROBABILITY}")
-  records = _train_here(gin_path, os.path.join(data["dir"], "run_cc12m_bt"))
-  rates = [r["bt_fired_rate"] for r in records]
+  gin_path = _gin(
+    data,
+    'cc12m_bt',
+    module='cc12m',
+    register='register_cc12m',
+    pattern=f'{data["dir"]}/cc12m.tsv',
+    task='cc12m',
+    includes="include 'augment/backtranslation.gin'",
+    steps=steps,
+    batch=batch,
+    extra=f"BT_CANDIDATES_DIR = '{data['bt']}'\nBT_PROBABILITY = {BT_PROBABILITY}",
+  )
+  records = _train_here(gin_path, os.path.join(data['dir'], 'run_cc12m_bt'))
+  rates = [r['bt_fired_rate'] for r in records]
   assert len(rates) == steps
   # Binomial over steps x batch captions (sd about 0.033): a 4.5-sd bound.
   assert abs(np.mean(rates) - BT_PROBABILITY) < 0.15, rates
@@ -178,9 +248,15 @@ def test_cc12m_with_backtranslation_logs_the_rate(data):
 
 @pytest.mark.slow
 def test_wit_reference_task(data):
-  gin_path = _gin(data, "wit", module="wit", register="register_wit",
-                  pattern=f"{data['dir']}/wit_v1.train.*.tsv.gz", task="wit_reference.de",
-                  extra="tasks.wit.register_wit.languages = ['de']")
-  records = _train_here(gin_path, os.path.join(data["dir"], "run_wit"))
-  assert [r["step"] for r in records] == [1, 2]
-  assert "bt_fired_rate" not in records[-1]  # no substitution without the gin file
+  gin_path = _gin(
+    data,
+    'wit',
+    module='wit',
+    register='register_wit',
+    pattern=f'{data["dir"]}/wit_v1.train.*.tsv.gz',
+    task='wit_reference.de',
+    extra="tasks.wit.register_wit.languages = ['de']",
+  )
+  records = _train_here(gin_path, os.path.join(data['dir'], 'run_wit'))
+  assert [r['step'] for r in records] == [1, 2]
+  assert 'bt_fired_rate' not in records[-1]  # no substitution without the gin file

@@ -3,19 +3,19 @@
 import os
 import pathlib
 
-import gin
 import pytest
 
-from mlit import gin_flags
+import gin
+from mlit.commands import gin_flags
 
 _BASE = """\
 from __gin__ import dynamic_registration
-import mlit.gin_flags
+import mlit.commands.gin_flags
 
 MODEL_DIR = %gin.REQUIRED
 NAME = 'config.gin'
-mlit.gin_flags.write_config.model_dir = %MODEL_DIR
-mlit.gin_flags.write_config.filename = %NAME
+mlit.commands.gin_flags.write_config.model_dir = %MODEL_DIR
+mlit.commands.gin_flags.write_config.filename = %NAME
 """
 
 
@@ -34,8 +34,14 @@ def _write(d: pathlib.Path, name: str, text: str) -> pathlib.Path:
 
 def test_rewrite_gin_args():
   rest, b = gin_flags.rewrite_gin_args(
-      ['--gin_file=a.gin', '--gin.MODEL_DIR="/tmp/x"', '--gin.TRAIN_STEPS=5',
-       '--gin.train.seed=3', '--other'])
+    [
+      '--gin_file=a.gin',
+      '--gin.MODEL_DIR="/tmp/x"',
+      '--gin.TRAIN_STEPS=5',
+      '--gin.train.seed=3',
+      '--other',
+    ]
+  )
   assert rest == ['--gin_file=a.gin', '--other']
   assert b == ['MODEL_DIR = "/tmp/x"', 'TRAIN_STEPS = 5', 'train.seed = 3']
   with pytest.raises(gin_flags.GinConfigError, match='--gin.NAME=VALUE'):
@@ -46,8 +52,14 @@ def test_flags_bind_macros_and_write_config(tmp_path):
   _write(tmp_path / 'g', 'base.gin', _BASE)
   model_dir = tmp_path / 'run'
   gin_flags.parse_flags(
-      ['--gin_file=base.gin', f'--gin_search_paths={tmp_path / "g"}',
-       f'--gin.MODEL_DIR="{model_dir}"', "--gin.NAME='c.gin'"], 'test')
+    [
+      '--gin_file=base.gin',
+      f'--gin_search_paths={tmp_path / "g"}',
+      f'--gin.MODEL_DIR="{model_dir}"',
+      "--gin.NAME='c.gin'",
+    ],
+    'test',
+  )
   # Every argument comes from gin (dynamic registration: call via gin).
   path = gin.get_configurable(gin_flags.write_config)()
   assert path == os.path.join(str(model_dir), 'c.gin')
@@ -58,20 +70,18 @@ def test_flags_bind_macros_and_write_config(tmp_path):
 
 def test_missing_required_macro_is_named(tmp_path):
   g = _write(tmp_path, 'base.gin', _BASE)
-  with pytest.raises(gin_flags.GinConfigError,
-                     match=r'MODEL_DIR.*--gin.MODEL_DIR='):
+  with pytest.raises(gin_flags.GinConfigError, match=r'MODEL_DIR.*--gin.MODEL_DIR='):
     gin_flags.parse_flags([f'--gin_file={g}'], 'test')
 
 
 def test_unknown_macro_on_command_line(tmp_path):
   g = _write(tmp_path, 'base.gin', _BASE)
-  with pytest.raises(gin_flags.GinConfigError,
-                     match=r"unknown macro 'MODLE_DIR'.*MODEL_DIR"):
+  with pytest.raises(gin_flags.GinConfigError, match=r"unknown macro 'MODLE_DIR'.*MODEL_DIR"):
     gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODLE_DIR="/x"'], 'test')
 
 
 def test_typo_in_gin_file_names_file_and_line(tmp_path):
-  g = _write(tmp_path, 'bad.gin', _BASE + 'mlit.gin_flags.write_config.fielname = 1\n')
+  g = _write(tmp_path, 'bad.gin', _BASE + 'mlit.commands.gin_flags.write_config.fielname = 1\n')
   with pytest.raises(gin_flags.GinConfigError) as e:
     gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="/x"'], 'test')
   msg = str(e.value)
@@ -81,65 +91,77 @@ def test_typo_in_gin_file_names_file_and_line(tmp_path):
 def test_typo_in_binding_is_named(tmp_path):
   g = _write(tmp_path, 'base.gin', _BASE)
   with pytest.raises(gin_flags.GinConfigError, match='wirte_config'):
-    gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="/x"',
-                           '--gin.mlit.gin_flags.wirte_config.filename=1'],
-                          'test')
+    gin_flags.parse_flags(
+      [
+        f'--gin_file={g}',
+        '--gin.MODEL_DIR="/x"',
+        '--gin.mlit.commands.gin_flags.wirte_config.filename=1',
+      ],
+      'test',
+    )
 
 
 def test_missing_file_lists_search_paths(tmp_path):
   with pytest.raises(gin_flags.GinConfigError, match='nope.gin.*search paths'):
-    gin_flags.parse_flags(['--gin_file=nope.gin',
-                           f'--gin_search_paths={tmp_path}'], 'test')
+    gin_flags.parse_flags(['--gin_file=nope.gin', f'--gin_search_paths={tmp_path}'], 'test')
 
 
 def test_include_through_search_path(tmp_path):
   _write(tmp_path / 'g', 'base.gin', _BASE)
   _write(tmp_path / 'g', 'runs/child.gin', "include 'base.gin'\nNAME = 'x.gin'\n")
-  gin_flags.parse_flags(['--gin_file=runs/child.gin', '--gin.MODEL_DIR="/m"',
-                         f'--gin_search_paths={tmp_path / "g"}'], 'test')
+  gin_flags.parse_flags(
+    ['--gin_file=runs/child.gin', '--gin.MODEL_DIR="/m"', f'--gin_search_paths={tmp_path / "g"}'],
+    'test',
+  )
   assert gin.query_parameter('NAME/macro.value') == 'x.gin'
 
 
 def test_default_search_paths_find_repo_gin():
-  repo_gin = pathlib.Path(gin_flags.__file__).resolve().parent.parent / 'gin'
+  repo_gin = pathlib.Path(gin_flags.__file__).resolve().parents[2] / 'gin'
   assert str(repo_gin) in gin_flags.default_search_paths()
 
 
-_REQUIRED_FIG6 = ['--gin.MODEL_DIR="/m"', '--gin.IMAGE_CHECKPOINT_PATH="/b32.npz"',
-                  '--gin.YFCC_TSV_PATTERN="/y-*"', '--gin.YFCC_IMAGE_DIR="/img"']
+_REQUIRED_FIG6 = [
+  '--gin.MODEL_DIR="/m"',
+  '--gin.IMAGE_CHECKPOINT_PATH="/b32.npz"',
+  '--gin.YFCC_TSV_PATTERN="/y-*"',
+  '--gin.YFCC_IMAGE_DIR="/img"',
+]
 
 
-@pytest.mark.parametrize('name', sorted(
-    p.name for p in (pathlib.Path(gin_flags.__file__).resolve().parent.parent
-                     / 'gin' / 'experiments').glob('fig6_*_base_*.gin')))
+@pytest.mark.parametrize(
+  'name',
+  sorted(
+    p.name
+    for p in (
+      pathlib.Path(gin_flags.__file__).resolve().parents[2] / 'gin' / 'experiments'
+    ).glob('fig6_*_base_*.gin')
+  ),
+)
 def test_fig6_experiments_parse_with_pod_settings(name):
-  gin_flags.parse_flags([f'--gin_file=experiments/{name}', *_REQUIRED_FIG6],
-                        'test')
+  gin_flags.parse_flags([f'--gin_file=experiments/{name}', *_REQUIRED_FIG6], 'test')
   q = gin.query_parameter
   assert q('BATCH_SIZE/macro.value') == 16384
   assert q('ACTIVATION_DTYPE/macro.value') == 'bfloat16'
   assert q('TRAIN_STEPS/macro.value') == 60000
   assert q('train.train.image_locked') is True
-  assert q('train.train.text_init') == ('pretrained' if '_LU_' in name
-                                        else 'random')
-  assert q('text_tower.T5Config.vocab_size') == (250112 if 'mt5' in name
-                                                 else 32128)
-  assert q('YFCC_TASK/macro.value') == ('yfcc100m_clip' if 'clip' in name
-                                        else 'yfcc100m_full')
-  assert set(q('TASK_FEATURE_LENGTHS/macro.value')) == {
-      'title', 'description', 'tags'}
+  assert q('train.train.text_init') == ('pretrained' if '_LU_' in name else 'random')
+  assert q('text_tower.T5Config.vocab_size') == (250112 if 'mt5' in name else 32128)
+  assert q('YFCC_TASK/macro.value') == ('yfcc100m_clip' if 'clip' in name else 'yfcc100m_full')
+  assert set(q('TASK_FEATURE_LENGTHS/macro.value')) == {'title', 'description', 'tags'}
 
 
 def test_fig6_needs_its_data_paths():
   with pytest.raises(gin_flags.GinConfigError, match='YFCC_TSV_PATTERN'):
-    gin_flags.parse_flags(['--gin_file=experiments/fig6_t5_base_Lu_clip.gin',
-                           '--gin.MODEL_DIR="/m"'], 'test')
+    gin_flags.parse_flags(
+      ['--gin_file=experiments/fig6_t5_base_Lu_clip.gin', '--gin.MODEL_DIR="/m"'], 'test'
+    )
 
 
 def test_include_works_next_to_a_local_runs_folder(tmp_path, monkeypatch):
   # A runs/ folder in the working directory (where demos write) is a namespace package to
   # Python; gin's resource lookup of 'runs/lit_tune.gin' must fall back to the search paths.
-  (tmp_path / "runs" / "demo").mkdir(parents=True)
+  (tmp_path / 'runs' / 'demo').mkdir(parents=True)
   monkeypatch.chdir(tmp_path)
-  gin_flags.parse_gin(["local_tiny.gin"], ['MODEL_DIR = "/tmp/x"'])
-  assert gin.query_parameter("%TRAIN_STEPS") == 60
+  gin_flags.parse_gin(['local_tiny.gin'], ['MODEL_DIR = "/tmp/x"'])
+  assert gin.query_parameter('%TRAIN_STEPS') == 60

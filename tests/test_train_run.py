@@ -15,22 +15,23 @@ import sys
 import time
 
 import jax
+import lit_test_tasks
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-import lit_test_tasks
-from mlit import train
+from mlit.training import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 12
 
 # Shared by every run compared with the reference: two data shards, so one
 # process and two processes see the same global batches.
-_TEST_GIN = """
+_TEST_GIN = (
+  """
 from __gin__ import dynamic_registration
 import lit_test_tasks
-from mlit import train
+from mlit.training import train
 
 include 'local_tiny.gin'
 MIXTURE_OR_TASK_NAME = 'lit_test_slow'
@@ -40,122 +41,146 @@ TRAIN_STEPS = %d
 train.train.num_data_shards = 2
 train.train.checkpoint_period = 4
 train.train.log_period = 2
-""" % STEPS
+"""
+  % STEPS
+)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-  root = tmp_path_factory.mktemp("train_run")
-  data = root / "data"
+  root = tmp_path_factory.mktemp('train_run')
+  data = root / 'data'
   lit_test_tasks.write_data(str(data))
-  os.environ["MLIT_TEST_TASK_DIR"] = str(data)
+  os.environ['MLIT_TEST_TASK_DIR'] = str(data)
   lit_test_tasks.register(str(data))
-  gin_file = root / "test_run.gin"
+  gin_file = root / 'test_run.gin'
   gin_file.write_text(_TEST_GIN)
   return root, data, gin_file
 
 
 def _env(data, devices=None):
-  env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}",
-             MLIT_TEST_TASK_DIR=str(data), TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("XLA_FLAGS", None)
+  env = dict(
+    os.environ,
+    PYTHONPATH=f'{REPO}{os.pathsep}{REPO / "tests"}',
+    MLIT_TEST_TASK_DIR=str(data),
+    TF_CPP_MIN_LOG_LEVEL='2',
+  )
+  env.pop('XLA_FLAGS', None)
   if devices:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
   return env
 
 
 def _args(gin_file, model_dir, *extra):
-  return [f"--gin_file={gin_file}", f'--gin.MODEL_DIR="{model_dir}"', *extra]
+  return [f'--gin_file={gin_file}', f'--gin.MODEL_DIR="{model_dir}"', *extra]
 
 
 def _final(model_dir, step=STEPS):
-  path = pathlib.Path(model_dir) / "checkpoints" / str(step) / "state"
+  path = pathlib.Path(model_dir) / 'checkpoints' / str(step) / 'state'
   # As NumPy: the checkpoint may come from a mesh this process does not have.
   ckptr = ocp.PyTreeCheckpointer()
   tree = ckptr.metadata(str(path)).item_metadata.tree
-  args = jax.tree_util.tree_map(
-      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
   state = ckptr.restore(str(path), restore_args=args)
-  return {jax.tree_util.keystr(p): np.asarray(v) for p, v in
-          jax.tree_util.tree_flatten_with_path(state)[0]}
+  return {
+    jax.tree_util.keystr(p): np.asarray(v)
+    for p, v in jax.tree_util.tree_flatten_with_path(state)[0]
+  }
 
 
 def _max_diff(a, b):
   assert a.keys() == b.keys()
-  return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k])))
-             if a[k].size else 0.0 for k in a)
+  return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) if a[k].size else 0.0 for k in a)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def reference(setup):
   root, _, gin_file = setup
-  model_dir = root / "reference"
+  model_dir = root / 'reference'
   assert train.main(_args(gin_file, model_dir)) == 0
   return _final(model_dir)
 
 
 @pytest.mark.slow
 def test_local_tiny_out_of_the_box(tmp_path):
-  model_dir = tmp_path / "tiny"
+  model_dir = tmp_path / 'tiny'
   proc = subprocess.run(
-      [sys.executable, "-m", "mlit.train", "--gin_file=gin/local_tiny.gin",
-       f'--gin.MODEL_DIR="{model_dir}"', "--gin.TRAIN_STEPS=40"],
-      cwd=REPO, env=_env(tmp_path), capture_output=True, text=True,
-      timeout=600)
+    [
+      sys.executable,
+      '-m',
+      'mlit.training.train',
+      '--gin_file=gin/local_tiny.gin',
+      f'--gin.MODEL_DIR="{model_dir}"',
+      '--gin.TRAIN_STEPS=40',
+    ],
+    cwd=REPO,
+    env=_env(tmp_path),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "step 40/40 loss" in proc.stderr and "pairs/s" in proc.stderr
-  assert "ETA" in proc.stderr
-  config = (model_dir / "config.gin").read_text()
+  assert 'step 40/40 loss' in proc.stderr and 'pairs/s' in proc.stderr
+  assert 'ETA' in proc.stderr
+  config = (model_dir / 'config.gin').read_text()
   assert "MIXTURE_OR_TASK_NAME = 'mlit_synthetic_embeddings'" in config
-  assert sorted(int(p.name) for p in (model_dir / "checkpoints").iterdir()
-                if p.name.isdigit()) == [20, 40]
-  records = [json.loads(l) for l in
-             (model_dir / "metrics.jsonl").read_text().splitlines()]
-  assert [r["step"] for r in records] == [10, 20, 30, 40]
-  assert records[-1]["loss"] < 0.7 * records[0]["loss"], records
-  assert list((model_dir / "train").glob("events.out.tfevents.*"))
+  assert sorted(int(p.name) for p in (model_dir / 'checkpoints').iterdir() if p.name.isdigit()) == [
+    20,
+    40,
+  ]
+  records = [json.loads(l) for l in (model_dir / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records] == [10, 20, 30, 40]
+  assert records[-1]['loss'] < 0.7 * records[0]['loss'], records
+  assert list((model_dir / 'train').glob('events.out.tfevents.*'))
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(setup, reference):
   root, data, gin_file = setup
-  model_dir = root / "killed"
+  model_dir = root / 'killed'
   proc = subprocess.Popen(
-      [sys.executable, "-m", "mlit.train", *_args(gin_file, model_dir)],
-      cwd=REPO, env=_env(data), stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE, text=True)
-  first = model_dir / "checkpoints" / "4"
+    [sys.executable, '-m', 'mlit.training.train', *_args(gin_file, model_dir)],
+    cwd=REPO,
+    env=_env(data),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  first = model_dir / 'checkpoints' / '4'
   deadline = time.time() + 400
   while not first.exists() and proc.poll() is None and time.time() < deadline:
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   _, err = proc.communicate(timeout=60)
   assert proc.returncode == -signal.SIGKILL, err[-3000:]
-  done = [int(p.name) for p in (model_dir / "checkpoints").iterdir()
-          if p.name.isdigit()]
-  assert done and max(done) < STEPS, f"run was not interrupted: {done}"
+  done = [int(p.name) for p in (model_dir / 'checkpoints').iterdir() if p.name.isdigit()]
+  assert done and max(done) < STEPS, f'run was not interrupted: {done}'
   assert train.main(_args(gin_file, model_dir)) == 0
   diff = _max_diff(_final(model_dir), reference)
-  print(f"resume vs uninterrupted: max abs diff {diff:g}")
+  print(f'resume vs uninterrupted: max abs diff {diff:g}')
   assert diff <= 1e-6
 
 
 @pytest.mark.slow
 def test_nan_stops_and_keeps_last_good_checkpoint(setup, capsys):
   root, _, gin_file = setup
-  model_dir = root / "nan"
+  model_dir = root / 'nan'
   # Examples 100+ are NaN: with 16 per step and no shuffling, step 7 is hit.
-  rc = train.main(_args(gin_file, model_dir,
-                        "--gin.MIXTURE_OR_TASK_NAME='lit_test_nan_after_100'",
-                        "--gin.train.shuffle=False",
-                        "--gin.train.num_data_shards=1",
-                        "--gin.train.checkpoint_period=2"))
+  rc = train.main(
+    _args(
+      gin_file,
+      model_dir,
+      "--gin.MIXTURE_OR_TASK_NAME='lit_test_nan_after_100'",
+      '--gin.train.shuffle=False',
+      '--gin.train.num_data_shards=1',
+      '--gin.train.checkpoint_period=2',
+    )
+  )
   err = capsys.readouterr().err
   assert rc == 3
-  assert "loss is nan at step 7" in err
-  assert "last good checkpoint is step 6" in err
-  steps = sorted(int(p.name) for p in (model_dir / "checkpoints").iterdir()
-                 if p.name.isdigit())
+  assert 'loss is nan at step 7' in err
+  assert 'last good checkpoint is step 6' in err
+  steps = sorted(int(p.name) for p in (model_dir / 'checkpoints').iterdir() if p.name.isdigit())
   assert steps[-1] == 6
   params = _final(model_dir, 6)
   assert all(np.isfinite(v).all() for v in params.values())
@@ -165,44 +190,63 @@ def test_nan_stops_and_keeps_last_good_checkpoint(setup, capsys):
 def test_eight_device_meshes_match_one_device(setup, reference):
   root, data, gin_file = setup
   script = (
-      "import sys, jax\n"
-      "from mlit import train\n"
-      "assert jax.device_count() == 8\n"
-      "for parts in (1, 2):\n"
-      f"  rc = train.main(['--gin_file={gin_file}',\n"
-      f"                   '--gin.MODEL_DIR=\"{root}/mesh%d\"' % parts,\n"
-      "                   '--gin.train.num_partitions=%d' % parts])\n"
-      "  assert rc == 0\n")
-  proc = subprocess.run([sys.executable, "-c", script], cwd=REPO,
-                        env=_env(data, devices=8), capture_output=True,
-                        text=True, timeout=600)
+    'import sys, jax\n'
+    'from mlit import train\n'
+    'assert jax.device_count() == 8\n'
+    'for parts in (1, 2):\n'
+    f"  rc = train.main(['--gin_file={gin_file}',\n"
+    f'                   \'--gin.MODEL_DIR="{root}/mesh%d"\' % parts,\n'
+    "                   '--gin.train.num_partitions=%d' % parts])\n"
+    '  assert rc == 0\n'
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', script],
+    cwd=REPO,
+    env=_env(data, devices=8),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   for parts in (1, 2):  # meshes 8x1 and 4x2 ('data', 'model')
-    diff = _max_diff(_final(root / f"mesh{parts}"), reference)
-    print(f"mesh {8 // parts}x{parts} vs one device: max abs diff {diff:g}")
+    diff = _max_diff(_final(root / f'mesh{parts}'), reference)
+    print(f'mesh {8 // parts}x{parts} vs one device: max abs diff {diff:g}')
     assert diff < 1e-5
 
 
 def _free_port():
   with socket.socket() as s:
-    s.bind(("localhost", 0))
+    s.bind(('localhost', 0))
     return s.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_two_processes_match_one_process(setup, reference):
   root, data, gin_file = setup
-  model_dir = root / "two_proc"
+  model_dir = root / 'two_proc'
   port = _free_port()
-  procs = [subprocess.Popen(
-      [sys.executable, "-m", "mlit.train", *_args(gin_file, model_dir),
-       f"--coordinator_address=localhost:{port}", "--process_count=2",
-       f"--process_index={i}"],
-      cwd=REPO, env=_env(data), stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE, text=True) for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        '-m',
+        'mlit.training.train',
+        *_args(gin_file, model_dir),
+        f'--coordinator_address=localhost:{port}',
+        '--process_count=2',
+        f'--process_index={i}',
+      ],
+      cwd=REPO,
+      env=_env(data),
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
   errs = [p.communicate(timeout=600)[1] for p in procs]
   for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
   diff = _max_diff(_final(model_dir), reference)
-  print(f"two processes vs one: max abs diff {diff:g}")
+  print(f'two processes vs one: max abs diff {diff:g}')
   assert diff < 1e-5

@@ -10,19 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+import t5x_checkpoint_writer
 from flax import traverse_util
 
-import t5x_checkpoint_writer
-from mlit import gin_flags
-from mlit import image_tower
-from mlit import text_tower
-from mlit import train
-from mlit import vit_checkpoint
+from mlit.checkpoints import big_vision_npz as vit_checkpoint
+from mlit.commands import gin_flags
+from mlit.models import image_tower, text_tower
+from mlit.training import train
 
-_VIT = {'width': 16, 'depth': 1, 'mlp_dim': 32, 'num_heads': 2,
-        'patch_size': 8, 'pool_type': 'tok'}
-_TINY_T5 = dict(vocab_size=512, emb_dim=32, num_heads=2, num_encoder_layers=2,
-                head_dim=16, mlp_dim=64)
+_VIT = {'width': 16, 'depth': 1, 'mlp_dim': 32, 'num_heads': 2, 'patch_size': 8, 'pool_type': 'tok'}
+_TINY_T5 = dict(
+  vocab_size=512, emb_dim=32, num_heads=2, num_encoder_layers=2, head_dim=16, mlp_dim=64
+)
 
 
 def _flat(tree):
@@ -31,12 +30,14 @@ def _flat(tree):
 
 def _write_checkpoints(root: pathlib.Path):
   rng = jax.random.PRNGKey(42)
-  vit = nn.unbox(image_tower.ViT(**_VIT).init(
-      rng, jnp.zeros((1, 16, 16, 3)))['params'])
+  vit = nn.unbox(image_tower.ViT(**_VIT).init(rng, jnp.zeros((1, 16, 16, 3)))['params'])
   npz = root / 'vit.npz'
   vit_checkpoint.save_big_vision_npz(str(npz), jax.device_get(vit))
-  txt = nn.unbox(text_tower.TextTower(text_tower.T5Config(**_TINY_T5)).init(
-      rng, jnp.ones((1, 8), jnp.int32))['params'])
+  txt = nn.unbox(
+    text_tower.TextTower(text_tower.T5Config(**_TINY_T5)).init(rng, jnp.ones((1, 8), jnp.int32))[
+      'params'
+    ]
+  )
   target = {k: np.asarray(v) for k, v in _flat(txt).items()}
   t5x_checkpoint_writer.write_legacy_checkpoint(str(root / 't5x'), target)
   return npz, root / 't5x', _flat(vit), target
@@ -46,8 +47,7 @@ def _state(model_dir, step):
   path = pathlib.Path(model_dir) / 'checkpoints' / str(step) / 'state'
   ckptr = ocp.PyTreeCheckpointer()
   tree = ckptr.metadata(str(path)).item_metadata.tree
-  args = jax.tree_util.tree_map(
-      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
   return ckptr.restore(str(path), restore_args=args)
 
 
@@ -55,7 +55,7 @@ def _gin(root, npz, t5x, setup='LU'):
   g = root / f'{setup}.gin'
   g.write_text(f"""
 from __gin__ import dynamic_registration
-from mlit import train
+from mlit.training import train
 include 'local_tiny.gin'
 include 'setups/{setup}.gin'
 MIXTURE_OR_TASK_NAME = 'mlit_synthetic_images'
@@ -79,8 +79,9 @@ def test_lu_live_images_pretrained_towers(tmp_path):
   params = traverse_util.flatten_dict(state['params'], sep='/')
   for k, v in vit_init.items():  # locked: exactly the .npz weights
     np.testing.assert_array_equal(params[f'img/{k}'], v, err_msg=k)
-  moved = [np.max(np.abs(params[f'txt/{k}'] - v)) for k, v in txt_init.items()
-           if not k.startswith('head/')]
+  moved = [
+    np.max(np.abs(params[f'txt/{k}'] - v)) for k, v in txt_init.items() if not k.startswith('head/')
+  ]
   # Loaded from T5X, then 3 Adam steps of lr <= 3e-3 each: close, but trained.
   assert max(moved) < 0.02 and max(moved) > 0
   opt_leaves = jax.tree_util.tree_leaves(state['opt_state'])
@@ -90,14 +91,21 @@ def test_lu_live_images_pretrained_towers(tmp_path):
 
 def test_setup_mismatches_stop_before_work(tmp_path):
   g = _gin(tmp_path, tmp_path / 'none.npz', tmp_path / 'none', setup='Uu')
-  gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="/x"',
-                         "--gin.MIXTURE_OR_TASK_NAME='mlit_synthetic_embeddings'",
-                         '--gin.IMAGE_TOWER=None'], 'test')
+  gin_flags.parse_flags(
+    [
+      f'--gin_file={g}',
+      '--gin.MODEL_DIR="/x"',
+      "--gin.MIXTURE_OR_TASK_NAME='mlit_synthetic_embeddings'",
+      '--gin.IMAGE_TOWER=None',
+    ],
+    'test',
+  )
   with pytest.raises(ValueError, match='only setups L'):
     train.gin.get_configurable(train.train)(model_dir=str(tmp_path / 'a'))
   g = _gin(tmp_path, tmp_path / 'none.npz', tmp_path / 'none', setup='LU')
-  gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="/x"',
-                         '--gin.INITIAL_CHECKPOINT_PATH=None'], 'test')
+  gin_flags.parse_flags(
+    [f'--gin_file={g}', '--gin.MODEL_DIR="/x"', '--gin.INITIAL_CHECKPOINT_PATH=None'], 'test'
+  )
   with pytest.raises(ValueError, match='INITIAL_CHECKPOINT_PATH'):
     train.gin.get_configurable(train.train)(model_dir=str(tmp_path / 'b'))
 
@@ -105,13 +113,15 @@ def test_setup_mismatches_stop_before_work(tmp_path):
 @pytest.mark.slow
 def test_multi_signal_loss_is_the_sum_over_signals(tmp_path):
   import json  # pylint: disable=g-import-not-at-top
+
   import lit_test_tasks  # pylint: disable=g-import-not-at-top
+
   lit_test_tasks.write_data(str(tmp_path / 'data'))
   lit_test_tasks.register(str(tmp_path / 'data'))
   g = tmp_path / 'multi.gin'
   g.write_text("""
 from __gin__ import dynamic_registration
-from mlit import train
+from mlit.training import train
 include 'local_tiny.gin'
 MIXTURE_OR_TASK_NAME = 'lit_test_multi_signal'
 TASK_FEATURE_LENGTHS = {'title': 8, 'description': 8, 'tags': 8}

@@ -7,16 +7,13 @@ import numpy as np
 import optax
 import pytest
 
-from mlit import losses
-from mlit import optimizer
-from mlit import param_rules
-from mlit import text_tower
-from mlit import two_tower
+from mlit.models import losses, text_tower, two_tower
+from mlit.training import optimizer, param_rules
 
-CFG = text_tower.T5Config(vocab_size=32, emb_dim=16, num_heads=2,
-                          num_encoder_layers=1, head_dim=8, mlp_dim=32)
-VIT = dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8),
-           pool_type='tok')
+CFG = text_tower.T5Config(
+  vocab_size=32, emb_dim=16, num_heads=2, num_encoder_layers=1, head_dim=8, mlp_dim=32
+)
+VIT = dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8), pool_type='tok')
 IMG = jax.random.uniform(jax.random.PRNGKey(1), (4, 16, 16, 3), minval=-1.0)
 TXT = jnp.array([[3, 4, 1, 0], [5, 1, 0, 0], [7, 8, 9, 1], [2, 6, 1, 0]])
 
@@ -29,6 +26,7 @@ def _loss_fn(model):
   def f(params, batch):
     zimg, ztxt, ex = model.apply({'params': params}, **batch)
     return losses.softmax_contrastive_loss(zimg, ztxt, ex['t'])[0]
+
   return f
 
 
@@ -36,8 +34,13 @@ def test_shapes_norm_temperature_and_names():
   m = two_tower.TwoTower(text=CFG, out_dim=8, image=VIT, image_head=True)
   params = _init(m, image=IMG, text=TXT)
   names = param_rules.param_names(params)
-  assert {'t', 'img_head/kernel', 'txt/head/kernel',
-          'txt/token_embedder/embedding', 'img/embedding/kernel'} <= set(names)
+  assert {
+    't',
+    'img_head/kernel',
+    'txt/head/kernel',
+    'txt/token_embedder/embedding',
+    'img/embedding/kernel',
+  } <= set(names)
   assert 'b' not in names
   np.testing.assert_allclose(float(params['t']), np.log(10.0), rtol=1e-6)
   zimg, ztxt, ex = m.apply({'params': params}, image=IMG, text=TXT)
@@ -63,8 +66,7 @@ def test_no_image_head_keeps_vit_width():
 def test_siglip_bias():
   m = two_tower.TwoTower(text=CFG, out_dim=8, bias_init=-10.0)
   emb = jax.random.normal(jax.random.PRNGKey(3), (4, 8))
-  params = _init(m, image_embedding=emb,
-                  text=TXT)
+  params = _init(m, image_embedding=emb, text=TXT)
   assert float(params['b']) == -10.0
   zimg, ztxt, ex = m.apply({'params': params}, image_embedding=emb, text=TXT)
   loss, _ = losses.sigmoid_contrastive_loss(zimg, ztxt, ex['t'], ex['b'])
@@ -74,8 +76,7 @@ def test_siglip_bias():
 def test_precomputed_mode_has_no_image_tower():
   m = two_tower.TwoTower(text=CFG, out_dim=8, image=None, image_head=True)
   emb = jax.random.normal(jax.random.PRNGKey(2), (4, 24))
-  params = _init(m, image_embedding=emb,
-                  text=TXT)
+  params = _init(m, image_embedding=emb, text=TXT)
   assert 'img' not in params and params['img_head']['kernel'].shape == (24, 8)
   with pytest.raises(ValueError, match='pre-computed'):
     m.apply({'params': params}, image=IMG)
@@ -84,8 +85,7 @@ def test_precomputed_mode_has_no_image_tower():
 
 
 def test_locked_image_tower_gets_no_gradient_and_no_update():
-  m = two_tower.TwoTower(text=CFG, out_dim=8, image=VIT, image_head=True,
-                         lock_image=True)
+  m = two_tower.TwoTower(text=CFG, out_dim=8, image=VIT, image_head=True, lock_image=True)
   params = _init(m, image=IMG, text=TXT)
   batch = {'image': IMG, 'text': TXT}
   g = jax.grad(_loss_fn(m))(params, batch)
@@ -94,8 +94,7 @@ def test_locked_image_tower_gets_no_gradient_and_no_update():
   assert float(jnp.abs(g['img_head']['kernel']).max()) > 0
   assert float(jnp.abs(g['txt']['head']['kernel']).max()) > 0
   # Without the lock the ViT does get gradients (the test can fail).
-  unlocked = two_tower.TwoTower(text=CFG, out_dim=8, image=VIT,
-                                image_head=True)
+  unlocked = two_tower.TwoTower(text=CFG, out_dim=8, image=VIT, image_head=True)
   g2 = jax.grad(_loss_fn(unlocked))(params, batch)
   assert float(jnp.abs(g2['img']['embedding']['kernel']).max()) > 0
   # A full optimizer step with the Lu rule: the ViT is bit-identical after.
@@ -103,20 +102,18 @@ def test_locked_image_tower_gets_no_gradient_and_no_update():
   state = tx.init(params)
   upd, state = tx.update(g2, state, params)
   new = optax.apply_updates(params, upd)
-  for a, b in zip(jax.tree_util.tree_leaves(params['img']),
-                  jax.tree_util.tree_leaves(new['img'])):
+  for a, b in zip(jax.tree_util.tree_leaves(params['img']), jax.tree_util.tree_leaves(new['img'])):
     np.testing.assert_array_equal(a, b)
-  assert not np.allclose(new['txt']['head']['kernel'],
-                         params['txt']['head']['kernel'])
+  assert not np.allclose(new['txt']['head']['kernel'], params['txt']['head']['kernel'])
 
 
 def test_encode_image_needs_exactly_one_input():
   m = two_tower.TwoTower(text=CFG, out_dim=8)
   emb = jnp.ones((4, 8))
-  params = _init(m, image_embedding=emb,
-                  text=TXT)
+  params = _init(m, image_embedding=emb, text=TXT)
   with pytest.raises(ValueError, match='exactly one'):
-    m.apply({'params': params}, image=IMG, image_embedding=emb,
-            method=two_tower.TwoTower.encode_image)
+    m.apply(
+      {'params': params}, image=IMG, image_embedding=emb, method=two_tower.TwoTower.encode_image
+    )
   with pytest.raises(ValueError, match='width 12 != out_dim 8'):
     m.apply({'params': params}, image_embedding=jnp.ones((4, 12)))

@@ -1,4 +1,4 @@
-"""Tests of mlit.vit_checkpoint, with timm's big_vision .npz loader as reference."""
+"""Tests of mlit.checkpoints.big_vision_npz, with timm's big_vision .npz loader as reference."""
 
 import os
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mlit import image_tower
-from mlit import vit_checkpoint
+from mlit.checkpoints import big_vision_npz as vit_checkpoint
+from mlit.models import image_tower
 
 WIDTH, DEPTH, HEADS, MLP, PATCH = 64, 2, 4, 128, 16
 
@@ -18,13 +18,14 @@ WIDTH, DEPTH, HEADS, MLP, PATCH = 64, 2, 4, 128, 16
 def timm_vit():
   # The Makefile installs a torchvision whose import works beside the CPU torch (timm imports it).
   from timm.models import vision_transformer  # pylint: disable=g-import-not-at-top
+
   return vision_transformer
 
 
 def _model(pool='tok', **kw):
-  return image_tower.ViT(width=WIDTH, depth=DEPTH, mlp_dim=MLP,
-                         num_heads=HEADS, patch_size=PATCH, pool_type=pool,
-                         **kw)
+  return image_tower.ViT(
+    width=WIDTH, depth=DEPTH, mlp_dim=MLP, num_heads=HEADS, patch_size=PATCH, pool_type=pool, **kw
+  )
 
 
 def _init(model, size=32, seed=0):
@@ -34,13 +35,17 @@ def _init(model, size=32, seed=0):
   compiling jax's RNG for every test would dominate the test time.
   """
   hw = (size, size) if isinstance(size, int) else size
-  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                          jax.ShapeDtypeStruct((1, *hw, 3), np.float32))
+  shapes = jax.eval_shape(
+    model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, *hw, 3), np.float32)
+  )
   rng = np.random.default_rng(seed)
   flat = flax.traverse_util.flatten_dict(shapes['params'])
-  return flax.traverse_util.unflatten_dict({
-      k: ((k[-1] == 'scale') + 0.1 * rng.standard_normal(v.shape)).astype(
-          np.float32) for k, v in flat.items()})
+  return flax.traverse_util.unflatten_dict(
+    {
+      k: ((k[-1] == 'scale') + 0.1 * rng.standard_normal(v.shape)).astype(np.float32)
+      for k, v in flat.items()
+    }
+  )
 
 
 def _images(size=32, n=2, seed=1):
@@ -53,8 +58,7 @@ def _features(model, params, images):
 
 
 def _flat(params):
-  return {'/'.join(k): v for k, v in
-          flax.traverse_util.flatten_dict(params).items()}
+  return {'/'.join(k): v for k, v in flax.traverse_util.flatten_dict(params).items()}
 
 
 def _write_pre_linen(path, params, rng):
@@ -63,8 +67,11 @@ def _write_pre_linen(path, params, rng):
   old = {}
   for k, v in flat.items():
     if k.startswith('Transformer/encoderblock_'):
-      k = (k.replace('MultiHeadDotProductAttention_0', 'MultiHeadDotProductAttention_1')
-           .replace('LayerNorm_1', 'LayerNorm_2').replace('MlpBlock_0', 'MlpBlock_3'))
+      k = (
+        k.replace('MultiHeadDotProductAttention_0', 'MultiHeadDotProductAttention_1')
+        .replace('LayerNorm_1', 'LayerNorm_2')
+        .replace('MlpBlock_0', 'MlpBlock_3')
+      )
     old[k] = v
   # Old layout: cls is prepended before the posemb is added, so the table has
   # an extra first row that acts on the cls token.
@@ -75,14 +82,20 @@ def _write_pre_linen(path, params, rng):
   np.savez(path, **old)
 
 
-def _timm_features(timm_vit, path, images, pool='tok', size=32,
-                   no_embed_class=True):
-  kw = dict(img_size=size, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH,
-            num_heads=HEADS, mlp_ratio=MLP / WIDTH, num_classes=0,
-            act_layer='gelu_tanh', fc_norm=False)
+def _timm_features(timm_vit, path, images, pool='tok', size=32, no_embed_class=True):
+  kw = dict(
+    img_size=size,
+    patch_size=PATCH,
+    embed_dim=WIDTH,
+    depth=DEPTH,
+    num_heads=HEADS,
+    mlp_ratio=MLP / WIDTH,
+    num_classes=0,
+    act_layer='gelu_tanh',
+    fc_norm=False,
+  )
   if pool == 'tok':
-    kw.update(global_pool='token', class_token=True,
-              no_embed_class=no_embed_class)
+    kw.update(global_pool='token', class_token=True, no_embed_class=no_embed_class)
   else:
     kw.update(global_pool={'gap': 'avg', 'map': 'map'}[pool], class_token=False)
   model = timm_vit.VisionTransformer(**kw).eval()
@@ -99,8 +112,7 @@ def test_parity_with_timm_modern_names(tmp_path, timm_vit, pool):
   path = tmp_path / 'vit.npz'
   vit_checkpoint.save_big_vision_npz(str(path), params)
 
-  loaded, report = vit_checkpoint.load_big_vision_npz(
-      str(path), _init(model, seed=7), strict=True)
+  loaded, report = vit_checkpoint.load_big_vision_npz(str(path), _init(model, seed=7), strict=True)
   images = _images()
   ours = _features(model, loaded, images)
   ref = _timm_features(timm_vit, path, images, pool)
@@ -117,10 +129,10 @@ def test_parity_with_timm_pre_linen_names(tmp_path, timm_vit):
   path = tmp_path / 'augreg.npz'
   _write_pre_linen(path, params, np.random.default_rng(0))
 
-  loaded, report = vit_checkpoint.load_big_vision_npz(
-      str(path), _init(model, seed=8), strict=True)
+  loaded, report = vit_checkpoint.load_big_vision_npz(str(path), _init(model, seed=8), strict=True)
   assert report.renamed['Transformer/encoderblock_0/MlpBlock_3/Dense_0/kernel'] == (
-      'Transformer/encoderblock_0/MlpBlock_0/Dense_0/kernel')
+    'Transformer/encoderblock_0/MlpBlock_0/Dense_0/kernel'
+  )
   assert report.renamed['Transformer/posembed_input/pos_embedding'] == 'pos_embedding'
   images = _images()
   ours = _features(model, loaded, images)
@@ -136,25 +148,23 @@ def test_resampled_posemb_matches_timm_at_new_resolution(tmp_path, timm_vit):
   path = tmp_path / 'augreg32.npz'
   _write_pre_linen(path, params, np.random.default_rng(1))
   model = _model('tok')
-  loaded, report = vit_checkpoint.load_big_vision_npz(
-      str(path), _init(model, size=64), strict=True)
+  loaded, report = vit_checkpoint.load_big_vision_npz(str(path), _init(model, size=64), strict=True)
   assert loaded['pos_embedding'].shape == (1, 16, WIDTH)
   assert report.resampled['pos_embedding'] == ((1, 4, WIDTH), (1, 16, WIDTH))
   images = _images(size=64)
-  ref = _timm_features(timm_vit, path, images, 'tok', size=64,
-                       no_embed_class=False)
+  ref = _timm_features(timm_vit, path, images, 'tok', size=64, no_embed_class=False)
   assert np.max(np.abs(_features(model, loaded, images) - ref)) < 1e-4
 
 
-@pytest.mark.parametrize('old,new', [((4, 4), (7, 5)), ((6, 6), (3, 3)),
-                                     ((3, 3), (3, 3))])
+@pytest.mark.parametrize('old,new', [((4, 4), (7, 5)), ((6, 6), (3, 3)), ((3, 3), (3, 3))])
 def test_resample_posemb_equals_torch_bilinear(old, new):
   rng = np.random.default_rng(0)
   pe = rng.standard_normal((1, old[0] * old[1], 8)).astype(np.float32)
   ours = vit_checkpoint.resample_posemb(pe, old, new)
   grid = torch.from_numpy(pe.reshape(1, *old, 8)).permute(0, 3, 1, 2)
-  ref = torch.nn.functional.interpolate(grid, size=new, mode='bilinear',
-                                        align_corners=False, antialias=False)
+  ref = torch.nn.functional.interpolate(
+    grid, size=new, mode='bilinear', align_corners=False, antialias=False
+  )
   ref = ref.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], 8).numpy()
   assert ours.shape == (1, new[0] * new[1], 8)
   np.testing.assert_allclose(ours, ref, atol=1e-6)
@@ -167,8 +177,7 @@ def test_non_square_target_needs_image_size(tmp_path):
   init = _init(model, size=(48, 32))
   with pytest.raises(vit_checkpoint.CheckpointError, match='image_size'):
     vit_checkpoint.load_big_vision_npz(str(path), init)
-  loaded, _ = vit_checkpoint.load_big_vision_npz(str(path), init,
-                                                 image_size=(48, 32))
+  loaded, _ = vit_checkpoint.load_big_vision_npz(str(path), init, image_size=(48, 32))
   assert loaded['pos_embedding'].shape == (1, 6, WIDTH)
 
 
@@ -179,11 +188,10 @@ def test_dont_load_keeps_init_values(tmp_path):
   vit_checkpoint.save_big_vision_npz(str(path), ckpt)
   init = _init(model, seed=2)
   loaded, report = vit_checkpoint.load_big_vision_npz(
-      str(path), init, dont_load=[r'Transformer/encoderblock_1/.*', 'cls',
-                                  r'nothing/.*'])
+    str(path), init, dont_load=[r'Transformer/encoderblock_1/.*', 'cls', r'nothing/.*']
+  )
   flat_l, flat_i, flat_c = _flat(loaded), _flat(init), _flat(ckpt)
-  kept = sorted(k for k in flat_l
-                if k.startswith('Transformer/encoderblock_1/') or k == 'cls')
+  kept = sorted(k for k in flat_l if k.startswith('Transformer/encoderblock_1/') or k == 'cls')
   assert sorted(report.kept_init) == kept and len(kept) == 17
   for k in flat_l:
     expected = flat_i[k] if k in kept else flat_c[k]
@@ -196,22 +204,20 @@ def test_dont_load_keeps_init_values(tmp_path):
 
 def test_head_dropped_unless_keep_head(tmp_path):
   path = tmp_path / 'cls.npz'
-  vit_checkpoint.save_big_vision_npz(
-      str(path), _init(_model('tok', num_classes=10), seed=1))
+  vit_checkpoint.save_big_vision_npz(str(path), _init(_model('tok', num_classes=10), seed=1))
   # Default: the head keeps its init values, even for another class count.
   init5 = _init(_model('tok', num_classes=5))
-  loaded, report = vit_checkpoint.load_big_vision_npz(str(path), init5,
-                                                      strict=True)
+  loaded, report = vit_checkpoint.load_big_vision_npz(str(path), init5, strict=True)
   assert sorted(report.dropped_head) == ['head/bias', 'head/kernel']
   np.testing.assert_array_equal(loaded['head']['kernel'], init5['head']['kernel'])
   # A model without head: dropped as well, nothing unused.
-  _, report = vit_checkpoint.load_big_vision_npz(str(path), _init(_model('tok')),
-                                                 strict=True)
+  _, report = vit_checkpoint.load_big_vision_npz(str(path), _init(_model('tok')), strict=True)
   assert report.ok and len(report.dropped_head) == 2
   # keep_head loads it when the shape fits, and names the key when not.
   ckpt = np.load(path)
   loaded, report = vit_checkpoint.load_big_vision_npz(
-      str(path), _init(_model('tok', num_classes=10)), keep_head=True)
+    str(path), _init(_model('tok', num_classes=10)), keep_head=True
+  )
   np.testing.assert_array_equal(loaded['head']['kernel'], ckpt['head/kernel'])
   assert 'head/kernel' in report.loaded and not report.dropped_head
   with pytest.raises(vit_checkpoint.CheckpointError, match="'head/(kernel|bias)' has shape"):
@@ -229,23 +235,28 @@ def test_unused_and_missing_keys_reported(tmp_path):
   loaded, report = vit_checkpoint.load_big_vision_npz(str(path), init)
   assert report.missing == ['Transformer/encoder_norm/scale']
   assert report.unused == ['Transformer/extra_norm/scale']
-  np.testing.assert_array_equal(loaded['Transformer']['encoder_norm']['scale'],
-                                init['Transformer']['encoder_norm']['scale'])
+  np.testing.assert_array_equal(
+    loaded['Transformer']['encoder_norm']['scale'], init['Transformer']['encoder_norm']['scale']
+  )
   assert 'missing (1): Transformer/encoder_norm/scale' in report.summary()
-  with pytest.raises(vit_checkpoint.CheckpointError,
-                     match='(?s)encoder_norm/scale.*extra_norm/scale'):
+  with pytest.raises(
+    vit_checkpoint.CheckpointError, match='(?s)encoder_norm/scale.*extra_norm/scale'
+  ):
     vit_checkpoint.load_big_vision_npz(str(path), init, strict=True)
 
 
 def test_shape_mismatch_names_key(tmp_path):
   path = tmp_path / 'wide.npz'
-  wide = image_tower.ViT(width=32, depth=1, mlp_dim=MLP, num_heads=HEADS,
-                         patch_size=PATCH, pool_type='gap')
+  wide = image_tower.ViT(
+    width=32, depth=1, mlp_dim=MLP, num_heads=HEADS, patch_size=PATCH, pool_type='gap'
+  )
   vit_checkpoint.save_big_vision_npz(str(path), _init(wide))
-  narrow = image_tower.ViT(width=32, depth=1, mlp_dim=64, num_heads=HEADS,
-                           patch_size=PATCH, pool_type='gap')
-  with pytest.raises(vit_checkpoint.CheckpointError,
-                     match=r"MlpBlock_0/Dense_0/bias'.*\(128,\).*\(64,\)"):
+  narrow = image_tower.ViT(
+    width=32, depth=1, mlp_dim=64, num_heads=HEADS, patch_size=PATCH, pool_type='gap'
+  )
+  with pytest.raises(
+    vit_checkpoint.CheckpointError, match=r"MlpBlock_0/Dense_0/bias'.*\(128,\).*\(64,\)"
+  ):
     vit_checkpoint.load_big_vision_npz(str(path), _init(narrow))
 
 
@@ -264,10 +275,10 @@ def test_pickled_arrays_are_refused(tmp_path):
   path = tmp_path / 'evil.npz'
   trap = np.empty(1, dtype=object)
   trap[0] = _Trap(str(marker))
-  np.savez(path, **{'embedding/kernel': np.zeros(3, np.float32),
-                    'cls': trap})
-  with pytest.raises(vit_checkpoint.CheckpointError,
-                     match=r"evil.npz: array 'cls' is a pickled object array"):
+  np.savez(path, **{'embedding/kernel': np.zeros(3, np.float32), 'cls': trap})
+  with pytest.raises(
+    vit_checkpoint.CheckpointError, match=r"evil.npz: array 'cls' is a pickled object array"
+  ):
     vit_checkpoint.load_big_vision_npz(str(path), _init(_model('tok')))
   assert not marker.exists()
 
@@ -297,14 +308,16 @@ def test_scanned_layout_and_prefix(tmp_path):
     if k.startswith('Transformer/encoderblock_'):
       rest = k.split('/', 2)[2]
       out[f'params/img/Transformer/encoderblock/{rest}'] = np.stack(
-          [flat[f'Transformer/encoderblock_{i}/{rest}'] for i in range(DEPTH)])
+        [flat[f'Transformer/encoderblock_{i}/{rest}'] for i in range(DEPTH)]
+      )
     else:
       out[f'params/img/{k}'] = v
   out['params/txt/other'] = np.zeros(2, np.float32)
   path = tmp_path / 'lit.npz'
   np.savez(path, **out)
   loaded, report = vit_checkpoint.load_big_vision_npz(
-      str(path), _init(model), prefix='params/img/', strict=True)
+    str(path), _init(model), prefix='params/img/', strict=True
+  )
   for k, v in _flat(loaded).items():
     np.testing.assert_array_equal(v, flat[k], err_msg=k)
   assert report.ok
@@ -317,7 +330,11 @@ def test_save_writes_modern_flat_names(tmp_path):
   with np.load(path, allow_pickle=False) as z:
     names = set(z.files)
   assert names == set(_flat(params))
-  assert {'pos_embedding', 'MAPHead_0/probe', 'pre_logits/kernel', 'head/bias',
-          'Transformer/encoderblock_1/MultiHeadDotProductAttention_0/out/kernel'
-          } <= names
+  assert {
+    'pos_embedding',
+    'MAPHead_0/probe',
+    'pre_logits/kernel',
+    'head/bias',
+    'Transformer/encoderblock_1/MultiHeadDotProductAttention_0/out/kernel',
+  } <= names
   assert sorted(os.listdir(tmp_path)) == ['out.npz']

@@ -18,76 +18,95 @@ Batch = tuple[np.ndarray, np.ndarray, list[list[int]] | None]
 
 
 class TfdsImages:
-  kind = "image"
+  kind = 'image'
 
-  def __init__(self, name: str, split: str, data_dir: str | None = None,
-               image_size: int = 224, label_key: str = "label",
-               multilabel_key: str | None = None, max_examples: int | None = None):
+  def __init__(
+    self,
+    name: str,
+    split: str,
+    data_dir: str | None = None,
+    image_size: int = 224,
+    label_key: str = 'label',
+    multilabel_key: str | None = None,
+    max_examples: int | None = None,
+  ):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     self.builder = tfds.builder(name, data_dir=data_dir)
     if not self.builder.is_prepared():
       raise FileNotFoundError(
-          f"TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} "
-          f"(looked in {self.builder.data_path}); prepare it with tfds first, the "
-          "evaluation never downloads")
+        f'TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} '
+        f'(looked in {self.builder.data_path}); prepare it with tfds first, the '
+        'evaluation never downloads'
+      )
     if split not in self.builder.info.splits:
-      raise KeyError(f"TFDS dataset {name!r} has splits {list(self.builder.info.splits)}, "
-                     f"not {split!r}")
+      raise KeyError(
+        f'TFDS dataset {name!r} has splits {list(self.builder.info.splits)}, not {split!r}'
+      )
     feats = self.builder.info.features
-    for key in ("image", label_key) + ((multilabel_key,) if multilabel_key else ()):
+    for key in ('image', label_key) + ((multilabel_key,) if multilabel_key else ()):
       if key not in feats:
-        raise KeyError(f"TFDS dataset {name!r} has no feature {key!r} (has {list(feats)})")
+        raise KeyError(f'TFDS dataset {name!r} has no feature {key!r} (has {list(feats)})')
     self.name, self.split, self.image_size = name, split, image_size
     self.label_key, self.multilabel_key, self.max_examples = label_key, multilabel_key, max_examples
-    self.cache_key = (f"tfds:{name}:{split}:{data_dir}:{image_size}:{label_key}:"
-                      f"{multilabel_key}:{max_examples}")
+    self.cache_key = (
+      f'tfds:{name}:{split}:{data_dir}:{image_size}:{label_key}:{multilabel_key}:{max_examples}'
+    )
 
   def batches(self, batch_size: int) -> Iterator[Batch]:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     ds = self.builder.as_dataset(split=self.split, shuffle_files=False)
     if self.max_examples:
       ds = ds.take(self.max_examples)
     size = self.image_size
 
     def prep(ex):
-      img = tf.image.resize(tf.cast(ex["image"], tf.float32), (size, size), antialias=True)
-      out = {"image": img / 127.5 - 1.0, "label": ex[self.label_key]}
+      img = tf.image.resize(tf.cast(ex['image'], tf.float32), (size, size), antialias=True)
+      out = {'image': img / 127.5 - 1.0, 'label': ex[self.label_key]}
       if self.multilabel_key:
-        out["multi"] = ex[self.multilabel_key]
+        out['multi'] = ex[self.multilabel_key]
       return out
 
     ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
     if self.multilabel_key:
-      ds = ds.padded_batch(batch_size, padding_values={
-          "image": 0.0, "label": tf.constant(0, tf.int64), "multi": tf.constant(-1, tf.int64)})
+      ds = ds.padded_batch(
+        batch_size,
+        padding_values={
+          'image': 0.0,
+          'label': tf.constant(0, tf.int64),
+          'multi': tf.constant(-1, tf.int64),
+        },
+      )
     else:
       ds = ds.batch(batch_size)
     for b in ds.as_numpy_iterator():
       sets = None
       if self.multilabel_key:
-        sets = [[int(v) for v in row if v >= 0] for row in b["multi"]]
-      yield b["image"].astype(np.float32), b["label"].astype(np.int64), sets
+        sets = [[int(v) for v in row if v >= 0] for row in b['multi']]
+      yield b['image'].astype(np.float32), b['label'].astype(np.int64), sets
 
 
 class EmbeddingImages:
-  kind = "embedding"
+  kind = 'embedding'
 
   def __init__(self, path: str):
     with np.load(path, allow_pickle=False) as z:
-      for key in ("embeddings", "labels"):
+      for key in ('embeddings', 'labels'):
         if key not in z:
-          raise KeyError(f"{path}: missing array {key!r} (has {list(z.keys())})")
-      self.embeddings = z["embeddings"].astype(np.float32)
-      self.labels = z["labels"].astype(np.int64)
-      self.multi = z["multi_labels"].astype(np.int64) if "multi_labels" in z else None
+          raise KeyError(f'{path}: missing array {key!r} (has {list(z.keys())})')
+      self.embeddings = z['embeddings'].astype(np.float32)
+      self.labels = z['labels'].astype(np.int64)
+      self.multi = z['multi_labels'].astype(np.int64) if 'multi_labels' in z else None
     if self.embeddings.ndim != 2 or len(self.labels) != len(self.embeddings):
-      raise ValueError(f"{path}: embeddings {self.embeddings.shape} and labels "
-                       f"{self.labels.shape} do not match")
-    self.name = self.cache_key = f"npz:{path}"
+      raise ValueError(
+        f'{path}: embeddings {self.embeddings.shape} and labels {self.labels.shape} do not match'
+      )
+    self.name = self.cache_key = f'npz:{path}'
 
   def batches(self, batch_size: int) -> Iterator[Batch]:
     for s in range(0, len(self.labels), batch_size):
       sets = None
       if self.multi is not None:
-        sets = [[int(v) for v in row if v >= 0] for row in self.multi[s:s + batch_size]]
-      yield self.embeddings[s:s + batch_size], self.labels[s:s + batch_size], sets
+        sets = [[int(v) for v in row if v >= 0] for row in self.multi[s : s + batch_size]]
+      yield self.embeddings[s : s + batch_size], self.labels[s : s + batch_size], sets

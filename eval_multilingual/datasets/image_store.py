@@ -22,21 +22,22 @@ from PIL import Image
 
 
 def url_sha256(key: str) -> str:
-  return hashlib.sha256(key.encode("utf-8")).hexdigest()
+  return hashlib.sha256(key.encode('utf-8')).hexdigest()
 
 
 def _url_basename(key: str) -> str:
   path = urllib.parse.urlparse(key).path or key
-  return urllib.parse.unquote(path.rsplit("/", 1)[-1])
+  return urllib.parse.unquote(path.rsplit('/', 1)[-1])
 
 
 class LocalImageStore:
   """Images on disk; `kind` is 'image' (arrays [H, W, 3] in [-1, 1])."""
-  kind = "image"
+
+  kind = 'image'
 
   def __init__(self, root: str, image_size: int = 224):
     if not os.path.isdir(root):
-      raise FileNotFoundError(f"image store directory {root!r} does not exist")
+      raise FileNotFoundError(f'image store directory {root!r} does not exist')
     self.root, self.image_size = root, image_size
     self._by_name, self._by_stem = {}, {}
     for dirpath, _, files in os.walk(root):
@@ -63,29 +64,31 @@ class LocalImageStore:
     for i, k in enumerate(keys):
       p = self.path(k)
       if p is None:
-        raise KeyError(f"no image for {k!r} in {self.root}")
+        raise KeyError(f'no image for {k!r} in {self.root}')
       with Image.open(p) as im:
-        im = im.convert("RGB").resize((self.image_size, self.image_size),
-                                      Image.BILINEAR)
+        im = im.convert('RGB').resize((self.image_size, self.image_size), Image.BILINEAR)
         out[i] = np.asarray(im, np.float32) / 127.5 - 1.0
     return out
 
 
 class EmbeddingStore:
   """Pre-computed image embeddings; `kind` is 'embedding' (vectors [D])."""
-  kind = "embedding"
+
+  kind = 'embedding'
 
   def __init__(self, path: str):
     try:
       with np.load(path, allow_pickle=False) as z:
-        if "keys" not in z or "embeddings" not in z:
+        if 'keys' not in z or 'embeddings' not in z:
           raise KeyError(f"{path}: needs arrays 'keys' and 'embeddings', has {list(z.keys())}")
-        keys, self.embeddings = z["keys"].astype(str), z["embeddings"].astype(np.float32)
+        keys, self.embeddings = z['keys'].astype(str), z['embeddings'].astype(np.float32)
     except OSError as e:
-      raise FileNotFoundError(f"cannot read embedding file {path!r}: {e}") from e
+      raise FileNotFoundError(f'cannot read embedding file {path!r}: {e}') from e
     if self.embeddings.ndim != 2 or len(keys) != len(self.embeddings):
-      raise ValueError(f"{path}: 'embeddings' must be [N, D] with N = len(keys) = {len(keys)}, "
-                       f"got {self.embeddings.shape}")
+      raise ValueError(
+        f"{path}: 'embeddings' must be [N, D] with N = len(keys) = {len(keys)}, "
+        f'got {self.embeddings.shape}'
+      )
     self.path_ = path
     self._index = {k: i for i, k in enumerate(keys)}
 
@@ -96,13 +99,12 @@ class EmbeddingStore:
     try:
       return self.embeddings[[self._index[k] for k in keys]]
     except KeyError as e:
-      raise KeyError(f"no embedding for {e.args[0]!r} in {self.path_}") from e
+      raise KeyError(f'no embedding for {e.args[0]!r} in {self.path_}') from e
 
 
-def open_store(image_dir: str | None = None, embeddings: str | None = None,
-               image_size: int = 224):
+def open_store(image_dir: str | None = None, embeddings: str | None = None, image_size: int = 224):
   if (image_dir is None) == (embeddings is None):
-    raise ValueError("give exactly one of image_dir / embeddings")
+    raise ValueError('give exactly one of image_dir / embeddings')
   if embeddings is not None:
     return EmbeddingStore(embeddings)
   return LocalImageStore(image_dir, image_size)

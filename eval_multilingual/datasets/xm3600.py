@@ -12,9 +12,43 @@ import json
 from eval_multilingual.datasets import wit
 
 LANGUAGES = (
-    "ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr", "he",
-    "hi", "hr", "hu", "id", "it", "ja", "ko", "mi", "nl", "no", "pl", "pt", "quz",
-    "ro", "ru", "sv", "sw", "te", "th", "tr", "uk", "vi", "zh")
+  'ar',
+  'bn',
+  'cs',
+  'da',
+  'de',
+  'el',
+  'en',
+  'es',
+  'fa',
+  'fi',
+  'fil',
+  'fr',
+  'he',
+  'hi',
+  'hr',
+  'hu',
+  'id',
+  'it',
+  'ja',
+  'ko',
+  'mi',
+  'nl',
+  'no',
+  'pl',
+  'pt',
+  'quz',
+  'ro',
+  'ru',
+  'sv',
+  'sw',
+  'te',
+  'th',
+  'tr',
+  'uk',
+  'vi',
+  'zh',
+)
 
 
 def read_xm3600(path: str, languages=None) -> tuple[dict[str, wit.Pairs], collections.Counter]:
@@ -22,30 +56,30 @@ def read_xm3600(path: str, languages=None) -> tuple[dict[str, wit.Pairs], collec
   wanted = set(languages or LANGUAGES)
   out = {lang: wit.Pairs() for lang in sorted(wanted)}
   counts = collections.Counter()
-  with open(path, encoding="utf-8") as f:
+  with open(path, encoding='utf-8') as f:
     for lineno, line in enumerate(f, 1):
       if not line.strip():
         continue
       try:
         obj = json.loads(line)
       except json.JSONDecodeError:
-        counts["invalid_json"] += 1
+        counts['invalid_json'] += 1
         continue
-      key = obj.get("image/key") if isinstance(obj, dict) else None
+      key = obj.get('image/key') if isinstance(obj, dict) else None
       if not isinstance(key, str) or not key:
-        counts["no_image_key"] += 1
+        counts['no_image_key'] += 1
         continue
       for lang in wanted:
         entry = obj.get(lang)
-        caps = entry.get("caption") if isinstance(entry, dict) else None
+        caps = entry.get('caption') if isinstance(entry, dict) else None
         caps = [c.strip() for c in caps or [] if isinstance(c, str) and c.strip()]
         if not caps:
-          out[lang].skipped["no_caption"] += 1
+          out[lang].skipped['no_caption'] += 1
           continue
         pairs = out[lang]
         pairs.image_keys.append(key)
         pairs.texts.extend(caps)
         pairs.text_to_image.extend([len(pairs.image_keys) - 1] * len(caps))
   if not any(p.texts for p in out.values()):
-    raise ValueError(f"{path}: no captions for languages {sorted(wanted)}")
+    raise ValueError(f'{path}: no captions for languages {sorted(wanted)}')
   return out, counts

@@ -1,4 +1,4 @@
-"""Command line: python -m tasks.emoji_cldr {build,vocab,pretrain,embed} ..."""
+"""Command line: python -m tasks.emoji_cldr {build,vocab} (the image tower: python -m mlit.emoji_tower) ..."""
 
 import sys
 
@@ -6,16 +6,14 @@ import sys
 def main(argv=None):
   argv = list(sys.argv[1:] if argv is None else argv)
   commands = {
-      'build': 'tasks.emoji_cldr.build_main',
-      'vocab': 'tasks.emoji_cldr.vocab',
-      'pretrain': 'tasks.emoji_cldr.pretrain_image_tower',
-      'embed': 'tasks.emoji_cldr.embed_images',
+    'build': 'tasks.emoji_cldr.build_main',
+    'vocab': 'tasks.emoji_cldr.vocab',
   }
   if not argv or argv[0] not in commands:
-    print(f'usage: python -m tasks.emoji_cldr {{{",".join(commands)}}} [options]',
-          file=sys.stderr)
+    print(f'usage: python -m tasks.emoji_cldr {{{",".join(commands)}}} [options]', file=sys.stderr)
     return 2
   import importlib  # pylint: disable=g-import-not-at-top
+
   return importlib.import_module(commands[argv[0]]).main(argv[1:])
 
 

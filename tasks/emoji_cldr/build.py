@@ -25,9 +25,7 @@ import time
 import numpy as np
 
 from tasks.emoji_cldr import cldr as cldr_lib
-from tasks.emoji_cldr import emoji_list
-from tasks.emoji_cldr import render
-from tasks.emoji_cldr import sources
+from tasks.emoji_cldr import emoji_list, render, sources
 from tasks.emoji_cldr import split as split_lib
 
 FORMAT_VERSION = 2  # 2: concepts carry 'cldr_file'
@@ -47,6 +45,7 @@ class BuildConfig:
 
 def _font_version(path: str) -> str:
   from fontTools.ttLib import TTFont  # pylint: disable=g-import-not-at-top
+
   return TTFont(path, lazy=True)['name'].getDebugName(5) or 'unknown'
 
 
@@ -55,8 +54,9 @@ def _dpkg_versions() -> dict[str, str]:
     return {}
   out = {}
   for pkg in _PACKAGES:
-    r = subprocess.run(['dpkg-query', '-W', '-f=${Version}', pkg],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+      ['dpkg-query', '-W', '-f=${Version}', pkg], capture_output=True, text=True, check=False
+    )
     if r.returncode == 0 and r.stdout:
       out[pkg] = r.stdout
   return out
@@ -70,11 +70,11 @@ def source_versions(paths: dict[str, str | None]) -> dict:
     if line.startswith('# Version:'):
       emoji_version = line.split(':', 1)[1].strip()
   return {
-      'cldr': cldr_lib.cldr_version(paths['ldml_dtd']),
-      'emoji_test': emoji_version,
-      'noto_color_emoji': _font_version(paths['noto_font']),
-      'symbola': _font_version(paths['symbola_font']),
-      'annotations_derived': paths['annotations_derived'] is not None,
+    'cldr': cldr_lib.cldr_version(paths['ldml_dtd']),
+    'emoji_test': emoji_version,
+    'noto_color_emoji': _font_version(paths['noto_font']),
+    'symbola': _font_version(paths['symbola_font']),
+    'annotations_derived': paths['annotations_derived'] is not None,
   }
 
 
@@ -88,6 +88,7 @@ def _save_npy(path: str, arr: np.ndarray):
   def w(tmp):
     with open(tmp, 'wb') as f:
       np.save(f, arr)
+
   _write_atomic(path, w)
 
 
@@ -96,6 +97,7 @@ def _save_jsonl(path: str, rows):
     with open(tmp, 'w', encoding='utf-8') as f:
       for r in rows:
         f.write(json.dumps(r, ensure_ascii=False) + '\n')
+
   _write_atomic(path, w)
 
 
@@ -103,6 +105,7 @@ def _save_json(path: str, obj):
   def w(tmp):
     with open(tmp, 'w', encoding='utf-8') as f:
       json.dump(obj, f, ensure_ascii=False, indent=1, sort_keys=True)
+
   _write_atomic(path, w)
 
 
@@ -132,15 +135,21 @@ def _is_complete(out_dir: str, manifest: dict) -> bool:
   return True
 
 
-def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
-          force: bool = False) -> dict:
+def build(
+  out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/', force: bool = False
+) -> dict:
   """Builds (or reuses) the dataset in out_dir; returns the manifest."""
   paths = sources.find_all(root)
   versions = source_versions(paths)
   cfg = _config_dict(config)
   old = load_manifest(out_dir)
-  if (not force and old is not None and old.get('config') == cfg
-      and old.get('sources') == versions and _is_complete(out_dir, old)):
+  if (
+    not force
+    and old is not None
+    and old.get('config') == cfg
+    and old.get('sources') == versions
+    and _is_complete(out_dir, old)
+  ):
     logging.info('emoji_cldr: reusing %s (manifest matches)', out_dir)
     old['reused'] = True
     return old
@@ -153,11 +162,14 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
 
   test = emoji_list.parse_emoji_test(paths['emoji_test'])
   skipped.update({f'emoji_test/{k}': v for k, v in test.skipped.items()})
-  candidates = test.emoji[:config.max_emoji] if config.max_emoji else test.emoji
+  candidates = test.emoji[: config.max_emoji] if config.max_emoji else test.emoji
   ann = cldr_lib.parse_cldr(
-      paths['annotations'], paths['annotations_derived'],
-      languages=list(config.languages) if config.languages is not None else None,
-      include_variants=config.include_variants, dtd_path=paths['ldml_dtd'])
+    paths['annotations'],
+    paths['annotations_derived'],
+    languages=list(config.languages) if config.languages is not None else None,
+    include_variants=config.include_variants,
+    dtd_path=paths['ldml_dtd'],
+  )
   skipped.update({f'cldr/{k}': v for k, v in ann.skipped.items()})
   t_parse = time.time() - t0
 
@@ -177,8 +189,9 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
   if not concepts:
     raise ValueError('emoji_cldr: no emoji left (no CLDR names for the chosen languages?)')
 
-  splits = split_lib.split_concepts(((e.emoji, e.subgroup) for e in concepts),
-                                    config.heldout_fraction, config.seed)
+  splits = split_lib.split_concepts(
+    ((e.emoji, e.subgroup) for e in concepts), config.heldout_fraction, config.seed
+  )
   subgroups = list(dict.fromkeys(e.subgroup for e in concepts))
   sg_id = {s: i for i, s in enumerate(subgroups)}
 
@@ -188,7 +201,7 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
   sym_imgs, sym_idx = [], []
   for i, (e, g) in enumerate(zip(concepts, glyphs)):
     evals[i] = render.place(g, size)
-    aug[i * n_aug:(i + 1) * n_aug] = render.augmentations(g, size, n_aug, config.seed, i)
+    aug[i * n_aug : (i + 1) * n_aug] = render.augmentations(g, size, n_aug, config.seed, i)
     sg = symbola.glyph(e.emoji)
     if sg is None:
       skipped['symbola/no_glyph'] += 1
@@ -200,14 +213,21 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
   sym_set = set(sym_idx)
   concept_rows = []
   for i, e in enumerate(concepts):
-    concept_rows.append({
-        'index': i, 'emoji': e.emoji,
+    concept_rows.append(
+      {
+        'index': i,
+        'emoji': e.emoji,
         'codepoints': [f'{c:04X}' for c in e.codepoints],
-        'group': e.group, 'subgroup': e.subgroup, 'subgroup_id': sg_id[e.subgroup],
-        'split': splits[e.emoji], 'english': e.english, 'emoji_version': e.version,
+        'group': e.group,
+        'subgroup': e.subgroup,
+        'subgroup_id': sg_id[e.subgroup],
+        'split': splits[e.emoji],
+        'english': e.english,
+        'emoji_version': e.version,
         'symbola': i in sym_set,
         'cldr_file': 'annotations' if e.key in ann.base_keys else 'annotationsDerived',
-    })
+      }
+    )
 
   lang_stats, dropped_langs = {}, []
   for lang, anns in ann.languages.items():
@@ -217,8 +237,16 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
       a = anns.get(e.key)
       if a is None or (not a.name and not a.keywords):
         continue
-      rows.append({'emoji': e.emoji, 'index': i, 'lang': lang, 'name': a.name,
-                   'keywords': a.keywords, 'draft': a.draft})
+      rows.append(
+        {
+          'emoji': e.emoji,
+          'index': i,
+          'lang': lang,
+          'name': a.name,
+          'keywords': a.keywords,
+          'draft': a.draft,
+        }
+      )
       sp = splits[e.emoji]
       st['names'] += a.name is not None
       st['keywords'] += len(a.keywords)
@@ -228,45 +256,71 @@ def build(out_dir: str, config: BuildConfig = BuildConfig(), root: str = '/',
       dropped_langs.append(lang)
       continue
     _save_jsonl(os.path.join(out_dir, 'texts', f'{lang}.jsonl'), rows)
-    lang_stats[lang] = {k: int(st[k]) for k in ('names', 'keywords', 'tuning_names',
-                                                'heldout_names', 'tuning_texts',
-                                                'heldout_texts')}
+    lang_stats[lang] = {
+      k: int(st[k])
+      for k in (
+        'names',
+        'keywords',
+        'tuning_names',
+        'heldout_names',
+        'tuning_texts',
+        'heldout_texts',
+      )
+    }
 
   _save_jsonl(os.path.join(out_dir, 'concepts.jsonl'), concept_rows)
   _save_json(os.path.join(out_dir, 'subgroups.json'), subgroups)
   _save_npy(os.path.join(out_dir, 'noto_aug.npy'), aug)
-  _save_npy(os.path.join(out_dir, 'noto_aug_concept.npy'),
-            np.repeat(np.arange(len(concepts), dtype=np.int32), n_aug))
+  _save_npy(
+    os.path.join(out_dir, 'noto_aug_concept.npy'),
+    np.repeat(np.arange(len(concepts), dtype=np.int32), n_aug),
+  )
   _save_npy(os.path.join(out_dir, 'noto_eval.npy'), evals)
-  _save_npy(os.path.join(out_dir, 'symbola.npy'),
-            np.stack(sym_imgs) if sym_imgs else np.zeros((0, size, size, 3), np.uint8))
+  _save_npy(
+    os.path.join(out_dir, 'symbola.npy'),
+    np.stack(sym_imgs) if sym_imgs else np.zeros((0, size, size, 3), np.uint8),
+  )
   _save_npy(os.path.join(out_dir, 'symbola_concept.npy'), np.asarray(sym_idx, np.int32))
 
   files = {}
-  for rel in (['concepts.jsonl', 'subgroups.json', 'noto_aug.npy', 'noto_aug_concept.npy',
-               'noto_eval.npy', 'symbola.npy', 'symbola_concept.npy']
-              + [f'texts/{l}.jsonl' for l in lang_stats]):
+  for rel in [
+    'concepts.jsonl',
+    'subgroups.json',
+    'noto_aug.npy',
+    'noto_aug_concept.npy',
+    'noto_eval.npy',
+    'symbola.npy',
+    'symbola_concept.npy',
+  ] + [f'texts/{l}.jsonl' for l in lang_stats]:
     files[rel] = os.path.getsize(os.path.join(out_dir, rel))
   n_held = sum(1 for r in concept_rows if r['split'] == split_lib.HELDOUT)
   manifest = {
-      'config': cfg,
-      'sources': versions,
-      'package_versions': _dpkg_versions(),
-      'counts': {
-          'concepts': len(concepts), 'tuning_concepts': len(concepts) - n_held,
-          'heldout_concepts': n_held, 'subgroups': len(subgroups),
-          'heldout_concepts_in_annotations': sum(
-              1 for r in concept_rows
-              if r['split'] == split_lib.HELDOUT and r['cldr_file'] == 'annotations'),
-          'noto_aug_images': int(aug.shape[0]), 'symbola_images': len(sym_idx),
-          'languages': len(lang_stats),
-      },
-      'languages': lang_stats,
-      'languages_without_names': dropped_langs,
-      'skipped': dict(sorted(skipped.items())),
-      'seconds': {'parse': round(t_parse, 2), 'render': round(t_render, 2),
-                  'total': round(time.time() - t0, 2)},
-      'files': files,
+    'config': cfg,
+    'sources': versions,
+    'package_versions': _dpkg_versions(),
+    'counts': {
+      'concepts': len(concepts),
+      'tuning_concepts': len(concepts) - n_held,
+      'heldout_concepts': n_held,
+      'subgroups': len(subgroups),
+      'heldout_concepts_in_annotations': sum(
+        1
+        for r in concept_rows
+        if r['split'] == split_lib.HELDOUT and r['cldr_file'] == 'annotations'
+      ),
+      'noto_aug_images': int(aug.shape[0]),
+      'symbola_images': len(sym_idx),
+      'languages': len(lang_stats),
+    },
+    'languages': lang_stats,
+    'languages_without_names': dropped_langs,
+    'skipped': dict(sorted(skipped.items())),
+    'seconds': {
+      'parse': round(t_parse, 2),
+      'render': round(t_render, 2),
+      'total': round(time.time() - t0, 2),
+    },
+    'files': files,
   }
   _save_json(os.path.join(out_dir, 'manifest.json'), manifest)
   manifest['reused'] = False

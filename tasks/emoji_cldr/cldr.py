@@ -35,8 +35,9 @@ def is_base_locale(locale: str) -> bool:
   return '_' not in locale and locale != 'root'
 
 
-def _parse_file(path: str, into: dict[str, Annotation], skipped: collections.Counter,
-                overwrite: bool):
+def _parse_file(
+  path: str, into: dict[str, Annotation], skipped: collections.Counter, overwrite: bool
+):
   try:
     tree = ET.parse(path)
   except ET.ParseError as e:
@@ -51,7 +52,7 @@ def _parse_file(path: str, into: dict[str, Annotation], skipped: collections.Cou
     if not text or text == '↑↑↑':  # '↑↑↑' means "inherit" in CLDR
       skipped['empty_or_inherited'] += 1
       continue
-    key = cp.replace('\uFE0F', '')
+    key = cp.replace('\ufe0f', '')
     if key in into and not overwrite and key not in seen:
       skipped['derived_shadowed'] += 1
       continue
@@ -74,9 +75,13 @@ def cldr_version(dtd_path: str | None) -> str:
   return 'unknown'
 
 
-def parse_cldr(annotations_dir: str, derived_dir: str | None = None,
-               languages: list[str] | None = None, include_variants: bool = False,
-               dtd_path: str | None = None) -> Cldr:
+def parse_cldr(
+  annotations_dir: str,
+  derived_dir: str | None = None,
+  languages: list[str] | None = None,
+  include_variants: bool = False,
+  dtd_path: str | None = None,
+) -> Cldr:
   """Reads every locale (base locales only unless include_variants) or `languages`."""
   locales = sorted(f[:-4] for f in os.listdir(annotations_dir) if f.endswith('.xml'))
   if languages is not None:

@@ -9,7 +9,6 @@ import numpy as np
 
 from tasks.emoji_cldr import split as split_lib
 
-
 CLDR_FILES = ('annotations', 'annotationsDerived')
 
 
@@ -28,16 +27,25 @@ class EmojiData:
     """Concept indices of a split; cldr_file 'annotations' or 'annotationsDerived' keeps
     the concepts CLDR names in that directory (see cldr.Cldr.base_keys)."""
     if split not in (split_lib.TUNING, split_lib.HELDOUT):
-      raise ValueError(f'split must be {split_lib.TUNING!r} or {split_lib.HELDOUT!r}, '
-                       f'got {split!r}')
+      raise ValueError(
+        f'split must be {split_lib.TUNING!r} or {split_lib.HELDOUT!r}, got {split!r}'
+      )
     if cldr_file is not None:
       if cldr_file not in CLDR_FILES:
         raise ValueError(f'cldr_file must be one of {CLDR_FILES}, got {cldr_file!r}')
       if self.concepts and 'cldr_file' not in self.concepts[0]:
-        raise ValueError(f'{self.data_dir}/concepts.jsonl has no cldr_file field '
-                         '(built by an older version): rebuild it')
-    return np.array([c['index'] for c in self.concepts if c['split'] == split
-                     and (cldr_file is None or c['cldr_file'] == cldr_file)], np.int32)
+        raise ValueError(
+          f'{self.data_dir}/concepts.jsonl has no cldr_file field '
+          '(built by an older version): rebuild it'
+        )
+    return np.array(
+      [
+        c['index']
+        for c in self.concepts
+        if c['split'] == split and (cldr_file is None or c['cldr_file'] == cldr_file)
+      ],
+      np.int32,
+    )
 
   def subgroup_ids(self) -> np.ndarray:
     return np.array([c['subgroup_id'] for c in self.concepts], np.int32)
@@ -48,8 +56,10 @@ class EmojiData:
 
   def texts(self, lang: str) -> list[dict]:
     if lang not in self.manifest['languages']:
-      raise ValueError(f'{self.data_dir}: no texts for language {lang!r}; have '
-                       f'{len(self.languages)} languages, e.g. {self.languages[:5]}')
+      raise ValueError(
+        f'{self.data_dir}: no texts for language {lang!r}; have '
+        f'{len(self.languages)} languages, e.g. {self.languages[:5]}'
+      )
     return _load_jsonl(os.path.join(self.data_dir, 'texts', f'{lang}.jsonl'))
 
   def images(self, domain: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +107,9 @@ def load(data_dir: str) -> EmojiData:
   path = os.path.join(data_dir, 'manifest.json')
   if not os.path.isfile(path):
     raise FileNotFoundError(
-        f'{path} not found: build the dataset first '
-        f'(python -m tasks.emoji_cldr build --out {data_dir})')
+      f'{path} not found: build the dataset first '
+      f'(python -m tasks.emoji_cldr build --out {data_dir})'
+    )
   return _load(data_dir, os.path.getmtime(path))
 
 

@@ -20,7 +20,7 @@ class Emoji:
   @property
   def key(self) -> str:
     """The emoji without U+FE0F, which is how CLDR annotations spell it."""
-    return self.emoji.replace('\uFE0F', '')
+    return self.emoji.replace('\ufe0f', '')
 
 
 @dataclasses.dataclass
@@ -43,11 +43,11 @@ def parse_emoji_test(path: str) -> EmojiTest:
       if line.startswith('#'):
         body = line[1:].strip()
         if body.startswith('group:'):
-          group = body[len('group:'):].strip()
+          group = body[len('group:') :].strip()
         elif body.startswith('subgroup:'):
-          subgroup = body[len('subgroup:'):].strip()
+          subgroup = body[len('subgroup:') :].strip()
         elif body.startswith('Version:'):
-          version = body[len('Version:'):].strip()
+          version = body[len('Version:') :].strip()
         continue
       m = _LINE.match(line)
       if not m:

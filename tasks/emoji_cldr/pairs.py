@@ -33,8 +33,9 @@ class Pairs:
 TUNING_IMAGES = ('noto_aug', 'noto_eval')
 
 
-def tuning_pairs(ds: data_lib.EmojiData, lang: str, names_only: bool = False,
-                 images: str = 'noto_aug') -> Pairs:
+def tuning_pairs(
+  ds: data_lib.EmojiData, lang: str, names_only: bool = False, images: str = 'noto_aug'
+) -> Pairs:
   """All texts of tuning concepts in `lang` with their augmented or centred Noto renders."""
   if images not in TUNING_IMAGES:
     raise ValueError(f'tuning images must be one of {TUNING_IMAGES}, got {images!r}')
@@ -54,13 +55,13 @@ def tuning_pairs(ds: data_lib.EmojiData, lang: str, names_only: bool = False,
       idx.append(c * n_aug + (offset + t) % n_aug if images == 'noto_aug' else c)
       ids.append(f'{lang}/{row["emoji"]}/{kind}')
       concept.append(c)
-  return Pairs(texts, np.asarray(idx, np.int32), images, ids,
-               np.asarray(concept, np.int32))
+  return Pairs(texts, np.asarray(idx, np.int32), images, ids, np.asarray(concept, np.int32))
 
 
 @dataclasses.dataclass
 class EvalSet:
   """One image per held-out concept with a name in `lang`; label i <-> class_names[i]."""
+
   lang: str
   domain: str
   images: np.ndarray  # float32 [N, H, W, 3] in [-1, 1]
@@ -95,8 +96,11 @@ def heldout_pairs(ds: data_lib.EmojiData, lang: str, domain: str = 'noto') -> Pa
 def eval_set(ds: data_lib.EmojiData, lang: str, domain: str = 'noto') -> EvalSet:
   """Zero-shot classification set: classes = every held-out concept named in lang."""
   p = heldout_pairs(ds, lang, domain)
-  imgs = data_lib.to_float(ds.array(p.images)[p.image_index]) if len(p.texts) else (
-      np.zeros((0,) + ds.array('noto_eval').shape[1:], np.float32))
+  imgs = (
+    data_lib.to_float(ds.array(p.images)[p.image_index])
+    if len(p.texts)
+    else (np.zeros((0,) + ds.array('noto_eval').shape[1:], np.float32))
+  )
   # Class list: all held-out concepts named in lang (also in the Symbola domain,
   # whose images cover a subset of them), so both domains share the classifier.
   names = heldout_pairs(ds, lang, 'noto')

@@ -11,12 +11,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 NOTO_SIZE = 109  # the only size of Noto Color Emoji's CBDT strike
-_SELECTORS = frozenset('\uFE0E\uFE0F')
+_SELECTORS = frozenset('\ufe0e\ufe0f')
 
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
   """Ranges of the seeded augmentation."""
+
   min_scale: float = 0.6  # glyph's longer side as a fraction of the canvas
   max_scale: float = 1.0
   white_bg_prob: float = 0.25  # else a uniform random RGB background
@@ -33,7 +34,7 @@ class NotoRenderer:
   def __init__(self, font_path: str):
     self.font = ImageFont.truetype(font_path, NOTO_SIZE)
     # One emoji (any sequence Noto has a ligature for) advances by one glyph width.
-    self._advance = self.font.getlength('\U0001F600')
+    self._advance = self.font.getlength('\U0001f600')
 
   def glyph(self, emoji: str) -> Image.Image | None:
     """RGBA crop of the emoji's ink, or None when Noto lacks it (several glyphs or none)."""
@@ -50,6 +51,7 @@ class SymbolaRenderer:
 
   def __init__(self, font_path: str, size: int = NOTO_SIZE):
     from fontTools.ttLib import TTFont  # pylint: disable=g-import-not-at-top
+
     self.cmap = set(TTFont(font_path, lazy=True).getBestCmap())
     self.font = ImageFont.truetype(font_path, size)
 
@@ -67,9 +69,13 @@ class SymbolaRenderer:
     return _ink_crop(im)
 
 
-def place(glyph: Image.Image, size: int, scale: float = 0.875,
-          offset: tuple[float, float] = (0.5, 0.5),
-          background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def place(
+  glyph: Image.Image,
+  size: int,
+  scale: float = 0.875,
+  offset: tuple[float, float] = (0.5, 0.5),
+  background: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
   """uint8 [size, size, 3]: glyph scaled so its longer side is scale*size.
 
   offset in [0,1]^2 positions it within the free margin (0.5, 0.5 = centred).
@@ -86,8 +92,9 @@ def place(glyph: Image.Image, size: int, scale: float = 0.875,
   return np.asarray(canvas.convert('RGB'), dtype=np.uint8)
 
 
-def augmentations(glyph: Image.Image, size: int, n: int, seed: int, index: int,
-                  aug: Augment = Augment()) -> np.ndarray:
+def augmentations(
+  glyph: Image.Image, size: int, n: int, seed: int, index: int, aug: Augment = Augment()
+) -> np.ndarray:
   """uint8 [n, size, size, 3], reproducible from (seed, index) alone."""
   rng = np.random.default_rng([seed, index])
   out = np.empty((n, size, size, 3), np.uint8)

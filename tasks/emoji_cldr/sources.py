@@ -25,24 +25,34 @@ class _Input:
 
 
 _INPUTS = {
-    'annotations': _Input('unicode-cldr-core',
-                          'usr/share/unicode/cldr/common/annotations',
-                          '/common/annotations', is_dir=True),
-    'annotations_derived': _Input(
-        'unicode-cldr-core', 'usr/share/unicode/cldr/common/annotationsDerived',
-        '/common/annotationsDerived', is_dir=True),
-    'ldml_dtd': _Input('unicode-cldr-core',
-                       'usr/share/unicode/cldr/common/dtd/ldml.dtd',
-                       '/common/dtd/ldml.dtd'),
-    'emoji_test': _Input('unicode-data', 'usr/share/unicode/emoji/emoji-test.txt',
-                         '/emoji/emoji-test.txt'),
-    'noto_font': _Input('fonts-noto-color-emoji',
-                        'usr/share/fonts/truetype/noto/NotoColorEmoji.ttf',
-                        '/NotoColorEmoji.ttf'),
-    'symbola_font': _Input(
-        'fonts-symbola',
-        'usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf',
-        '/Symbola_hint.ttf'),
+  'annotations': _Input(
+    'unicode-cldr-core',
+    'usr/share/unicode/cldr/common/annotations',
+    '/common/annotations',
+    is_dir=True,
+  ),
+  'annotations_derived': _Input(
+    'unicode-cldr-core',
+    'usr/share/unicode/cldr/common/annotationsDerived',
+    '/common/annotationsDerived',
+    is_dir=True,
+  ),
+  'ldml_dtd': _Input(
+    'unicode-cldr-core', 'usr/share/unicode/cldr/common/dtd/ldml.dtd', '/common/dtd/ldml.dtd'
+  ),
+  'emoji_test': _Input(
+    'unicode-data', 'usr/share/unicode/emoji/emoji-test.txt', '/emoji/emoji-test.txt'
+  ),
+  'noto_font': _Input(
+    'fonts-noto-color-emoji',
+    'usr/share/fonts/truetype/noto/NotoColorEmoji.ttf',
+    '/NotoColorEmoji.ttf',
+  ),
+  'symbola_font': _Input(
+    'fonts-symbola',
+    'usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf',
+    '/Symbola_hint.ttf',
+  ),
 }
 
 OPTIONAL = ('annotations_derived',)
@@ -52,14 +62,14 @@ def _dpkg_lookup(inp: _Input) -> str | None:
   if shutil.which('dpkg') is None:
     return None
   try:
-    out = subprocess.run(['dpkg', '-L', inp.package], capture_output=True,
-                         text=True, check=False, timeout=30).stdout
+    out = subprocess.run(
+      ['dpkg', '-L', inp.package], capture_output=True, text=True, check=False, timeout=30
+    ).stdout
   except (OSError, subprocess.TimeoutExpired):
     return None
   for line in out.splitlines():
     line = line.strip()
-    if line.endswith(inp.suffix) and (os.path.isdir(line) if inp.is_dir
-                                      else os.path.isfile(line)):
+    if line.endswith(inp.suffix) and (os.path.isdir(line) if inp.is_dir else os.path.isfile(line)):
       return line
   return None
 
@@ -77,9 +87,10 @@ def find_input(name: str, root: str = '/') -> str | None:
   if name in OPTIONAL:
     return None
   raise MissingPackageError(
-      f'emoji_cldr: {path} not found (input {name!r}). Install the Debian '
-      f'package {inp.package} (apt-get install {inp.package}) or pass the '
-      f'root directory it is installed under.')
+    f'emoji_cldr: {path} not found (input {name!r}). Install the Debian '
+    f'package {inp.package} (apt-get install {inp.package}) or pass the '
+    f'root directory it is installed under.'
+  )
 
 
 def find_all(root: str = '/') -> dict[str, str | None]:
@@ -93,6 +104,7 @@ def find_all(root: str = '/') -> dict[str, str | None]:
   if missing:
     pkgs = sorted({_INPUTS[n].package for n in missing})
     raise MissingPackageError(
-        f'emoji_cldr: missing inputs {missing} under root {root!r}. Install the '
-        f'Debian package(s): apt-get install {" ".join(pkgs)}')
+      f'emoji_cldr: missing inputs {missing} under root {root!r}. Install the '
+      f'Debian package(s): apt-get install {" ".join(pkgs)}'
+    )
   return found

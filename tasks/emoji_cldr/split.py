@@ -17,8 +17,9 @@ def _rank_key(seed: int, emoji: str) -> bytes:
   return hashlib.sha256(f'{seed}\x00{emoji}'.encode('utf-8')).digest()
 
 
-def split_concepts(concepts: Iterable[tuple[str, str]], heldout_fraction: float = 0.2,
-                   seed: int = 0) -> dict[str, str]:
+def split_concepts(
+  concepts: Iterable[tuple[str, str]], heldout_fraction: float = 0.2, seed: int = 0
+) -> dict[str, str]:
   """concepts: (emoji, subgroup) pairs -> {emoji: 'tuning' | 'heldout'}."""
   if not 0.0 <= heldout_fraction < 1.0:
     raise ValueError(f'heldout_fraction must be in [0, 1), got {heldout_fraction}')

@@ -13,21 +13,21 @@ register_emoji_cldr_tasks(data_dir, vocab_path) registers:
                                image tower pre-training
 Features: 'text' int32 token ids (EOS appended), 'image' float32 [H, W, 3] in
 [-1, 1], 'example_id' string ('<lang>/<emoji>/<name|kwN|domain>'). Given
-`image_embeddings` (tasks.emoji_cldr.embed_images), the text-image tasks give
+`image_embeddings` (written by mlit.emoji_tower embed), the text-image tasks give
 'image_embedding' float32 [D], the locked tower's output for the same image row,
 instead of 'image'.
 """
 
 import functools
 
-import gin
 import numpy as np
 import seqio
 import tensorflow as tf
 
+import gin
 from tasks import vocabularies
 from tasks.emoji_cldr import data as data_lib
-from tasks.emoji_cldr import embed_images
+from tasks.emoji_cldr import embeddings as embeddings_lib
 from tasks.emoji_cldr import pairs as pairs_lib
 from tasks.emoji_cldr import split as split_lib
 
@@ -38,8 +38,7 @@ def _index_dataset(columns: dict, shuffle: bool, seed) -> tf.data.Dataset:
   """Small columns (ids, strings) as a dataset, fully shuffled each epoch when asked."""
   ds = tf.data.Dataset.from_tensor_slices(columns)
   if shuffle:
-    ds = ds.shuffle(len(columns['image_row']), seed=seed,
-                    reshuffle_each_iteration=True)
+    ds = ds.shuffle(len(columns['image_row']), seed=seed, reshuffle_each_iteration=True)
   return ds
 
 
@@ -61,7 +60,9 @@ def _gather_images(table: tf.Tensor):
       img = tf.cast(img, tf.float32) * (2.0 / 255.0) - 1.0
       ex['image'] = tf.ensure_shape(img, shape)
       return ex
+
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+
   return fn
 
 
@@ -73,7 +74,9 @@ def _gather_embeddings(table: tf.Tensor):
       ex = dict(ex)
       ex['image_embedding'] = tf.gather(table, ex.pop('image_row'))
       return ex
+
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+
   return fn
 
 
@@ -81,35 +84,46 @@ def _token_ids(vocab: seqio.SentencePieceVocabulary, texts: list[str]) -> tf.Rag
   """Every text's ids at once (no EOS): the same SentencePiece model as vocab.encode_tf,
   run once in C++ over the whole list instead of once per example per epoch."""
   ids = vocab.tokenizer.encode(list(texts)) if texts else []
-  flat = np.fromiter((i for row in ids for i in row), np.int32,
-                     count=sum(len(row) for row in ids))
+  flat = np.fromiter((i for row in ids for i in row), np.int32, count=sum(len(row) for row in ids))
   return tf.RaggedTensor.from_row_lengths(flat, np.array([len(r) for r in ids], np.int64))
 
 
 def _pairs_source(get_pairs_by_split: dict, vocab) -> seqio.FunctionDataSource:
   def dataset_fn(split, shuffle_files, seed=None):
     p = get_pairs_by_split[split]()
-    return _index_dataset({'text': _token_ids(vocab, p.texts),
-                           'image_row': p.image_index,
-                           'example_id': np.asarray(p.example_ids, dtype=object)},
-                          shuffle_files, seed)
+    return _index_dataset(
+      {
+        'text': _token_ids(vocab, p.texts),
+        'image_row': p.image_index,
+        'example_id': np.asarray(p.example_ids, dtype=object),
+      },
+      shuffle_files,
+      seed,
+    )
+
   return seqio.FunctionDataSource(dataset_fn, splits=list(get_pairs_by_split))
 
 
 def _merge(parts: list[pairs_lib.Pairs]) -> pairs_lib.Pairs:
   return pairs_lib.Pairs(
-      [t for p in parts for t in p.texts],
-      np.concatenate([p.image_index for p in parts]).astype(np.int32),
-      parts[0].images, [i for p in parts for i in p.example_ids],
-      np.concatenate([p.concept for p in parts]).astype(np.int32))
+    [t for p in parts for t in p.texts],
+    np.concatenate([p.image_index for p in parts]).astype(np.int32),
+    parts[0].images,
+    [i for p in parts for i in p.example_ids],
+    np.concatenate([p.concept for p in parts]).astype(np.int32),
+  )
 
 
 def _add(name, source, preprocessors, output_features):
   if name in seqio.TaskRegistry.names():
     seqio.TaskRegistry.remove(name)
-  seqio.TaskRegistry.add(name, source=source, preprocessors=preprocessors,
-                         output_features=output_features,
-                         shuffle_buffer_size=_SHUFFLE_BUFFER)
+  seqio.TaskRegistry.add(
+    name,
+    source=source,
+    preprocessors=preprocessors,
+    output_features=output_features,
+    shuffle_buffer_size=_SHUFFLE_BUFFER,
+  )
 
 
 def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab, embeddings=None):
@@ -122,14 +136,18 @@ def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab, embeddi
   else:
     gather, image_feature = _gather_embeddings(embeddings[image_array]), 'image_embedding'
   preprocessors = [
-      # The source gives token ids already (_token_ids).
-      # Sticky EOS without truncation marks (tasks.token_preprocessors.
-      # trim_and_count adds them, in-graph, for the trainer's data_stats).
-      seqio.preprocessors.append_eos_after_trim,
-      gather,
+    # The source gives token ids already (_token_ids).
+    # Sticky EOS without truncation marks (tasks.token_preprocessors.
+    # trim_and_count adds them, in-graph, for the trainer's data_stats).
+    seqio.preprocessors.append_eos_after_trim,
+    gather,
   ]
-  _add(name, _pairs_source(split_fns, vocab), preprocessors,
-       vocabularies.output_features(['text'], vocab, image_feature))
+  _add(
+    name,
+    _pairs_source(split_fns, vocab),
+    preprocessors,
+    vocabularies.output_features(['text'], vocab, image_feature),
+  )
 
 
 def _register_subgroups(ds: data_lib.EmojiData, name: str):
@@ -139,21 +157,31 @@ def _register_subgroups(ds: data_lib.EmojiData, name: str):
 
   def dataset_fn(split, shuffle_files, seed=None):
     rows = np.nonzero(tuning if split == 'train' else ~tuning)[0].astype(np.int32)
-    return _index_dataset({'image_row': rows, 'label': sg[aug_concept[rows]]},
-                          shuffle_files, seed)
+    return _index_dataset({'image_row': rows, 'label': sg[aug_concept[rows]]}, shuffle_files, seed)
 
-  features = {'image': vocabularies.image_feature(),
-              'label': seqio.Feature(seqio.PassThroughVocabulary(size=0),
-                                     add_eos=False, dtype=tf.int32, rank=0)}
-  _add(name, seqio.FunctionDataSource(dataset_fn, splits=['train', 'validation']),
-       [_gather_images(_image_table(ds, 'noto_aug'))], features)
+  features = {
+    'image': vocabularies.image_feature(),
+    'label': seqio.Feature(
+      seqio.PassThroughVocabulary(size=0), add_eos=False, dtype=tf.int32, rank=0
+    ),
+  }
+  _add(
+    name,
+    seqio.FunctionDataSource(dataset_fn, splits=['train', 'validation']),
+    [_gather_images(_image_table(ds, 'noto_aug'))],
+    features,
+  )
 
 
 @gin.configurable
-def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | None = None,
-                              languages=None, names_only: bool = False,
-                              tuning_images: str = 'noto_aug',
-                              image_embeddings: str | None = None) -> list[str]:
+def register_emoji_cldr_tasks(
+  data_dir: str = gin.REQUIRED,
+  vocab_path: str | None = None,
+  languages=None,
+  names_only: bool = False,
+  tuning_images: str = 'noto_aug',
+  image_embeddings: str | None = None,
+) -> list[str]:
   """Registers the emoji_cldr tasks (module docstring); returns their names.
 
   vocab_path: SentencePiece .model (default: tasks.vocabularies.vocabulary()).
@@ -161,41 +189,42 @@ def register_emoji_cldr_tasks(data_dir: str = gin.REQUIRED, vocab_path: str | No
   names_only: tuning texts are the CLDR names only (no keyword phrases).
   tuning_images: 'noto_aug' (seeded augmentations) or 'noto_eval' (each tuning
     concept's centred render, the form evaluation shows held-out concepts in).
-  image_embeddings: .npz from `python -m tasks.emoji_cldr embed`: text-image
+  image_embeddings: .npz from `python -m mlit.emoji_tower embed`: text-image
     tasks give the locked tower's 'image_embedding' instead of pixels.
   """
   if tuning_images not in pairs_lib.TUNING_IMAGES:
-    raise ValueError(f'register_emoji_cldr_tasks.tuning_images must be one of '
-                     f'{pairs_lib.TUNING_IMAGES}, got {tuning_images!r}')
+    raise ValueError(
+      f'register_emoji_cldr_tasks.tuning_images must be one of '
+      f'{pairs_lib.TUNING_IMAGES}, got {tuning_images!r}'
+    )
   ds = data_lib.load(data_dir)
   emb = None
   if image_embeddings:  # one eager tensor per array, shared by every task
-    emb = {d: tf.constant(a) for d, a in embed_images.load(image_embeddings, ds).items()}
-  vocab = (seqio.SentencePieceVocabulary(vocab_path) if vocab_path
-           else vocabularies.vocabulary())
+    emb = {d: tf.constant(a) for d, a in embeddings_lib.load(image_embeddings, ds).items()}
+  vocab = seqio.SentencePieceVocabulary(vocab_path) if vocab_path else vocabularies.vocabulary()
   langs = list(languages) if languages else ds.languages
   unknown = sorted(set(langs) - set(ds.languages))
   if unknown:
-    raise ValueError(f'{data_dir}: languages {unknown} not in the build '
-                     f'(manifest.json lists {len(ds.languages)})')
+    raise ValueError(
+      f'{data_dir}: languages {unknown} not in the build (manifest.json lists {len(ds.languages)})'
+    )
   names = []
   for lang in langs:
     tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only, tuning_images)
     held = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'noto')
     _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, tuning_images, vocab, emb)
-    _text_image_task(f'emoji_cldr_heldout.{lang}', ds, {'validation': held},
-                     'noto_eval', vocab, emb)
+    _text_image_task(
+      f'emoji_cldr_heldout.{lang}', ds, {'validation': held}, 'noto_eval', vocab, emb
+    )
     sym = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'symbola')
-    _text_image_task(f'emoji_cldr_symbola.{lang}', ds, {'validation': sym},
-                     'symbola', vocab, emb)
-    names += [f'emoji_cldr.{lang}', f'emoji_cldr_heldout.{lang}',
-              f'emoji_cldr_symbola.{lang}']
-  tune_all = lambda: _merge([pairs_lib.tuning_pairs(ds, l, names_only, tuning_images)
-                             for l in langs])
+    _text_image_task(f'emoji_cldr_symbola.{lang}', ds, {'validation': sym}, 'symbola', vocab, emb)
+    names += [f'emoji_cldr.{lang}', f'emoji_cldr_heldout.{lang}', f'emoji_cldr_symbola.{lang}']
+  tune_all = lambda: _merge(
+    [pairs_lib.tuning_pairs(ds, l, names_only, tuning_images) for l in langs]
+  )
   _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, tuning_images, vocab, emb)
   held_all = lambda: _merge([pairs_lib.heldout_pairs(ds, l, 'noto') for l in langs])
-  _text_image_task('emoji_cldr_heldout.all', ds, {'validation': held_all}, 'noto_eval',
-                   vocab, emb)
+  _text_image_task('emoji_cldr_heldout.all', ds, {'validation': held_all}, 'noto_eval', vocab, emb)
   _register_subgroups(ds, 'emoji_cldr_subgroups')
   names += ['emoji_cldr.all', 'emoji_cldr_heldout.all', 'emoji_cldr_subgroups']
   return names

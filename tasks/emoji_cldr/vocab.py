@@ -31,9 +31,16 @@ def tuning_texts(data_dir: str, languages=None) -> list[str]:
   return list(texts)
 
 
-def train_vocab(data_dir: str, out_prefix: str, vocab_size: int = 8000,
-                languages=None, character_coverage: float = 0.9995,
-                max_texts: int = 60000, num_threads: int = 2, force: bool = False) -> dict:
+def train_vocab(
+  data_dir: str,
+  out_prefix: str,
+  vocab_size: int = 8000,
+  languages=None,
+  character_coverage: float = 0.9995,
+  max_texts: int = 60000,
+  num_threads: int = 2,
+  force: bool = False,
+) -> dict:
   """Trains (or reuses) out_prefix.model; returns the stats dict also saved as .json.
 
   max_texts: a seeded sample of at most this many unique texts (training time
@@ -42,9 +49,13 @@ def train_vocab(data_dir: str, out_prefix: str, vocab_size: int = 8000,
   manifest_path = os.path.join(data_dir, 'manifest.json')
   with open(manifest_path, 'rb') as f:
     data_hash = hashlib.sha256(f.read()).hexdigest()[:16]
-  config = {'vocab_size': vocab_size, 'languages': list(languages) if languages else None,
-            'character_coverage': character_coverage, 'max_texts': max_texts,
-            'data_manifest_sha256': data_hash}
+  config = {
+    'vocab_size': vocab_size,
+    'languages': list(languages) if languages else None,
+    'character_coverage': character_coverage,
+    'max_texts': max_texts,
+    'data_manifest_sha256': data_hash,
+  }
   info_path = out_prefix + '.json'
   if not force and os.path.isfile(out_prefix + '.model') and os.path.isfile(info_path):
     with open(info_path, encoding='utf-8') as f:
@@ -56,19 +67,33 @@ def train_vocab(data_dir: str, out_prefix: str, vocab_size: int = 8000,
   all_texts = tuning_texts(data_dir, languages)
   if not all_texts:
     raise ValueError(f'{data_dir}: no tuning texts to train a vocabulary on')
-  texts = (random.Random(0).sample(all_texts, max_texts) if len(all_texts) > max_texts
-           else all_texts)
+  texts = random.Random(0).sample(all_texts, max_texts) if len(all_texts) > max_texts else all_texts
   os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
   spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(texts), model_prefix=out_prefix,
-      vocab_size=vocab_size, model_type='unigram', byte_fallback=True,
-      character_coverage=character_coverage, pad_id=0, eos_id=1, unk_id=2,
-      bos_id=-1, hard_vocab_limit=False, num_threads=num_threads,
-      split_digits=True, train_extremely_large_corpus=False, minloglevel=2)
+    sentence_iterator=iter(texts),
+    model_prefix=out_prefix,
+    vocab_size=vocab_size,
+    model_type='unigram',
+    byte_fallback=True,
+    character_coverage=character_coverage,
+    pad_id=0,
+    eos_id=1,
+    unk_id=2,
+    bos_id=-1,
+    hard_vocab_limit=False,
+    num_threads=num_threads,
+    split_digits=True,
+    train_extremely_large_corpus=False,
+    minloglevel=2,
+  )
   sp = spm.SentencePieceProcessor(model_file=out_prefix + '.model')
-  info = {'config': config, 'n_texts': len(all_texts), 'n_sampled': len(texts),
-          'vocab_size': sp.get_piece_size(),
-          'seconds': round(time.time() - t0, 2)}
+  info = {
+    'config': config,
+    'n_texts': len(all_texts),
+    'n_sampled': len(texts),
+    'vocab_size': sp.get_piece_size(),
+    'seconds': round(time.time() - t0, 2),
+  }
   with open(info_path, 'w', encoding='utf-8') as f:
     json.dump(info, f, indent=1)
   info['reused'] = False
@@ -84,9 +109,14 @@ def main(argv=None) -> int:
   p.add_argument('--max_texts', type=int, default=60000)
   p.add_argument('--force', action='store_true')
   a = p.parse_args(argv)
-  info = train_vocab(a.data, a.out, a.vocab_size,
-                     a.languages.split(',') if a.languages else None,
-                     max_texts=a.max_texts, force=a.force)
+  info = train_vocab(
+    a.data,
+    a.out,
+    a.vocab_size,
+    a.languages.split(',') if a.languages else None,
+    max_texts=a.max_texts,
+    force=a.force,
+  )
   print(json.dumps(info, indent=1))
   return 0
 

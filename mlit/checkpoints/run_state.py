@@ -1,0 +1,165 @@
+"""Orbax checkpoints of mlit's own train state.
+
+Layout of DIR/<step>/ (one orbax CheckpointManager step, three items):
+  state/   the train state pytree ({'step', 'params', 'opt_state'} or any
+           pytree of arrays), sharded arrays written by every process
+  data/    JSON: the data iterator position (e.g. {'batches_consumed': n})
+  config/  JSON: {'gin': <resolved gin config text>}
+
+Saves are asynchronous by default and become visible (latest_step) only when
+complete, so a run killed during a save resumes from the previous one.
+Restoring takes a target tree (arrays or jax.ShapeDtypeStruct with
+shardings), so each array lands directly in its target sharding on any mesh.
+"""
+
+import os
+from typing import Any, Optional
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+_ITEMS = ('state', 'data', 'config')
+
+
+def abstract_like(tree: Any) -> Any:
+  """jax.ShapeDtypeStruct tree (with shardings) of a tree of arrays."""
+
+  def one(x):
+    if isinstance(x, jax.ShapeDtypeStruct):
+      return x
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, 'sharding', None))
+
+  return jax.tree_util.tree_map(one, tree)
+
+
+class Checkpoints:
+  """Keep-K, save-every-N checkpoint manager for the mlit train state.
+
+  Args:
+    directory: checkpoint root (created if missing).
+    keep: how many most recent checkpoints to keep (None = all).
+    save_every: `save` without force writes only at multiples of this.
+    async_save: write in a background thread (call `wait` before reading).
+  """
+
+  def __init__(
+    self,
+    directory: str,
+    *,
+    keep: Optional[int] = 3,
+    save_every: int = 1000,
+    async_save: bool = True,
+  ):
+    if save_every < 1:
+      raise ValueError(f'save_every must be >= 1, got {save_every}')
+    self.directory = os.path.abspath(directory)
+    self.save_every = save_every
+    # The interval is decided here (orbax would also save the first step).
+    self._mgr = ocp.CheckpointManager(
+      self.directory,
+      item_names=_ITEMS,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+      ),
+    )
+
+  def latest_step(self) -> Optional[int]:
+    """The newest complete checkpoint step, or None."""
+    return self._mgr.latest_step()
+
+  def all_steps(self) -> list[int]:
+    """All complete checkpoint steps, ascending."""
+    return sorted(self._mgr.all_steps())
+
+  def should_save(self, step: int) -> bool:
+    """Whether `save(step, ...)` without force would write."""
+    return step % self.save_every == 0 and step not in self.all_steps()
+
+  def save(
+    self,
+    step: int,
+    state: Any,
+    *,
+    data_state: Optional[dict] = None,
+    config_text: Optional[str] = None,
+    force: bool = False,
+  ) -> bool:
+    """Saves state (+ data position, gin text); returns whether it wrote.
+
+    Without `force`, only steps that are multiples of save_every are written.
+    """
+    if not (force or self.should_save(step)):
+      return False
+    args = ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(dict(data_state or {})),
+      config=ocp.args.JsonSave({'gin': config_text or ''}),
+    )
+    return self._mgr.save(step, args=args, force=True)
+
+  def restore(self, target: Any, step: Optional[int] = None) -> tuple[Any, dict, str]:
+    """Restores (state, data_state, config_text) of `step` (default latest).
+
+    Args:
+      target: tree like the saved state, of arrays or ShapeDtypeStructs;
+        their shardings decide where the restored arrays live.
+      step: checkpoint step; the latest when None.
+    """
+    self.wait()
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'no checkpoint in {self.directory}')
+    if step not in self.all_steps():
+      raise FileNotFoundError(
+        f'{self.directory}: no checkpoint for step {step} (have {self.all_steps()})'
+      )
+    args = ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_like(target)),
+      data=ocp.args.JsonRestore(),
+      config=ocp.args.JsonRestore(),
+    )
+    try:
+      out = self._mgr.restore(step, args=args)
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(
+        f'{self.directory}/{step}: checkpoint does not match the target train state: {e}'
+      ) from e
+    return out['state'], dict(out['data'] or {}), out['config']['gin']
+
+  def wait(self) -> None:
+    """Blocks until pending asynchronous saves are complete."""
+    self._mgr.wait_until_finished()
+
+  def close(self) -> None:
+    """Waits for pending saves and releases the manager."""
+    self._mgr.close()
+
+
+def read_params(directory: str, step: Optional[int] = None) -> tuple[Any, int]:
+  """Host (NumPy) params of a checkpoint without a target, e.g. for eval.
+
+  Arrays come back as NumPy whatever mesh wrote them, so a checkpoint from a pod
+  or an 8-device run reads on a laptop.
+
+  Returns:
+    (params tree, step); the latest step when `step` is None.
+  """
+  mgr = ocp.CheckpointManager(
+    os.path.abspath(directory),
+    item_names=_ITEMS,
+    options=ocp.CheckpointManagerOptions(read_only=True),
+  )
+  step = mgr.latest_step() if step is None else step
+  if step is None or step not in mgr.all_steps():
+    raise FileNotFoundError(
+      f'{directory}: no checkpoint for step {step} (have {sorted(mgr.all_steps())})'
+    )
+  path = os.path.join(os.path.abspath(directory), str(step), 'state')
+  checkpointer = ocp.PyTreeCheckpointer()
+  tree = checkpointer.metadata(path).item_metadata.tree
+  as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  state = checkpointer.restore(path, restore_args=as_numpy)
+  if not isinstance(state, dict) or 'params' not in state:
+    raise KeyError(f'{directory}/{step}: the state has no "params" entry')
+  return state['params'], step

@@ -1,0 +1,282 @@
+"""Reads T5X checkpoints (legacy msgpack + TensorStore, or Orbax) without t5x.
+
+Legacy layout (T5X `Checkpointer`, version 3): `checkpoint_<step>/checkpoint`
+is a msgpack file {'version': 3, 'optimizer': {'target': params, 'state': ...}}
+(flax.serialization encoding: small arrays inline as msgpack ext values).
+Large leaves are replaced by TensorStore spec dicts whose kvstore path is
+relative to the checkpoint directory (`target.encoder.layers_0.mlp.wo.kernel`,
+a zarr array); the kvstore driver may be 'file', 'gfile' or 'gcs' (the latter
+with a placeholder bucket). We always read those arrays from the local
+directory, and refuse a path that leaves it.
+
+Orbax layout (newer T5X): `checkpoint_<step>/state/` is an Orbax PyTree
+checkpoint of the same {'target': ..., 'state': ...} tree.
+
+Keys returned are '/'-joined and relative to `target` (model parameters), e.g.
+'encoder/layers_0/attention/query/kernel'.
+"""
+
+import dataclasses
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import flax.linen as nn
+import jax
+import numpy as np
+from flax import serialization, traverse_util
+
+_SPEC_KEYS = frozenset({'driver', 'kvstore'})
+_TEXT_PREFIXES = ('token_embedder/', 'encoder/')
+
+
+class CheckpointError(ValueError):
+  """A T5X checkpoint is malformed, unsafe, or does not fit the model."""
+
+
+def _is_ts_spec(value: Any) -> bool:
+  return isinstance(value, dict) and _SPEC_KEYS <= set(value)
+
+
+def _flatten(tree: Mapping[str, Any]) -> Dict[str, Any]:
+  flat = traverse_util.flatten_dict(
+    tree, is_leaf=lambda _, v: not isinstance(v, dict) or _is_ts_spec(v)
+  )
+  return {'/'.join(str(k) for k in key): v for key, v in flat.items()}
+
+
+def _local_spec(ckpt_dir: str, key: str, spec: Mapping[str, Any]) -> dict:
+  """Returns a TensorStore spec reading `spec`'s array from inside ckpt_dir."""
+  spec = dict(spec)
+  kvstore = spec.get('kvstore')
+  if isinstance(kvstore, dict):
+    kvstore = dict(kvstore)
+    driver = kvstore.get('driver')
+    rel = kvstore.get('path')
+  else:  # tensorstore<0.1.14: path at the top level, driver-implied kvstore
+    driver, rel = kvstore, spec.pop('path', None)
+  if driver not in ('file', 'gfile', 'gcs'):
+    raise CheckpointError(
+      f'{ckpt_dir}: leaf {key!r}: unsupported TensorStore kvstore driver {driver!r}'
+    )
+  if not isinstance(rel, str) or not rel:
+    raise CheckpointError(f'{ckpt_dir}: leaf {key!r}: TensorStore spec has no kvstore path')
+  root = os.path.realpath(ckpt_dir)
+  target = os.path.realpath(os.path.join(root, rel))
+  if '://' in rel or os.path.commonpath([root, target]) != root:
+    raise CheckpointError(
+      f'{ckpt_dir}: leaf {key!r}: TensorStore path {rel!r} points outside '
+      f'the checkpoint directory; refusing to read it'
+    )
+  spec.pop('path', None)
+  spec['kvstore'] = {'driver': 'file', 'path': target}
+  return spec
+
+
+def _read_ts(ckpt_dir: str, key: str, spec: Mapping[str, Any]) -> np.ndarray:
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top
+
+  local = _local_spec(ckpt_dir, key, spec)
+  try:
+    store = ts.open(local, open=True, read=True).result()
+    return np.asarray(store.read().result())
+  except Exception as e:  # tensorstore raises ValueError/OSError variants
+    raise CheckpointError(
+      f'{ckpt_dir}: leaf {key!r}: cannot read TensorStore array {local["kvstore"]["path"]}: {e}'
+    ) from e
+
+
+def _as_array(ckpt_dir: str, key: str, value: Any) -> np.ndarray:
+  if isinstance(value, (np.ndarray, np.generic, int, float, bool)):
+    return np.asarray(value)
+  raise CheckpointError(
+    f'{ckpt_dir}: leaf {key!r}: expected an array or a TensorStore spec, got {type(value).__name__}'
+  )
+
+
+def _read_legacy(ckpt_dir: str, include: Optional[re.Pattern]):
+  path = os.path.join(ckpt_dir, 'checkpoint')
+  with open(path, 'rb') as f:
+    try:
+      contents = serialization.msgpack_restore(f.read())
+    except Exception as e:  # msgpack raises several unrelated types
+      raise CheckpointError(f'{path}: not a msgpack T5X checkpoint: {e}') from e
+  if not isinstance(contents, dict):
+    raise CheckpointError(f'{path}: top level is {type(contents).__name__}, expected a dict')
+  version = contents.get('version')
+  if version is not None and int(version) not in (2, 3):
+    raise CheckpointError(f'{path}: unsupported T5X checkpoint version {version}')
+  state = contents.get('optimizer', contents)
+  if not isinstance(state, dict) or 'target' not in state:
+    raise CheckpointError(f'{path}: no optimizer/target entry (top-level keys: {sorted(contents)})')
+  out = {}
+  for key, value in _flatten(state['target']).items():
+    if include is not None and not include.search(key):
+      continue
+    if _is_ts_spec(value):
+      arr = _read_ts(ckpt_dir, 'target/' + key, value)
+    else:
+      arr = _as_array(path, 'target/' + key, value)
+    if version == 2 and arr.dtype == np.uint16:
+      # Version 2 stored bfloat16 as its raw uint16 bits.
+      arr = arr.view(jax.numpy.bfloat16)
+    out[key] = arr
+  return out
+
+
+def _key_name(entry: Any) -> str:
+  for attr in ('key', 'idx', 'name'):
+    if hasattr(entry, attr):
+      return str(getattr(entry, attr))
+  return str(entry)
+
+
+def _read_orbax(item_dir: str, include: Optional[re.Pattern]):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  ckptr = ocp.PyTreeCheckpointer()
+  try:
+    meta = ckptr.metadata(item_dir)
+  except Exception as e:  # orbax raises FileNotFoundError/ValueError variants
+    raise CheckpointError(f'{item_dir}: not an Orbax checkpoint: {e}') from e
+  tree = getattr(getattr(meta, 'item_metadata', meta), 'tree', None)
+  if tree is None:
+    tree = getattr(meta, 'tree', meta)
+  if not isinstance(tree, Mapping) or 'target' not in tree:
+    raise CheckpointError(f'{item_dir}: Orbax tree has no `target` entry')
+
+  def wanted(path):
+    names = [_key_name(p) for p in path]
+    return names[0] == 'target' and (include is None or include.search('/'.join(names[1:])))
+
+  item = jax.tree_util.tree_map_with_path(
+    lambda p, m: m if wanted(p) else ocp.PLACEHOLDER, dict(tree)
+  )
+  restore_args = jax.tree_util.tree_map_with_path(
+    lambda p, m: ocp.RestoreArgs(restore_type=np.ndarray) if wanted(p) else ocp.PLACEHOLDER,
+    dict(tree),
+  )
+  restored = ckptr.restore(
+    item_dir, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args)
+  )
+  flat = _flatten(restored['target'])
+  return {k: np.asarray(v) for k, v in flat.items() if v is not ocp.PLACEHOLDER}
+
+
+def read_t5x_checkpoint(path: str, *, include: Optional[str] = None) -> Dict[str, np.ndarray]:
+  """Reads the model parameters (`target`) of a T5X checkpoint.
+
+  Args:
+    path: a `checkpoint_<step>` directory (legacy `checkpoint` msgpack file or
+      Orbax `state/` item), the legacy `checkpoint` file itself, or an Orbax
+      PyTree item directory.
+    include: optional regex; only keys it matches (re.search) are read, which
+      saves reading a decoder that will be dropped anyway.
+
+  Returns:
+    {'encoder/layers_0/attention/query/kernel': np.ndarray, ...}.
+  """
+  path = os.fspath(path)
+  pattern = re.compile(include) if include is not None else None
+  if os.path.isfile(path) and os.path.basename(path) == 'checkpoint':
+    path = os.path.dirname(path)
+  if not os.path.isdir(path):
+    raise CheckpointError(f'{path}: no such T5X checkpoint directory')
+  if os.path.isdir(os.path.join(path, 'state')):
+    return _read_orbax(os.path.join(path, 'state'), pattern)
+  if os.path.isfile(os.path.join(path, 'checkpoint')) and not os.path.exists(
+    os.path.join(path, '_METADATA')
+  ):
+    return _read_legacy(path, pattern)
+  if os.path.exists(os.path.join(path, '_METADATA')) or os.path.exists(
+    os.path.join(path, 'manifest.ocdbt')
+  ):
+    return _read_orbax(path, pattern)
+  raise CheckpointError(
+    f'{path}: neither a legacy T5X checkpoint (no `checkpoint` file) nor an Orbax one (no `state/`)'
+  )
+
+
+@dataclasses.dataclass
+class LoadReport:
+  """What text_tower_params_from_t5x did with every key."""
+
+  loaded: List[str] = dataclasses.field(default_factory=list)
+  missing: List[str] = dataclasses.field(default_factory=list)
+  unused: List[str] = dataclasses.field(default_factory=list)
+  dropped: List[str] = dataclasses.field(default_factory=list)
+  shape_mismatch: List[str] = dataclasses.field(default_factory=list)
+  fresh: List[str] = dataclasses.field(default_factory=list)
+
+  def __str__(self):
+    parts = [
+      f'loaded {len(self.loaded)}',
+      f'dropped {len(self.dropped)} (decoder etc.)',
+      f'kept from init {self.fresh}',
+    ]
+    for name in ('missing', 'unused', 'shape_mismatch'):
+      if getattr(self, name):
+        parts.append(f'{name}: {getattr(self, name)}')
+    return '; '.join(parts)
+
+
+def text_tower_params_from_t5x(
+  flat: Mapping[str, np.ndarray], init_txt_params: Any, *, strict: bool = True
+) -> Tuple[Any, LoadReport]:
+  """Puts T5X token_embedder + encoder weights into a TextTower param tree.
+
+  Args:
+    flat: read_t5x_checkpoint output (a leading 'target/' is accepted too).
+    init_txt_params: the TextTower's initial params (boxed or not); gives the
+      expected keys, shapes and dtypes, and the values of keys a T5X
+      checkpoint does not have (the linear head).
+    strict: raise on missing, unused or mis-shaped T5 keys; otherwise only
+      report them and keep the initial values.
+
+  Returns:
+    (params with the same structure and boxes as init_txt_params, LoadReport).
+  """
+  ckpt = {}
+  for key, value in flat.items():
+    ckpt[key[len('target/') :] if key.startswith('target/') else key] = value
+  is_box = lambda x: isinstance(x, nn.meta.AxisMetadata)
+  init_flat = traverse_util.flatten_dict(init_txt_params, is_leaf=lambda _, v: is_box(v), sep='/')
+  report = LoadReport()
+  new_flat = {}
+  for key, init in init_flat.items():
+    value = init.unbox() if is_box(init) else init
+    if not key.startswith(_TEXT_PREFIXES):
+      report.fresh.append(key)
+    elif key not in ckpt:
+      report.missing.append(key)
+    elif tuple(ckpt[key].shape) != tuple(value.shape):
+      report.shape_mismatch.append(
+        f'{key}: checkpoint {tuple(ckpt[key].shape)} vs model {tuple(value.shape)}'
+      )
+    else:
+      value = jax.numpy.asarray(ckpt[key], dtype=value.dtype)
+      report.loaded.append(key)
+    new_flat[key] = init.replace_boxed(value) if is_box(init) else value
+  for key in sorted(ckpt):
+    if key.startswith(_TEXT_PREFIXES):
+      if key not in init_flat:
+        report.unused.append(key)
+    else:
+      report.dropped.append(key)
+  for name in ('loaded', 'missing', 'fresh', 'shape_mismatch'):
+    getattr(report, name).sort()
+  if strict and (report.missing or report.unused or report.shape_mismatch):
+    raise CheckpointError(
+      'T5X checkpoint does not match the text tower: missing keys '
+      f'{report.missing}, unused keys {report.unused}, shape mismatches '
+      f'{report.shape_mismatch}'
+    )
+  return traverse_util.unflatten_dict(new_flat, sep='/'), report
+
+
+def load_text_tower_from_t5x(
+  path: str, init_txt_params: Any, *, strict: bool = True
+) -> Tuple[Any, LoadReport]:
+  """Reads only the text-tower part of a T5X checkpoint and fits it in."""
+  flat = read_t5x_checkpoint(path, include=r'^(token_embedder|encoder)/')
+  return text_tower_params_from_t5x(flat, init_txt_params, strict=strict)

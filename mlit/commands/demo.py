@@ -1,0 +1,174 @@
+"""`mlit demo`: the embedded emoji/CLDR pipeline, end to end, through the package's own commands.
+
+Stages (each a command you can also run by hand; each reuses what an earlier run built):
+  data      python -m tasks.emoji_cldr build        emoji renders + CLDR names in every language
+  vocab     python -m tasks.emoji_cldr vocab        SentencePiece (byte fallback) on tuning texts
+  image     python -m mlit.emoji_tower pretrain     tiny ViT on Unicode subgroups -> .npz (locked)
+  embed     python -m mlit.emoji_tower embed        the locked tower's embedding of every render
+  train     python -m mlit.training.train   LiT-tuning (Lu), gin/demo/lit_emoji.gin
+  coverage  python -m eval_multilingual.coverage    tokenizer statistics per language
+  eval      python -m eval_multilingual.run         held-out concepts, gin/demo/eval_emoji.gin
+  report    python -m eval_multilingual.report      RUN_DIR/report/index.html
+Stage wall times go to RUN_DIR/timings.json.
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+STAGES = ('data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report')
+
+
+def _commands(run_dir: str, args) -> dict[str, list[str]]:
+  py = sys.executable
+  data, vocab_prefix = os.path.join(run_dir, 'data'), os.path.join(run_dir, 'spm')
+  vocab, tower = vocab_prefix + '.model', os.path.join(run_dir, 'image_tower.npz')
+  embeddings = os.path.join(run_dir, 'image_embeddings.npz')
+  model_dir = os.path.join(run_dir, 'train')
+  build = [py, '-m', 'tasks.emoji_cldr', 'build', '--out', data]
+  if args.languages:
+    build += ['--languages', args.languages]
+  if args.max_emoji:
+    build += ['--max_emoji', str(args.max_emoji)]
+  train_gin = [f'--gin.EMOJI_DATA={json.dumps(data)}', f'--gin.EMOJI_VOCAB={json.dumps(vocab)}']
+  train = [
+    py,
+    '-m',
+    'mlit.training.train',
+    f'--gin_file={args.gin_file}',
+    f'--gin.MODEL_DIR={json.dumps(model_dir)}',
+    f'--gin.IMAGE_CHECKPOINT_PATH={json.dumps(tower)}',
+    f'--gin.EMOJI_IMAGE_EMBEDDINGS={json.dumps(embeddings)}',
+    *train_gin,
+  ]
+  if args.train_steps:
+    train += [
+      f'--gin.TRAIN_STEPS={args.train_steps}',
+      f'--gin.WARMUP_STEPS={max(1, args.train_steps // 10)}',
+    ]
+  pretrain = [py, '-m', 'mlit.emoji_tower', 'pretrain', '--data', data, '--out', tower]
+  if args.pretrain_steps:
+    pretrain += ['--steps', str(args.pretrain_steps)]
+  return {
+    'data': build,
+    'vocab': [
+      py,
+      '-m',
+      'tasks.emoji_cldr',
+      'vocab',
+      '--data',
+      data,
+      '--out',
+      vocab_prefix,
+      '--vocab_size',
+      str(args.vocab_size),
+    ],
+    'image': pretrain,
+    'embed': [
+      py,
+      '-m',
+      'mlit.emoji_tower',
+      'embed',
+      '--data',
+      data,
+      '--tower',
+      tower,
+      '--out',
+      embeddings,
+    ],
+    'train': train,
+    'coverage': [
+      py,
+      '-m',
+      'eval_multilingual.coverage',
+      '--vocab',
+      vocab,
+      '--lang-field',
+      'lang',
+      '--text-field',
+      'name',
+      '--out',
+      os.path.join(run_dir, 'coverage'),
+      '--stats-json',
+      os.path.join(run_dir, 'tokenizer_stats.json'),
+      *sorted(glob.glob(os.path.join(data, 'texts', '*.jsonl'))),
+    ],
+    'eval': [
+      py,
+      '-m',
+      'eval_multilingual.run',
+      f'--gin_file={os.path.join(model_dir, "config.gin")}',
+      '--gin_file=demo/eval_emoji.gin',
+      f'--gin.RUN_DIR={json.dumps(run_dir)}',
+    ],
+    'report': [py, '-m', 'eval_multilingual.report', run_dir],
+  }
+
+
+def write_language_stats(run_dir: str) -> None:
+  """Tuning pairs per language, from the dataset manifest (the language is known by build)."""
+  with open(os.path.join(run_dir, 'data', 'manifest.json'), encoding='utf-8') as f:
+    languages = json.load(f)['languages']
+  stats = {
+    lang: {'n_train_examples': int(v.get('tuning_texts', 0))} for lang, v in languages.items()
+  }
+  with open(os.path.join(run_dir, 'language_stats.json'), 'w', encoding='utf-8') as f:
+    json.dump(stats, f, indent=1, ensure_ascii=False)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+    prog='mlit demo', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument('--run_dir', default='runs/demo')
+  parser.add_argument('--gin_file', default='demo/lit_emoji.gin')
+  parser.add_argument('--stages', default=','.join(STAGES))
+  parser.add_argument('--languages', default=None, help='comma-separated subset (default: all)')
+  parser.add_argument('--max_emoji', type=int, default=None)
+  parser.add_argument('--vocab_size', type=int, default=16000)
+  parser.add_argument('--train_steps', type=int, default=None)
+  parser.add_argument('--pretrain_steps', type=int, default=None)
+  args = parser.parse_args(argv)
+  stages = args.stages.split(',')
+  unknown = sorted(set(stages) - set(STAGES))
+  if unknown:
+    parser.error(f'unknown stages {unknown}; choose from {",".join(STAGES)}')
+  os.makedirs(args.run_dir, exist_ok=True)
+  timings_path = os.path.join(args.run_dir, 'timings.json')
+  timings = {}
+  if os.path.exists(timings_path):
+    with open(timings_path, encoding='utf-8') as f:
+      timings = json.load(f)
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
+  total = time.time()
+  for stage in stages:
+    commands = _commands(args.run_dir, args)  # after earlier stages: coverage lists built files
+    print(f'== mlit demo: {stage}: {" ".join(commands[stage][1:])}', flush=True)
+    start = time.time()
+    proc = subprocess.run(commands[stage], env=env, check=False)
+    if proc.returncode != 0:
+      print(f'mlit demo: stage {stage!r} failed (exit {proc.returncode})', file=sys.stderr)
+      return proc.returncode
+    if stage == 'data':
+      write_language_stats(args.run_dir)
+    timings[stage] = round(time.time() - start, 1)
+    with open(timings_path, 'w', encoding='utf-8') as f:
+      json.dump(timings, f, indent=1)
+  print(
+    '== mlit demo: stage wall times (s): '
+    + ', '.join(f'{s} {timings[s]}' for s in stages)
+    + f'; total {time.time() - total:.0f}'
+  )
+  print(
+    f'== results: {os.path.join(args.run_dir, "results.json")}; '
+    f'report: {os.path.join(args.run_dir, "report", "index.html")}'
+  )
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,229 @@
+"""T5X-style command line for gin-configured mlit jobs.
+
+`--gin_file=F` (repeatable), `--gin.NAME=VALUE` (rewritten to the gin binding
+`NAME = VALUE`), `--gin_bindings=...` and `--gin_search_paths=a,b`. Gin files
+are found relative to the search paths, which default to the repo's `gin/`
+directory and the installed `share/mlit/gin`.
+"""
+
+import argparse
+import importlib.util  # noqa: F401  gin's package-resource reader uses it without importing it
+import logging
+import os
+import pathlib
+import re
+import sys
+from typing import Sequence
+
+import gin
+import mlit
+
+_GIN_ARG = re.compile(r'^--gin\.([A-Za-z_][\w.]*(?:/[\w.]+)*)=(.*)$', re.S)
+_MACRO_NAME = re.compile(r'^[A-Z_][A-Z0-9_]*$')
+
+
+class GinConfigError(ValueError):
+  """A gin file or binding is wrong; raised before any work starts."""
+
+
+def default_search_paths() -> list[str]:
+  """The repo's gin/ dir (source checkout) and the installed share/mlit/gin.
+
+  Their parents are searched too, so `--gin_file=gin/local_tiny.gin` works
+  from any working directory, like `--gin_file=local_tiny.gin`.
+  """
+  paths = []
+  repo_gin = pathlib.Path(mlit.__file__).resolve().parent.parent / 'gin'
+  installed = pathlib.Path(sys.prefix) / 'share' / 'mlit' / 'gin'
+  for d in (repo_gin, installed):
+    if d.is_dir():
+      for p in (str(d), str(d.parent)):
+        if p not in paths:
+          paths.append(p)
+  return paths
+
+
+def rewrite_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Splits `--gin.NAME=VALUE` args off argv as gin bindings `NAME = VALUE`."""
+  rest, bindings = [], []
+  for arg in argv:
+    m = _GIN_ARG.match(arg)
+    if m:
+      bindings.append(f'{m.group(1)} = {m.group(2)}')
+    elif arg.startswith('--gin.'):
+      raise GinConfigError(
+        f'bad flag {arg!r}: write it as --gin.NAME=VALUE, e.g. --gin.MODEL_DIR=\\"/tmp/run\\"'
+      )
+    else:
+      rest.append(arg)
+  return rest, bindings
+
+
+def make_parser(description: str) -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(description=description)
+  p.add_argument(
+    '--gin_file',
+    action='append',
+    default=[],
+    help='gin file (repeatable); relative paths are looked up in --gin_search_paths',
+  )
+  p.add_argument(
+    '--gin_bindings', action='append', default=[], help="extra gin binding, e.g. 'TRAIN_STEPS = 10'"
+  )
+  p.add_argument(
+    '--gin_search_paths',
+    default=None,
+    help='comma-separated directories to find gin files in (default: the mlit gin/ directory)',
+  )
+  return p
+
+
+def _macro_value(name: str):
+  """Value bound to macro `name`, or a sentinel when the macro is not defined."""
+  # Macros are stored by gin as the binding `NAME/gin.macro.value`.
+  bindings = gin.config._CONFIG.get((name, 'gin.macro'), None)  # pylint: disable=protected-access
+  if bindings is None or 'value' not in bindings:
+    return _UNDEFINED
+  return bindings['value']
+
+
+_UNDEFINED = object()
+
+
+def _is_required(value) -> bool:
+  if value is gin.REQUIRED:
+    return True
+  if isinstance(value, gin.config.ConfigurableReference):
+    try:
+      return value.scoped_configurable_fn() is gin.REQUIRED
+    except Exception:  # pylint: disable=broad-except
+      return False
+  return False
+
+
+def defined_macros() -> list[str]:
+  return sorted(
+    scope
+    for (scope, sel) in gin.config._CONFIG  # pylint: disable=protected-access
+    if sel == 'gin.macro'
+  )
+
+
+def _guard_resource_reader():
+  """Makes gin's package-resource lookup answer "not found" instead of crashing.
+
+  gin tries 'runs/lit_tune.gin' as a resource of a Python package 'runs'; when the working
+  directory has a plain runs/ folder (a namespace package, as our own run directories make),
+  that lookup raises TypeError and the include fails instead of falling back to the search paths.
+  """
+  readers = gin.config._FILE_READERS  # pylint: disable=protected-access
+  for i, (reader, exists) in enumerate(readers):
+    if getattr(exists, '__module__', '') == 'gin.resource_reader':
+
+      def safe_exists(path, _exists=exists):
+        try:
+          return _exists(path)
+        except TypeError:
+          return False
+
+      readers[i] = (reader, safe_exists)
+
+
+def parse_gin(
+  gin_files: Sequence[str],
+  bindings: Sequence[str],
+  search_paths: Sequence[str] | None = None,
+  finalize: bool = True,
+) -> None:
+  """Parses files then bindings; every problem becomes a GinConfigError."""
+  gin.clear_config()
+  _guard_resource_reader()
+  paths = list(search_paths) if search_paths else default_search_paths()
+  for path in paths:
+    gin.add_config_file_search_path(path)
+  if not gin_files:
+    raise GinConfigError('no --gin_file given (e.g. --gin_file=gin/local_tiny.gin)')
+  quiet = _QuietMissingPaths()
+  logging.getLogger().addFilter(quiet)
+  try:
+    _parse_files(gin_files, paths)
+  finally:
+    logging.getLogger().removeFilter(quiet)
+  _parse_bindings(bindings)
+  if finalize:
+    try:
+      gin.finalize()
+    except Exception as e:  # pylint: disable=broad-except
+      raise GinConfigError(f'gin config error: {e}') from e
+
+
+class _QuietMissingPaths(logging.Filter):
+  """Gin logs an error for every search path an include is not under."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith('Path not found')
+
+
+def _parse_files(gin_files, paths):
+  for f in gin_files:
+    try:
+      gin.parse_config_file(f)
+    except (IOError, OSError) as e:
+      raise GinConfigError(f'gin file {f!r} not found (search paths: {paths}): {e}') from e
+    except Exception as e:  # gin adds "In file X, line N" to its messages.
+      raise GinConfigError(f'error in gin file {f!r}: {e}') from e
+
+
+def _parse_bindings(bindings):
+  for b in bindings:
+    name = b.split('=', 1)[0].strip()
+    # A misspelt macro on the command line would otherwise bind a new macro
+    # nobody reads: insist that the gin files define it.
+    if _MACRO_NAME.match(name) and _macro_value(name) is _UNDEFINED:
+      known = ', '.join(defined_macros()) or 'none'
+      raise GinConfigError(f'unknown macro {name!r} in binding {b!r}: the gin files define {known}')
+    try:
+      gin.parse_config(b)
+    except Exception as e:  # pylint: disable=broad-except
+      raise GinConfigError(f'error in gin binding {b!r}: {e}') from e
+  missing = [m for m in defined_macros() if _is_required(_macro_value(m))]
+  if missing:
+    flags = ' '.join(f'--gin.{m}=...' for m in missing)
+    raise GinConfigError(
+      f'required gin macro(s) not set: {", ".join(missing)} '
+      f'(they are %gin.REQUIRED; pass e.g. {flags})'
+    )
+
+
+def parse_flags(argv: Sequence[str], description: str, add_arguments=None) -> argparse.Namespace:
+  """Parses a T5X-style command line and the gin config it names.
+
+  `add_arguments(parser)` may add a job's own (non-gin) flags.
+  """
+  argv, gin_args = rewrite_gin_args(argv)
+  parser = make_parser(description)
+  if add_arguments is not None:
+    add_arguments(parser)
+  args = parser.parse_args(argv)
+  paths = None
+  if args.gin_search_paths:
+    paths = [p for p in args.gin_search_paths.split(',') if p]
+  parse_gin(args.gin_file, list(args.gin_bindings) + gin_args, paths)
+  return args
+
+
+def write_config(model_dir: str, filename: str = 'config.gin') -> str:
+  """Writes the resolved gin config (all bindings, not only operative ones)."""
+  os.makedirs(model_dir, exist_ok=True)
+  path = os.path.join(model_dir, filename)
+  with open(path, 'w') as f:
+    f.write(gin.config_str())
+  return path
+
+
+def write_operative_config(model_dir: str, filename: str = 'operative_config.gin') -> str:
+  """Writes the bindings actually used so far (call after the model is built)."""
+  path = os.path.join(model_dir, filename)
+  with open(path, 'w') as f:
+    f.write(gin.operative_config_str())
+  return path

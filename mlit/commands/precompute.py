@@ -1,0 +1,138 @@
+r"""Pre-compute locked image-tower embeddings of a task: `python -m mlit.commands.precompute`.
+
+  python -m mlit.commands.precompute --gin_file=precompute.gin --gin.MODEL_DIR=\"/unused\"
+
+The gin file binds `mlit.commands.precompute.precompute` (task, output dir, ViT kwargs and
+.npz checkpoint). One output shard per source file: a finished shard is written
+to a temporary name and renamed, and the manifest lists it, so a crashed run
+resumes at the first unfinished shard. The manifest records the tower (config,
+checkpoint path and SHA-256) and refuses to continue into a directory made by a
+different tower. Images are resized without a crop (eval preprocessing), as a
+random augmentation would make pre-computation wrong (paper, Appendix E).
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Mapping, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import seqio
+import tensorflow as tf
+
+import gin
+from mlit.checkpoints import big_vision_npz as vit_checkpoint
+from mlit.models import image_tower
+from tasks import file_io, image_preprocessors, precomputed, registration
+
+
+def _write_manifest(directory: str, manifest: dict) -> None:
+  tmp = os.path.join(directory, precomputed.MANIFEST + '.tmp')
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    json.dump(manifest, f, indent=1, sort_keys=True)
+  tf.io.gfile.rename(tmp, os.path.join(directory, precomputed.MANIFEST), overwrite=True)
+
+
+def _example(emb: np.ndarray, strings: Mapping[str, bytes]) -> bytes:
+  feats = {'image_embedding': tf.train.Feature(float_list=tf.train.FloatList(value=emb))}
+  for k, v in strings.items():
+    feats[k] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+  return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+@gin.configurable
+def precompute(
+  task_name: str = gin.REQUIRED,
+  output_dir: str = gin.REQUIRED,
+  vit: Mapping[str, Any] = gin.REQUIRED,
+  checkpoint_path: Optional[str] = None,
+  *,
+  split: str = 'train',
+  image_size: int = 224,
+  batch_size: int = 64,
+  seed: int = 0,
+) -> dict:
+  """Writes embedding shards + manifest.json; returns the manifest."""
+  model = image_tower.ViT(**vit)
+  dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+  params = model.init(jax.random.PRNGKey(seed), dummy)['params']
+  tower = {
+    'vit': {k: list(v) if isinstance(v, tuple) else v for k, v in vit.items()},
+    'image_size': image_size,
+    'checkpoint': checkpoint_path,
+    'checkpoint_sha256': None,
+    'init_seed': None if checkpoint_path else seed,
+  }
+  if checkpoint_path:
+    params, _ = vit_checkpoint.load_big_vision_npz(checkpoint_path, params, image_size=image_size)
+    tower['checkpoint_sha256'] = file_io.file_sha256(checkpoint_path)
+  embed = jax.jit(lambda p, x: model.apply({'params': p}, x)[0])
+
+  task = seqio.get_mixture_or_task(task_name)
+  shards = task.source.list_shards(split)
+  tf.io.gfile.makedirs(output_dir)
+  try:
+    manifest = precomputed.read_manifest(output_dir)
+  except FileNotFoundError:
+    manifest = {
+      'task': task_name,
+      'split': split,
+      'tower': tower,
+      'done': {},
+      'num_shards': len(shards),
+      'complete': False,
+    }
+  if manifest['tower'] != tower or manifest['task'] != task_name:
+    raise ValueError(
+      f'{output_dir} holds embeddings of task {manifest["task"]!r} by '
+      f'tower {manifest["tower"]}; this run is {task_name!r} by {tower}. '
+      'Use another output_dir.'
+    )
+  for index, shard in enumerate(shards):
+    out_name = f'embeddings-{index:05d}-of-{len(shards):05d}.tfrecord'
+    if out_name in manifest['done']:
+      continue  # resume: finished in an earlier run
+    ds = task.source.get_dataset(
+      split, shuffle=False, shard_info=seqio.ShardInfo(index, len(shards))
+    )
+    ds = task.preprocess_precache(ds, seed=seed)
+    ds = image_preprocessors.decode_image(ds, train=False, size=image_size)
+    tmp = os.path.join(output_dir, out_name + '.tmp')
+    n = 0
+    with tf.io.TFRecordWriter(tmp) as writer:
+      for batch in ds.batch(batch_size).as_numpy_iterator():
+        emb = np.asarray(embed(params, batch['image']), np.float32)
+        strings = {k: v for k, v in batch.items() if k != 'image' and v.dtype == object}
+        for i in range(len(emb)):
+          writer.write(_example(emb[i], {k: v[i] for k, v in strings.items()}))
+        n += len(emb)
+        manifest['embedding_dim'] = int(emb.shape[-1])
+        manifest['string_features'] = sorted(strings)
+    tf.io.gfile.rename(tmp, os.path.join(output_dir, out_name), overwrite=True)
+    manifest['done'][out_name] = {'source': shard, 'examples': n}
+    _write_manifest(output_dir, manifest)
+  manifest['complete'] = True
+  _write_manifest(output_dir, manifest)
+  return manifest
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--gin_file', action='append', default=[])
+  parser.add_argument('--gin', action='append', default=[], help='a gin binding')
+  parser.add_argument('--gin_search_paths', default='')
+  args = parser.parse_args(argv)
+  for path in filter(None, args.gin_search_paths.split(',')):
+    gin.add_config_file_search_path(path)
+  gin.parse_config_files_and_bindings(args.gin_file, args.gin)
+  registration.register_tasks()
+  manifest = precompute()
+  print(json.dumps({k: manifest[k] for k in ('task', 'complete', 'num_shards')}))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

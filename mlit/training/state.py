@@ -1,0 +1,169 @@
+"""Train state of the LiT trainer: sharded init, pre-trained weights, batches.
+
+The state is {'step': int32 scalar, 'params': unboxed params, 'opt_state':
+optax state}, placed on the ('data', 'model') mesh with the logical axis rules
+of mlit.training.partitioning.
+"""
+
+import sys
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.experimental import multihost_utils
+
+from mlit.training import input_pipeline as train_data
+from mlit.training import partitioning
+
+
+def make_mesh(num_partitions: int, rules: Optional[Sequence] = None):
+  mesh = partitioning.make_mesh(num_partitions)
+  rules = [tuple(r) for r in (rules or partitioning.LOGICAL_AXIS_RULES)]
+  return mesh, rules
+
+
+def _dummy_inputs(info: train_data.InputInfo, batch: int = 2) -> dict:
+  out = {'text': {k: jnp.ones((batch,) + info.shapes[k], jnp.int32) for k in info.text_keys}}
+  out[info.image_key] = jnp.zeros((batch,) + info.shapes[info.image_key], jnp.float32)
+  return out
+
+
+def _init_fn(model, info):
+  return lambda rng: model.init(rng, **_dummy_inputs(info))['params']
+
+
+def param_shardings(model, info, mesh, rules, seed: int):
+  """(abstract boxed params, NamedSharding tree of the unboxed params)."""
+  abstract = jax.eval_shape(_init_fn(model, info), jax.random.PRNGKey(seed))
+  shardings = partitioning.param_shardings(abstract, mesh, rules)
+  return abstract, shardings
+
+
+def init_params(model, info, mesh, rules, shardings, seed: int):
+  """Random init directly into sharded arrays (same values on any mesh)."""
+  init = _init_fn(model, info)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    fn = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)
+    return fn(jax.random.PRNGKey(seed))
+
+
+def _to_host(tree):
+  """Full NumPy copy of a (possibly multi-process) array tree."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _place(tree, shardings):
+  """Host NumPy tree -> global arrays with the given shardings."""
+
+  def put(x, s):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, s, lambda idx: x[idx])
+
+  return jax.tree_util.tree_map(put, tree, shardings)
+
+
+def load_pretrained(
+  params,
+  shardings,
+  *,
+  text_path: Optional[str],
+  image_path: Optional[str],
+  image_dont_load: Sequence[str],
+  info: train_data.InputInfo,
+):
+  """Replaces params['txt'] / params['img'] with pre-trained weights."""
+  if not text_path and not image_path:
+    return params
+  params = dict(params)
+  if text_path:
+    from mlit.checkpoints import t5x as t5x_checkpoint  # pylint: disable=g-import-not-at-top
+
+    host = _to_host(params['txt'])
+    txt, report = t5x_checkpoint.load_text_tower_from_t5x(text_path, host)
+    _log(f'text tower from {text_path}: {report}')
+    params['txt'] = _place(jax.device_get(txt), shardings['txt'])
+  if image_path:
+    from mlit.checkpoints import big_vision_npz as vit_checkpoint  # pylint: disable=g-import-not-at-top
+
+    host = _to_host(params['img'])
+    size = info.shapes.get('image', (None,))[:2]
+    img, report = vit_checkpoint.load_big_vision_npz(
+      image_path,
+      host,
+      dont_load=image_dont_load,
+      image_size=tuple(size) if None not in size else None,
+    )
+    _log(f'image tower from {image_path}: {report.summary()}')
+    params['img'] = _place(img, shardings['img'])
+  return params
+
+
+def _key_names(path) -> tuple[str, ...]:
+  return tuple(str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k)))) for k in path)
+
+
+def state_shardings(tx: optax.GradientTransformation, abstract_boxed, param_sh, mesh):
+  """Shardings of the whole state; optimizer moments follow their params.
+
+  A state leaf whose key path ends with a parameter's path and has its shape
+  (Adam mu/nu, Adafactor momentum) gets the parameter's sharding; factored
+  statistics, counts and masked (locked) entries are replicated.
+  """
+  abstract = nn.unbox(abstract_boxed)
+  opt_abstract = jax.eval_shape(tx.init, abstract)
+  rep = partitioning.replicated(mesh)
+  by_path = {}
+  for (path, x), s in zip(
+    jax.tree_util.tree_flatten_with_path(abstract)[0],
+    jax.tree_util.tree_leaves(param_sh, is_leaf=lambda v: isinstance(v, jax.sharding.Sharding)),
+  ):
+    by_path[_key_names(path)] = (tuple(x.shape), s)
+
+  def pick(path, x):
+    names = _key_names(path)
+    for i in range(len(names)):
+      hit = by_path.get(names[i:])
+      if hit is not None:
+        return hit[1] if hit[0] == tuple(x.shape) else rep
+    return rep
+
+  opt_sh = jax.tree_util.tree_map_with_path(pick, opt_abstract)
+  return {'step': rep, 'params': param_sh, 'opt_state': opt_sh}
+
+
+def abstract_state(tx, abstract_boxed, state_sh):
+  abstract = nn.unbox(abstract_boxed)
+  shapes = {
+    'step': jax.ShapeDtypeStruct((), jnp.int32),
+    'params': abstract,
+    'opt_state': jax.eval_shape(tx.init, abstract),
+  }
+  return jax.tree_util.tree_map(
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, state_sh
+  )
+
+
+def init_state(tx, params, state_sh):
+  fn = jax.jit(
+    lambda p: {'step': jnp.zeros((), jnp.int32), 'params': p, 'opt_state': tx.init(p)},
+    out_shardings=state_sh,
+  )
+  return fn(params)
+
+
+def batch_shardings(mesh, info: train_data.InputInfo) -> dict:
+  return {k: partitioning.batch_sharding(mesh, 1 + len(shape)) for k, shape in info.shapes.items()}
+
+
+def global_batch(local, mesh) -> dict:
+  return partitioning.shard_batch(local, mesh)
+
+
+def _log(msg: str) -> None:
+  if jax.process_index() == 0:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,406 @@
+r"""LiT tuning: `python -m mlit.training.train --gin_file=... --gin.MODEL_DIR=\"/dir\"`.
+
+The gin-configurable `train()` builds the two-tower model, the data (a seqio
+task through LiTFeatureConverter, each process reading its own shard), the
+initial parameters (T5X checkpoint -> text tower, big_vision .npz -> image
+tower, per the lock setup), and runs a jit-compiled step on a ('data',
+'model') mesh with the global contrastive loss. It resumes from the latest
+Orbax checkpoint in MODEL_DIR; data order depends only on (seed, step), so a
+killed and resumed run ends with the same parameters as an uninterrupted one.
+"""
+
+import os
+import sys
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import gin
+from mlit.checkpoints import run_state as checkpointing
+from mlit.commands import gin_flags
+from mlit.models import losses, two_tower
+from mlit.training import input_pipeline as train_data
+from mlit.training import optimizer as optimizer_lib
+from mlit.training import progress_log as train_log
+from mlit.training import state as state_lib
+from tasks import data_stats
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite; the run stops, checkpoints stay."""
+
+
+def _check_setup(
+  image_init: str,
+  image_locked: bool,
+  text_init: str,
+  text_locked: bool,
+  model: two_tower.TwoTower,
+  image_key: Optional[str],
+) -> None:
+  for name, init in (('image_init', image_init), ('text_init', text_init)):
+    if init not in ('pretrained', 'random'):
+      raise ValueError(f"train.{name} must be 'pretrained' or 'random', got {init!r}")
+  if image_key == 'image_embedding':
+    if model.image is not None:
+      raise ValueError(
+        "the task gives pre-computed 'image_embedding' but the "
+        'model has an image tower: set IMAGE_TOWER = None'
+      )
+    if not (image_locked and image_init == 'pretrained'):
+      raise ValueError(
+        'pre-computed image embeddings come from a locked '
+        'pre-trained tower: only setups L* (image_init='
+        "'pretrained', image_locked=True) can use them"
+      )
+  elif image_key == 'image' and model.image is None:
+    raise ValueError(
+      "the task gives raw 'image' but the model has no image "
+      'tower (IMAGE_TOWER = None): set IMAGE_TOWER to ViT '
+      'arguments, or use a pre-computed embedding task'
+    )
+  elif image_key is None:
+    raise ValueError("the task has neither 'image' nor 'image_embedding'")
+
+
+def _freeze_rules(image_locked: bool, text_locked: bool, has_image_tower: bool) -> list[str]:
+  rules = []
+  if image_locked and has_image_tower:
+    rules.append(r'^img/')  # the optional img_head stays trainable
+  if text_locked:
+    rules.append(r'^txt/(token_embedder|encoder)/')  # the text head trains
+  return rules
+
+
+def _loss_fn(kind: str):
+  if kind == 'softmax':
+    return losses.softmax_contrastive_loss
+  if kind == 'sigmoid':
+    return losses.sigmoid_contrastive_loss
+  raise ValueError(f"train.loss must be 'softmax' or 'sigmoid', got {kind!r}")
+
+
+def make_train_step(
+  model: two_tower.TwoTower,
+  tx: optax.GradientTransformation,
+  text_keys: Sequence[str],
+  image_key: str,
+  loss: str,
+  seed: int,
+  lr_fn,
+):
+  """The per-step function (state, batch) -> (state, metrics), not yet jitted."""
+  contrastive = _loss_fn(loss)
+
+  def step_fn(state, batch):
+    rng = jax.random.fold_in(jax.random.PRNGKey(seed), state['step'])
+
+    def loss_of(params):
+      zimg, ztxt, extras = model.apply(
+        {'params': params},
+        **{image_key: batch[image_key]},
+        text={k: batch[k] for k in text_keys},
+        deterministic=False,
+        rngs={'dropout': rng},
+      )
+      # An empty text (only PAD/EOS: e.g. a YFCC photo without description)
+      # carries no signal: it is masked out of its loss.
+      masks = {k: losses.text_signal_mask(batch[k]) for k in text_keys}
+      kwargs = {'temperature': extras['t']}
+      if loss == 'sigmoid':
+        kwargs['bias'] = extras['b']
+      value, metrics = losses.multi_signal_loss(contrastive, zimg, ztxt, masks, **kwargs)
+      metrics['temperature'] = extras['t']
+      return value, metrics
+
+    (value, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state['params'])
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    metrics['loss'] = value
+    metrics['grad_norm'] = optax.tree.norm(grads)
+    # A finite loss can still give an infinite update (e.g. lr = inf).
+    metrics['update_norm'] = optax.tree.norm(updates)
+    metrics['lr'] = lr_fn(state['step'])
+    if 'bt_fired' in batch:  # share of texts replaced by a backtranslation
+      fired = jnp.sum(batch['bt_fired'].astype(jnp.float32))
+      texts = (
+        jnp.sum(batch['bt_texts'].astype(jnp.float32))
+        if 'bt_texts' in batch
+        else batch['bt_fired'].size
+      )
+      metrics['bt_fired_rate'] = fired / jnp.maximum(texts, 1.0)
+    new_state = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state}
+    return new_state, metrics
+
+  return step_fn
+
+
+def train(
+  model_dir: str = gin.REQUIRED,
+  model: two_tower.TwoTower = gin.REQUIRED,
+  mixture_or_task_name: str = gin.REQUIRED,
+  task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
+  train_steps: int = gin.REQUIRED,
+  batch_size: int = gin.REQUIRED,
+  image_init: str = 'pretrained',
+  image_locked: bool = True,
+  text_init: str = 'random',
+  text_locked: bool = False,
+  initial_checkpoint_path: Optional[str] = None,
+  image_checkpoint_path: Optional[str] = None,
+  image_dont_load: Sequence[str] = (),
+  freeze: Sequence[str] = (),
+  loss: str = 'softmax',
+  split: str = 'train',
+  seed: int = 0,
+  shuffle: bool = True,
+  use_cached: bool = False,
+  num_data_shards: Optional[int] = None,
+  batch_transform: Optional[Callable[[Any], Any]] = None,
+  num_partitions: int = 1,
+  logical_axis_rules: Optional[Sequence[tuple[str, Any]]] = None,
+  checkpoint_period: int = 1000,
+  keep_checkpoints: int = 3,
+  log_period: int = 50,
+  argv: Sequence[str] = (),
+) -> dict[str, Any]:
+  """Runs LiT tuning; returns the final state (params, opt_state, step).
+
+  Args:
+    model_dir: run directory (config.gin, checkpoints/, metrics.jsonl, train/).
+    model: the TwoTower (gin: MODEL).
+    mixture_or_task_name: seqio task or mixture (MIXTURE_OR_TASK_NAME).
+    task_feature_lengths: text feature -> length, e.g. {'text': 16}; several
+      text features (YFCC 'title', 'description', 'tags') sum their losses.
+    train_steps: total steps (TRAIN_STEPS); the cosine ends here.
+    batch_size: GLOBAL batch (BATCH_SIZE), split over processes and devices.
+    image_init / text_init: 'pretrained' or 'random' (the lock setup).
+    image_locked / text_locked: locked towers get no update and no optimizer
+      state; a locked live image tower also carries no gradient.
+    initial_checkpoint_path: T5X checkpoint for a pre-trained text tower.
+    image_checkpoint_path: big_vision/AugReg .npz for a pre-trained ViT.
+    image_dont_load: regexes of ViT params not to load from the .npz.
+    freeze: extra lock regexes over parameter names ('txt/encoder/...').
+    loss: 'softmax' (LiT) or 'sigmoid' (SigLIP; model needs bias_init).
+    split, seed, shuffle, use_cached: seqio data options.
+    num_data_shards: the task is read as this many shards (default: one per
+      process); fixing it makes the data independent of the process count.
+    batch_transform: optional tf.data transform of the batched data, e.g.
+      @tasks.signals.select_signal_per_batch for YFCC's one-signal-per-batch
+      mode (include gin/yfcc_per_batch.gin).
+    num_partitions: size of the 'model' mesh axis (rest is 'data').
+    logical_axis_rules: T5X-style (logical, mesh axis) rules; None = default.
+    checkpoint_period: save every this many steps (and at the end).
+    keep_checkpoints: how many checkpoints Orbax keeps.
+    log_period: progress line / metrics every this many steps.
+    argv: unused; the command line, recorded in the log.
+  """
+  del argv
+  _check_pretrained(
+    text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
+  )
+  os.makedirs(model_dir, exist_ok=True)
+  mesh, rules = state_lib.make_mesh(num_partitions, logical_axis_rules)
+  data_size = mesh.shape['data']
+  if batch_size % data_size:
+    raise ValueError(
+      f"BATCH_SIZE={batch_size} must be divisible by the 'data' mesh axis size {data_size}"
+    )
+  ckpt = checkpointing.Checkpoints(
+    os.path.join(model_dir, 'checkpoints'), keep=keep_checkpoints, save_every=checkpoint_period
+  )
+  start_step = ckpt.latest_step() or 0
+  # MODEL_DIR/data_stats.json counts this run's input only (not, e.g., rows
+  # read while registering tasks).
+  data_stats.reset()
+  batches, info = train_data.make_input(
+    mixture_or_task_name,
+    task_feature_lengths,
+    batch_size,
+    split=split,
+    seed=seed,
+    shuffle=shuffle,
+    use_cached=use_cached,
+    start_step=start_step,
+    num_data_shards=num_data_shards,
+    batch_transform=batch_transform,
+  )
+  _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
+  has_image_tower = model.image is not None
+  model = model.clone(lock_image=bool(image_locked and has_image_tower))
+
+  abstract, shardings = state_lib.param_shardings(model, info, mesh, rules, seed)
+  freeze_rules = _freeze_rules(image_locked, text_locked, has_image_tower)
+  tx, lr_fn = optimizer_lib.make_optimizer(
+    abstract, total_steps=train_steps, freeze=freeze_rules + list(freeze)
+  )
+  state_sh = state_lib.state_shardings(tx, abstract, shardings, mesh)
+  if start_step:
+    state, data_state, _ = ckpt.restore(
+      state_lib.abstract_state(tx, abstract, state_sh), start_step
+    )
+    consumed = data_state.get('batches_consumed', start_step)
+    if consumed != start_step:
+      raise ValueError(
+        f'checkpoint {start_step} in {ckpt.directory} consumed '
+        f'{consumed} batches; expected {start_step}'
+      )
+    _log(f'resumed from step {start_step} in {ckpt.directory}')
+  else:
+    params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
+    params = state_lib.load_pretrained(
+      params,
+      shardings,
+      text_path=initial_checkpoint_path if text_init == 'pretrained' else None,
+      image_path=(
+        image_checkpoint_path if image_init == 'pretrained' and has_image_tower else None
+      ),
+      image_dont_load=image_dont_load,
+      info=info,
+    )
+    state = state_lib.init_state(tx, params, state_sh)
+  if jax.process_index() == 0:
+    gin_flags.write_config(model_dir)
+
+  step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss, seed, lr_fn)
+  batch_sh = state_lib.batch_shardings(mesh, info)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    jit_step = jax.jit(
+      step_fn,
+      in_shardings=(state_sh, batch_sh),
+      out_shardings=(state_sh, None),
+      donate_argnums=(0,),
+    )
+  log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
+  pending = None  # metrics of the last step, checked one step late
+
+  def check(step, metrics):
+    metrics = jax.device_get(metrics)
+    value = float(metrics['loss'])
+    update = float(metrics['update_norm'])
+    if not (np.isfinite(value) and np.isfinite(update)):
+      ckpt.wait()
+      what = (
+        f'loss is {value}' if not np.isfinite(value) else f'update norm is {update} (loss {value})'
+      )
+      raise NonFiniteLossError(
+        f'{what} at step {step}; training stopped. The last good '
+        f'checkpoint is step {ckpt.latest_step()} in {ckpt.directory}'
+      )
+    if step % log_period == 0 or step == train_steps:
+      log.write(step, {k: np.asarray(v).mean() for k, v in metrics.items() if np.asarray(v).size})
+
+  try:
+    for step in range(start_step, train_steps):
+      try:
+        local = next(batches)
+      except StopIteration as e:
+        raise RuntimeError(f'task {mixture_or_task_name!r} ran out of data at step {step}') from e
+      batch = state_lib.global_batch(local, mesh)
+      with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        state, metrics = jit_step(state, batch)
+      if pending is not None:
+        check(*pending)
+      pending = (step + 1, metrics)
+      if (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
+        check(*pending)  # never save a state reached through a NaN step
+        pending = None
+        ckpt.save(
+          step + 1,
+          state,
+          force=True,
+          data_state={'batches_consumed': step + 1},
+          config_text=gin.config_str(),
+        )
+        _write_data_stats(model_dir)
+    if pending is not None:
+      check(*pending)
+  finally:
+    ckpt.wait()
+    log.close()
+    batches.close()  # stop reading ahead
+    _write_data_stats(model_dir)
+  if jax.process_index() == 0:
+    gin_flags.write_operative_config(model_dir)
+  return state
+
+
+def _check_pretrained(text_init, text_path, image_init, image_path, has_image_tower) -> None:
+  if text_init == 'pretrained' and not text_path:
+    raise ValueError(
+      "text_init='pretrained' (setup *U/*L) needs INITIAL_CHECKPOINT_PATH (a T5X checkpoint)"
+    )
+  if image_init == 'pretrained' and has_image_tower and not image_path:
+    raise ValueError(
+      "image_init='pretrained' with a live image tower needs "
+      'IMAGE_CHECKPOINT_PATH (a big_vision .npz)'
+    )
+
+
+def _write_data_stats(model_dir: str) -> None:
+  """Skipped rows per reason and truncated texts so far -> data_stats.json."""
+  if jax.process_index() == 0:
+    data_stats.write_json(model_dir)
+
+
+def _log(msg: str) -> None:
+  if jax.process_index() == 0:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _add_distributed_flags(parser) -> None:
+  parser.add_argument(
+    '--multiprocess',
+    action='store_true',
+    help='call jax.distributed.initialize() (TPU VM pods '
+    'and clusters find the topology themselves)',
+  )
+  parser.add_argument(
+    '--coordinator_address', default=None, help='host:port of process 0, for explicit multi-process'
+  )
+  parser.add_argument('--process_count', type=int, default=None)
+  parser.add_argument('--process_index', type=int, default=None)
+
+
+def _init_distributed(args) -> None:
+  if args.coordinator_address:
+    if args.process_count is None or args.process_index is None:
+      raise SystemExit(
+        'mlit.training.train: --coordinator_address needs --process_count and --process_index'
+      )
+    jax.distributed.initialize(
+      args.coordinator_address, num_processes=args.process_count, process_id=args.process_index
+    )
+  elif args.multiprocess:
+    jax.distributed.initialize()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    args = gin_flags.parse_flags(
+      argv, 'LiT tuning of a two-tower model (mlit).', _add_distributed_flags
+    )
+  except gin_flags.GinConfigError as e:
+    print(f'mlit.training.train: {e}', file=sys.stderr)
+    return 2
+  _init_distributed(args)
+  try:
+    # The gin files register train() (dynamic registration); call it via gin.
+    gin.get_configurable(train)(argv=argv)
+  except NonFiniteLossError as e:
+    print(f'mlit.training.train: {e}', file=sys.stderr)
+    return 3
+  return 0
+
+
+if __name__ == '__main__':
+  # Run the function of the importable module, the one the gin files name,
+  # not this __main__ copy of it.
+  from mlit.training import train as _train_module  # pylint: disable=g-import-not-at-top
+
+  sys.exit(_train_module.main())

@@ -1,0 +1,173 @@
+r"""The backtranslation job as an Apache Beam pipeline, for corpora that outgrow one machine.
+
+  python -m mlit.translation.backtranslate_beam --input 'captions-*.tsv' --out gs://bucket/bt --source en \
+      --pivots es,ca --backend apertium -- --runner=DataflowRunner --project=... --region=...
+
+Arguments after `--` are Beam pipeline options (DirectRunner by default). On a distributed runner,
+every worker needs the translator: for apertium, a custom container with the Debian packages
+(`apertium apertium-eng-spa ...`); for transformers, the model directory on every worker.
+Records and the quality filter are those of the single-machine job (mlit/translation/backtranslation.py).
+"""
+
+import argparse
+import json
+import sys
+
+import apache_beam as beam
+from apache_beam.options import pipeline_options
+
+from mlit.translation import backends as translation_backends
+from mlit.translation import backtranslate_job as single_machine
+from mlit.translation import backtranslation as backtranslation_core
+
+_REJECTED = 'rejected'
+_FAILURES = 'failures'
+
+
+class _ParseRow(beam.DoFn):
+  def __init__(self, is_jsonl):
+    self.is_jsonl = is_jsonl
+
+  def process(self, raw):
+    parsed = single_machine.parse_row(raw, self.is_jsonl)
+    if isinstance(parsed, str):
+      beam.metrics.Metrics.counter('backtranslate', 'rejected_rows').inc()
+      yield beam.pvalue.TaggedOutput(
+        _REJECTED, {'reason': parsed, 'row': raw[:200].decode('utf-8', 'replace')}
+      )
+    elif parsed is not None:
+      yield parsed
+
+
+class _Backtranslate(beam.DoFn):
+  """Translates a batch of (id, text); the backend is built once per worker."""
+
+  def __init__(self, backend_spec, source, pivots, quality, retries):
+    self.backend_spec = backend_spec
+    self.source = source
+    self.pivots = pivots
+    self.quality = quality
+    self.retries = retries
+    self.backend = None
+
+  def setup(self):
+    self.backend = translation_backends.make_backend(self.backend_spec)
+
+  def process(self, batch):
+    ids, texts = zip(*batch)
+    records, failures = backtranslation_core.backtranslate_batch(
+      self.backend,
+      ids,
+      texts,
+      source=self.source,
+      pivots=self.pivots,
+      quality=self.quality,
+      retries=self.retries,
+    )
+    for failure in failures:
+      yield beam.pvalue.TaggedOutput(_FAILURES, failure)
+    yield from records
+
+
+class _SummaryFn(beam.CombineFn):
+  def create_accumulator(self):
+    return {}
+
+  def add_input(self, accumulator, record):
+    return backtranslation_core.merge_summaries(
+      accumulator, backtranslation_core.summarise([record], [])
+    )
+
+  def merge_accumulators(self, accumulators):
+    out = {}
+    for a in accumulators:
+      out = backtranslation_core.merge_summaries(out, a)
+    return out
+
+  def extract_output(self, accumulator):
+    return backtranslation_core.finalise_summary(accumulator)
+
+
+def build_pipeline(
+  pipeline,
+  input_pattern,
+  out_prefix,
+  *,
+  source,
+  pivots,
+  backend_spec,
+  quality=backtranslation_core.QualityFilter(),
+  retries=2,
+  batch_size=64,
+):
+  """Adds the job to `pipeline`; writes <out>/candidates-*.jsonl, failures, rejected, summary."""
+  is_jsonl = input_pattern.endswith(('.jsonl', '.json'))
+  rows = (
+    pipeline
+    | 'Read' >> beam.io.ReadFromText(input_pattern, coder=beam.coders.BytesCoder())
+    | 'Parse' >> beam.ParDo(_ParseRow(is_jsonl)).with_outputs(_REJECTED, main='rows')
+  )
+  results = (
+    rows.rows
+    | 'Batch' >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
+    | 'Backtranslate'
+    >> beam.ParDo(_Backtranslate(backend_spec, source, pivots, quality, retries)).with_outputs(
+      _FAILURES, main='records'
+    )
+  )
+
+  def write(pcoll, name, shard_template=None):
+    kwargs = {'shard_name_template': shard_template} if shard_template is not None else {}
+    return (
+      pcoll
+      | f'Json{name}' >> beam.Map(lambda x: json.dumps(x, ensure_ascii=False))
+      | f'Write{name}'
+      >> beam.io.WriteToText(f'{out_prefix}/{name}', file_name_suffix='.jsonl', **kwargs)
+    )
+
+  write(results.records, 'candidates')
+  write(results[_FAILURES], 'failures')
+  write(rows[_REJECTED], 'rejected_rows')
+  summary = results.records | 'Summarise' >> beam.CombineGlobally(_SummaryFn())
+  (
+    summary
+    | 'JsonSummary' >> beam.Map(lambda s: json.dumps({'pivots': s}, indent=2, ensure_ascii=False))
+    | 'WriteSummary' >> beam.io.WriteToText(f'{out_prefix}/summary.json', shard_name_template='')
+  )
+
+
+def main(argv=None):
+  argv = list(sys.argv[1:] if argv is None else argv)
+  beam_args = argv[argv.index('--') + 1 :] if '--' in argv else []
+  own_args = argv[: argv.index('--')] if '--' in argv else argv
+  parser = argparse.ArgumentParser(
+    prog='mlit backtranslate-beam',
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument('--input', required=True, help='file pattern of TSV or JSONL inputs')
+  parser.add_argument('--out', required=True)
+  parser.add_argument('--source', default='en')
+  parser.add_argument('--pivots', required=True)
+  parser.add_argument('--backend', default='apertium')
+  parser.add_argument('--min_chrf', type=float, default=30.0)
+  parser.add_argument('--max_chrf', type=float, default=95.0)
+  parser.add_argument('--batch_size', type=int, default=64)
+  args = parser.parse_args(own_args)
+  options = pipeline_options.PipelineOptions(beam_args)
+  with beam.Pipeline(options=options) as pipeline:
+    build_pipeline(
+      pipeline,
+      args.input,
+      args.out,
+      source=args.source,
+      pivots=args.pivots.split(','),
+      backend_spec=args.backend,
+      quality=backtranslation_core.QualityFilter(args.min_chrf, args.max_chrf),
+      batch_size=args.batch_size,
+    )
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

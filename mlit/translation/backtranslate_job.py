@@ -1,0 +1,209 @@
+r"""Offline backtranslation: every text to K pivot languages and back, scored, filtered, sharded.
+
+  python -m mlit.translation.backtranslate_job --input captions.tsv --out bt/ --source en --pivots es,ca \
+      --backend apertium
+
+Input: a TSV of `id<TAB>text` (no header) or JSONL with "id" and "text" fields. Output in --out:
+  candidates-NNNNN.jsonl  one record per text: {id, text, candidates: [{pivot, text, chrf, bleu, verdict}]}
+  failures-NNNNN.jsonl    translator batches of that shard that failed after retries (ids, pivot, error)
+  rejected_rows.jsonl     input rows that could not be read (file, line, reason)
+  summary.json            per pivot: kept, dropped per reason, failed, mean chrF/BLEU of kept
+A shard file is written atomically once complete, so a killed job resumes at the first missing
+shard. The training-time substitution reads the candidates with verdict "kept"
+(tasks/backtranslation.py).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Iterator
+
+from mlit.translation import backends as translation_backends
+from mlit.translation import backtranslation as backtranslation_core
+
+
+def parse_row(raw: bytes, is_jsonl: bool):
+  """Returns (id, text) for a good row, a rejection reason (str) for a bad one, None for a blank."""
+  try:
+    line = raw.decode('utf-8').rstrip('\r\n')
+  except UnicodeDecodeError:
+    return 'invalid_utf8'
+  if not line.strip():
+    return None
+  if is_jsonl:
+    try:
+      row = json.loads(line)
+      example_id, text = str(row['id']), str(row['text'])
+    except (ValueError, KeyError, TypeError) as e:
+      return f'bad_json: {e}'
+  else:
+    fields = line.split('\t')
+    if len(fields) != 2:
+      return f'expected 2 tab-separated columns, got {len(fields)}'
+    example_id, text = fields
+  if not text.strip():
+    return 'empty_text'
+  return example_id, text
+
+
+def read_texts(path: str, rejected: list) -> Iterator[tuple[str, str]]:
+  """Yields (id, text); unreadable rows are appended to `rejected` with file, line and reason."""
+  is_jsonl = path.endswith(('.jsonl', '.json'))
+  with open(path, 'rb') as f:
+    for line_no, raw in enumerate(f, start=1):
+      parsed = parse_row(raw, is_jsonl)
+      if isinstance(parsed, str):
+        rejected.append({'file': path, 'line': line_no, 'reason': parsed})
+      elif parsed is not None:
+        yield parsed
+
+
+def shard_path(out_dir: str, index: int) -> str:
+  return os.path.join(out_dir, f'candidates-{index:05d}.jsonl')
+
+
+def failures_path(out_dir: str, index: int) -> str:
+  return os.path.join(out_dir, f'failures-{index:05d}.jsonl')
+
+
+def _write_atomically(path: str, lines: list[str]):
+  tmp = path + '.tmp'
+  with open(tmp, 'w', encoding='utf-8') as f:
+    f.writelines(lines)
+  os.replace(tmp, path)
+
+
+def _chunks(iterator, size):
+  chunk = []
+  for item in iterator:
+    chunk.append(item)
+    if len(chunk) == size:
+      yield chunk
+      chunk = []
+  if chunk:
+    yield chunk
+
+
+def run(
+  input_path,
+  out_dir,
+  *,
+  source,
+  pivots,
+  backend,
+  examples_per_shard=1000,
+  batch_size=64,
+  quality=backtranslation_core.QualityFilter(),
+  retries=2,
+  log=print,
+):
+  """Runs (or resumes) the job. Returns the final per-pivot summary."""
+  os.makedirs(out_dir, exist_ok=True)
+  rejected = []
+  start, done_examples, resumed = time.time(), 0, 0
+  shards = _chunks(read_texts(input_path, rejected), examples_per_shard)
+  for index, shard in enumerate(shards):
+    path = shard_path(out_dir, index)
+    if os.path.exists(path):
+      resumed += 1
+      continue
+    records, failures = [], []
+    for batch in _chunks(shard, batch_size):
+      ids, texts = zip(*batch)
+      r, f = backtranslation_core.backtranslate_batch(
+        backend, ids, texts, source=source, pivots=pivots, quality=quality, retries=retries
+      )
+      records.extend(r)
+      failures.extend(f)
+    # Failures first: a shard counts as done only once its candidates file exists.
+    _write_atomically(
+      failures_path(out_dir, index), [json.dumps(f, ensure_ascii=False) + '\n' for f in failures]
+    )
+    _write_atomically(path, [json.dumps(r, ensure_ascii=False) + '\n' for r in records])
+    done_examples += len(shard)
+    rate = done_examples / max(time.time() - start, 1e-9)
+    log(f'shard {index}: {len(shard)} texts, {len(failures)} failed batches, {rate:.1f} texts/s')
+  if resumed:
+    log(f'resumed: {resumed} shards already complete')
+  with open(os.path.join(out_dir, 'rejected_rows.jsonl'), 'w', encoding='utf-8') as f:
+    for row in rejected:
+      f.write(json.dumps(row, ensure_ascii=False) + '\n')
+  summary = summarise_dir(out_dir)
+  summary['rejected_rows'] = len(rejected)
+  with open(os.path.join(out_dir, 'summary.json'), 'w', encoding='utf-8') as f:
+    json.dump(summary, f, indent=2, ensure_ascii=False)
+  for pivot, s in summary['pivots'].items():
+    log(
+      f'pivot {pivot}: kept {s["kept"]}, dropped {s["dropped"]}, failed {s["failed"]}, '
+      f'mean chrF of kept {s["mean_chrf_kept"]}'
+    )
+  if rejected:
+    log(f'{len(rejected)} input rows rejected (see rejected_rows.jsonl)')
+  return summary
+
+
+def iter_records(out_dir: str) -> Iterator[dict]:
+  """Every record of every complete shard in `out_dir`, in shard order."""
+  names = sorted(
+    n for n in os.listdir(out_dir) if n.startswith('candidates-') and n.endswith('.jsonl')
+  )
+  for name in names:
+    with open(os.path.join(out_dir, name), encoding='utf-8') as f:
+      for line in f:
+        yield json.loads(line)
+
+
+def summarise_dir(out_dir: str) -> dict:
+  """Summary over all shards and the recorded failures (so resumed shards are counted too)."""
+  records = list(iter_records(out_dir))
+  failures = []
+  for name in sorted(os.listdir(out_dir)):
+    if name.startswith('failures-') and name.endswith('.jsonl'):
+      with open(os.path.join(out_dir, name), encoding='utf-8') as f:
+        failures.extend(json.loads(line) for line in f)
+  sums = backtranslation_core.summarise(records, failures)
+  return {'texts': len(records), 'pivots': backtranslation_core.finalise_summary(sums)}
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+    prog='mlit backtranslate',
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument('--input', required=True, help='TSV (id<TAB>text) or JSONL (id, text)')
+  parser.add_argument('--out', required=True)
+  parser.add_argument('--source', default='en')
+  parser.add_argument('--pivots', required=True, help='comma-separated pivot languages, e.g. es,ca')
+  parser.add_argument(
+    '--backend',
+    default='apertium',
+    help='apertium | command:<program {source} {target}> | transformers:<dir>',
+  )
+  parser.add_argument('--examples_per_shard', type=int, default=1000)
+  parser.add_argument('--batch_size', type=int, default=64)
+  parser.add_argument('--min_chrf', type=float, default=30.0)
+  parser.add_argument('--max_chrf', type=float, default=95.0)
+  parser.add_argument('--retries', type=int, default=2)
+  args = parser.parse_args(argv)
+  if not os.path.exists(args.input):
+    parser.error(f'--input {args.input}: no such file')
+  backend = translation_backends.make_backend(args.backend)
+  run(
+    args.input,
+    args.out,
+    source=args.source,
+    pivots=args.pivots.split(','),
+    backend=backend,
+    examples_per_shard=args.examples_per_shard,
+    batch_size=args.batch_size,
+    quality=backtranslation_core.QualityFilter(args.min_chrf, args.max_chrf),
+    retries=args.retries,
+  )
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
