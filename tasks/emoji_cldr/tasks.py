@@ -178,6 +178,7 @@ def register_emoji_cldr_tasks(
   data_dir: str = gin.REQUIRED,
   vocab_path: str | None = None,
   languages=None,
+  exclude_languages=(),
   names_only: bool = False,
   tuning_images: str = 'noto_aug',
   image_embeddings: str | None = None,
@@ -186,6 +187,7 @@ def register_emoji_cldr_tasks(
 
   vocab_path: SentencePiece .model (default: tasks.vocabularies.vocabulary()).
   languages: subset of the built languages (default: all of them).
+  exclude_languages: languages left out (e.g. one to add later with `mlit add-language`).
   names_only: tuning texts are the CLDR names only (no keyword phrases).
   tuning_images: 'noto_aug' (seeded augmentations) or 'noto_eval' (each tuning
     concept's centred render, the form evaluation shows held-out concepts in).
@@ -203,11 +205,12 @@ def register_emoji_cldr_tasks(
     emb = {d: tf.constant(a) for d, a in embeddings_lib.load(image_embeddings, ds).items()}
   vocab = seqio.SentencePieceVocabulary(vocab_path) if vocab_path else vocabularies.vocabulary()
   langs = list(languages) if languages else ds.languages
-  unknown = sorted(set(langs) - set(ds.languages))
+  unknown = sorted((set(langs) | set(exclude_languages)) - set(ds.languages))
   if unknown:
     raise ValueError(
       f'{data_dir}: languages {unknown} not in the build (manifest.json lists {len(ds.languages)})'
     )
+  langs = [lang for lang in langs if lang not in set(exclude_languages)]
   names = []
   for lang in langs:
     tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only, tuning_images)

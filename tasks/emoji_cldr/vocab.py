@@ -21,9 +21,9 @@ from tasks.emoji_cldr import data as data_lib
 from tasks.emoji_cldr import pairs as pairs_lib
 
 
-def tuning_texts(data_dir: str, languages=None) -> list[str]:
+def tuning_texts(data_dir: str, languages=None, exclude_languages=()) -> list[str]:
   ds = data_lib.load(data_dir)
-  langs = list(languages) if languages else ds.languages
+  langs = [l for l in (languages or ds.languages) if l not in set(exclude_languages)]
   texts = {}
   for lang in langs:
     for t in pairs_lib.tuning_pairs(ds, lang).texts:
@@ -36,6 +36,7 @@ def train_vocab(
   out_prefix: str,
   vocab_size: int = 8000,
   languages=None,
+  exclude_languages=(),
   character_coverage: float = 0.9995,
   max_texts: int = 60000,
   num_threads: int = 2,
@@ -52,6 +53,7 @@ def train_vocab(
   config = {
     'vocab_size': vocab_size,
     'languages': list(languages) if languages else None,
+    'exclude_languages': sorted(exclude_languages),
     'character_coverage': character_coverage,
     'max_texts': max_texts,
     'data_manifest_sha256': data_hash,
@@ -64,7 +66,7 @@ def train_vocab(
       info['reused'] = True
       return info
   t0 = time.time()
-  all_texts = tuning_texts(data_dir, languages)
+  all_texts = tuning_texts(data_dir, languages, exclude_languages)
   if not all_texts:
     raise ValueError(f'{data_dir}: no tuning texts to train a vocabulary on')
   texts = random.Random(0).sample(all_texts, max_texts) if len(all_texts) > max_texts else all_texts
@@ -106,6 +108,9 @@ def main(argv=None) -> int:
   p.add_argument('--out', required=True, help='model prefix (writes PREFIX.model)')
   p.add_argument('--vocab_size', type=int, default=8000)
   p.add_argument('--languages', default=None, help='comma-separated (default: all)')
+  p.add_argument(
+    '--exclude_languages', default='', help='comma-separated languages the vocabulary leaves out'
+  )
   p.add_argument('--max_texts', type=int, default=60000)
   p.add_argument('--force', action='store_true')
   a = p.parse_args(argv)
@@ -114,6 +119,7 @@ def main(argv=None) -> int:
     a.out,
     a.vocab_size,
     a.languages.split(',') if a.languages else None,
+    [l for l in a.exclude_languages.split(',') if l],
     max_texts=a.max_texts,
     force=a.force,
   )
