@@ -2,7 +2,7 @@
 
 Texts [T, D] and images [I, D] (unit norm), `text_to_image[t]` = the image of text t
 (several texts may share an image). Rank of a query = number of wrong candidates that
-score at least as high as its best correct candidate (ties count against the model), so
+score at least as high as its best correct candidate (ties count against the model: ranks.py), so
 recall@k = share of queries with rank < k, which is "a correct item is in the top k":
 - text->image ('image_retrieval_recall@k'): one correct image per text.
 - image->text ('text_retrieval_recall@k'): any of the image's captions in the top k.
@@ -13,6 +13,8 @@ Similarities are computed `block` queries at a time, so memory is block x candid
 from typing import Sequence
 
 import numpy as np
+
+from eval_multilingual import ranks as ranks_lib
 
 KS = (1, 5, 10)
 
@@ -30,9 +32,7 @@ def text_to_image_ranks(
   ranks = np.empty(len(t), np.int64)
   for s in range(0, len(t), block):
     sims = t[s : s + block] @ im.T  # [b, I]
-    b = np.arange(sims.shape[0])
-    correct = sims[b, gt[s : s + block]]
-    ranks[s : s + block] = (sims >= correct[:, None]).sum(axis=1) - 1  # minus itself
+    ranks[s : s + block] = ranks_lib.single_correct_ranks(sims, gt[s : s + block])
   return ranks
 
 
@@ -53,7 +53,7 @@ def image_to_text_ranks(
     best = np.full(sims.shape[0], -np.inf, np.float32)
     np.maximum.at(best, row, own_scores)  # best caption per image
     n_own_ge = np.bincount(row[own_scores >= best[row]], minlength=sims.shape[0])
-    ranks[s:e] = (sims >= best[:, None]).sum(axis=1) - n_own_ge
+    ranks[s:e] = ranks_lib.ranks(sims, best, n_own_ge)
   return ranks
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from eval_multilingual import prompts as prompts_lib
+from eval_multilingual import ranks as ranks_lib
 
 TextEncoder = Callable[[Sequence[str]], np.ndarray]
 
@@ -73,39 +74,95 @@ def cached_classifier_weights(
   return w, False
 
 
-def topk_classes(
-  image_emb: np.ndarray, weights: np.ndarray, k: int = 5, block: int = 4096
-) -> np.ndarray:
-  """[N, k] indices of the k best classes per image, best first, in blocks of images."""
-  k = min(k, weights.shape[0])
-  out = np.empty((image_emb.shape[0], k), np.int64)
+def class_logits(image_emb: np.ndarray, weights: np.ndarray, block: int = 4096):
+  """Yields (start, [b, C] cosine logits) for blocks of `block` images."""
   w = l2_normalize(weights).T
   for s in range(0, image_emb.shape[0], block):
-    logits = l2_normalize(image_emb[s : s + block]) @ w
-    part = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(logits, part, 1), axis=1, kind='stable')
-    out[s : s + block] = np.take_along_axis(part, order, 1)
-  return out
+    yield s, l2_normalize(image_emb[s : s + block]) @ w
 
 
-def classification_metrics(topk: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-  """acc1, acc5 and mean per-class recall (over classes that have images)."""
+def label_ranks(
+  image_emb: np.ndarray,
+  weights: np.ndarray,
+  labels: np.ndarray,
+  class_groups: np.ndarray | None = None,
+  block: int = 4096,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Per image: (rank of its class, ties against (ranks.py); best-scoring wrong class).
+
+  class_groups [C]: classes with the same group id are merged (a prediction of any member of
+  the label's group is correct), e.g. classes whose texts have identical token ids.
+  """
+  labels = np.asarray(labels, np.int64)
+  out_rank = np.empty(len(labels), np.int64)
+  out_wrong = np.full(len(labels), -1, np.int64)
+  for s, logits in class_logits(image_emb, weights, block):
+    y = labels[s : s + len(logits)]
+    rows = np.arange(len(logits))
+    correct = logits[rows, y]
+    if class_groups is None:
+      n_own = 1
+      own = np.zeros(logits.shape, bool)
+      own[rows, y] = True
+    else:
+      own = class_groups[None, :] == class_groups[y][:, None]
+      n_own = (own & (logits >= correct[:, None])).sum(axis=1)
+    out_rank[s : s + len(logits)] = ranks_lib.ranks(logits, correct, n_own)
+    if logits.shape[1] > 1:
+      out_wrong[s : s + len(logits)] = np.where(own, -np.inf, logits).argmax(axis=1)
+  return out_rank, out_wrong
+
+
+def classification_metrics(rank: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+  """acc1, acc5 and mean per-class recall (over classes that have images) from label ranks."""
   labels = np.asarray(labels)
-  hit1 = topk[:, 0] == labels
-  hit5 = (topk[:, :5] == labels[:, None]).any(axis=1)
+  hit1 = rank < 1
   recalls = [hit1[labels == c].mean() for c in np.unique(labels)]
   return {
     'acc1': float(hit1.mean()),
-    'acc5': float(hit5.mean()),
+    'acc5': float((rank < 5).mean()),
     'mean_per_class_recall': float(np.mean(recalls)),
   }
 
 
-def multilabel_metrics(topk: np.ndarray, label_sets: Sequence[Sequence[int]]) -> dict[str, float]:
+def multilabel_ranks(
+  image_emb: np.ndarray, weights: np.ndarray, label_sets: Sequence[Sequence[int]], block: int = 4096
+) -> np.ndarray:
+  """'Any correct' ranks: wrong classes scoring at least as high as the image's best label."""
+  out = np.empty(len(label_sets), np.int64)
+  for s, logits in class_logits(image_emb, weights, block):
+    own = np.zeros(logits.shape, bool)
+    for i, labels in enumerate(label_sets[s : s + len(logits)]):
+      own[i, list(labels)] = True
+    best = np.where(own, logits, -np.inf).max(axis=1)
+    n_own = (own & (logits >= best[:, None])).sum(axis=1)
+    out[s : s + len(logits)] = ranks_lib.ranks(logits, best, n_own)
+  return out
+
+
+def multilabel_metrics(rank: np.ndarray) -> dict[str, float]:
   """'Any correct' accuracy: a prediction counts when it is one of the image's labels."""
-  hit1 = [int(p[0]) in set(s) for p, s in zip(topk, label_sets)]
-  hit5 = [bool(set(map(int, p[:5])) & set(s)) for p, s in zip(topk, label_sets)]
-  return {'acc1': float(np.mean(hit1)), 'acc5': float(np.mean(hit5))}
+  return {'acc1': float((rank < 1).mean()), 'acc5': float((rank < 5).mean())}
+
+
+def per_class_results(
+  rank: np.ndarray, wrong: np.ndarray, labels: np.ndarray, class_labels: Sequence[int]
+) -> dict[str, dict]:
+  """{str(dataset label): {n_images, acc1, confused_with}}: confused_with is the dataset label the
+  class's wrongly classified images most often scored highest (None when all are correct)."""
+  out = {}
+  for c in np.unique(labels):
+    mask = labels == c
+    miss = wrong[mask & (rank >= 1)]
+    confused = None
+    if len(miss) and miss.max() >= 0:
+      confused = int(class_labels[int(np.bincount(miss[miss >= 0]).argmax())])
+    out[str(class_labels[int(c)])] = {
+      'n_images': int(mask.sum()),
+      'acc1': float((rank[mask] < 1).mean()),
+      'confused_with': confused,
+    }
+  return out
 
 
 def subset_labels(labels: np.ndarray, class_labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,21 +179,32 @@ def evaluate(
   weights: np.ndarray,
   class_labels: Sequence[int],
   label_sets: Sequence[Sequence[int]] | None = None,
+  class_groups: np.ndarray | None = None,
 ) -> tuple[dict, dict]:
-  """Metrics of one language; images of classes outside the prompt set are skipped."""
+  """Metrics of one language; images of classes outside the prompt set are skipped.
+
+  class_groups [C] (optional): group id per class, equal for classes whose texts have identical
+  token ids. The metrics stay the raw ones (the headline: such classes tie, and ties count
+  against); meta['collisions_merged'] adds acc1/acc5 with each group merged into one class, and
+  meta['per_class'] the per-class accuracy and confusions (eval_multilingual/error_analysis.py).
+  """
   keep, mapped = subset_labels(labels, class_labels)
   if not keep.any():
     raise ValueError('no image has a label covered by the prompt set')
-  topk = topk_classes(image_emb[keep], weights)
-  metrics = classification_metrics(topk, mapped[keep])
+  rank, wrong = label_ranks(image_emb[keep], weights, mapped[keep])
+  metrics = classification_metrics(rank, mapped[keep])
   meta = {
     'n_examples': int(keep.sum()),
     'n_classes': len(class_labels),
     'n_images_skipped': int((~keep).sum()),
+    'per_class': per_class_results(rank, wrong, mapped[keep], class_labels),
   }
+  if class_groups is not None:
+    merged, _ = label_ranks(image_emb[keep], weights, mapped[keep], np.asarray(class_groups))
+    meta['collisions_merged'] = multilabel_metrics(merged)
   if label_sets is not None:
     lookup = dict(zip(class_labels, range(len(class_labels))))
     sets = [[lookup[l] for l in s if l in lookup] for s, k in zip(label_sets, keep) if k]
-    ml = multilabel_metrics(topk, sets)
+    ml = multilabel_metrics(multilabel_ranks(image_emb[keep], weights, sets))
     metrics.update({f'multilabel_{k}': v for k, v in ml.items()})
   return metrics, meta

@@ -133,14 +133,81 @@ def test_classification_metrics_hand_checked():
   weights = np.eye(3, dtype=np.float32)
   img = _unit([[1, 0.5, 0], [0.2, 1, 0], [0, 1, 0.1], [0, 0.3, 1], [1, 0, 0.9]])
   labels = np.array([0, 0, 1, 2, 2])
-  topk = zeroshot.topk_classes(img, weights, k=5)
-  np.testing.assert_array_equal(topk[:, 0], [0, 1, 1, 2, 0])
-  m = zeroshot.classification_metrics(topk, labels)
+  rank, wrong = zeroshot.label_ranks(img, weights, labels)
+  np.testing.assert_array_equal(rank, [0, 1, 0, 0, 1])
+  np.testing.assert_array_equal(wrong, [1, 1, 2, 1, 0])
+  m = zeroshot.classification_metrics(rank, labels)
   assert m['acc1'] == pytest.approx(3 / 5)
   assert m['acc5'] == pytest.approx(1.0)
   assert m['mean_per_class_recall'] == pytest.approx((0.5 + 1 + 0.5) / 3)
-  ml = zeroshot.multilabel_metrics(topk, [[0], [0, 1], [1], [2], [1]])
+  ml = zeroshot.multilabel_metrics(
+    zeroshot.multilabel_ranks(img, weights, [[0], [0, 1], [1], [2], [1]])
+  )
   assert ml['acc1'] == pytest.approx(4 / 5)
+
+
+def test_zeroshot_ties_count_against_the_model():
+  # Classes 0 and 1 have identical weights (e.g. names truncated to the same token ids): an
+  # image of either ties with the other and is wrong at top-1, whatever the class order.
+  weights = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+  img = _unit([[1, 0.1, 0], [1, 0.1, 0], [0, 1, 0]])
+  for order in ([0, 1, 2], [1, 0, 2]):
+    labels = np.array(order)
+    rank, _ = zeroshot.label_ranks(img, weights, labels)
+    np.testing.assert_array_equal(rank[:2], [1, 1])
+  metrics, meta = zeroshot.evaluate(
+    img, np.array([0, 1, 2]), weights, [0, 1, 2], class_groups=np.array([0, 0, 1])
+  )
+  assert metrics['acc1'] == pytest.approx(1 / 3)
+  assert meta['collisions_merged']['acc1'] == pytest.approx(1.0)
+  assert meta['per_class']['0'] == {'n_images': 1, 'acc1': 0.0, 'confused_with': 1}
+  # Multi-label: a tie between two of the image's own labels is not against it; with a wrong
+  # class it is.
+  ml = zeroshot.multilabel_ranks(img[:1], weights, [[0, 1]])
+  np.testing.assert_array_equal(ml, [0])
+  ml = zeroshot.multilabel_ranks(img[:1], weights, [[0]])
+  np.testing.assert_array_equal(ml, [1])
+
+
+def test_retrieval_ties_count_against_in_both_directions():
+  # Texts 0 and 1 are identical (same token ids), each the caption of its own image.
+  images = _unit([[1, 0], [1, 0.5]])
+  texts = _unit([[1, 0.2], [1, 0.2]])
+  np.testing.assert_array_equal(retrieval.image_to_text_ranks(texts, images, [0, 1]), [1, 1])
+  # Text->image: image ties by construction.
+  images = _unit([[1, 0], [1, 0]])
+  np.testing.assert_array_equal(retrieval.text_to_image_ranks(texts, images, [0, 1]), [1, 1])
+
+
+def test_metrics_recomputed_with_plain_numpy_match_exactly():
+  # Quantised embeddings make many exact ties; the reported numbers must equal a direct
+  # NumPy computation with the documented rule (correct class ranked below every tie).
+  rng = np.random.default_rng(3)
+  n_cls, n_img, d = 12, 60, 4
+  weights = rng.integers(-1, 2, size=(n_cls, d)).astype(np.float32)
+  weights[5] = weights[4]
+  weights[weights.sum(1) == 0, 0] = 1.0
+  img = rng.integers(-1, 2, size=(n_img, d)).astype(np.float32)
+  img[(img == 0).all(1), 0] = 1.0
+  labels = rng.integers(0, n_cls, n_img)
+  metrics, _ = zeroshot.evaluate(img, labels, weights, list(range(n_cls)))
+  logits = _unit(img) @ _unit(weights).T
+  own = logits[np.arange(n_img), labels]
+  rank = (logits >= own[:, None]).sum(1) - 1
+  assert metrics['acc1'] == float(np.mean(rank < 1))
+  assert metrics['acc5'] == float(np.mean(rank < 5))
+  ties = (logits == own[:, None]).sum(1) > 1
+  assert ties.any()  # the case under test occurs
+  # Retrieval on the same quantised vectors.
+  t2i = np.arange(n_cls)
+  m = retrieval.retrieval_metrics(weights, img[:n_cls], t2i, ks=(1, 5))
+  sims = _unit(weights) @ _unit(img[:n_cls]).T
+  r_t2i = (sims >= sims[t2i, t2i][:, None]).sum(1) - 1
+  r_i2t = (sims.T >= sims[t2i, t2i][:, None]).sum(1) - 1
+  assert m['image_retrieval_recall@1'] == float(np.mean(r_t2i < 1))
+  assert m['image_retrieval_recall@5'] == float(np.mean(r_t2i < 5))
+  assert m['text_retrieval_recall@1'] == float(np.mean(r_i2t < 1))
+  assert m['text_retrieval_recall@5'] == float(np.mean(r_i2t < 5))
 
 
 def test_subset_classes_skip_images_outside():
@@ -148,5 +215,6 @@ def test_subset_classes_skip_images_outside():
   img = _unit([[1, 0], [0, 1], [1, 0.2], [0.3, 1]])
   labels = np.array([5, 2, 7, 5])
   metrics, meta = zeroshot.evaluate(img, labels, weights, [5, 2])
+  meta.pop('per_class')
   assert meta == {'n_examples': 3, 'n_classes': 2, 'n_images_skipped': 1}
   assert metrics['acc1'] == pytest.approx(2 / 3)
