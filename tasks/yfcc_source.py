@@ -5,7 +5,10 @@ number and hash first) and the Webscope original (23 columns). Free text is
 URL-encoded with '+' for space and may hold HTML. Files may be plain, .gz or .bz2.
 """
 
+import collections
 import dataclasses
+import itertools
+import re
 from typing import Iterator, Optional
 
 import tensorflow as tf
@@ -34,6 +37,54 @@ WEBSCOPE = Layout(23, photo_id=0, photo_hash=None, title=6, description=7, tags=
 LAYOUTS = {'multimedia_commons': MULTIMEDIA_COMMONS, 'webscope': WEBSCOPE}
 
 
+# Rows looked at to detect a file's layout; one broken line cannot outvote them.
+DETECT_ROWS = 100
+_HASH = re.compile(r'^[0-9a-f]{32}$')
+
+
+def fits(cols: list[str], layout: Layout) -> bool:
+  """Whether a row has `layout`'s column count and field types (ids, marker, hash or user)."""
+  if len(cols) != layout.num_columns or cols[layout.marker].strip() not in ('0', '1'):
+    return False
+  if not (cols[0].strip().isdigit() and cols[layout.photo_id].strip().isdigit()):
+    return False
+  if layout.photo_hash is not None:
+    return bool(_HASH.match(cols[layout.photo_hash].strip()))
+  return '@' in cols[layout.photo_id + 1]  # the Webscope user NSID, e.g. 12345678@N00
+
+
+def _decoded_rows(f, path: str) -> Iterator[tuple[str, list[str]]]:
+  """(where, columns) of every non-blank line; undecodable lines are counted and skipped."""
+  for line_no, raw in enumerate(f, 1):
+    where = f'{path}:{line_no}'
+    if not raw.strip():
+      continue
+    try:
+      line = raw.rstrip(b'\r\n').decode('utf-8')
+    except UnicodeDecodeError:
+      data_stats.skip('invalid_utf8', where)
+      continue
+    yield where, line.split('\t')
+
+
+def _detect_layout(rows: Iterator) -> tuple[Layout, Iterator]:
+  """The layout most of the first DETECT_ROWS well-formed rows fit, and all rows again.
+
+  A tie goes to the layout of the first fitting row; a file where no row fits gets
+  the first layout (its rows are then counted as malformed, not silently dropped).
+  """
+  head, votes = [], collections.Counter()
+  for item in rows:
+    head.append(item)
+    for layout in LAYOUTS.values():
+      if fits(item[1], layout):
+        votes[layout] += 1  # Counter keeps first-seen order for ties in most_common
+    if sum(votes.values()) >= DETECT_ROWS:
+      break
+  layout = votes.most_common(1)[0][0] if votes else MULTIMEDIA_COMMONS
+  return layout, itertools.chain(head, rows)
+
+
 def output_signature(detect_languages: bool, with_images: bool) -> dict:
   names = ['example_id', *SIGNALS]
   if detect_languages:
@@ -47,7 +98,7 @@ def output_signature(detect_languages: bool, with_images: bool) -> dict:
 class YfccReader:
   """Callable path -> iterator of example dicts (one file = one shard)."""
 
-  layout: str = 'auto'  # 'auto' (per file, from the first row), or a LAYOUTS key
+  layout: str = 'auto'  # 'auto' (per file, by majority of its first rows), or a LAYOUTS key
   subset_ids_path: Optional[str] = None  # yfcc100m_subset_data.tsv for the CLIP subset
   photos_only: bool = True
   detect_languages: bool = True
@@ -70,21 +121,12 @@ class YfccReader:
       else None
     )
     layout = None if self.layout == 'auto' else LAYOUTS[self.layout]
-    by_count = {l.num_columns: l for l in LAYOUTS.values()}
     with file_io.open_binary(path) as f:
-      for line_no, raw in enumerate(f, 1):
-        where = f'{path}:{line_no}'
-        if not raw.strip():
-          continue
-        try:
-          line = raw.rstrip(b'\r\n').decode('utf-8')
-        except UnicodeDecodeError:
-          data_stats.skip('invalid_utf8', where)
-          continue
-        cols = line.split('\t')
-        if layout is None and len(cols) in by_count:
-          layout = by_count[len(cols)]
-        if layout is None or len(cols) != layout.num_columns:
+      rows = _decoded_rows(f, path)
+      if layout is None:
+        layout, rows = _detect_layout(rows)
+      for where, cols in rows:
+        if len(cols) != layout.num_columns:
           data_stats.skip('wrong_column_count', f'{where} ({len(cols)} columns)')
           continue
         example = self._parse(cols, layout, where, subset, images)

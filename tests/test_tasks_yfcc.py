@@ -345,3 +345,20 @@ def test_reader_signature_matches_rows(tmp_path):
   assert set(row) == set(reader.output_signature)
   with pytest.raises(ValueError, match='layout'):
     yfcc_source.YfccReader(layout='flickr')
+
+
+@pytest.mark.parametrize('layout', ['multimedia_commons', 'webscope'])
+def test_auto_layout_survives_a_broken_first_row(tmp_path, layout):
+  """A first line with the other layout's column count must not lock the file to that layout."""
+  good = _good_rows(layout, 30)
+  other = 'webscope' if layout == 'multimedia_commons' else 'multimedia_commons'
+  width = yfcc_source.LAYOUTS[other].num_columns
+  cols = good[0].split('\t')
+  broken = '\t'.join((cols + ['extra'] * 2)[:width])  # cut or padded to the other count
+  path = task_files.write_lines(str(tmp_path / 'm.tsv'), [broken] + good)
+  data_stats.reset()
+  rows = list(yfcc_source.YfccReader(detect_languages=False)(path))
+  assert [r['example_id'] for r in rows] == [str(100 + i) for i in range(30)]
+  stats = data_stats.snapshot()
+  assert stats['skipped_rows'] == {'wrong_column_count': 1}
+  assert stats['kept_rows'] == {'yfcc100m': 30}
