@@ -216,7 +216,7 @@ def gin_snippet(
     'from __gin__ import dynamic_registration',
     '',
     'from eval_multilingual import evaluations',
-    'from mlit import text_tower',
+    'from mlit.models import text_tower',
     'from tasks import vocabularies',
     'from tasks import wit',
     '',
