@@ -1,7 +1,10 @@
 """Training progress: terminal lines, TensorBoard events, MODEL_DIR/metrics.jsonl.
 
 Only process 0 writes. Throughput is measured between two log points, so
-compilation time does not distort it after the first interval.
+compilation time does not distort it after the first interval. A resumed run
+first drops the records past its restored step (written after that checkpoint by
+the killed run), so every step appears once in metrics.jsonl; TensorBoard is told
+the same with a purge step.
 """
 
 import json
@@ -20,6 +23,27 @@ def _fmt_eta(seconds: float) -> str:
   return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
 
 
+def drop_records_after(path: str, step: int) -> None:
+  """Rewrites the JSONL file at `path` keeping the records up to `step` (and no torn last line)."""
+  if not os.path.exists(path):
+    return
+  kept = []
+  with open(path, encoding='utf-8', errors='replace') as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        continue  # a line cut short by a kill
+      if (
+        isinstance(record, dict) and isinstance(record.get('step'), int) and record['step'] <= step
+      ):
+        kept.append(json.dumps(record) + '\n')
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'w', encoding='utf-8') as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
+
+
 class ProgressLog:
   """Writes one record per log step to the terminal, TensorBoard and JSONL."""
 
@@ -34,8 +58,16 @@ class ProgressLog:
     if self._main:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
 
-      self._writer = SummaryWriter(os.path.join(model_dir, 'train'))
-      self._jsonl = open(os.path.join(model_dir, 'metrics.jsonl'), 'a')
+      # purge_step: TensorBoard hides events at or after it from the earlier files. The
+      # suffix keeps a resume within the same second from overwriting the killed run's file.
+      self._writer = SummaryWriter(
+        os.path.join(model_dir, 'train'),
+        purge_step=start_step + 1 if start_step else None,
+        filename_suffix=f'.from{start_step:010d}',
+      )
+      path = os.path.join(model_dir, 'metrics.jsonl')
+      drop_records_after(path, start_step)
+      self._jsonl = open(path, 'a')
 
   def write(self, step: int, metrics: Mapping[str, float]) -> dict:
     now = time.time()

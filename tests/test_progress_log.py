@@ -1,0 +1,38 @@
+"""metrics.jsonl and TensorBoard after a resume: every step once."""
+
+import json
+
+import tensorflow as tf
+
+from mlit.training import progress_log
+
+
+def _tensorboard_steps(model_dir, tag='loss'):
+  """The steps TensorBoard shows for `tag`: a SessionLog START at step s hides
+  the earlier events at steps >= s (TensorBoard's purge rule)."""
+  steps = []
+  for path in sorted((model_dir / 'train').glob('events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      if event.HasField('session_log') and event.session_log.status == event.session_log.START:
+        steps = [s for s in steps if s < event.step]
+      for value in event.summary.value:
+        if value.tag == tag:
+          steps.append(event.step)
+  return steps
+
+
+def _log_steps(model_dir, start, stop):
+  log = progress_log.ProgressLog(str(model_dir), total_steps=8, batch_size=2, start_step=start)
+  for step in range(start + 2, stop + 1, 2):
+    log.write(step, {'loss': 1.0 / step})
+  log.close()
+
+
+def test_resume_drops_records_after_the_restored_step(tmp_path):
+  _log_steps(tmp_path, 0, 6)  # killed after step 6, last checkpoint at step 4
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 7, "lo')  # a line torn by the kill
+  _log_steps(tmp_path, 4, 8)
+  lines = (tmp_path / 'metrics.jsonl').read_text().splitlines()
+  assert [json.loads(l)['step'] for l in lines] == [2, 4, 6, 8]
+  assert _tensorboard_steps(tmp_path) == [2, 4, 6, 8]
