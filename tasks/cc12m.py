@@ -9,10 +9,18 @@ from typing import Iterator, Optional
 import tensorflow as tf
 
 import gin
-from tasks import data_stats, file_io, image_store, row_source, task_builder, text_cleaning
+from tasks import (
+  data_stats,
+  file_io,
+  image_store,
+  row_source,
+  shard_image_store,
+  task_builder,
+  text_cleaning,
+)
 
 
-def read_cc12m(path: str, images: Optional[image_store.ImageStore] = None) -> Iterator[dict]:
+def read_cc12m(path: str, images=None) -> Iterator[dict]:
   with file_io.open_binary(path) as f:
     for line_no, raw in enumerate(f, 1):
       where = f'{path}:{line_no}'
@@ -43,9 +51,15 @@ def register_cc12m(
   *,
   image_dir: Optional[str] = None,
   image_path_format: str = '{id}.jpg',
+  image_shards: Optional[str] = None,
+  image_shard_key: str = 'url',
   eval_tsv_pattern: Optional[str] = None,
 ) -> list:
-  images = image_store.ImageStore(image_dir, image_path_format) if image_dir is not None else None
+  """image_dir (one file per id) or image_shards (a pattern of webdataset tars or TFRecords, joined
+  by url_id(url) of the sample's json by default; see tasks.shard_image_store)."""
+  images = shard_image_store.make_image_store(
+    image_dir, image_path_format, image_shards, image_shard_key
+  )
   names = ['example_id', 'text'] + (['image'] if images else [])
   signature = {n: tf.TensorSpec((), tf.string) for n in names}
   splits = {'train': tsv_pattern}

@@ -8,6 +8,7 @@ The trainer writes the counters next to the run with `write_json(model_dir)`
 """
 
 import collections
+import contextlib
 import json
 import os
 import threading
@@ -26,6 +27,7 @@ _kept = collections.Counter()  # source name -> rows kept
 _texts = collections.Counter()  # feature -> texts tokenized
 _truncated = collections.Counter()  # feature -> texts longer than the length
 _examples_logged = collections.Counter()  # reason -> how many were logged
+_captured = threading.local()  # .counter: this thread's skips too, inside `capture()`
 
 # Rows skipped for these reasons (the names are part of data_stats.json).
 REASONS = (
@@ -35,6 +37,7 @@ REASONS = (
   'all_signals_empty',
   'unreadable_image',
   'missing_image',
+  'mismatched_image',
   'bad_field',
   'not_in_subset',
   'not_a_photo',
@@ -48,10 +51,26 @@ def skip(reason: str, where: str = '') -> None:
     raise ValueError(f'unknown skip reason {reason!r}; known: {REASONS}')
   with _lock:
     _skipped[reason] += 1
+    if getattr(_captured, 'counter', None) is not None:
+      _captured.counter[reason] += 1
     log_it = _examples_logged[reason] < _MAX_LOGGED_PER_REASON
     _examples_logged[reason] += 1
   if log_it:
     logging.warning('skipping row (%s) at %s', reason, where)
+
+
+@contextlib.contextmanager
+def capture():
+  """Yields a Counter of the rows this thread skips inside the block (per reason).
+
+  Lets a job with many threads (Beam workers) attribute skips to the work item that made them.
+  """
+  previous = getattr(_captured, 'counter', None)
+  _captured.counter = collections.Counter()
+  try:
+    yield _captured.counter
+  finally:
+    _captured.counter = previous
 
 
 def keep(source: str) -> None:

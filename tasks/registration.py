@@ -15,6 +15,7 @@ import gin
 from tasks import (
   cc12m,  # noqa: F401
   precomputed,  # noqa: F401
+  shard_tasks,  # noqa: F401
   vocabularies,  # noqa: F401
   wit,  # noqa: F401
   yfcc,  # noqa: F401

@@ -14,7 +14,15 @@ from typing import Iterator, Optional, Sequence
 import tensorflow as tf
 
 import gin
-from tasks import data_stats, file_io, image_store, row_source, task_builder, text_cleaning
+from tasks import (
+  data_stats,
+  file_io,
+  image_store,
+  row_source,
+  shard_image_store,
+  task_builder,
+  text_cleaning,
+)
 
 COLUMNS = (
   'language',
@@ -50,9 +58,7 @@ def parse_bool(value: str) -> bool:
   raise ValueError(f"expected 'true' or 'false', got {value!r}")
 
 
-def read_wit(
-  path: str, kind: str, images: Optional[image_store.ImageStore] = None
-) -> Iterator[dict]:
+def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
   """Rows of one WIT file with a non-empty `kind` description."""
   csv.field_size_limit(sys.maxsize)
   with file_io.open_text(path) as f:
@@ -98,8 +104,14 @@ def register_wit(
   languages: Sequence[str] = (),
   image_dir: Optional[str] = None,
   image_path_format: str = '{id}.jpg',
+  image_shards: Optional[str] = None,
+  image_shard_key: str = 'url',
 ) -> list:
-  images = image_store.ImageStore(image_dir, image_path_format) if image_dir is not None else None
+  """image_dir (one file per id) or image_shards (a pattern of webdataset tars or TFRecords, joined
+  by url_id(url) of the sample's json by default; see tasks.shard_image_store)."""
+  images = shard_image_store.make_image_store(
+    image_dir, image_path_format, image_shards, image_shard_key
+  )
   keys = ['example_id', 'text', 'language', 'is_main_image'] + (['image'] if images else [])
   signature = {k: tf.TensorSpec((), tf.string) for k in keys}
   names = []

@@ -58,6 +58,8 @@ def register_yfcc(
   layout: str = 'auto',
   image_dir: Optional[str] = None,
   image_path_format: str = '{id}.jpg',
+  image_shards: Optional[str] = None,
+  image_shard_key: str = 'key',
   detect_languages: bool = True,
   languages: Sequence[str] = (),
   language_counts_path: Optional[str] = None,
@@ -70,7 +72,7 @@ def register_yfcc(
   splits = {'train': tsv_pattern}
   if eval_tsv_pattern:
     splits['validation'] = eval_tsv_pattern
-  image = 'image' if image_dir is not None else None
+  image = 'image' if image_dir is not None or image_shards is not None else None
 
   def add(name, subset, pre_cache=()):
     reader = yfcc_source.YfccReader(
@@ -80,6 +82,8 @@ def register_yfcc(
       detect_languages=detect_languages,
       image_dir=image_dir,
       image_path_format=image_path_format,
+      image_shards=image_shards,
+      image_shard_key=image_shard_key,
     )
     source = row_source.RowSource(reader, reader.output_signature, splits)
     task_builder.add_task(

@@ -7,13 +7,22 @@ URL-encoded with '+' for space and may hold HTML. Files may be plain, .gz or .bz
 
 import collections
 import dataclasses
+import functools
 import itertools
 import re
 from typing import Iterator, Optional
 
 import tensorflow as tf
 
-from tasks import data_stats, file_io, image_store, langid, text_cleaning, yfcc_subset
+from tasks import (
+  data_stats,
+  file_io,
+  image_store,
+  langid,
+  shard_image_store,
+  text_cleaning,
+  yfcc_subset,
+)
 
 SIGNALS = ('title', 'description', 'tags')
 TAG_SEPARATOR = '\n'  # Cleaned tags never contain a newline (whitespace is collapsed).
@@ -104,6 +113,8 @@ class YfccReader:
   detect_languages: bool = True
   image_dir: Optional[str] = None
   image_path_format: str = '{id}.jpg'
+  image_shards: Optional[str] = None  # a pattern of image shards instead of image_dir
+  image_shard_key: str = 'key'  # the shard samples' id: key, 'url' or a json field
 
   def __post_init__(self):
     if self.layout != 'auto' and self.layout not in LAYOUTS:
@@ -111,15 +122,18 @@ class YfccReader:
 
   @property
   def output_signature(self) -> dict:
-    return output_signature(self.detect_languages, self.image_dir is not None)
+    return output_signature(self.detect_languages, self.images is not None)
+
+  @functools.cached_property
+  def images(self):
+    """One store for every file read (a shard store indexes its shards once)."""
+    return shard_image_store.make_image_store(
+      self.image_dir, self.image_path_format, self.image_shards, self.image_shard_key
+    )
 
   def __call__(self, path: str) -> Iterator[dict]:
     subset = yfcc_subset.load_subset_ids(self.subset_ids_path) if self.subset_ids_path else None
-    images = (
-      image_store.ImageStore(self.image_dir, self.image_path_format)
-      if self.image_dir is not None
-      else None
-    )
+    images = self.images
     layout = None if self.layout == 'auto' else LAYOUTS[self.layout]
     with file_io.open_binary(path) as f:
       rows = _decoded_rows(f, path)
