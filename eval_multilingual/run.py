@@ -26,16 +26,14 @@ from typing import Sequence
 import numpy as np
 
 import gin
+from tasks import file_io
 
 MACRO = 'macro'
 
 
 def _write_json(path: str, obj) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w', encoding='utf-8') as f:
+  with file_io.atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
     json.dump(obj, f, indent=1, ensure_ascii=False, sort_keys=True)
-  os.replace(tmp, path)
 
 
 def aggregate(per_task: dict, model: dict) -> dict:

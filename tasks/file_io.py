@@ -1,9 +1,12 @@
-"""Opening plain, .gz and .bz2 data files (local or any tf.io.gfile filesystem)."""
+"""Opening plain, .gz and .bz2 data files and writing files atomically (local or any gfile)."""
 
 import bz2
+import contextlib
 import gzip
 import hashlib
 import io
+import os
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import tensorflow as tf
@@ -68,3 +71,23 @@ def file_sha256(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+  """A temporary path beside `path`, renamed onto it only when the block finishes without error.
+
+  Readers never see a half-written file; the pid in the name keeps concurrent writers apart, and a
+  failed block leaves neither a temporary file nor a changed `path`. Creates the parent folder.
+  """
+  parent = os.path.dirname(path)
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  tmp = f'{path}.tmp-{os.getpid()}'
+  try:
+    yield tmp
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+  except BaseException:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.remove(tmp)
+    raise

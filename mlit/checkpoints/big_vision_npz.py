@@ -21,6 +21,8 @@ import flax
 import ml_dtypes
 import numpy as np
 
+from tasks import file_io
+
 _NUMERIC_KINDS = 'fiub'
 _SUFFIX = re.compile(r'^(.*)_(\d+)$')
 
@@ -334,7 +336,5 @@ def save_big_vision_npz(path: str, params: Mapping[str, Any]) -> None:
     if arr.dtype.kind not in _NUMERIC_KINDS:
       raise CheckpointError(f'{path}: param {name!r} has non-numeric dtype {arr.dtype}.')
     flat[name] = arr
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
+  with file_io.atomic_path(path) as tmp, open(tmp, 'wb') as f:
     np.savez(f, **flat)
-  os.replace(tmp, path)

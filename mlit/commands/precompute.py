@@ -1,6 +1,6 @@
-r"""Pre-compute locked image-tower embeddings of a task: `python -m mlit.commands.precompute`.
+r"""Pre-compute locked image-tower embeddings of a task: `mlit precompute`.
 
-  python -m mlit.commands.precompute --gin_file=precompute.gin --gin.MODEL_DIR=\"/unused\"
+  mlit precompute --gin_file=my_precompute.gin --module_import=tasks.synthetic
 
 The gin file binds `mlit.commands.precompute.precompute` (task, output dir, ViT kwargs and
 .npz checkpoint). One output shard per source file: a finished shard is written
@@ -11,7 +11,6 @@ different tower. Images are resized without a crop (eval preprocessing), as a
 random augmentation would make pre-computation wrong (paper, Appendix E).
 """
 
-import argparse
 import json
 import os
 import sys
@@ -25,15 +24,15 @@ import tensorflow as tf
 
 import gin
 from mlit.checkpoints import big_vision_npz as vit_checkpoint
+from mlit.commands import gin_flags
 from mlit.models import image_tower
 from tasks import file_io, image_preprocessors, precomputed, registration
 
 
 def _write_manifest(directory: str, manifest: dict) -> None:
-  tmp = os.path.join(directory, precomputed.MANIFEST + '.tmp')
-  with tf.io.gfile.GFile(tmp, 'w') as f:
+  path = os.path.join(directory, precomputed.MANIFEST)
+  with file_io.atomic_path(path) as tmp, tf.io.gfile.GFile(tmp, 'w') as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
-  tf.io.gfile.rename(tmp, os.path.join(directory, precomputed.MANIFEST), overwrite=True)
 
 
 def _example(emb: np.ndarray, strings: Mapping[str, bytes]) -> bytes:
@@ -100,9 +99,11 @@ def precompute(
     )
     ds = task.preprocess_precache(ds, seed=seed)
     ds = image_preprocessors.decode_image(ds, train=False, size=image_size)
-    tmp = os.path.join(output_dir, out_name + '.tmp')
     n = 0
-    with tf.io.TFRecordWriter(tmp) as writer:
+    with (
+      file_io.atomic_path(os.path.join(output_dir, out_name)) as tmp,
+      tf.io.TFRecordWriter(tmp) as writer,
+    ):
       for batch in ds.batch(batch_size).as_numpy_iterator():
         emb = np.asarray(embed(params, batch['image']), np.float32)
         strings = {k: v for k, v in batch.items() if k != 'image' and v.dtype == object}
@@ -111,7 +112,6 @@ def precompute(
         n += len(emb)
         manifest['embedding_dim'] = int(emb.shape[-1])
         manifest['string_features'] = sorted(strings)
-    tf.io.gfile.rename(tmp, os.path.join(output_dir, out_name), overwrite=True)
     manifest['done'][out_name] = {'source': shard, 'examples': n}
     _write_manifest(output_dir, manifest)
   manifest['complete'] = True
@@ -119,15 +119,19 @@ def precompute(
   return manifest
 
 
+_EXAMPLE = (
+  'mlit precompute --gin_file=my_precompute.gin --module_import=tasks.synthetic \\\n'
+  '    --gin.mlit.commands.precompute.precompute.output_dir=\\"/data/embeddings\\"'
+)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--gin_file', action='append', default=[])
-  parser.add_argument('--gin', action='append', default=[], help='a gin binding')
-  parser.add_argument('--gin_search_paths', default='')
-  args = parser.parse_args(argv)
-  for path in filter(None, args.gin_search_paths.split(',')):
-    gin.add_config_file_search_path(path)
-  gin.parse_config_files_and_bindings(args.gin_file, args.gin)
+  gin_flags.parse_flags(
+    list(sys.argv[1:] if argv is None else argv),
+    'Pre-compute locked image-tower embeddings of a task (resumable shards + manifest.json).',
+    prog='mlit precompute',
+    example=_EXAMPLE,
+  )
   registration.register_tasks()
   manifest = precompute()
   print(json.dumps({k: manifest[k] for k in ('task', 'complete', 'num_shards')}))
@@ -135,4 +139,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  sys.exit(cli.main(['precompute', *sys.argv[1:]]))

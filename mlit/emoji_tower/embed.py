@@ -86,10 +86,8 @@ def embed(data_dir: str, tower_path: str, out_path: str, force: bool = False) ->
     if not np.all(np.isfinite(arrays[domain])):
       raise FloatingPointError(f'{tower_path}: non-finite embeddings of {domain}')
 
-  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-  tmp = out_path + '.tmp.npz'
-  np.savez(tmp, **arrays)
-  os.replace(tmp, out_path)
+  with file_io.atomic_path(out_path) as tmp, open(tmp, 'wb') as f:
+    np.savez(f, **arrays)
   info = {
     **key,
     'tower_path': tower_path,

@@ -22,6 +22,7 @@ from typing import Iterator
 
 from mlit.translation import backends as translation_backends
 from mlit.translation import backtranslation as backtranslation_core
+from tasks import file_io
 
 
 def parse_row(raw: bytes, is_jsonl: bool):
@@ -69,10 +70,8 @@ def failures_path(out_dir: str, index: int) -> str:
 
 
 def _write_atomically(path: str, lines: list[str]):
-  tmp = path + '.tmp'
-  with open(tmp, 'w', encoding='utf-8') as f:
+  with file_io.atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
     f.writelines(lines)
-  os.replace(tmp, path)
 
 
 def _chunks(iterator, size):

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from tasks import file_io
 from tasks.emoji_cldr import cldr as cldr_lib
 from tasks.emoji_cldr import emoji_list, render, sources
 from tasks.emoji_cldr import split as split_lib
@@ -78,35 +79,20 @@ def source_versions(paths: dict[str, str | None]) -> dict:
   }
 
 
-def _write_atomic(path: str, write_fn):
-  tmp = path + '.tmp'
-  write_fn(tmp)
-  os.replace(tmp, path)
-
-
 def _save_npy(path: str, arr: np.ndarray):
-  def w(tmp):
-    with open(tmp, 'wb') as f:
-      np.save(f, arr)
-
-  _write_atomic(path, w)
+  with file_io.atomic_path(path) as tmp, open(tmp, 'wb') as f:
+    np.save(f, arr)
 
 
 def _save_jsonl(path: str, rows):
-  def w(tmp):
-    with open(tmp, 'w', encoding='utf-8') as f:
-      for r in rows:
-        f.write(json.dumps(r, ensure_ascii=False) + '\n')
-
-  _write_atomic(path, w)
+  with file_io.atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+    for r in rows:
+      f.write(json.dumps(r, ensure_ascii=False) + '\n')
 
 
 def _save_json(path: str, obj):
-  def w(tmp):
-    with open(tmp, 'w', encoding='utf-8') as f:
-      json.dump(obj, f, ensure_ascii=False, indent=1, sort_keys=True)
-
-  _write_atomic(path, w)
+  with file_io.atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+    json.dump(obj, f, ensure_ascii=False, indent=1, sort_keys=True)
 
 
 def _config_dict(config: BuildConfig) -> dict:
