@@ -35,10 +35,12 @@ import hashlib
 import json
 from typing import Any, Sequence
 
+from tasks.user_error import UserError
+
 PLACEHOLDER = '{}'
 
 
-class PromptError(ValueError):
+class PromptError(UserError):
   """A prompt set is malformed; the message names the file and key."""
 
 

@@ -129,16 +129,23 @@ def evaluate(
   return results
 
 
+_EXAMPLE = (
+  'mlit eval --gin_file=runs/demo/train/config.gin --gin_file=demo/eval_emoji.gin \\\n'
+  '    --gin.RUN_DIR=\\"runs/demo\\"'
+)
+
+
 def main(argv=None) -> int:
   from mlit.commands import gin_flags  # pylint: disable=g-import-not-at-top
 
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
   argv = list(sys.argv[1:] if argv is None else argv)
-  try:
-    gin_flags.parse_flags(argv, __doc__.split('\n\n', 1)[0].strip())
-  except gin_flags.GinConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  gin_flags.parse_flags(
+    argv,
+    __doc__.split('\n\n', 1)[0].strip(),
+    prog='mlit eval',
+    example=_EXAMPLE,
+  )
   results = evaluate()
   print(json.dumps(results['macro'], indent=1, ensure_ascii=False))
   return 0
@@ -147,6 +154,7 @@ def main(argv=None) -> int:
 if __name__ == '__main__':
   # Run the importable module's functions, the ones gin files name (run.evaluate), not this
   # __main__ copy of them.
-  from eval_multilingual import run as _run_module  # pylint: disable=g-import-not-at-top
+  # Through the `mlit` dispatcher: one-line user errors and quiet third-party logging.
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
 
-  sys.exit(_run_module.main())
+  sys.exit(cli.main(['eval', *sys.argv[1:]]))

@@ -8,8 +8,8 @@ import task_files
 from spm_fixture import spm_model_path  # noqa: F401
 
 import gin
+from mlit.commands import cache_tasks
 from tasks import (
-  cache_tasks,
   data_stats,
   vocabularies,  # noqa: F401  (gin configurable)
 )

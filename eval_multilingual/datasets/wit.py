@@ -20,6 +20,8 @@ import re
 import sys
 from typing import Iterable, Sequence
 
+from tasks.user_error import UserError
+
 COLUMNS = (
   'language',
   'page_url',
@@ -43,7 +45,7 @@ DEFAULT_TEXT_FIELDS = ('caption_reference_description',)
 _SPACE = re.compile(r'\s+')
 
 
-class WitFormatError(ValueError):
+class WitFormatError(UserError):
   pass
 
 

@@ -26,11 +26,13 @@ import jax
 import numpy as np
 from flax import serialization, traverse_util
 
+from tasks.user_error import UserError
+
 _SPEC_KEYS = frozenset({'driver', 'kvstore'})
 _TEXT_PREFIXES = ('token_embedder/', 'encoder/')
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
   """A T5X checkpoint is malformed, unsafe, or does not fit the model."""
 
 

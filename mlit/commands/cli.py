@@ -1,13 +1,22 @@
-"""The `mlit` command: one entry point for every job, each a module with its own main()."""
+"""The `mlit` command: one entry point for every job, each a module with its own main().
 
+User errors (tasks.user_error.UserError and the error types in USER_ERRORS) print one line and exit
+2; `--verbose` (anywhere on the command line) shows the traceback and third-party INFO logging.
+"""
+
+import contextlib
 import importlib
+import logging
+import os
+import re
 import sys
+import traceback
 
 # subcommand -> module whose main(argv) runs it.
 COMMANDS = {
   'train': 'mlit.training.train',
   'precompute': 'mlit.commands.precompute',
-  'cache-tasks': 'tasks.cache_tasks',
+  'cache-tasks': 'mlit.commands.cache_tasks',
   'backtranslate': 'mlit.translation.backtranslate_job',
   'eval': 'eval_multilingual.run',
   'report': 'eval_multilingual.report',
@@ -16,14 +25,114 @@ COMMANDS = {
   'demo': 'mlit.commands.demo',
 }
 
+# subcommand -> one line for `mlit --help`.
+SUMMARIES = {
+  'train': 'LiT-tune a two-tower model from gin files (--gin_file, --gin.NAME=VALUE)',
+  'precompute': "write a task's locked image-tower embeddings (resumable shards)",
+  'cache-tasks': "cache gin-registered seqio tasks with seqio's Beam pipeline",
+  'backtranslate': 'round-trip texts through pivot languages, scored and filtered',
+  'eval': 'evaluate a model on gin-configured zero-shot and retrieval tasks',
+  'report': 'tables and plots (Markdown, HTML) from eval run directories',
+  'coverage': 'tokenizer coverage per language of a SentencePiece vocabulary',
+  'add-language': 'extend a vocabulary and prompts with a new language',
+  'demo': 'the embedded emoji/CLDR pipeline end to end (data, train, eval, report)',
+}
+
+# Third-party loggers that are chatty at INFO (Orbax logs every checkpoint step, absl, TF).
+_QUIET_LOGGERS = ('absl', 'orbax', 'tensorflow', 'jax', 'etils')
+
+
+def user_error_types() -> tuple:
+  """Exception types whose message alone tells a user what to fix."""
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  # FileNotFoundError/IsADirectoryError: a data, checkpoint or config file that is not there.
+  return (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+def usage() -> str:
+  width = max(map(len, COMMANDS))
+  lines = [
+    'usage: mlit [--verbose] COMMAND [options]',
+    '',
+    'COMMAND --help shows its options and an example; --verbose shows tracebacks and',
+    'third-party INFO logging.',
+    '',
+    'commands:',
+  ]
+  lines += [f'  {name:<{width}}  {SUMMARIES[name]}' for name in COMMANDS]
+  return '\n'.join(lines)
+
+
+def quiet_third_party_logging() -> None:
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  for name in _QUIET_LOGGERS:
+    logging.getLogger(name).setLevel(logging.WARNING)
+  try:
+    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  except ImportError:
+    pass
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+  """Hides what native code writes to stderr while the command's modules load.
+
+  TensorFlow's C++ logging prints INFO lines at import (oneDNN, CUDA stubs) before
+  TF_CPP_MIN_LOG_LEVEL applies; an import that fails still raises, and is reported after this.
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+# gin appends the chain of configurables to an error raised inside one.
+_GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
+
+
+def one_line(error: BaseException) -> str:
+  text = ' '.join(_GIN_CALL_CHAIN.sub('', str(error)).split())
+  if isinstance(error, FileNotFoundError) and error.filename and error.filename not in text:
+    text = f'{error.filename}: {text}'
+  return text or type(error).__name__
+
 
 def main(argv=None):
   argv = list(sys.argv[1:] if argv is None else argv)
-  if not argv or argv[0] in ('-h', '--help') or argv[0] not in COMMANDS:
-    print('usage: mlit {%s} [args...]' % ','.join(COMMANDS), file=sys.stderr)
-    return 0 if argv and argv[0] in ('-h', '--help') else 2
-  module = importlib.import_module(COMMANDS[argv[0]])
-  return module.main(argv[1:])
+  verbose = '--verbose' in argv
+  argv = [a for a in argv if a != '--verbose']
+  if not argv or argv[0] in ('-h', '--help'):
+    print(usage())
+    return 0 if argv else 2
+  command = argv[0]
+  if command not in COMMANDS:
+    print(f'mlit: unknown command {command!r}\n{usage()}', file=sys.stderr)
+    return 2
+  if not verbose:
+    quiet_third_party_logging()
+  try:
+    if verbose:
+      module = importlib.import_module(COMMANDS[command])
+    else:
+      with _stderr_silenced():
+        module = importlib.import_module(COMMANDS[command])
+      quiet_third_party_logging()  # importing the module may have reset absl's verbosity
+    return module.main(argv[1:])
+  except user_error_types() as e:
+    if verbose:
+      traceback.print_exc()
+    print(f'mlit {command}: error: {one_line(e)}', file=sys.stderr)
+    return 2
 
 
 if __name__ == '__main__':

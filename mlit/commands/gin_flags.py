@@ -1,13 +1,16 @@
-"""T5X-style command line for gin-configured mlit jobs.
+"""T5X-style command line for gin-configured mlit jobs: the one gin flag parser of every command.
 
 `--gin_file=F` (repeatable), `--gin.NAME=VALUE` (rewritten to the gin binding
-`NAME = VALUE`), `--gin_bindings=...` and `--gin_search_paths=a,b`. Gin files
-are found relative to the search paths, which default to the repo's `gin/`
-directory and the installed `share/mlit/gin`.
+`NAME = VALUE`), `--gin_bindings=...`, `--gin_search_paths=a,b` and
+`--module_import=MODULE` (repeatable, as in seqio's scripts: imported before the gin files are
+parsed, e.g. a module that registers tasks or gin configurables). Gin files are found relative to
+the search paths, which default to the repo's `gin/` directory and the installed `share/mlit/gin`.
 """
 
 import argparse
+import importlib
 import importlib.util  # noqa: F401  gin's package-resource reader uses it without importing it
+import json
 import logging
 import os
 import pathlib
@@ -17,12 +20,13 @@ from typing import Sequence
 
 import gin
 import mlit
+from tasks.user_error import UserError
 
 _GIN_ARG = re.compile(r'^--gin\.([A-Za-z_][\w.]*(?:/[\w.]+)*)=(.*)$', re.S)
 _MACRO_NAME = re.compile(r'^[A-Z_][A-Z0-9_]*$')
 
 
-class GinConfigError(ValueError):
+class GinConfigError(UserError):
   """A gin file or binding is wrong; raised before any work starts."""
 
 
@@ -59,8 +63,22 @@ def rewrite_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
   return rest, bindings
 
 
-def make_parser(description: str) -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(description=description)
+GIN_HELP = """gin flags:
+  --gin.NAME=VALUE      bind a gin macro or parameter, e.g. --gin.TRAIN_STEPS=10 or
+                        --gin.MODEL_DIR=\\"/tmp/run\\" (strings keep their quotes: in a shell,
+                        escape them as shown or write '--gin.MODEL_DIR="/tmp/run"')"""
+
+
+def make_parser(
+  description: str, prog: str | None = None, example: str | None = None
+) -> argparse.ArgumentParser:
+  epilog = GIN_HELP + (f'\n\nexample:\n  {example}' if example else '')
+  p = argparse.ArgumentParser(
+    prog=prog,
+    description=description,
+    epilog=epilog,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument(
     '--gin_file',
     action='append',
@@ -75,7 +93,22 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     default=None,
     help='comma-separated directories to find gin files in (default: the mlit gin/ directory)',
   )
+  p.add_argument(
+    '--module_import',
+    action='append',
+    default=[],
+    help='Python module to import before the gin files are parsed (repeatable), e.g. '
+    'tasks.synthetic to register its tasks',
+  )
   return p
+
+
+def import_modules(modules: Sequence[str]) -> None:
+  for name in modules:
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      raise GinConfigError(f'--module_import={name}: {e}') from e
 
 
 def _macro_value(name: str):
@@ -171,7 +204,26 @@ def _parse_files(gin_files, paths):
     except (IOError, OSError) as e:
       raise GinConfigError(f'gin file {f!r} not found (search paths: {paths}): {e}') from e
     except Exception as e:  # gin adds "In file X, line N" to its messages.
-      raise GinConfigError(f'error in gin file {f!r}: {e}') from e
+      hint = ''
+      if 'parse' in str(e) and isinstance(e, SyntaxError):
+        hint = ' (a string value needs quotes: NAME = "value")'
+      raise GinConfigError(f'error in gin file {f!r}: {e}{hint}') from e
+
+
+def _quote_hint(binding: str) -> str:
+  """Suggests quotes when an unparsable value would parse as a string."""
+  name, _, value = binding.partition('=')
+  name, value = name.strip(), value.strip()
+  if not value or value[0] in '\'"':
+    return ''
+  try:
+    gin.config.parse_value(json.dumps(value))
+  except Exception:  # pylint: disable=broad-except
+    return ''
+  return (
+    f'. A string value needs quotes: --gin.{name}=\\"{value}\\" in a shell, '
+    f'or the binding {name} = "{value}"'
+  )
 
 
 def _parse_bindings(bindings):
@@ -185,7 +237,7 @@ def _parse_bindings(bindings):
     try:
       gin.parse_config(b)
     except Exception as e:  # pylint: disable=broad-except
-      raise GinConfigError(f'error in gin binding {b!r}: {e}') from e
+      raise GinConfigError(f'error in gin binding {b!r}: {e}{_quote_hint(b)}') from e
   missing = [m for m in defined_macros() if _is_required(_macro_value(m))]
   if missing:
     flags = ' '.join(f'--gin.{m}=...' for m in missing)
@@ -195,16 +247,23 @@ def _parse_bindings(bindings):
     )
 
 
-def parse_flags(argv: Sequence[str], description: str, add_arguments=None) -> argparse.Namespace:
-  """Parses a T5X-style command line and the gin config it names.
+def parse_flags(
+  argv: Sequence[str],
+  description: str,
+  add_arguments=None,
+  prog: str | None = None,
+  example: str | None = None,
+) -> argparse.Namespace:
+  """Parses a T5X-style command line, imports --module_import modules, parses the gin config.
 
-  `add_arguments(parser)` may add a job's own (non-gin) flags.
+  `add_arguments(parser)` may add a job's own (non-gin) flags; `example` is shown by --help.
   """
   argv, gin_args = rewrite_gin_args(argv)
-  parser = make_parser(description)
+  parser = make_parser(description, prog, example)
   if add_arguments is not None:
     add_arguments(parser)
   args = parser.parse_args(argv)
+  import_modules(args.module_import)
   paths = None
   if args.gin_search_paths:
     paths = [p for p in args.gin_search_paths.split(',') if p]

@@ -44,6 +44,7 @@ import optax
 
 import gin
 from mlit.training import param_rules
+from tasks.user_error import UserError
 
 Schedule = Callable[[jax.Array], jax.Array]
 
@@ -157,10 +158,13 @@ def make_optimizer(
     (for logging) as a function of the step.
   """
   if total_steps is gin.REQUIRED or total_steps is None or total_steps < 1:
-    raise ValueError(f'make_optimizer: total_steps must be >= 1, got {total_steps!r}')
+    raise UserError(
+      f'make_optimizer.total_steps must be >= 1, got {total_steps!r} (gin macro TRAIN_STEPS)'
+    )
   if warmup_steps >= total_steps:
-    raise ValueError(
-      f'make_optimizer: warmup_steps={warmup_steps} must be < total_steps={total_steps}'
+    raise UserError(
+      f'make_optimizer: warmup_steps={warmup_steps} must be < total_steps={total_steps} '
+      '(set e.g. --gin.WARMUP_STEPS=1 for a short run, or raise --gin.TRAIN_STEPS)'
     )
   lr_mults = param_rules.resolve(lr_mults)
   delays = param_rules.resolve(delays)

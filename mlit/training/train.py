@@ -28,6 +28,7 @@ from mlit.training import optimizer as optimizer_lib
 from mlit.training import progress_log as train_log
 from mlit.training import state as state_lib
 from tasks import data_stats
+from tasks.user_error import UserError
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -356,22 +357,30 @@ def _add_distributed_flags(parser) -> None:
   parser.add_argument(
     '--multiprocess',
     action='store_true',
-    help='call jax.distributed.initialize() (TPU VM pods '
-    'and clusters find the topology themselves)',
+    help='call jax.distributed.initialize() (TPU VM pods and clusters find the topology '
+    'themselves)',
   )
   parser.add_argument(
     '--coordinator_address', default=None, help='host:port of process 0, for explicit multi-process'
   )
-  parser.add_argument('--process_count', type=int, default=None)
-  parser.add_argument('--process_index', type=int, default=None)
+  parser.add_argument(
+    '--process_count',
+    type=int,
+    default=None,
+    help='number of processes (with --coordinator_address)',
+  )
+  parser.add_argument(
+    '--process_index',
+    type=int,
+    default=None,
+    help="this process's index, 0-based (with --coordinator_address)",
+  )
 
 
 def _init_distributed(args) -> None:
   if args.coordinator_address:
     if args.process_count is None or args.process_index is None:
-      raise SystemExit(
-        'mlit.training.train: --coordinator_address needs --process_count and --process_index'
-      )
+      raise UserError('--coordinator_address needs --process_count and --process_index')
     jax.distributed.initialize(
       args.coordinator_address, num_processes=args.process_count, process_id=args.process_index
     )
@@ -379,15 +388,22 @@ def _init_distributed(args) -> None:
     jax.distributed.initialize()
 
 
+_EXAMPLE = (
+  'mlit train --gin_file=models/mt5/small.gin --gin_file=runs/lit_tune.gin '
+  '--gin_file=setups/Lu.gin --module_import=tasks.synthetic \\\n'
+  '    --gin.MODEL_DIR=\\"/tmp/lit\\" --gin.TRAIN_STEPS=100 --gin.WARMUP_STEPS=10'
+)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  try:
-    args = gin_flags.parse_flags(
-      argv, 'LiT tuning of a two-tower model (mlit).', _add_distributed_flags
-    )
-  except gin_flags.GinConfigError as e:
-    print(f'mlit.training.train: {e}', file=sys.stderr)
-    return 2
+  args = gin_flags.parse_flags(
+    argv,
+    'LiT tuning of a two-tower model (mlit).',
+    _add_distributed_flags,
+    prog='mlit train',
+    example=_EXAMPLE,
+  )
   _init_distributed(args)
   try:
     # The gin files register train() (dynamic registration); call it via gin.
@@ -401,6 +417,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 if __name__ == '__main__':
   # Run the function of the importable module, the one the gin files name,
   # not this __main__ copy of it.
-  from mlit.training import train as _train_module  # pylint: disable=g-import-not-at-top
+  # Through the `mlit` dispatcher: one-line user errors and quiet third-party logging.
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
 
-  sys.exit(_train_module.main())
+  sys.exit(cli.main(['train', *sys.argv[1:]]))

@@ -70,8 +70,8 @@ def backtranslate_batch(
 ) -> tuple[list[dict], list[dict]]:
   """Round-trips `texts` through every pivot.
 
-  Returns (records, failures): one record per input {id, text, candidates: [{pivot, text, chrf,
-  bleu, verdict}]}, and one failure entry per (pivot, batch) whose translation failed after
+  Returns (records, failures): one record per input {id, text, candidates: [{pivot, pivot_text,
+  text, chrf, bleu, verdict}]}, and one failure entry per (pivot, batch) whose translation failed after
   `retries` retries. A failed pivot leaves those texts without that candidate; it is recorded, never
   dropped silently.
   """
@@ -84,11 +84,13 @@ def backtranslate_batch(
     except translation_backends.TranslationError as e:
       failures.append({'pivot': pivot, 'ids': list(ids), 'error': str(e)})
       continue
-    for record, candidate in zip(records, back):
+    for record, pivot_text, candidate in zip(records, forward, back):
       chrf, bleu = score(record['text'], candidate)
       record['candidates'].append(
         {
           'pivot': pivot,
+          # The pivot-language text, so a reader can see where a round trip lost the meaning.
+          'pivot_text': pivot_text,
           'text': candidate,
           'chrf': chrf,
           'bleu': bleu,
