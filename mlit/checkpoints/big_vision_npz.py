@@ -22,12 +22,13 @@ import ml_dtypes
 import numpy as np
 
 from tasks import file_io
+from tasks.user_error import UserError
 
 _NUMERIC_KINDS = 'fiub'
 _SUFFIX = re.compile(r'^(.*)_(\d+)$')
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
   """A checkpoint file is unreadable, unsafe or does not fit the model."""
 
 
