@@ -15,19 +15,15 @@ from typing import Sequence
 import numpy as np
 
 from eval_multilingual import ranks as ranks_lib
+from eval_multilingual.unit_norm import l2_normalize
 
 KS = (1, 5, 10)
-
-
-def _l2(x):
-  x = np.asarray(x, np.float32)
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def text_to_image_ranks(
   text_emb: np.ndarray, image_emb: np.ndarray, text_to_image: np.ndarray, block: int = 1024
 ) -> np.ndarray:
-  t, im = _l2(text_emb), _l2(image_emb)
+  t, im = l2_normalize(text_emb), l2_normalize(image_emb)
   gt = np.asarray(text_to_image, np.int64)
   ranks = np.empty(len(t), np.int64)
   for s in range(0, len(t), block):
@@ -39,7 +35,7 @@ def text_to_image_ranks(
 def image_to_text_ranks(
   text_emb: np.ndarray, image_emb: np.ndarray, text_to_image: np.ndarray, block: int = 1024
 ) -> np.ndarray:
-  t, im = _l2(text_emb), _l2(image_emb)
+  t, im = l2_normalize(text_emb), l2_normalize(image_emb)
   gt = np.asarray(text_to_image, np.int64)
   order = np.argsort(gt, kind='stable')  # texts grouped by image
   bounds = np.searchsorted(gt[order], np.arange(len(im) + 1))

@@ -14,13 +14,10 @@ import numpy as np
 
 from eval_multilingual import prompts as prompts_lib
 from eval_multilingual import ranks as ranks_lib
+from eval_multilingual.unit_norm import l2_normalize
+from tasks import file_io
 
 TextEncoder = Callable[[Sequence[str]], np.ndarray]
-
-
-def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-  x = np.asarray(x, np.float32)
-  return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
 
 
 def classifier_weights(encode_texts: TextEncoder, prompt_set: prompts_lib.PromptSet) -> np.ndarray:
@@ -67,10 +64,8 @@ def cached_classifier_weights(
     if w.shape[0] == len(prompt_set.classes):
       return w, True
   w = classifier_weights(encode_texts, prompt_set)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f'{path}.tmp{os.getpid()}.npy'
-  np.save(tmp, w)
-  os.replace(tmp, path)  # atomic: concurrent evals never read half a file
+  with file_io.atomic_path(path) as tmp, open(tmp, 'wb') as f:  # concurrent evals: no half file
+    np.save(f, w)
   return w, False
 
 
