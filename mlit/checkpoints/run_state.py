@@ -136,6 +136,15 @@ class Checkpoints:
     self._mgr.close()
 
 
+def checkpoints_dir(path: str) -> str:
+  """The checkpoints directory of MODEL_DIR (or of extend-vocab's --out), or `path` itself."""
+  if os.path.isdir(os.path.join(path, 'checkpoints')):
+    return os.path.join(path, 'checkpoints')
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f'no checkpoint directory {path!r}')
+  return path
+
+
 def read_params(directory: str, step: Optional[int] = None) -> tuple[Any, int]:
   """Host (NumPy) params of a checkpoint without a target, e.g. for eval.
 

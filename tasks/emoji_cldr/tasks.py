@@ -179,6 +179,7 @@ def register_emoji_cldr_tasks(
   vocab_path: str | None = None,
   languages=None,
   exclude_languages=(),
+  language_repeats=None,
   names_only: bool = False,
   tuning_images: str = 'noto_aug',
   image_embeddings: str | None = None,
@@ -188,6 +189,8 @@ def register_emoji_cldr_tasks(
   vocab_path: SentencePiece .model (default: tasks.vocabularies.vocabulary()).
   languages: subset of the built languages (default: all of them).
   exclude_languages: languages left out (e.g. one to add later with `mlit add-language`).
+  language_repeats: {lang: k}: the language's tuning pairs appear k times in emoji_cldr.all
+    (up-samples a language being added to a run that has seen the others).
   names_only: tuning texts are the CLDR names only (no keyword phrases).
   tuning_images: 'noto_aug' (seeded augmentations) or 'noto_eval' (each tuning
     concept's centred render, the form evaluation shows held-out concepts in).
@@ -211,6 +214,12 @@ def register_emoji_cldr_tasks(
       f'{data_dir}: languages {unknown} not in the build (manifest.json lists {len(ds.languages)})'
     )
   langs = [lang for lang in langs if lang not in set(exclude_languages)]
+  repeats = dict(language_repeats or {})
+  if sorted(set(repeats) - set(langs)) or any(int(k) < 1 for k in repeats.values()):
+    raise ValueError(
+      f'register_emoji_cldr_tasks.language_repeats = {repeats}: languages must be tuned ones '
+      'and counts >= 1'
+    )
   names = []
   for lang in langs:
     tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only, tuning_images)
@@ -223,7 +232,11 @@ def register_emoji_cldr_tasks(
     _text_image_task(f'emoji_cldr_symbola.{lang}', ds, {'validation': sym}, 'symbola', vocab, emb)
     names += [f'emoji_cldr.{lang}', f'emoji_cldr_heldout.{lang}', f'emoji_cldr_symbola.{lang}']
   tune_all = lambda: _merge(
-    [pairs_lib.tuning_pairs(ds, l, names_only, tuning_images) for l in langs]
+    [
+      pairs_lib.tuning_pairs(ds, l, names_only, tuning_images)
+      for l in langs
+      for _ in range(int(repeats.get(l, 1)))
+    ]
   )
   _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, tuning_images, vocab, emb)
   held_all = lambda: _merge([pairs_lib.heldout_pairs(ds, l, 'noto') for l in langs])
