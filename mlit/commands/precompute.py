@@ -7,13 +7,17 @@ The gin file binds `mlit.commands.precompute.precompute` (task, output dir, ViT 
 to a temporary name and renamed, and the manifest lists it, so a crashed run
 resumes at the first unfinished shard. The manifest records the tower (config,
 checkpoint path and SHA-256) and refuses to continue into a directory made by a
-different tower. Images are resized without a crop (eval preprocessing), as a
+different tower. Batches have one fixed size (one compilation; the last is padded) and are
+sharded over the process's local devices; on a multi-host run each process takes every
+process_count-th source shard and keeps its own manifest-processNNN.json, merged into
+manifest.json by process 0 at the end. The manifest's last_run gives images/s. Images are resized without a crop (eval preprocessing), as a
 random augmentation would make pre-computation wrong (paper, Appendix E).
 """
 
 import json
 import os
 import sys
+import time
 from typing import Any, Mapping, Optional, Sequence
 
 import jax
@@ -25,12 +29,28 @@ import tensorflow as tf
 import gin
 from mlit.checkpoints import big_vision_npz as vit_checkpoint
 from mlit.commands import gin_flags
-from mlit.models import image_tower
+from mlit.models import fixed_batch, image_tower
 from tasks import file_io, image_preprocessors, precomputed, registration
 
 
-def _write_manifest(directory: str, manifest: dict) -> None:
-  path = os.path.join(directory, precomputed.MANIFEST)
+def _manifest_name() -> str:
+  if jax.process_count() == 1:
+    return precomputed.MANIFEST
+  return f'manifest-process{jax.process_index():03d}.json'
+
+
+def shards_of_process(num_shards: int, process_index: int, process_count: int) -> list[int]:
+  """The source shards one process embeds: disjoint over processes, together all of them."""
+  return list(range(process_index, num_shards, process_count))
+
+
+def _read_json(path: str) -> dict:
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def _write_manifest(directory: str, manifest: dict, name: str = precomputed.MANIFEST) -> None:
+  path = os.path.join(directory, name)
   with file_io.atomic_path(path) as tmp, tf.io.gfile.GFile(tmp, 'w') as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
 
@@ -68,14 +88,17 @@ def precompute(
   if checkpoint_path:
     params, _ = vit_checkpoint.load_big_vision_npz(checkpoint_path, params, image_size=image_size)
     tower['checkpoint_sha256'] = file_io.file_sha256(checkpoint_path)
-  embed = jax.jit(lambda p, x: model.apply({'params': p}, x)[0])
+  embed = fixed_batch.FixedBatchApply(
+    lambda p, x: model.apply({'params': p}, x)[0], params, batch_size
+  )
 
   task = seqio.get_mixture_or_task(task_name)
   shards = task.source.list_shards(split)
   tf.io.gfile.makedirs(output_dir)
-  try:
-    manifest = precomputed.read_manifest(output_dir)
-  except FileNotFoundError:
+  manifest_path = os.path.join(output_dir, _manifest_name())
+  if tf.io.gfile.exists(manifest_path):
+    manifest = _read_json(manifest_path)
+  else:
     manifest = {
       'task': task_name,
       'split': split,
@@ -90,7 +113,9 @@ def precompute(
       f'tower {manifest["tower"]}; this run is {task_name!r} by {tower}. '
       'Use another output_dir.'
     )
-  for index, shard in enumerate(shards):
+  images, start, embed_seconds = 0, time.perf_counter(), 0.0
+  for index in shards_of_process(len(shards), jax.process_index(), jax.process_count()):
+    shard = shards[index]
     out_name = f'embeddings-{index:05d}-of-{len(shards):05d}.tfrecord'
     if out_name in manifest['done']:
       continue  # resume: finished in an earlier run
@@ -104,19 +129,53 @@ def precompute(
       file_io.atomic_path(os.path.join(output_dir, out_name)) as tmp,
       tf.io.TFRecordWriter(tmp) as writer,
     ):
-      for batch in ds.batch(batch_size).as_numpy_iterator():
-        emb = np.asarray(embed(params, batch['image']), np.float32)
+      for batch in ds.batch(embed.batch_size).as_numpy_iterator():
+        t0 = time.perf_counter()
+        emb = np.asarray(embed(batch['image']), np.float32)
+        embed_seconds += time.perf_counter() - t0
         strings = {k: v for k, v in batch.items() if k != 'image' and v.dtype == object}
         for i in range(len(emb)):
           writer.write(_example(emb[i], {k: v[i] for k, v in strings.items()}))
         n += len(emb)
         manifest['embedding_dim'] = int(emb.shape[-1])
         manifest['string_features'] = sorted(strings)
-    manifest['done'][out_name] = {'source': shard, 'examples': n}
-    _write_manifest(output_dir, manifest)
-  manifest['complete'] = True
-  _write_manifest(output_dir, manifest)
+    images += n
+    manifest['done'][out_name] = {
+      'source': shard,
+      'source_bytes': tf.io.gfile.stat(shard).length,
+      'examples': n,
+      'process_index': jax.process_index(),
+    }
+    _write_manifest(output_dir, manifest, _manifest_name())
+  seconds = time.perf_counter() - start
+  manifest['last_run'] = {
+    'images': images,
+    'seconds': round(seconds, 3),
+    'images_per_s': images / seconds if images else None,
+    'embed_images_per_s': images / embed_seconds if images else None,
+    'batch_size': embed.batch_size,
+    'local_devices': [str(d) for d in jax.local_devices()],
+    'process_count': jax.process_count(),
+  }
+  manifest['complete'] = jax.process_count() == 1
+  _write_manifest(output_dir, manifest, _manifest_name())
+  if jax.process_count() > 1:
+    manifest = _merge_process_manifests(output_dir, manifest)
   return manifest
+
+
+def _merge_process_manifests(output_dir: str, own: dict) -> dict:
+  """After every process finished: process 0 writes manifest.json with all shards."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  multihost_utils.sync_global_devices('mlit precompute: every shard written')
+  merged = dict(own, done={}, complete=True)
+  for i in range(jax.process_count()):
+    part = _read_json(os.path.join(output_dir, f'manifest-process{i:03d}.json'))
+    merged['done'].update(part['done'])
+  if jax.process_index() == 0:
+    _write_manifest(output_dir, merged)
+  return merged
 
 
 _EXAMPLE = (
@@ -134,7 +193,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   )
   registration.register_tasks()
   manifest = precompute()
-  print(json.dumps({k: manifest[k] for k in ('task', 'complete', 'num_shards')}))
+  summary = {k: manifest[k] for k in ('task', 'complete', 'num_shards')}
+  run = manifest['last_run']
+  summary.update(images=run['images'], seconds=run['seconds'], images_per_s=run['images_per_s'])
+  print(json.dumps(summary))
   return 0
 
 
