@@ -23,6 +23,7 @@ COMMANDS = {
   'coverage': 'eval_multilingual.coverage',
   'add-language': 'mlit.commands.add_language',
   'demo': 'mlit.commands.demo',
+  'ingest': 'mlit.commands.ingest',
 }
 
 # subcommand -> one line for `mlit --help`.
@@ -36,6 +37,7 @@ SUMMARIES = {
   'coverage': 'tokenizer coverage per language of a SentencePiece vocabulary',
   'add-language': 'extend a vocabulary and prompts with a new language',
   'demo': 'the embedded emoji/CLDR pipeline end to end (data, train, eval, report)',
+  'ingest': 'join metadata and image shards into mlit TFRecord shards (Apache Beam)',
 }
 
 # Third-party loggers that are chatty at INFO (Orbax logs every checkpoint step, absl, TF).

@@ -1,0 +1,163 @@
+r"""`mlit ingest`: join metadata and image shards into mlit's TFRecord shards (Apache Beam).
+
+  mlit ingest --images 'cc12m/{00000..00999}.tar' --metadata cc12m.tsv --format cc12m \
+      --shard_key url --language en --output gs://bucket/cc12m_mlit --num_shards 1024 \
+      -- --runner=DataflowRunner --project=... --region=...
+
+Images: webdataset tars (`{key}.jpg|png|webp` + `.txt` + `.json`, as img2dataset writes them),
+img2dataset TFRecords or mlit's own shards (comma-separated patterns). Metadata: a YFCC, CC12M or
+WIT TSV pattern joined by id (--shard_key: the sample key, 'url' = SHA-1 of the json url as the
+CC12M/WIT tasks use, or a json field such as an extra column saved by img2dataset), or --format
+none to take each sample's own caption. Output: shards-NNNNN-of-MMMMM.tfrecord (features
+example_id, image, language and the texts), each with a .json sidecar, and manifest.json (counts,
+skipped rows per reason, sizes, languages). Rerunning skips completed shards. Arguments after `--`
+are Beam pipeline options (DirectRunner by default). Train on the result with
+tasks.shard_tasks.register_image_shards, or pre-compute embeddings from it.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.metrics import metric
+from apache_beam.options import pipeline_options
+
+from mlit.ingest import pipeline as ingest_pipeline
+from mlit.ingest import shards as shard_io
+from tasks import file_io
+
+
+def _metadata_skips(result) -> dict:
+  query = result.metrics().query(
+    metric.MetricsFilter().with_namespace(ingest_pipeline.METRICS_NAMESPACE)
+  )
+  out = {}
+  for counter in query['counters']:
+    name = counter.key.metric.name
+    if name.startswith('skipped/'):
+      value = counter.committed if counter.committed is not None else counter.attempted
+      out[name.split('/', 1)[1]] = out.get(name.split('/', 1)[1], 0) + value
+  return out
+
+
+def run_settings(images, metadata, metadata_format, shard_key, language) -> dict:
+  return {
+    'images': images,
+    'metadata': metadata,
+    'format': metadata_format,
+    'shard_key': shard_key,
+    'language': language,
+    'text_features': list(ingest_pipeline.text_features(metadata_format)),
+  }
+
+
+def output_conflict(output_dir: str, run: dict, num_shards: int) -> str:
+  """Why `output_dir` cannot take this run (made with other settings), or ''."""
+  path = f'{output_dir}/{shard_io.MANIFEST}'
+  if not tf.io.gfile.exists(path):
+    return ''
+  old = shard_io.read_json(path)
+  settings = {k: old.get(k) for k in run} | {'num_shards': old.get('num_shards')}
+  if settings == run | {'num_shards': num_shards}:
+    return ''
+  return f'{path} was made with {settings}, not {run} and {num_shards} shards: use another --output'
+
+
+def ingest(
+  images: str,
+  output_dir: str,
+  *,
+  num_shards: int,
+  metadata: str = '',
+  metadata_format: str = 'none',
+  shard_key: str = 'key',
+  language: str = '',
+  wit_kind: str = 'reference',
+  detect_languages: bool = True,
+  beam_args=(),
+) -> dict:
+  """Runs the pipeline for the shards not yet complete; writes and returns the manifest."""
+  if (metadata_format == 'none') != (not metadata):
+    raise ValueError('--metadata needs --format yfcc|cc12m|wit, and --format needs --metadata')
+  image_files = file_io.expand_patterns(images)
+  metadata_files = file_io.expand_patterns(metadata) if metadata else []
+  run = run_settings(images, metadata, metadata_format, shard_key, language)
+  conflict = output_conflict(output_dir, run, num_shards)
+  if conflict:
+    raise ValueError(conflict)
+  tf.io.gfile.makedirs(output_dir)
+  manifest_path = f'{output_dir}/{shard_io.MANIFEST}'
+  done = shard_io.complete_shards(output_dir, num_shards)
+  cfg = ingest_pipeline.IngestConfig(
+    output_dir=output_dir,
+    num_shards=num_shards,
+    metadata_format=metadata_format,
+    shard_key=shard_key,
+    language=language,
+    wit_kind=wit_kind,
+    detect_languages=detect_languages,
+    todo=frozenset(set(range(num_shards)) - done),
+  )
+  start = time.time()
+  p = beam.Pipeline(options=pipeline_options.PipelineOptions(list(beam_args)))
+  ingest_pipeline.build_pipeline(p, cfg, image_files, metadata_files)
+  result = p.run()
+  result.wait_until_finish()
+  manifest = shard_io.build_manifest(output_dir, num_shards, run, _metadata_skips(result))
+  manifest['last_run'] = {
+    'shards_written': len(cfg.todo),
+    'shards_already_complete': len(done),
+    'seconds': round(time.time() - start, 2),
+  }
+  shard_io.write_json(manifest_path, manifest)
+  return manifest
+
+
+def main(argv=None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  split = argv.index('--') if '--' in argv else len(argv)
+  parser = argparse.ArgumentParser(
+    prog='mlit ingest', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument('--images', required=True, help='image shard pattern(s), comma-separated')
+  parser.add_argument('--output', required=True, help='output directory (local or gs://)')
+  parser.add_argument('--num_shards', type=int, required=True)
+  parser.add_argument('--metadata', default='', help='metadata TSV pattern(s)')
+  parser.add_argument('--format', default='none', choices=ingest_pipeline.METADATA_FORMATS)
+  parser.add_argument('--shard_key', default='key', help="'key', 'url' or a json field")
+  parser.add_argument('--language', default='', help='language of rows that carry none')
+  parser.add_argument('--wit_kind', default='reference', help='WIT description kind')
+  parser.add_argument('--no_detect_languages', action='store_true', help='YFCC: skip langdetect')
+  args = parser.parse_args(argv[:split])
+  if args.num_shards < 1:
+    parser.error(f'--num_shards must be >= 1, got {args.num_shards}')
+  if (args.format == 'none') != (not args.metadata):
+    parser.error('--metadata needs --format yfcc|cc12m|wit, and --format needs --metadata')
+  run = run_settings(args.images, args.metadata, args.format, args.shard_key, args.language)
+  conflict = output_conflict(args.output, run, args.num_shards)
+  if conflict:
+    parser.error(conflict)
+  manifest = ingest(
+    args.images,
+    args.output,
+    num_shards=args.num_shards,
+    metadata=args.metadata,
+    metadata_format=args.format,
+    shard_key=args.shard_key,
+    language=args.language,
+    wit_kind=args.wit_kind,
+    detect_languages=not args.no_detect_languages,
+    beam_args=argv[split + 1 :],
+  )
+  summary = {
+    k: manifest[k] for k in ('examples', 'bytes', 'skipped_rows', 'num_shards', 'last_run')
+  }
+  print(json.dumps(summary, sort_keys=True))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

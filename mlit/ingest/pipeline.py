@@ -1,0 +1,190 @@
+"""The `mlit ingest` Beam pipeline: metadata rows + image shards -> mlit's TFRecord shards.
+
+Metadata (YFCC, CC12M or WIT TSVs, read by the tasks' own readers, so rows are cleaned and
+malformed rows counted exactly as in training) and image samples (webdataset tars, img2dataset or
+mlit TFRecords) are keyed by example id and joined with CoGroupByKey. Each id goes to shard
+sha1(id) mod num_shards; a shard's records are sorted by id, so reruns write the same bytes.
+Shards an earlier run completed are filtered out before the join (resume). With metadata 'none'
+the samples' own captions are the texts (img2dataset output as it comes).
+"""
+
+import collections
+import dataclasses
+from typing import Optional
+
+import apache_beam as beam
+
+from mlit.ingest import shards as shard_io
+from tasks import cc12m, data_stats, image_shards, langid, signals, wit, yfcc_source
+
+METRICS_NAMESPACE = 'mlit.ingest'
+METADATA_FORMATS = ('yfcc', 'cc12m', 'wit', 'none')
+_STATS = 'stats'
+
+
+def text_features(metadata_format: str) -> tuple:
+  return signals.SIGNALS if metadata_format == 'yfcc' else ('text',)
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+  output_dir: str
+  num_shards: int
+  metadata_format: str = 'none'
+  shard_key: str = 'key'  # the samples' id: key, 'url' (url_id of the json url) or a json field
+  language: str = ''  # for rows that carry none (CC12M is English: 'en')
+  wit_kind: str = 'reference'
+  detect_languages: bool = True  # YFCC: langdetect per signal, as the YFCC tasks do
+  todo: frozenset = frozenset()  # shard indices to (re)write
+
+  def __post_init__(self):
+    if self.metadata_format not in METADATA_FORMATS:
+      raise ValueError(f'metadata format {self.metadata_format!r} not in {METADATA_FORMATS}')
+
+
+def read_metadata(path: str, cfg: IngestConfig):
+  if cfg.metadata_format == 'yfcc':
+    return yfcc_source.YfccReader(detect_languages=cfg.detect_languages)(path)
+  if cfg.metadata_format == 'cc12m':
+    return cc12m.read_cc12m(path)
+  return wit.read_wit(path, cfg.wit_kind)
+
+
+class _ReadMetadata(beam.DoFn):
+  """(shard, id) -> row for rows of shards still to write; skipped rows become metrics."""
+
+  def __init__(self, cfg: IngestConfig):
+    self.cfg = cfg
+
+  def process(self, path):
+    with data_stats.capture() as skipped:
+      for row in read_metadata(path, self.cfg):
+        shard = shard_io.shard_of(row['example_id'], self.cfg.num_shards)
+        if shard in self.cfg.todo:
+          yield (shard, row['example_id']), row
+    for reason, n in skipped.items():
+      beam.metrics.Metrics.counter(METRICS_NAMESPACE, f'skipped/{reason}').inc(n)
+
+
+class _ReadImages(beam.DoFn):
+  """(shard, id) -> Sample for every sample of one image shard."""
+
+  def __init__(self, cfg: IngestConfig):
+    self.cfg = cfg
+
+  def process(self, path):
+    for sample in image_shards.read_samples(path):
+      image_id = image_shards.sample_id(sample, self.cfg.shard_key)
+      if image_id is None:
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'samples_without_id').inc()
+        continue
+      shard = shard_io.shard_of(image_id, self.cfg.num_shards)
+      if shard in self.cfg.todo:
+        yield (shard, image_id), sample
+
+
+class _Join(beam.DoFn):
+  """One id's rows and samples -> (shard, (id, record)), or (shard, counted reason) as 'stats'."""
+
+  def __init__(self, cfg: IngestConfig):
+    self.cfg = cfg
+
+  def process(self, element):
+    (shard, example_id), grouped = element
+    samples = sorted(grouped['image'], key=lambda s: s.where)
+    rows = sorted(grouped['row'], key=lambda r: sorted(r.items()))
+    stat = lambda name: beam.pvalue.TaggedOutput(_STATS, (shard, name))
+    if len(samples) > 1:
+      yield stat('duplicate_images')
+    if len(rows) > 1:
+      yield stat('duplicate_rows')
+    if self.cfg.metadata_format == 'none':
+      rows = [_row_from_sample(example_id, samples[0])]
+    elif not rows:
+      yield stat('images_without_metadata')
+      return
+    if not samples:
+      yield stat('skipped/missing_image')
+      return
+    problem = image_shards.image_problem(samples[0])
+    if problem is not None:
+      yield stat(f'skipped/{problem[0]}')
+      return
+    row = rows[0]
+    if not any(row.get(t) for t in text_features(self.cfg.metadata_format)):
+      yield stat('skipped/all_signals_empty')
+      return
+    language = row.get('language') or self.cfg.language or langid.UNDETERMINED
+    record = {**row, 'language': language, image_shards.PROJECT_IMAGE: samples[0].image}
+    yield shard, (example_id, image_shards.project_example(record), language, len(samples[0].image))
+
+
+def _row_from_sample(example_id: str, sample: image_shards.Sample) -> dict:
+  text = (sample.text or sample.meta.get('caption') or '').strip()
+  row = {'example_id': example_id, 'text': text}
+  if sample.meta.get('language'):
+    row['language'] = str(sample.meta['language'])
+  return row
+
+
+class _WriteShard(beam.DoFn):
+  def __init__(self, cfg: IngestConfig):
+    self.cfg = cfg
+
+  def process(self, element):
+    shard, grouped = element
+    records = list(grouped['records'])
+    names = collections.Counter(grouped['stats'])
+    languages = collections.Counter(language for _, _, language, _ in records)
+    image_bytes = sum(n for _, _, _, n in records)
+    stats = {
+      'skipped_rows': {
+        k.split('/', 1)[1]: n for k, n in sorted(names.items()) if k.startswith('skipped/')
+      },
+      'images_without_metadata': names['images_without_metadata'],
+      'duplicate_images': names['duplicate_images'],
+      'duplicate_rows': names['duplicate_rows'],
+      'image_bytes': image_bytes,
+      'languages': dict(sorted(languages.items())),
+    }
+    shard_io.write_shard(
+      self.cfg.output_dir, shard, self.cfg.num_shards, [r[:2] for r in records], stats
+    )
+    beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'shards_written').inc()
+    yield shard
+
+
+def build_pipeline(
+  pipeline, cfg: IngestConfig, image_files: list, metadata_files: Optional[list] = None
+):
+  """Adds the ingest to `pipeline`; the shards in cfg.todo are written when it runs."""
+  samples = (
+    pipeline
+    | 'ImageShards' >> beam.Create(sorted(image_files))
+    | 'Reshuffle' >> beam.Reshuffle()
+    | 'ReadImages' >> beam.ParDo(_ReadImages(cfg))
+  )
+  inputs = {'image': samples}
+  if cfg.metadata_format != 'none':
+    inputs['row'] = (
+      pipeline
+      | 'MetadataFiles' >> beam.Create(sorted(metadata_files or []))
+      | 'ReadMetadata' >> beam.ParDo(_ReadMetadata(cfg))
+    )
+  else:
+    inputs['row'] = pipeline | 'NoMetadata' >> beam.Create([])
+  joined = (
+    inputs
+    | 'JoinById' >> beam.CoGroupByKey()
+    | 'Join' >> beam.ParDo(_Join(cfg)).with_outputs(_STATS, main='records')
+  )
+  every_shard = pipeline | 'TodoShards' >> beam.Create(sorted(cfg.todo))
+  return (
+    {
+      'records': joined.records,
+      'stats': joined[_STATS],
+      'all': every_shard | 'KeyShards' >> beam.Map(lambda i: (i, None)),
+    }
+    | 'GroupByShard' >> beam.CoGroupByKey()
+    | 'WriteShards' >> beam.ParDo(_WriteShard(cfg))
+  )
