@@ -3,6 +3,9 @@
 import json
 import os
 
+import flax
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import seqio
@@ -10,7 +13,9 @@ import task_files
 from spm_fixture import spm_model_path  # noqa: F401
 
 import gin
+from mlit.checkpoints import big_vision_npz as vit_checkpoint
 from mlit.commands import precompute
+from mlit.models import image_tower
 from tasks import precomputed, yfcc
 
 VIT = dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8))
@@ -86,3 +91,15 @@ def test_unfinished_embeddings_refused(tmp_path):
   )
   with pytest.raises(ValueError, match='not finished'):
     precomputed.embedding_source([str(d)])
+
+
+def test_precompute_refuses_a_checkpoint_missing_an_array(tmp_path, yfcc_task):
+  """A .npz without one of the tower's arrays must not embed with that layer at random init."""
+  model = image_tower.ViT(**VIT)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))['params']
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep='/')
+  del flat['Transformer/encoder_norm/scale']
+  path = tmp_path / 'partial.npz'
+  np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
+  with pytest.raises(vit_checkpoint.CheckpointError, match='encoder_norm/scale'):
+    precompute.precompute(yfcc_task, str(tmp_path / 'emb'), VIT, str(path), image_size=16)

@@ -1,6 +1,8 @@
 """Tests of mlit.checkpoints.big_vision_npz, with timm's big_vision .npz loader as reference."""
 
+import io
 import os
+import zipfile
 
 import flax
 import jax
@@ -224,7 +226,7 @@ def test_head_dropped_unless_keep_head(tmp_path):
     vit_checkpoint.load_big_vision_npz(str(path), init5, keep_head=True)
 
 
-def test_unused_and_missing_keys_reported(tmp_path):
+def test_unused_and_missing_keys_reported(tmp_path, capsys):
   model = _model('tok')
   flat = _flat(_init(model))
   del flat['Transformer/encoder_norm/scale']
@@ -232,17 +234,20 @@ def test_unused_and_missing_keys_reported(tmp_path):
   path = tmp_path / 'partial.npz'
   np.savez(path, **flat)
   init = _init(model)
-  loaded, report = vit_checkpoint.load_big_vision_npz(str(path), init)
+  loaded, report = vit_checkpoint.load_big_vision_npz(str(path), init, strict=False)
+  # A non-strict load says what stays at init.
+  assert 'missing (1): Transformer/encoder_norm/scale' in capsys.readouterr().err
   assert report.missing == ['Transformer/encoder_norm/scale']
   assert report.unused == ['Transformer/extra_norm/scale']
   np.testing.assert_array_equal(
     loaded['Transformer']['encoder_norm']['scale'], init['Transformer']['encoder_norm']['scale']
   )
   assert 'missing (1): Transformer/encoder_norm/scale' in report.summary()
+  # Strict is the default: a missing array never silently stays random.
   with pytest.raises(
     vit_checkpoint.CheckpointError, match='(?s)encoder_norm/scale.*extra_norm/scale'
   ):
-    vit_checkpoint.load_big_vision_npz(str(path), init, strict=True)
+    vit_checkpoint.load_big_vision_npz(str(path), init)
 
 
 def test_shape_mismatch_names_key(tmp_path):
@@ -338,3 +343,27 @@ def test_save_writes_modern_flat_names(tmp_path):
     'Transformer/encoderblock_1/MultiHeadDotProductAttention_0/out/kernel',
   } <= names
   assert sorted(os.listdir(tmp_path)) == ['out.npz']
+
+
+def _npz_member(path, name, raw):
+  with zipfile.ZipFile(path, 'w') as z:
+    z.writestr(name, raw)
+
+
+def test_corrupt_array_data_names_file_and_array(tmp_path):
+  good = tmp_path / 'good.npz'
+  np.savez(good, **{'cls': np.arange(1000, dtype=np.float32)})
+  data = bytearray(good.read_bytes())
+  data[len(data) // 2] ^= 0xFF  # inside the array data: the zip is intact, its CRC is not
+  crc = tmp_path / 'crc.npz'
+  crc.write_bytes(bytes(data))
+  with pytest.raises(vit_checkpoint.CheckpointError, match=r"crc.npz: array 'cls' is corrupt"):
+    vit_checkpoint.read_npz(str(crc))
+  buf = io.BytesIO()
+  np.lib.format.write_array(buf, np.arange(1000, dtype=np.float32))
+  short = tmp_path / 'short.npz'
+  _npz_member(short, 'cls.npy', buf.getvalue()[:-2000])  # data shorter than its header says
+  with pytest.raises(
+    vit_checkpoint.CheckpointError, match=r"short.npz: array 'cls' is unreadable \(.*expected"
+  ):
+    vit_checkpoint.read_npz(str(short))

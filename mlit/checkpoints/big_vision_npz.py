@@ -14,7 +14,9 @@ import dataclasses
 import math
 import os
 import re
+import sys
 import zipfile
+import zlib
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import flax
@@ -79,11 +81,15 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
       try:
         arr = archive[key]
       except ValueError as e:
+        if 'allow_pickle' not in str(e):  # e.g. data shorter than its header says
+          raise CheckpointError(f'{path}: array {key!r} is unreadable ({e})') from e
         # numpy refuses object arrays when allow_pickle=False; say so plainly.
         raise CheckpointError(
           f'{path}: array {key!r} is a pickled object array; checkpoints '
           'are never unpickled, re-save it as plain numeric arrays.'
         ) from e
+      except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # bad CRC, cut data
+        raise CheckpointError(f'{path}: array {key!r} is corrupt ({e})') from e
       if arr.dtype.kind == 'V' and arr.dtype.itemsize == 2:
         arr = arr.view(ml_dtypes.bfloat16)  # bfloat16 saved without its type.
       elif arr.dtype.kind not in _NUMERIC_KINDS:
@@ -238,7 +244,7 @@ def load_big_vision_npz(
   dont_load: Iterable[str] = (),
   keep_head: bool = False,
   image_size: Union[None, int, Sequence[int]] = None,
-  strict: bool = False,
+  strict: bool = True,
   prefix: str = '',
 ) -> tuple[dict[str, Any], LoadReport]:
   """Loads a big_vision/AugReg ViT .npz into the structure of `init_params`.
@@ -251,7 +257,9 @@ def load_big_vision_npz(
     keep_head: load the classifier `head`; by default it is dropped.
     image_size: the model's input size, needed to resample the position
       embedding to a non-square grid.
-    strict: raise if any model param is missing or checkpoint array unused.
+    strict: raise if any model param is missing or checkpoint array unused (the
+      default: a missing array would silently stay at its random init). With
+      strict=False the mismatch is printed to stderr and the load goes on.
     prefix: key prefix of the ViT inside the file, e.g. 'params/img/'.
 
   Returns:
@@ -324,6 +332,8 @@ def load_big_vision_npz(
       f'  missing in checkpoint: {report.missing}\n'
       f'  unused from checkpoint: {report.unused}'
     )
+  if not report.ok:
+    print(f'warning: non-strict load keeps init values. {report.summary()}', file=sys.stderr)
   return flax.traverse_util.unflatten_dict(params, sep='/'), report
 
 
