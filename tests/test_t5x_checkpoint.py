@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import t5x_checkpoint_writer as writer
-from flax import traverse_util
+from flax import serialization, traverse_util
 
 from mlit.checkpoints import t5x as t5x_checkpoint
 from mlit.models import text_tower
@@ -237,3 +237,55 @@ def test_malformed_checkpoint_file_is_named(tmp_path):
     t5x_checkpoint.read_t5x_checkpoint(str(ckpt))
   with pytest.raises(t5x_checkpoint.CheckpointError, match='no such'):
     t5x_checkpoint.read_t5x_checkpoint(str(tmp_path / 'nope'))
+
+
+def _rewrite_specs(ckpt, change):
+  """Applies `change(spec)` to every TensorStore spec of a legacy checkpoint file."""
+  path = os.path.join(ckpt, 'checkpoint')
+  with open(path, 'rb') as f:
+    contents = serialization.msgpack_restore(f.read())
+  flat = traverse_util.flatten_dict(
+    contents['optimizer']['target'], is_leaf=lambda _, v: isinstance(v, dict) and 'kvstore' in v
+  )
+  for key, value in flat.items():
+    if isinstance(value, dict):
+      change(value)
+  contents['optimizer']['target'] = traverse_util.unflatten_dict(flat)
+  with open(path, 'wb') as f:
+    f.write(serialization.msgpack_serialize(contents))
+
+
+def test_older_spec_form_with_top_level_path(tmp_path):
+  """{"kvstore": {"driver": "gcs", "bucket": ...}, "path": "target..."}: older tensorstore."""
+  _, _, target = _small_target()
+  ckpt = str(tmp_path / 'checkpoint_5')
+  writer.write_legacy_checkpoint(ckpt, target, driver='gcs')
+
+  def to_old_form(spec):
+    spec['path'] = spec['kvstore'].pop('path')
+
+  _rewrite_specs(ckpt, to_old_form)
+  flat = t5x_checkpoint.read_t5x_checkpoint(ckpt)
+  for k, v in target.items():
+    np.testing.assert_array_equal(flat[k], v, err_msg=k)
+
+  def escape(spec):
+    spec['path'] = '../../secret'
+
+  _rewrite_specs(ckpt, escape)
+  with pytest.raises(t5x_checkpoint.CheckpointError, match='outside'):
+    t5x_checkpoint.read_t5x_checkpoint(ckpt)
+
+
+def test_chunk_symlinked_out_of_the_checkpoint_is_refused(tmp_path):
+  _, _, target = _small_target()
+  ckpt = tmp_path / 'ckpts' / 'checkpoint_1'
+  writer.write_legacy_checkpoint(str(ckpt), target)
+  array_dir = ckpt / 'target.encoder.layers_0.attention.query.kernel'
+  chunk = next(p for p in array_dir.rglob('*') if p.is_file() and not p.name.startswith('.'))
+  outside = tmp_path / 'secret_chunk'
+  outside.write_bytes(chunk.read_bytes())
+  chunk.unlink()
+  chunk.symlink_to(outside)
+  with pytest.raises(t5x_checkpoint.CheckpointError, match='secret_chunk.*outside'):
+    t5x_checkpoint.read_t5x_checkpoint(str(ckpt))

@@ -47,16 +47,34 @@ def _flatten(tree: Mapping[str, Any]) -> Dict[str, Any]:
   return {'/'.join(str(k) for k in key): v for key, v in flat.items()}
 
 
+def _inside(root: str, path: str) -> bool:
+  return os.path.commonpath([root, path]) == root
+
+
+def _check_links_inside(root: str, array_dir: str, where: str) -> None:
+  """Refuses an array whose chunk files or folders are symlinks out of the checkpoint."""
+  for parent, dirs, files in os.walk(array_dir):
+    for name in dirs + files:
+      path = os.path.join(parent, name)
+      if os.path.islink(path) and not _inside(root, os.path.realpath(path)):
+        raise CheckpointError(
+          f'{where}: {path} is a link to {os.path.realpath(path)}, outside the checkpoint '
+          'directory; refusing to read it'
+        )
+
+
 def _local_spec(ckpt_dir: str, key: str, spec: Mapping[str, Any]) -> dict:
   """Returns a TensorStore spec reading `spec`'s array from inside ckpt_dir."""
   spec = dict(spec)
   kvstore = spec.get('kvstore')
+  top_path = spec.pop('path', None)  # older tensorstore: the path at the top level
   if isinstance(kvstore, dict):
-    kvstore = dict(kvstore)
     driver = kvstore.get('driver')
-    rel = kvstore.get('path')
-  else:  # tensorstore<0.1.14: path at the top level, driver-implied kvstore
-    driver, rel = kvstore, spec.pop('path', None)
+    kv_path = kvstore.get('path')
+    # A top-level path is relative to the kvstore's (which older writers left out).
+    rel = '/'.join(p for p in (kv_path, top_path) if p) if kv_path or top_path else None
+  else:  # tensorstore<0.1.14: a driver-implied kvstore
+    driver, rel = kvstore, top_path
   if driver not in ('file', 'gfile', 'gcs'):
     raise CheckpointError(
       f'{ckpt_dir}: leaf {key!r}: unsupported TensorStore kvstore driver {driver!r}'
@@ -65,12 +83,12 @@ def _local_spec(ckpt_dir: str, key: str, spec: Mapping[str, Any]) -> dict:
     raise CheckpointError(f'{ckpt_dir}: leaf {key!r}: TensorStore spec has no kvstore path')
   root = os.path.realpath(ckpt_dir)
   target = os.path.realpath(os.path.join(root, rel))
-  if '://' in rel or os.path.commonpath([root, target]) != root:
+  if '://' in rel or not _inside(root, target):
     raise CheckpointError(
       f'{ckpt_dir}: leaf {key!r}: TensorStore path {rel!r} points outside '
       f'the checkpoint directory; refusing to read it'
     )
-  spec.pop('path', None)
+  _check_links_inside(root, target, f'{ckpt_dir}: leaf {key!r}')
   spec['kvstore'] = {'driver': 'file', 'path': target}
   return spec
 
