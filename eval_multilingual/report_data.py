@@ -73,6 +73,12 @@ def _read_json(path: str, required: bool) -> dict:
       data = json.load(f)
   except json.JSONDecodeError as e:
     raise ValueError(f'{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}') from e
+  except UnicodeDecodeError as e:
+    raise ValueError(
+      f'{path}: not UTF-8 text (byte {e.start}: {e.object[e.start : e.end]!r})'
+    ) from e
+  except RecursionError as e:  # thousands of nested brackets
+    raise ValueError(f'{path}: JSON nested too deeply') from e
   if not isinstance(data, dict):
     raise ValueError(f'{path}: top level must be an object')
   return data

@@ -173,3 +173,11 @@ def test_bad_results_are_clear_errors(tmp_path, capsys):
   assert run.results['languages']['en'][ZS] == {'acc5': 0.5}
   assert any('languages.en.' + ZS + '.acc1' in w for w in run.warnings)
   assert report.main([str(tmp_path / 'r')]) == 0  # still renders what is valid
+
+
+def test_results_not_utf8_is_one_line_naming_the_file(tmp_path, capsys):
+  (tmp_path / 'r').mkdir()
+  (tmp_path / 'r' / 'results.json').write_bytes('{"model": "café"}'.encode('latin-1'))
+  assert report.main([str(tmp_path / 'r')]) == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'results.json: not UTF-8 text' in err, err
