@@ -336,7 +336,12 @@ def build(
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog='mlit report', description=__doc__.split('\n')[0])
+  p = argparse.ArgumentParser(
+    prog='mlit report',
+    description=__doc__.split('\n')[0],
+    epilog='example:\n  mlit report runs/demo --compare runs/demo_english_only --min-n 20',
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument('run_dir', help='evaluation run directory holding results.json')
   p.add_argument(
     '--compare',

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from mlit.commands import gin_flags
+
 STAGES = ('data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report')
 
 
@@ -39,11 +41,12 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
     py,
     '-m',
     'mlit.training.train',
-    f'--gin_file={args.gin_file}',
+    *(f'--gin_file={f}' for f in args.gin_file),
     f'--gin.MODEL_DIR={json.dumps(model_dir)}',
     f'--gin.IMAGE_CHECKPOINT_PATH={json.dumps(tower)}',
     f'--gin.EMOJI_IMAGE_EMBEDDINGS={json.dumps(embeddings)}',
     *train_gin,
+    *(f'--gin_bindings={b}' for b in args.gin_bindings),
   ]
   if args.train_steps:
     train += [
@@ -120,19 +123,53 @@ def write_language_stats(run_dir: str) -> None:
     json.dump(stats, f, indent=1, ensure_ascii=False)
 
 
+_EXAMPLE = """example:
+  mlit demo --run_dir=runs/demo_small --languages=en,de,ja --max_emoji=200 --train_steps=50"""
+
+
 def main(argv=None) -> int:
+  argv, gin_bindings = gin_flags.rewrite_gin_args(list(sys.argv[1:] if argv is None else argv))
   parser = argparse.ArgumentParser(
-    prog='mlit demo', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    prog='mlit demo',
+    description=__doc__,
+    epilog=gin_flags.GIN_HELP.replace('gin flags:', 'gin flags (of the train stage):')
+    + '\n\n'
+    + _EXAMPLE,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
   )
-  parser.add_argument('--run_dir', default='runs/demo')
-  parser.add_argument('--gin_file', default='demo/lit_emoji.gin')
-  parser.add_argument('--stages', default=','.join(STAGES))
+  parser.add_argument(
+    '--run_dir', default='runs/demo', help='directory of every stage output (default %(default)s)'
+  )
+  parser.add_argument(
+    '--gin_file',
+    action='append',
+    default=None,
+    help='gin file(s) of the train stage (repeatable; default demo/lit_emoji.gin)',
+  )
+  parser.add_argument(
+    '--gin_bindings', action='append', default=[], help='extra gin binding of the train stage'
+  )
+  parser.add_argument(
+    '--stages',
+    default=','.join(STAGES),
+    help='comma-separated stages to run (default: all, in order; done stages are reused)',
+  )
   parser.add_argument('--languages', default=None, help='comma-separated subset (default: all)')
-  parser.add_argument('--max_emoji', type=int, default=None)
-  parser.add_argument('--vocab_size', type=int, default=16000)
-  parser.add_argument('--train_steps', type=int, default=None)
-  parser.add_argument('--pretrain_steps', type=int, default=None)
+  parser.add_argument(
+    '--max_emoji', type=int, default=None, help='build data for at most this many emoji'
+  )
+  parser.add_argument(
+    '--vocab_size', type=int, default=16000, help='SentencePiece vocabulary size (default 16000)'
+  )
+  parser.add_argument(
+    '--train_steps', type=int, default=None, help="LiT steps (default: the gin file's)"
+  )
+  parser.add_argument(
+    '--pretrain_steps', type=int, default=None, help="image-tower steps (default: its config's)"
+  )
   args = parser.parse_args(argv)
+  args.gin_bindings += gin_bindings
+  args.gin_file = args.gin_file or ['demo/lit_emoji.gin']
   stages = args.stages.split(',')
   unknown = sorted(set(stages) - set(STAGES))
   if unknown:

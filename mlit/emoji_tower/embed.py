@@ -109,7 +109,7 @@ def main(argv=None) -> int:
   p.add_argument('--data', required=True, help='built emoji_cldr directory')
   p.add_argument('--tower', required=True, help='image tower .npz (from pretrain)')
   p.add_argument('--out', required=True, help='output .npz path')
-  p.add_argument('--force', action='store_true')
+  p.add_argument('--force', action='store_true', help='re-embed even if --out is up to date')
   a = p.parse_args(argv)
   info = embed(a.data, a.tower, a.out, force=a.force)
   print(json.dumps({k: info[k] for k in ('shapes', 'seconds', 'reused') if k in info}))

@@ -214,9 +214,12 @@ def main(argv=None) -> int:
   defaults = PretrainConfig()
   for f in dataclasses.fields(PretrainConfig):
     p.add_argument(
-      f'--{f.name}', type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name)
+      f'--{f.name}',
+      type=type(getattr(defaults, f.name)),
+      default=getattr(defaults, f.name),
+      help=f'PretrainConfig.{f.name} (default %(default)s)',
     )
-  p.add_argument('--force', action='store_true')
+  p.add_argument('--force', action='store_true', help='retrain even if --out is up to date')
   a = p.parse_args(argv)
   config = PretrainConfig(
     **{f.name: getattr(a, f.name) for f in dataclasses.fields(PretrainConfig)}

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from typing import Sequence
 
+from tasks.user_error import UserError
+
 # apertium names languages with ISO 639-3 codes; accept the 2-letter codes used elsewhere in mlit.
 _APERTIUM_CODES = {
   'en': 'eng',
@@ -201,6 +203,22 @@ class TransformersBackend(TranslationBackend):
       generated = model.generate(**batch, max_new_tokens=self.max_new_tokens, **extra)
       out.extend(tokenizer.batch_decode(generated, skip_special_tokens=True))
     return out
+
+
+def check_pairs(backend: TranslationBackend, source: str, pivots: Sequence[str]) -> None:
+  """Raises a UserError naming every missing direction of source <-> pivot, before any work."""
+  missing, bad_pivots = [], []
+  for p in pivots:
+    lost = [f'{s}->{t}' for s, t in ((source, p), (p, source)) if not backend.supports(s, t)]
+    missing += lost
+    bad_pivots += [p] if lost else []
+  if not missing:
+    return
+  hint = ''
+  if isinstance(backend, ApertiumBackend):
+    pairs = sorted({f'apertium-{backend.code(source)}-{backend.code(p)}' for p in bad_pivots})
+    hint = f' (apertium -l lists the installed pairs; install e.g. {", ".join(pairs)})'
+  raise UserError(f'--pivots: backend {backend.name} cannot translate {", ".join(missing)}{hint}')
 
 
 def make_backend(spec: str) -> TranslationBackend:

@@ -1,10 +1,11 @@
 r"""Offline backtranslation: every text to K pivot languages and back, scored, filtered, sharded.
 
-  python -m mlit.translation.backtranslate_job --input captions.tsv --out bt/ --source en --pivots es,ca \
-      --backend apertium
+example:
+  mlit backtranslate --input captions.tsv --out bt/ --source en --pivots es,ca --backend apertium
 
 Input: a TSV of `id<TAB>text` (no header) or JSONL with "id" and "text" fields. Output in --out:
-  candidates-NNNNN.jsonl  one record per text: {id, text, candidates: [{pivot, text, chrf, bleu, verdict}]}
+  candidates-NNNNN.jsonl  one record per text: {id, text, candidates: [{pivot, pivot_text, text, chrf, bleu,
+                          verdict}]}
   failures-NNNNN.jsonl    translator batches of that shard that failed after retries (ids, pivot, error)
   rejected_rows.jsonl     input rows that could not be read (file, line, reason)
   summary.json            per pivot: kept, dropped per reason, failed, mean chrF/BLEU of kept
@@ -173,23 +174,40 @@ def main(argv=None):
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   parser.add_argument('--input', required=True, help='TSV (id<TAB>text) or JSONL (id, text)')
-  parser.add_argument('--out', required=True)
-  parser.add_argument('--source', default='en')
+  parser.add_argument('--out', required=True, help='output directory (candidates, summary.json)')
+  parser.add_argument('--source', default='en', help='language of the input texts (default en)')
   parser.add_argument('--pivots', required=True, help='comma-separated pivot languages, e.g. es,ca')
   parser.add_argument(
     '--backend',
     default='apertium',
     help='apertium | command:<program {source} {target}> | transformers:<dir>',
   )
-  parser.add_argument('--examples_per_shard', type=int, default=1000)
-  parser.add_argument('--batch_size', type=int, default=64)
-  parser.add_argument('--min_chrf', type=float, default=30.0)
-  parser.add_argument('--max_chrf', type=float, default=95.0)
-  parser.add_argument('--retries', type=int, default=2)
+  parser.add_argument(
+    '--examples_per_shard', type=int, default=1000, help='texts per output shard (default 1000)'
+  )
+  parser.add_argument(
+    '--batch_size', type=int, default=64, help='texts per translator call (default 64)'
+  )
+  parser.add_argument(
+    '--min_chrf',
+    type=float,
+    default=backtranslation_core.QualityFilter.min_chrf,
+    help='drop round trips below this chrF as drifted (default %(default)s)',
+  )
+  parser.add_argument(
+    '--max_chrf',
+    type=float,
+    default=backtranslation_core.QualityFilter.max_chrf,
+    help='drop round trips at or above this chrF as near-identical (default %(default)s)',
+  )
+  parser.add_argument(
+    '--retries', type=int, default=2, help='retries of a failed translator batch (default 2)'
+  )
   args = parser.parse_args(argv)
   if not os.path.exists(args.input):
     parser.error(f'--input {args.input}: no such file')
   backend = translation_backends.make_backend(args.backend)
+  translation_backends.check_pairs(backend, args.source, args.pivots.split(','))
   run(
     args.input,
     args.out,

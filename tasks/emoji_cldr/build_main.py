@@ -12,10 +12,15 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog='python -m tasks.emoji_cldr build', description=__doc__)
   p.add_argument('--out', required=True, help='dataset directory')
   p.add_argument('--root', default='/', help='directory the Debian packages are installed under')
-  p.add_argument('--image_size', type=int, default=32)
+  p.add_argument('--image_size', type=int, default=32, help='render size in pixels (default 32)')
   p.add_argument('--n_aug', type=int, default=4, help='augmentations per emoji')
-  p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--heldout_fraction', type=float, default=0.2)
+  p.add_argument('--seed', type=int, default=0, help='seed of the split and augmentations')
+  p.add_argument(
+    '--heldout_fraction',
+    type=float,
+    default=0.2,
+    help='fraction of emoji held out for evaluation (default 0.2)',
+  )
   p.add_argument(
     '--languages', default=None, help='comma-separated CLDR locales (default: every base locale)'
   )
@@ -24,7 +29,9 @@ def main(argv=None) -> int:
     action='store_true',
     help='also regional/script locales such as de_CH, zh_Hant',
   )
-  p.add_argument('--max_emoji', type=int, default=None)
+  p.add_argument(
+    '--max_emoji', type=int, default=None, help='use at most this many emoji (default: all)'
+  )
   p.add_argument('--force', action='store_true', help='rebuild even if up to date')
   a = p.parse_args(argv)
   config = build_lib.BuildConfig(

@@ -106,13 +106,15 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog='python -m tasks.emoji_cldr vocab', description=__doc__)
   p.add_argument('--data', required=True, help='built emoji_cldr directory')
   p.add_argument('--out', required=True, help='model prefix (writes PREFIX.model)')
-  p.add_argument('--vocab_size', type=int, default=8000)
+  p.add_argument('--vocab_size', type=int, default=8000, help='pieces (default 8000)')
   p.add_argument('--languages', default=None, help='comma-separated (default: all)')
   p.add_argument(
     '--exclude_languages', default='', help='comma-separated languages the vocabulary leaves out'
   )
-  p.add_argument('--max_texts', type=int, default=60000)
-  p.add_argument('--force', action='store_true')
+  p.add_argument(
+    '--max_texts', type=int, default=60000, help='texts sampled for training (default 60000)'
+  )
+  p.add_argument('--force', action='store_true', help='retrain even if --out is up to date')
   a = p.parse_args(argv)
   info = train_vocab(
     a.data,
