@@ -1,0 +1,209 @@
+"""Image shards end to end: webdataset tars and img2dataset TFRecords made here (real JPEGs, a real
+tar), `mlit ingest` with Beam's DirectRunner, a few training steps on the ingested shards and
+pre-computed embeddings from them; exact counts per skip reason with planted bad images; shards
+per process disjoint and covering.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import seqio
+import shard_files
+import task_files
+from spm_fixture import spm_model_path  # noqa: F401
+
+import gin
+from mlit.commands import ingest, precompute
+from mlit.ingest import shards as shard_io
+from mlit.training import train
+from tasks import cc12m, data_stats, image_store, shard_tasks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = 14  # CC12M rows; 0-6 in the tar, 7-12 in the TFRecord, 13 has no image anywhere
+VIT = dict(width=16, depth=1, mlp_dim=32, num_heads=2, patch_size=(8, 8))
+# Planted: 2 unreadable bytes, 4 json+txt but no image, 9 json size != image size, 13 no sample.
+EXPECTED_SKIPS = {
+  'unreadable_image': 1,
+  'missing_image': 2,
+  'mismatched_image': 1,
+  'wrong_column_count': 1,
+}
+EXPECTED_KEPT = N - 4
+
+
+def _url(i):
+  return f'http://img.example/{i}.jpg'
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+  d = str(tmp_path_factory.mktemp('shards'))
+  samples = [
+    shard_files.sample(f'{i:09d}', _url(i), f'a red boat {i}', (15 * i, 90, 200 - 10 * i))
+    for i in range(N - 1)
+  ]
+  samples[2]['image'] = b'\xff\xd8 not really a jpeg'
+  samples[4]['image'] = None
+  samples[9]['json']['width'] = 41
+  samples.append(shard_files.sample('000000099', 'http://img.example/stray.jpg', 'no row'))
+  shard_files.write_webdataset_tar(os.path.join(d, 'cc-00000.tar'), samples[:7])
+  shard_files.write_img2dataset_tfrecord(os.path.join(d, 'cc-00001.tfrecord'), samples[7:])
+  rows = [f'{_url(i)}\ta red boat number {i}' for i in range(N)]
+  task_files.write_lines(os.path.join(d, 'cc12m.tsv'), rows[:5] + ['one column only'] + rows[5:])
+  return {'dir': d, 'images': f'{d}/cc-00000.tar,{d}/cc-00001.tfrecord', 'tsv': f'{d}/cc12m.tsv'}
+
+
+def _ingest_args(data, out, num_shards=3):
+  return [
+    *('--images', data['images'], '--metadata', data['tsv'], '--format', 'cc12m'),
+    *('--shard_key', 'url', '--language', 'en', '--output', out),
+    *('--num_shards', str(num_shards)),
+  ]
+
+
+@pytest.fixture(scope='module')
+def ingested(data):
+  out = os.path.join(data['dir'], 'ingested')
+  assert ingest.main(_ingest_args(data, out)) == 0
+  return out
+
+
+def test_ingest_counts_every_reason_and_resumes(data, ingested, capsys):
+  manifest = shard_io.read_json(os.path.join(ingested, 'manifest.json'))
+  assert manifest['examples'] == EXPECTED_KEPT
+  assert manifest['skipped_rows'] == EXPECTED_SKIPS
+  assert manifest['images_without_metadata'] == 1
+  assert manifest['languages'] == {'en': EXPECTED_KEPT}
+  assert sum(s['examples'] for s in manifest['shards'].values()) == EXPECTED_KEPT
+  assert all(s['examples'] > 0 for s in manifest['shards'].values())
+  # Every id sits in the shard its hash names, once, with the row's text and the image's bytes.
+  ids = []
+  for name in manifest['shards']:
+    index = int(name.split('-')[1])
+    for ex in _records(os.path.join(ingested, name)):
+      assert shard_io.shard_of(ex['example_id'], 3) == index
+      ids.append(ex['example_id'])
+      assert ex['text'].startswith('a red boat number') and ex['image'][:2] == b'\xff\xd8'
+  kept = {image_store.url_id(_url(i)) for i in range(N)} - {
+    image_store.url_id(_url(i)) for i in (2, 4, 9, 13)
+  }
+  assert sorted(ids) == sorted(kept)
+  # Resume: a shard without its sidecar is rewritten (same bytes), the others are skipped.
+  name = shard_io.shard_name(1, 3)
+  with open(os.path.join(ingested, name), 'rb') as f:
+    before = f.read()
+  os.remove(shard_io.sidecar_path(ingested, 1, 3))
+  capsys.readouterr()
+  assert ingest.main(_ingest_args(data, ingested)) == 0
+  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert summary['last_run']['shards_written'] == 1
+  assert summary['last_run']['shards_already_complete'] == 2
+  assert summary['skipped_rows'] == EXPECTED_SKIPS and summary['examples'] == EXPECTED_KEPT
+  with open(os.path.join(ingested, name), 'rb') as f:
+    assert f.read() == before
+  # Another shard count into the same directory is refused with one line, exit 2.
+  with pytest.raises(SystemExit) as e:
+    ingest.main(_ingest_args(data, ingested, num_shards=4))
+  assert e.value.code == 2
+
+
+def _records(path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    feats = tf.train.Example.FromString(raw).features.feature
+    ex = {k: v.bytes_list.value[0] for k, v in feats.items() if v.bytes_list.value}
+    yield {k: (v if k == 'image' else v.decode()) for k, v in ex.items()}
+
+
+def _source_ids(task_name, shard_info=None):
+  source = seqio.get_mixture_or_task(task_name).source
+  ds = source.get_dataset('train', shuffle=False, shard_info=shard_info)
+  return [ex['example_id'].decode() for ex in ds.as_numpy_iterator()]
+
+
+def test_tasks_read_shards_as_they_come_and_join_metadata(data, spm_model_path):  # noqa: F811
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
+  # img2dataset output as it comes: the captions in the shards, ids by url.
+  data_stats.reset()
+  shard_tasks.register_image_shards(data['images'], name='raw_shards', shard_key='url')
+  ids = _source_ids('raw_shards')
+  assert len(ids) == N - 3  # 13 samples with a row, the stray one, 3 bad
+  assert data_stats.snapshot()['skipped_rows'] == {
+    'unreadable_image': 1,
+    'missing_image': 1,
+    'mismatched_image': 1,
+  }
+  # CC12M rows joined with the shards' images (image_shards= instead of image_dir=).
+  data_stats.reset()
+  cc12m.register_cc12m(data['tsv'], image_shards=data['images'])
+  ids = _source_ids('cc12m')
+  assert len(ids) == EXPECTED_KEPT
+  assert data_stats.snapshot()['skipped_rows'] == EXPECTED_SKIPS
+
+
+def test_shards_per_process_are_disjoint_and_cover(ingested, spm_model_path):  # noqa: F811
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
+  shard_tasks.register_image_shards(f'{ingested}/shards-*.tfrecord', name='ingested')
+  every = _source_ids('ingested')
+  per_process = [_source_ids('ingested', seqio.ShardInfo(i, 3)) for i in range(3)]
+  assert sorted(sum(per_process, [])) == sorted(every) and len(every) == EXPECTED_KEPT
+  assert all(per_process) and len(set(sum(per_process, []))) == len(every)
+  for count in (1, 2, 3, 5):
+    parts = [precompute.shards_of_process(7, i, count) for i in range(count)]
+    assert sorted(sum(parts, [])) == list(range(7))
+
+
+_GIN = """
+from __gin__ import dynamic_registration
+import tasks.registration
+import tasks.shard_tasks
+import tasks.vocabularies
+import tasks.image_preprocessors
+from mlit.training import train
+
+include 'local_tiny.gin'
+include 'setups/uu.gin'
+tasks.vocabularies.vocabulary.path = '{spm}'
+tasks.shard_tasks.register_image_shards.pattern = '{pattern}'
+tasks.shard_tasks.register_image_shards.name = 'ingested_cc12m'
+tasks.registration.register_tasks.registrations = [@tasks.shard_tasks.register_image_shards]
+tasks.registration.registered_task.name = 'ingested_cc12m'
+MIXTURE_OR_TASK_NAME = @tasks.registration.registered_task()
+TASK_FEATURE_LENGTHS = {{'text': 8}}
+IMAGE_TOWER = {vit}
+tasks.image_preprocessors.decode_image.size = 16
+TRAIN_STEPS = 2
+WARMUP_STEPS = 1
+BATCH_SIZE = 4
+train.train.log_period = 1
+"""
+
+
+def test_train_and_precompute_on_ingested_shards(ingested, spm_model_path, tmp_path):  # noqa: F811
+  pattern = f'{ingested}/shards-*.tfrecord'
+  gin_path = tmp_path / 'ingested.gin'
+  gin_path.write_text(_GIN.format(spm=spm_model_path, pattern=pattern, vit=VIT))
+  model_dir = tmp_path / 'run'
+  args = [f'--gin_search_paths={ROOT}/gin', f'--gin_file={gin_path}']
+  try:
+    assert train.main([*args, f'--gin.MODEL_DIR="{model_dir}"']) == 0
+  finally:
+    gin.clear_config()
+    gin.config._set_config_is_locked(False)  # pylint: disable=protected-access
+  with open(model_dir / 'metrics.jsonl') as f:
+    records = [json.loads(line) for line in f]
+  assert records[-1]['step'] == 2 and all(np.isfinite(r['loss']) for r in records)
+
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
+  shard_tasks.register_image_shards(pattern, name='ingested_cc12m')
+  out = str(tmp_path / 'emb')
+  manifest = precompute.precompute('ingested_cc12m', out, VIT, image_size=16, batch_size=3)
+  assert manifest['complete'] and len(manifest['done']) == 3
+  assert sum(d['examples'] for d in manifest['done'].values()) == EXPECTED_KEPT
+  assert manifest['last_run']['images'] == EXPECTED_KEPT
+  assert manifest['last_run']['images_per_s'] > 0
+  ids = [ex['example_id'] for s in sorted(manifest['done']) for ex in _records(f'{out}/{s}')]
+  assert len(set(ids)) == EXPECTED_KEPT
