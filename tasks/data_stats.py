@@ -4,7 +4,18 @@ Row sources run inside tf.data (Python generators) and count skipped rows here.
 Truncation is marked in-graph per example ('truncated/<feature>', see
 tasks.token_preprocessors) and counted by the batch consumer with `count_batch`.
 The trainer writes the counters next to the run with `write_json(model_dir)`
-(file `data_stats.json`).
+(file `data_stats.json`). Its fields:
+
+  corpus        {source: {files_read, rows, kept, skipped: {reason: n}}}: the corpus itself,
+                each file counted once, when it is first read to its end (a file the run
+                never finished reading is not in it yet; files_read says how many are).
+                rows = kept + every skipped row (blank lines are not rows).
+  consumed      {steps, examples, batch_size}: what the training took, from step 0 (a resumed
+                run counts the steps before its restart too), not what the input read ahead.
+  texts         {feature: {n_texts, n_truncated, truncated_share}}: the texts of the batches
+                this process trained on since it started, and how many were cut to the length.
+  skipped_rows, kept_rows  every read of a row: each epoch and the input's read-ahead count
+                again, so these grow past the corpus; the corpus figures are in `corpus`.
 """
 
 import collections
@@ -12,6 +23,7 @@ import contextlib
 import json
 import os
 import threading
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +40,10 @@ _texts = collections.Counter()  # feature -> texts tokenized
 _truncated = collections.Counter()  # feature -> texts longer than the length
 _examples_logged = collections.Counter()  # reason -> how many were logged
 _captured = threading.local()  # .counter: this thread's skips too, inside `capture()`
+_reading = threading.local()  # .tally: the _FileTally of the file this thread is reading
+_corpus = {}  # source -> {'files_read', 'rows', 'kept', 'skipped'}: one pass per file
+_files_counted = set()  # (source, path) already in _corpus
+_consumed = {}  # set by the trainer: {'steps', 'examples', 'batch_size'}
 
 # Rows skipped for these reasons (the names are part of data_stats.json).
 REASONS = (
@@ -53,6 +69,9 @@ def skip(reason: str, where: str = '') -> None:
     _skipped[reason] += 1
     if getattr(_captured, 'counter', None) is not None:
       _captured.counter[reason] += 1
+    tally = getattr(_reading, 'tally', None)
+    if tally is not None:
+      tally.skipped[reason] += 1
     log_it = _examples_logged[reason] < _MAX_LOGGED_PER_REASON
     _examples_logged[reason] += 1
   if log_it:
@@ -76,6 +95,51 @@ def capture():
 def keep(source: str) -> None:
   with _lock:
     _kept[source] += 1
+    tally = getattr(_reading, 'tally', None)
+    if tally is not None:
+      tally.kept += 1
+
+
+class _FileTally:
+  def __init__(self):
+    self.kept = 0
+    self.skipped = collections.Counter()
+
+
+def first_pass(source: str, path: str, rows: Iterator) -> Iterator:
+  """Yields `rows` (one file's reader) and adds the file to `corpus` once: at the end of its
+  first complete read. Later epochs and abandoned partial reads leave `corpus` alone.
+
+  The tally is this thread's only while the reader runs (between two of its rows), so
+  readers of several files interleaved on one thread (tf.data) are kept apart.
+  """
+  tally, it = _FileTally(), iter(rows)
+  while True:
+    previous, _reading.tally = getattr(_reading, 'tally', None), tally
+    try:
+      row = next(it)
+    except StopIteration:
+      break
+    finally:
+      _reading.tally = previous
+    yield row
+  with _lock:
+    if (source, path) in _files_counted:
+      return
+    _files_counted.add((source, path))
+    entry = _corpus.setdefault(
+      source, {'files_read': 0, 'rows': 0, 'kept': 0, 'skipped': collections.Counter()}
+    )
+    entry['files_read'] += 1
+    entry['kept'] += tally.kept
+    entry['skipped'].update(tally.skipped)
+    entry['rows'] += tally.kept + sum(tally.skipped.values())
+
+
+def set_consumed(steps: int, batch_size: int) -> None:
+  """Records that training has taken `steps` batches of `batch_size` examples (from step 0)."""
+  with _lock:
+    _consumed.update(steps=steps, examples=steps * batch_size, batch_size=batch_size)
 
 
 def count_batch(batch) -> None:
@@ -98,6 +162,8 @@ def snapshot() -> dict:
     return {
       'skipped_rows': dict(_skipped),
       'kept_rows': dict(_kept),
+      'corpus': {s: dict(e, skipped=dict(e['skipped'])) for s, e in _corpus.items()},
+      'consumed': dict(_consumed),
       'texts': {
         f: {'n_texts': n, 'n_truncated': _truncated[f], 'truncated_share': _truncated[f] / n}
         for f, n in _texts.items()
@@ -108,8 +174,9 @@ def snapshot() -> dict:
 
 def reset() -> None:
   with _lock:
-    for c in (_skipped, _kept, _texts, _truncated, _examples_logged):
+    for c in (_skipped, _kept, _texts, _truncated, _examples_logged, _corpus, _consumed):
       c.clear()
+    _files_counted.clear()
 
 
 def write_json(directory: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from tasks import file_io
+from tasks import data_stats, file_io
 
 ReadRows = Callable[[str], Iterator[Mapping[str, object]]]
 
@@ -28,16 +28,21 @@ class RowSource(seqio.FileDataSource):
     cycle_length: int = 4,
     caching_permitted: bool = True,
     chunk_size: int = 256,
+    name: str = 'rows',
   ):
+    """`name`: the source's name in data_stats.json's `corpus` (e.g. 'yfcc100m')."""
     self._read_rows = read_rows
     self._signature = dict(output_signature)
+
+    def _counted_rows(name, path):
+      return data_stats.first_pass(name, path, read_rows(path))
 
     # from_generator costs ~ms per element: move rows in chunks, then unbatch.
     chunked = {k: tf.TensorSpec((None, *v.shape), v.dtype) for k, v in self._signature.items()}
 
     def read_file(path: tf.Tensor) -> tf.data.Dataset:
       return tf.data.Dataset.from_generator(
-        lambda p: _chunks(read_rows(p.decode('utf-8')), self._signature, chunk_size),
+        lambda p: _chunks(_counted_rows(name, p.decode('utf-8')), self._signature, chunk_size),
         output_signature=chunked,
         args=(path,),
       ).unbatch()

@@ -119,7 +119,10 @@ def register_wit(
     if kind not in KINDS:
       raise ValueError(f'WIT description kind {kind!r} not in {sorted(KINDS)}')
     source = row_source.RowSource(
-      lambda p, kind=kind: read_wit(p, kind, images), signature, {'train': tsv_pattern}
+      lambda p, kind=kind: read_wit(p, kind, images),
+      signature,
+      {'train': tsv_pattern},
+      name='wit',
     )
     for lang in (None, *languages):
       name = f'wit_{kind}' + (f'.{lang.replace("-", "_")}' if lang else '')

@@ -85,7 +85,7 @@ def register_yfcc(
       image_shards=image_shards,
       image_shard_key=image_shard_key,
     )
-    source = row_source.RowSource(reader, reader.output_signature, splits)
+    source = row_source.RowSource(reader, reader.output_signature, splits, name='yfcc100m')
     task_builder.add_task(
       name,
       source,

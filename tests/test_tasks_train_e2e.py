@@ -196,6 +196,16 @@ def test_yfcc_joint_command_line_writes_data_stats(data):
   skipped = stats['skipped_rows']
   assert set(skipped) == {'wrong_column_count', 'all_signals_empty'}
   assert min(skipped.values()) >= 1 and stats['kept_rows']['yfcc100m'] >= N
+  # The corpus once (whatever the input re-read), and what the two steps of 4 consumed.
+  assert stats['corpus'] == {
+    'yfcc100m': {
+      'files_read': 1,
+      'rows': N + 2,
+      'kept': N,
+      'skipped': {'wrong_column_count': 1, 'all_signals_empty': 1},
+    }
+  }
+  assert stats['consumed'] == {'steps': 2, 'examples': 8, 'batch_size': 4}
   # Texts of the batches trained on: 2 steps x 4; every description was cut.
   assert stats['texts']['description'] == {'n_texts': 8, 'n_truncated': 8, 'truncated_share': 1.0}
   assert stats['texts']['title']['n_truncated'] == 0

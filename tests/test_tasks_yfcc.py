@@ -362,3 +362,25 @@ def test_auto_layout_survives_a_broken_first_row(tmp_path, layout):
   stats = data_stats.snapshot()
   assert stats['skipped_rows'] == {'wrong_column_count': 1}
   assert stats['kept_rows'] == {'yfcc100m': 30}
+
+
+def test_corpus_counts_one_pass_while_reads_repeat(tmp_path, vocab):
+  """data_stats 'corpus' counts each file once, however often the input re-reads it."""
+  good = _good_rows('multimedia_commons', 5)
+  bad = ['only\tthree\tcolumns', task_files.yfcc_row(300, '', '', [])]
+  task_files.write_lines(str(tmp_path / 'a.tsv'), good[:3] + bad[:1])
+  task_files.write_lines(str(tmp_path / 'b.tsv'), good[3:] + bad[1:])
+  yfcc.register_yfcc(str(tmp_path / '*.tsv'), detect_languages=False)
+  task = seqio.get_mixture_or_task('yfcc100m_full')
+  ds = task.get_dataset(LENGTHS, split='train', shuffle=True, seed=1, num_epochs=None)
+  list(ds.take(17).as_numpy_iterator())  # three epochs and more
+  stats = data_stats.snapshot()
+  assert stats['corpus'] == {
+    'yfcc100m': {
+      'files_read': 2,
+      'rows': 7,
+      'kept': 5,
+      'skipped': {'wrong_column_count': 1, 'all_signals_empty': 1},
+    }
+  }
+  assert stats['kept_rows']['yfcc100m'] >= 15  # every read counts there
