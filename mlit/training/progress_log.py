@@ -16,6 +16,12 @@ from typing import Mapping
 import jax
 
 
+def log(msg: str) -> None:
+  """A status line on stderr, printed by process 0 only (one line per run, not one per host)."""
+  if jax.process_index() == 0:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def _fmt_eta(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   h, rem = divmod(seconds, 3600)

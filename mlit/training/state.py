@@ -5,7 +5,6 @@ optax state}, placed on the ('data', 'model') mesh with the logical axis rules
 of mlit.training.partitioning.
 """
 
-import sys
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -17,6 +16,7 @@ from jax.experimental import multihost_utils
 
 from mlit.training import input_pipeline as train_data
 from mlit.training import partitioning
+from mlit.training import progress_log as train_log
 
 
 def make_mesh(num_partitions: int, rules: Optional[Sequence] = None):
@@ -85,7 +85,7 @@ def load_pretrained(
 
     host = _to_host(params['txt'])
     txt, report = t5x_checkpoint.load_text_tower_from_t5x(text_path, host)
-    _log(f'text tower from {text_path}: {report}')
+    train_log.log(f'text tower from {text_path}: {report}')
     params['txt'] = _place(jax.device_get(txt), shardings['txt'])
   if image_path:
     from mlit.checkpoints import big_vision_npz as vit_checkpoint  # pylint: disable=g-import-not-at-top
@@ -97,9 +97,8 @@ def load_pretrained(
       host,
       dont_load=image_dont_load,
       image_size=tuple(size) if None not in size else None,
-      strict=False,  # the report below (and a warning) names what stays at init
     )
-    _log(f'image tower from {image_path}: {report.summary()}')
+    train_log.log(f'image tower from {image_path}: {report.summary()}')
     params['img'] = _place(img, shardings['img'])
   return params
 
@@ -163,8 +162,3 @@ def batch_shardings(mesh, info: train_data.InputInfo) -> dict:
 
 def global_batch(local, mesh) -> dict:
   return partitioning.shard_batch(local, mesh)
-
-
-def _log(msg: str) -> None:
-  if jax.process_index() == 0:
-    print(msg, file=sys.stderr, flush=True)

@@ -218,7 +218,6 @@ def train(
   # MODEL_DIR/data_stats.json counts this run's input only (not, e.g., rows
   # read while registering tasks).
   data_stats.reset()
-  data_stats.set_consumed(start_step, batch_size)
   batches, info = train_data.make_input(
     mixture_or_task_name,
     task_feature_lengths,
@@ -251,7 +250,7 @@ def train(
         f'checkpoint {start_step} in {ckpt.directory} consumed '
         f'{consumed} batches; expected {start_step}'
       )
-    _log(f'resumed from step {start_step} in {ckpt.directory}')
+    train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
   else:
     params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
     params = state_lib.load_pretrained(
@@ -305,7 +304,6 @@ def train(
       batch = state_lib.global_batch(local, mesh)
       with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         state, metrics = jit_step(state, batch)
-      data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
       if pending is not None:
         check(*pending)
       pending = (step + 1, metrics)
@@ -348,11 +346,6 @@ def _write_data_stats(model_dir: str) -> None:
   """Skipped rows per reason and truncated texts so far -> data_stats.json."""
   if jax.process_index() == 0:
     data_stats.write_json(model_dir)
-
-
-def _log(msg: str) -> None:
-  if jax.process_index() == 0:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _add_distributed_flags(parser) -> None:
