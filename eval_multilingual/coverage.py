@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import sentencepiece as spm
 
 from eval_multilingual import languages, tables
+from tasks import line_files
 
 LANG_FIELDS = ('language', 'lang', 'locale')
 TEXT_FIELDS = ('text', 'caption', 'caption_reference_description', 'title', 'sentence')
@@ -118,36 +119,25 @@ class InputReader:
     lang = (lang or '').strip() if not self.lang else self.lang
     text = (text or '').strip()
     if not text:
-      self.skipped['empty text'] += 1
+      self.skipped['empty_text'] += 1
       return None
     if not lang:
       lang = detect_language(text)
       if lang is None:
-        self.skipped['language not detectable'] += 1
+        self.skipped['language_not_detectable'] += 1
         return None
     return lang, text
 
   def _jsonl(self, path):
-    with self._open(path) as f:
-      for lineno, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        try:
-          obj = json.loads(line)
-        except json.JSONDecodeError:
-          self.skipped['invalid JSON'] += 1
-          continue
-        if not isinstance(obj, dict):
-          self.skipped['JSON line is not an object'] += 1
-          continue
-        tf = self._pick(obj, self.text_field, TEXT_FIELDS, f'{path}:{lineno}', 'text')
-        if tf is None or not isinstance(obj.get(tf), str):
-          self.skipped['no text field'] += 1
-          continue
-        lf = self._pick(obj, self.lang_field, LANG_FIELDS, f'{path}:{lineno}', 'language')
-        pair = self._emit(obj.get(lf) if lf else None, obj[tf])
-        if pair:
-          yield pair
+    for where, obj in line_files.jsonl_objects(path, line_files.counting(self.skipped)):
+      tf = self._pick(obj, self.text_field, TEXT_FIELDS, where, 'text')
+      if tf is None or not isinstance(obj.get(tf), str):
+        self.skipped['no_text_field'] += 1
+        continue
+      lf = self._pick(obj, self.lang_field, LANG_FIELDS, where, 'language')
+      pair = self._emit(obj.get(lf) if lf else None, obj[tf])
+      if pair:
+        yield pair
 
   def _tsv(self, path):
     with self._open(path) as f:
@@ -161,7 +151,7 @@ class InputReader:
       lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
       for row in reader:
         if None in row:
-          self.skipped['TSV row has extra columns'] += 1
+          self.skipped['extra_columns'] += 1
           continue
         pair = self._emit(row.get(lf) if lf else None, row.get(tf))
         if pair:
@@ -303,13 +293,7 @@ def write_outputs(stats: dict[str, dict], out_dir: str, title: str = '') -> dict
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(
-    prog='mlit coverage',
-    description=__doc__.split('\n')[0],
-    epilog='example:\n  mlit coverage --vocab=runs/demo/spm.model --out=runs/demo/coverage '
-    'captions.tsv',
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-  )
+  p = argparse.ArgumentParser(prog='mlit coverage', description=__doc__.split('\n')[0])
   p.add_argument('--vocab', required=True, help='SentencePiece .model file')
   p.add_argument('texts', nargs='+', help='TSV / JSONL / plain text files (.gz allowed)')
   p.add_argument('--lang', help='language of every text (skips detection and language fields)')

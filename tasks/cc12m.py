@@ -11,8 +11,8 @@ import tensorflow as tf
 import gin
 from tasks import (
   data_stats,
-  file_io,
   image_store,
+  line_files,
   row_source,
   shard_image_store,
   task_builder,
@@ -21,28 +21,19 @@ from tasks import (
 
 
 def read_cc12m(path: str, images=None) -> Iterator[dict]:
-  with file_io.open_binary(path) as f:
-    for line_no, raw in enumerate(f, 1):
-      where = f'{path}:{line_no}'
-      if not raw.strip():
-        continue
-      try:
-        cols = raw.rstrip(b'\r\n').decode('utf-8').split('\t')
-      except UnicodeDecodeError:
-        data_stats.skip('invalid_utf8', where)
-        continue
-      if len(cols) != 2:
-        data_stats.skip('wrong_column_count', f'{where} ({len(cols)} columns)')
-        continue
-      url, caption = cols[0].strip(), text_cleaning.clean_text(cols[1])
-      if not caption:
-        data_stats.skip('all_signals_empty', where)
-        continue
-      example = {'example_id': image_store.url_id(url), 'text': caption}
-      if not image_store.attach_image(example, images, where):
-        continue
-      data_stats.keep('cc12m')
-      yield example
+  for where, cols in line_files.tsv_rows(path, data_stats.skip):
+    if len(cols) != 2:
+      data_stats.skip('wrong_column_count', f'{where} ({len(cols)} columns)')
+      continue
+    url, caption = cols[0].strip(), text_cleaning.clean_text(cols[1])
+    if not caption:
+      data_stats.skip('all_signals_empty', where)
+      continue
+    example = {'example_id': image_store.url_id(url), 'text': caption}
+    if not image_store.attach_image(example, images, where):
+      continue
+    data_stats.keep('cc12m')
+    yield example
 
 
 @gin.configurable
@@ -65,6 +56,6 @@ def register_cc12m(
   splits = {'train': tsv_pattern}
   if eval_tsv_pattern:
     splits['validation'] = eval_tsv_pattern
-  source = row_source.RowSource(lambda p: read_cc12m(p, images), signature, splits, name='cc12m')
+  source = row_source.RowSource(lambda p: read_cc12m(p, images), signature, splits)
   task_builder.add_task('cc12m', source, text_names=('text',), image='image' if images else None)
   return ['cc12m']

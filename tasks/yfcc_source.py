@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from tasks import (
   data_stats,
-  file_io,
   image_store,
   langid,
+  line_files,
   shard_image_store,
   text_cleaning,
   yfcc_subset,
@@ -60,20 +60,6 @@ def fits(cols: list[str], layout: Layout) -> bool:
   if layout.photo_hash is not None:
     return bool(_HASH.match(cols[layout.photo_hash].strip()))
   return '@' in cols[layout.photo_id + 1]  # the Webscope user NSID, e.g. 12345678@N00
-
-
-def _decoded_rows(f, path: str) -> Iterator[tuple[str, list[str]]]:
-  """(where, columns) of every non-blank line; undecodable lines are counted and skipped."""
-  for line_no, raw in enumerate(f, 1):
-    where = f'{path}:{line_no}'
-    if not raw.strip():
-      continue
-    try:
-      line = raw.rstrip(b'\r\n').decode('utf-8')
-    except UnicodeDecodeError:
-      data_stats.skip('invalid_utf8', where)
-      continue
-    yield where, line.split('\t')
 
 
 def _detect_layout(rows: Iterator) -> tuple[Layout, Iterator]:
@@ -135,18 +121,17 @@ class YfccReader:
     subset = yfcc_subset.load_subset_ids(self.subset_ids_path) if self.subset_ids_path else None
     images = self.images
     layout = None if self.layout == 'auto' else LAYOUTS[self.layout]
-    with file_io.open_binary(path) as f:
-      rows = _decoded_rows(f, path)
-      if layout is None:
-        layout, rows = _detect_layout(rows)
-      for where, cols in rows:
-        if len(cols) != layout.num_columns:
-          data_stats.skip('wrong_column_count', f'{where} ({len(cols)} columns)')
-          continue
-        example = self._parse(cols, layout, where, subset, images)
-        if example is not None:
-          data_stats.keep('yfcc100m')
-          yield example
+    rows = line_files.tsv_rows(path, data_stats.skip)
+    if layout is None:
+      layout, rows = _detect_layout(rows)
+    for where, cols in rows:
+      if len(cols) != layout.num_columns:
+        data_stats.skip('wrong_column_count', f'{where} ({len(cols)} columns)')
+        continue
+      example = self._parse(cols, layout, where, subset, images)
+      if example is not None:
+        data_stats.keep('yfcc100m')
+        yield example
 
   def _parse(self, cols, layout, where, subset, images) -> Optional[dict]:
     photo_id = cols[layout.photo_id].strip()

@@ -118,7 +118,7 @@ def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
   assert rc == 0
   captured = capsys.readouterr()
   assert '| el | Greek |' in captured.out
-  for reason in ('empty text', 'TSV row has extra columns', 'invalid JSON', 'no text field'):
+  for reason in ('empty_text', 'extra_columns', 'invalid_json', 'no_text_field'):
     assert f'skipped 1 rows: {reason}' in captured.err
   stats = json.loads((out / 'coverage.json').read_text())
   assert stats['el']['n_texts'] == 2 and stats['el']['byte_fallback_share'] == pytest.approx(

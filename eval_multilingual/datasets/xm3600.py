@@ -7,9 +7,9 @@ counts a hit when any of them is in the top k). Bad lines are counted, not fatal
 """
 
 import collections
-import json
 
 from eval_multilingual.datasets import wit
+from tasks import line_files
 
 LANGUAGES = (
   'ar',
@@ -56,30 +56,22 @@ def read_xm3600(path: str, languages=None) -> tuple[dict[str, wit.Pairs], collec
   wanted = set(languages or LANGUAGES)
   out = {lang: wit.Pairs() for lang in sorted(wanted)}
   counts = collections.Counter()
-  with open(path, encoding='utf-8') as f:
-    for lineno, line in enumerate(f, 1):
-      if not line.strip():
+  for _, obj in line_files.jsonl_objects(path, line_files.counting(counts)):
+    key = obj.get('image/key')
+    if not isinstance(key, str) or not key:
+      counts['no_image_key'] += 1
+      continue
+    for lang in wanted:
+      entry = obj.get(lang)
+      caps = entry.get('caption') if isinstance(entry, dict) else None
+      caps = [c.strip() for c in caps or [] if isinstance(c, str) and c.strip()]
+      if not caps:
+        out[lang].skipped['no_caption'] += 1
         continue
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError:
-        counts['invalid_json'] += 1
-        continue
-      key = obj.get('image/key') if isinstance(obj, dict) else None
-      if not isinstance(key, str) or not key:
-        counts['no_image_key'] += 1
-        continue
-      for lang in wanted:
-        entry = obj.get(lang)
-        caps = entry.get('caption') if isinstance(entry, dict) else None
-        caps = [c.strip() for c in caps or [] if isinstance(c, str) and c.strip()]
-        if not caps:
-          out[lang].skipped['no_caption'] += 1
-          continue
-        pairs = out[lang]
-        pairs.image_keys.append(key)
-        pairs.texts.extend(caps)
-        pairs.text_to_image.extend([len(pairs.image_keys) - 1] * len(caps))
+      pairs = out[lang]
+      pairs.image_keys.append(key)
+      pairs.texts.extend(caps)
+      pairs.text_to_image.extend([len(pairs.image_keys) - 1] * len(caps))
   if not any(p.texts for p in out.values()):
     raise ValueError(f'{path}: no captions for languages {sorted(wanted)}')
   return out, counts

@@ -1,0 +1,52 @@
+"""TSV and JSONL files read line by line: a malformed line is counted by reason and skipped.
+
+`skip(reason, where)` receives every skipped line (`where` = 'path:line'): seqio sources pass
+tasks.data_stats.skip, one-off readers a Counter's bump. Blank lines are ignored. Files may be
+plain, .gz or .bz2, local or on any tf.io.gfile filesystem.
+"""
+
+import json
+from typing import Callable, Iterator
+
+from tasks import file_io
+
+Skip = Callable[[str, str], None]
+
+
+def _decoded_lines(path: str, skip: Skip) -> Iterator[tuple[str, str]]:
+  with file_io.open_binary(path) as f:
+    for line_no, raw in enumerate(f, 1):
+      where = f'{path}:{line_no}'
+      if not raw.strip():
+        continue
+      try:
+        line = raw.rstrip(b'\r\n').decode('utf-8')
+      except UnicodeDecodeError:
+        skip('invalid_utf8', where)
+        continue
+      yield where, line
+
+
+def tsv_rows(path: str, skip: Skip) -> Iterator[tuple[str, list[str]]]:
+  """(where, columns) of every non-blank line (no header handling, no quoting)."""
+  for where, line in _decoded_lines(path, skip):
+    yield where, line.split('\t')
+
+
+def jsonl_objects(path: str, skip: Skip) -> Iterator[tuple[str, dict]]:
+  """(where, object) of every line holding a JSON object."""
+  for where, line in _decoded_lines(path, skip):
+    try:
+      obj = json.loads(line)
+    except json.JSONDecodeError:
+      skip('invalid_json', where)
+      continue
+    if not isinstance(obj, dict):
+      skip('not_an_object', where)
+      continue
+    yield where, obj
+
+
+def counting(counter) -> Skip:
+  """A `skip` that counts reasons in `counter` (a collections.Counter)."""
+  return lambda reason, where: counter.update((reason,))
