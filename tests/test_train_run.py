@@ -191,7 +191,7 @@ def test_eight_device_meshes_match_one_device(setup, reference):
   root, data, gin_file = setup
   script = (
     'import sys, jax\n'
-    'from mlit import train\n'
+    'from mlit.training import train\n'
     'assert jax.device_count() == 8\n'
     'for parts in (1, 2):\n'
     f"  rc = train.main(['--gin_file={gin_file}',\n"
