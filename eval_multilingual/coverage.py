@@ -293,7 +293,13 @@ def write_outputs(stats: dict[str, dict], out_dir: str, title: str = '') -> dict
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog='mlit coverage', description=__doc__.split('\n')[0])
+  p = argparse.ArgumentParser(
+    prog='mlit coverage',
+    description=__doc__.split('\n')[0],
+    epilog='example:\n  mlit coverage --vocab=runs/demo/spm.model --out=runs/demo/coverage '
+    'captions.tsv',
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument('--vocab', required=True, help='SentencePiece .model file')
   p.add_argument('texts', nargs='+', help='TSV / JSONL / plain text files (.gz allowed)')
   p.add_argument('--lang', help='language of every text (skips detection and language fields)')

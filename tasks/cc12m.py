@@ -56,6 +56,6 @@ def register_cc12m(
   splits = {'train': tsv_pattern}
   if eval_tsv_pattern:
     splits['validation'] = eval_tsv_pattern
-  source = row_source.RowSource(lambda p: read_cc12m(p, images), signature, splits)
+  source = row_source.RowSource(lambda p: read_cc12m(p, images), signature, splits, name='cc12m')
   task_builder.add_task('cc12m', source, text_names=('text',), image='image' if images else None)
   return ['cc12m']

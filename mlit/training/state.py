@@ -97,6 +97,7 @@ def load_pretrained(
       host,
       dont_load=image_dont_load,
       image_size=tuple(size) if None not in size else None,
+      strict=False,  # the report below (and a warning) names what stays at init
     )
     train_log.log(f'image tower from {image_path}: {report.summary()}')
     params['img'] = _place(img, shardings['img'])

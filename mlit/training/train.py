@@ -218,6 +218,7 @@ def train(
   # MODEL_DIR/data_stats.json counts this run's input only (not, e.g., rows
   # read while registering tasks).
   data_stats.reset()
+  data_stats.set_consumed(start_step, batch_size)
   batches, info = train_data.make_input(
     mixture_or_task_name,
     task_feature_lengths,
@@ -304,6 +305,7 @@ def train(
       batch = state_lib.global_batch(local, mesh)
       with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         state, metrics = jit_step(state, batch)
+      data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
       if pending is not None:
         check(*pending)
       pending = (step + 1, metrics)
