@@ -19,6 +19,7 @@ import seqio
 import tensorflow as tf
 
 import gin
+from tasks.user_error import UserError
 
 # Joins a text's candidates in one lookup-table value; a unit separator never occurs in captions.
 _SEPARATOR = '\x1f'
@@ -66,6 +67,23 @@ def substitute(text, candidates_joined, seed, probability):
   index = tf.minimum(tf.cast(draws[1] * tf.cast(n, tf.float32), tf.int32), n - 1)
   chosen = tf.cond(fired, lambda: candidates[index], lambda: text)
   return chosen, fired
+
+
+def requested() -> bool:
+  """Whether gin turns backtranslation on (gin/augment/backtranslation.gin binds a directory)."""
+  bindings = gin.get_bindings(maybe_backtranslate)
+  return bool(bindings.get('candidates_dir')) and float(bindings.get('probability', 0.0)) > 0.0
+
+
+def check_applied(task_name: str, features) -> None:
+  """Refuses a run that asks for backtranslation on a task whose pipeline never applies it."""
+  if requested() and FIRED_FEATURE not in features:
+    raise UserError(
+      f'backtranslation is on (maybe_backtranslate.candidates_dir is bound, e.g. by '
+      f'augment/backtranslation.gin) but task {task_name!r} does not apply it: its preprocessors '
+      'have no tasks.backtranslation.maybe_backtranslate. Drop the gin file or use a task that '
+      'applies it (tasks built by tasks.task_builder, emoji_cldr)'
+    )
 
 
 @gin.configurable(denylist=['dataset'])

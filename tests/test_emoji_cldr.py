@@ -355,3 +355,42 @@ def test_zeroshot_evaluation_on_the_annotations_concepts(small):
   ps = sub.prompt_set('en')
   en = {r['index']: r['name'] for r in ds.texts('en')}
   assert [c[0] for c in ps.classes] == [en[c] for c in named.tolist()]
+
+
+def test_backtranslation_substitutes_emoji_tuning_texts(small, vocab_path, tmp_path):
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  import gin  # pylint: disable=g-import-not-at-top
+  from tasks import backtranslation  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import tasks, texts_main  # pylint: disable=g-import-not-at-top
+
+  out, _ = small
+  tsv = str(tmp_path / 'en.tsv')
+  n = texts_main.write_texts(out, 'en', tsv)
+  ids = [line.split('\t')[0] for line in open(tsv, encoding='utf-8')]
+  assert n == len(ids) > 0 and all(i.startswith('en/') for i in ids)
+  bt_dir = tmp_path / 'bt'
+  bt_dir.mkdir()
+  records = [
+    {'id': i, 'text': 't', 'candidates': [{'pivot': 'es', 'text': 'zebra', 'verdict': 'kept'}]}
+    for i in ids
+  ]
+  (bt_dir / 'candidates-00000.jsonl').write_text('\n'.join(json.dumps(r) for r in records) + '\n')
+  gin.bind_parameter('tasks.backtranslation.maybe_backtranslate.candidates_dir', str(bt_dir))
+  gin.bind_parameter('tasks.backtranslation.maybe_backtranslate.probability', 1.0)
+  tasks.register_emoji_cldr_tasks(out, vocab_path, languages=['en'])
+  task = seqio.get_mixture_or_task('emoji_cldr.en')
+  vocab = task.output_features['text'].vocabulary
+  exs = list(task.get_dataset({'text': 16}, split='train', shuffle=False).as_numpy_iterator())
+  assert len(exs) == n
+  assert all(ex['bt_fired'] == 1 and vocab.decode(ex['text'].tolist()) == 'zebra' for ex in exs)
+  assert all(ex['text'][-1] == 1 for ex in exs)  # EOS as without backtranslation
+  held = next(
+    seqio.get_mixture_or_task('emoji_cldr_heldout.en')
+    .get_dataset({'text': 16}, split='validation', shuffle=False)
+    .as_numpy_iterator()
+  )
+  assert 'bt_fired' not in held  # evaluation texts are never replaced
+  backtranslation.check_applied('emoji_cldr.en', exs[0])
+  with pytest.raises(ValueError, match="task 'emoji_cldr_heldout.en' does not apply it"):
+    backtranslation.check_applied('emoji_cldr_heldout.en', held)

@@ -157,6 +157,7 @@ def make_input(
   )
   if not text_keys:
     raise ValueError(f'task {name!r} gives no text feature; its batches have {sorted(spec)}')
+  backtranslation.check_applied(name, spec)
   image_keys = [k for k in IMAGE_KEYS if k in spec]
   info = InputInfo(
     text_keys=text_keys,

@@ -1,4 +1,4 @@
-"""Command line: python -m tasks.emoji_cldr {build,vocab} (the image tower: python -m mlit.emoji_tower) ..."""
+"""Command line: python -m tasks.emoji_cldr {build,vocab,texts} (the image tower: python -m mlit.emoji_tower) ..."""
 
 import sys
 
@@ -8,6 +8,7 @@ def main(argv=None):
   commands = {
     'build': 'tasks.emoji_cldr.build_main',
     'vocab': 'tasks.emoji_cldr.vocab',
+    'texts': 'tasks.emoji_cldr.texts_main',
   }
   if not argv or argv[0] not in commands:
     print(f'usage: python -m tasks.emoji_cldr {{{",".join(commands)}}} [options]', file=sys.stderr)

@@ -25,7 +25,7 @@ import seqio
 import tensorflow as tf
 
 import gin
-from tasks import vocabularies
+from tasks import backtranslation, vocabularies
 from tasks.emoji_cldr import data as data_lib
 from tasks.emoji_cldr import embeddings as embeddings_lib
 from tasks.emoji_cldr import pairs as pairs_lib
@@ -88,12 +88,14 @@ def _token_ids(vocab: seqio.SentencePieceVocabulary, texts: list[str]) -> tf.Rag
   return tf.RaggedTensor.from_row_lengths(flat, np.array([len(r) for r in ids], np.int64))
 
 
-def _pairs_source(get_pairs_by_split: dict, vocab) -> seqio.FunctionDataSource:
+def _pairs_source(get_pairs_by_split: dict, vocab, strings: bool) -> seqio.FunctionDataSource:
+  """Token ids made in one C++ call; strings (tokenized per example later) for backtranslation."""
+
   def dataset_fn(split, shuffle_files, seed=None):
     p = get_pairs_by_split[split]()
     return _index_dataset(
       {
-        'text': _token_ids(vocab, p.texts),
+        'text': np.asarray(p.texts, dtype=object) if strings else _token_ids(vocab, p.texts),
         'image_row': p.image_index,
         'example_id': np.asarray(p.example_ids, dtype=object),
       },
@@ -126,17 +128,28 @@ def _add(name, source, preprocessors, output_features):
   )
 
 
-def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab, embeddings=None):
+def _text_image_task(
+  name, ds, split_fns: dict, image_array: str, vocab, embeddings=None, backtranslate=False
+):
   """split_fns: split -> callable returning Pairs whose rows index image_array.
 
   embeddings: None (pixels) or {image array name: float32 [N, D] tensor}.
+  backtranslate: texts stay strings until tasks.backtranslation.maybe_backtranslate has had its
+    chance to replace them (candidates keyed by example_id, e.g. 'en/😀/name').
   """
   if embeddings is None:
     gather, image_feature = _gather_images(_image_table(ds, image_array)), 'image'
   else:
     gather, image_feature = _gather_embeddings(embeddings[image_array]), 'image_embedding'
+  tokenize = []
+  if backtranslate:
+    tokenize = [
+      functools.partial(backtranslation.maybe_backtranslate, text_features=('text',)),
+      functools.partial(seqio.preprocessors.tokenize, copy_pretokenized=False),
+    ]
   preprocessors = [
-    # The source gives token ids already (_token_ids).
+    # Otherwise the source gives token ids already (_token_ids).
+    *tokenize,
     # Sticky EOS without truncation marks (tasks.token_preprocessors.
     # trim_and_count adds them, in-graph, for the trainer's data_stats).
     seqio.preprocessors.append_eos_after_trim,
@@ -144,7 +157,7 @@ def _text_image_task(name, ds, split_fns: dict, image_array: str, vocab, embeddi
   ]
   _add(
     name,
-    _pairs_source(split_fns, vocab),
+    _pairs_source(split_fns, vocab, strings=backtranslate),
     preprocessors,
     vocabularies.output_features(['text'], vocab, image_feature),
   )
@@ -220,11 +233,13 @@ def register_emoji_cldr_tasks(
       f'register_emoji_cldr_tasks.language_repeats = {repeats}: languages must be tuned ones '
       'and counts >= 1'
     )
+  # Tuning tasks apply backtranslation when gin turns it on (gin/augment/backtranslation.gin).
+  bt = backtranslation.requested()
   names = []
   for lang in langs:
     tune = functools.partial(pairs_lib.tuning_pairs, ds, lang, names_only, tuning_images)
     held = functools.partial(pairs_lib.heldout_pairs, ds, lang, 'noto')
-    _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, tuning_images, vocab, emb)
+    _text_image_task(f'emoji_cldr.{lang}', ds, {'train': tune}, tuning_images, vocab, emb, bt)
     _text_image_task(
       f'emoji_cldr_heldout.{lang}', ds, {'validation': held}, 'noto_eval', vocab, emb
     )
@@ -238,7 +253,7 @@ def register_emoji_cldr_tasks(
       for _ in range(int(repeats.get(l, 1)))
     ]
   )
-  _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, tuning_images, vocab, emb)
+  _text_image_task('emoji_cldr.all', ds, {'train': tune_all}, tuning_images, vocab, emb, bt)
   held_all = lambda: _merge([pairs_lib.heldout_pairs(ds, l, 'noto') for l in langs])
   _text_image_task('emoji_cldr_heldout.all', ds, {'validation': held_all}, 'noto_eval', vocab, emb)
   _register_subgroups(ds, 'emoji_cldr_subgroups')
