@@ -115,3 +115,45 @@ def test_scaling_table_matches_pytorch_family(variant):
   model = efficientnet.EfficientNetLite(variant, num_classes=1000)
   efficientnet_pth.load_params(flat, efficientnet_pth._init(model), source=variant)
   assert len(efficientnet.block_specs(variant)) == len(ref._blocks)
+
+
+@pytest.mark.slow
+def test_lu_live_pixels_with_the_locked_efficientnet(lite0, tmp_path):
+  """LiT on live images through the converted tower: it stays bit-identical and untrained, the
+  text side trains; the tower refuses to be trained (inference-mode batch norm)."""
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+
+  from mlit.checkpoints import run_state  # pylint: disable=g-import-not-at-top
+  from mlit.training import train  # pylint: disable=g-import-not-at-top
+
+  path = lite0[0]
+  g = tmp_path / 'lu.gin'
+  g.write_text(f"""
+from __gin__ import dynamic_registration
+from mlit.training import train
+include 'local_tiny.gin'
+include 'image_towers/efficientnet_lite0.gin'
+MIXTURE_OR_TASK_NAME = 'mlit_synthetic_images'
+IMAGE_CHECKPOINT_PATH = '{path}'
+TRAIN_STEPS = 2
+WARMUP_STEPS = 1
+BATCH_SIZE = 4
+train.train.checkpoint_period = 2
+""")
+  run = tmp_path / 'run'
+  assert train.main([f'--gin_file={g}', f'--gin.MODEL_DIR="{run}"']) == 0
+  params, step = run_state.read_params(str(run / 'checkpoints'))
+  assert step == 2
+  img = traverse_util.flatten_dict(params['img'], sep='/')
+  flat = dict(np.load(path))
+  assert set(img) == set(flat) - {'classifier/kernel', 'classifier/bias'}
+  for k, v in img.items():
+    np.testing.assert_array_equal(v, flat[k], err_msg=k)
+
+  from mlit.commands import gin_flags  # pylint: disable=g-import-not-at-top
+
+  gin_flags.parse_flags(
+    [f'--gin_file={g}', '--gin_file=setups/Uu.gin', '--gin.MODEL_DIR="/x"'], 't'
+  )
+  with pytest.raises(ValueError, match='use it locked and pre-trained'):
+    train.gin.get_configurable(train.train)(model_dir=str(tmp_path / 'uu'))

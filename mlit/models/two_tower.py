@@ -1,7 +1,7 @@
 """Two-tower (image, text) contrastive model for LiT tuning.
 
 Parameter tree (flax `params` collection):
-  img/...       ViT (absent in pre-computed-embedding mode)
+  img/...       image tower of kind `image_kind` (absent in pre-computed-embedding mode)
   img_head/...  optional linear image head to `out_dim` (outside the ViT, so the
                 same head exists in live and pre-computed mode and a lock rule
                 `^img/` freezes the ViT but not the head)
@@ -21,6 +21,21 @@ from mlit.models import text_tower
 
 Array = jax.Array
 Text = Union[Array, Mapping[str, Array]]
+IMAGE_KINDS = ('vit', 'efficientnet_lite')
+
+
+def build_image_tower(kind: str, config: Mapping[str, Any]) -> nn.Module:
+  """The image tower module of `kind` from its keyword arguments (imported on demand: runs on
+  pre-computed embeddings never need image-tower code)."""
+  if kind == 'vit':
+    from mlit.models import image_tower  # pylint: disable=g-import-not-at-top
+
+    return image_tower.ViT(**dict(config))
+  if kind == 'efficientnet_lite':
+    from mlit.models import efficientnet  # pylint: disable=g-import-not-at-top
+
+    return efficientnet.EfficientNetLite(**dict(config))
+  raise ValueError(f'image tower kind {kind!r} is not one of {IMAGE_KINDS}')
 
 
 def l2_normalize(x: Array, eps: float = 1e-8) -> Array:
@@ -35,8 +50,10 @@ class TwoTower(nn.Module):
   Attributes:
     text: T5Config of the text tower.
     pooling: text pooling, 'mean' | 'first' | 'last'.
-    image: ViT keyword arguments; None = pre-computed image embeddings (no
-      image tower is built or held in memory).
+    image: the image tower's keyword arguments; None = pre-computed image
+      embeddings (no image tower is built or held in memory).
+    image_kind: 'vit' (mlit.models.image_tower.ViT) or 'efficientnet_lite'
+      (mlit.models.efficientnet.EfficientNetLite, inference mode: locked only).
     out_dim: common embedding size; the text tower always gets a linear head.
     image_head: add a linear head on the image side (paper: optional).
     temperature_init: initial exp(t).
@@ -49,6 +66,7 @@ class TwoTower(nn.Module):
   out_dim: int
   pooling: str = 'mean'
   image: Optional[Mapping[str, Any]] = None
+  image_kind: str = 'vit'
   image_head: bool = False
   temperature_init: float = 10.0
   bias_init: Optional[float] = None
@@ -57,10 +75,7 @@ class TwoTower(nn.Module):
   def setup(self):
     self.txt = text_tower.TextTower(config=self.text, pooling=self.pooling, out_dim=self.out_dim)
     if self.image is not None:
-      # Imported here: pre-computed-embedding runs never need the ViT code.
-      from mlit.models import image_tower  # pylint: disable=g-import-not-at-top
-
-      self.img = image_tower.ViT(**dict(self.image))
+      self.img = build_image_tower(self.image_kind, self.image)
     if self.image_head:
       self.img_head = nn.Dense(
         self.out_dim,

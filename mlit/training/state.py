@@ -75,8 +75,11 @@ def load_pretrained(
   image_path: Optional[str],
   image_dont_load: Sequence[str],
   info: train_data.InputInfo,
+  image_kind: str = 'vit',
+  image_config: Optional[dict] = None,
 ):
-  """Replaces params['txt'] / params['img'] with pre-trained weights."""
+  """Replaces params['txt'] / params['img'] with pre-trained weights (the image tower's
+  format by its kind: mlit.checkpoints.image_weights)."""
   if not text_path and not image_path:
     return params
   params = dict(params)
@@ -88,18 +91,20 @@ def load_pretrained(
     train_log.log(f'text tower from {text_path}: {report}')
     params['txt'] = _place(jax.device_get(txt), shardings['txt'])
   if image_path:
-    from mlit.checkpoints import big_vision_npz as vit_checkpoint  # pylint: disable=g-import-not-at-top
+    from mlit.checkpoints import image_weights  # pylint: disable=g-import-not-at-top
 
     host = _to_host(params['img'])
     size = info.shapes.get('image', (None,))[:2]
-    img, report = vit_checkpoint.load_big_vision_npz(
+    img, summary = image_weights.load(
+      image_kind,
       image_path,
       host,
+      config=image_config,
       dont_load=image_dont_load,
       image_size=tuple(size) if None not in size else None,
       strict=False,  # the report below (and a warning) names what stays at init
     )
-    train_log.log(f'image tower from {image_path}: {report.summary()}')
+    train_log.log(f'image tower from {image_path}: {summary}')
     params['img'] = _place(img, shardings['img'])
   return params
 
