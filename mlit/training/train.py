@@ -22,7 +22,6 @@ import optax
 import gin
 from mlit.checkpoints import run_state as checkpointing
 from mlit.commands import gin_flags
-from mlit.inference import run_spec
 from mlit.models import losses, two_tower
 from mlit.training import input_pipeline as train_data
 from mlit.training import optimizer as optimizer_lib
@@ -160,8 +159,6 @@ def train(
   text_locked: bool = False,
   initial_checkpoint_path: Optional[str] = None,
   image_checkpoint_path: Optional[str] = None,
-  init_from_run: Optional[str] = None,
-  init_from_run_optimizer: bool = False,
   image_dont_load: Sequence[str] = (),
   freeze: Sequence[str] = (),
   loss: str = 'softmax',
@@ -176,7 +173,6 @@ def train(
   checkpoint_period: int = 1000,
   keep_checkpoints: int = 3,
   log_period: int = 50,
-  inference_image: Optional[Mapping[str, Any]] = None,
   argv: Sequence[str] = (),
 ) -> dict[str, Any]:
   """Runs LiT tuning; returns the final state (params, opt_state, step).
@@ -194,15 +190,6 @@ def train(
       state; a locked live image tower also carries no gradient.
     initial_checkpoint_path: T5X checkpoint for a pre-trained text tower.
     image_checkpoint_path: big_vision/AugReg .npz for a pre-trained ViT.
-    init_from_run: continue tuning an mlit run (gin: CONTINUE_FROM): its
-      MODEL_DIR, checkpoints/ dir, or `mlit add-language extend-vocab --out`.
-      Every param of its latest checkpoint (text tower, heads, temperature, a
-      live image tower) replaces the init; text_init/image_init and the
-      pre-trained paths are then unused (a set INITIAL_CHECKPOINT_PATH is an
-      error). This run counts its own steps from 0.
-    init_from_run_optimizer: also continue that run's optimizer state (Adam
-      moments and schedule count; needs the same optimizer). Default: a fresh
-      optimizer with this run's warm-up and schedule.
     image_dont_load: regexes of ViT params not to load from the .npz.
     freeze: extra lock regexes over parameter names ('txt/encoder/...').
     loss: 'softmax' (LiT) or 'sigmoid' (SigLIP; model needs bias_init).
@@ -217,18 +204,12 @@ def train(
     checkpoint_period: save every this many steps (and at the end).
     keep_checkpoints: how many checkpoints Orbax keeps.
     log_period: progress line / metrics every this many steps.
-    inference_image: for runs on pre-computed embeddings, the locked tower that made them, as
-      `mlit.load` runs it on pixels: {'kind': 'vit', 'config': ViT kwargs, 'size': pixels};
-      its weights are image_checkpoint_path. Recorded in MODEL_DIR/mlit_model.json.
     argv: unused; the command line, recorded in the log.
   """
   del argv
-  if init_from_run:
-    _check_init_from_run(init_from_run, initial_checkpoint_path)
-  else:
-    _check_pretrained(
-      text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
-    )
+  _check_pretrained(
+    text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
+  )
   os.makedirs(model_dir, exist_ok=True)
   mesh, rules = state_lib.make_mesh(num_partitions, logical_axis_rules)
   data_size = mesh.shape['data']
@@ -244,21 +225,18 @@ def train(
   # read while registering tasks).
   data_stats.reset()
   data_stats.set_consumed(start_step, batch_size)
-  def input_from(step):
-    return train_data.make_input(
-      mixture_or_task_name,
-      task_feature_lengths,
-      batch_size,
-      split=split,
-      seed=seed,
-      shuffle=shuffle,
-      use_cached=use_cached,
-      start_step=step,
-      num_data_shards=num_data_shards,
-      batch_transform=batch_transform,
-    )
-
-  batches, info = input_from(start_step)
+  batches, info = train_data.make_input(
+    mixture_or_task_name,
+    task_feature_lengths,
+    batch_size,
+    split=split,
+    seed=seed,
+    shuffle=shuffle,
+    use_cached=use_cached,
+    start_step=start_step,
+    num_data_shards=num_data_shards,
+    batch_transform=batch_transform,
+  )
   _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
   has_image_tower = model.image is not None
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
@@ -270,14 +248,9 @@ def train(
   )
   state_sh = state_lib.state_shardings(tx, abstract, shardings, mesh)
   if start_step:
-    state, data_state, _, restored = ckpt.restore_newest_readable(
-      state_lib.abstract_state(tx, abstract, state_sh)
+    state, data_state, _ = ckpt.restore(
+      state_lib.abstract_state(tx, abstract, state_sh), start_step
     )
-    if restored != start_step:  # the newest was unreadable: resume the data where this one did
-      batches.close()
-      start_step = restored
-      data_stats.set_consumed(start_step, batch_size)
-      batches, _ = input_from(start_step)
     consumed = data_state.get('batches_consumed', start_step)
     if consumed != start_step:
       raise ValueError(
@@ -285,10 +258,6 @@ def train(
         f'{consumed} batches; expected {start_step}'
       )
     train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
-  elif init_from_run:
-    state = state_lib.state_from_run(
-      init_from_run, tx, abstract, state_sh, keep_optimizer=init_from_run_optimizer
-    )
   else:
     params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
     params = state_lib.load_pretrained(
@@ -306,15 +275,6 @@ def train(
     state = state_lib.init_state(tx, params, state_sh)
   if jax.process_index() == 0:
     gin_flags.write_config(model_dir)
-    run_spec.write(
-      model_dir,
-      model,
-      task_feature_lengths,
-      mixture_or_task_name,
-      info,
-      image_checkpoint_path,
-      inference_image,
-    )
 
   step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss, seed, lr_fn)
   batch_sh = state_lib.batch_shardings(mesh, info)
@@ -380,24 +340,7 @@ def train(
   return state
 
 
-def _check_init_from_run(run: str, text_path: Optional[str]) -> None:
-  if text_path:
-    raise ValueError(
-      f'train.init_from_run (CONTINUE_FROM) = {run!r} and INITIAL_CHECKPOINT_PATH = '
-      f'{text_path!r} are both set: continuing an mlit run takes its text tower; set one of them'
-    )
-  if not os.path.isdir(run):
-    raise ValueError(f'train.init_from_run (CONTINUE_FROM): {run!r} is not a directory')
-
-
 def _check_pretrained(text_init, text_path, image_init, image_path, has_image_tower) -> None:
-  if text_init == 'random' and text_path:
-    raise ValueError(
-      f"INITIAL_CHECKPOINT_PATH = {text_path!r} is set, but the setup trains the text tower from "
-      "random init (text_init='random', setups/Lu.gin, Uu.gin, uu.gin): use setups/LU.gin (or "
-      'UU.gin) to start from that T5X checkpoint, or CONTINUE_FROM (train.init_from_run) to '
-      'continue an mlit run'
-    )
   if text_init == 'pretrained' and not text_path:
     raise ValueError(
       "text_init='pretrained' (setup *U/*L) needs INITIAL_CHECKPOINT_PATH (a T5X checkpoint)"
