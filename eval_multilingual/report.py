@@ -6,14 +6,12 @@ deltas are OTHER − RUN_DIR in percentage points.
 """
 
 import argparse
-import base64
-import dataclasses
 import datetime
-import html
 import os
 import sys
 
-from eval_multilingual import languages, report_data, report_plots, tables
+from eval_multilingual import languages, report_data, report_plots
+from eval_multilingual import report_doc as doc
 from eval_multilingual.report_data import Column, Run
 
 LANG_HEADERS = [
@@ -58,29 +56,13 @@ def language_rows(run: Run, cols: list[Column], order_col: Column | None) -> lis
   return rows
 
 
-@dataclasses.dataclass
-class Section:
-  title: str
-  md: str
-  html: str
-
-
 def _names(run: Run, codes: list[str]) -> str:
   return ', '.join(f'{report_data.language_info(run, c).name} ({c})' for c in codes) or 'none'
 
 
-def _both(
-  title: str, headers: list[str], rows: list[list], numeric_from: int, notes: list[str] = ()
-) -> Section:
-  md = tables.markdown(headers, rows)
-  body = tables.html_table(headers, rows, numeric_cols=tuple(range(numeric_from, len(headers))))
-  if notes:
-    md += '\n' + '\n'.join(f'- {n}' for n in notes) + '\n'
-    body += '<ul>' + ''.join(f'<li>{html.escape(n)}</li>' for n in notes) + '</ul>'
-  return Section(title, md, body)
-
-
-def headline_section(run: Run, sums: list[report_data.Summary], threshold: float) -> Section:
+def headline_section(
+  run: Run, sums: list[report_data.Summary], threshold: float
+) -> list[doc.Block]:
   """One row per score: macro average, English vs the median of the rest, weak languages."""
   headers = [
     'Score',
@@ -120,10 +102,10 @@ def headline_section(run: Run, sums: list[report_data.Summary], threshold: float
     'Macro average over the languages scored here; in parentheses the macro of '
     'results.json when it differs.'
   )
-  return _both('Summary', headers, rows, 1, notes)
+  return [doc.Heading('Summary'), doc.Table(headers, rows, 1), doc.Bullets(notes)]
 
 
-def script_section(sums: list[report_data.Summary]) -> Section:
+def script_section(sums: list[report_data.Summary]) -> list[doc.Block]:
   """Per writing system: languages, and mean/median of every score."""
   per = {}
   for s in sums:
@@ -146,7 +128,7 @@ def script_section(sums: list[report_data.Summary]) -> Section:
     if first in per[k]:
       row.append(f'{per[k][first][2]} / {per[k][first][3]}')
     rows.append(row)
-  return _both('By script', headers, rows, 1)
+  return [doc.Heading('By script'), doc.Table(headers, rows, 1)]
 
 
 def compare_section(run: Run, others: list[Run], col: Column) -> tuple[list[str], list[list]]:
@@ -161,34 +143,6 @@ def compare_section(run: Run, others: list[Run], col: Column) -> tuple[list[str]
       row += [_pct(o.score(lang, col)), _pct(d, signed=True)]
     rows.append(row)
   return headers, rows
-
-
-def _img_html(path: str, alt: str) -> str:
-  with open(path, 'rb') as f:
-    data = base64.b64encode(f.read()).decode('ascii')
-  return (
-    f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-    f'<figcaption>{html.escape(alt)}</figcaption></figure>'
-  )
-
-
-_CSS = """
-body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:24px auto;
-max-width:1200px;color:#222;padding:0 16px}
-h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;border-bottom:1px solid #ddd;
-padding-bottom:4px;margin-top:32px}h3{font-size:15px}
-.sub{color:#666;font-size:13px}
-table.data{border-collapse:collapse;font-size:12.5px;margin:8px 0}
-table.data th{background:#f3f3f3;position:sticky;top:0;text-align:left;padding:4px 8px;
-border-bottom:2px solid #ccc}
-table.data td{padding:3px 8px;border-bottom:1px solid #eee}
-table.data tr:hover td{background-color:#f7fbff}
-figure{margin:12px 0}figure img{max-width:100%;height:auto}
-.row{display:flex;gap:12px;align-items:flex-start}.row figure{flex:1;min-width:0}
-details summary{cursor:pointer;color:#4c72b0;font-size:13px}
-figcaption{color:#666;font-size:12px}
-.warn{color:#8a5300;font-size:12px}
-"""
 
 
 def _heat(value_text: str, vmax: float) -> str | None:
@@ -232,14 +186,6 @@ def build(
   headers = LANG_HEADERS + [f'{c.label} %' for c in cols]
   rows = language_rows(run, cols, order_col)
   sums = [report_data.summarize(run, c, threshold) for c in cols]
-  summaries = [headline_section(run, sums, threshold), script_section(sums)]
-  compare = []
-  if others:
-    for col in cols:
-      h, r = compare_section(run, others, col)
-      p = f'delta_{col.slug}.png'
-      has_plot = report_plots.delta_bars(run, others, col, os.path.join(out_dir, p))
-      compare.append((col, h, r, p if has_plot else None))
 
   model = run.results.get('model') if isinstance(run.results.get('model'), dict) else {}
   model_rows = [[k, v if isinstance(v, (int, float, str)) else repr(v)] for k, v in model.items()]
@@ -251,28 +197,34 @@ def build(
     for f in ('results.json', 'language_stats.json', 'tokenizer_stats.json', 'prompt_quality.json')
     if os.path.exists(os.path.join(run.path, f))
   )
-
-  # Markdown.
   model_line = '; '.join(f'{k}: {v}' for k, v in model_rows)
-  md = [f'# {title}\n', f'Generated {stamp} from {sources}. Scores in %.\n']
-  if model_line:
-    md.append(f'Model: {model_line}\n')
-  for sec in summaries:
-    md += [f'## {sec.title}\n', sec.md]
-  if compare:
-    md.append('## Comparison (Δ = other − this run, points)\n')
-    for col, h, r, p in compare:
-      md += [f'### {col.label}\n', tables.markdown(h, r)]
-      if p:
-        md.append(f'![{col.label} deltas]({p})\n')
-  md.append('## Plots\n')
-  for label, group in plotted:
-    md += [f'### {label}\n'] + [f'![{cap}]({p})\n' for p, cap in group]
-  md += ['## Per language\n', tables.markdown(headers, rows)]
-  if warnings:
-    md += ['## Input warnings\n'] + [f'- {w}' for w in warnings] + ['']
 
-  # HTML.
+  blocks = [
+    doc.Line(
+      f'Generated {stamp} from {sources}. '
+      f'{len(rows)} languages; scores in %; chance from results.json meta.'
+    )
+  ]
+  if model_line:
+    blocks.append(doc.Line(f'Model: {model_line}'))
+  blocks += headline_section(run, sums, threshold) + script_section(sums)
+  if others:
+    blocks.append(doc.Heading('Comparison (Δ = other − this run, points)'))
+    for col in cols:
+      ch, cr = compare_section(run, others, col)
+
+      def delta_style(i, j, ch=ch, cr=cr):
+        return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
+
+      blocks.append(doc.Heading(col.label, 3))
+      p = f'delta_{col.slug}.png'
+      if report_plots.delta_bars(run, others, col, os.path.join(out_dir, p)):
+        blocks.append(doc.Figures([(p, f'{col.label}: per-language deltas')]))
+      blocks.append(doc.Table(ch, cr, 2, cell_style=delta_style, collapsed=True))
+  blocks.append(doc.Heading('Plots'))
+  for label, group in plotted:
+    blocks += [doc.Heading(label, 3), doc.Figures(group)]
+
   score_start = len(LANG_HEADERS)
   vmax = {
     j: max([float(r[j]) for r in rows if r[j]] or [0.0]) for j in range(score_start, len(headers))
@@ -281,57 +233,15 @@ def build(
   def lang_style(i, j):
     return _heat(rows[i][j], vmax[j]) if j >= score_start else None
 
-  h = [
-    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-    f'<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>',
-    f'<h1>{html.escape(title)}</h1>',
-    f'<div class="sub">Generated {html.escape(stamp)} from {html.escape(sources)}. '
-    f'{len(rows)} languages; scores in %; chance from results.json meta.</div>',
-  ]
-  if model_line:
-    h.append(f'<div class="sub">Model: {html.escape(model_line)}</div>')
-  for sec in summaries:
-    h += [f'<h2>{html.escape(sec.title)}</h2>', sec.html]
-  if compare:
-    h.append('<h2>Comparison (Δ = other − this run, points)</h2>')
-    for col, ch, cr, p in compare:
-
-      def delta_style(i, j, ch=ch, cr=cr):
-        return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
-
-      h.append(f'<h3>{html.escape(col.label)}</h3>')
-      if p:
-        h.append(_img_html(os.path.join(out_dir, p), f'{col.label}: per-language deltas'))
-      h.append(
-        '<details><summary>table</summary>'
-        + tables.html_table(ch, cr, cell_style=delta_style, numeric_cols=tuple(range(2, len(ch))))
-        + '</details>'
-      )
-  h.append('<h2>Plots</h2>')
-  for label, group in plotted:
-    h.append(f'<h3>{html.escape(label)}</h3>')
-    h.append(_img_html(os.path.join(out_dir, group[0][0]), group[0][1]))
-    h.append(
-      '<div class="row">'
-      + ''.join(_img_html(os.path.join(out_dir, p), cap) for p, cap in group[1:])
-      + '</div>'
-    )
-  h += [
-    '<h2>Per language</h2>',
-    tables.html_table(
-      headers, rows, cell_style=lang_style, numeric_cols=tuple(range(3, len(headers)))
-    ),
-  ]
+  blocks += [doc.Heading('Per language'), doc.Table(headers, rows, 3, cell_style=lang_style)]
   if warnings:
-    h += ['<h2>Input warnings</h2><ul class="warn">']
-    h += [f'<li>{html.escape(w)}</li>' for w in warnings] + ['</ul>']
-  h.append('</body></html>')
+    blocks += [doc.Heading('Input warnings'), doc.Bullets(warnings, css_class='warn')]
 
   paths = {'html': os.path.join(out_dir, 'index.html'), 'md': os.path.join(out_dir, 'report.md')}
   with open(paths['md'], 'w', encoding='utf-8') as f:
-    f.write('\n'.join(md))
+    f.write(doc.markdown(title, blocks))
   with open(paths['html'], 'w', encoding='utf-8') as f:
-    f.write('\n'.join(h))
+    f.write(doc.html_page(title, blocks, out_dir))
   return paths
 
 
