@@ -17,6 +17,10 @@ from typing import Any
 from eval_multilingual import languages
 
 ZEROSHOT_METRIC = 'acc1'
+# Languages evaluated on fewer examples are shown but marked, and left out of macro averages and
+# summary plots (a language with 4 held-out names moves a macro by 25 points per name).
+DEFAULT_MIN_N = 20
+_Z95 = 1.959964
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,13 +185,15 @@ def n_tuning_examples(run: Run, lang: str) -> int | None:
   return int(v) if _is_number(v) else None
 
 
-def ordered_languages(run: Run, col: Column | None) -> list[str]:
-  """Languages by decreasing score of `col` (missing scores last), then by code."""
+def ordered_languages(run: Run, col: Column | None, min_n: int = DEFAULT_MIN_N) -> list[str]:
+  """Languages by decreasing score of `col`; those under min_n examples, then missing scores,
+  last (a language with 4 examples at 75% must not lead the table)."""
   langs = list(run.results['languages'])
 
   def key(lang):
     s = run.score(lang, col) if col else None
-    return (s is None, -(s or 0.0), lang)
+    small = bool(col) and too_small(run, lang, col, min_n)
+    return (s is None, small, -(s or 0.0), lang)
 
   return sorted(langs, key=key)
 
@@ -203,10 +209,16 @@ class Summary:
   by_script: list[tuple[str, int, float, float, str, str]]  # script, n, mean, median, min, max
   below_chance: list[str]
   below_threshold: list[str]
+  small: list[str] = dataclasses.field(default_factory=list)  # fewer than min_n examples
+  min_n: int = DEFAULT_MIN_N
 
 
-def summarize(run: Run, col: Column, threshold: float) -> Summary:
-  scores = {l: s for l in run.results['languages'] if (s := run.score(l, col)) is not None}
+def summarize(run: Run, col: Column, threshold: float, min_n: int = DEFAULT_MIN_N) -> Summary:
+  """Macro, English vs the rest, per-script statistics over languages with at least min_n
+  examples; the others are listed in `small`."""
+  all_scores = {l: s for l in run.results['languages'] if (s := run.score(l, col)) is not None}
+  small = sorted(l for l in all_scores if too_small(run, l, col, min_n))
+  scores = {l: s for l, s in all_scores.items() if l not in small}
   reported = run.results.get('macro', {}).get(col.task, {}).get(col.metric)
   english = scores.get('en')
   rest = [s for l, s in scores.items() if l != 'en']
@@ -236,7 +248,53 @@ def summarize(run: Run, col: Column, threshold: float) -> Summary:
     by_script=by_script,
     below_chance=below_chance,
     below_threshold=below_threshold,
+    small=small,
+    min_n=min_n,
   )
+
+
+def n_trials(run: Run, lang: str, col: Column) -> int | None:
+  """How many queries a score averages: images for zero-shot accuracy, the query side for recall.
+
+  Text->image recall ('image_retrieval_recall@k') averages over texts, image->text over images;
+  counts come from results.json meta[lang][task]. None when unknown.
+  """
+  task_meta = run.meta(lang).get(col.task)
+  task_meta = task_meta if isinstance(task_meta, dict) else {}
+  if col.metric.startswith('image_retrieval'):
+    n = task_meta.get('n_texts', task_meta.get('n_examples'))
+  elif col.metric.startswith('text_retrieval'):
+    n = task_meta.get('n_images', task_meta.get('n_examples'))
+  else:
+    n = task_meta.get('n_examples')
+  return int(n) if _is_number(n) and n > 0 else None
+
+
+def wilson(p: float, n: int, z: float = _Z95) -> tuple[float, float]:
+  """Wilson score interval of a proportion p observed on n trials (95% by default)."""
+  denom = 1 + z * z / n
+  centre = (p + z * z / (2 * n)) / denom
+  half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+  return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def interval(run: Run, lang: str, col: Column) -> tuple[float, float] | None:
+  s, n = run.score(lang, col), n_trials(run, lang, col)
+  return wilson(s, n) if s is not None and n else None
+
+
+def too_small(run: Run, lang: str, col: Column, min_n: int) -> bool:
+  """True when the score rests on fewer than min_n examples (unknown counts are not marked)."""
+  n = n_trials(run, lang, col)
+  return n is not None and n < min_n
+
+
+def delta_outside_intervals(base: Run, other: Run, lang: str, col: Column) -> bool | None:
+  """Whether the two runs' 95% intervals do not overlap (a conservative test); None if unknown."""
+  a, b = interval(base, lang, col), interval(other, lang, col)
+  if a is None or b is None:
+    return None
+  return a[1] < b[0] or b[1] < a[0]
 
 
 def deltas(base: Run, other: Run, col: Column) -> dict[str, float]:

@@ -20,10 +20,22 @@ def fmt(value: Any, digits: int = 3) -> str:
   return str(value)
 
 
+_MD_SPECIAL = str.maketrans(
+  {c: '\\' + c for c in '\\`*[]|'} | {'<': '&lt;', '>': '&gt;', '&': '&amp;', '\n': ' '}
+)
+
+
+def md_escape(text: str) -> str:
+  """Data text as literal Markdown: no emphasis, links, HTML tags or table breaks.
+
+  Underscores stay: GitHub Markdown ignores them inside words (emoji_cldr), the usual case.
+  """
+  return str(text).translate(_MD_SPECIAL)
+
+
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
   def cell(v):
-    # Pipes and newlines would break the Markdown table layout.
-    return fmt(v, digits).replace('|', '\\|').replace('\n', ' ')
+    return md_escape(fmt(v, digits))
 
   lines = [
     '| ' + ' | '.join(cell(h) for h in headers) + ' |',

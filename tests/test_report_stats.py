@@ -1,0 +1,61 @@
+"""Report statistics: Wilson intervals, minimum n, comparisons against the intervals, escaping."""
+
+import json
+
+import pytest
+
+from eval_multilingual import report_data, tables
+
+ZS = 'emoji_cldr/zeroshot_classification'
+RET = 'emoji_cldr/retrieval'
+ACC = report_data.Column(ZS, 'acc1')
+
+
+def _run(tmp_path, name, scores: dict, n: dict):
+  """results.json with per-task counts as mlit eval writes them (meta[lang][task])."""
+  langs = {l: {ZS: {'acc1': s}, RET: {'image_retrieval_recall@1': s}} for l, s in scores.items()}
+  meta = {
+    l: {
+      'n_examples': 2 * n[l],
+      ZS: {'n_examples': n[l], 'n_classes': n[l]},
+      RET: {'n_examples': n[l], 'n_texts': n[l] + 1, 'n_images': n[l]},
+    }
+    for l in scores
+  }
+  d = tmp_path / name
+  d.mkdir()
+  (d / 'results.json').write_text(json.dumps({'languages': langs, 'meta': meta, 'macro': {}}))
+  return report_data.load_run(str(d))
+
+
+def test_wilson_matches_the_closed_form():
+  lo, hi = report_data.wilson(0.5, 10)
+  assert (lo, hi) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+  assert report_data.wilson(0.0, 20) == pytest.approx((0.0, 0.1611), abs=1e-4)
+  assert report_data.wilson(1.0, 2)[1] == 1.0 and report_data.wilson(1.0, 2)[0] < 0.35
+
+
+def test_small_languages_are_marked_last_and_out_of_the_macro(tmp_path):
+  run = _run(tmp_path, 'a', {'en': 0.4, 'de': 0.3, 'rm': 0.75}, {'en': 100, 'de': 80, 'rm': 4})
+  assert report_data.n_trials(run, 'rm', ACC) == 4
+  recall = report_data.Column(RET, 'image_retrieval_recall@1')
+  assert report_data.n_trials(run, 'en', recall) == 101  # text->image: one query per text
+  assert report_data.ordered_languages(run, ACC) == ['en', 'de', 'rm']
+  s = report_data.summarize(run, ACC, threshold=0.05)
+  assert s.small == ['rm'] and s.n == 2 and s.macro == pytest.approx(0.35)
+  s_all = report_data.summarize(run, ACC, threshold=0.05, min_n=1)
+  assert s_all.small == [] and s_all.macro == pytest.approx((0.4 + 0.3 + 0.75) / 3)
+
+
+def test_delta_outside_intervals(tmp_path):
+  base = _run(tmp_path, 'base', {'en': 0.40, 'de': 0.30}, {'en': 2000, 'de': 10})
+  other = _run(tmp_path, 'other', {'en': 0.50, 'de': 0.60}, {'en': 2000, 'de': 10})
+  assert report_data.delta_outside_intervals(base, other, 'en', ACC) is True
+  # +30 points on 10 examples is inside the intervals.
+  assert report_data.delta_outside_intervals(base, other, 'de', ACC) is False
+
+
+def test_markdown_escapes_data_text():
+  md = tables.markdown(['Language'], [['<b>x</b> | *y* [z](u)']])
+  assert '<b>' not in md and '&lt;b&gt;' in md and '\\|' in md and '\\*y\\*' in md
+  assert '\\[z\\](u)' in md
