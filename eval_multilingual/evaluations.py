@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eval_multilingual import clip_benchmark_prompts, retrieval, zeroshot
+from eval_multilingual import clip_benchmark_prompts, retrieval, text_stats, zeroshot
 from eval_multilingual import prompts as prompts_lib
 from eval_multilingual.datasets import coco, image_store, wit, xm3600
 
@@ -91,6 +91,9 @@ class RetrievalEvaluation:
     txt = encoder.embed_texts(texts)
     metrics = retrieval.retrieval_metrics(txt, img, t2i, block=self.block)
     meta.update(n_examples=len(texts), n_images=len(keys), n_texts=len(texts))
+    tokenizer = text_stats.tokenizer_of(encoder)
+    if tokenizer is not None:
+      meta['text'] = text_stats.caption_text_stats(tokenizer, texts)
     return metrics, meta
 
 
@@ -165,7 +168,7 @@ class ZeroShotEvaluation:
     weights, cached = zeroshot.cached_classifier_weights(
       encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint
     )
-    metrics, meta = zeroshot.evaluate(emb, labels, weights, ps.labels, sets)
+    metrics, meta = zeroshot.evaluate_language(encoder, ps, emb, labels, weights, sets)
     meta.update(
       n_templates=len(ps.templates), classifier_cached=cached, n_prompt_warnings=len(ps.warnings)
     )

@@ -19,6 +19,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from typing import Sequence
@@ -26,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 import gin
+from eval_multilingual import error_analysis
 from tasks import file_io
 
 MACRO = 'macro'
@@ -69,6 +71,23 @@ def write_csv(path: str, results: dict) -> None:
         w.writerow([MACRO, *key.split('/', 1), name, f'{v:.6f}', ''])
 
 
+def copy_tuning_counts(run_dir: str) -> str | None:
+  """RUN_DIR/language_stats.json (tuning examples per language, for `mlit report`) from the
+  evaluated model's training run, which the trainer writes; a run dir's own file is kept."""
+  dst = os.path.join(run_dir, 'language_stats.json')
+  if os.path.exists(dst):
+    return dst
+  from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
+
+  model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
+  for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
+    src = os.path.join(d, 'language_stats.json') if d else ''
+    if src and os.path.exists(src):
+      shutil.copyfile(src, dst)
+      return dst
+  return None
+
+
 @gin.configurable
 def evaluate(
   run_dir: str = gin.REQUIRED,
@@ -86,7 +105,7 @@ def evaluate(
       langs = [l for l in langs if l in set(languages)]
     jobs += [(ev, lang) for lang in langs]
   logging.info('%d evaluations x languages to run', len(jobs))
-  per_task, start = {}, time.time()
+  per_task, per_class, start = {}, {}, time.time()
   for i, (ev, lang) in enumerate(jobs, 1):
     dataset, task = ev.key.split('/', 1)
     path = os.path.join(run_dir, 'per_task', dataset, task, f'{lang}.json')
@@ -95,10 +114,12 @@ def evaluate(
         old = json.load(f)
       if old.get('model', {}).get('fingerprint') == model['fingerprint']:
         per_task[(ev.key, lang)] = (old['metrics'], old['meta'])
+        per_class[(ev.key, lang)] = old.get('per_class')
         continue
     t0 = time.time()
     metrics, meta = ev.run(encoder, lang)
     meta['seconds'] = round(time.time() - t0, 3)
+    per_class[(ev.key, lang)] = meta.pop('per_class', None)  # per_class.json, not results.json
     per_task[(ev.key, lang)] = (metrics, meta)
     _write_json(
       path,
@@ -109,6 +130,7 @@ def evaluate(
         'dataset': dataset,
         'task': task,
         'language': lang,
+        'per_class': per_class[(ev.key, lang)],
       },
     )
     shown = ', '.join(f'{k}={v:.3f}' for k, v in list(metrics.items())[:3])
@@ -122,7 +144,11 @@ def evaluate(
       shown or 'no result',
     )
   results = aggregate(per_task, model)
+  analysis = error_analysis.analyse(per_class)
+  if analysis['tasks']:  # beside results.json: a row per class and language
+    _write_json(os.path.join(run_dir, error_analysis.FILENAME), analysis)
   _write_json(os.path.join(run_dir, 'results.json'), results)
+  copy_tuning_counts(run_dir)
   write_csv(os.path.join(run_dir, 'results.csv'), results)
   with open(os.path.join(run_dir, 'eval_config.gin'), 'w', encoding='utf-8') as f:
     f.write(gin.config_str())

@@ -14,6 +14,7 @@ import numpy as np
 
 from eval_multilingual import prompts as prompts_lib
 from eval_multilingual import ranks as ranks_lib
+from eval_multilingual import text_stats
 from eval_multilingual.unit_norm import l2_normalize
 from tasks import file_io
 
@@ -202,4 +203,27 @@ def evaluate(
     sets = [[lookup[l] for l in s if l in lookup] for s, k in zip(label_sets, keep) if k]
     ml = multilabel_metrics(multilabel_ranks(image_emb[keep], weights, sets))
     metrics.update({f'multilabel_{k}': v for k, v in ml.items()})
+  return metrics, meta
+
+
+def evaluate_language(
+  encoder,
+  prompt_set: prompts_lib.PromptSet,
+  image_emb: np.ndarray,
+  labels: np.ndarray,
+  weights: np.ndarray,
+  label_sets: Sequence[Sequence[int]] | None = None,
+) -> tuple[dict, dict]:
+  """evaluate() plus the prompt texts' truncation and collisions at the encoder's text length
+  (meta['text']), merged into meta['per_class'] (name, tokens, truncated, collides_with)."""
+  tokenizer = text_stats.tokenizer_of(encoder)
+  groups = per_class_text = None
+  stats = {}
+  if tokenizer is not None:
+    stats, groups, per_class_text = text_stats.class_text_stats(tokenizer, prompt_set)
+  metrics, meta = evaluate(image_emb, labels, weights, prompt_set.labels, label_sets, groups)
+  if per_class_text is not None:
+    meta['text'] = stats
+    for label, row in meta['per_class'].items():
+      row.update(per_class_text[label])
   return metrics, meta

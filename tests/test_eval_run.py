@@ -218,6 +218,13 @@ def test_end_to_end_eval_run(tmp_path):
   assert meta['image_found_share'] == pytest.approx(0.75) and meta['n_examples'] == 3
   assert res['meta']['de']['tiny3/zeroshot_classification']['n_examples'] == 4  # labels 0, 2
   assert res['meta']['en']['xm3600/retrieval']['n_texts'] == 4
+  # Truncation and collisions at the model's length, and the per-class table beside results.json.
+  text = res['meta']['de']['tiny3/zeroshot_classification']['text']
+  assert text['text_length'] == 8 and 0.0 <= text['texts_truncated_share'] <= 1.0
+  assert 'texts_truncated_share' in res['meta']['de']['wit/retrieval']['text']
+  per_class = json.loads((run_dir / 'per_class.json').read_text())
+  classes = per_class['tasks']['tiny3/zeroshot_classification']['classes']
+  assert {lang for by_lang in classes.values() for lang in by_lang} == {'de', 'en'}
   assert res['model']['name'].endswith('@7')
   # recall@10 with 3 images is 1 by construction; macro = mean over languages.
   assert wit_de['image_retrieval_recall@10'] == 1.0

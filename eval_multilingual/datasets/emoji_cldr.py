@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from eval_multilingual import prompts as prompts_lib
-from eval_multilingual import retrieval, zeroshot
+from eval_multilingual import retrieval, text_stats, zeroshot
 from tasks.emoji_cldr import data as emoji_data
 from tasks.emoji_cldr import split as split_lib
 
@@ -128,8 +128,8 @@ class EmojiZeroShotEvaluation:
     weights, cached = zeroshot.cached_classifier_weights(
       encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint
     )
-    metrics, meta = zeroshot.evaluate(
-      self._embeddings[1], self.images.labels, weights, ps.labels, None
+    metrics, meta = zeroshot.evaluate_language(
+      encoder, ps, self._embeddings[1], self.images.labels, weights
     )
     meta.update(
       n_templates=len(ps.templates), classifier_cached=cached, n_prompt_warnings=len(ps.warnings)
@@ -174,10 +174,13 @@ class EmojiRetrievalEvaluation:
     metrics = retrieval.retrieval_metrics(
       text_emb, image_emb, np.arange(len(rows)), block=self.block
     )
+    tokenizer = text_stats.tokenizer_of(encoder)
     meta = {
       'n_examples': len(rows),
       'n_images': len(rows),
       'n_texts': len(rows),
       'n_heldout_concepts': len(heldout),
     }
+    if tokenizer is not None:
+      meta['text'] = text_stats.caption_text_stats(tokenizer, texts)
     return metrics, meta

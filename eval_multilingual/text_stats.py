@@ -1,0 +1,100 @@
+"""Truncation and token-id collisions of the texts an evaluation embeds, at the model's length.
+
+The encoder cuts every text to its text length (sticky EOS). A cut text loses words; two classes
+whose texts become the same token ids get identical embeddings, and no model can tell them apart
+(with ties counted against the model, ranks.py, both always score wrong at top-1). These numbers
+say where that happens; they go into each language's meta in results.json and into the report.
+"""
+
+import collections
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from eval_multilingual import prompts as prompts_lib
+
+EXAMPLES = 3  # collided groups named per language
+
+
+def tokenizer_of(encoder):
+  """The encoder's Tokenizer (encoders.py), or None with a warning when it has none."""
+  tok = getattr(encoder, 'tokenizer', None)
+  if tok is None:
+    logging.warning('encoder %r has no tokenizer: no truncation/collision statistics', encoder)
+  return tok
+
+
+def _token_counts(tokenizer, texts: Sequence[str]) -> np.ndarray:
+  """Untruncated length of each text in tokens, EOS included."""
+  return np.array([len(list(tokenizer.vocab.encode(t))) + 1 for t in texts], np.int64)
+
+
+def _row_keys(tokenizer, texts: Sequence[str]) -> list[bytes]:
+  return [row.tobytes() for row in tokenizer(list(texts))] if texts else []
+
+
+def class_text_stats(tokenizer, prompt_set: prompts_lib.PromptSet) -> tuple[dict, np.ndarray, dict]:
+  """(stats, class group ids [C], per class {str(label): {tokens, truncated, collides_with}}).
+
+  A class's key is the sorted token-id rows of all its texts (every alias in every template):
+  classes with equal keys have identical classifier weights and share a group id.
+  tokens: untruncated length of its first name alone (EOS included); truncated: whether any of
+  its texts is cut at the model's length.
+  """
+  length = tokenizer.length
+  name_tokens, keys, texts_truncated, n_texts = [], [], 0, 0
+  class_truncated = []
+  for c, aliases in enumerate(prompt_set.classes):
+    texts = [t for per_alias in prompt_set.prompts(c) for t in per_alias]
+    counts = _token_counts(tokenizer, texts)
+    texts_truncated += int((counts > length).sum())
+    n_texts += len(texts)
+    class_truncated.append(bool((counts > length).any()))
+    name_tokens.append(int(_token_counts(tokenizer, aliases[:1])[0]))
+    keys.append(tuple(sorted(_row_keys(tokenizer, texts))))
+  group_of_key: dict = {}
+  groups = np.array([group_of_key.setdefault(k, len(group_of_key)) for k in keys], np.int64)
+  members = collections.defaultdict(list)
+  for c, g in enumerate(groups):
+    members[int(g)].append(c)
+  labels = prompt_set.labels
+  collided = [m for m in members.values() if len(m) > 1]
+  names_truncated = sum(t > length for t in name_tokens)
+  stats = {
+    'text_length': length,
+    'n_classes': len(keys),
+    'n_texts': n_texts,
+    'texts_truncated_share': texts_truncated / max(n_texts, 1),
+    'names_truncated_share': names_truncated / max(len(keys), 1),
+    'n_classes_collided': sum(len(m) for m in collided),
+    'n_collision_groups': len(collided),
+    'collision_examples': [[prompt_set.classes[c][0] for c in m] for m in collided[:EXAMPLES]],
+  }
+  per_class = {}
+  for c, label in enumerate(labels):
+    others = [int(labels[o]) for o in members[int(groups[c])] if o != c]
+    per_class[str(label)] = {
+      'name': prompt_set.classes[c][0],
+      'tokens': name_tokens[c],
+      'truncated': class_truncated[c],
+      'collides_with': others,
+    }
+  return stats, groups, per_class
+
+
+def caption_text_stats(tokenizer, texts: Sequence[str]) -> dict:
+  """Truncated share of retrieval texts and how many distinct texts share token ids with
+  another distinct text."""
+  distinct = list(dict.fromkeys(texts))
+  counts = _token_counts(tokenizer, distinct)
+  n_by_key = collections.Counter(_row_keys(tokenizer, distinct))
+  by_text = dict(zip(distinct, counts))
+  return {
+    'text_length': tokenizer.length,
+    'n_texts': len(texts),
+    'texts_truncated_share': float(np.mean([by_text[t] > tokenizer.length for t in texts]))
+    if texts
+    else 0.0,
+    'n_texts_collided': sum(n for n in n_by_key.values() if n > 1),
+  }
