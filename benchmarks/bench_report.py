@@ -40,6 +40,22 @@ def _lit(result) -> list[str]:
   return out + ['']
 
 
+def precompute_lines(p) -> list[str]:
+  e = p['embed']
+  reads = {k: v for k, v in p['read'].items() if isinstance(v, dict)}
+  return [
+    '## Pre-computation',
+    '',
+    f'Locked ViT-{e["vit"]} @{e["image_size"]} ({e["dtype"]}, batch {e["batch"]} over '
+    f'{e["devices"]} device(s)): {_f(e["images_per_s"])} images/s, MFU {_f(100 * e["mfu"], 2)}%. '
+    'Shard reading (decode + resize, '
+    f'{p["read"]["source_image_size"]} px JPEGs): '
+    + ', '.join(f'{k} {_f(v["images_per_s"])} images/s' for k, v in reads.items())
+    + f'. Bound by: {p["bound"]}.',
+    '',
+  ]
+
+
 def markdown(result) -> str:
   env = result['environment']
   out = [
@@ -109,6 +125,8 @@ def markdown(result) -> str:
       f'(steady state {_f(d["steady_examples_per_s"])})',
       '',
     ]
+  if 'precompute' in result:
+    out += precompute_lines(result['precompute'])
   if 'memory' in result:
     m = result['memory']
     out += [

@@ -16,8 +16,8 @@ from mlit.training import optimizer as optimizer_lib
 from mlit.training import train
 
 
-def vit_kwargs(variant: str) -> dict:
-  return dict(model_shapes.vit_kwargs(variant), pool_type='tok')
+def vit_kwargs(variant: str, dtype: str = 'float32') -> dict:
+  return dict(model_shapes.vit_kwargs(variant), pool_type='tok', dtype=dtype)
 
 
 def setup(
@@ -30,10 +30,12 @@ def setup(
   image_size: int = 224,
   seed: int = 0,
   abstract: bool = False,
+  dtype: str = 'float32',
 ):
   """(jitted step, initial state, batch shapes, info); no batch data yet.
 
   abstract=True gives the state as shapes only (for compiling, not running).
+  dtype: the towers' activation dtype (parameters stay float32), e.g. 'bfloat16'.
   """
   if mode not in ('precomputed', 'live'):
     raise ValueError(f"mode must be 'precomputed' or 'live', got {mode!r}")
@@ -41,10 +43,10 @@ def setup(
   width = model_shapes.vit_kwargs(vit)['width']
   live = mode == 'live'
   model = two_tower.TwoTower(
-    text=shape.t5_config(),
+    text=shape.t5_config(dtype),
     out_dim=width,
     pooling='mean',
-    image=vit_kwargs(vit) if live else None,
+    image=vit_kwargs(vit, dtype) if live else None,
     lock_image=live,
   )
   image_key = 'image' if live else 'image_embedding'
@@ -84,6 +86,7 @@ def setup(
     'length': length,
     'model_flops_per_step': flops,
     'image': f'ViT-{vit} @{image_size}' if live else 'pre-computed',
+    'dtype': dtype,
   }
   return jit_step, state, specs, info
 
@@ -110,10 +113,18 @@ def build(
   vit: str = 'S/32',
   image_size: int = 224,
   seed: int = 0,
+  dtype: str = 'float32',
 ):
   """Returns (run_one_step, info) for mode 'precomputed' or 'live'."""
   jit_step, state, specs, info = setup(
-    text, mode=mode, batch=batch, length=length, vit=vit, image_size=image_size, seed=seed
+    text,
+    mode=mode,
+    batch=batch,
+    length=length,
+    vit=vit,
+    image_size=image_size,
+    seed=seed,
+    dtype=dtype,
   )
   data = random_batch(specs, model_shapes.TEXT_SHAPES[text].vocab, seed)
   holder = {'state': state}

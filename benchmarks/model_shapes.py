@@ -22,9 +22,10 @@ class TextShape:
   mlp: int  # hidden size of the (gated) MLP
   gated: bool = True
 
-  def t5_config(self) -> text_tower.T5Config:
+  def t5_config(self, dtype: str = 'float32') -> text_tower.T5Config:
     acts = ('gelu', 'linear') if self.gated else ('gelu',)
     return text_tower.T5Config(
+      dtype=dtype,
       vocab_size=self.vocab,
       emb_dim=self.width,
       num_heads=self.heads,
@@ -41,6 +42,9 @@ TEXT_SHAPES = {
   # mT5-small's encoder (d 512, 8 layers, 6 heads x 64, gated-GELU 1024)
   # with a 32k instead of a 250k vocabulary.
   'mt5_small_32k': TextShape('mt5_small_32k', 32000, 512, 8, 6, 64, 1024),
+  # mT5-small and mT5-base encoders with mT5's own 250,112-token vocabulary.
+  'mt5_small': TextShape('mt5_small', 250112, 512, 8, 6, 64, 1024),
+  'mt5_base': TextShape('mt5_base', 250112, 768, 12, 12, 64, 2048),
 }
 
 

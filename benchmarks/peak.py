@@ -1,4 +1,4 @@
-"""Peak: GFLOP/s of a jitted float32 matmul on this machine (the MFU base)."""
+"""Peak: GFLOP/s of a jitted matmul on this machine (the MFU base), float32 or bfloat16."""
 
 import jax
 import jax.numpy as jnp
@@ -7,16 +7,19 @@ import numpy as np
 from benchmarks import timing
 
 
-def matmul_peak(n: int = 2048, *, warmup: int = 2, repeats: int = 5) -> dict:
-  """Best-case dense float32 [n, n] @ [n, n] throughput under jax.jit."""
+def matmul_peak(
+  n: int = 2048, *, warmup: int = 2, repeats: int = 5, dtype: str = 'float32'
+) -> dict:
+  """Best-case dense [n, n] @ [n, n] throughput under jax.jit (bfloat16: the accelerators' MFU base)."""
   rng = np.random.default_rng(0)
-  a = jnp.asarray(rng.standard_normal((n, n), np.float32))
-  b = jnp.asarray(rng.standard_normal((n, n), np.float32))
+  a = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
+  b = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
   f = jax.jit(jnp.dot)
   t = timing.seconds(lambda: f(a, b).block_until_ready(), warmup=warmup, repeats=repeats)
   flops = 2.0 * n**3
   return {
     'n': n,
+    'dtype': dtype,
     'gflops': flops / t['median_s'] / 1e9,
     'gflops_best': flops / t['min_s'] / 1e9,
     'time': t,

@@ -3,7 +3,8 @@ r"""mlit benchmarks: `python benchmarks/run.py [--quick] --out DIR`.
 Writes DIR/bench.json and DIR/bench.md. Sections: matmul peak; LiT step
 pairs/s and MFU (pre-computed embeddings and live locked ViT) side by side
 with open_clip on the same CPU; where a step's time goes; evaluation speed;
-the YFCC data pipeline; memory. Every figure is a median of repeated runs
+the YFCC data pipeline; pre-computation (the locked ViT's images/s and MFU beside the image
+shard reader's images/s); memory. Every figure is a median of repeated runs
 after warm-up; compared implementations are timed alternately in this one
 process. --quick runs tiny settings (for tests; the numbers mean little).
 """
@@ -21,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-SECTIONS = ('peak', 'lit', 'breakdown', 'eval', 'data', 'memory')
+SECTIONS = ('peak', 'lit', 'breakdown', 'eval', 'data', 'precompute', 'memory')
 FULL = dict(
   texts=['local_tiny', 'mt5_small_32k'],
   batch=128,
@@ -39,6 +40,10 @@ FULL = dict(
   mem_text='mt5_small_32k',
   budget_mib=2048,
   max_batch=8192,
+  precompute_vit='B/32',
+  precompute_batch=64,
+  precompute_images=512,
+  source_image_size=256,
 )
 QUICK = dict(
   texts=['local_tiny'],
@@ -57,6 +62,10 @@ QUICK = dict(
   mem_text='local_tiny',
   budget_mib=64,
   max_batch=16,
+  precompute_vit='toy/8',
+  precompute_batch=8,
+  precompute_images=32,
+  source_image_size=64,
 )
 
 
@@ -216,6 +225,23 @@ def section_data(cfg) -> dict:
   }
 
 
+def section_precompute(cfg, peak_gflops: float) -> dict:
+  """The locked tower's images/s and MFU beside the shard reader's images/s."""
+  from benchmarks import precompute_speed  # pylint: disable=g-import-not-at-top
+
+  return precompute_speed.run(
+    cfg['precompute_vit'],
+    image_size=cfg['image_size'],
+    batch=cfg['precompute_batch'],
+    warmup=cfg['warmup'],
+    repeats=cfg['repeats'],
+    peak_gflops=peak_gflops,
+    n_images=cfg['precompute_images'],
+    source_size=cfg['source_image_size'],
+    dtype=cfg.get('dtype', 'float32'),
+  )
+
+
 def section_memory(cfg) -> dict:
   from benchmarks import memory  # pylint: disable=g-import-not-at-top
 
@@ -273,7 +299,7 @@ def main(argv=None) -> int:
   }
   start = time.time()
   peak_gflops = None
-  if 'peak' in sections or 'lit' in sections:
+  if {'peak', 'lit', 'precompute'} & set(sections):
     _log('peak')
     result['peak'] = section_peak(cfg)
     peak_gflops = result['peak']['jax']['gflops']
@@ -290,6 +316,11 @@ def main(argv=None) -> int:
         if isinstance(v, dict) and 'mfu' in v:
           v['mfu'] = v['model_gflops_per_s'] / best
     result['peak']['mfu_base_gflops'] = best
+  if 'precompute' in sections:
+    _log('precompute')
+    result['precompute'] = section_precompute(
+      cfg, result['peak'].get('mfu_base_gflops', peak_gflops)
+    )
   for name, fn in (
     ('breakdown', section_breakdown),
     ('eval', section_eval),
