@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 import sentencepiece as spm
 
 from eval_multilingual import languages, tables
-from tasks import line_files
+from tasks import langid, language_codes, line_files
 
 LANG_FIELDS = ('language', 'lang', 'locale')
 TEXT_FIELDS = ('text', 'caption', 'caption_reference_description', 'title', 'sentence')
@@ -116,16 +116,16 @@ class InputReader:
     return None
 
   def _emit(self, lang, text):
-    lang = (lang or '').strip() if not self.lang else self.lang
+    lang = self.lang or (lang or '').strip()
     text = (text or '').strip()
     if not text:
       self.skipped['empty_text'] += 1
       return None
-    if not lang:
-      lang = detect_language(text)
-      if lang is None:
-        self.skipped['language_not_detectable'] += 1
-        return None
+    # Every text seen without a language is detected (no minimum length).
+    lang = language_codes.normalize(lang) if lang else langid.detect_language(text, min_length=1)
+    if lang == language_codes.UNDETERMINED:
+      self.skipped['language_not_detectable'] += 1
+      return None
     return lang, text
 
   def _jsonl(self, path):
@@ -164,22 +164,6 @@ class InputReader:
           pair = self._emit(None, line)
           if pair:
             yield pair
-
-
-_LANGDETECT_TO_CODE = {'zh-cn': 'zh', 'zh-tw': 'zh-TW'}
-
-
-def detect_language(text: str) -> str | None:
-  """langdetect's best guess (seeded, so repeatable), or None when it finds no features."""
-  import langdetect  # pylint: disable=g-import-not-at-top
-  from langdetect import lang_detect_exception  # pylint: disable=g-import-not-at-top
-
-  langdetect.DetectorFactory.seed = 0
-  try:
-    code = langdetect.detect(text)
-  except lang_detect_exception.LangDetectException:
-    return None
-  return _LANGDETECT_TO_CODE.get(code, code)
 
 
 def coverage(

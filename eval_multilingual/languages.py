@@ -8,8 +8,9 @@ languages (e.g. 'iw', 'be-tarask', 'zh-TW'). Codes not in the table are split in
 
 import collections
 import dataclasses
-import re
 import unicodedata
+
+from tasks import language_codes
 
 # Base language -> (English name, default script). Written for this project.
 _BASE = {
@@ -316,28 +317,12 @@ def detect_script(text: str) -> str:
   return counts.most_common(1)[0][0]
 
 
-def _split(code: str) -> tuple[str, str | None, str | None, list[str]]:
-  """BCP 47-ish tag (either '-' or '_') -> (language, script, region, other subtags)."""
-  parts = [p for p in re.split(r'[-_]', code.strip()) if p]
-  if not parts:
-    raise ValueError('empty language code')
-  lang, script, region, rest = parts[0].lower(), None, None, []
-  for p in parts[1:]:
-    if len(p) == 4 and p.isalpha() and script is None and region is None:
-      script = p.title()
-    elif (len(p) == 2 and p.isalpha()) or (len(p) == 3 and p.isdigit()):
-      region = p.upper()
-    else:
-      rest.append(p.lower())
-  return lang, script, region, rest
-
-
 def lookup(code: str, sample_text: str | None = None) -> Language:
   """Metadata for `code`; unknown codes keep the code as name and detect script from text."""
   for key in (code, code.replace('_', '-')):
     if key in _SPECIAL:
       return Language(code, *_SPECIAL[key])
-  lang, script, region, rest = _split(code)
+  lang, script, region, rest = language_codes.split(code)
   base = _BASE.get(lang)
   name = base[0] if base else code
   qualifiers = []
@@ -367,7 +352,7 @@ def is_known(code: str) -> bool:
   if code in _SPECIAL or code.replace('_', '-') in _SPECIAL:
     return True
   try:
-    return _split(code)[0] in _BASE
+    return language_codes.split(code)[0] in _BASE
   except ValueError:
     return False
 

@@ -36,10 +36,10 @@ def language_rows(run: Run, cols: list[Column], order_col: Column | None) -> lis
   rows = []
   for lang in report_data.ordered_languages(run, order_col):
     info = report_data.language_info(run, lang)
-    tok = run.tokenizer_stats.get(lang, {})
+    tok = report_data.side_stats(run.tokenizer_stats, lang)
     tpu, unit = report_data.tokens_per_unit(tok)
     tpu_text = '' if tpu is None else (f'{tpu:.2f}' + (' /char' if unit == 'char' else ''))
-    chrf = run.prompt_quality.get(lang, {}).get('chrf')
+    chrf = report_data.side_stats(run.prompt_quality, lang).get('chrf')
     rows.append(
       [
         info.name,

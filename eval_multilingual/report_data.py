@@ -15,6 +15,7 @@ import statistics
 from typing import Any
 
 from eval_multilingual import languages
+from tasks import language_codes
 
 ZEROSHOT_METRIC = 'acc1'
 # Languages evaluated on fewer examples are shown but marked, and left out of macro averages and
@@ -88,6 +89,18 @@ def _read_json(path: str, required: bool) -> dict:
   return data
 
 
+def _by_code(side_file: dict) -> dict:
+  """A {lang: ...} side file keyed by the canonical code: training data and coverage may spell
+  a language differently from results.json ('zh_tw', 'zh-TW')."""
+  return {language_codes.normalize(k): v for k, v in side_file.items()}
+
+
+def side_stats(side_file: dict, lang: str) -> dict:
+  """The entry of results.json's `lang` in a side file of the run ({} when absent)."""
+  v = side_file.get(language_codes.normalize(lang))
+  return v if isinstance(v, dict) else {}
+
+
 def load_run(run_dir: str) -> Run:
   """Loads and validates a run directory; malformed metric entries are dropped with a warning."""
   path = os.path.join(run_dir, 'results.json')
@@ -121,9 +134,9 @@ def load_run(run_dir: str) -> Run:
     name=name,
     path=run_dir,
     results=results,
-    language_stats=_read_json(os.path.join(run_dir, 'language_stats.json'), False),
-    tokenizer_stats=_read_json(os.path.join(run_dir, 'tokenizer_stats.json'), False),
-    prompt_quality=_read_json(os.path.join(run_dir, 'prompt_quality.json'), False),
+    language_stats=_by_code(_read_json(os.path.join(run_dir, 'language_stats.json'), False)),
+    tokenizer_stats=_by_code(_read_json(os.path.join(run_dir, 'tokenizer_stats.json'), False)),
+    prompt_quality=_by_code(_read_json(os.path.join(run_dir, 'prompt_quality.json'), False)),
     warnings=warnings,
   )
 
@@ -181,7 +194,7 @@ def tokens_per_unit(stats: dict) -> tuple[float | None, str]:
 
 
 def n_tuning_examples(run: Run, lang: str) -> int | None:
-  v = run.language_stats.get(lang, {}).get('n_train_examples')
+  v = side_stats(run.language_stats, lang).get('n_train_examples')
   return int(v) if _is_number(v) else None
 
 

@@ -2,7 +2,7 @@
 
 langdetect samples n-grams at random; fixing DetectorFactory.seed makes every call
 on the same text return the same language. Short texts are too unreliable and get
-'und'. Codes are made seqio-name-safe ('zh-cn' -> 'zh').
+'und'. Codes are spelled by tasks.language_codes ('zh-cn' -> 'zh', 'zh-tw' -> 'zh-TW').
 """
 
 import functools
@@ -12,8 +12,8 @@ from langdetect import DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
 import gin
+from tasks.language_codes import UNDETERMINED, normalize
 
-UNDETERMINED = 'und'
 _SEED = 0
 
 
@@ -25,7 +25,8 @@ def _load_profiles():
 
 @gin.configurable
 def detect_language(text: str, min_length: int = 10) -> str:
-  """ISO 639-1 code of `text`, or 'und' when shorter than min_length or unknown."""
+  """Language code of `text` (language_codes.normalize), or 'und' when shorter than min_length
+  or unknown."""
   text = text.strip()
   if len(text) < min_length:
     return UNDETERMINED
@@ -35,4 +36,4 @@ def detect_language(text: str, min_length: int = 10) -> str:
     code = langdetect.detect(text)
   except LangDetectException:
     return UNDETERMINED
-  return code.split('-')[0]
+  return normalize(code)

@@ -18,6 +18,7 @@ from tasks import (
   data_stats,
   file_io,
   image_store,
+  language_codes,
   row_source,
   shard_image_store,
   task_builder,
@@ -125,7 +126,7 @@ def register_wit(
       name='wit',
     )
     for lang in (None, *languages):
-      name = f'wit_{kind}' + (f'.{lang.replace("-", "_")}' if lang else '')
+      name = f'wit_{kind}' + (f'.{language_codes.task_name_part(lang)}' if lang else '')
       pre = [task_builder.filter_equal('language', lang)] if lang else []
       task_builder.add_task(
         name, source, text_names=('text',), image='image' if images else None, pre_cache=pre

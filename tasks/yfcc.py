@@ -15,7 +15,7 @@ import functools
 from typing import Optional, Sequence
 
 import gin
-from tasks import language_mixture, row_source, signals, task_builder, yfcc_source
+from tasks import language_codes, language_mixture, row_source, signals, task_builder, yfcc_source
 
 SINGLE_SIGNAL_MODES = signals.SIGNALS  # train on one signal only: 'title', ...
 
@@ -108,7 +108,11 @@ def register_yfcc(
   if languages and not detect_languages:
     raise ValueError('per-language YFCC tasks need detect_languages=True')
   lang_tasks = [
-    add(f'yfcc100m_full.{lang}', None, [task_builder.filter_equal('language', lang)])
+    add(
+      f'yfcc100m_full.{language_codes.task_name_part(lang)}',
+      None,
+      [task_builder.filter_equal('language', lang)],
+    )
     for lang in languages
   ]
   names += lang_tasks
@@ -119,7 +123,8 @@ def register_yfcc(
       else {l: 1.0 for l in languages}
     )
     task_builder.add_mixture(
-      'yfcc100m_full.languages', [(f'yfcc100m_full.{l}', r) for l, r in rates.items() if r > 0]
+      'yfcc100m_full.languages',
+      [(f'yfcc100m_full.{language_codes.task_name_part(l)}', r) for l, r in rates.items() if r > 0],
     )
     names.append('yfcc100m_full.languages')
   return names
