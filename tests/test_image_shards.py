@@ -18,7 +18,7 @@ import gin
 from mlit.commands import ingest, precompute
 from mlit.ingest import shards as shard_io
 from mlit.training import train
-from tasks import cc12m, data_stats, image_store, shard_tasks
+from tasks import cc12m, data_stats, image_store, shard_tasks, yfcc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 14  # CC12M rows; 0-6 in the tar, 7-12 in the TFRecord, 13 has no image anywhere
@@ -142,6 +142,17 @@ def test_tasks_read_shards_as_they_come_and_join_metadata(data, spm_model_path):
   ids = _source_ids('cc12m')
   assert len(ids) == EXPECTED_KEPT
   assert data_stats.snapshot()['skipped_rows'] == EXPECTED_SKIPS
+  # YFCC rows joined by photo id = the tar's sample key (img2dataset run with the ids as keys).
+  d = data['dir']
+  tar = shard_files.write_webdataset_tar(
+    f'{d}/yfcc-00000.tar', [shard_files.sample(str(10 + i), _url(i), '', (9, 9, 9)) for i in (0, 1)]
+  )
+  rows = [task_files.yfcc_row(10 + i, f'Boat {i}', 'At sea', ['boat'], line=i) for i in range(3)]
+  task_files.write_lines(f'{d}/yfcc.tsv', rows)
+  data_stats.reset()
+  yfcc.register_yfcc(f'{d}/yfcc.tsv', image_shards=tar, detect_languages=False)
+  assert sorted(_source_ids('yfcc100m_full')) == ['10', '11']
+  assert data_stats.snapshot()['skipped_rows'] == {'missing_image': 1}
 
 
 def test_shards_per_process_are_disjoint_and_cover(ingested, spm_model_path):  # noqa: F811
