@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import shutil
 import sys
 import time
 from typing import Sequence
@@ -88,6 +89,26 @@ def copy_tuning_counts(run_dir: str) -> str | None:
   return None
 
 
+def copy_tuning_counts(run_dir: str) -> str | None:
+  """RUN_DIR/language_stats.json (tuning examples per language, for `mlit report`) from the
+  evaluated model's training run, which the trainer writes; a run dir's own file is kept."""
+  dst = os.path.join(run_dir, 'language_stats.json')
+  if os.path.exists(dst):
+    return dst
+  from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
+
+  try:  # registered by the gin files that evaluate an mlit checkpoint
+    model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
+  except ValueError:
+    return None
+  for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
+    src = os.path.join(d, 'language_stats.json') if d else ''
+    if src and os.path.exists(src):
+      shutil.copyfile(src, dst)
+      return dst
+  return None
+
+
 @gin.configurable
 def evaluate(
   run_dir: str = gin.REQUIRED,
@@ -148,6 +169,7 @@ def evaluate(
   if analysis['tasks']:  # beside results.json: a row per class and language
     _write_json(os.path.join(run_dir, error_analysis.FILENAME), analysis)
   _write_json(os.path.join(run_dir, 'results.json'), results)
+  copy_tuning_counts(run_dir)
   copy_tuning_counts(run_dir)
   write_csv(os.path.join(run_dir, 'results.csv'), results)
   with open(os.path.join(run_dir, 'eval_config.gin'), 'w', encoding='utf-8') as f:

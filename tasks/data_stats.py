@@ -38,6 +38,10 @@ _skipped = collections.Counter()  # reason -> rows skipped
 _kept = collections.Counter()  # source name -> rows kept
 _texts = collections.Counter()  # feature -> texts tokenized
 _truncated = collections.Counter()  # feature -> texts longer than the length
+# Examples per value of the tasks' 'language' feature in the batches trained on.
+_languages = collections.Counter()
+LANGUAGE_KEY = 'language'
+LANGUAGE_STATS_FILENAME = 'language_stats.json'
 _examples_logged = collections.Counter()  # reason -> how many were logged
 _captured = threading.local()  # .counter: this thread's skips too, inside `capture()`
 _reading = threading.local()  # .tally: the _FileTally of the file this thread is reading
@@ -143,14 +147,16 @@ def set_consumed(steps: int, batch_size: int) -> None:
 
 
 def count_batch(batch) -> None:
-  """Adds the 'truncated/<feature>' marks of a NumPy batch (or example) to the counters."""
+  """Adds the 'truncated/<feature>' marks and the 'language' of a NumPy batch to the counters."""
   prefix = token_preprocessors.TRUNCATED_PREFIX
   counts = {
     k[len(prefix) :]: (int(np.size(v)), int(np.sum(v)))
     for k, v in batch.items()
     if k.startswith(prefix)
   }
+  langs = np.atleast_1d(batch[LANGUAGE_KEY]) if LANGUAGE_KEY in batch else ()
   with _lock:
+    _languages.update(l.decode('utf-8') if isinstance(l, bytes) else str(l) for l in langs)
     for feature, (n, truncated) in counts.items():
       _texts[feature] += n
       _truncated[feature] += truncated
@@ -169,14 +175,40 @@ def snapshot() -> dict:
         for f, n in _texts.items()
         if n
       },
+      'languages': dict(_languages),
     }
 
 
 def reset() -> None:
   with _lock:
-    for c in (_skipped, _kept, _texts, _truncated, _examples_logged, _corpus, _consumed):
+    for c in (
+      _skipped,
+      _kept,
+      _texts,
+      _truncated,
+      _examples_logged,
+      _corpus,
+      _consumed,
+      _languages,
+    ):
       c.clear()
     _files_counted.clear()
+
+
+def write_language_stats(directory: str) -> str | None:
+  """`directory`/language_stats.json: {lang: {n_train_examples}} from the batches trained on, the
+  per-language tuning counts `mlit report` plots scores against. None when no task gave a language."""
+  with _lock:
+    counts = dict(_languages)
+  if not counts:
+    return None
+  stats = {
+    l: {'n_train_examples': n, 'source': 'trained batches'} for l, n in sorted(counts.items())
+  }
+  path = os.path.join(directory, LANGUAGE_STATS_FILENAME)
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(stats, f, indent=1, ensure_ascii=False)
+  return path
 
 
 def write_json(directory: str) -> str:

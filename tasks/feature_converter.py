@@ -62,7 +62,7 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     use_custom_packing_ops: bool = False,
     apply_length_check: bool = True,
     bos_id: int = 0,
-    passthrough_keys: Sequence[str] = ('bt_fired', 'bt_texts'),
+    passthrough_keys: Sequence[str] = ('bt_fired', 'bt_texts', 'language'),
     passthrough_prefixes: Sequence[str] = ('truncated/',),
     image_key: str | None = None,
   ):

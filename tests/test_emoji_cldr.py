@@ -394,3 +394,21 @@ def test_backtranslation_substitutes_emoji_tuning_texts(small, vocab_path, tmp_p
   backtranslation.check_applied('emoji_cldr.en', exs[0])
   with pytest.raises(ValueError, match="task 'emoji_cldr_heldout.en' does not apply it"):
     backtranslation.check_applied('emoji_cldr_heldout.en', held)
+
+
+def test_trainer_input_counts_examples_per_language(small, vocab_path, tmp_path):
+  from mlit.training import input_pipeline  # pylint: disable=g-import-not-at-top
+  from tasks import data_stats  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import tasks  # pylint: disable=g-import-not-at-top
+
+  tasks.register_emoji_cldr_tasks(small[0], vocab_path, languages=['en', 'de'])
+  data_stats.reset()
+  batches, info = input_pipeline.make_input('emoji_cldr.all', {'text': 16}, 8, seed=1)
+  seen = [next(batches) for _ in range(3)]
+  assert all('language' not in b for b in seen) and 'language' not in info.shapes
+  counts = data_stats.snapshot()['languages']
+  assert set(counts) <= {'en', 'de'} and sum(counts.values()) >= 24
+  path = data_stats.write_language_stats(str(tmp_path))
+  stats = json.loads(open(path, encoding='utf-8').read())
+  assert {l: s['n_train_examples'] for l, s in stats.items()} == counts
+  data_stats.reset()

@@ -59,3 +59,22 @@ def test_markdown_escapes_data_text():
   md = tables.markdown(['Language'], [['<b>x</b> | *y* [z](u)']])
   assert '<b>' not in md and '&lt;b&gt;' in md and '\\|' in md and '\\*y\\*' in md
   assert '\\[z\\](u)' in md
+
+
+def test_eval_copies_the_trainers_tuning_counts(tmp_path):
+  import gin  # pylint: disable=g-import-not-at-top
+  from eval_multilingual import encoders, run  # pylint: disable=g-import-not-at-top
+
+  model_dir, run_dir = tmp_path / 'train', tmp_path / 'eval'
+  model_dir.mkdir()
+  run_dir.mkdir()
+  (model_dir / 'language_stats.json').write_text('{"de": {"n_train_examples": 7}}')
+  gin.parse_config(
+    'from __gin__ import dynamic_registration\n'
+    'from eval_multilingual import encoders\n'
+    f'encoders.from_mlit_checkpoint.checkpoint_dir = "{model_dir}"\n'
+  )
+  assert gin.get_bindings(encoders.from_mlit_checkpoint)['checkpoint_dir'] == str(model_dir)
+  run.copy_tuning_counts(str(run_dir))
+  (run_dir / 'results.json').write_text('{"languages": {"de": {}}}')
+  assert report_data.n_tuning_examples(report_data.load_run(str(run_dir)), 'de') == 7

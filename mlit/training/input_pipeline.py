@@ -68,6 +68,7 @@ def _make_tf_dataset(
     kwargs['passthrough_features'] = [
       backtranslation.FIRED_FEATURE,
       backtranslation.TEXTS_FEATURE,
+      data_stats.LANGUAGE_KEY,
       *(token_preprocessors.truncated_key(k) for k in lengths),
     ]
   ds = provider.get_dataset(**kwargs)
@@ -81,12 +82,17 @@ def _concat(*batches):
   return {k: tf.concat([b[k] for b in batches], axis=0) for k in batches[0]}
 
 
+def _counted_only(key: str) -> bool:
+  """Features the input counts (truncation marks, languages) and the model never sees."""
+  return key.startswith(_TRUNCATED) or key == data_stats.LANGUAGE_KEY
+
+
 def _count_and_strip(batches):
   """Adds the batches' truncation marks to tasks.data_stats; the model never
   sees them."""
   for batch in batches:
     data_stats.count_batch(batch)
-    yield {k: v for k, v in batch.items() if not k.startswith(_TRUNCATED)}
+    yield {k: v for k, v in batch.items() if not _counted_only(k)}
 
 
 # A tf.data iterator over a Python-generator source (the TSV row sources) that
@@ -148,7 +154,7 @@ def make_input(
   ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(_concat)
   if batch_transform is not None:
     ds = batch_transform(ds)
-  spec = {k: v for k, v in ds.element_spec.items() if not k.startswith(_TRUNCATED)}
+  spec = {k: v for k, v in ds.element_spec.items() if not _counted_only(k)}
   # Text features: integer [B, L] tensors (a transform may rename them).
   text_keys = tuple(
     sorted(

@@ -353,9 +353,11 @@ def _check_pretrained(text_init, text_path, image_init, image_path, has_image_to
 
 
 def _write_data_stats(model_dir: str) -> None:
-  """Skipped rows per reason and truncated texts so far -> data_stats.json."""
+  """Skipped rows per reason and truncated texts so far -> data_stats.json; examples per
+  language -> language_stats.json (what `mlit report` plots scores against)."""
   if jax.process_index() == 0:
     data_stats.write_json(model_dir)
+    data_stats.write_language_stats(model_dir)
 
 
 def _add_distributed_flags(parser) -> None:

@@ -98,6 +98,8 @@ def _pairs_source(get_pairs_by_split: dict, vocab, strings: bool) -> seqio.Funct
         'text': np.asarray(p.texts, dtype=object) if strings else _token_ids(vocab, p.texts),
         'image_row': p.image_index,
         'example_id': np.asarray(p.example_ids, dtype=object),
+        # Counted by the trainer per language (MODEL_DIR/language_stats.json).
+        'language': np.asarray([i.split('/', 1)[0] for i in p.example_ids], dtype=object),
       },
       shuffle_files,
       seed,
