@@ -91,6 +91,22 @@ class InputReader:
   ):
     self.lang, self.lang_field, self.text_field = lang, lang_field, text_field
     self.skipped = collections.Counter()
+    # Texts whose language could not be detected, per Unicode script (ISO 15924).
+    self.undetectable_scripts = collections.Counter()
+
+  def undetectable_message(self) -> str | None:
+    """One line on the texts dropped as undetectable, by script, and how to keep them."""
+    if not self.undetectable_scripts:
+      return None
+    by_script = ', '.join(
+      f'{languages.SCRIPT_NAMES.get(s, s)} ({s}) {n}'
+      for s, n in self.undetectable_scripts.most_common()
+    )
+    return (
+      f'skipped {sum(self.undetectable_scripts.values())} rows: language not detectable, by '
+      f'script: {by_script}. Pass --lang CODE when every text is in one language, or give a '
+      'TSV/JSONL with a language column (--lang-field)'
+    )
 
   def read(self, path: str) -> Iterator[tuple[str, str]]:
     name = path[:-3] if path.endswith('.gz') else path
@@ -125,6 +141,7 @@ class InputReader:
     lang = language_codes.normalize(lang) if lang else langid.detect_language(text, min_length=1)
     if lang == language_codes.UNDETERMINED:
       self.skipped['language_not_detectable'] += 1
+      self.undetectable_scripts[languages.detect_script(text)] += 1
       return None
     return lang, text
 
@@ -302,7 +319,10 @@ def main(argv=None) -> int:
   title = f'Tokenizer coverage of {os.path.basename(args.vocab)}'
   sys.stdout.write(tables.markdown(HEADERS, rows(stats)))
   for reason, n in sorted(reader.skipped.items()):
-    print(f'skipped {n} rows: {reason}', file=sys.stderr)
+    if reason != 'language_not_detectable':
+      print(f'skipped {n} rows: {reason}', file=sys.stderr)
+  if reader.undetectable_message():
+    print(reader.undetectable_message(), file=sys.stderr)
   if args.out:
     for path in write_outputs(stats, args.out, title).values():
       print(f'wrote {path}', file=sys.stderr)

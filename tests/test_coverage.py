@@ -174,3 +174,21 @@ def test_every_cldr_annotation_locale_is_known():
   unknown = [c for c in locales if not languages.is_known(c)]
   assert not unknown
   assert languages.lookup('sr_Latn_BA').name == 'Serbian (Latin, Bosnia & Herzegovina)'
+
+
+def test_undetectable_lines_are_counted_per_script(sp, tmp_path, capsys):
+  vocab = tmp_path / 'v.model'
+  vocab.write_bytes(sp.serialized_model_proto())
+  text = tmp_path / 'mixed.txt'
+  text.write_text(
+    'the cat sat on the mat with the big red hat and the dog ran far away\n'
+    'ሰላም ለዓለም ሁሉ\nእንኳን ደህና መጡ\n12345 678\n',
+    encoding='utf-8',
+  )
+  assert coverage.main(['--vocab', str(vocab), str(text)]) == 0
+  err = capsys.readouterr().err
+  line = next(l for l in err.splitlines() if 'not detectable' in l)
+  assert 'skipped 3 rows: language not detectable, by script: Ethiopic (Ethi) 2' in line
+  assert '(Zyyy) 1' in line and '--lang CODE' in line and '--lang-field' in line
+  assert coverage.main(['--vocab', str(vocab), '--lang', 'am', str(text)]) == 0
+  assert 'not detectable' not in capsys.readouterr().err
