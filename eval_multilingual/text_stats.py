@@ -25,13 +25,12 @@ def tokenizer_of(encoder):
   return tok
 
 
-def _token_counts(tokenizer, texts: Sequence[str]) -> np.ndarray:
-  """Untruncated length of each text in tokens, EOS included."""
-  return np.array([len(list(tokenizer.vocab.encode(t))) + 1 for t in texts], np.int64)
-
-
-def _row_keys(tokenizer, texts: Sequence[str]) -> list[bytes]:
-  return [row.tobytes() for row in tokenizer(list(texts))] if texts else []
+def _encode(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, list[tuple]]:
+  """(untruncated token count with EOS, the ids the model sees) per text: ids cut to length - 1
+  and a sticky EOS, as the Tokenizer does, so equal keys mean equal model input."""
+  ids = [list(tokenizer.vocab.encode(t)) for t in texts]
+  counts = np.array([len(i) + 1 for i in ids], np.int64)
+  return counts, [tuple(i[: tokenizer.length - 1]) for i in ids]
 
 
 def class_text_stats(tokenizer, prompt_set: prompts_lib.PromptSet) -> tuple[dict, np.ndarray, dict]:
@@ -47,12 +46,12 @@ def class_text_stats(tokenizer, prompt_set: prompts_lib.PromptSet) -> tuple[dict
   class_truncated = []
   for c, aliases in enumerate(prompt_set.classes):
     texts = [t for per_alias in prompt_set.prompts(c) for t in per_alias]
-    counts = _token_counts(tokenizer, texts)
+    counts, rows = _encode(tokenizer, texts)
     texts_truncated += int((counts > length).sum())
     n_texts += len(texts)
     class_truncated.append(bool((counts > length).any()))
-    name_tokens.append(int(_token_counts(tokenizer, aliases[:1])[0]))
-    keys.append(tuple(sorted(_row_keys(tokenizer, texts))))
+    name_tokens.append(int(_encode(tokenizer, aliases[:1])[0][0]))
+    keys.append(tuple(sorted(rows)))
   group_of_key: dict = {}
   groups = np.array([group_of_key.setdefault(k, len(group_of_key)) for k in keys], np.int64)
   members = collections.defaultdict(list)
@@ -87,8 +86,8 @@ def caption_text_stats(tokenizer, texts: Sequence[str]) -> dict:
   """Truncated share of retrieval texts and how many distinct texts share token ids with
   another distinct text."""
   distinct = list(dict.fromkeys(texts))
-  counts = _token_counts(tokenizer, distinct)
-  n_by_key = collections.Counter(_row_keys(tokenizer, distinct))
+  counts, rows = _encode(tokenizer, distinct)
+  n_by_key = collections.Counter(rows)
   by_text = dict(zip(distinct, counts))
   return {
     'text_length': tokenizer.length,
