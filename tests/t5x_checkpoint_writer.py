@@ -1,17 +1,17 @@
-"""Test helper: writes T5X-format checkpoints from NumPy weights.
+"""Test helper: T5X-format checkpoints from NumPy weights.
 
-Independent of mlit's reader: it writes what T5X's legacy Checkpointer writes
-(msgpack `checkpoint` file with inline small arrays and TensorStore zarr specs
-with paths relative to the checkpoint directory), and converts `transformers`
-T5 encoder state dicts to T5X names.
+The legacy writer is mlit's own (mlit.checkpoints.t5x_writer, independent of the reader);
+this module adds an Orbax writer, fake decoder weights, and converts `transformers` T5 encoder
+state dicts to T5X names.
 """
 
 import os
 from typing import Dict, Mapping
 
 import numpy as np
-import tensorstore as ts
-from flax import serialization, traverse_util
+from flax import traverse_util
+
+from mlit.checkpoints.t5x_writer import write_legacy_checkpoint  # noqa: F401
 
 
 def hf_t5_encoder_to_t5x(
@@ -58,63 +58,6 @@ def fake_decoder(
     'decoder/logits_dense/kernel': (emb, vocab),
   }
   return {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
-
-
-def _spec(rel_path: str, arr: np.ndarray, driver: str) -> dict:
-  kvstore = {'driver': driver, 'path': rel_path}
-  if driver == 'gcs':
-    kvstore['bucket'] = 't5x-dummy-bucket'
-  return {
-    'driver': 'zarr',
-    'dtype': arr.dtype.name,
-    'kvstore': kvstore,
-    'metadata': {
-      'chunks': [max(1, d // 2) for d in arr.shape],
-      'compressor': {'id': 'gzip', 'level': 1},
-      'shape': list(arr.shape),
-    },
-  }
-
-
-def write_legacy_checkpoint(
-  ckpt_dir: str,
-  target: Mapping[str, np.ndarray],
-  *,
-  inline_max_size: int = 64,
-  driver: str = 'file',
-  path_override: Mapping[str, str] = None,
-) -> None:
-  """Writes checkpoint_dir/checkpoint (+ zarr arrays) like T5X's Checkpointer.
-
-  Arrays with more than `inline_max_size` elements go to TensorStore; the
-  rest are inline. `path_override` maps a key to the spec path to store
-  instead of the real one (to write malicious checkpoints).
-  """
-  os.makedirs(ckpt_dir, exist_ok=True)
-  leaves = {}
-  for key, arr in target.items():
-    arr = np.asarray(arr)
-    if arr.size <= inline_max_size:
-      leaves[key] = arr
-      continue
-    rel = 'target.' + key.replace('/', '.')
-    spec = _spec(rel, arr, driver)
-    local = dict(spec, kvstore={'driver': 'file', 'path': os.path.join(ckpt_dir, rel)})
-    store = ts.open(local, create=True, delete_existing=True).result()
-    store.write(arr).result()
-    if path_override and key in path_override:
-      spec['kvstore']['path'] = path_override[key]
-    leaves[key] = spec
-  nested = traverse_util.unflatten_dict({tuple(k.split('/')): v for k, v in leaves.items()})
-  contents = {
-    'version': 3,
-    'optimizer': {
-      'target': nested,
-      'state': {'step': np.asarray(1000, np.int32), 'param_states': {}},
-    },
-  }
-  with open(os.path.join(ckpt_dir, 'checkpoint'), 'wb') as f:
-    f.write(serialization.msgpack_serialize(contents))
 
 
 def write_orbax_checkpoint(ckpt_dir: str, target: Mapping[str, np.ndarray]) -> None:

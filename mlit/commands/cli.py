@@ -24,6 +24,9 @@ COMMANDS = {
   'add-language': 'mlit.commands.add_language',
   'demo': 'mlit.commands.demo',
   'ingest': 'mlit.commands.ingest',
+  'predict': 'mlit.commands.predict',
+  'embed': 'mlit.commands.embed',
+  'export': 'mlit.commands.export',
 }
 
 # subcommand -> one line for `mlit --help`.
@@ -38,6 +41,9 @@ SUMMARIES = {
   'add-language': 'extend a vocabulary and prompts with a new language',
   'demo': 'the embedded emoji/CLDR pipeline end to end (data, train, eval, report)',
   'ingest': 'join metadata and image shards into mlit TFRecord shards (Apache Beam)',
+  'predict': 'zero-shot labels for images with a trained run (ranked table per image)',
+  'embed': 'text or image embeddings of a trained run to .npy (+ JSON sidecar)',
+  'export': "a trained run's towers as transformers, T5X or big_vision files",
 }
 
 # Third-party loggers that are chatty at INFO (Orbax logs every checkpoint step, absl, TF).

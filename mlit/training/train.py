@@ -22,6 +22,7 @@ import optax
 import gin
 from mlit.checkpoints import run_state as checkpointing
 from mlit.commands import gin_flags
+from mlit.inference import run_spec
 from mlit.models import losses, two_tower
 from mlit.training import input_pipeline as train_data
 from mlit.training import optimizer as optimizer_lib
@@ -173,6 +174,7 @@ def train(
   checkpoint_period: int = 1000,
   keep_checkpoints: int = 3,
   log_period: int = 50,
+  inference_image: Optional[Mapping[str, Any]] = None,
   argv: Sequence[str] = (),
 ) -> dict[str, Any]:
   """Runs LiT tuning; returns the final state (params, opt_state, step).
@@ -204,6 +206,9 @@ def train(
     checkpoint_period: save every this many steps (and at the end).
     keep_checkpoints: how many checkpoints Orbax keeps.
     log_period: progress line / metrics every this many steps.
+    inference_image: for runs on pre-computed embeddings, the locked tower that made them, as
+      `mlit.load` runs it on pixels: {'kind': 'vit', 'config': ViT kwargs, 'size': pixels};
+      its weights are image_checkpoint_path. Recorded in MODEL_DIR/mlit_model.json.
     argv: unused; the command line, recorded in the log.
   """
   del argv
@@ -275,6 +280,15 @@ def train(
     state = state_lib.init_state(tx, params, state_sh)
   if jax.process_index() == 0:
     gin_flags.write_config(model_dir)
+    run_spec.write(
+      model_dir,
+      model,
+      task_feature_lengths,
+      mixture_or_task_name,
+      info,
+      image_checkpoint_path,
+      inference_image,
+    )
 
   step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss, seed, lr_fn)
   batch_sh = state_lib.batch_shardings(mesh, info)

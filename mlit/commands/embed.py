@@ -1,0 +1,102 @@
+"""`mlit embed`: embeddings of texts or images with a trained run, to a .npy with a JSON sidecar.
+
+  mlit embed --model runs/demo --texts names.txt --out names.npy
+  mlit embed --model runs/demo --images photos/ --out photos.npy
+
+--texts: one text per line (UTF-8); ids are the line numbers (1-based). --images: every image
+file directly in the directory, by name; ids are the file names. OUT.json holds the ids, the
+model's fingerprint, step and run directory; unreadable images are skipped, counted by reason
+there and on stderr.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from tasks.user_error import UserError
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.tiff')
+
+
+def _texts(path: str) -> tuple[list[str], list[str]]:
+  try:
+    with open(path, encoding='utf-8') as f:
+      lines = f.read().splitlines()
+  except (OSError, UnicodeDecodeError) as e:
+    raise UserError(f'--texts {path}: unreadable ({e})') from e
+  kept = [(str(i), t) for i, t in enumerate(lines, 1) if t.strip()]
+  if not kept:
+    raise UserError(f'--texts {path}: no non-empty line')
+  return [i for i, _ in kept], [t for _, t in kept]
+
+
+def _images(directory: str, size: int):
+  from mlit.inference import preprocess  # pylint: disable=g-import-not-at-top
+
+  if not os.path.isdir(directory):
+    raise UserError(f'--images {directory}: no such directory')
+  names = sorted(n for n in os.listdir(directory) if n.lower().endswith(IMAGE_SUFFIXES))
+  ids, arrays, skipped = [], [], {}
+  for name in names:
+    try:
+      arrays.append(preprocess.load_images([os.path.join(directory, name)], size))
+      ids.append(name)
+    except UserError:
+      skipped['unreadable image'] = skipped.get('unreadable image', 0) + 1
+  if not ids:
+    raise UserError(f'--images {directory}: no readable image ({", ".join(IMAGE_SUFFIXES)})')
+  return ids, np.concatenate(arrays), skipped
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+    prog='mlit embed', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument('--texts', help='UTF-8 file, one text per line')
+  source.add_argument('--images', help='directory of image files')
+  parser.add_argument('--out', required=True, help='output .npy (a .json sidecar beside it)')
+  args = parser.parse_args(argv)
+  from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
+  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
+
+  run_spec.find_model_dir(args.model)
+  skipped = {}
+  if args.texts:
+    ids, texts = _texts(args.texts)
+    model = model_lib.load(args.model)
+    emb = model.encode_text(texts)
+  else:
+    model = model_lib.load(args.model)
+    if model.image_size is None:
+      model.encode_image([])  # raises the run's reason
+    ids, pixels, skipped = _images(args.images, model.image_size)
+    emb = model.encoder.embed_images(pixels, 'image')
+  out = args.out if args.out.endswith('.npy') else args.out + '.npy'
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  np.save(out, emb)
+  sidecar = {
+    'ids': ids,
+    'kind': 'text' if args.texts else 'image',
+    'shape': list(emb.shape),
+    'fingerprint': model.fingerprint,
+    'step': model.step,
+    'model_dir': model.model_dir,
+    'skipped': skipped,
+  }
+  with open(out[: -len('.npy')] + '.json', 'w', encoding='utf-8') as f:
+    json.dump(sidecar, f, indent=1, ensure_ascii=False)
+  for reason, n in skipped.items():
+    print(f'mlit embed: skipped {n} file(s): {reason}', file=sys.stderr)
+  print(f'wrote {out} {tuple(emb.shape)} and its .json sidecar')
+  return 0
+
+
+if __name__ == '__main__':
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  sys.exit(cli.main(['embed', *sys.argv[1:]]))

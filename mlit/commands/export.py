@@ -1,0 +1,47 @@
+"""`mlit export`: a trained run's towers in other frameworks' formats.
+
+  mlit export --model runs/demo --format transformers --out exported/hf
+  mlit export --model runs/demo --format t5x --out exported/t5x
+  mlit export --model runs/demo --format big_vision --out exported/vit
+
+transformers: the text tower as an (M)T5EncoderModel directory with its tokenizer, text head,
+pooling and a model card (mlit.inference.export_transformers); t5x: the text tower as a T5X
+checkpoint (mlit.inference.export_t5x); big_vision: the image tower as a ViT .npz
+(mlit.inference.export_big_vision).
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+FORMATS = {
+  'transformers': 'mlit.inference.export_transformers',
+  't5x': 'mlit.inference.export_t5x',
+  'big_vision': 'mlit.inference.export_big_vision',
+}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+    prog='mlit export', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  parser.add_argument('--format', required=True, choices=sorted(FORMATS))
+  parser.add_argument('--out', required=True, help='output directory')
+  args = parser.parse_args(argv)
+  from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
+  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
+
+  run_spec.find_model_dir(args.model)
+  model = model_lib.load(args.model)
+  os.makedirs(args.out, exist_ok=True)
+  written = importlib.import_module(FORMATS[args.format]).export(model, args.out)
+  print(f'wrote {written} ({args.format}, step {model.step}, fingerprint {model.fingerprint})')
+  return 0
+
+
+if __name__ == '__main__':
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  sys.exit(cli.main(['export', *sys.argv[1:]]))

@@ -1,0 +1,85 @@
+"""`mlit predict`: zero-shot labels for images with a trained run, a ranked table per image.
+
+  mlit predict --model runs/demo --image a.png b.png --labels "cat,dog" [--lang sw] [--top-k 5]
+
+Labels are put in templates (default: the bare label). --templates takes a literal template
+('a photo of a {}.'), a prompt set file (JSON, eval_multilingual/prompts.py) or a clip-benchmark
+set ('clip_benchmark/imagenet1k', 'clip_benchmark/babel_imagenet'); --lang picks its language.
+"""
+
+import argparse
+import os
+import sys
+
+from tasks.user_error import UserError
+
+
+def parse_labels(text: str) -> list[str]:
+  labels = [s.strip() for s in text.split(',')]
+  if not any(labels):
+    raise UserError('--labels: empty label list (give e.g. --labels "cat,dog")')
+  if not all(labels):
+    raise UserError(f'--labels: empty label in {text!r}')
+  return labels
+
+
+def resolve_templates(templates: str | None, lang: str | None) -> list[str] | None:
+  """--templates/--lang -> template strings (None: the bare label)."""
+  if templates is None:
+    if lang is not None:
+      raise UserError('--lang picks the language of a prompt set: give --templates too')
+    return None
+  if '{}' in templates and not os.path.exists(templates):
+    return [templates]
+  from eval_multilingual import clip_benchmark_prompts, prompts  # pylint: disable=g-import-not-at-top
+
+  if templates.startswith('clip_benchmark/'):
+    if lang is None:
+      raise UserError(f'--templates {templates}: give --lang')
+    return list(clip_benchmark_prompts.load(templates, lang).templates)
+  sets = prompts.load_prompt_file(templates)
+  if lang is None or lang not in sets:
+    raise UserError(f'--templates {templates}: --lang must be one of {sorted(sets)}')
+  return list(sets[lang].templates)
+
+
+def _check_images(paths: list[str]) -> None:
+  for p in paths:
+    if not os.path.isfile(p):
+      raise UserError(f'--image {p}: no such file')
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+    prog='mlit predict', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  parser.add_argument('--image', nargs='+', required=True, help='image files')
+  parser.add_argument('--labels', required=True, help='comma-separated class names')
+  parser.add_argument('--templates', default=None, help='template, prompt file or set name')
+  parser.add_argument('--lang', default=None, help="the prompt set's language")
+  parser.add_argument('--top-k', type=int, default=5)
+  args = parser.parse_args(argv)
+  labels = parse_labels(args.labels)
+  templates = resolve_templates(args.templates, args.lang)
+  _check_images(args.image)
+  from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
+  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
+
+  run_spec.find_model_dir(args.model)  # a missing run fails before anything loads
+  model = model_lib.load(args.model)
+  probs = model.classify(args.image, labels, templates)
+  k = max(1, min(args.top_k, len(labels)))
+  width = max(len(s) for s in labels)
+  for path, p in zip(args.image, probs):
+    print(path)
+    for rank, c in enumerate(p.argsort()[::-1][:k], 1):
+      print(f'  {rank:>2}  {labels[c]:<{width}}  {p[c]:.3f}')
+  sys.stdout.flush()
+  return 0
+
+
+if __name__ == '__main__':
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  sys.exit(cli.main(['predict', *sys.argv[1:]]))

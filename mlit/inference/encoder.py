@@ -1,0 +1,201 @@
+"""Embeds texts and images with an mlit TwoTower: the one implementation behind `mlit.load`
+and the evaluation (eval_multilingual.encoders).
+
+An encoder has `embed_texts(list[str]) -> [N, D]`, `embed_images(x, kind) -> [N, D]`
+(kind 'image': float [N, H, W, 3] in [-1, 1]; 'embedding': pre-computed [N, D_img]) and
+a `fingerprint` naming the model weights, tokenizer and text length (for caches).
+Work is done in jitted batches of `batch_size`; a shorter last batch is padded to the next
+power of two (at least 8), so a handful of shapes is compiled once each.
+"""
+
+import hashlib
+import logging
+import os
+import time
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mlit.inference import image_towers
+from mlit.inference.tokenizer import Tokenizer
+
+MIN_BATCH = 8
+
+
+def params_fingerprint(params: Any, extra: str = '') -> str:
+  """Hash of every parameter's name, shape, dtype and bytes."""
+  h = hashlib.blake2b(extra.encode('utf-8'), digest_size=12)
+  for path, leaf in jax.tree_util.tree_flatten_with_path(nn.unbox(params))[0]:
+    arr = np.asarray(leaf)
+    h.update(f'{jax.tree_util.keystr(path)}{arr.shape}{arr.dtype}'.encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+  return h.hexdigest()
+
+
+def padded_size(n: int, batch_size: int) -> int:
+  """Rows a chunk of n <= batch_size is padded to: a power of two >= MIN_BATCH, or batch_size."""
+  size = MIN_BATCH
+  while size < n:
+    size *= 2
+  return min(size, batch_size)
+
+
+class TwoTowerEncoder:
+  """Batches, jit and progress logging around TwoTower.apply."""
+
+  text_memo_size = 100_000  # distinct texts kept (51 MB at 128 floats each)
+
+  def __init__(
+    self,
+    model,
+    params,
+    tokenizer: Tokenizer,
+    batch_size: int = 256,
+    name: str = '',
+    load_report: str = '',
+  ):
+    self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+    self.params = jax.tree_util.tree_map(jnp.asarray, nn.unbox(params))
+    self.name, self.load_report = name, load_report
+    self.step = None  # the checkpoint step, when made from one
+    self.fingerprint = params_fingerprint(
+      self.params, f'{model!r}|{tokenizer.vocab_digest}|{tokenizer.length}'
+    )
+    self._text_fn = jax.jit(lambda p, t: model.apply({'params': p}, text=t)[1])
+    self._image_fn = jax.jit(lambda p, x: model.apply({'params': p}, image=x)[0])
+    self._emb_fn = jax.jit(lambda p, x: model.apply({'params': p}, image_embedding=x)[0])
+    self._text_memo: dict[str, np.ndarray] = {}
+
+  def _batched(self, fn, x: np.ndarray, what: str) -> np.ndarray:
+    n, bs, outs = len(x), self.batch_size, []
+    start, last_log = time.time(), time.time()
+    for s in range(0, n, bs):
+      chunk = x[s : s + bs]
+      rows = padded_size(len(chunk), bs)
+      if len(chunk) < rows:  # pad with copies of the first row: few compiled shapes
+        chunk = np.concatenate([chunk, np.repeat(chunk[:1], rows - len(chunk), 0)])
+      outs.append(np.asarray(fn(self.params, chunk))[: min(bs, n - s)])
+      if time.time() - last_log > 30:
+        last_log = time.time()
+        logging.info('embedded %d/%d %s (%.0fs)', s + bs, n, what, last_log - start)
+    if not outs:
+      return np.zeros((0, self.model.out_dim), np.float32)
+    return np.concatenate(outs).astype(np.float32)
+
+  def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    """Embeds each distinct text once per encoder: evaluations of one run share class
+    names (zero-shot on a concept subset, retrieval on the same names)."""
+    texts = list(texts)
+    new = list(dict.fromkeys(t for t in texts if t not in self._text_memo))
+    if new:
+      if len(self._text_memo) + len(new) > self.text_memo_size:
+        self._text_memo.clear()
+        new = list(dict.fromkeys(texts))
+      embs = self._batched(self._text_fn, self.tokenizer(new), 'texts')
+      self._text_memo.update(zip(new, embs))
+    if not texts:
+      return np.zeros((0, self.model.out_dim), np.float32)
+    return np.stack([self._text_memo[t] for t in texts])
+
+  def embed_images(self, x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == 'image':
+      return self._batched(self._image_fn, np.asarray(x, np.float32), 'images')
+    if kind == 'embedding':
+      return self._batched(self._emb_fn, np.asarray(x, np.float32), 'image embeddings')
+    raise ValueError(f'unknown image kind {kind!r} (image | embedding)')
+
+  def describe(self) -> dict:
+    return {
+      'name': self.name,
+      'fingerprint': self.fingerprint,
+      'vocabulary': self.tokenizer.vocab_path,
+      'text_length': self.tokenizer.length,
+      'out_dim': self.model.out_dim,
+      'load_report': self.load_report,
+    }
+
+
+def init_params(model, image_size: int, seed: int = 0, image_embedding_dim: int | None = None):
+  """Initial (unboxed) params of a TwoTower, for shapes and for what no file provides."""
+  text = jnp.ones((1, 4), jnp.int32)
+  if model.image is not None:
+    variables = model.init(
+      jax.random.PRNGKey(seed),
+      text=text,
+      image=jnp.zeros((1, image_size, image_size, 3), jnp.float32),
+    )
+  else:
+    variables = model.init(
+      jax.random.PRNGKey(seed),
+      text=text,
+      image_embedding=jnp.zeros((1, image_embedding_dim or 1), jnp.float32),
+    )
+  return nn.unbox(variables['params'])
+
+
+def restore_params(checkpoint_dir: str, step: int | None = None) -> tuple[Any, int]:
+  """Params of an mlit training checkpoint: (params, step), the latest step by default.
+
+  `checkpoint_dir` is MODEL_DIR or its checkpoints/ directory (mlit.checkpoints.run_state's layout).
+  """
+  from mlit.checkpoints import run_state  # pylint: disable=g-import-not-at-top
+
+  if os.path.isdir(os.path.join(checkpoint_dir, 'checkpoints')):
+    checkpoint_dir = os.path.join(checkpoint_dir, 'checkpoints')  # given MODEL_DIR
+  if not os.path.isdir(checkpoint_dir):
+    raise FileNotFoundError(f'no checkpoint directory {checkpoint_dir!r}')
+  return run_state.read_params(checkpoint_dir, step)
+
+
+def from_mlit_checkpoint(
+  model,
+  checkpoint_dir: str,
+  vocabulary,
+  text_length: int = 16,
+  batch_size: int = 256,
+  step: int | None = None,
+  image_tower: dict | None = None,
+  image_checkpoint_path: str | None = None,
+  image_size: int = 224,
+  image_tower_kind: str = 'vit',
+) -> TwoTowerEncoder:
+  """A TwoTower with the params of an mlit training checkpoint (MODEL_DIR or its
+  checkpoints/ directory; the latest step unless `step` is given).
+
+  A model tuned on pre-computed embeddings (model.image is None) has no image tower in its
+  checkpoint; given `image_tower` (the tower's config, of kind `image_tower_kind`, see
+  mlit.inference.image_towers) and `image_checkpoint_path` (the locked tower that made the
+  embeddings), the encoder runs that tower on pixels of `image_size`, so evaluation sees
+  images, not stored vectors.
+  """
+  params, step = restore_params(checkpoint_dir, step)
+  name, report = f'mlit:{checkpoint_dir}@{step}', ''
+  if (image_tower is None) != (image_checkpoint_path is None):
+    raise ValueError(
+      'from_mlit_checkpoint: give both image_tower and image_checkpoint_path, or neither'
+    )
+  if image_tower is not None:
+    if model.image is not None:
+      raise ValueError(
+        'from_mlit_checkpoint: image_tower is for models tuned on pre-computed '
+        'embeddings, but this model has its own image tower'
+      )
+    model, params, tower_report = image_towers.graft(
+      image_tower_kind,
+      model,
+      params,
+      image_tower,
+      image_checkpoint_path,
+      image_size,
+      lambda m: init_params(m, image_size)['img'],
+    )
+    name += f'+{image_tower_kind}:{image_checkpoint_path}'
+    report = f'img: {tower_report}'
+  encoder = TwoTowerEncoder(
+    model, params, Tokenizer(vocabulary, text_length), batch_size, name=name, load_report=report
+  )
+  encoder.step = step
+  return encoder

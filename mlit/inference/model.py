@@ -1,0 +1,113 @@
+"""`mlit.load(RUN_DIR)`: a trained run as a model that embeds texts and images and classifies.
+
+Everything comes from the run directory (MODEL_DIR/mlit_model.json, its checkpoint and the
+vocabulary copy beside it), so it works from any working directory:
+
+  model = mlit.load('runs/demo')                # or MODEL_DIR, or .../checkpoints/<step>
+  model.encode_text(['pizza', 'piza'])          # [N, D], L2-normalised
+  model.encode_image(['a.png', pil_image, uint8_array])   # the run's size and range
+  model.classify(images, ['cat', 'dog'], templates=['a photo of a {}.'])  # [N, C] probabilities
+"""
+
+import os
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from mlit.inference import encoder as encoder_lib
+from mlit.inference import preprocess, run_spec
+from tasks.user_error import UserError
+
+PLACEHOLDER = '{}'
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class Model:
+  """A trained two-tower run. Attributes: model_dir, step, spec (mlit_model.json), encoder
+  (mlit.inference.encoder.TwoTowerEncoder), fingerprint, image_size, logit_scale."""
+
+  def __init__(self, model_dir: str, spec: dict, encoder, step: int):
+    self.model_dir, self.spec, self.encoder, self.step = model_dir, spec, encoder, step
+    self.fingerprint = encoder.fingerprint
+    image = spec.get('image')
+    self.image_size = image['size'] if image else None
+    self.logit_scale = float(np.exp(np.asarray(encoder.params['t'])))
+
+  def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+    """Texts -> [N, D] L2-normalised embeddings."""
+    if isinstance(texts, str):
+      texts = [texts]
+    return self.encoder.embed_texts(list(texts))
+
+  def encode_image(self, images: Sequence[Any]) -> np.ndarray:
+    """PIL images, uint8 arrays [H, W, 3] or file paths -> [N, D] L2-normalised embeddings."""
+    if self.image_size is None:
+      raise UserError(
+        f'{self.model_dir}: the run was tuned on pre-computed image embeddings and records no '
+        'image tower to run on pixels (set train.inference_image); use encode_image_embedding'
+      )
+    if isinstance(images, (str, os.PathLike)) or (
+      isinstance(images, np.ndarray) and images.ndim == 3
+    ):
+      images = [images]
+    return self.encoder.embed_images(preprocess.load_images(list(images), self.image_size), 'image')
+
+  def encode_image_embedding(self, embeddings: np.ndarray) -> np.ndarray:
+    """Pre-computed image-tower embeddings [N, D_img] -> [N, D] (the run's image head)."""
+    return self.encoder.embed_images(np.asarray(embeddings, np.float32), 'embedding')
+
+  def class_embeddings(self, labels: Sequence[Any], templates: Optional[Sequence[str]] = None):
+    """[C, D]: per class, every alias in every template, normalised, averaged, renormalised
+    (as the zero-shot evaluation). A label is a name or a list of aliases."""
+    labels = [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
+    if not labels or any(not aliases or not all(a.strip() for a in aliases) for aliases in labels):
+      raise UserError('classify: the label list is empty or holds an empty label')
+    templates = list(templates or [PLACEHOLDER])
+    for t in templates:
+      if t.count(PLACEHOLDER) != 1:
+        raise UserError(f"classify: template {t!r} needs exactly one '{PLACEHOLDER}'")
+    texts = [
+      t.replace(PLACEHOLDER, a.strip()) for aliases in labels for a in aliases for t in templates
+    ]
+    emb = _l2_normalize(self.encode_text(texts))
+    out, i = [], 0
+    for aliases in labels:
+      n = len(aliases) * len(templates)
+      out.append(emb[i : i + n].reshape(len(aliases), len(templates), -1).mean(1).mean(0))
+      i += n
+    return _l2_normalize(np.stack(out))
+
+  def classify(self, images: Sequence[Any], labels: Sequence[Any], templates=None) -> np.ndarray:
+    """Zero-shot probabilities [N, C]: softmax over classes of the run's learned logit scale
+    times the cosine similarity of each image to each class embedding."""
+    weights = self.class_embeddings(labels, templates)
+    logits = self.logit_scale * (_l2_normalize(self.encode_image(images)) @ weights.T)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def load(path: str, step: Optional[int] = None, batch_size: int = 256) -> Model:
+  """Loads a trained run: MODEL_DIR, a run root holding train/ (`mlit demo`), or a checkpoint
+  directory inside MODEL_DIR. `step`: a checkpoint step (default: the latest)."""
+  model_dir = run_spec.find_model_dir(path)
+  if step is None and os.path.basename(os.path.normpath(path)).isdigit():
+    step = int(os.path.basename(os.path.normpath(path)))
+  spec = run_spec.read(model_dir)
+  model = run_spec.build_model(spec)
+  vocabulary = run_spec.vocabulary_path(model_dir, spec)
+  image, tower = spec.get('image'), {}
+  if image and image['route'] == 'locked':
+    tower = dict(
+      image_tower=image['config'],
+      image_checkpoint_path=run_spec.image_checkpoint_path(spec),
+      image_size=image['size'],
+      image_tower_kind=image['kind'],
+    )
+  encoder = encoder_lib.from_mlit_checkpoint(
+    model, model_dir, vocabulary, spec['text_length'], batch_size, step, **tower
+  )
+  return Model(model_dir, spec, encoder, encoder.step)

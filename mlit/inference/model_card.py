@@ -1,0 +1,73 @@
+"""README.md of an exported text tower: what it is, how to use it, its data and evaluation."""
+
+import json
+import os
+
+USAGE = """```python
+import json, torch, transformers
+from safetensors.torch import load_file
+
+d = 'THIS_DIR'
+tok = transformers.AutoTokenizer.from_pretrained(d)
+enc = transformers.{cls}.from_pretrained(d).eval()
+head = json.load(open(f'{{d}}/text_head.json'))
+proj = load_file(f'{{d}}/text_projection.safetensors')
+batch = tok(['a photo of a dog'], padding='max_length', truncation=True,
+            max_length=head['max_length'], return_tensors='pt')
+with torch.no_grad():
+  hidden = enc(**batch).last_hidden_state
+mask = batch['attention_mask'][..., None].float()
+pooled = (hidden * mask).sum(1) / mask.sum(1)           # pooling 'mean'
+emb = torch.nn.functional.normalize(pooled @ proj['weight'].T + proj['bias'], dim=-1)
+```
+
+The tokenizer files are converted from `spiece.model`; the conversion maps SentencePiece's
+byte-fallback pieces (characters the vocabulary lacks) to `<unk>`. For exact ids on any text use
+`spiece.model` itself: `sentencepiece.SentencePieceProcessor(model_file=...).encode(text)`, cut
+to `max_length - 1`, then EOS (1), then PAD (0).
+"""
+
+
+def _read_json(path):
+  if os.path.isfile(path):
+    with open(path, encoding='utf-8') as f:
+      return json.load(f)
+  return None
+
+
+def text(model, class_name: str, head: dict) -> str:
+  """model: mlit.inference.model.Model; head: text_head.write's content."""
+  root = os.path.dirname(model.model_dir)
+  cfg = model.encoder.model.text
+  lines = [
+    '# mlit text tower',
+    '',
+    f'The text tower of an mlit (multilingual LiT) run, tuned against a locked image tower: '
+    f'a {class_name} ({cfg.num_encoder_layers} layers, width {cfg.emb_dim}, vocabulary '
+    f'{cfg.vocab_size}) with its {head["pooling"]} pooling and linear head to '
+    f'{head["out_features"]} dimensions, L2-normalised.',
+    '',
+    f'- run: step {model.step}, fingerprint `{model.fingerprint}`',
+    f'- tuning task: `{model.spec.get("task")}`; texts of at most {head["max_length"]} tokens',
+  ]
+  stats = _read_json(os.path.join(root, 'language_stats.json'))
+  if stats:
+    lines.append(f'- languages ({len(stats)}): ' + ', '.join(sorted(stats)))
+  lines += ['', '## Use', '', USAGE.format(cls=class_name), '## Evaluation', '']
+  results = _read_json(os.path.join(root, 'results.json')) or _read_json(
+    os.path.join(model.model_dir, 'results.json')
+  )
+  if results and results.get('macro'):
+    lines += [
+      'Mean over languages (`results.json` of the run):',
+      '',
+      '| task | metric | value |',
+      '|---|---|---|',
+    ]
+    for key, metrics in sorted(results['macro'].items()):
+      for name, value in sorted(metrics.items()):
+        shown = f'{value:.4f}' if isinstance(value, float) else str(value)
+        lines.append(f'| {key} | {name} | {shown} |')
+  else:
+    lines.append('No results.json found beside the run (run `mlit eval` on it).')
+  return '\n'.join(lines) + '\n'

@@ -1,0 +1,189 @@
+"""MODEL_DIR/mlit_model.json: what a trained run needs to be used, written by the trainer.
+
+Everything `mlit.load` needs that config.gin cannot give from another working directory (it
+may name relative paths and gin files found only through search paths):
+  two_tower      the TwoTower's arguments (T5Config fields under 'text')
+  text_length    tokens per text (sticky EOS), from the task's feature lengths
+  vocabulary     {'file': 'vocabulary.model' (a copy of the task's SentencePiece model, kept
+                 in MODEL_DIR), 'sha256', 'source'} or null (a task without one)
+  image          how inference sees pixels, or null: {'route': 'live' (the tower is in the
+                 checkpoint) | 'locked' (run the locked tower that made the pre-computed
+                 embeddings), 'kind' (mlit.inference.image_towers), 'config', 'size',
+                 'range': [-1, 1], 'checkpoint': {'path' (absolute), 'sha256'} | null}
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Mapping, Optional
+
+from tasks import file_io
+from tasks.user_error import UserError
+
+FILENAME = 'mlit_model.json'
+VOCABULARY_FILE = 'vocabulary.model'
+FORMAT = 1
+
+
+def _text_config(config) -> dict:
+  out = dataclasses.asdict(config)
+  out['dtype'] = str(out['dtype'])
+  out['mlp_activations'] = list(out['mlp_activations'])
+  return out
+
+
+def _vocabulary(task_name: str, text_key: str, model_dir: str) -> Optional[dict]:
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  vocab = seqio.get_mixture_or_task(task_name).output_features[text_key].vocabulary
+  proto = getattr(vocab, 'sp_model', None)
+  if not proto:
+    return None  # e.g. PassThroughVocabulary: the task gives ids, no text
+  path = os.path.join(model_dir, VOCABULARY_FILE)
+  _write_atomically(path, proto)
+  return {
+    'file': VOCABULARY_FILE,
+    'sha256': file_io.file_sha256(path),
+    'source': str(getattr(vocab, 'sentencepiece_model_file', '')),
+  }
+
+
+def _image(model, info, image_checkpoint_path, inference_image) -> Optional[dict]:
+  if model.image is not None:
+    size = info.shapes['image'][0]
+    return {
+      'route': 'live',
+      'kind': 'vit',
+      'config': dict(model.image),
+      'size': int(size),
+      'range': [-1, 1],
+      'checkpoint': None,
+    }
+  if inference_image is None:
+    return None
+  missing = {'kind', 'config', 'size'} - set(inference_image)
+  if missing:
+    raise UserError(f'train.inference_image lacks {sorted(missing)} (needs kind, config, size)')
+  if not image_checkpoint_path:
+    raise UserError('train.inference_image needs IMAGE_CHECKPOINT_PATH (the locked tower weights)')
+  path = os.path.abspath(image_checkpoint_path)
+  return {
+    'route': 'locked',
+    'kind': inference_image['kind'],
+    'config': dict(inference_image['config']),
+    'size': int(inference_image['size']),
+    'range': [-1, 1],
+    'checkpoint': {'path': path, 'sha256': file_io.file_sha256(path)},
+  }
+
+
+def write(
+  model_dir: str,
+  model,
+  task_feature_lengths: Mapping[str, int],
+  task_name: str,
+  info,
+  image_checkpoint_path: Optional[str] = None,
+  inference_image: Optional[Mapping[str, Any]] = None,
+) -> str:
+  """Writes MODEL_DIR/mlit_model.json (and the vocabulary copy); returns the JSON's path."""
+  text_key = 'text' if 'text' in task_feature_lengths else info.text_keys[0]
+  spec = {
+    'format': FORMAT,
+    'task': task_name,
+    'two_tower': {
+      'text': _text_config(model.text),
+      'out_dim': model.out_dim,
+      'pooling': model.pooling,
+      'image': dict(model.image) if model.image is not None else None,
+      'image_head': model.image_head,
+      'temperature_init': model.temperature_init,
+      'bias_init': model.bias_init,
+    },
+    'text_length': int(task_feature_lengths[text_key]),
+    'vocabulary': _vocabulary(task_name, text_key, model_dir),
+    'image': _image(model, info, image_checkpoint_path, inference_image),
+  }
+  path = os.path.join(model_dir, FILENAME)
+  _write_atomically(path, json.dumps(spec, indent=1, default=_json_default).encode('utf-8'))
+  return path
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'wb') as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def _json_default(value):
+  if hasattr(value, 'tolist'):
+    return value.tolist()
+  if isinstance(value, tuple):
+    return list(value)
+  raise TypeError(f'{FILENAME}: cannot write {type(value).__name__} {value!r}')
+
+
+def find_model_dir(path: str) -> str:
+  """The MODEL_DIR of `path`: MODEL_DIR itself, a run root holding train/ (as `mlit demo`
+  makes), or a checkpoints/ or checkpoints/<step> directory inside MODEL_DIR."""
+  path = os.path.abspath(os.fspath(path))
+  if not os.path.exists(path):
+    raise UserError(f'{path}: no such run directory')
+  for candidate in (
+    path,
+    os.path.join(path, 'train'),
+    os.path.dirname(path),
+    os.path.dirname(os.path.dirname(path)),
+  ):
+    if os.path.isfile(os.path.join(candidate, FILENAME)):
+      return candidate
+  raise UserError(
+    f'{path}: not a trained mlit run: no {FILENAME} in it or its train/ directory '
+    '(mlit train writes it when a run starts)'
+  )
+
+
+def read(model_dir: str) -> dict:
+  path = os.path.join(model_dir, FILENAME)
+  try:
+    with open(path, encoding='utf-8') as f:
+      spec = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise UserError(f'{path}: unreadable ({e})') from e
+  if spec.get('format') != FORMAT:
+    raise UserError(f'{path}: format {spec.get("format")!r}, this mlit reads format {FORMAT}')
+  return spec
+
+
+def vocabulary_path(model_dir: str, spec: Mapping[str, Any]) -> str:
+  vocab = spec.get('vocabulary')
+  if vocab is None:
+    raise UserError(
+      f'{model_dir}: the run was tuned on token ids (task {spec.get("task")!r} has no '
+      'SentencePiece vocabulary), so it cannot encode text'
+    )
+  return _checked(os.path.join(model_dir, vocab['file']), vocab['sha256'])
+
+
+def image_checkpoint_path(spec: Mapping[str, Any]) -> str:
+  ckpt = spec['image']['checkpoint']
+  return _checked(ckpt['path'], ckpt['sha256'])
+
+
+def _checked(path: str, sha256: str) -> str:
+  if not os.path.isfile(path):
+    raise UserError(f'{path}: file of the run is missing (recorded in {FILENAME})')
+  got = file_io.file_sha256(path)
+  if got != sha256:
+    raise UserError(f"{path}: sha256 {got[:12]}... differs from the run's {sha256[:12]}...")
+  return path
+
+
+def build_model(spec: Mapping[str, Any]):
+  """The TwoTower the spec describes."""
+  from mlit.models import text_tower, two_tower  # pylint: disable=g-import-not-at-top
+
+  args = dict(spec['two_tower'])
+  args['text'] = text_tower.T5Config(**args['text'])
+  return two_tower.TwoTower(**args)

@@ -1,0 +1,241 @@
+"""mlit.load, `mlit predict/embed/export` on one tiny run trained by mlit's trainer
+(tests/inference_run.py): the API equals the evaluation's encoder, predictions, bad input, and
+exports that transformers, the T5X reader and the big_vision reader load back."""
+
+import json
+import os
+
+import inference_run
+import numpy as np
+import pytest
+from PIL import Image
+
+import gin
+import mlit
+from mlit.commands import cli
+
+COLOUR_NAMES = list(inference_run.COLOURS)
+# One name per colour in each of six scripts, and texts outside the vocabulary (byte fallback).
+TEXTS = [n for names in COLOUR_NAMES for n in names] + ['Ψ ∑ 🍕 zebra', 'नमस्ते दुनिया']
+
+
+@pytest.fixture(scope='session')
+def run_dir(tmp_path_factory):
+  return os.path.dirname(inference_run.build(str(tmp_path_factory.mktemp('inference'))))
+
+
+@pytest.fixture(scope='session')
+def model(run_dir):
+  return mlit.load(run_dir)
+
+
+def _images(directory):
+  """A clean image per colour (no noise), saved as PNG; returns the paths."""
+  paths = []
+  for names, rgb in inference_run.COLOURS.items():
+    path = os.path.join(directory, f'{names[0]}.png')
+    Image.fromarray(inference_run.colour_image(rgb)).save(path)
+    paths.append(path)
+  return paths
+
+
+EVAL_GIN = """
+from __gin__ import dynamic_registration
+from eval_multilingual import encoders
+encoders.from_mlit_checkpoint:
+  model = %MODEL
+  checkpoint_dir = %MODEL_DIR
+  vocabulary = %VOCABULARY
+  text_length = 8
+  image_tower = %EVAL_IMAGE_TOWER
+  image_checkpoint_path = %IMAGE_CHECKPOINT_PATH
+  image_size = 16
+"""
+
+
+def test_api_equals_eval_encoder_from_another_directory(run_dir, tmp_path, monkeypatch):
+  from eval_multilingual import encoders
+  from mlit.commands import gin_flags
+
+  # The evaluation, as `mlit demo` runs it: the run's config.gin plus an eval gin file, from the
+  # directory the run was trained in (its config names the image tower relatively).
+  (tmp_path / 'eval.gin').write_text(EVAL_GIN)
+  monkeypatch.chdir(os.path.join(os.path.dirname(run_dir), os.path.basename(run_dir), '..', 'work'))
+  gin_flags.parse_gin(
+    [os.path.join(run_dir, 'train', 'config.gin'), str(tmp_path / 'eval.gin')], []
+  )
+  reference = gin.get_configurable(encoders.from_mlit_checkpoint)()
+  images = [
+    inference_run.colour_image(rgb, np.random.default_rng(i))
+    for i, rgb in enumerate(inference_run.COLOURS.values())
+  ]
+  want_text = reference.embed_texts(TEXTS)
+  want_image = reference.embed_images(np.stack(images) * (2.0 / 255.0) - 1.0, 'image')
+
+  monkeypatch.chdir(tmp_path)
+  model = mlit.load(run_dir)
+  got_text, got_image = model.encode_text(TEXTS), model.encode_image(images)
+  assert got_text.shape == (len(TEXTS), 16)
+  np.testing.assert_allclose(np.linalg.norm(got_text, axis=1), 1.0, atol=1e-5)
+  assert np.abs(got_text - want_text).max() <= 1e-6
+  assert np.abs(got_image - want_image).max() <= 1e-6
+  assert model.step == inference_run.STEPS and len(model.fingerprint) == 24
+
+
+def test_classify_is_softmax_of_scaled_cosines(model, tmp_path):
+  paths = _images(str(tmp_path))
+  labels = [names[2] for names in COLOUR_NAMES]  # Cyrillic
+  probs = model.classify(paths, labels, templates=['{}', '{}!'])
+  cls = model.encode_text(labels) + model.encode_text([f'{lab}!' for lab in labels])
+  cls /= np.linalg.norm(cls, axis=1, keepdims=True)
+  logits = model.logit_scale * model.encode_image(paths) @ cls.T
+  want = np.exp(logits - logits.max(1, keepdims=True))
+  np.testing.assert_allclose(probs, want / want.sum(1, keepdims=True), atol=1e-5)
+  assert list(probs.argmax(1)) == [0, 1, 2, 3]  # the tuned model tells the colours apart
+
+
+@pytest.mark.parametrize('script', [0, 3])  # English, Greek
+def test_predict_prints_the_colour_first(run_dir, tmp_path, capsys, script):
+  paths = _images(str(tmp_path))
+  labels = [names[script] for names in COLOUR_NAMES]
+  order = [2, 0, 3, 1]  # labels given out of the images' order
+  argv = [
+    'predict',
+    '--model',
+    run_dir,
+    '--image',
+    paths[3],
+    paths[0],
+    '--top-k',
+    '2',
+    '--labels',
+    ','.join(labels[i] for i in order),
+  ]
+  assert cli.main(argv) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == paths[3] and lines[3] == paths[0] and len(lines) == 6
+  assert lines[1].split()[:2] == ['1', labels[3]]
+  assert lines[4].split()[:2] == ['1', labels[0]]
+  assert float(lines[1].split()[2]) > float(lines[2].split()[2])
+
+
+def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
+  good = _images(str(tmp_path))[0]
+  broken = tmp_path / 'broken.png'
+  broken.write_text('not an image')
+  cases = {
+    'no such run directory': [
+      '--model',
+      str(tmp_path / 'missing'),
+      '--image',
+      good,
+      '--labels',
+      'a,b',
+    ],
+    'not a readable image': ['--model', run_dir, '--image', str(broken), '--labels', 'a,b'],
+    'empty label list': ['--model', run_dir, '--image', good, '--labels', ' , '],
+    'not a trained mlit run': ['--model', str(tmp_path), '--image', good, '--labels', 'a'],
+  }
+  for message, args in cases.items():
+    assert cli.main(['predict', *args]) == 2, message
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_embed_texts_and_images(model, run_dir, tmp_path, capsys):
+  texts = tmp_path / 'texts.txt'
+  texts.write_text('red\n\nκόκκινο\n赤\n', encoding='utf-8')
+  assert (
+    cli.main(['embed', '--model', run_dir, '--texts', str(texts), '--out', str(tmp_path / 't.npy')])
+    == 0
+  )
+  side = json.loads((tmp_path / 't.json').read_text())
+  assert side['ids'] == ['1', '3', '4'] and side['fingerprint'] == model.fingerprint
+  np.testing.assert_array_equal(
+    np.load(tmp_path / 't.npy'), model.encode_text(['red', 'κόκκινο', '赤'])
+  )
+  images = tmp_path / 'images'
+  images.mkdir()
+  paths = _images(str(images))
+  (images / 'broken.png').write_text('not an image')
+  assert (
+    cli.main(
+      ['embed', '--model', run_dir, '--images', str(images), '--out', str(tmp_path / 'i.npy')]
+    )
+    == 0
+  )
+  side = json.loads((tmp_path / 'i.json').read_text())
+  assert side['ids'] == sorted(os.path.basename(p) for p in paths)
+  assert side['skipped'] == {'unreadable image': 1}
+  assert 'skipped 1 file(s)' in capsys.readouterr().err
+  want = model.encode_image([str(images / i) for i in side['ids']])
+  np.testing.assert_allclose(np.load(tmp_path / 'i.npy'), want, atol=1e-6)
+
+
+def test_export_transformers_parity(model, run_dir, tmp_path):
+  import torch
+  import transformers
+  from safetensors.numpy import load_file
+
+  out = tmp_path / 'hf'
+  assert (
+    cli.main(['export', '--model', run_dir, '--format', 'transformers', '--out', str(out)]) == 0
+  )
+  assert {
+    'config.json',
+    'model.safetensors',
+    'spiece.model',
+    'README.md',
+    'text_head.json',
+    'text_projection.safetensors',
+    'tokenizer.json',
+  } <= set(os.listdir(out))
+  hf = transformers.MT5EncoderModel.from_pretrained(out).eval()
+  head = json.loads((out / 'text_head.json').read_text())
+  proj = load_file(str(out / 'text_projection.safetensors'))
+  ids = model.encoder.tokenizer(TEXTS)
+  with torch.no_grad():
+    hidden = hf(input_ids=torch.tensor(ids), attention_mask=torch.tensor(ids > 0)).last_hidden_state
+  mask = (ids > 0)[..., None]
+  pooled = (hidden.numpy() * mask).sum(1) / mask.sum(1)
+  emb = pooled @ proj['weight'].T + proj['bias']
+  emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+  assert head['pooling'] == 'mean' and head['max_length'] == 8
+  assert np.abs(emb - model.encode_text(TEXTS)).max() <= 1e-4
+  # The converted tokenizer gives the same ids on texts the vocabulary covers.
+  in_vocab = [n for names in COLOUR_NAMES for n in names]
+  tok = transformers.AutoTokenizer.from_pretrained(out)
+  hf_ids = tok(in_vocab, padding='max_length', truncation=True, max_length=8)['input_ids']
+  np.testing.assert_array_equal(np.asarray(hf_ids), model.encoder.tokenizer(in_vocab))
+
+
+def test_export_t5x_round_trips_bit_exactly(model, run_dir, tmp_path):
+  from flax import traverse_util
+
+  from mlit.checkpoints import t5x as t5x_checkpoint
+
+  assert cli.main(['export', '--model', run_dir, '--format', 't5x', '--out', str(tmp_path)]) == 0
+  ckpt = tmp_path / f'checkpoint_{model.step}'
+  flat = t5x_checkpoint.read_t5x_checkpoint(str(ckpt))
+  txt = traverse_util.flatten_dict(model.encoder.params['txt'], sep='/')
+  want = {k: np.asarray(v) for k, v in txt.items() if not k.startswith('head/')}
+  assert set(flat) == set(want)
+  for key, value in want.items():
+    assert flat[key].dtype == value.dtype and np.array_equal(flat[key], value), key
+  loaded, report = t5x_checkpoint.load_text_tower_from_t5x(str(ckpt), model.encoder.params['txt'])
+  assert report.fresh == ['head/bias', 'head/kernel'] and not report.missing
+  assert (tmp_path / 'text_projection.safetensors').exists()
+
+
+def test_export_big_vision_npz(model, run_dir, tmp_path):
+  from flax import traverse_util
+
+  from mlit.checkpoints import big_vision_npz
+
+  assert (
+    cli.main(['export', '--model', run_dir, '--format', 'big_vision', '--out', str(tmp_path)]) == 0
+  )
+  flat = big_vision_npz.read_npz(str(tmp_path / 'image_tower.npz'))
+  want = traverse_util.flatten_dict(model.encoder.params['img'], sep='/')
+  assert set(flat) == set(want)
+  assert all(np.array_equal(flat[k], np.asarray(v)) for k, v in want.items())
