@@ -10,7 +10,7 @@ import datetime
 import os
 import sys
 
-from eval_multilingual import languages, report_data, report_plots
+from eval_multilingual import languages, report_data, report_error_analysis, report_plots
 from eval_multilingual import report_doc as doc
 from eval_multilingual.report_data import Column, Run
 
@@ -221,6 +221,7 @@ def build(
       if report_plots.delta_bars(run, others, col, os.path.join(out_dir, p)):
         blocks.append(doc.Figures([(p, f'{col.label}: per-language deltas')]))
       blocks.append(doc.Table(ch, cr, 2, cell_style=delta_style, collapsed=True))
+  blocks += report_error_analysis.blocks(run.path, run.results)
   blocks.append(doc.Heading('Plots'))
   for label, group in plotted:
     blocks += [doc.Heading(label, 3), doc.Figures(group)]

@@ -103,3 +103,30 @@ def test_language_gaps_both_directions():
   better = gaps['language_right_english_wrong']
   assert [e['label'] for e in better] == ['2'] and better[0]['acc1_en'] == 0.0
   assert set(data['tasks'][key]['classes']['0']) == {'en', 'de'}
+
+
+def test_report_blocks_show_collisions_errors_and_emoji_imagenet(tmp_path):
+  from eval_multilingual import report_doc, report_error_analysis, run
+
+  key = 'toy/zeroshot_classification'
+  per_class = {
+    (key, 'en'): {'0': _row('lemon', 1.0), '1': _row('banana', 1.0)},
+    (key, 'de'): {'0': _row('Zitrone', 0.0, confused=1, collides=[1]), '1': _row('Banane', 0.0)},
+  }
+  run._write_json(str(tmp_path / error_analysis.FILENAME), error_analysis.analyse(per_class))
+  text = {'text_length': 8, 'names_truncated_share': 0.5, 'texts_truncated_share': 0.5,
+          'n_classes_collided': 2, 'collision_examples': [['Zitrone', 'Banane']]}  # fmt: skip
+  ik = 'emoji_babel_imagenet_heldout/zeroshot_classification'
+  results = {
+    'languages': {'de': {key: {'acc1': 0.0}, ik: {'acc1': 0.25, 'acc5': 1.0}}},
+    'meta': {
+      'de': {
+        key: {'n_examples': 2, 'text': text, 'collisions_merged': {'acc1': 1.0}},
+        ik: {'n_examples': 4, 'n_classes': 6},
+      }
+    },
+  }
+  md = report_doc.markdown('t', report_error_analysis.blocks(str(tmp_path), results))
+  assert '| de | 2 | 8 | 50.0 | 50.0 | 2 | 0.0 | 100.0 | Zitrone / Banane |' in md
+  assert '| de | lemon | Zitrone | 2/2 | | Banane | Banane |' in md.replace('|  |', '| |')
+  assert '| de | 4 | 6 | 25.0 | 100.0 |' in md
