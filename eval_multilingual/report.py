@@ -32,9 +32,20 @@ def _pct(v: float | None, signed: bool = False) -> str:
   return f'{100 * v:+.1f}' if signed else f'{100 * v:.1f}'
 
 
-def language_rows(run: Run, cols: list[Column], order_col: Column | None) -> list[list]:
+def _ci(run: Run, lang: str, col: Column, min_n: int) -> str:
+  """'lo–hi (n=N)' of the 95% Wilson interval; † when n is under min_n."""
+  n, ci = report_data.n_trials(run, lang, col), report_data.interval(run, lang, col)
+  if n is None or ci is None:
+    return ''
+  mark = ' †' if n < min_n else ''
+  return f'{_pct(ci[0])}–{_pct(ci[1])} (n={n}{mark})'
+
+
+def language_rows(
+  run: Run, cols: list[Column], order_col: Column | None, min_n: int = report_data.DEFAULT_MIN_N
+) -> list[list]:
   rows = []
-  for lang in report_data.ordered_languages(run, order_col):
+  for lang in report_data.ordered_languages(run, order_col, min_n):
     info = report_data.language_info(run, lang)
     tok = report_data.side_stats(run.tokenizer_stats, lang)
     tpu, unit = report_data.tokens_per_unit(tok)
@@ -51,7 +62,7 @@ def language_rows(run: Run, cols: list[Column], order_col: Column | None) -> lis
         _pct(tok.get('truncated_share')),
         '' if chrf is None else f'{float(chrf):.1f}',
       ]
-      + [_pct(run.score(lang, c)) for c in cols]
+      + [v for c in cols for v in (_pct(run.score(lang, c)), _ci(run, lang, c, min_n))]
     )
   return rows
 
@@ -98,9 +109,14 @@ def headline_section(
       notes.append(f'{s.col.label}, at or below chance: {_names(run, s.below_chance)}.')
     if s.below_threshold:
       notes.append(f'{s.col.label}, below {_pct(threshold)}%: {_names(run, s.below_threshold)}.')
+    if s.small:
+      notes.append(
+        f'{s.col.label}, under {s.min_n} examples (shown †, left out of every summary and '
+        f'plot): {_names(run, s.small)}.'
+      )
   notes.append(
-    'Macro average over the languages scored here; in parentheses the macro of '
-    'results.json when it differs.'
+    'Macro average over the languages scored here on at least the minimum n (--min-n); in '
+    'parentheses the macro of results.json when it differs.'
   )
   return [doc.Heading('Summary'), doc.Table(headers, rows, 1), doc.Bullets(notes)]
 
@@ -131,18 +147,27 @@ def script_section(sums: list[report_data.Summary]) -> list[doc.Block]:
   return [doc.Heading('By script'), doc.Table(headers, rows, 1)]
 
 
-def compare_section(run: Run, others: list[Run], col: Column) -> tuple[list[str], list[list]]:
+def compare_section(
+  run: Run, others: list[Run], col: Column, min_n: int = report_data.DEFAULT_MIN_N
+) -> tuple[list[str], list[list]]:
+  """Scores, deltas, and whether each delta is outside the two runs' 95% intervals (they do not
+  overlap: 'yes'; 'no' means the difference may be noise)."""
   headers = ['Language', 'Code', run.name]
   for o in others:
-    headers += [o.name, f'Δ {o.name}']
+    headers += [o.name, f'Δ {o.name}', f'{o.name}: beyond 95% CIs']
   rows = []
-  for lang in report_data.ordered_languages(run, col):
+  for lang in report_data.ordered_languages(run, col, min_n):
     row = [report_data.language_info(run, lang).name, lang, _pct(run.score(lang, col))]
     for o in others:
       d = report_data.deltas(run, o, col).get(lang)
-      row += [_pct(o.score(lang, col)), _pct(d, signed=True)]
+      outside = report_data.delta_outside_intervals(run, o, lang, col) if d is not None else None
+      row += [_pct(o.score(lang, col)), _pct(d, signed=True), _yes_no(outside)]
     rows.append(row)
   return headers, rows
+
+
+def _yes_no(flag: bool | None) -> str:
+  return '' if flag is None else ('yes' if flag else 'no')
 
 
 def _heat(value_text: str, vmax: float) -> str | None:
@@ -164,7 +189,13 @@ def _delta_style(value_text: str) -> str | None:
 
 
 def build(
-  run: Run, others: list[Run], out_dir: str, threshold: float, recall_k: int, max_plots: int = 6
+  run: Run,
+  others: list[Run],
+  out_dir: str,
+  threshold: float,
+  recall_k: int,
+  max_plots: int = 6,
+  min_n: int = report_data.DEFAULT_MIN_N,
 ) -> dict[str, str]:
   """Writes the plots, report.md and index.html into out_dir; returns their paths."""
   os.makedirs(out_dir, exist_ok=True)
@@ -173,19 +204,20 @@ def build(
   plotted = []  # (score label, [(png filename, caption)]): bars, then the two small plots
   for col in cols[:max_plots]:
     group = []
+    plot_run = report_data.large_enough(run, col, min_n)  # small languages stay off the plots
     p = f'bars_{col.slug}.png'
-    report_plots.bars(run, col, os.path.join(out_dir, p))
+    report_plots.bars(plot_run, col, os.path.join(out_dir, p))
     group.append((p, f'{col.label}: per language, sorted (English outlined; dashed: chance)'))
     p = f'vs_data_{col.slug}.png'
-    if report_plots.score_vs_data(run, col, os.path.join(out_dir, p)):
+    if report_plots.score_vs_data(plot_run, col, os.path.join(out_dir, p)):
       group.append((p, f'{col.label} vs tuning examples in the language'))
     p = f'scripts_{col.slug}.png'
-    report_plots.script_boxes(run, col, os.path.join(out_dir, p))
+    report_plots.script_boxes(plot_run, col, os.path.join(out_dir, p))
     group.append((p, f'{col.label} by script'))
     plotted.append((col.label, group))
-  headers = LANG_HEADERS + [f'{c.label} %' for c in cols]
-  rows = language_rows(run, cols, order_col)
-  sums = [report_data.summarize(run, c, threshold) for c in cols]
+  headers = LANG_HEADERS + [h for c in cols for h in (f'{c.label} %', f'{c.label} 95% CI')]
+  rows = language_rows(run, cols, order_col, min_n)
+  sums = [report_data.summarize(run, c, threshold, min_n) for c in cols]
 
   model = run.results.get('model') if isinstance(run.results.get('model'), dict) else {}
   model_rows = [[k, v if isinstance(v, (int, float, str)) else repr(v)] for k, v in model.items()]
@@ -211,14 +243,17 @@ def build(
   if others:
     blocks.append(doc.Heading('Comparison (Δ = other − this run, points)'))
     for col in cols:
-      ch, cr = compare_section(run, others, col)
+      ch, cr = compare_section(run, others, col, min_n)
 
       def delta_style(i, j, ch=ch, cr=cr):
         return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
 
       blocks.append(doc.Heading(col.label, 3))
       p = f'delta_{col.slug}.png'
-      if report_plots.delta_bars(run, others, col, os.path.join(out_dir, p)):
+      big = [report_data.large_enough(o, col, min_n) for o in others]
+      if report_plots.delta_bars(
+        report_data.large_enough(run, col, min_n), big, col, os.path.join(out_dir, p)
+      ):
         blocks.append(doc.Figures([(p, f'{col.label}: per-language deltas')]))
       blocks.append(doc.Table(ch, cr, 2, cell_style=delta_style, collapsed=True))
   blocks += report_error_analysis.blocks(run.path, run.results)
@@ -228,11 +263,13 @@ def build(
 
   score_start = len(LANG_HEADERS)
   vmax = {
-    j: max([float(r[j]) for r in rows if r[j]] or [0.0]) for j in range(score_start, len(headers))
+    j: max([float(r[j]) for r in rows if r[j]] or [0.0])
+    for j in range(score_start, len(headers))
+    if headers[j].endswith(' %')
   }
 
   def lang_style(i, j):
-    return _heat(rows[i][j], vmax[j]) if j >= score_start else None
+    return _heat(rows[i][j], vmax[j]) if j in vmax else None
 
   blocks += [doc.Heading('Per language'), doc.Table(headers, rows, 3, cell_style=lang_style)]
   if warnings:
@@ -269,6 +306,13 @@ def main(argv=None) -> int:
     help='list languages scoring below this fraction (default 0.05)',
   )
   p.add_argument('--recall-k', type=int, default=1, help='recall@k shown for retrieval')
+  p.add_argument(
+    '--min-n',
+    type=int,
+    default=report_data.DEFAULT_MIN_N,
+    help='languages scored on fewer examples are shown (marked †) but left out of macro '
+    'averages and summary plots (default %(default)s)',
+  )
   args = p.parse_args(argv)
   try:
     run = report_data.load_run(args.run_dir)
@@ -282,7 +326,12 @@ def main(argv=None) -> int:
     print(f'mlit report: {e}', file=sys.stderr)
     return 2
   paths = build(
-    run, others, args.out or os.path.join(args.run_dir, 'report'), args.threshold, args.recall_k
+    run,
+    others,
+    args.out or os.path.join(args.run_dir, 'report'),
+    args.threshold,
+    args.recall_k,
+    min_n=args.min_n,
   )
   for w in run.warnings:
     print(f'warning: {w}', file=sys.stderr)

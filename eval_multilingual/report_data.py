@@ -302,6 +302,12 @@ def too_small(run: Run, lang: str, col: Column, min_n: int) -> bool:
   return n is not None and n < min_n
 
 
+def large_enough(run: Run, col: Column, min_n: int) -> Run:
+  """The run without the languages whose `col` rests on fewer than min_n examples (for plots)."""
+  kept = {l: t for l, t in run.results['languages'].items() if not too_small(run, l, col, min_n)}
+  return dataclasses.replace(run, results=dict(run.results, languages=kept))
+
+
 def delta_outside_intervals(base: Run, other: Run, lang: str, col: Column) -> bool | None:
   """Whether the two runs' 95% intervals do not overlap (a conservative test); None if unknown."""
   a, b = interval(base, lang, col), interval(other, lang, col)

@@ -54,18 +54,20 @@ Block = Union[Heading, Line, Table, Bullets, Figures]
 
 
 def markdown(title: str, blocks: Sequence[Block]) -> str:
-  out = [f'# {title}\n']
+  """Every text is escaped (run names, language names, warnings come from data files)."""
+  esc = tables.md_escape
+  out = [f'# {esc(title)}\n']
   for b in blocks:
     if isinstance(b, Heading):
-      out.append(f'{"#" * b.level} {b.text}\n')
+      out.append(f'{"#" * b.level} {esc(b.text)}\n')
     elif isinstance(b, Line):
-      out.append(f'{b.text}\n')
+      out.append(f'{esc(b.text)}\n')
     elif isinstance(b, Table):
       out.append(tables.markdown(b.headers, b.rows))
     elif isinstance(b, Bullets):
-      out += [f'- {item}' for item in b.items] + ['']
+      out += [f'- {esc(item)}' for item in b.items] + ['']
     elif isinstance(b, Figures):
-      out += [f'![{caption}]({path})\n' for path, caption in b.items]
+      out += [f'![{esc(caption)}]({path})\n' for path, caption in b.items]
   return '\n'.join(out)
 
 

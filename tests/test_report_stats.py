@@ -78,3 +78,27 @@ def test_eval_copies_the_trainers_tuning_counts(tmp_path):
   run.copy_tuning_counts(str(run_dir))
   (run_dir / 'results.json').write_text('{"languages": {"de": {}}}')
   assert report_data.n_tuning_examples(report_data.load_run(str(run_dir)), 'de') == 7
+
+
+def test_report_marks_small_languages_and_says_whether_deltas_are_beyond_the_intervals(tmp_path):
+  from eval_multilingual import report  # pylint: disable=g-import-not-at-top
+
+  n = {'en': 400, 'de': 300, 'rm': 4}
+  base = _run(tmp_path, 'base', {'en': 0.40, 'de': 0.30, 'rm': 0.75}, n)
+  other = _run(tmp_path, 'other <b>', {'en': 0.55, 'de': 0.31, 'rm': 0.25}, n)
+  paths = report.build(base, [other], str(tmp_path / 'out'), 0.05, 1)
+  md = open(paths['md'], encoding='utf-8').read()
+  lines = md.splitlines()
+  # rm (4 names at 75%) is listed last, marked, and out of the macro (mean of en and de).
+  table = [l for l in lines if l.startswith('| ') and ' | en | ' in l or ' | rm | ' in l]
+  assert ' | rm | ' in table[-1] and '(n=4 †)' in table[-1]
+  summary = next(l for l in lines if l.startswith('| emoji_cldr top-1 acc |'))
+  assert summary.startswith('| emoji_cldr top-1 acc | 2 | 35.0 |')
+  assert any('under 20 examples' in l and '(rm)' in l for l in lines)
+  assert '<b>' not in md and 'other &lt;b&gt;' in md
+  de_row = next(l for l in lines if '| de | 30.0 | 31.0 | +1.0 |' in l)
+  en_row = next(l for l in lines if '| en | 40.0 | 55.0 | +15.0 |' in l)
+  assert de_row.rstrip(' |').endswith('no') and en_row.rstrip(' |').endswith('yes')
+  assert report.main([str(tmp_path / 'base'), '--min-n', '2', '--out', str(tmp_path / 'o2')]) == 0
+  md2 = (tmp_path / 'o2' / 'report.md').read_text(encoding='utf-8')
+  assert '| emoji_cldr top-1 acc | 3 |' in md2
