@@ -274,21 +274,37 @@ def cmd_gin(args) -> int:
   return 0
 
 
+_EXAMPLE = """example:
+  mlit add-language coverage --vocab=spm.model --lang=am am.txt
+  mlit add-language extend-vocab --vocab=spm.model --checkpoint=ckpt --lang=am --texts am.txt \\
+      --out=ext_am
+  mlit add-language gin --lang=am --extension=ext_am --out=am.gin"""
+
+
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog='mlit add-language', description=__doc__.split('\n')[0])
+  p = argparse.ArgumentParser(
+    prog='mlit add-language',
+    description=__doc__.split('\n')[0],
+    epilog=_EXAMPLE,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   sub = p.add_subparsers(dest='step', required=True)
 
   c = sub.add_parser('coverage', help='1. vocabulary coverage of the language')
-  c.add_argument('--vocab', required=True)
-  c.add_argument('--lang', required=True)
+  c.add_argument('--vocab', required=True, help='SentencePiece .model of the model to extend')
+  c.add_argument('--lang', required=True, help='code of the new language, e.g. am')
   c.add_argument('texts', nargs='+', help='plain text (all of the language) or TSV/JSONL')
-  c.add_argument('--max-len', type=int, default=16)
+  c.add_argument(
+    '--max-len', type=int, default=16, help='tuning length in tokens incl. EOS (default 16)'
+  )
   c.add_argument('--out', help='directory for coverage.{md,csv,json,png}')
 
   pr = sub.add_parser('prompts', help='2. translated or human prompts, with round-trip chrF')
-  pr.add_argument('--lang', required=True)
+  pr.add_argument('--lang', required=True, help='code of the new language, e.g. am')
   pr.add_argument('--english', required=True, help='prompt set file holding the English set')
-  pr.add_argument('--english-lang', default='en')
+  pr.add_argument(
+    '--english-lang', default='en', help='language key of the English set in --english (en)'
+  )
   pr.add_argument(
     '--backend',
     help="translation backend: 'apertium', 'command:<template>', "
@@ -301,25 +317,31 @@ def main(argv=None) -> int:
   e = sub.add_parser('extend-vocab', help='3. new pieces + grown embedding checkpoint')
   e.add_argument('--vocab', required=True, help='current SentencePiece .model')
   e.add_argument('--checkpoint', required=True, help='T5X checkpoint (legacy or Orbax)')
-  e.add_argument('--lang', required=True)
-  e.add_argument('--texts', nargs='+', required=True)
-  e.add_argument('--num-pieces', type=int, default=1000)
+  e.add_argument('--lang', required=True, help='code of the new language, e.g. am')
+  e.add_argument(
+    '--texts', nargs='+', required=True, help='text files of the language to learn pieces from'
+  )
+  e.add_argument(
+    '--num-pieces', type=int, default=1000, help='new SentencePiece pieces to add (default 1000)'
+  )
   e.add_argument('--pad-to', type=int, default=128, help='embedding rows multiple (T5X: 128)')
-  e.add_argument('--max-len', type=int, default=16)
+  e.add_argument(
+    '--max-len', type=int, default=16, help='tuning length in tokens incl. EOS (default 16)'
+  )
   e.add_argument(
     '--old-texts',
     nargs='*',
     help='texts of existing languages: report how many '
     'are tokenised differently after the extension',
   )
-  e.add_argument('--out', required=True)
+  e.add_argument('--out', required=True, help='output directory (vocabulary, checkpoint, report)')
 
   g = sub.add_parser('gin', help='4. gin snippet for tuning and evaluation')
-  g.add_argument('--lang', required=True)
+  g.add_argument('--lang', required=True, help='code of the new language, e.g. am')
   g.add_argument('--extension', help='output directory of extend-vocab')
-  g.add_argument('--vocab')
-  g.add_argument('--checkpoint')
-  g.add_argument('--vocab-size', type=int)
+  g.add_argument('--vocab', help='SentencePiece .model (default: the one in --extension)')
+  g.add_argument('--checkpoint', help='T5X checkpoint (default: the one in --extension)')
+  g.add_argument('--vocab-size', type=int, help='embedding rows (default: from --extension)')
   g.add_argument('--prompts', help='prompt set file from the prompts step')
   g.add_argument('--out', help='gin file to write (default: stdout)')
 

@@ -27,7 +27,9 @@ def main(argv=None) -> int:
     prog='mlit export', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
-  parser.add_argument('--format', required=True, choices=sorted(FORMATS))
+  parser.add_argument(
+    '--format', required=True, choices=sorted(FORMATS), help='file format of the exported towers'
+  )
   parser.add_argument('--out', required=True, help='output directory')
   args = parser.parse_args(argv)
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top

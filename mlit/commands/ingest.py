@@ -124,9 +124,14 @@ def main(argv=None) -> int:
   )
   parser.add_argument('--images', required=True, help='image shard pattern(s), comma-separated')
   parser.add_argument('--output', required=True, help='output directory (local or gs://)')
-  parser.add_argument('--num_shards', type=int, required=True)
+  parser.add_argument('--num_shards', type=int, required=True, help='output TFRecord shards')
   parser.add_argument('--metadata', default='', help='metadata TSV pattern(s)')
-  parser.add_argument('--format', default='none', choices=ingest_pipeline.METADATA_FORMATS)
+  parser.add_argument(
+    '--format',
+    default='none',
+    choices=ingest_pipeline.METADATA_FORMATS,
+    help='layout of --metadata (default none: images only)',
+  )
   parser.add_argument('--shard_key', default='key', help="'key', 'url' or a json field")
   parser.add_argument('--language', default='', help='language of rows that carry none')
   parser.add_argument('--wit_kind', default='reference', help='WIT description kind')

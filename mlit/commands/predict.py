@@ -58,7 +58,7 @@ def main(argv=None) -> int:
   parser.add_argument('--labels', required=True, help='comma-separated class names')
   parser.add_argument('--templates', default=None, help='template, prompt file or set name')
   parser.add_argument('--lang', default=None, help="the prompt set's language")
-  parser.add_argument('--top-k', type=int, default=5)
+  parser.add_argument('--top-k', type=int, default=5, help='labels shown per image (default 5)')
   args = parser.parse_args(argv)
   labels = parse_labels(args.labels)
   templates = resolve_templates(args.templates, args.lang)

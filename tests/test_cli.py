@@ -1,0 +1,106 @@
+"""The `mlit` dispatcher: command list, unknown commands, one-line user errors, help texts."""
+
+import ast
+import importlib
+import pathlib
+
+import pytest
+
+from mlit.commands import cli, gin_flags
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Modules run as commands (by `mlit` or by `mlit demo`'s stages) besides cli.COMMANDS.
+_MORE_COMMAND_MODULES = (
+  'mlit.translation.backtranslate_beam',
+  'mlit.emoji_tower.pretrain',
+  'mlit.emoji_tower.embed',
+  'tasks.emoji_cldr.build_main',
+  'tasks.emoji_cldr.vocab',
+)
+
+
+def test_help_lists_every_command_on_stdout(capsys):
+  assert cli.main(['--help']) == 0
+  out = capsys.readouterr().out
+  for name in cli.COMMANDS:
+    assert f'  {name}' in out and cli.SUMMARIES[name] in out
+
+
+def test_unknown_command_says_so(capsys):
+  assert cli.main(['tarin']) == 2
+  err = capsys.readouterr().err
+  assert "unknown command 'tarin'" in err and 'train' in err
+
+
+def _module_path(name: str) -> pathlib.Path:
+  return ROOT / (name.replace('.', '/') + '.py')
+
+
+def test_every_command_option_has_help():
+  missing = []
+  for module in (*cli.COMMANDS.values(), *_MORE_COMMAND_MODULES):
+    path = _module_path(module)
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'add_argument':
+        if not any(k.arg == 'help' for k in node.keywords):
+          missing.append(f'{path.relative_to(ROOT)}:{node.lineno}')
+  assert not missing, missing
+
+
+@pytest.mark.parametrize('command', sorted(cli.COMMANDS))
+def test_each_command_help_has_its_own_example(command, capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main([command, '--help'])
+  assert e.value.code == 0
+  out = capsys.readouterr().out
+  examples = [l for l in out.splitlines() if l.strip().startswith(f'mlit {command} ')]
+  assert examples, f'no example line "mlit {command} ..." in:\n{out[-600:]}'
+
+
+def test_user_error_is_one_line_and_exit_2(capsys):
+  assert cli.main(['eval', '--gin_file=no_such_file.gin']) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.count('\n') == 0 and 'no_such_file.gin' in err and err.startswith('mlit eval: error')
+  assert 'Traceback' not in err
+
+
+def test_verbose_shows_the_traceback(capsys):
+  assert cli.main(['--verbose', 'eval', '--gin_file=no_such_file.gin']) == 2
+  assert 'Traceback' in capsys.readouterr().err
+
+
+def test_unquoted_gin_string_says_how_to_quote(capsys):
+  argv = ['eval', '--gin_file=demo/eval_emoji.gin', '--gin.RUN_DIR=/tmp/x']
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.count('\n') == 0
+  assert 'needs quotes' in err and '--gin.RUN_DIR=\\"/tmp/x\\"' in err
+
+
+def test_impossible_schedule_is_a_user_error(capsys, tmp_path):
+  argv = [
+    'train',
+    '--gin_file=local_tiny.gin',
+    f'--gin.MODEL_DIR="{tmp_path}"',
+    '--gin.TRAIN_STEPS=4',
+    '--gin.WARMUP_STEPS=5',
+  ]
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip().splitlines()[-1]
+  assert err.startswith('mlit train: error: make_optimizer: warmup_steps=5 must be < total_steps=4')
+  assert 'In call to configurable' not in err
+
+
+def test_module_import_runs_before_gin(tmp_path, monkeypatch):
+  (tmp_path / 'mlit_test_plugin_18.py').write_text(
+    'import gin\n\n\n@gin.configurable\ndef plugin_value(x=1):\n  return x\n'
+  )
+  monkeypatch.syspath_prepend(str(tmp_path))
+  gin_file = tmp_path / 'plugin.gin'
+  gin_file.write_text('plugin_value.x = 2\n')
+  with pytest.raises(gin_flags.GinConfigError, match='plugin_value'):
+    gin_flags.parse_flags([f'--gin_file={gin_file}'], 'test')
+  gin_flags.parse_flags([f'--gin_file={gin_file}', '--module_import=mlit_test_plugin_18'], 'test')
+  assert importlib.import_module('mlit_test_plugin_18').plugin_value() == 2
+  with pytest.raises(gin_flags.GinConfigError, match='--module_import=no_such_module_18'):
+    gin_flags.parse_flags([f'--gin_file={gin_file}', '--module_import=no_such_module_18'], 'test')
