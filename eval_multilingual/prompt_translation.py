@@ -67,7 +67,19 @@ def round_trip_quality(
     best.append(max(en_templates, key=lambda e, b=b: sacrebleu.sentence_chrf(b, [e]).score))
   hyp = back_classes + back_templates
   ref = en_classes + best
+  # Each template's round trip, for a person to check: a wrong word that translates back to the
+  # original ('a picture of' -> 'un quadre' (a painting) -> 'a picture of') keeps chrF 100.
+  rows = [
+    {
+      'template': t,
+      'back': b.replace(SENTINEL, prompts_lib.PLACEHOLDER),
+      'english': e.replace(SENTINEL, prompts_lib.PLACEHOLDER),
+      'chrf': sacrebleu.sentence_chrf(b, [e]).score,
+    }
+    for t, b, e in zip(target.templates, back_templates, best)
+  ]
   return {
+    'round_trip_templates': rows,
     'chrf': sacrebleu.corpus_chrf(hyp, [ref]).score,
     'chrf_classes': sacrebleu.corpus_chrf(back_classes, [en_classes]).score,
     'chrf_templates': sacrebleu.corpus_chrf(back_templates, [best]).score,

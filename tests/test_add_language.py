@@ -134,7 +134,33 @@ def test_byte_fallback_share_drops(setup):
   assert a['tokens_per_word'] < 0.5 * b['tokens_per_word']
   summary = json.loads((out / 'extension.json').read_text(encoding='utf-8'))
   assert summary['coverage_after']['byte_fallback_share'] == pytest.approx(a['byte_fallback_share'])
-  assert summary['old_language_texts_retokenised'] == [0, 50]
+  report = summary['pieces']
+  # A plain-text file: each line's language is detected (short English lines vary).
+  assert sum(report['old_language_texts'].values()) == 50
+  assert set(report['old_language_changed'].values()) == {0}
+  assert report['requested'] == 60 and report['added'] == summary['new_pieces']
+
+
+def test_pieces_that_would_change_old_languages_are_left_out(setup):
+  d, _, _, _ = setup
+  old = vocab_extension.load_proto(str(d / 'old.model'))
+  sp_old = spm.SentencePieceProcessor(model_file=str(d / 'old.model'))
+  en = [t for t in (d / 'en.txt').read_text(encoding='utf-8').split('\n') if t]
+  # A word the small vocabulary splits ('catdog' -> cat + dog): as one top-scored piece it would
+  # be used in the English text that has it.
+  word = 'catdog'
+  en.append('the catdog sat on a mat')
+  assert len(sp_old.encode(word)) > 1
+  cands = [('▁' + word, 0.0), ('▁αβ', -1.0), ('▁γδ', -1.0)]
+  pieces, excluded, first, changed = vocab_extension.select_pieces(old, cands, 2, {'en': en})
+  assert pieces == cands[1:] and excluded == ['▁' + word]
+  assert first['en'] > 0 and changed == {'en': 0}
+  grown = vocab_extension.merge(old, pieces).SerializeToString()
+  assert spm.SentencePieceProcessor(model_proto=grown).encode(en) == sp_old.encode(en)
+  allowed, excluded, _, changed = vocab_extension.select_pieces(
+    old, cands, 2, {'en': en}, allow_old_changes=True
+  )
+  assert allowed == cands[:2] and not excluded and changed['en'] == first['en']
 
 
 def test_grown_checkpoint_reproduces_old_embeddings_exactly(setup):
@@ -292,35 +318,24 @@ def test_prompts_step_translates_validates_and_scores(tmp_path, capsys):
     )
 
 
-def test_gin_step_parses(setup, tmp_path):
-  import gin  # pylint: disable=g-import-not-at-top
+def test_gin_step_needs_an_mlit_run(setup, tmp_path, capsys):
+  _, out, _, _ = setup  # a grown T5X checkpoint: it starts an LU run, it does not continue one
+  argv = ['gin', '--lang', 'el', '--extension', str(out), '--model-dir', str(tmp_path / 'm')]
+  assert add_language.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'grew a T5X checkpoint' in err and 'setups/LU.gin' in err
 
-  _, out, _, _ = setup
-  gin_path = tmp_path / 'el.gin'
-  assert (
-    add_language.main(
-      [
-        'gin',
-        '--lang',
-        'el',
-        '--extension',
-        str(out),
-        '--prompts',
-        'prompts.json',
-        '--out',
-        str(gin_path),
-      ]
-    )
-    == 0
-  )
-  text = gin_path.read_text(encoding='utf-8')
-  summary = json.loads((out / 'extension.json').read_text(encoding='utf-8'))
-  gin.clear_config()
-  try:
-    gin.parse_config("WIT_EVAL_TSV_PATTERN = 'wit_test.tsv'\nZEROSHOT_IMAGES = None\n" + text)
-    assert gin.query_parameter('text_tower.T5Config.vocab_size') == summary['embedding_rows'][1]
-    assert gin.query_parameter('%MIXTURE_OR_TASK_NAME') == 'wit_reference.el'
-    assert gin.query_parameter('%INITIAL_CHECKPOINT_PATH') == summary['checkpoint']
-    assert gin.query_parameter('wit.register_wit.languages') == ['el']
-  finally:
-    gin.clear_config()
+
+def test_prompts_step_names_the_apertium_modes_before_work(tmp_path, capsys):
+  english = {
+    'name': 'toy',
+    'num_classes': 1,
+    'languages': {'en': {'classes': ['cat'], 'templates': ['a {}.']}},
+  }
+  (tmp_path / 'en.json').write_text(json.dumps(english), encoding='utf-8')
+  argv = ['prompts', '--lang', 'oc', '--english', str(tmp_path / 'en.json'), '--backend']
+  argv += ['apertium:/bin/true', '--out', str(tmp_path / 'p.json')]  # lists no mode at all
+  assert add_language.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.splitlines() == [err] and 'no mode eng-oci or oci-eng for oc' in err
+  assert not (tmp_path / 'p.json').exists()

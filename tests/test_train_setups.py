@@ -97,11 +97,20 @@ def test_setup_mismatches_stop_before_work(tmp_path):
       '--gin.MODEL_DIR="/x"',
       "--gin.MIXTURE_OR_TASK_NAME='mlit_synthetic_embeddings'",
       '--gin.IMAGE_TOWER=None',
+      '--gin.INITIAL_CHECKPOINT_PATH=None',
     ],
     'test',
   )
   with pytest.raises(ValueError, match='only setups L'):
     train.gin.get_configurable(train.train)(model_dir=str(tmp_path / 'a'))
+  # A T5X path with a random-init text setup is not silently ignored: it names the setups to use.
+  gin_flags.parse_flags(
+    [f'--gin_file={_gin(tmp_path, tmp_path / "none.npz", tmp_path / "t5x", setup="Lu")}']
+    + ['--gin.MODEL_DIR="/x"'],
+    'test',
+  )
+  with pytest.raises(ValueError, match=r'setups/LU.gin .*CONTINUE_FROM'):
+    train.gin.get_configurable(train.train)(model_dir=str(tmp_path / 'c'))
   g = _gin(tmp_path, tmp_path / 'none.npz', tmp_path / 'none', setup='LU')
   gin_flags.parse_flags(
     [f'--gin_file={g}', '--gin.MODEL_DIR="/x"', '--gin.INITIAL_CHECKPOINT_PATH=None'], 'test'

@@ -1,25 +1,35 @@
-"""`mlit add-language {coverage,prompts,extend-vocab,gin}`: bring a new language into mlit.
+"""`mlit add-language {coverage,prompts,extend-vocab,gin,run}`: bring a new language into mlit.
 
 1. coverage      how the current vocabulary tokenises the language's texts
 2. prompts       class names + templates in the language (machine-translated or human),
-                 validated, with round-trip chrF written to prompt_quality.json
-3. extend-vocab  new SentencePiece pieces for the language appended to the vocabulary, the
-                 text embedding grown to match; writes sentencepiece.model + a T5X checkpoint
-                 (Orbax layout, checkpoint_0/state) for INITIAL_CHECKPOINT_PATH
-4. gin           a gin snippet with the tuning task and evaluation entries for the language
+                 validated, with round-trip chrF and each template's round trip written to
+                 prompt_quality.json; templates whose round trip drifts are flagged
+3. extend-vocab  new SentencePiece pieces for the language appended to the vocabulary (none
+                 that would change how a sample of each old language is segmented, unless
+                 --allow-old-changes), the token embedding grown to match: reads an mlit run
+                 (writes OUT/checkpoints/, for CONTINUE_FROM) or a T5X checkpoint (writes
+                 OUT/checkpoint_0/, for INITIAL_CHECKPOINT_PATH)
+4. gin           a gin file that continues the base run with the language added, on the
+                 emoji/CLDR set or on WIT rows
+5. run           steps 3-4, the continued tuning and the evaluation before and after, at once
+                 (mlit/commands/add_language_run.py)
 """
 
 import argparse
-import datetime
 import json
 import os
+import random
 import sys
 
 import numpy as np
 import sentencepiece as spm
 
 from eval_multilingual import coverage, languages
-from mlit.language import vocab_extension
+from mlit.language import gin_file, grown_run, vocab_extension
+
+
+class AddLanguageError(ValueError):
+  """Bad input to a step: printed as one line, exit code 2."""
 
 
 def read_language_texts(paths: list[str], lang: str) -> tuple[list[str], dict]:
@@ -33,8 +43,41 @@ def read_language_texts(paths: list[str], lang: str) -> tuple[list[str], dict]:
     for reason, n in reader.skipped.items():
       skipped[reason] = skipped.get(reason, 0) + n
   if not texts:
-    raise SystemExit(f'mlit add-language: no texts of language {lang!r} in {paths}')
+    raise AddLanguageError(f'no texts of language {lang!r} in {paths}')
   return texts, skipped
+
+
+def _sample(texts: list[str], n: int, seed: int = 0) -> list[str]:
+  texts = sorted(set(texts))
+  return random.Random(seed).sample(texts, n) if len(texts) > n else texts
+
+
+def new_and_old_texts(args) -> tuple[list[str], dict[str, list[str]]]:
+  """The new language's texts and a sample of each old language's (--emoji-data or files)."""
+  if args.emoji_data:
+    from tasks.emoji_cldr import data as emoji_data  # pylint: disable=g-import-not-at-top
+    from tasks.emoji_cldr import vocab as emoji_vocab  # pylint: disable=g-import-not-at-top
+
+    build = emoji_data.load(args.emoji_data).languages
+    if args.lang not in build:
+      raise AddLanguageError(f'--emoji-data {args.emoji_data}: no language {args.lang!r} built')
+    # Tuning concepts only: held-out names stay unseen by the tokenizer, as in the base run.
+    texts = emoji_vocab.tuning_texts(args.emoji_data, [args.lang])
+    old = {
+      lang: _sample(emoji_vocab.tuning_texts(args.emoji_data, [lang]), args.old_sample)
+      for lang in build
+      if lang != args.lang
+    }
+    return texts, old
+  if not args.texts:
+    raise AddLanguageError('give --texts FILE... or --emoji-data DIR')
+  texts, _ = read_language_texts(args.texts, args.lang)
+  old: dict[str, list[str]] = {}
+  for path in args.old_texts or []:
+    for lang, text in coverage.InputReader().read(path):
+      if lang != args.lang:
+        old.setdefault(lang, []).append(text)
+  return texts, {lang: _sample(t, args.old_sample) for lang, t in old.items()}
 
 
 def cmd_coverage(args) -> int:
@@ -50,6 +93,175 @@ def cmd_coverage(args) -> int:
   )
   if args.out:
     coverage.write_outputs(stats, args.out, f'Coverage of {os.path.basename(args.vocab)}')
+  return 0
+
+
+def _piece_report_lines(lang: str, n_texts: int, r: dict) -> list[str]:
+  lines = [
+    f'pieces: requested {r["requested"]}, added {r["added"]}. The {n_texts} {lang} texts gave a '
+    f'SentencePiece model of {r["trained_model_pieces"]} pieces: {r["already_in_vocabulary"]} '
+    f'already in the vocabulary, {r["special_pieces"]} special (control, byte, lone "▁"), '
+    f'{r["new_candidates"]} new.'
+  ]
+  if r['excluded_changing_old_languages']:
+    lines.append(
+      f'  {r["excluded_changing_old_languages"]} new pieces would change how old languages are '
+      f'segmented and were left out (--allow-old-changes keeps them), e.g. '
+      + ', '.join(repr(p) for p in r['excluded_pieces'][:8])
+    )
+  if r['not_added']:
+    lines.append(
+      f'  {r["not_added"]} not added: the texts offer no more new pieces (SentencePiece keeps no '
+      'piece below its frequency floor; more texts give more pieces)'
+    )
+  changed, changed_all = r['old_language_changed'], r['old_language_changed_if_all_added']
+  sizes = r['old_language_texts']
+  if sizes:
+    share = {k: changed[k] / max(1, sizes[k]) for k in sizes}
+    share_all = {k: changed_all[k] / max(1, sizes[k]) for k in sizes}
+    worst = sorted(share, key=share.get, reverse=True)[:3]
+    worst_all = sorted(share_all, key=share_all.get, reverse=True)[:3]
+    lines.append(
+      f'old languages: {sum(v > 0 for v in changed.values())} of {len(sizes)} have texts whose '
+      f'ids change (sample of up to {max(sizes.values())} texts each; highest: '
+      + ', '.join(f'{k} {100 * share[k]:.1f}%' for k in worst)
+      + '); with the first pieces tried: '
+      + ', '.join(f'{k} {100 * share_all[k]:.1f}%' for k in worst_all)
+    )
+  return lines
+
+
+def cmd_extend_vocab(args) -> int:
+  old = vocab_extension.load_proto(args.vocab)
+  texts, old_texts = new_and_old_texts(args)
+  try:
+    ext = vocab_extension.extend(old, texts, args.num_pieces, old_texts, args.allow_old_changes)
+  except ValueError as e:
+    raise AddLanguageError(str(e)) from e
+  os.makedirs(args.out, exist_ok=True)
+  vocab_path = os.path.abspath(os.path.join(args.out, 'sentencepiece.model'))
+  if grown_run.is_mlit_run(args.checkpoint):
+    grown = grown_run.grow_run(args.checkpoint, ext, args.out, args.pad_to)
+    kind, ckpt_dir, ckpt_root, rows = 'mlit', grown['checkpoint'], os.path.abspath(args.out), None
+    rows = grown['rows']
+  else:
+    from mlit.checkpoints import t5x as t5x_checkpoint  # pylint: disable=g-import-not-at-top
+
+    flat = t5x_checkpoint.read_t5x_checkpoint(
+      args.checkpoint, include=r'^(token_embedder|encoder)/'
+    )
+    if vocab_extension.EMBEDDING_KEY not in flat:
+      raise AddLanguageError(f'{args.checkpoint}: no {vocab_extension.EMBEDDING_KEY} in it')
+    emb = np.asarray(flat[vocab_extension.EMBEDDING_KEY])
+    flat[vocab_extension.EMBEDDING_KEY] = vocab_extension.grow_embedding(
+      emb, ext.old_vocab_size, ext.tokenisations, args.pad_to
+    )
+    ckpt_dir = vocab_extension.save_t5x_orbax(flat, args.out)
+    kind, ckpt_root = 't5x', ckpt_dir
+    rows = [int(emb.shape[0]), int(flat[vocab_extension.EMBEDDING_KEY].shape[0])]
+  with open(vocab_path, 'wb') as f:
+    f.write(ext.proto.SerializeToString())
+
+  old_sp = spm.SentencePieceProcessor(model_file=args.vocab)
+  new_sp = spm.SentencePieceProcessor(model_file=vocab_path)
+  pairs = [(args.lang, t) for t in texts]
+  before = coverage.coverage(old_sp, pairs, args.max_len)[args.lang]
+  after = coverage.coverage(new_sp, pairs, args.max_len)[args.lang]
+  summary = {
+    'language': args.lang,
+    'old_vocab': os.path.abspath(args.vocab),
+    'old_checkpoint': os.path.abspath(args.checkpoint),
+    'checkpoint_kind': kind,
+    'old_vocab_size': ext.old_vocab_size,
+    'new_vocab_size': len(ext.proto.pieces),
+    'new_pieces': len(ext.pieces),
+    'pieces': ext.report,
+    'embedding_rows': rows,
+    'first_new_pieces': [p for p, _ in ext.pieces[:20]],
+    'coverage_before': before,
+    'coverage_after': after,
+    'vocabulary': vocab_path,
+    'checkpoint': ckpt_dir,
+    'checkpoint_root': ckpt_root,
+  }
+  with open(os.path.join(args.out, 'extension.json'), 'w', encoding='utf-8') as f:
+    json.dump(summary, f, ensure_ascii=False, indent=1)
+  for line in _piece_report_lines(args.lang, len(texts), ext.report):
+    print(line)
+  print(
+    f'vocabulary {ext.old_vocab_size} -> {len(ext.proto.pieces)} pieces; embedding rows '
+    f'{rows[0]} -> {rows[1]}; {args.lang} byte-fallback share '
+    f'{100 * before["byte_fallback_share"]:.1f}% -> {100 * after["byte_fallback_share"]:.1f}%'
+    f', tokens/{after["unit"]} {before["tokens_per_unit"]:.2f} -> {after["tokens_per_unit"]:.2f}'
+  )
+  if kind == 'mlit':
+    print(
+      f'vocabulary: {vocab_path}\ncheckpoint: {ckpt_dir}  (mlit run state; continue it with '
+      f'CONTINUE_FROM = {ckpt_root!r} and text_tower.T5Config.vocab_size = {rows[1]}: '
+      '`mlit add-language gin` writes that file)'
+    )
+  else:
+    print(
+      f'vocabulary: {vocab_path}\ncheckpoint: {ckpt_dir}  (T5X Orbax layout; pass as '
+      f'INITIAL_CHECKPOINT_PATH with setups/LU.gin and text_tower.T5Config.vocab_size = {rows[1]})'
+    )
+  return 0
+
+
+def _base_config(run: str) -> str:
+  path = os.path.join(run, 'config.gin')
+  if not os.path.isfile(path):
+    raise AddLanguageError(f"--base-run {run}: no config.gin (give the base run's MODEL_DIR)")
+  with open(path, encoding='utf-8') as f:
+    return f.read()
+
+
+def cmd_gin(args) -> int:
+  path = os.path.join(args.extension, 'extension.json')
+  if not os.path.isfile(path):
+    raise AddLanguageError(f'--extension {args.extension}: no extension.json (run extend-vocab)')
+  with open(path, encoding='utf-8') as f:
+    ext = json.load(f)
+  if ext.get('checkpoint_kind') != 'mlit':
+    raise AddLanguageError(
+      f'--extension {args.extension} grew a T5X checkpoint: continuing needs an mlit run '
+      '(extend-vocab --checkpoint MODEL_DIR); a T5X text tower starts a new LU run instead '
+      '(INITIAL_CHECKPOINT_PATH with setups/LU.gin)'
+    )
+  if ext['language'] != args.lang:
+    raise AddLanguageError(
+      f'--extension {args.extension} is for {ext["language"]}, not {args.lang}'
+    )
+  base_run = args.base_run or ext['old_checkpoint']
+  if os.path.basename(os.path.normpath(base_run)) == 'checkpoints':
+    base_run = os.path.dirname(os.path.normpath(base_run))
+  base_run = os.path.abspath(base_run)
+  wit = None
+  if args.wit_train or args.wit_images:
+    wit = {'train': args.wit_train, 'images': args.wit_images}
+  try:
+    text, warnings = gin_file.write(
+      lang=args.lang,
+      language_name=languages.lookup(args.lang).name,
+      base_config=_base_config(base_run),
+      base_run=base_run,
+      extension=ext,
+      model_dir=os.path.abspath(args.model_dir),
+      steps=args.steps,
+      warmup=args.warmup,
+      repeat=args.repeat,
+      wit=wit,
+    )
+  except gin_file.GinFileError as e:
+    raise AddLanguageError(str(e)) from e
+  for w in warnings:
+    print(f'warning: {w}', file=sys.stderr)
+  if args.out:
+    with open(args.out, 'w', encoding='utf-8') as f:
+      f.write(text)
+    print(f'wrote {args.out}; train with: mlit train --gin_file={args.out}')
+  else:
+    sys.stdout.write(text)
   return 0
 
 
@@ -69,11 +281,36 @@ def _add_prompt_language(path: str, lang: str, entry: dict, name: str, num_class
   """Adds (or replaces) one language of a prompt set file, creating the file if needed."""
   data = _load_or(path, {'name': name, 'num_classes': num_classes, 'languages': {}})
   if data.get('num_classes') != num_classes:
-    raise SystemExit(
+    raise AddLanguageError(
       f'{path}: num_classes {data.get("num_classes")} differs from the English set ({num_classes})'
     )
   data.setdefault('languages', {})[lang] = entry
   _write_json(path, data)
+
+
+def check_backend_pair(backend, lang: str, forward: bool) -> None:
+  """Before any work: the backend translates en -> lang (if `forward`) and lang -> en."""
+  from mlit.translation import backends  # pylint: disable=g-import-not-at-top
+
+  if not isinstance(backend, backends.ApertiumBackend):
+    return  # other backends report an unsupported pair on their first call
+  import shutil  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+
+  if shutil.which(backend.executable) is None:
+    raise AddLanguageError(
+      f'--backend apertium: `{backend.executable}` is not installed (apt-get install apertium '
+      f'apertium-eng-{backend.code(lang)} or the pair package covering en and {lang})'
+    )
+  proc = subprocess.run([backend.executable, '-l'], capture_output=True, text=True, check=False)
+  modes = sorted(proc.stdout.split())
+  pairs = ([('en', lang)] if forward else []) + [(lang, 'en')]
+  missing = [f'{backend.code(a)}-{backend.code(b)}' for a, b in pairs if not backend.supports(a, b)]
+  if missing:
+    raise AddLanguageError(
+      f'--backend apertium has no mode {" or ".join(missing)} for {lang}; installed modes: '
+      f'{", ".join(modes) or "none"}'
+    )
 
 
 def cmd_prompts(args) -> int:
@@ -81,29 +318,41 @@ def cmd_prompts(args) -> int:
   from eval_multilingual import prompts as prompts_lib  # pylint: disable=g-import-not-at-top
   from mlit.translation import backends as translation_backends  # pylint: disable=g-import-not-at-top
 
+  if not args.backend and not args.human:
+    raise AddLanguageError('give --backend (machine translation) and/or --human FILE')
   english_sets = prompts_lib.load_prompt_file(args.english)
   if args.english_lang not in english_sets:
-    raise SystemExit(
+    raise AddLanguageError(
       f'{args.english}: no language {args.english_lang!r} (has {sorted(english_sets)})'
     )
   english = english_sets[args.english_lang]
-  backend = translation_backends.make_backend(args.backend) if args.backend else None
+  qpath = args.quality or os.path.join(
+    os.path.dirname(os.path.abspath(args.out)), 'prompt_quality.json'
+  )
+  previous = _load_or(qpath, {}).get(args.lang, {})
+  if not args.human and previous.get('source') == 'human':
+    raise AddLanguageError(
+      f'{args.out} has a human translation of {args.lang} ({qpath}): a machine translation does '
+      'not replace it (give --human FILE again, or remove the language from both files)'
+    )
+  try:
+    backend = translation_backends.make_backend(args.backend) if args.backend else None
+  except ValueError as e:
+    raise AddLanguageError(f'--backend: {e}') from e
+  if backend:
+    check_backend_pair(backend, args.lang, forward=not args.human)
   dropped = []
   if args.human:
     human = prompts_lib.load_prompt_file(args.human)
     if args.lang not in human:
-      raise SystemExit(f'{args.human}: no language {args.lang!r} (has {sorted(human)})')
+      raise AddLanguageError(f'{args.human}: no language {args.lang!r} (has {sorted(human)})')
     ps = human[args.lang]
     quality = (
       prompt_translation.round_trip_quality(backend, args.lang, english, ps) if backend else None
     )
-  elif backend:
+  else:
     t = prompt_translation.translate_prompt_set(backend, english, args.lang, english.name)
     ps, dropped, quality = t.prompt_set, t.dropped_templates, t.quality
-  else:
-    raise SystemExit(
-      'mlit add-language prompts: give --backend (machine translation) and/or --human FILE'
-    )
   for w in ps.warnings:
     print(f'warning: {w}', file=sys.stderr)
   for d in dropped:
@@ -116,169 +365,41 @@ def cmd_prompts(args) -> int:
     entry['class_indices'] = list(ps.class_indices)
   _add_prompt_language(args.out, args.lang, entry, english.name, english.num_classes)
   prompts_lib.load_prompt_file(args.out)  # the written file must load like any prompt set
+  source = 'human' if args.human else 'machine'
   print(
-    f'wrote {len(ps.classes)} classes, {len(ps.templates)} templates for {args.lang} to {args.out}'
+    f'wrote {len(ps.classes)} classes, {len(ps.templates)} templates ({source}) for {args.lang} '
+    f'to {args.out}'
   )
+  record = {'source': source}
   if quality is not None:
-    qpath = args.quality or os.path.join(
-      os.path.dirname(os.path.abspath(args.out)), 'prompt_quality.json'
-    )
     quality['dropped_templates'] = len(dropped)
-    _write_json(qpath, {**_load_or(qpath, {}), args.lang: quality})
+    drifted = [r for r in quality['round_trip_templates'] if r['chrf'] < args.drift_chrf]
+    quality['drifted_templates'] = len(drifted)
+    record.update(quality)
     print(
       f'round-trip chrF {quality["chrf"]:.1f} (classes {quality["chrf_classes"]:.1f}, '
-      f'templates {quality["chrf_templates"]:.1f}) -> {qpath}'
+      f"templates {quality['chrf_templates']:.1f}); each template's round trip (check the "
+      'middle column: a wrong word that translates back unchanged keeps chrF 100):'
     )
-  return 0
-
-
-def cmd_extend_vocab(args) -> int:
-  from mlit.checkpoints import t5x as t5x_checkpoint  # pylint: disable=g-import-not-at-top
-
-  old = vocab_extension.load_proto(args.vocab)
-  texts, _ = read_language_texts(args.texts, args.lang)
-  ext = vocab_extension.extend(old, texts, args.num_pieces)
-  flat = t5x_checkpoint.read_t5x_checkpoint(args.checkpoint, include=r'^(token_embedder|encoder)/')
-  if vocab_extension.EMBEDDING_KEY not in flat:
-    raise SystemExit(f'{args.checkpoint}: no {vocab_extension.EMBEDDING_KEY} in the checkpoint')
-  emb = np.asarray(flat[vocab_extension.EMBEDDING_KEY])
-  flat[vocab_extension.EMBEDDING_KEY] = vocab_extension.grow_embedding(
-    emb, ext.old_vocab_size, ext.tokenisations, args.pad_to
-  )
-  os.makedirs(args.out, exist_ok=True)
-  vocab_path = os.path.join(args.out, 'sentencepiece.model')
-  with open(vocab_path, 'wb') as f:
-    f.write(ext.proto.SerializeToString())
-  ckpt_dir = vocab_extension.save_t5x_orbax(flat, args.out)
-
-  old_sp = spm.SentencePieceProcessor(model_file=args.vocab)
-  new_sp = spm.SentencePieceProcessor(model_file=vocab_path)
-  pairs = [(args.lang, t) for t in texts]
-  before = coverage.coverage(old_sp, pairs, args.max_len)[args.lang]
-  after = coverage.coverage(new_sp, pairs, args.max_len)[args.lang]
-  summary = {
-    'language': args.lang,
-    'old_vocab': os.path.abspath(args.vocab),
-    'old_checkpoint': os.path.abspath(args.checkpoint),
-    'old_vocab_size': ext.old_vocab_size,
-    'new_vocab_size': len(ext.proto.pieces),
-    'new_pieces': len(ext.pieces),
-    'embedding_rows': [int(emb.shape[0]), int(flat[vocab_extension.EMBEDDING_KEY].shape[0])],
-    'first_new_pieces': [p for p, _ in ext.pieces[:20]],
-    'coverage_before': before,
-    'coverage_after': after,
-    'vocabulary': vocab_path,
-    'checkpoint': ckpt_dir,
-  }
-  if args.old_texts:
-    old_pairs = []
-    for path in args.old_texts:
-      old_pairs += list(coverage.InputReader().read(path))
-    changed = sum(old_sp.encode(t) != new_sp.encode(t) for _, t in old_pairs)
-    summary['old_language_texts_retokenised'] = [changed, len(old_pairs)]
-  with open(os.path.join(args.out, 'extension.json'), 'w', encoding='utf-8') as f:
-    json.dump(summary, f, ensure_ascii=False, indent=1)
-  print(
-    f'{len(ext.pieces)} pieces added ({ext.old_vocab_size} -> {len(ext.proto.pieces)}); '
-    f'embedding rows {emb.shape[0]} -> {summary["embedding_rows"][1]}; byte-fallback share '
-    f'{100 * before["byte_fallback_share"]:.1f}% -> {100 * after["byte_fallback_share"]:.1f}%'
-    f'; tokens/{after["unit"]} {before["tokens_per_unit"]:.2f} -> '
-    f'{after["tokens_per_unit"]:.2f}'
-  )
-  if 'old_language_texts_retokenised' in summary:
-    print(
-      'old-language texts tokenised differently: %d of %d'
-      % tuple(summary['old_language_texts_retokenised'])
-    )
-  print(
-    f'vocabulary: {vocab_path}\ncheckpoint: {ckpt_dir}  (T5X Orbax layout; pass as '
-    f'INITIAL_CHECKPOINT_PATH and set text_tower.T5Config.vocab_size = '
-    f'{summary["embedding_rows"][1]})'
-  )
-  return 0
-
-
-def gin_snippet(
-  lang: str,
-  vocab: str | None,
-  checkpoint: str | None,
-  vocab_size: int | None,
-  prompts: str | None,
-  wit_task: str = 'wit_reference',
-) -> str:
-  """Gin bindings for tuning on and evaluating the language (a file to pass with --gin_file)."""
-  info = languages.lookup(lang)
-  ident = ''.join(ch if ch.isalnum() else '_' for ch in lang).upper()
-  scope = ident.lower()
-  stamp = datetime.date.today().isoformat()
-  lines = [
-    f'# {info.name} ({lang}, script {info.script}): written by `mlit add-language gin` on {stamp}.',
-    'from __gin__ import dynamic_registration',
-    '',
-    'from eval_multilingual import evaluations',
-    'from mlit.models import text_tower',
-    'from tasks import vocabularies',
-    'from tasks import wit',
-    '',
-  ]
-  if vocab:
-    lines += [
-      '# Vocabulary extended for the language; ids of the old pieces are unchanged.',
-      f'VOCABULARY = {json.dumps(vocab)}',
-      'vocabularies.vocabulary.path = %VOCABULARY',
-    ]
-  if vocab_size:
-    lines.append(f'text_tower.T5Config.vocab_size = {int(vocab_size)}')
-  if checkpoint:
-    lines += [f'INITIAL_CHECKPOINT_PATH = {json.dumps(checkpoint)}', '']
-  task = f'{wit_task}.{lang.replace("-", "_")}'
-  lines += [
-    '# Tuning task: the WIT rows of the language (seqio name <dataset>.<lang>).',
-    f'wit.register_wit.languages = [{json.dumps(lang)}]',
-    f'MIXTURE_OR_TASK_NAME = {json.dumps(task)}',
-    '',
-    '# Evaluation entries: add %' + f'{ident}_EVALUATIONS to evaluate.evaluations.',
-    f'{scope}/evaluations.RetrievalEvaluation:',
-    "  dataset = 'wit'",
-    '  path = %WIT_EVAL_TSV_PATTERN',
-    f'  languages = [{json.dumps(lang)}]',
-  ]
-  evs = [f'@{scope}/evaluations.RetrievalEvaluation()']
-  if prompts:
-    lines += [
-      f'{scope}/evaluations.ZeroShotEvaluation:',
-      '  images = %ZEROSHOT_IMAGES',
-      f'  prompts = {json.dumps(prompts)}',
-      f'  languages = [{json.dumps(lang)}]',
-    ]
-    evs.insert(0, f'@{scope}/evaluations.ZeroShotEvaluation()')
-  lines += [f'{ident}_EVALUATIONS = [{", ".join(evs)}]', '']
-  return '\n'.join(lines)
-
-
-def cmd_gin(args) -> int:
-  vocab_size = args.vocab_size
-  if args.extension:
-    with open(os.path.join(args.extension, 'extension.json'), encoding='utf-8') as f:
-      ext = json.load(f)
-    args.vocab = args.vocab or ext['vocabulary']
-    args.checkpoint = args.checkpoint or ext['checkpoint']
-    vocab_size = vocab_size or ext['embedding_rows'][1]
-  text = gin_snippet(args.lang, args.vocab, args.checkpoint, vocab_size, args.prompts)
-  if args.out:
-    with open(args.out, 'w', encoding='utf-8') as f:
-      f.write(text)
-    print(f'wrote {args.out}', file=sys.stderr)
-  else:
-    sys.stdout.write(text)
+    for r in quality['round_trip_templates']:
+      flag = 'DRIFT' if r['chrf'] < args.drift_chrf else 'ok'
+      print(
+        f'  {flag:5} chrF {r["chrf"]:5.1f}  {r["english"]!r} -> {r["template"]!r} -> {r["back"]!r}'
+      )
+    if drifted:
+      print(
+        f'{len(drifted)} template(s) drift (round-trip chrF < {args.drift_chrf}): check or replace '
+        f'them with --human FILE, which always wins'
+      )
+  _write_json(qpath, {**_load_or(qpath, {}), args.lang: record})
+  print(f'quality and round trips -> {qpath}')
   return 0
 
 
 _EXAMPLE = """example:
   mlit add-language coverage --vocab=spm.model --lang=am am.txt
-  mlit add-language extend-vocab --vocab=spm.model --checkpoint=ckpt --lang=am --texts am.txt \\
-      --out=ext_am
-  mlit add-language gin --lang=am --extension=ext_am --out=am.gin"""
+  mlit add-language run --vocab=runs/demo/spm.model --checkpoint=runs/demo/train --lang=am \\
+      --texts am.txt --out=runs/add_am"""
 
 
 def main(argv=None) -> int:
@@ -310,16 +431,66 @@ def main(argv=None) -> int:
     help="translation backend: 'apertium', 'command:<template>', "
     "'transformers:<dir>'; with --human only used for the round trip",
   )
-  pr.add_argument('--human', help='prompt set file with human translations for --lang')
+  pr.add_argument('--human', help='prompt set file with human translations for --lang (wins)')
   pr.add_argument('--out', required=True, help='prompt set file to write (language added)')
   pr.add_argument('--quality', help='prompt_quality.json to update (default next to --out)')
+  pr.add_argument(
+    '--drift-chrf', type=float, default=60.0, help='flag templates whose round trip scores below'
+  )
 
   e = sub.add_parser('extend-vocab', help='3. new pieces + grown embedding checkpoint')
-  e.add_argument('--vocab', required=True, help='current SentencePiece .model')
-  e.add_argument('--checkpoint', required=True, help='T5X checkpoint (legacy or Orbax)')
-  e.add_argument('--lang', required=True, help='code of the new language, e.g. am')
+  add_extend_args(e)
+  e.add_argument('--out', required=True, help='output directory (vocabulary, checkpoint, report)')
+
+  g = sub.add_parser('gin', help='4. gin file continuing the base run with the language')
+  g.add_argument('--lang', required=True, help='code of the new language, e.g. am')
+  add_gin_args(g)
+  g.add_argument('--extension', required=True, help='output directory of extend-vocab')
+  g.add_argument('--base-run', help="MODEL_DIR of the base run (default: extend-vocab's)")
+  g.add_argument('--model-dir', required=True, help='MODEL_DIR of the continued run')
+  g.add_argument('--out', help='gin file to write (default: stdout)')
+
+  r = sub.add_parser('run', help='3-4, tuning and evaluation before/after, in one go')
+  add_extend_args(r)
+  add_gin_args(r)
+  r.add_argument('--out', required=True, help="directory for every step's output")
+  r.add_argument('--eval-gin', default='demo/eval_emoji.gin', help='evaluation gin file')
+
+  args = p.parse_args(argv)
+  for attr in ('vocab', 'checkpoint', 'english', 'human', 'emoji_data'):
+    path = getattr(args, attr, None)
+    if path and not os.path.exists(path):
+      print(
+        f'mlit add-language {args.step}: error: --{attr.replace("_", "-")} {path}: no such file',
+        file=sys.stderr,
+      )
+      return 2
+  steps = {
+    'coverage': cmd_coverage,
+    'prompts': cmd_prompts,
+    'extend-vocab': cmd_extend_vocab,
+    'gin': cmd_gin,
+  }
+  try:
+    if args.step == 'run':
+      from mlit.commands import add_language_run  # pylint: disable=g-import-not-at-top
+
+      return add_language_run.run(args)
+    return steps[args.step](args)
+  except AddLanguageError as e:
+    print(f'mlit add-language {args.step}: error: {e}', file=sys.stderr)
+    return 2
+
+
+def add_extend_args(e) -> None:
+  e.add_argument('--vocab', required=True, help="the base run's SentencePiece .model")
   e.add_argument(
-    '--texts', nargs='+', required=True, help='text files of the language to learn pieces from'
+    '--checkpoint', required=True, help='mlit run (MODEL_DIR or its checkpoints/) or T5X checkpoint'
+  )
+  e.add_argument('--lang', required=True, help='code of the new language, e.g. am')
+  e.add_argument('--texts', nargs='+', help='texts of the language (plain, TSV or JSONL)')
+  e.add_argument(
+    '--emoji-data', help="built emoji/CLDR set: its tuning texts, and the other languages' as old"
   )
   e.add_argument(
     '--num-pieces', type=int, default=1000, help='new SentencePiece pieces to add (default 1000)'
@@ -331,31 +502,25 @@ def main(argv=None) -> int:
   e.add_argument(
     '--old-texts',
     nargs='*',
-    help='texts of existing languages: report how many '
-    'are tokenised differently after the extension',
+    help='TSV/JSONL texts of existing languages (with --texts): pieces that change their ids '
+    'are left out, and the share that changes is reported per language',
   )
-  e.add_argument('--out', required=True, help='output directory (vocabulary, checkpoint, report)')
+  e.add_argument('--old-sample', type=int, default=300, help='texts sampled per old language')
+  e.add_argument(
+    '--allow-old-changes',
+    action='store_true',
+    help="keep pieces that change old languages' segmentation (their share is reported)",
+  )
 
-  g = sub.add_parser('gin', help='4. gin snippet for tuning and evaluation')
-  g.add_argument('--lang', required=True, help='code of the new language, e.g. am')
-  g.add_argument('--extension', help='output directory of extend-vocab')
-  g.add_argument('--vocab', help='SentencePiece .model (default: the one in --extension)')
-  g.add_argument('--checkpoint', help='T5X checkpoint (default: the one in --extension)')
-  g.add_argument('--vocab-size', type=int, help='embedding rows (default: from --extension)')
-  g.add_argument('--prompts', help='prompt set file from the prompts step')
-  g.add_argument('--out', help='gin file to write (default: stdout)')
 
-  args = p.parse_args(argv)
-  for attr in ('vocab', 'checkpoint', 'english', 'human'):
-    path = getattr(args, attr, None)
-    if path and args.step != 'gin' and not os.path.exists(path):
-      raise SystemExit(f'mlit add-language {args.step}: --{attr} {path}: no such file')
-  return {
-    'coverage': cmd_coverage,
-    'prompts': cmd_prompts,
-    'extend-vocab': cmd_extend_vocab,
-    'gin': cmd_gin,
-  }[args.step](args)
+def add_gin_args(g) -> None:
+  g.add_argument('--steps', type=int, default=200, help='TRAIN_STEPS of the continued run')
+  g.add_argument('--warmup', type=int, default=20, help='WARMUP_STEPS of the continued run')
+  g.add_argument(
+    '--repeat', type=int, default=8, help="emoji/CLDR: times the new language's pairs repeat"
+  )
+  g.add_argument('--wit-train', help='WIT TSV pattern: tune on WIT rows of the language instead')
+  g.add_argument('--wit-images', help='directory of the WIT images (with --wit-train)')
 
 
 if __name__ == '__main__':

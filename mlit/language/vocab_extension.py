@@ -1,7 +1,9 @@
 """Extends a SentencePiece vocabulary with a new language's pieces and grows the text embedding.
 
 - New pieces come from a SentencePiece model trained on the language's texts (same model type);
-  pieces the old vocabulary already has, and non-NORMAL pieces, are skipped.
+  pieces the old vocabulary already has, and non-NORMAL pieces, are skipped. A piece that would
+  change how a sample of an existing language's texts is segmented is left out (unless allowed),
+  so those texts keep their ids and their embeddings exactly; the next candidate takes its place.
 - They are appended to the old ModelProto as NORMAL pieces with the new model's scores: every
   existing id keeps its piece, score and type.
 - The embedding grows: rows of old ids are copied bit for bit, a new piece's row is the mean of the
@@ -36,8 +38,9 @@ def load_proto(path: str) -> sp_pb2.ModelProto:
 
 def train_candidate_pieces(
   texts: list[str], old: sp_pb2.ModelProto, num_pieces: int, seed_vocab_size: int | None = None
-) -> list[tuple[str, float]]:
-  """(piece, score) of a model trained on `texts`, best first, that `old` does not have."""
+) -> tuple[list[tuple[str, float]], dict]:
+  """(piece, score) of a model trained on `texts`, best first, that `old` does not have; and
+  counts of the trained model's pieces: 'trained', 'already_present', 'special'."""
   if not texts:
     raise ValueError('no texts to train new pieces on')
   type_name = sp_pb2.TrainerSpec.ModelType.Name(old.trainer_spec.model_type).lower()
@@ -63,13 +66,12 @@ def train_candidate_pieces(
   new = sp_pb2.ModelProto()
   new.ParseFromString(model.getvalue())
   existing = {p.piece for p in old.pieces}
-  cands = [
-    (p.piece, p.score)
-    for p in new.pieces
-    if p.type == NORMAL and p.piece not in existing and p.piece != '▁'
-  ]
+  special = [p for p in new.pieces if p.type != NORMAL or p.piece == '▁']
+  present = [p for p in new.pieces if p not in special and p.piece in existing]
+  cands = [(p.piece, p.score) for p in new.pieces if p not in special and p.piece not in existing]
   cands.sort(key=lambda ps: -ps[1])
-  return cands[:num_pieces]
+  counts = {'trained': len(new.pieces), 'already_present': len(present), 'special': len(special)}
+  return cands, counts
 
 
 def merge(old: sp_pb2.ModelProto, pieces: Iterable[tuple[str, float]]) -> sp_pb2.ModelProto:
@@ -125,17 +127,87 @@ class Extension:
   pieces: list[tuple[str, float]]
   tokenisations: list[list[int]]
   old_vocab_size: int
+  report: dict  # pieces requested / added / not added and why; old languages' id changes
 
 
-def extend(old: sp_pb2.ModelProto, texts: list[str], num_pieces: int) -> Extension:
-  pieces = train_candidate_pieces(texts, old, num_pieces)
+def _changed(old_ids: dict, proto: sp_pb2.ModelProto, old_texts: dict, old_size: int):
+  """Per old language: texts whose ids differ under `proto`; and the new ids those texts use."""
+  sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+  changed, culprits = {}, set()
+  for lang, texts in old_texts.items():
+    n = 0
+    for before, after in zip(old_ids[lang], sp.encode(texts)):
+      if before != after:
+        n += 1
+        culprits.update(i for i in after if i >= old_size)
+    changed[lang] = n
+  return changed, culprits
+
+
+def select_pieces(
+  old: sp_pb2.ModelProto,
+  candidates: list[tuple[str, float]],
+  num_pieces: int,
+  old_texts: dict[str, list[str]],
+  allow_old_changes: bool = False,
+) -> tuple[list[tuple[str, float]], list[str], dict, dict]:
+  """Up to num_pieces candidates, best first, none of which changes an old text's ids.
+
+  A unigram segmentation changes only where the best path now uses a new piece (old scores are
+  kept), so the new pieces the changed texts use are dropped and the next candidates tried, until
+  the sample keeps its ids. Returns (pieces, excluded, changed texts per language with the first
+  pieces tried, changed texts per language with the pieces kept).
+  """
+  old_size = len(old.pieces)
+  sp_old = spm.SentencePieceProcessor(model_proto=old.SerializeToString())
+  old_ids = {lang: sp_old.encode(texts) for lang, texts in old_texts.items()}
+  pool, chosen, excluded, first = list(candidates), [], [], None
+  while True:
+    take = num_pieces - len(chosen)
+    chosen, pool = chosen + pool[:take], pool[take:]
+    changed, culprits = _changed(old_ids, merge(old, chosen), old_texts, old_size)
+    first = changed if first is None else first
+    if allow_old_changes or not culprits:
+      return chosen, excluded, first, changed
+    bad = {chosen[i - old_size][0] for i in culprits}
+    excluded += sorted(bad)
+    chosen = [c for c in chosen if c[0] not in bad]
+
+
+def extend(
+  old: sp_pb2.ModelProto,
+  texts: list[str],
+  num_pieces: int,
+  old_texts: dict[str, list[str]] | None = None,
+  allow_old_changes: bool = False,
+) -> Extension:
+  """Appends up to num_pieces of the language's pieces to `old` (see the module docstring)."""
+  candidates, counts = train_candidate_pieces(texts, old, num_pieces)
+  pieces, excluded, changed_all, changed = select_pieces(
+    old, candidates, num_pieces, old_texts or {}, allow_old_changes
+  )
   if not pieces:
     raise ValueError('training on the texts gave no piece the vocabulary lacks')
+  report = {
+    'requested': num_pieces,
+    'added': len(pieces),
+    'trained_model_pieces': counts['trained'],
+    'already_in_vocabulary': counts['already_present'],
+    'special_pieces': counts['special'],
+    'new_candidates': len(candidates),
+    'excluded_changing_old_languages': len(excluded),
+    'excluded_pieces': excluded[:50],
+    'not_added': num_pieces - len(pieces),
+    'old_language_texts': {lang: len(t) for lang, t in (old_texts or {}).items()},
+    'old_language_changed_if_all_added': changed_all,
+    'old_language_changed': changed,
+  }
   return Extension(
     proto=merge(old, pieces),
     pieces=pieces,
     tokenisations=old_tokenisations(old, [p for p, _ in pieces]),
     old_vocab_size=len(old.pieces),
+    report=report,
   )
 
 

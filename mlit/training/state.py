@@ -109,6 +109,57 @@ def load_pretrained(
   return params
 
 
+def _check_same_params(params, abstract, where: str) -> None:
+  """Every param of the model is in the checkpoint with its shape (and nothing else)."""
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+
+  have = {'/'.join(k): np.shape(v) for k, v in traverse_util.flatten_dict(params).items()}
+  want = {'/'.join(k): tuple(v.shape) for k, v in traverse_util.flatten_dict(abstract).items()}
+  problems = [f'missing {k}' for k in sorted(set(want) - set(have))]
+  problems += [f'unexpected {k}' for k in sorted(set(have) - set(want))]
+  problems += [
+    f'{k}: checkpoint {have[k]} vs model {want[k]}'
+    for k in sorted(set(have) & set(want))
+    if have[k] != want[k]
+  ]
+  if problems:
+    hint = ''
+    emb = 'txt/token_embedder/embedding'
+    if emb in have and emb in want and have[emb] != want[emb]:
+      hint = f' (set text_tower.T5Config.vocab_size = {have[emb][0]})'
+    raise ValueError(
+      f'{where}: the checkpoint does not fit the model{hint}: ' + '; '.join(problems[:6])
+    )
+
+
+def state_from_run(run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bool = False):
+  """A step-0 train state from the latest checkpoint of an mlit run (train.init_from_run).
+
+  Params come over exactly; the optimizer state is fresh unless `keep_optimizer` (then the run's
+  Adam moments and schedule count continue, which needs the same optimizer).
+  """
+  from mlit.checkpoints import run_state  # pylint: disable=g-import-not-at-top
+
+  directory = run_state.checkpoints_dir(run)
+  abstract = nn.unbox(abstract_boxed)
+  params, step = run_state.read_params(directory)
+  _check_same_params(params, abstract, f'{directory}/{step}')
+  if keep_optimizer:
+    target = abstract_state(tx, abstract_boxed, state_sh)
+    state, _, _ = run_state.Checkpoints(directory, keep=None, async_save=False).restore(
+      target, step
+    )
+    state = dict(state)
+    state['step'] = jax.device_put(jnp.zeros((), jnp.int32), state_sh['step'])
+    what = 'params and optimizer state'
+  else:
+    cast = jax.tree_util.tree_map(lambda x, a: np.asarray(x, a.dtype), params, abstract)
+    state = init_state(tx, _place(cast, state_sh['params']), state_sh)
+    what = 'params (fresh optimizer)'
+  train_log.log(f'continuing from {directory} step {step}: {what}')
+  return state
+
+
 def _key_names(path) -> tuple[str, ...]:
   return tuple(str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k)))) for k in path)
 

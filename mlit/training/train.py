@@ -160,6 +160,8 @@ def train(
   text_locked: bool = False,
   initial_checkpoint_path: Optional[str] = None,
   image_checkpoint_path: Optional[str] = None,
+  init_from_run: Optional[str] = None,
+  init_from_run_optimizer: bool = False,
   image_dont_load: Sequence[str] = (),
   freeze: Sequence[str] = (),
   loss: str = 'softmax',
@@ -192,6 +194,15 @@ def train(
       state; a locked live image tower also carries no gradient.
     initial_checkpoint_path: T5X checkpoint for a pre-trained text tower.
     image_checkpoint_path: big_vision/AugReg .npz for a pre-trained ViT.
+    init_from_run: continue tuning an mlit run (gin: CONTINUE_FROM): its
+      MODEL_DIR, checkpoints/ dir, or `mlit add-language extend-vocab --out`.
+      Every param of its latest checkpoint (text tower, heads, temperature, a
+      live image tower) replaces the init; text_init/image_init and the
+      pre-trained paths are then unused (a set INITIAL_CHECKPOINT_PATH is an
+      error). This run counts its own steps from 0.
+    init_from_run_optimizer: also continue that run's optimizer state (Adam
+      moments and schedule count; needs the same optimizer). Default: a fresh
+      optimizer with this run's warm-up and schedule.
     image_dont_load: regexes of ViT params not to load from the .npz.
     freeze: extra lock regexes over parameter names ('txt/encoder/...').
     loss: 'softmax' (LiT) or 'sigmoid' (SigLIP; model needs bias_init).
@@ -212,9 +223,12 @@ def train(
     argv: unused; the command line, recorded in the log.
   """
   del argv
-  _check_pretrained(
-    text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
-  )
+  if init_from_run:
+    _check_init_from_run(init_from_run, initial_checkpoint_path)
+  else:
+    _check_pretrained(
+      text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
+    )
   os.makedirs(model_dir, exist_ok=True)
   mesh, rules = state_lib.make_mesh(num_partitions, logical_axis_rules)
   data_size = mesh.shape['data']
@@ -263,6 +277,10 @@ def train(
         f'{consumed} batches; expected {start_step}'
       )
     train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
+  elif init_from_run:
+    state = state_lib.state_from_run(
+      init_from_run, tx, abstract, state_sh, keep_optimizer=init_from_run_optimizer
+    )
   else:
     params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
     params = state_lib.load_pretrained(
@@ -354,7 +372,24 @@ def train(
   return state
 
 
+def _check_init_from_run(run: str, text_path: Optional[str]) -> None:
+  if text_path:
+    raise ValueError(
+      f'train.init_from_run (CONTINUE_FROM) = {run!r} and INITIAL_CHECKPOINT_PATH = '
+      f'{text_path!r} are both set: continuing an mlit run takes its text tower; set one of them'
+    )
+  if not os.path.isdir(run):
+    raise ValueError(f'train.init_from_run (CONTINUE_FROM): {run!r} is not a directory')
+
+
 def _check_pretrained(text_init, text_path, image_init, image_path, has_image_tower) -> None:
+  if text_init == 'random' and text_path:
+    raise ValueError(
+      f'INITIAL_CHECKPOINT_PATH = {text_path!r} is set, but the setup trains the text tower from '
+      "random init (text_init='random', setups/Lu.gin, Uu.gin, uu.gin): use setups/LU.gin (or "
+      'UU.gin) to start from that T5X checkpoint, or CONTINUE_FROM (train.init_from_run) to '
+      'continue an mlit run'
+    )
   if text_init == 'pretrained' and not text_path:
     raise ValueError(
       "text_init='pretrained' (setup *U/*L) needs INITIAL_CHECKPOINT_PATH (a T5X checkpoint)"

@@ -1,0 +1,96 @@
+"""An mlit training checkpoint with its token embedding grown for an extended vocabulary.
+
+Reads the latest checkpoint of an mlit run (mlit.checkpoints.run_state's layout: MODEL_DIR or its
+checkpoints/), grows `txt/token_embedder/embedding` (old rows bit for bit, new rows from
+vocab_extension.grow_embedding) and the optimizer's moments of that table (zero rows for the new
+pieces), and writes OUT/checkpoints/<step>/ with the run's gin config, so that
+`train.init_from_run = OUT` (CONTINUE_FROM) continues tuning from it and the evaluation reads it
+like any run.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from mlit.checkpoints import run_state
+from mlit.language import vocab_extension
+
+EMBEDDING_PATH = ('txt', 'token_embedder', 'embedding')
+
+
+def is_mlit_run(path: str) -> bool:
+  """MODEL_DIR of an mlit run, or its checkpoints/ directory (numbered steps with state/)."""
+  if os.path.isdir(os.path.join(path, 'checkpoints')):
+    return True
+  return os.path.isdir(path) and any(
+    d.isdigit() and os.path.isdir(os.path.join(path, d, 'state')) for d in os.listdir(path)
+  )
+
+
+def _read_item(directory: str, step: int, item: str):
+  path = os.path.join(directory, str(step), item)
+  checkpointer = ocp.PyTreeCheckpointer()
+  tree = checkpointer.metadata(path).item_metadata.tree
+  as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  return checkpointer.restore(path, restore_args=as_numpy)
+
+
+def _read_config(directory: str, step: int) -> str:
+  for name in ('metadata', 'config.json', ''):  # orbax's JSON item file name varies by version
+    path = os.path.join(directory, str(step), 'config', name)
+    if os.path.isfile(path):
+      with open(path, encoding='utf-8') as f:
+        return json.load(f).get('gin', '')
+  return ''
+
+
+def _grow_rows(tree, old_rows: int, new_rows: int, path=()):
+  """Every array under a key path ending with EMBEDDING_PATH[1:] with old_rows rows -> zero-padded."""
+  if isinstance(tree, dict):
+    return {k: _grow_rows(v, old_rows, new_rows, path + (k,)) for k, v in tree.items()}
+  if isinstance(tree, (list, tuple)):
+    return type(tree)(
+      _grow_rows(v, old_rows, new_rows, path + (str(i),)) for i, v in enumerate(tree)
+    )
+  a = np.asarray(tree)
+  if path[-2:] == EMBEDDING_PATH[1:] and a.ndim == 2 and a.shape[0] == old_rows:
+    out = np.zeros((new_rows, a.shape[1]), a.dtype)
+    out[:old_rows] = a
+    return out
+  return tree
+
+
+def grow_run(run: str, extension: vocab_extension.Extension, out_dir: str, pad_to: int) -> dict:
+  """Writes the grown checkpoint under out_dir; returns {'checkpoint', 'step', 'rows': [old, new]}."""
+  directory = run_state.checkpoints_dir(run)
+  _, step = run_state.read_params(directory)
+  state = _read_item(directory, step, 'state')
+  params = state['params']
+  node = params
+  for k in EMBEDDING_PATH[:-1]:
+    node = node.get(k, {}) if isinstance(node, dict) else {}
+  if EMBEDDING_PATH[-1] not in node:
+    raise ValueError(f'{directory}/{step}: no {"/".join(EMBEDDING_PATH)} in the checkpoint')
+  emb = np.asarray(node[EMBEDDING_PATH[-1]])
+  grown = vocab_extension.grow_embedding(
+    emb, extension.old_vocab_size, extension.tokenisations, pad_to
+  )
+  node[EMBEDDING_PATH[-1]] = grown
+  if 'opt_state' in state:
+    state['opt_state'] = _grow_rows(state['opt_state'], emb.shape[0], grown.shape[0])
+  out = os.path.join(os.path.abspath(out_dir), 'checkpoints')
+  if os.path.exists(out):
+    raise FileExistsError(f'{out} exists; choose another --out')
+  ckpt = run_state.Checkpoints(out, keep=None, async_save=False)
+  ckpt.save(
+    step,
+    state,
+    data_state={'batches_consumed': step},
+    config_text=_read_config(directory, step),
+    force=True,
+  )
+  ckpt.close()
+  return {'checkpoint': out, 'step': step, 'rows': [int(emb.shape[0]), int(grown.shape[0])]}
