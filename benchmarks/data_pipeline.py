@@ -1,6 +1,6 @@
 r"""Data-pipeline benchmark: YFCC joint-signal task, TSV -> padded token batches.
 
-  python benchmarks/data_pipeline.py [--rows 20000] [--batch 256] [--langid]
+  python -m benchmarks.data_pipeline [--rows 20000] [--batch 256] [--langid]
 
 Writes made-up rows in the multimedia-commons layout (.bz2), trains a small
 SentencePiece model on generated text, then times seqio + LiTFeatureConverter
@@ -8,52 +8,73 @@ batches (text only: no image decode) and prints examples/s as JSON.
 """
 
 import argparse
+import bz2
+import hashlib
 import json
 import os
 import random
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import seqio
 
 import gin
+from benchmarks import generated_text
+from tasks import feature_converter, yfcc, yfcc_source
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 
-import spm_fixture  # noqa: E402  pylint: disable=g-import-not-at-top
-import task_files  # noqa: E402
-
-from tasks import (  # noqa: E402
-  feature_converter,  # noqa: E402
-  yfcc,  # noqa: E402
-)
+def yfcc_row(line: int, photo_id: int, title: str, description: str, tags: list[str]) -> str:
+  """One made-up metadata row in the multimedia-commons layout (free text URL-encoded)."""
+  q = urllib.parse.quote_plus
+  cols = [
+    str(line),
+    str(photo_id),
+    hashlib.md5(str(photo_id).encode()).hexdigest(),
+    '12345678@N00',
+    'maker',
+    '2010-05-01 10:00:00.0',
+    '1273000000',
+    'Canon+EOS',
+    q(title),
+    q(description),
+    ','.join(q(t) for t in tags),
+    '',
+    '8.54',
+    '47.37',
+    '16',
+    f'http://www.flickr.com/photos/x/{photo_id}/',
+    f'http://farm5.staticflickr.com/1/{photo_id}_abc.jpg',
+    'Attribution License',
+    'http://creativecommons.org/licenses/by/2.0/',
+    '1',
+    '5',
+    'abc',
+    'def',
+    'jpg',
+    '0',
+  ]
+  if not yfcc_source.fits(cols, yfcc_source.MULTIMEDIA_COMMONS):
+    raise AssertionError("the made-up row no longer fits the reader's multimedia-commons layout")
+  return '\t'.join(cols)
 
 
 def write_rows(path, n, seed=0):
   rng = random.Random(seed)
-  words = spm_fixture.sample_sentences(1, seed)[0].split() + spm_fixture._WORDS  # pylint: disable=protected-access
-  sentence = lambda k: ' '.join(rng.choice(words) for _ in range(rng.randint(1, k)))
-  rows = [
-    task_files.yfcc_row(
-      10**9 + i,
-      sentence(6),
-      f'<p>{sentence(30)}</p> http://x.org/{i}',
-      [sentence(2) for _ in range(rng.randint(0, 8))],
-      line=i,
-    )
-    for i in range(n)
-  ]
-  return task_files.write_lines(path, rows)
+  sentence = lambda k: ' '.join(rng.choice(generated_text.WORDS) for _ in range(rng.randint(1, k)))
+  with bz2.open(path, 'wt', encoding='utf-8') as f:
+    for i in range(n):
+      tags = [sentence(2) for _ in range(rng.randint(0, 8))]
+      description = f'<p>{sentence(30)}</p> http://x.org/{i}'
+      f.write(yfcc_row(i, 10**9 + i, sentence(6), description, tags) + '\n')
+  return path
 
 
 def run(rows: int, batch: int, langid: bool, length: int = 16) -> dict:
   with tempfile.TemporaryDirectory() as d:
     write_rows(os.path.join(d, 'yfcc.tsv.bz2'), rows)
-    spm = spm_fixture.train_tiny_spm(
-      os.path.join(d, 'spm'), vocab_size=1000, sentences=spm_fixture.sample_sentences(5000)
-    )
+    spm = generated_text.train_spm(os.path.join(d, 'spm'), vocab_size=1000, n_texts=5000)
     gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm)
     yfcc.register_yfcc(os.path.join(d, 'yfcc.tsv.bz2'), detect_languages=langid)
     lengths = {'title': length, 'description': length, 'tags': length}

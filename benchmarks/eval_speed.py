@@ -7,53 +7,16 @@ figures include tokenisation, batching and padding as an evaluation run
 does them.
 """
 
-import os
-import random
 import tempfile
 
 import flax.linen as nn
 import jax
 import numpy as np
 
-from benchmarks import model_shapes, timing
+from benchmarks import generated_text, model_shapes, timing
 from eval_multilingual import encoders, retrieval, zeroshot
 from eval_multilingual import prompts as prompts_lib
 from mlit.models import two_tower
-
-_WORDS = (
-  'a photo of the small big red blue dog cat bird car tree house '
-  'boat river mountain flower chien chat arbre maison Hund Katze '
-  'Baum Haus perro gato casa árbol'
-).split()
-
-
-def _texts(n: int, seed: int) -> list[str]:
-  rng = random.Random(seed)
-  return [' '.join(rng.choice(_WORDS) for _ in range(rng.randint(3, 10))) for _ in range(n)]
-
-
-def _tiny_spm(directory: str) -> str:
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
-
-  corpus = os.path.join(directory, 'corpus.txt')
-  with open(corpus, 'w', encoding='utf-8') as f:
-    f.write('\n'.join(_texts(3000, 0)) + '\n')
-  prefix = os.path.join(directory, 'bench_spm')
-  spm.SentencePieceTrainer.train(
-    input=corpus,
-    model_prefix=prefix,
-    vocab_size=400,
-    model_type='unigram',
-    byte_fallback=True,
-    pad_id=0,
-    eos_id=1,
-    unk_id=2,
-    bos_id=-1,
-    hard_vocab_limit=False,
-    num_threads=1,
-    minloglevel=2,
-  )
-  return prefix + '.model'
 
 
 def make_encoder(text: str, out_dim: int, batch_size: int, workdir: str):
@@ -66,12 +29,12 @@ def make_encoder(text: str, out_dim: int, batch_size: int, workdir: str):
       text=np.ones((1, 16), np.int32),
     )['params']
   )
-  tok = encoders.Tokenizer(_tiny_spm(workdir), length=16)
+  tok = encoders.Tokenizer(generated_text.train_spm(workdir), length=16)
   return encoders.TwoTowerEncoder(model, params, tok, batch_size=batch_size)
 
 
 def prompts_per_second(enc, n: int, *, warmup: int, repeats: int) -> dict:
-  texts = _texts(n, 1)
+  texts = generated_text.texts(n, 1)
   t = timing.seconds(lambda: enc.embed_texts(texts), warmup=warmup, repeats=repeats)
   return {'n_prompts': n, 'prompts_per_s': n / t['median_s'], 'time': t}
 
@@ -88,10 +51,10 @@ def retrieval_seconds(n: int, dim: int, *, warmup: int, repeats: int) -> dict:
 
 
 def classifier_seconds(enc, n_classes: int, n_templates: int, *, repeats: int) -> dict:
-  names = [f'class {i} ' + ' '.join(_texts(1, i)) for i in range(n_classes)]
+  names = [f'class {i} ' + ' '.join(generated_text.texts(1, i)) for i in range(n_classes)]
   templates = [f'template {j} ' + '{}' for j in range(n_templates)]
   pset = prompts_lib.make_prompt_set('bench', 'en', names, templates, n_classes)
-  enc.embed_texts(_texts(enc.batch_size, 2))  # compile outside the timing
+  enc.embed_texts(generated_text.texts(enc.batch_size, 2))  # compile outside the timing
   t = timing.seconds(
     lambda: zeroshot.classifier_weights(enc.embed_texts, pset), warmup=0, repeats=repeats
   )

@@ -194,15 +194,13 @@ def section_eval(cfg) -> dict:
 
 def section_data(cfg) -> dict:
   """benchmarks/data_pipeline.py in fresh processes (it registers tasks)."""
-  script = os.path.join(ROOT, 'benchmarks', 'data_pipeline.py')
-  if not os.path.exists(script):
-    return {'missing': 'benchmarks/data_pipeline.py'}
   results = []
   for _ in range(cfg['data_repeats']):
     proc = subprocess.run(
       [
         sys.executable,
-        script,
+        '-m',
+        'benchmarks.data_pipeline',
         '--rows',
         str(cfg['data_rows']),
         '--batch',
