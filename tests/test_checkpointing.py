@@ -85,3 +85,28 @@ def test_errors_name_the_directory(tmp_path):
     ckpt.restore({'params': state['params']}, step=1)
   with pytest.raises(ValueError, match='save_every'):
     checkpointing.Checkpoints(str(tmp_path / 'x'), save_every=0)
+
+
+def _truncate_largest_file(step_dir):
+  files = [p for p in (step_dir / 'state').rglob('*') if p.is_file()]
+  biggest = max(files, key=lambda p: p.stat().st_size)
+  biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
+
+
+def test_damaged_newest_falls_back_or_stops_naming_it(tmp_path, capsys):
+  state, _ = _state()
+  root = tmp_path / 'ckpt'
+  ckpt = checkpointing.Checkpoints(str(root), keep=None, async_save=False)
+  for step in (2, 4):
+    ckpt.save(step, {**state, 'step': jnp.array(step, jnp.int32)}, force=True)
+  _truncate_largest_file(root / '4')
+  restored, _, _, step = ckpt.restore_newest_readable(state)
+  assert step == 2 and int(restored['step']) == 2
+  _assert_trees_equal(restored['params'], state['params'])
+  assert f'{root}/4: checkpoint unreadable' in capsys.readouterr().err
+  assert ckpt.all_steps() == [2] and (root / 'unreadable-4').is_dir()
+  # Nothing readable left: a clear error naming the checkpoints, no restart at step 0.
+  _truncate_largest_file(root / '2')
+  with pytest.raises(checkpointing.CheckpointUnreadableError, match=f'{root}: .*step 2'):
+    ckpt.restore_newest_readable(state)
+  assert (root / '2').is_dir()  # kept as it was for the user to inspect

@@ -13,11 +13,14 @@ shardings), so each array lands directly in its target sharding on any mesh.
 """
 
 import os
+import sys
 from typing import Any, Optional
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from tasks.user_error import UserError
 
 _ITEMS = ('state', 'data', 'config')
 
@@ -31,6 +34,15 @@ def abstract_like(tree: Any) -> Any:
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, 'sharding', None))
 
   return jax.tree_util.tree_map(one, tree)
+
+
+class CheckpointUnreadableError(UserError):
+  """No checkpoint of a run directory restores (damaged files, or another model's state)."""
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return (text.splitlines() or [type(error).__name__])[0][:300]
 
 
 class Checkpoints:
@@ -126,6 +138,40 @@ class Checkpoints:
         f'{self.directory}/{step}: checkpoint does not match the target train state: {e}'
       ) from e
     return out['state'], dict(out['data'] or {}), out['config']['gin']
+
+  def restore_newest_readable(self, target: Any) -> tuple[Any, dict, str, int]:
+    """Restores the newest checkpoint that reads back: (state, data_state, config_text, step).
+
+    A newer checkpoint that fails to restore while an older one succeeds is damaged (a
+    truncated or corrupted file): it is moved aside to DIR/unreadable-<step> with a message
+    on stderr, and the run resumes from the older one. When none restores (damaged, or not
+    this model's), the error names every checkpoint tried: never a silent restart at step 0.
+    """
+    self.wait()
+    failed = []
+    for step in reversed(self.all_steps()):
+      try:
+        state, data_state, config_text = self.restore(target, step)
+      except Exception as e:  # orbax and tensorstore raise many types for a damaged file
+        failed.append((step, e))
+        continue
+      for bad, error in failed:
+        aside = os.path.join(self.directory, f'unreadable-{bad}')
+        print(
+          f'{self.directory}/{bad}: checkpoint unreadable ({_first_line(error)}); '
+          f'moved to {aside}, resuming from step {step}',
+          file=sys.stderr,
+          flush=True,
+        )
+        if jax.process_index() == 0:
+          os.replace(os.path.join(self.directory, str(bad)), aside)
+      if failed:
+        self._mgr.reload()
+      return state, data_state, config_text, step
+    raise CheckpointUnreadableError(
+      f'{self.directory}: no checkpoint restores; '
+      + '; '.join(f'step {s}: {_first_line(e)}' for s, e in failed)
+    )
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are complete."""

@@ -244,18 +244,21 @@ def train(
   # read while registering tasks).
   data_stats.reset()
   data_stats.set_consumed(start_step, batch_size)
-  batches, info = train_data.make_input(
-    mixture_or_task_name,
-    task_feature_lengths,
-    batch_size,
-    split=split,
-    seed=seed,
-    shuffle=shuffle,
-    use_cached=use_cached,
-    start_step=start_step,
-    num_data_shards=num_data_shards,
-    batch_transform=batch_transform,
-  )
+  def input_from(step):
+    return train_data.make_input(
+      mixture_or_task_name,
+      task_feature_lengths,
+      batch_size,
+      split=split,
+      seed=seed,
+      shuffle=shuffle,
+      use_cached=use_cached,
+      start_step=step,
+      num_data_shards=num_data_shards,
+      batch_transform=batch_transform,
+    )
+
+  batches, info = input_from(start_step)
   _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
   has_image_tower = model.image is not None
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
@@ -267,9 +270,14 @@ def train(
   )
   state_sh = state_lib.state_shardings(tx, abstract, shardings, mesh)
   if start_step:
-    state, data_state, _ = ckpt.restore(
-      state_lib.abstract_state(tx, abstract, state_sh), start_step
+    state, data_state, _, restored = ckpt.restore_newest_readable(
+      state_lib.abstract_state(tx, abstract, state_sh)
     )
+    if restored != start_step:  # the newest was unreadable: resume the data where this one did
+      batches.close()
+      start_step = restored
+      data_stats.set_consumed(start_step, batch_size)
+      batches, _ = input_from(start_step)
     consumed = data_state.get('batches_consumed', start_step)
     if consumed != start_step:
       raise ValueError(

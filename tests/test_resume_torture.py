@@ -1,0 +1,107 @@
+"""Resume torture: SIGKILL a tiny run at seeded random moments (one inside a checkpoint write),
+damage the newest checkpoint, resume each time; the end equals an uninterrupted run bit for bit.
+
+Reuses test_train_run's tiny run (lit_test_slow: ~20 ms per example, so kills land between
+steps) and its helpers; each killed run is a subprocess.
+"""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from test_checkpointing import _truncate_largest_file
+from test_train_run import REPO, _args, _env, _final, reference, setup  # noqa: F401
+
+from mlit.training import train
+
+STEPS = 12  # test_train_run's run: checkpoints every 4 steps, a metrics record every 2
+
+
+def _start(gin_file, model_dir, data):
+  return subprocess.Popen(
+    [sys.executable, '-m', 'mlit.training.train', *_args(gin_file, model_dir)],
+    cwd=REPO,
+    env=_env(data),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+
+
+def _logged_steps(model_dir):
+  path = model_dir / 'metrics.jsonl'
+  if not path.exists():
+    return []
+  steps = []
+  for line in path.read_text().splitlines():
+    try:
+      steps.append(json.loads(line)['step'])
+    except ValueError:
+      pass  # the line being written
+  return steps
+
+
+def _kill_when(proc, ready, what):
+  deadline = time.time() + 300
+  while not ready() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGKILL)
+  _, err = proc.communicate(timeout=60)
+  assert proc.returncode == -signal.SIGKILL, f'kill {what}: the run ended by itself\n{err[-3000:]}'
+
+
+def _after(rng, condition, most=0.5):
+  """True from a seeded random delay (up to `most` s, about one step) after `condition`."""
+  delay, since = rng.uniform(0, most), []
+
+  def ready():
+    if not since and condition():
+      since.append(time.time())
+    return bool(since) and time.time() - since[0] >= delay
+
+  return ready
+
+
+def _writing_checkpoint(ckpt_dir):
+  return ckpt_dir.exists() and any('tmp' in p.name for p in ckpt_dir.iterdir())
+
+
+def _done_steps(ckpt_dir):
+  return sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+
+
+@pytest.mark.slow
+def test_kills_and_a_damaged_checkpoint_end_bit_identical(setup, reference, capfd):  # noqa: F811
+  root, data, gin_file = setup
+  model_dir = root / 'torture'
+  ckpts = model_dir / 'checkpoints'
+  rng = random.Random(20)
+  # 1: a random moment after the first logged step (around the first checkpoint).
+  _kill_when(_start(gin_file, model_dir, data), _after(rng, lambda: _logged_steps(model_dir)), '1')
+  # 2: while a checkpoint is being written (orbax's temporary directory exists).
+  proc = _start(gin_file, model_dir, data)
+  _kill_when(proc, lambda: _writing_checkpoint(ckpts), '2')
+  # 3: a random moment after the second complete checkpoint.
+  proc = _start(gin_file, model_dir, data)
+  _kill_when(proc, _after(rng, lambda: len(_done_steps(ckpts)) >= 2), '3')
+  done = _done_steps(ckpts)
+  assert len(done) >= 2, done  # (the last may be step 12: damaged, it is redone as well)
+  # The newest checkpoint is damaged: the run goes back to the one before, and says so.
+  _truncate_largest_file(ckpts / str(done[-1]))
+  capfd.readouterr()
+  assert train.main(_args(gin_file, model_dir)) == 0
+  err = capfd.readouterr().err
+  assert f'{ckpts}/{done[-1]}: checkpoint unreadable' in err
+  assert f'resumed from step {done[-2]}' in err
+  final = _final(model_dir)
+  assert final.keys() == reference.keys()
+  for key in final:
+    np.testing.assert_array_equal(final[key], reference[key], err_msg=key)
+  assert _logged_steps(model_dir) == list(range(2, STEPS + 1, 2))  # each step once
+  stats = json.loads((model_dir / 'data_stats.json').read_text())
+  assert stats['consumed'] == {'steps': STEPS, 'examples': STEPS * 16, 'batch_size': 16}
