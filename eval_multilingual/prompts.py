@@ -174,6 +174,10 @@ def load_prompt_file(path: str) -> dict[str, PromptSet]:
     raise PromptError(f'{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}') from e
   except OSError as e:
     raise PromptError(f'{path}: cannot read prompt file: {e}') from e
+  except UnicodeDecodeError as e:
+    raise PromptError(f'{path}: not UTF-8 text (byte {e.start})') from e
+  except RecursionError as e:
+    raise PromptError(f'{path}: JSON nested too deeply') from e
   if not isinstance(data, dict):
     raise PromptError(f'{path}: top level must be an object')
   for key in ('name', 'num_classes', 'languages'):

@@ -16,6 +16,7 @@ from typing import Any
 
 from eval_multilingual import languages
 from tasks import language_codes
+from tasks.user_error import UserError
 
 ZEROSHOT_METRIC = 'acc1'
 # Languages evaluated on fewer examples are shown but marked, and left out of macro averages and
@@ -77,15 +78,15 @@ def _read_json(path: str, required: bool) -> dict:
     with open(path, encoding='utf-8') as f:
       data = json.load(f)
   except json.JSONDecodeError as e:
-    raise ValueError(f'{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}') from e
+    raise UserError(f'{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}') from e
   except UnicodeDecodeError as e:
-    raise ValueError(
+    raise UserError(
       f'{path}: not UTF-8 text (byte {e.start}: {e.object[e.start : e.end]!r})'
     ) from e
   except RecursionError as e:  # thousands of nested brackets
-    raise ValueError(f'{path}: JSON nested too deeply') from e
+    raise UserError(f'{path}: JSON nested too deeply') from e
   if not isinstance(data, dict):
-    raise ValueError(f'{path}: top level must be an object')
+    raise UserError(f'{path}: top level must be an object')
   return data
 
 
@@ -107,7 +108,7 @@ def load_run(run_dir: str) -> Run:
   results = _read_json(path, required=True)
   langs = results.get('languages')
   if not isinstance(langs, dict):
-    raise ValueError(f'{path}: key "languages" missing or not an object')
+    raise UserError(f'{path}: key "languages" missing or not an object')
   warnings = []
   clean = {}
   for lang, tasks in langs.items():

@@ -4,10 +4,13 @@
 mc4 vocabulary; any local or gfile SentencePiece .model works.
 """
 
+import os
+
 import seqio
 import tensorflow as tf
 
 import gin
+from tasks.user_error import UserError
 
 MT5_VOCABULARY = 'gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model'
 DEFAULT_TEXT_LENGTH = 16  # tokens, EOS included (the paper's choice)
@@ -15,7 +18,26 @@ DEFAULT_TEXT_LENGTH = 16  # tokens, EOS included (the paper's choice)
 
 @gin.configurable
 def vocabulary(path: str = MT5_VOCABULARY, extra_ids: int = 0) -> seqio.SentencePieceVocabulary:
+  """The SentencePiece vocabulary at `path`; a local path is checked here (seqio loads lazily,
+  so a wrong file would otherwise fail deep inside a tf.data pipeline)."""
+  if '://' not in path:
+    check_model_file(path)
   return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
+
+
+def check_model_file(path: str) -> None:
+  """Raises UserError naming `path` unless it is a readable SentencePiece model."""
+  import sentencepiece  # pylint: disable=g-import-not-at-top
+
+  if not os.path.isfile(path):
+    what = 'a directory' if os.path.isdir(path) else 'no such file'
+    raise UserError(f'{path}: {what}, expected a SentencePiece .model file (VOCABULARY)')
+  with open(path, 'rb') as f:
+    proto = f.read()
+  try:
+    sentencepiece.SentencePieceProcessor().LoadFromSerializedProto(proto)
+  except Exception as e:  # protobuf DecodeError, RuntimeError from the C++ loader
+    raise UserError(f'{path}: not a SentencePiece model ({str(e).strip()[:200]})') from e
 
 
 def text_feature(vocab: seqio.Vocabulary) -> seqio.Feature:

@@ -124,11 +124,17 @@ def _read_legacy(ckpt_dir: str, include: Optional[re.Pattern]):
   if not isinstance(contents, dict):
     raise CheckpointError(f'{path}: top level is {type(contents).__name__}, expected a dict')
   version = contents.get('version')
-  if version is not None and int(version) not in (2, 3):
-    raise CheckpointError(f'{path}: unsupported T5X checkpoint version {version}')
+  if version is not None and (
+    isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version not in (2, 3)
+  ):
+    raise CheckpointError(f'{path}: unsupported T5X checkpoint version {version!r}')
   state = contents.get('optimizer', contents)
   if not isinstance(state, dict) or 'target' not in state:
     raise CheckpointError(f'{path}: no optimizer/target entry (top-level keys: {sorted(contents)})')
+  if not isinstance(state['target'], dict):
+    raise CheckpointError(
+      f'{path}: optimizer/target is {type(state["target"]).__name__}, not a dict'
+    )
   out = {}
   for key, value in _flatten(state['target']).items():
     if include is not None and not include.search(key):
