@@ -24,7 +24,7 @@ def _check() -> dict:
 
   from mlit.checkpoints import run_state as checkpointing
   from mlit.models import losses, text_tower, two_tower
-  from mlit.training import optimizer, partitioning
+  from mlit.training import input_pipeline, optimizer, partitioning, state
 
   assert jax.device_count() == 8, jax.devices()
   cfg = text_tower.T5Config(
@@ -44,9 +44,13 @@ def _check() -> dict:
       [rng.integers(2, 64, (16, 5)), np.ones((16, 1)), np.zeros((16, 2))], axis=1
     ).astype(np.int32),
   }
-  init = lambda key: model.init(key, **batch)
-  key = jax.random.PRNGKey(0)
-  params = nn.unbox(init(key))['params']
+  info = input_pipeline.InputInfo(
+    text_keys=('text',),
+    image_key='image',
+    shapes={k: v.shape[1:] for k, v in batch.items()},
+    dtypes={k: v.dtype for k, v in batch.items()},
+  )
+  params = nn.unbox(model.init(jax.random.PRNGKey(0), **batch))['params']  # eager, one device
 
   def loss_fn(p, b):
     zimg, ztxt, ex = model.apply({'params': p}, **b)
@@ -67,17 +71,18 @@ def _check() -> dict:
   for data, model_par in [(4, 2), (8, 1)]:
     mesh = partitioning.make_mesh(model_par)
     assert dict(mesh.shape) == {'data': data, 'model': model_par}
-    (variables, shardings) = partitioning.sharded_init(init, mesh, key)
-    p_sh = shardings['params']
-    partitioning.check_divisible(variables['params'], p_sh)
-    emb = variables['params']['txt']['token_embedder']['embedding']
+    # The trainer's path: abstract params -> shardings -> jit-compiled init into them.
+    rules = partitioning.axis_rules()
+    p_sh = partitioning.param_shardings(state.abstract_params(model, info, 0), mesh, rules)
+    sharded = state.init_params(model, info, mesh, rules, p_sh, 0)
+    emb = sharded['txt']['token_embedder']['embedding']
     assert emb.sharding.spec == P('model', None), emb.sharding
     b = partitioning.shard_batch(batch, mesh)
     assert b['text'].sharding.spec == P('data', None)
     fn = jax.jit(
       step, in_shardings=(p_sh, None), out_shardings=(partitioning.replicated(mesh), p_sh, p_sh)
     )
-    loss, g, new = fn(variables['params'], b)
+    loss, g, new = fn(sharded, b)
     states[f'{data}x{model_par}'] = (new, p_sh)
     if model_par > 1:
       n_shards = len(
@@ -86,7 +91,7 @@ def _check() -> dict:
       assert n_shards == model_par, n_shards
     diffs = {'loss': abs(float(loss) - float(ref[0])) / abs(float(ref[0]))}
     for name, tree, ref_tree in [
-      ('init', variables['params'], params),
+      ('init', sharded, params),
       ('grad', g, ref[1]),
       ('step', new, ref[2]),
     ]:

@@ -64,6 +64,11 @@ def make_mesh(num_partitions: int = 1, devices: Optional[Sequence[jax.Device]] =
   return Mesh(grid, ('data', 'model'))
 
 
+def axis_rules(rules: Optional[Rules] = None) -> list[tuple[str, Optional[str]]]:
+  """`rules` (e.g. from gin, lists or tuples), or LOGICAL_AXIS_RULES, as flax wants them."""
+  return [tuple(r) for r in (rules or LOGICAL_AXIS_RULES)]
+
+
 def logical_specs(boxed_params: Any) -> Any:
   """Logical PartitionSpecs of a boxed tree (P() for unboxed leaves)."""
   return nn.get_partition_spec(boxed_params)
@@ -79,29 +84,14 @@ def param_shardings(boxed_params: Any, mesh: Mesh, rules: Rules = LOGICAL_AXIS_R
   return nn.logical_to_mesh_sharding(specs, mesh, list(rules))
 
 
-def check_divisible(params: Any, shardings: Any) -> None:
-  """Raises naming the parameter when a sharded dim does not divide evenly."""
-  from mlit.training import param_rules  # pylint: disable=g-import-not-at-top
-
-  flat_p = jax.tree_util.tree_flatten_with_path(nn.unbox(params))[0]
-  flat_s = jax.tree_util.tree_leaves(shardings, is_leaf=lambda x: isinstance(x, NamedSharding))
-  for (path, x), s in zip(flat_p, flat_s):
-    for dim, axes in zip(x.shape, s.spec):
-      if axes is None:
-        continue
-      axes = axes if isinstance(axes, tuple) else (axes,)
-      size = int(np.prod([s.mesh.shape[a] for a in axes]))
-      if dim % size:
-        raise ValueError(
-          f'parameter {param_rules.path_name(path)} shape '
-          f'{x.shape}: dim {dim} is not divisible by mesh axes '
-          f'{axes} of size {size}'
-        )
-
-
 def batch_sharding(mesh: Mesh, ndim: int = 1) -> NamedSharding:
   """Leading (batch) dimension over 'data', the rest replicated."""
   return NamedSharding(mesh, P('data', *([None] * (ndim - 1))))
+
+
+def batch_shardings(mesh: Mesh, shapes: Mapping[str, Sequence[int]]) -> dict[str, NamedSharding]:
+  """Shardings of a batch dict from its features' per-example shapes."""
+  return {k: batch_sharding(mesh, 1 + len(shape)) for k, shape in shapes.items()}
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -132,23 +122,3 @@ def shard_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, 
         f'({mesh.shape["data"]} shards): {e}'
       ) from e
   return out
-
-
-def sharded_init(init_fn, mesh: Mesh, *args, rules: Rules = LOGICAL_AXIS_RULES):
-  """Runs a flax init function directly into sharded (unboxed) parameters.
-
-  Args:
-    init_fn: e.g. `functools.partial(model.init, text=..., image=...)`,
-      called as init_fn(*args); returns a variables dict with boxed params.
-    mesh: device mesh.
-    *args: init_fn's positional args (rng).
-    rules: logical axis rules.
-
-  Returns:
-    (variables, shardings): unboxed variables placed on the mesh and the
-    matching NamedSharding tree; nothing is materialised unsharded.
-  """
-  abstract = jax.eval_shape(init_fn, *args)
-  shardings = param_shardings(abstract, mesh, rules)
-  init = jax.jit(lambda *a: nn.unbox(init_fn(*a)), out_shardings=shardings)
-  return init(*args), shardings

@@ -1,8 +1,8 @@
-"""Train state of the LiT trainer: sharded init, pre-trained weights, batches.
+"""Train state of the LiT trainer: sharded init, pre-trained weights, resuming another run.
 
 The state is {'step': int32 scalar, 'params': unboxed params, 'opt_state':
-optax state}, placed on the ('data', 'model') mesh with the logical axis rules
-of mlit.training.partitioning.
+optax state}, placed on the ('data', 'model') mesh; the mesh, the logical axis
+rules and the parameter and batch shardings come from mlit.training.partitioning.
 """
 
 from typing import Optional, Sequence
@@ -19,12 +19,6 @@ from mlit.training import partitioning
 from mlit.training import progress_log as train_log
 
 
-def make_mesh(num_partitions: int, rules: Optional[Sequence] = None):
-  mesh = partitioning.make_mesh(num_partitions)
-  rules = [tuple(r) for r in (rules or partitioning.LOGICAL_AXIS_RULES)]
-  return mesh, rules
-
-
 def _dummy_inputs(info: train_data.InputInfo, batch: int = 2) -> dict:
   out = {'text': {k: jnp.ones((batch,) + info.shapes[k], jnp.int32) for k in info.text_keys}}
   out[info.image_key] = jnp.zeros((batch,) + info.shapes[info.image_key], jnp.float32)
@@ -35,11 +29,9 @@ def _init_fn(model, info):
   return lambda rng: model.init(rng, **_dummy_inputs(info))['params']
 
 
-def param_shardings(model, info, mesh, rules, seed: int):
-  """(abstract boxed params, NamedSharding tree of the unboxed params)."""
-  abstract = jax.eval_shape(_init_fn(model, info), jax.random.PRNGKey(seed))
-  shardings = partitioning.param_shardings(abstract, mesh, rules)
-  return abstract, shardings
+def abstract_params(model, info: train_data.InputInfo, seed: int):
+  """The boxed parameter tree's shapes (jax.eval_shape: nothing is allocated)."""
+  return jax.eval_shape(_init_fn(model, info), jax.random.PRNGKey(seed))
 
 
 def init_params(model, info, mesh, rules, shardings, seed: int):
@@ -211,11 +203,3 @@ def init_state(tx, params, state_sh):
     out_shardings=state_sh,
   )
   return fn(params)
-
-
-def batch_shardings(mesh, info: train_data.InputInfo) -> dict:
-  return {k: partitioning.batch_sharding(mesh, 1 + len(shape)) for k, shape in info.shapes.items()}
-
-
-def global_batch(local, mesh) -> dict:
-  return partitioning.shard_batch(local, mesh)

@@ -26,6 +26,7 @@ from mlit.inference import run_spec
 from mlit.models import losses, two_tower
 from mlit.training import input_pipeline as train_data
 from mlit.training import optimizer as optimizer_lib
+from mlit.training import partitioning
 from mlit.training import progress_log as train_log
 from mlit.training import state as state_lib
 from tasks import data_stats
@@ -230,7 +231,8 @@ def train(
       text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
     )
   os.makedirs(model_dir, exist_ok=True)
-  mesh, rules = state_lib.make_mesh(num_partitions, logical_axis_rules)
+  mesh = partitioning.make_mesh(num_partitions)
+  rules = partitioning.axis_rules(logical_axis_rules)
   data_size = mesh.shape['data']
   if batch_size % data_size:
     raise ValueError(
@@ -244,6 +246,7 @@ def train(
   # read while registering tasks).
   data_stats.reset()
   data_stats.set_consumed(start_step, batch_size)
+
   def input_from(step):
     return train_data.make_input(
       mixture_or_task_name,
@@ -263,7 +266,8 @@ def train(
   has_image_tower = model.image is not None
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
 
-  abstract, shardings = state_lib.param_shardings(model, info, mesh, rules, seed)
+  abstract = state_lib.abstract_params(model, info, seed)
+  shardings = partitioning.param_shardings(abstract, mesh, rules)
   freeze_rules = _freeze_rules(image_locked, text_locked, has_image_tower)
   tx, lr_fn = optimizer_lib.make_optimizer(
     abstract, total_steps=train_steps, freeze=freeze_rules + list(freeze)
@@ -317,7 +321,7 @@ def train(
     )
 
   step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss, seed, lr_fn)
-  batch_sh = state_lib.batch_shardings(mesh, info)
+  batch_sh = partitioning.batch_shardings(mesh, info.shapes)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     jit_step = jax.jit(
       step_fn,
@@ -350,7 +354,7 @@ def train(
         local = next(batches)
       except StopIteration as e:
         raise RuntimeError(f'task {mixture_or_task_name!r} ran out of data at step {step}') from e
-      batch = state_lib.global_batch(local, mesh)
+      batch = partitioning.shard_batch(local, mesh)
       with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         state, metrics = jit_step(state, batch)
       data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
