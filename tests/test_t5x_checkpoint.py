@@ -202,7 +202,7 @@ def test_path_escaping_checkpoint_dir_is_refused(tmp_path):
     t5x_checkpoint.read_t5x_checkpoint(ckpt)
 
 
-def test_strict_mode_names_missing_and_unused(tmp_path):
+def test_strict_mode_names_missing_and_unused(tmp_path, capsys):
   _, init, target = _small_target()
   del target['encoder/layers_0/mlp/wi_1/kernel']
   target['encoder/layers_0/mlp/extra/kernel'] = np.zeros((16, 4), np.float32)
@@ -212,6 +212,7 @@ def test_strict_mode_names_missing_and_unused(tmp_path):
   assert 'encoder/layers_0/mlp/extra/kernel' in str(err.value)
   params, report = t5x_checkpoint.text_tower_params_from_t5x(target, init, strict=False)
   assert report.missing == ['encoder/layers_0/mlp/wi_1/kernel']
+  assert "missing: ['encoder/layers_0/mlp/wi_1/kernel']" in capsys.readouterr().err
   assert report.unused == ['encoder/layers_0/mlp/extra/kernel']
   # The missing kernel keeps its initial value.
   np.testing.assert_array_equal(

@@ -19,6 +19,7 @@ Keys returned are '/'-joined and relative to `target` (model parameters), e.g.
 import dataclasses
 import os
 import re
+import sys
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import flax.linen as nn
@@ -297,6 +298,8 @@ def text_tower_params_from_t5x(
       f'{report.missing}, unused keys {report.unused}, shape mismatches '
       f'{report.shape_mismatch}'
     )
+  if report.missing or report.unused or report.shape_mismatch:
+    print(f'warning: non-strict T5X load keeps init values: {report}', file=sys.stderr)
   return traverse_util.unflatten_dict(new_flat, sep='/'), report
 
 
