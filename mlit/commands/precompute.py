@@ -2,9 +2,9 @@ r"""Pre-compute locked image-tower embeddings of a task: `mlit precompute`.
 
   mlit precompute --gin_file=my_precompute.gin --module_import=tasks.synthetic
 
-The gin file binds `mlit.commands.precompute.precompute` (task, output dir, ViT kwargs and
-.npz checkpoint). One output shard per source file: a finished shard is written
-to a temporary name and renamed, and the manifest lists it, so a crashed run
+The gin file binds `mlit.commands.precompute.precompute` (task, output dir, the tower's kwargs,
+its kind -- 'vit' or 'efficientnet_lite' -- and checkpoint). One output shard per source file: a
+finished shard is written to a temporary name and renamed, and the manifest lists it, so a crashed run
 resumes at the first unfinished shard. The manifest records the tower (config,
 checkpoint path and SHA-256) and refuses to continue into a directory made by a
 different tower. Batches have one fixed size (one compilation; the last is padded) and are
@@ -27,9 +27,9 @@ import seqio
 import tensorflow as tf
 
 import gin
-from mlit.checkpoints import big_vision_npz as vit_checkpoint
+from mlit.checkpoints import image_weights
 from mlit.commands import gin_flags
-from mlit.models import fixed_batch, image_tower
+from mlit.models import fixed_batch, two_tower
 from tasks import file_io, image_preprocessors, precomputed, registration
 
 
@@ -73,12 +73,18 @@ def precompute(
   image_size: int = 224,
   batch_size: int = 64,
   seed: int = 0,
+  kind: str = 'vit',
 ) -> dict:
-  """Writes embedding shards + manifest.json; returns the manifest."""
-  model = image_tower.ViT(**vit)
+  """Writes embedding shards + manifest.json; returns the manifest.
+
+  `vit` is the tower's keyword arguments: a ViT's, or with kind='efficientnet_lite' an
+  EfficientNet-Lite's ({'variant': 'lite0'}; checkpoint from mlit.checkpoints.efficientnet_pth).
+  """
+  model = two_tower.build_image_tower(kind, vit)
   dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
   params = model.init(jax.random.PRNGKey(seed), dummy)['params']
   tower = {
+    **({'kind': kind} if kind != 'vit' else {}),  # ViT manifests stay as they were
     'vit': {k: list(v) if isinstance(v, tuple) else v for k, v in vit.items()},
     'image_size': image_size,
     'checkpoint': checkpoint_path,
@@ -86,7 +92,9 @@ def precompute(
     'init_seed': None if checkpoint_path else seed,
   }
   if checkpoint_path:
-    params, _ = vit_checkpoint.load_big_vision_npz(checkpoint_path, params, image_size=image_size)
+    params, _ = image_weights.load(
+      kind, checkpoint_path, params, config=vit, image_size=image_size, strict=False
+    )
     tower['checkpoint_sha256'] = file_io.file_sha256(checkpoint_path)
   embed = fixed_batch.FixedBatchApply(
     lambda p, x: model.apply({'params': p}, x)[0], params, batch_size

@@ -11,6 +11,10 @@ one float32 [N, width] array per image array of the build ('noto_aug',
 'noto_eval', 'symbola'; row i embeds image row i) into an .npz, and a .json
 recording the tower and data it came from. A file made from the same tower and
 data is reused; one made from anything else is recomputed.
+
+The tower is either the demo's emoji ViT (`python -m mlit.emoji_tower pretrain`) or an
+EfficientNet-Lite converted by `python -m mlit.checkpoints.efficientnet_pth`: the .json beside
+the .npz says which. Images go in at the build's render size.
 """
 
 import argparse
@@ -23,29 +27,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlit.checkpoints import big_vision_npz as vit_checkpoint
-from mlit.models import image_tower
+from mlit.checkpoints import image_weights
+from mlit.models import two_tower
 from tasks import file_io
 from tasks.emoji_cldr import data as data_lib
 from tasks.emoji_cldr import embeddings
 
 DOMAINS = embeddings.DOMAINS
-_BATCH = 512
+_MAX_BATCH = 512
+_BATCH_PIXELS = 1 << 21  # ~80 renders of 160 px: bounds the activations of a big tower
 
 
 def tower_kwargs(tower_path: str) -> dict:
-  """ViT kwargs of a pretrain_image_tower .npz, from the .json written beside it."""
+  """{'kind': ..., 'config': tower keyword arguments} from the .json written beside the .npz:
+  `pretrain`'s (a ViT: model_kwargs) or efficientnet_pth's (kind efficientnet_lite, variant)."""
   info_path = os.path.splitext(tower_path)[0] + '.json'
   if not os.path.isfile(info_path):
     raise FileNotFoundError(
       f'{info_path} not found: it is written beside {tower_path} by '
-      '`python -m mlit.emoji_tower pretrain` and gives the ViT size'
+      '`python -m mlit.emoji_tower pretrain` or `python -m mlit.checkpoints.efficientnet_pth` '
+      'and names the tower'
     )
   with open(info_path, encoding='utf-8') as f:
     info = json.load(f)
+  if info.get('kind') == 'efficientnet_lite':
+    return {'kind': 'efficientnet_lite', 'config': {'variant': info['variant']}}
   if 'model_kwargs' not in info:
-    raise KeyError(f'{info_path}: no "model_kwargs" key')
-  return dict(info['model_kwargs'])
+    raise KeyError(f'{info_path}: neither "kind" nor "model_kwargs" (a ViT) key')
+  return {'kind': 'vit', 'config': dict(info['model_kwargs'])}
 
 
 def embed(data_dir: str, tower_path: str, out_path: str, force: bool = False) -> dict:
@@ -64,24 +73,29 @@ def embed(data_dir: str, tower_path: str, out_path: str, force: bool = False) ->
       return {**info, 'reused': True}
 
   start = time.time()
-  model = image_tower.ViT(**key['tower_kwargs'])
+  kind, config = key['tower_kwargs']['kind'], key['tower_kwargs']['config']
+  model = two_tower.build_image_tower(kind, config)
   sample = ds.array('noto_eval')[:1]
   init = model.init(jax.random.PRNGKey(0), data_lib.to_float(sample))['params']
-  # Strict: every ViT parameter comes from the file (the classifier head is dropped).
-  params, _ = vit_checkpoint.load_big_vision_npz(tower_path, init, strict=True)
+  # Strict: every tower parameter comes from the file (a classifier head is dropped).
+  params, _ = image_weights.load(kind, tower_path, init, config=config, strict=True)
   params = jax.tree_util.tree_map(jnp.asarray, params)
   apply = jax.jit(lambda p, x: model.apply({'params': p}, x)[0])
+  batch = int(np.clip(_BATCH_PIXELS // (sample.shape[1] * sample.shape[2]), 8, _MAX_BATCH))
 
-  arrays = {}
+  arrays, width = {}, None
   for domain in DOMAINS:
     images = ds.array(domain)
     out = []
-    for s in range(0, len(images), _BATCH):
-      chunk = images[s : s + _BATCH]
+    for s in range(0, len(images), batch):
+      chunk = images[s : s + batch]
       n = len(chunk)
-      if n < _BATCH:  # one compiled shape
-        chunk = np.concatenate([chunk, np.zeros((_BATCH - n,) + chunk.shape[1:], chunk.dtype)])
+      if n < batch:  # one compiled shape
+        chunk = np.concatenate([chunk, np.zeros((batch - n,) + chunk.shape[1:], chunk.dtype)])
       out.append(np.asarray(apply(params, data_lib.to_float(chunk)))[:n])
+      width = out[-1].shape[-1]
+    if not out:  # e.g. a build without augmentations (--n_aug 0)
+      out = [np.zeros((0, width or _width(model, params, data_lib.to_float(sample))), np.float32)]
     arrays[domain] = np.concatenate(out).astype(np.float32)
     if not np.all(np.isfinite(arrays[domain])):
       raise FloatingPointError(f'{tower_path}: non-finite embeddings of {domain}')
@@ -100,6 +114,10 @@ def embed(data_dir: str, tower_path: str, out_path: str, force: bool = False) ->
   return {**info, 'reused': False}
 
 
+def _width(model, params, sample) -> int:
+  return int(jax.eval_shape(lambda: model.apply({'params': params}, sample)[0]).shape[-1])
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(
     prog='python -m mlit.emoji_tower embed',
@@ -107,7 +125,9 @@ def main(argv=None) -> int:
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   p.add_argument('--data', required=True, help='built emoji_cldr directory')
-  p.add_argument('--tower', required=True, help='image tower .npz (from pretrain)')
+  p.add_argument(
+    '--tower', required=True, help='image tower .npz (from pretrain or efficientnet_pth)'
+  )
   p.add_argument('--out', required=True, help='output .npz path')
   p.add_argument('--force', action='store_true', help='re-embed even if --out is up to date')
   a = p.parse_args(argv)

@@ -53,7 +53,7 @@ def _image(model, info, image_checkpoint_path, inference_image) -> Optional[dict
     size = info.shapes['image'][0]
     return {
       'route': 'live',
-      'kind': 'vit',
+      'kind': model.image_kind,
       'config': dict(model.image),
       'size': int(size),
       'range': [-1, 1],
@@ -96,6 +96,7 @@ def write(
       'out_dim': model.out_dim,
       'pooling': model.pooling,
       'image': dict(model.image) if model.image is not None else None,
+      'image_kind': model.image_kind,
       'image_head': model.image_head,
       'temperature_init': model.temperature_init,
       'bias_init': model.bias_init,

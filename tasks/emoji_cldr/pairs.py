@@ -40,6 +40,11 @@ def tuning_pairs(
   if images not in TUNING_IMAGES:
     raise ValueError(f'tuning images must be one of {TUNING_IMAGES}, got {images!r}')
   n_aug = ds.manifest['config']['n_aug']
+  if images == 'noto_aug' and not n_aug:
+    raise ValueError(
+      f"{ds.data_dir} was built without augmented renders (n_aug 0): tune on 'noto_eval' "
+      'or rebuild it with --n_aug'
+    )
   tuning = {int(i) for i in ds.concept_ids(split_lib.TUNING)}
   offset = zlib.crc32(lang.encode('utf-8'))  # stable across processes, unlike hash()
   texts, idx, ids, concept = [], [], [], []

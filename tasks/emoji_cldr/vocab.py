@@ -26,7 +26,7 @@ def tuning_texts(data_dir: str, languages=None, exclude_languages=()) -> list[st
   langs = [l for l in (languages or ds.languages) if l not in set(exclude_languages)]
   texts = {}
   for lang in langs:
-    for t in pairs_lib.tuning_pairs(ds, lang).texts:
+    for t in pairs_lib.tuning_pairs(ds, lang, images='noto_eval').texts:
       texts.setdefault(t, None)
   return list(texts)
 
