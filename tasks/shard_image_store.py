@@ -2,14 +2,15 @@
 
 The drop-in for image_store.ImageStore when the images are held in shards rather than one file per
 id: metadata rows (YFCC, CC12M, WIT TSVs) are joined with image bytes by key. The first lookup
-builds an index id -> (shard, offset) by reading every shard once (tar headers only; TFRecords
-record by record), then each lookup is a seek and a read. Every process builds the whole index, so
-this suits up to some millions of images; for pod-scale runs, join once with `mlit ingest` and
+builds an index id -> (shard, offset) by reading every shard once (checking each image), then
+each lookup is a seek and a read. Tasks given the same shards share one store. Every process
+builds the whole index, so this suits up to some millions of images; for pod-scale runs, join once with `mlit ingest` and
 train on its shards (tasks.shard_tasks) instead.
 Samples whose image cannot be used are indexed with their reason (missing, unreadable or
 mismatched image) and counted when a row asks for them.
 """
 
+import functools
 import threading
 from typing import Optional
 
@@ -58,6 +59,11 @@ class ShardImageStore:
       self._index[image_id] = problem or location
 
 
+@functools.lru_cache(maxsize=None)
+def _shared_store(pattern: str, shard_key: str) -> ShardImageStore:
+  return ShardImageStore(pattern, shard_key)
+
+
 def make_image_store(
   image_dir: Optional[str],
   image_path_format: str = '{id}.jpg',
@@ -68,7 +74,7 @@ def make_image_store(
   if image_dir is not None and image_shards_pattern is not None:
     raise ValueError('give image_dir or image_shards, not both')
   if image_shards_pattern is not None:
-    return ShardImageStore(image_shards_pattern, shard_key)
+    return _shared_store(image_shards_pattern, shard_key)
   if image_dir is not None:
     return image_store.ImageStore(image_dir, image_path_format)
   return None
