@@ -22,6 +22,7 @@ import sentencepiece as spm
 
 from eval_multilingual import languages, tables
 from tasks import langid, language_codes, line_files
+from tasks.user_error import UserError
 
 LANG_FIELDS = ('language', 'lang', 'locale')
 TEXT_FIELDS = ('text', 'caption', 'caption_reference_description', 'title', 'sentence')
@@ -311,7 +312,7 @@ def main(argv=None) -> int:
   p.add_argument('--stats-json', help='also write tokenizer_stats.json here (e.g. RUN_DIR/...)')
   args = p.parse_args(argv)
   if not os.path.exists(args.vocab):
-    raise SystemExit(f'mlit coverage: --vocab {args.vocab}: no such file')
+    raise UserError(f'--vocab {args.vocab}: no such file')
   sp = spm.SentencePieceProcessor(model_file=args.vocab)
   reader = InputReader(args.lang, args.lang_field, args.text_field)
   pairs = (pair for path in args.texts for pair in reader.read(path))

@@ -104,3 +104,24 @@ def test_module_import_runs_before_gin(tmp_path, monkeypatch):
   assert importlib.import_module('mlit_test_plugin_18').plugin_value() == 2
   with pytest.raises(gin_flags.GinConfigError, match='--module_import=no_such_module_18'):
     gin_flags.parse_flags([f'--gin_file={gin_file}', '--module_import=no_such_module_18'], 'test')
+
+
+def test_missing_files_and_translator_pairs_are_one_line(tmp_path, capsys):
+  vocab = tmp_path / 'missing.model'
+  assert cli.main(['coverage', '--vocab', str(vocab), 'texts.tsv']) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == f'mlit coverage: error: --vocab {vocab}: no such file'
+  captions = tmp_path / 'c.tsv'
+  captions.write_text('a\tThe cat\n', encoding='utf-8')
+  argv = [
+    'backtranslate',
+    '--input',
+    str(captions),
+    '--out',
+    str(tmp_path / 'bt'),
+    '--pivots',
+    'xx',
+  ]
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.count('\n') == 0 and 'cannot translate en->xx, xx->en' in err
