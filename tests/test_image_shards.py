@@ -103,6 +103,16 @@ def test_ingest_counts_every_reason_and_resumes(data, ingested, capsys):
   assert summary['skipped_rows'] == EXPECTED_SKIPS and summary['examples'] == EXPECTED_KEPT
   with open(os.path.join(ingested, name), 'rb') as f:
     assert f.read() == before
+  # Without metadata the samples' own captions are the texts (img2dataset output as it comes).
+  bare = os.path.join(data['dir'], 'bare')
+  assert ingest.main(['--images', data['images'], '--output', bare, '--num_shards', '2']) == 0
+  manifest = shard_io.read_json(os.path.join(bare, 'manifest.json'))
+  assert manifest['examples'] == N - 3 and manifest['images_without_metadata'] == 0
+  assert manifest['skipped_rows'] == {
+    'unreadable_image': 1,
+    'missing_image': 1,
+    'mismatched_image': 1,
+  }
   # Another shard count into the same directory is refused with one line, exit 2.
   with pytest.raises(SystemExit) as e:
     ingest.main(_ingest_args(data, ingested, num_shards=4))
