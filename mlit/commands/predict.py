@@ -2,9 +2,10 @@
 
   mlit predict --model runs/demo --image a.png b.png --labels "cat,dog" [--lang sw] [--top-k 5]
 
-Labels are put in templates (default: the bare label). --templates takes a literal template
-('a photo of a {}.'), a prompt set file (JSON, eval_multilingual/prompts.py) or a clip-benchmark
-set ('clip_benchmark/imagenet1k', 'clip_benchmark/babel_imagenet'); --lang picks its language.
+Labels are put in templates (default: the bare label, as the demo tunes on names). --templates
+takes a template ('a photo of a {}.'), a prompt set file (JSON, eval_multilingual/prompts.py) or a
+clip-benchmark set ('clip_benchmark/imagenet1k', 'clip_benchmark/babel_imagenet'); --lang picks
+its language (--lang alone: Babel-ImageNet's templates in that language).
 """
 
 import argparse
@@ -24,29 +25,40 @@ def parse_labels(text: str) -> list[str]:
 
 
 def resolve_templates(templates: str | None, lang: str | None) -> list[str] | None:
-  """--templates/--lang -> template strings (None: the bare label)."""
-  if templates is None:
-    if lang is not None:
-      raise UserError('--lang picks the language of a prompt set: give --templates too')
+  """--templates/--lang -> template strings (None: the bare label). --lang alone takes
+  Babel-ImageNet's templates in that language (NLLB translations, 93 languages)."""
+  if templates is None and lang is None:
     return None
+  if templates is None:
+    templates = 'clip_benchmark/babel_imagenet'
   if '{}' in templates and not os.path.exists(templates):
+    if lang is not None:
+      raise UserError('--lang picks the language of a prompt set; --templates is one template')
     return [templates]
   from eval_multilingual import clip_benchmark_prompts, prompts  # pylint: disable=g-import-not-at-top
 
+  if lang is None:
+    raise UserError(f"--templates {templates}: give --lang (the prompt set's language)")
   if templates.startswith('clip_benchmark/'):
-    if lang is None:
-      raise UserError(f'--templates {templates}: give --lang')
-    return list(clip_benchmark_prompts.load(templates, lang).templates)
+    try:
+      return list(clip_benchmark_prompts.load(templates, lang).templates)
+    except (KeyError, ImportError) as e:
+      why = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+      raise UserError(f'--templates {templates} --lang {lang}: {why}') from e
   sets = prompts.load_prompt_file(templates)
-  if lang is None or lang not in sets:
+  if lang not in sets:
     raise UserError(f'--templates {templates}: --lang must be one of {sorted(sets)}')
   return list(sets[lang].templates)
 
 
 def _check_images(paths: list[str]) -> None:
+  """Every image opens: a bad one fails before the model loads."""
+  from mlit.inference import preprocess  # pylint: disable=g-import-not-at-top
+
   for p in paths:
     if not os.path.isfile(p):
       raise UserError(f'--image {p}: no such file')
+    preprocess.load_images([p], 1)
 
 
 def main(argv=None) -> int:

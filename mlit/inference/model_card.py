@@ -50,7 +50,9 @@ def text(model, class_name: str, head: dict) -> str:
     f'- run: step {model.step}, fingerprint `{model.fingerprint}`',
     f'- tuning task: `{model.spec.get("task")}`; texts of at most {head["max_length"]} tokens',
   ]
-  stats = _read_json(os.path.join(root, 'language_stats.json'))
+  stats = _read_json(os.path.join(model.model_dir, 'language_stats.json')) or _read_json(
+    os.path.join(root, 'language_stats.json')
+  )
   if stats:
     lines.append(f'- languages ({len(stats)}): ' + ', '.join(sorted(stats)))
   lines += ['', '## Use', '', USAGE.format(cls=class_name), '## Evaluation', '']

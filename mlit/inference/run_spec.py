@@ -14,6 +14,7 @@ may name relative paths and gin files found only through search paths):
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Any, Mapping, Optional
 
@@ -50,6 +51,8 @@ def _vocabulary(task_name: str, text_key: str, model_dir: str) -> Optional[dict]
 
 def _image(model, info, image_checkpoint_path, inference_image) -> Optional[dict]:
   if model.image is not None:
+    if inference_image is not None:
+      logging.warning('train.inference_image is not used: the model tunes its own image tower')
     size = info.shapes['image'][0]
     return {
       'route': 'live',
