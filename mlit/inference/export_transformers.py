@@ -17,6 +17,7 @@ import shutil
 import numpy as np
 
 from mlit.inference import model_card, run_spec, text_head
+from tasks.user_error import UserError
 
 FEED_FORWARD = {('gelu', 'linear'): 'gated-gelu', ('relu',): 'relu', ('gelu',): 'gelu'}
 
@@ -26,7 +27,7 @@ def hf_config(cfg):
 
   acts = tuple(cfg.mlp_activations)
   if acts not in FEED_FORWARD:
-    raise ValueError(f'MLP activations {acts} have no transformers T5 equivalent')
+    raise UserError(f"the text tower's MLP activations {acts} have no transformers T5 equivalent")
   gated = acts == ('gelu', 'linear')
   config_cls = transformers.MT5Config if gated else transformers.T5Config
   config = config_cls(

@@ -49,10 +49,10 @@ class Model:
         f'{self.model_dir}: the run was tuned on pre-computed image embeddings and records no '
         'image tower to run on pixels (set train.inference_image); use encode_image_embedding'
       )
-    if isinstance(images, (str, os.PathLike)) or (
-      isinstance(images, np.ndarray) and images.ndim == 3
+    if not isinstance(images, (list, tuple)) and not (
+      isinstance(images, np.ndarray) and images.ndim == 4
     ):
-      images = [images]
+      images = [images]  # one path, PIL image or [H, W, 3] array
     return self.encoder.embed_images(preprocess.load_images(list(images), self.image_size), 'image')
 
   def encode_image_embedding(self, embeddings: np.ndarray) -> np.ndarray:
