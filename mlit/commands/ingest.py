@@ -102,11 +102,15 @@ def ingest(
     todo=frozenset(set(range(num_shards)) - done),
   )
   start = time.time()
-  p = beam.Pipeline(options=pipeline_options.PipelineOptions(list(beam_args)))
-  ingest_pipeline.build_pipeline(p, cfg, image_files, metadata_files)
-  result = p.run()
-  result.wait_until_finish()
-  manifest = shard_io.build_manifest(output_dir, num_shards, run, _metadata_skips(result))
+  if cfg.todo or not tf.io.gfile.exists(manifest_path):
+    p = beam.Pipeline(options=pipeline_options.PipelineOptions(list(beam_args)))
+    ingest_pipeline.build_pipeline(p, cfg, image_files, metadata_files)
+    result = p.run()
+    result.wait_until_finish()
+    metadata_skips = _metadata_skips(result)
+  else:  # every shard complete: nothing to read again
+    metadata_skips = shard_io.read_json(manifest_path)['metadata_skipped_rows']
+  manifest = shard_io.build_manifest(output_dir, num_shards, run, metadata_skips)
   manifest['last_run'] = {
     'shards_written': len(cfg.todo),
     'shards_already_complete': len(done),

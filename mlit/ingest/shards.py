@@ -88,6 +88,7 @@ def build_manifest(output_dir: str, num_shards: int, run: dict, metadata_skips: 
     **counts,
     **extra,
     'skipped_rows': dict(sorted(skipped.items())),
+    'metadata_skipped_rows': dict(sorted(metadata_skips.items())),  # the rows' own faults
     'languages': dict(sorted(languages.items())),
     'shards': shards,
   }
