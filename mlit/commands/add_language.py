@@ -455,6 +455,12 @@ def main(argv=None) -> int:
   add_gin_args(r)
   r.add_argument('--out', required=True, help="directory for every step's output")
   r.add_argument('--eval-gin', default='demo/eval_emoji.gin', help='evaluation gin file')
+  r.add_argument(
+    '--eval-binding',
+    action='append',
+    help='NAME=VALUE gin binding for every evaluation, e.g. "EVAL_IMAGE_TOWER_KIND=\'vit\'" for a '
+    'base run whose config predates a macro the evaluation file uses',
+  )
 
   args = p.parse_args(argv)
   for attr in ('vocab', 'checkpoint', 'english', 'human', 'emoji_data'):

@@ -29,7 +29,7 @@ def _step(name: str, cmd: list[str]) -> None:
     raise SystemExit(proc.returncode)
 
 
-def _eval(name: str, run_dir: str, config: str, eval_gin: str, extra=()) -> dict:
+def _eval(name: str, run_dir: str, config: str, args, extra=()) -> dict:
   results = os.path.join(run_dir, 'results.json')
   if not os.path.isfile(results):
     _step(
@@ -39,9 +39,10 @@ def _eval(name: str, run_dir: str, config: str, eval_gin: str, extra=()) -> dict
         '-m',
         'eval_multilingual.run',
         f'--gin_file={config}',
-        f'--gin_file={eval_gin}',
+        f'--gin_file={args.eval_gin}',
         f'--gin.RUN_DIR={json.dumps(run_dir)}',
         *extra,
+        *[f'--gin.{b}' for b in args.eval_binding or []],
       ],
     )
   with open(results, encoding='utf-8') as f:
@@ -84,7 +85,7 @@ def run(args) -> int:
   os.makedirs(out, exist_ok=True)
   py = [sys.executable, '-m']
   before = _eval(
-    'eval before', os.path.join(out, 'eval_before'), os.path.join(base, 'config.gin'), args.eval_gin
+    'eval before', os.path.join(out, 'eval_before'), os.path.join(base, 'config.gin'), args
   )
 
   ext_dir = os.path.join(out, 'extension')
@@ -118,7 +119,7 @@ def run(args) -> int:
     'eval grown',
     os.path.join(out, 'eval_grown'),
     os.path.join(base, 'config.gin'),
-    args.eval_gin,
+    args,
     [
       f'--gin.MODEL_DIR={json.dumps(ext_dir)}',
       f'--gin.seqio.SentencePieceVocabulary.sentencepiece_model_file={json.dumps(ext["vocabulary"])}',
@@ -156,7 +157,7 @@ def run(args) -> int:
     'eval after',
     os.path.join(out, 'eval_after'),
     os.path.join(model_dir, 'config.gin'),
-    args.eval_gin,
+    args,
   )
 
   result = compare(args.lang, top1(before), top1(grown), top1(after))

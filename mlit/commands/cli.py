@@ -38,7 +38,7 @@ SUMMARIES = {
   'eval': 'evaluate a model on gin-configured zero-shot and retrieval tasks',
   'report': 'tables and plots (Markdown, HTML) from eval run directories',
   'coverage': 'tokenizer coverage per language of a SentencePiece vocabulary',
-  'add-language': 'extend a vocabulary and prompts with a new language',
+  'add-language': 'add a language to a run: coverage, prompts, vocabulary, gin, or all (run)',
   'demo': 'the embedded emoji/CLDR pipeline end to end (data, train, eval, report)',
   'ingest': 'join metadata and image shards into mlit TFRecord shards (Apache Beam)',
   'predict': 'zero-shot labels for images with a trained run (ranked table per image)',

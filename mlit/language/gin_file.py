@@ -51,8 +51,8 @@ def _emoji_lines(config: str, lang: str, repeat: int, warnings: list) -> list[st
     )
   rest = [x for x in excluded if x != lang]
   return [
-    '# Tuning data: every emoji/CLDR language the base run tuned on, plus the new one, repeated',
-    "# so that it gets a share of the steps near the others' combined.",
+    '# Tuning data: every emoji/CLDR language the base run tuned on (they keep their share, so',
+    f'# they are not forgotten), plus the new one, its pairs repeated {repeat} times.',
     f'emoji_tasks.register_emoji_cldr_tasks.exclude_languages = {json.dumps(rest)}',
     f'emoji_tasks.register_emoji_cldr_tasks.language_repeats = {{{json.dumps(lang)}: {repeat}}}',
     "EMOJI_TASK = 'emoji_cldr.all'",
