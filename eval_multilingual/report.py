@@ -13,6 +13,7 @@ import sys
 from eval_multilingual import languages, report_data, report_error_analysis, report_plots
 from eval_multilingual import report_doc as doc
 from eval_multilingual.report_data import Column, Run
+from mlit import run_layout
 
 LANG_HEADERS = [
   'Language',
@@ -224,11 +225,7 @@ def build(
   warnings = run.warnings + [w for o in others for w in o.warnings]
   title = f'Language report: {run.name}'
   stamp = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
-  sources = ', '.join(
-    f
-    for f in ('results.json', 'language_stats.json', 'tokenizer_stats.json', 'prompt_quality.json')
-    if os.path.exists(os.path.join(run.path, f))
-  )
+  sources = ', '.join(f for f in report_data.RUN_FILES if os.path.exists(os.path.join(run.path, f)))
   model_line = '; '.join(f'{k}: {v}' for k, v in model_rows)
 
   blocks = [
@@ -328,7 +325,7 @@ def main(argv=None) -> int:
   paths = build(
     run,
     others,
-    args.out or os.path.join(args.run_dir, 'report'),
+    args.out or run_layout.report(args.run_dir),
     args.threshold,
     args.recall_k,
     min_n=args.min_n,

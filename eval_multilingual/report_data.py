@@ -15,10 +15,18 @@ import statistics
 from typing import Any
 
 from eval_multilingual import languages
+from mlit import run_layout
 from tasks import language_codes
 from tasks.user_error import UserError
 
 ZEROSHOT_METRIC = 'acc1'
+# The files of a run directory the report reads.
+RUN_FILES = (
+  run_layout.RESULTS,
+  run_layout.LANGUAGE_STATS,
+  run_layout.TOKENIZER_STATS,
+  run_layout.PROMPT_QUALITY,
+)
 # Languages evaluated on fewer examples are shown but marked, and left out of macro averages and
 # summary plots (a language with 4 held-out names moves a macro by 25 points per name).
 DEFAULT_MIN_N = 20
@@ -104,7 +112,7 @@ def side_stats(side_file: dict, lang: str) -> dict:
 
 def load_run(run_dir: str) -> Run:
   """Loads and validates a run directory; malformed metric entries are dropped with a warning."""
-  path = os.path.join(run_dir, 'results.json')
+  path = run_layout.results(run_dir)
   results = _read_json(path, required=True)
   langs = results.get('languages')
   if not isinstance(langs, dict):
@@ -135,9 +143,9 @@ def load_run(run_dir: str) -> Run:
     name=name,
     path=run_dir,
     results=results,
-    language_stats=_by_code(_read_json(os.path.join(run_dir, 'language_stats.json'), False)),
-    tokenizer_stats=_by_code(_read_json(os.path.join(run_dir, 'tokenizer_stats.json'), False)),
-    prompt_quality=_by_code(_read_json(os.path.join(run_dir, 'prompt_quality.json'), False)),
+    language_stats=_by_code(_read_json(run_layout.language_stats(run_dir), False)),
+    tokenizer_stats=_by_code(_read_json(run_layout.tokenizer_stats(run_dir), False)),
+    prompt_quality=_by_code(_read_json(run_layout.prompt_quality(run_dir), False)),
     warnings=warnings,
   )
 

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import shutil
 import sys
 import time
 from typing import Sequence
@@ -29,6 +28,7 @@ import numpy as np
 
 import gin
 from eval_multilingual import error_analysis
+from mlit import run_layout
 from tasks import file_io
 
 MACRO = 'macro'
@@ -75,14 +75,14 @@ def write_csv(path: str, results: dict) -> None:
 def copy_tuning_counts(run_dir: str) -> str | None:
   """RUN_DIR/language_stats.json (tuning examples per language, for `mlit report`) from the
   evaluated model's training run, which the trainer writes; a run dir's own file is kept."""
-  dst = os.path.join(run_dir, 'language_stats.json')
+  dst = run_layout.language_stats(run_dir)
   if os.path.exists(dst):
     return dst
   from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
 
   model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
   for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
-    src = os.path.join(d, 'language_stats.json') if d else ''
+    src = run_layout.language_stats(d) if d else ''
     if src and os.path.exists(src):
       shutil.copyfile(src, dst)
       return dst
@@ -92,7 +92,7 @@ def copy_tuning_counts(run_dir: str) -> str | None:
 def copy_tuning_counts(run_dir: str) -> str | None:
   """RUN_DIR/language_stats.json (tuning examples per language, for `mlit report`) from the
   evaluated model's training run, which the trainer writes; a run dir's own file is kept."""
-  dst = os.path.join(run_dir, 'language_stats.json')
+  dst = run_layout.language_stats(run_dir)
   if os.path.exists(dst):
     return dst
   from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
@@ -102,7 +102,7 @@ def copy_tuning_counts(run_dir: str) -> str | None:
   except ValueError:
     return None
   for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
-    src = os.path.join(d, 'language_stats.json') if d else ''
+    src = run_layout.language_stats(d) if d else ''
     if src and os.path.exists(src):
       shutil.copyfile(src, dst)
       return dst
@@ -168,11 +168,11 @@ def evaluate(
   analysis = error_analysis.analyse(per_class)
   if analysis['tasks']:  # beside results.json: a row per class and language
     _write_json(os.path.join(run_dir, error_analysis.FILENAME), analysis)
-  _write_json(os.path.join(run_dir, 'results.json'), results)
+  _write_json(run_layout.results(run_dir), results)
   copy_tuning_counts(run_dir)
   copy_tuning_counts(run_dir)
-  write_csv(os.path.join(run_dir, 'results.csv'), results)
-  with open(os.path.join(run_dir, 'eval_config.gin'), 'w', encoding='utf-8') as f:
+  write_csv(run_layout.results_csv(run_dir), results)
+  with open(run_layout.eval_config(run_dir), 'w', encoding='utf-8') as f:
     f.write(gin.config_str())
   return results
 

@@ -3,8 +3,8 @@
 Row sources run inside tf.data (Python generators) and count skipped rows here.
 Truncation is marked in-graph per example ('truncated/<feature>', see
 tasks.token_preprocessors) and counted by the batch consumer with `count_batch`.
-The trainer writes the counters next to the run with `write_json(model_dir)`
-(file `data_stats.json`). Its fields:
+The trainer writes the counters next to the run with `write_json(path)` (the path is
+the run directory's data_stats.json, mlit.run_layout). Its fields:
 
   corpus        {source: {files_read, rows, kept, skipped: {reason: n}}}: the corpus itself,
                 each file counted once, when it is first read to its end (a file the run
@@ -31,8 +31,6 @@ from absl import logging
 
 from tasks import token_preprocessors
 
-STATS_FILENAME = 'data_stats.json'
-
 _lock = threading.Lock()
 _skipped = collections.Counter()  # reason -> rows skipped
 _kept = collections.Counter()  # source name -> rows kept
@@ -41,7 +39,6 @@ _truncated = collections.Counter()  # feature -> texts longer than the length
 # Examples per value of the tasks' 'language' feature in the batches trained on.
 _languages = collections.Counter()
 LANGUAGE_KEY = 'language'
-LANGUAGE_STATS_FILENAME = 'language_stats.json'
 _examples_logged = collections.Counter()  # reason -> how many were logged
 _captured = threading.local()  # .counter: this thread's skips too, inside `capture()`
 _reading = threading.local()  # .tally: the _FileTally of the file this thread is reading
@@ -195,8 +192,8 @@ def reset() -> None:
     _files_counted.clear()
 
 
-def write_language_stats(directory: str) -> str | None:
-  """`directory`/language_stats.json: {lang: {n_train_examples}} from the batches trained on, the
+def write_language_stats(path: str) -> str | None:
+  """`path` (a run's language_stats.json): {lang: {n_train_examples}} from the batches trained on, the
   per-language tuning counts `mlit report` plots scores against. None when no task gave a language."""
   with _lock:
     counts = dict(_languages)
@@ -205,18 +202,16 @@ def write_language_stats(directory: str) -> str | None:
   stats = {
     l: {'n_train_examples': n, 'source': 'trained batches'} for l, n in sorted(counts.items())
   }
-  path = os.path.join(directory, LANGUAGE_STATS_FILENAME)
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(stats, f, indent=1, ensure_ascii=False)
   return path
 
 
-def write_json(directory: str) -> str:
-  """Logs the counters and writes them to `directory`/data_stats.json."""
+def write_json(path: str) -> str:
+  """Logs the counters and writes them to `path` (a run's data_stats.json)."""
   stats = snapshot()
   logging.info('data stats: %s', json.dumps(stats, sort_keys=True))
-  tf.io.gfile.makedirs(directory)
-  path = os.path.join(directory, STATS_FILENAME)
+  tf.io.gfile.makedirs(os.path.dirname(path) or '.')
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(stats, f, indent=1, sort_keys=True)
   return path

@@ -412,7 +412,7 @@ def test_trainer_input_counts_examples_per_language(small, vocab_path, tmp_path)
   assert all('language' not in b for b in seen) and 'language' not in info.shapes
   counts = data_stats.snapshot()['languages']
   assert set(counts) <= {'en', 'de'} and sum(counts.values()) >= 24
-  path = data_stats.write_language_stats(str(tmp_path))
+  path = data_stats.write_language_stats(str(tmp_path / 'language_stats.json'))
   stats = json.loads(open(path, encoding='utf-8').read())
   assert {l: s['n_train_examples'] for l, s in stats.items()} == counts
   data_stats.reset()

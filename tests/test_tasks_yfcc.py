@@ -120,7 +120,7 @@ def test_malformed_rows_skipped_and_counted(tmp_path, vocab):
     'not_a_photo': 1,
   }
   assert stats['kept_rows'] == {'yfcc100m': 8}
-  path = data_stats.write_json(str(tmp_path / 'run'))
+  path = data_stats.write_json(str(tmp_path / 'run' / 'data_stats.json'))
   assert '"unreadable_image": 1' in open(path).read()
 
 

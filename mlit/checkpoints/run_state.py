@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from mlit import run_layout
 from tasks.user_error import UserError
 
 _ITEMS = ('state', 'data', 'config')
@@ -184,8 +185,8 @@ class Checkpoints:
 
 def checkpoints_dir(path: str) -> str:
   """The checkpoints directory of MODEL_DIR (or of extend-vocab's --out), or `path` itself."""
-  if os.path.isdir(os.path.join(path, 'checkpoints')):
-    return os.path.join(path, 'checkpoints')
+  if os.path.isdir(run_layout.checkpoints(path)):
+    return run_layout.checkpoints(path)
   if not os.path.isdir(path):
     raise FileNotFoundError(f'no checkpoint directory {path!r}')
   return path

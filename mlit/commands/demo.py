@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+from mlit import run_layout
 from mlit.commands import gin_flags
 
 STAGES = ('data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report')
@@ -115,14 +116,14 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
       '--out',
       os.path.join(run_dir, 'coverage'),
       '--stats-json',
-      os.path.join(run_dir, 'tokenizer_stats.json'),
+      run_layout.tokenizer_stats(run_dir),
       *sorted(glob.glob(os.path.join(data, 'texts', '*.jsonl'))),
     ],
     'eval': [
       py,
       '-m',
       'eval_multilingual.run',
-      f'--gin_file={os.path.join(model_dir, "config.gin")}',
+      f'--gin_file={run_layout.config(model_dir)}',
       '--gin_file=demo/eval_emoji.gin',
       f'--gin.RUN_DIR={json.dumps(run_dir)}',
     ],
@@ -137,7 +138,7 @@ def write_language_stats(run_dir: str) -> None:
   stats = {
     lang: {'n_train_examples': int(v.get('tuning_texts', 0))} for lang, v in languages.items()
   }
-  with open(os.path.join(run_dir, 'language_stats.json'), 'w', encoding='utf-8') as f:
+  with open(run_layout.language_stats(run_dir), 'w', encoding='utf-8') as f:
     json.dump(stats, f, indent=1, ensure_ascii=False)
 
 
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
   if unknown:
     parser.error(f'unknown stages {unknown}; choose from {",".join(STAGES)}')
   os.makedirs(args.run_dir, exist_ok=True)
-  timings_path = os.path.join(args.run_dir, 'timings.json')
+  timings_path = run_layout.timings(args.run_dir)
   timings = {}
   if os.path.exists(timings_path):
     with open(timings_path, encoding='utf-8') as f:

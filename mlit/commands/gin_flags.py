@@ -20,6 +20,7 @@ from typing import Sequence
 
 import gin
 import mlit
+from mlit import run_layout
 from tasks.user_error import UserError
 
 _GIN_ARG = re.compile(r'^--gin\.([A-Za-z_][\w.]*(?:/[\w.]+)*)=(.*)$', re.S)
@@ -271,7 +272,7 @@ def parse_flags(
   return args
 
 
-def write_config(model_dir: str, filename: str = 'config.gin') -> str:
+def write_config(model_dir: str, filename: str = run_layout.CONFIG) -> str:
   """Writes the resolved gin config (all bindings, not only operative ones)."""
   os.makedirs(model_dir, exist_ok=True)
   path = os.path.join(model_dir, filename)
@@ -280,7 +281,7 @@ def write_config(model_dir: str, filename: str = 'config.gin') -> str:
   return path
 
 
-def write_operative_config(model_dir: str, filename: str = 'operative_config.gin') -> str:
+def write_operative_config(model_dir: str, filename: str = run_layout.OPERATIVE_CONFIG) -> str:
   """Writes the bindings actually used so far (call after the model is built)."""
   path = os.path.join(model_dir, filename)
   with open(path, 'w') as f:

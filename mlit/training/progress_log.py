@@ -15,6 +15,8 @@ from typing import Mapping
 
 import jax
 
+from mlit import run_layout
+
 
 def log(msg: str) -> None:
   """A status line on stderr, printed by process 0 only (one line per run, not one per host)."""
@@ -67,11 +69,11 @@ class ProgressLog:
       # purge_step: TensorBoard hides events at or after it from the earlier files. The
       # suffix keeps a resume within the same second from overwriting the killed run's file.
       self._writer = SummaryWriter(
-        os.path.join(model_dir, 'train'),
+        run_layout.tensorboard(model_dir),
         purge_step=start_step + 1 if start_step else None,
         filename_suffix=f'.from{start_step:010d}',
       )
-      path = os.path.join(model_dir, 'metrics.jsonl')
+      path = run_layout.metrics(model_dir)
       drop_records_after(path, start_step)
       self._jsonl = open(path, 'a')
 

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 import gin
+from mlit import run_layout
 from mlit.checkpoints import run_state as checkpointing
 from mlit.commands import gin_flags
 from mlit.inference import run_spec
@@ -239,7 +240,7 @@ def train(
       f"BATCH_SIZE={batch_size} must be divisible by the 'data' mesh axis size {data_size}"
     )
   ckpt = checkpointing.Checkpoints(
-    os.path.join(model_dir, 'checkpoints'), keep=keep_checkpoints, save_every=checkpoint_period
+    run_layout.checkpoints(model_dir), keep=keep_checkpoints, save_every=checkpoint_period
   )
   start_step = ckpt.latest_step() or 0
   # MODEL_DIR/data_stats.json counts this run's input only (not, e.g., rows
@@ -417,8 +418,8 @@ def _write_data_stats(model_dir: str) -> None:
   """Skipped rows per reason and truncated texts so far -> data_stats.json; examples per
   language -> language_stats.json (what `mlit report` plots scores against)."""
   if jax.process_index() == 0:
-    data_stats.write_json(model_dir)
-    data_stats.write_language_stats(model_dir)
+    data_stats.write_json(run_layout.data_stats(model_dir))
+    data_stats.write_language_stats(run_layout.language_stats(model_dir))
 
 
 def _add_distributed_flags(parser) -> None:
