@@ -25,6 +25,7 @@ import numpy as np
 import sentencepiece as spm
 
 from eval_multilingual import coverage, languages
+from mlit import run_layout
 from mlit.language import gin_file, grown_run, vocab_extension
 
 
@@ -209,7 +210,7 @@ def cmd_extend_vocab(args) -> int:
 
 
 def _base_config(run: str) -> str:
-  path = os.path.join(run, 'config.gin')
+  path = run_layout.config(run)
   if not os.path.isfile(path):
     raise AddLanguageError(f"--base-run {run}: no config.gin (give the base run's MODEL_DIR)")
   with open(path, encoding='utf-8') as f:
@@ -233,7 +234,7 @@ def cmd_gin(args) -> int:
       f'--extension {args.extension} is for {ext["language"]}, not {args.lang}'
     )
   base_run = args.base_run or ext['old_checkpoint']
-  if os.path.basename(os.path.normpath(base_run)) == 'checkpoints':
+  if os.path.basename(os.path.normpath(base_run)) == run_layout.CHECKPOINTS:
     base_run = os.path.dirname(os.path.normpath(base_run))
   base_run = os.path.abspath(base_run)
   wit = None
@@ -327,7 +328,7 @@ def cmd_prompts(args) -> int:
     )
   english = english_sets[args.english_lang]
   qpath = args.quality or os.path.join(
-    os.path.dirname(os.path.abspath(args.out)), 'prompt_quality.json'
+    os.path.dirname(os.path.abspath(args.out)), run_layout.PROMPT_QUALITY
   )
   previous = _load_or(qpath, {}).get(args.lang, {})
   if not args.human and previous.get('source') == 'human':

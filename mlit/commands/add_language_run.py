@@ -18,6 +18,8 @@ import sys
 
 import numpy as np
 
+from mlit import run_layout
+
 METRIC = ('emoji_cldr/zeroshot_classification', 'acc1')
 
 
@@ -30,7 +32,7 @@ def _step(name: str, cmd: list[str]) -> None:
 
 
 def _eval(name: str, run_dir: str, config: str, args, extra=()) -> dict:
-  results = os.path.join(run_dir, 'results.json')
+  results = run_layout.results(run_dir)
   if not os.path.isfile(results):
     _step(
       name,
@@ -80,13 +82,11 @@ def compare(lang: str, before: dict, grown: dict, after: dict) -> dict:
 def run(args) -> int:
   out = os.path.abspath(args.out)
   base = os.path.abspath(args.checkpoint)
-  if os.path.basename(base) == 'checkpoints':
+  if os.path.basename(base) == run_layout.CHECKPOINTS:
     base = os.path.dirname(base)
   os.makedirs(out, exist_ok=True)
   py = [sys.executable, '-m']
-  before = _eval(
-    'eval before', os.path.join(out, 'eval_before'), os.path.join(base, 'config.gin'), args
-  )
+  before = _eval('eval before', os.path.join(out, 'eval_before'), run_layout.config(base), args)
 
   ext_dir = os.path.join(out, 'extension')
   if not os.path.isfile(os.path.join(ext_dir, 'extension.json')):
@@ -118,7 +118,7 @@ def run(args) -> int:
   grown = _eval(
     'eval grown',
     os.path.join(out, 'eval_grown'),
-    os.path.join(base, 'config.gin'),
+    run_layout.config(base),
     args,
     [
       f'--gin.MODEL_DIR={json.dumps(ext_dir)}',
@@ -156,7 +156,7 @@ def run(args) -> int:
   after = _eval(
     'eval after',
     os.path.join(out, 'eval_after'),
-    os.path.join(model_dir, 'config.gin'),
+    run_layout.config(model_dir),
     args,
   )
 

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mlit import run_layout
 from mlit.inference import image_towers
 from mlit.inference.tokenizer import Tokenizer
 
@@ -143,8 +144,8 @@ def restore_params(checkpoint_dir: str, step: int | None = None) -> tuple[Any, i
   """
   from mlit.checkpoints import run_state  # pylint: disable=g-import-not-at-top
 
-  if os.path.isdir(os.path.join(checkpoint_dir, 'checkpoints')):
-    checkpoint_dir = os.path.join(checkpoint_dir, 'checkpoints')  # given MODEL_DIR
+  if os.path.isdir(run_layout.checkpoints(checkpoint_dir)):
+    checkpoint_dir = run_layout.checkpoints(checkpoint_dir)  # given MODEL_DIR
   if not os.path.isdir(checkpoint_dir):
     raise FileNotFoundError(f'no checkpoint directory {checkpoint_dir!r}')
   return run_state.read_params(checkpoint_dir, step)

@@ -3,6 +3,8 @@
 import json
 import os
 
+from mlit import run_layout
+
 USAGE = """```python
 import json, torch, transformers
 from safetensors.torch import load_file
@@ -50,15 +52,13 @@ def text(model, class_name: str, head: dict) -> str:
     f'- run: step {model.step}, fingerprint `{model.fingerprint}`',
     f'- tuning task: `{model.spec.get("task")}`; texts of at most {head["max_length"]} tokens',
   ]
-  stats = _read_json(os.path.join(model.model_dir, 'language_stats.json')) or _read_json(
-    os.path.join(root, 'language_stats.json')
+  stats = _read_json(run_layout.language_stats(model.model_dir)) or _read_json(
+    run_layout.language_stats(root)
   )
   if stats:
     lines.append(f'- languages ({len(stats)}): ' + ', '.join(sorted(stats)))
   lines += ['', '## Use', '', USAGE.format(cls=class_name), '## Evaluation', '']
-  results = _read_json(os.path.join(root, 'results.json')) or _read_json(
-    os.path.join(model.model_dir, 'results.json')
-  )
+  results = _read_json(run_layout.results(root)) or _read_json(run_layout.results(model.model_dir))
   if results and results.get('macro'):
     lines += [
       'Mean over languages (`results.json` of the run):',

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from mlit import run_layout
 from mlit.checkpoints import run_state
 from mlit.language import vocab_extension
 
@@ -23,7 +24,7 @@ EMBEDDING_PATH = ('txt', 'token_embedder', 'embedding')
 
 def is_mlit_run(path: str) -> bool:
   """MODEL_DIR of an mlit run, or its checkpoints/ directory (numbered steps with state/)."""
-  if os.path.isdir(os.path.join(path, 'checkpoints')):
+  if os.path.isdir(run_layout.checkpoints(path)):
     return True
   return os.path.isdir(path) and any(
     d.isdigit() and os.path.isdir(os.path.join(path, d, 'state')) for d in os.listdir(path)
@@ -81,7 +82,7 @@ def grow_run(run: str, extension: vocab_extension.Extension, out_dir: str, pad_t
   node[EMBEDDING_PATH[-1]] = grown
   if 'opt_state' in state:
     state['opt_state'] = _grow_rows(state['opt_state'], emb.shape[0], grown.shape[0])
-  out = os.path.join(os.path.abspath(out_dir), 'checkpoints')
+  out = run_layout.checkpoints(os.path.abspath(out_dir))
   if os.path.exists(out):
     raise FileExistsError(f'{out} exists; choose another --out')
   ckpt = run_state.Checkpoints(out, keep=None, async_save=False)
