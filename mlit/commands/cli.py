@@ -72,10 +72,26 @@ def usage() -> str:
   return '\n'.join(lines)
 
 
+class _InstalledPackagesBelowWarning(logging.Filter):
+  """Drops INFO/DEBUG records of installed libraries that log through the root logger (gin,
+  parts of Orbax); the commands' own INFO lines (e.g. eval's progress) stay."""
+
+  def filter(self, record):
+    path = record.pathname.replace(os.sep, '/')
+    return record.levelno >= logging.WARNING or '-packages/' not in path
+
+
+_ROOT_FILTER = _InstalledPackagesBelowWarning()
+
+
 def quiet_third_party_logging() -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  for name in _QUIET_LOGGERS:
-    logging.getLogger(name).setLevel(logging.WARNING)
+  for name in ('', *_QUIET_LOGGERS):  # '' is the root logger
+    logger = logging.getLogger(name)
+    if name:
+      logger.setLevel(logging.WARNING)
+    if _ROOT_FILTER not in logger.filters:  # a library may lower the level again (Orbax does)
+      logger.addFilter(_ROOT_FILTER)
   try:
     from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
