@@ -37,12 +37,14 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
     '--languages',
     ','.join(LANGUAGES),
     '--max_emoji',
-    '120',  # every stage, held-out concepts in each language; `make demo` runs them all
+    '250',
     '--vocab_size',
     '1200',
     '--train_steps',
     '30',
-  ]  # the default locked tower: ImageNet EfficientNet-Lite0 converted from its wheel
+    '--pretrain_steps',
+    '20',
+  ]
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
