@@ -125,3 +125,12 @@ def test_missing_files_and_translator_pairs_are_one_line(tmp_path, capsys):
   assert cli.main(argv) == 2
   err = capsys.readouterr().err.strip()
   assert err.count('\n') == 0 and 'cannot translate en->xx, xx->en' in err
+
+
+def test_bad_flag_value_is_one_line(capsys):
+  assert cli.main(['report', 'some_run', '--min-n', 'abc']) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == (
+    "mlit report: error: argument --min-n: invalid int value: 'abc' "
+    '(mlit report --help lists the options)'
+  )

@@ -4,6 +4,7 @@ User errors (tasks.user_error.UserError and the error types in USER_ERRORS) prin
 2; `--verbose` (anywhere on the command line) shows the traceback and third-party INFO logging.
 """
 
+import argparse
 import contextlib
 import importlib
 import logging
@@ -124,6 +125,24 @@ def _stderr_silenced():
 _GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
 
 
+@contextlib.contextmanager
+def _flag_errors_raised(command: str):
+  """argparse prints its usage block and exits on a bad flag; here the error becomes a UserError,
+  printed in one line like every other user error."""
+
+  def error(parser, message):
+    raise UserError(f'{message} (mlit {command} --help lists the options)')
+
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  original = argparse.ArgumentParser.error
+  argparse.ArgumentParser.error = error
+  try:
+    yield
+  finally:
+    argparse.ArgumentParser.error = original
+
+
 def one_line(error: BaseException) -> str:
   text = ' '.join(_GIN_CALL_CHAIN.sub('', str(error)).split())
   if isinstance(error, FileNotFoundError) and error.filename and error.filename not in text:
@@ -151,7 +170,8 @@ def main(argv=None):
       with _stderr_silenced():
         module = importlib.import_module(COMMANDS[command])
       quiet_third_party_logging()  # importing the module may have reset absl's verbosity
-    return module.main(argv[1:])
+    with _flag_errors_raised(command):
+      return module.main(argv[1:])
   except user_error_types() as e:
     if verbose:
       traceback.print_exc()
