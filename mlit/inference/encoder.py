@@ -137,6 +137,13 @@ def init_params(model, image_size: int, seed: int = 0, image_embedding_dim: int 
   return nn.unbox(variables['params'])
 
 
+def zero_params(model, image_size: int):
+  """Zeros in the shapes and dtypes of a TwoTower's params, without running its init: for
+  strict loads, which replace every value (a missing one is an error, never a zero)."""
+  shapes = jax.eval_shape(lambda: init_params(model, image_size))
+  return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+
+
 def restore_params(checkpoint_dir: str, step: int | None = None) -> tuple[Any, int]:
   """Params of an mlit training checkpoint: (params, step), the latest step by default.
 
@@ -191,7 +198,7 @@ def from_mlit_checkpoint(
       image_tower,
       image_checkpoint_path,
       image_size,
-      lambda m: init_params(m, image_size)['img'],
+      lambda m: zero_params(m, image_size)['img'],
     )
     name += f'+{image_tower_kind}:{image_checkpoint_path}'
     report = f'img: {tower_report}'
