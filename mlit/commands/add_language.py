@@ -388,9 +388,10 @@ def cmd_prompts(args) -> int:
         f'  {flag:5} chrF {r["chrf"]:5.1f}  {r["english"]!r} -> {r["template"]!r} -> {r["back"]!r}'
       )
     if drifted:
+      what = 'a human file is kept as given' if args.human else 'a --human FILE always wins'
       print(
-        f'{len(drifted)} template(s) drift (round-trip chrF < {args.drift_chrf}): check or replace '
-        f'them with --human FILE, which always wins'
+        f'{len(drifted)} template(s) drift (round-trip chrF < {args.drift_chrf}): check them '
+        f'({what})'
       )
   _write_json(qpath, {**_load_or(qpath, {}), args.lang: record})
   print(f'quality and round trips -> {qpath}')
