@@ -127,8 +127,9 @@ def _check_same_params(params, abstract, where: str) -> None:
 def state_from_run(run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bool = False):
   """A step-0 train state from the latest checkpoint of an mlit run (train.init_from_run).
 
-  Params come over exactly; the optimizer state is fresh unless `keep_optimizer` (then the run's
-  Adam moments and schedule count continue, which needs the same optimizer).
+  Params come over exactly; the optimizer state is fresh unless `keep_optimizer`: then the run's
+  Adam moments continue (same optimizer needed) and every step count in it restarts at 0, so this
+  run's warm-up and schedule apply (the base run's count would put the new schedule at its end).
   """
   from mlit.checkpoints import run_state  # pylint: disable=g-import-not-at-top
 
@@ -143,7 +144,11 @@ def state_from_run(run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bo
     )
     state = dict(state)
     state['step'] = jax.device_put(jnp.zeros((), jnp.int32), state_sh['step'])
-    what = 'params and optimizer state'
+    state['opt_state'] = jax.tree_util.tree_map_with_path(
+      lambda path, x: x * 0 if _key_names(path)[-1:] == ('count',) else x,
+      state['opt_state'],
+    )
+    what = 'params and optimizer moments (step counts restarted)'
   else:
     cast = jax.tree_util.tree_map(lambda x, a: np.asarray(x, a.dtype), params, abstract)
     state = init_state(tx, _place(cast, state_sh['params']), state_sh)

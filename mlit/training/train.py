@@ -202,9 +202,9 @@ def train(
       live image tower) replaces the init; text_init/image_init and the
       pre-trained paths are then unused (a set INITIAL_CHECKPOINT_PATH is an
       error). This run counts its own steps from 0.
-    init_from_run_optimizer: also continue that run's optimizer state (Adam
-      moments and schedule count; needs the same optimizer). Default: a fresh
-      optimizer with this run's warm-up and schedule.
+    init_from_run_optimizer: also continue that run's Adam moments (needs the
+      same optimizer; step counts restart, so this run's warm-up and schedule
+      apply). Default: a fresh optimizer.
     image_dont_load: regexes of ViT params not to load from the .npz.
     freeze: extra lock regexes over parameter names ('txt/encoder/...').
     loss: 'softmax' (LiT) or 'sigmoid' (SigLIP; model needs bias_init).
@@ -247,7 +247,6 @@ def train(
   # read while registering tasks).
   data_stats.reset()
   data_stats.set_consumed(start_step, batch_size)
-
   def input_from(step):
     return train_data.make_input(
       mixture_or_task_name,
