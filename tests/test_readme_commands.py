@@ -25,3 +25,22 @@ def test_local_blocks_run_as_printed(tmp_path, monkeypatch):
       print(f'README line {block.line}: {time.time() - start:.1f}s {command[:60]}')
   assert os.path.isdir('runs/lit_tiny/checkpoints') and os.path.isdir('runs/mt5_small_lu')
   assert os.path.exists('bt/summary.json')
+
+
+def test_public_benchmark_gin_files_name_the_data_they_need(capsys):
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  needs = {
+    'eval/wit.gin': 'WIT_FILES, WIT_IMAGES',
+    'eval/xm3600.gin': 'XM3600_CAPTIONS, XM3600_IMAGES',
+    'eval/imagenet.gin': 'TFDS_DATA_DIR',
+    'eval_multilingual.gin': 'TFDS_DATA_DIR, WIT_FILES, WIT_IMAGES, XM3600_CAPTIONS, XM3600_IMAGES',
+  }
+  for gin_file, macros in needs.items():
+    argv = ['eval', '--gin_file=local_tiny.gin', f'--gin_file={gin_file}']
+    assert cli.main([*argv, '--gin.MODEL_DIR="m"', '--gin.RUN_DIR="r"']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+      f'mlit eval: error: required gin macro(s) not set: {macros} (they are %gin.REQUIRED; '
+      f'pass e.g. {" ".join(f"--gin.{m}=..." for m in macros.split(", "))})'
+    )
