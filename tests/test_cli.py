@@ -134,3 +134,20 @@ def test_bad_flag_value_is_one_line(capsys):
     "mlit report: error: argument --min-n: invalid int value: 'abc' "
     '(mlit report --help lists the options)'
   )
+
+
+def test_known_input_errors_are_user_errors():
+  from eval_multilingual import prompts  # pylint: disable=g-import-not-at-top
+  from eval_multilingual.datasets import wit  # pylint: disable=g-import-not-at-top
+  from mlit.checkpoints import big_vision_npz, t5x  # pylint: disable=g-import-not-at-top
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  for error in (
+    prompts.PromptError,
+    wit.WitFormatError,
+    t5x.CheckpointError,
+    big_vision_npz.CheckpointError,
+    gin_flags.GinConfigError,
+  ):
+    assert issubclass(error, UserError) and issubclass(error, cli.user_error_types()), error
+  assert issubclass(FileNotFoundError, cli.user_error_types())
