@@ -7,37 +7,61 @@ def _f(x, nd=1):
   return '-' if x is None else f'{x:,.{nd}f}'
 
 
+UNRELIABLE = '**UNRELIABLE (busy machine)**'
+
+
+def _spread(t: dict, scale: float) -> str:
+  """pairs/s median (IQR) from a time summary; scale = pairs per step."""
+  return f'{_f(scale / t["median_s"])} ({_f(scale / t["q3_s"])}-{_f(scale / t["q1_s"])})'
+
+
+def _ratio(r: dict) -> str:
+  return f'{r["median"]:.2f}x [{r["min"]:.2f}-{r["max"]:.2f}]'
+
+
+def _flag(rec: dict) -> str:
+  return f'{rec["load_before"][0]:g}->{rec["load_after"][0]:g}' + (
+    ' ' + UNRELIABLE if rec['unreliable'] else ''
+  )
+
+
 def _lit(result) -> list[str]:
   out = [
-    '## LiT step (pairs/s, MFU = model FLOPs / measured matmul peak)',
+    '## LiT step: mlit against each peer, interleaved pairs',
     '',
-    '| text tower | implementation | image side | batch | pairs/s | '
-    'model GFLOP/s | MFU | s/step (min-max) |',
-    '|---|---|---|---|---|---|---|---|',
+    'pairs/s: median (interquartile range) over the timed repeats; speed ratio: '
+    'mlit / peer, median [min-max] of the per-pair ratios; load: 1-minute load '
+    'average before -> after the pair. MFU = model FLOPs / measured matmul peak.',
+    '',
+    '| text tower | image side | peer | mlit pairs/s | mlit MFU | peer pairs/s | peer MFU | '
+    'speed ratio | load |',
+    '|---|---|---|---|---|---|---|---|---|',
   ]
-  for text, row in result['lit'].items():
-    for name in ('mlit_precomputed', 'mlit_live', 'open_clip_live'):
-      if name not in row:
-        continue
-      r = row[name]
-      t = r['time']
-      out.append(
-        f'| {text} | {name.rsplit("_", 1)[0]} | {r["image"]} | '
-        f'{r["batch"]} | {_f(r["pairs_per_s"])} | '
-        f'{_f(r["model_gflops_per_s"])} | {100 * r["mfu"]:.0f}% | '
-        f'{t["median_s"]:.3f} ({t["min_s"]:.3f}-{t["max_s"]:.3f}) |'
-      )
-  out.append('')
-  for text, row in result['lit'].items():
-    if 'ratio_live_vs_open_clip' in row:
-      out.append(
-        f'- {text}: mlit live / open_clip live = '
-        f'**{row["ratio_live_vs_open_clip"]:.2f}x**; mlit pre-computed / '
-        f'open_clip live (open_clip has no pre-computed mode) = '
-        f'**{row["ratio_precomputed_vs_open_clip_live"]:.2f}x** '
-        f'(load {row["load_before"]} -> {row["load_after"]})'
-      )
-  return out + ['']
+  heads, notes = [], []
+  for text, modes in result['lit'].items():
+    for mode, m in modes.items():
+      b = m['mlit']['batch']
+      for name, c in m['comparisons'].items():
+        out.append(
+          f'| {text} | {m["mlit"]["image"]} | {name} | {_spread(c["a"], b)} | '
+          f'{100 * c["mlit_speed"]["mfu"]:.0f}% | {_spread(c["b"], b)} | '
+          f'{100 * c["peer_speed"]["mfu"]:.0f}% | {_ratio(c["speed_ratio"])} | {_flag(c)} |'
+        )
+      if 'best_peer' in m:
+        heads.append(
+          f'- {text}, {mode} (batch {b}): mlit / strongest peer ({m["best_peer"]}) = '
+          f'**{_ratio(m["headline"])}**' + (f' {UNRELIABLE}' if m['unreliable'] else '')
+        )
+      for name, why in m.get('skipped', {}).items():
+        notes.append(f'- {text}, {mode}: {name} not timed: {why}')
+      if 'input' in m:
+        c = m['input']
+        notes.append(
+          f"- {text}, pre-computed: the same step fed by the trainer's input pipeline "
+          f'{_spread(c["b"], b)} pairs/s against {_spread(c["a"], b)} on a fixed batch '
+          f'(fixed / fed per pair {_ratio(c["speed_ratio"])}; load {_flag(c)})'
+        )
+  return out + [''] + heads + notes + ['']
 
 
 def precompute_lines(p) -> list[str]:
@@ -66,9 +90,17 @@ def markdown(result) -> str:
     f'jax {env["jax"]}, torch {env.get("torch", "-")}, open_clip '
     f"{env.get('open_clip', '-')}; XLA_FLAGS='{env['xla_flags']}'. "
     f'Load average (1/5/15 min) at start {result["load_start"]}, end '
-    f'{result["load_end"]}. Medians of repeated runs after warm-up.',
+    f'{result["load_end"]}; a figure taken above {result["busy_limit"]:g} '
+    '(half the cores) is marked unreliable.',
     '',
   ]
+  busy = [k for k, r in result['loads'].items() if r['unreliable']]
+  if busy:
+    out += [
+      f'{UNRELIABLE}: the load exceeded half the cores during {", ".join(busy)}; '
+      'those figures are not comparable with an idle run.',
+      '',
+    ]
   if 'peak' in result:
     pk = result['peak']
     out += [
@@ -92,7 +124,16 @@ def markdown(result) -> str:
       '|---|---|',
     ]
     out += [f'| {k} | {100 * v:.0f}% |' for k, v in b['share'].items()]
-    out += ['', 'Medians (s): ' + ', '.join(f'{k} {v:.3f}' for k, v in b['median_s'].items()), '']
+    out += [
+      '',
+      'Medians (s, min-max): '
+      + ', '.join(
+        f'{k} {t["median_s"]:.3f} ({t["min_s"]:.3f}-{t["max_s"]:.3f})' for k, t in b['time'].items()
+      )
+      + f". The step is the LiT table's step (lowered-step hash {b['step_fingerprint']}); "
+      f'load {_flag(b)}.',
+      '',
+    ]
   if 'eval' in result:
     e = result['eval']
     out += [

@@ -5,6 +5,8 @@ contrastive loss, optimizer, clipping, metrics) jitted with the state
 donated, as the trainer runs it, on one device.
 """
 
+import hashlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,18 @@ from mlit.training import train
 
 def vit_kwargs(variant: str, dtype: str = 'float32') -> dict:
   return dict(model_shapes.vit_kwargs(variant), pool_type='tok', dtype=dtype)
+
+
+def make_model(text: str, *, mode: str, vit: str = 'S/32', dtype: str = 'float32'):
+  """The benchmarked two-tower model (out_dim = the ViT's width)."""
+  live = mode == 'live'
+  return two_tower.TwoTower(
+    text=model_shapes.TEXT_SHAPES[text].t5_config(dtype),
+    out_dim=model_shapes.vit_kwargs(vit)['width'],
+    pooling='mean',
+    image=vit_kwargs(vit, dtype) if live else None,
+    lock_image=live,
+  )
 
 
 def setup(
@@ -42,13 +56,7 @@ def setup(
   shape = model_shapes.TEXT_SHAPES[text]
   width = model_shapes.vit_kwargs(vit)['width']
   live = mode == 'live'
-  model = two_tower.TwoTower(
-    text=shape.t5_config(dtype),
-    out_dim=width,
-    pooling='mean',
-    image=vit_kwargs(vit, dtype) if live else None,
-    lock_image=live,
-  )
+  model = make_model(text, mode=mode, vit=vit, dtype=dtype)
   image_key = 'image' if live else 'image_embedding'
   specs = {
     'text': jax.ShapeDtypeStruct((batch, length), jnp.int32),
@@ -114,8 +122,21 @@ def build(
   image_size: int = 224,
   seed: int = 0,
   dtype: str = 'float32',
+  feed: str = 'fixed',
 ):
-  """Returns (run_one_step, info) for mode 'precomputed' or 'live'."""
+  """Returns (run_one_step, info) for mode 'precomputed' or 'live'.
+
+  feed='fixed': the step alone, on one batch already on the device.
+  feed='pipeline' (pre-computed only): each step takes the next batch of the
+  trainer's input pipeline and places it as the trainer does
+  (partitioning.shard_batch), so input costs that the step does not hide show.
+  The one timing path of a LiT step: the table, the breakdown and the
+  with/without-input comparison all call this.
+  """
+  if feed not in ('fixed', 'pipeline'):
+    raise ValueError(f"feed must be 'fixed' or 'pipeline', got {feed!r}")
+  if feed == 'pipeline' and mode != 'precomputed':
+    raise ValueError("feed='pipeline' needs mode='precomputed' (an embeddings task)")
   jit_step, state, specs, info = setup(
     text,
     mode=mode,
@@ -126,14 +147,33 @@ def build(
     seed=seed,
     dtype=dtype,
   )
-  data = random_batch(specs, model_shapes.TEXT_SHAPES[text].vocab, seed)
+  vocab = model_shapes.TEXT_SHAPES[text].vocab
   holder = {'state': state}
+  if feed == 'fixed':
+    data = random_batch(specs, vocab, seed)
+    next_batch = lambda: data
+  else:
+    from benchmarks import pipeline_input  # pylint: disable=g-import-not-at-top
+    from mlit.training import partitioning  # pylint: disable=g-import-not-at-top
+
+    mesh = partitioning.make_mesh(1, jax.devices()[:1])
+    it = pipeline_input.batches(vocab, specs['image_embedding'].shape[1], length, batch)
+    next_batch = lambda: partitioning.shard_batch(next(it), mesh)
 
   def run():
-    holder['state'], metrics = jit_step(holder['state'], data)
+    holder['state'], metrics = jit_step(holder['state'], next_batch())
     jax.block_until_ready(metrics['loss'])
 
-  return run, info
+  run.jit_step = jit_step
+  run.holder = holder
+  run.specs = specs
+  return run, dict(info, feed=feed)
+
+
+def fingerprint(run) -> str:
+  """Hash of a built run's lowered step: equal hashes, one computation."""
+  lowered = run.jit_step.lower(run.holder['state'], run.specs)
+  return hashlib.sha256(lowered.as_text().encode()).hexdigest()[:16]
 
 
 def compiled_bytes(jit_step, state, specs) -> dict:

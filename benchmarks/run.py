@@ -1,12 +1,20 @@
-r"""mlit benchmarks: `python benchmarks/run.py [--quick] --out DIR`.
+r"""mlit benchmarks: `python benchmarks/run.py [--quick] [--require-idle] --out DIR`.
 
-Writes DIR/bench.json and DIR/bench.md. Sections: matmul peak; LiT step
-pairs/s and MFU (pre-computed embeddings and live locked ViT) side by side
-with open_clip on the same CPU; where a step's time goes; evaluation speed;
-the YFCC data pipeline; pre-computation (the locked ViT's images/s and MFU beside the image
-shard reader's images/s); memory. Every figure is a median of repeated runs
-after warm-up; compared implementations are timed alternately in this one
-process. --quick runs tiny settings (for tests; the numbers mean little).
+Writes DIR/bench.json and DIR/bench.md. Sections: matmul peak; the LiT step
+(mlit's trainer step, pre-computed embeddings and live locked ViT) against
+each PyTorch peer (open_clip eager and torch.compile; plain PyTorch with the
+exact T5 shape for pre-computed steps), and against itself fed by the
+trainer's input pipeline; where a step's time goes; evaluation speed; the
+YFCC data pipeline; pre-computation (the locked ViT's images/s and MFU beside
+the image shard reader's images/s); memory.
+
+Every comparison is one pair timed interleaved (A, B, A, B, ... after warm-up
+of both) in this process: each side's median and spread, and the range of the
+per-pair speed ratios; the headline is the ratio against the fastest peer.
+Each section records the load average before and after it; a figure taken
+while the load exceeded half the cores is flagged unreliable (bench.json
+'unreliable', a marker in bench.md). --require-idle refuses to start on a
+busy machine. --quick runs tiny settings (for tests; the numbers mean little).
 """
 
 import argparse
@@ -51,17 +59,20 @@ QUICK = dict(
   vit='toy/8',
   image_size=32,
   warmup=1,
-  repeats=2,
+  repeats=1,
   peak_n=256,
   n_prompts=64,
   n_retrieval=300,
   n_classes=5,
   n_templates=4,
-  data_rows=300,
+  data_rows=100,
   data_repeats=1,
   mem_text='local_tiny',
   budget_mib=64,
-  max_batch=16,
+  max_batch=8,
+  skip_torch_compile=(
+    'quick mode: torch.compile builds C++ kernels for minutes on a small CPU; the full run times it'
+  ),
   precompute_vit='toy/8',
   precompute_batch=8,
   precompute_images=32,
@@ -126,47 +137,102 @@ def section_peak(cfg) -> dict:
   return out
 
 
-def section_lit(cfg, peak_gflops: float, with_open_clip: bool) -> dict:
-  """mlit pre-computed, mlit live and open_clip live, timed alternately."""
-  from benchmarks import (
-    lit_step,  # pylint: disable=g-import-not-at-top
-    timing,  # pylint: disable=g-import-not-at-top
+# Peers of mlit's step per mode: (name, module, torch.compile?). open_clip
+# cannot express an mT5 shape (heads x head_dim != width, gated MLP): plain
+# PyTorch with the exact shape is the upper reference for pre-computed steps.
+PEERS = {
+  'precomputed': [
+    ('open_clip eager', 'open_clip_step', False),
+    ('open_clip torch.compile', 'open_clip_step', True),
+    ('plain PyTorch eager', 'torch_text_step', False),
+    ('plain PyTorch torch.compile', 'torch_text_step', True),
+  ],
+  'live': [
+    ('open_clip eager', 'open_clip_step', False),
+    ('open_clip torch.compile', 'open_clip_step', True),
+  ],
+}
+
+
+def _speed(info: dict, t: dict, peak_gflops: float) -> dict:
+  gflops = info['model_flops_per_step'] / t['median_s'] / 1e9
+  return dict(
+    time=t,
+    pairs_per_s=info['batch'] / t['median_s'],
+    model_gflops_per_s=gflops,
+    mfu=gflops / peak_gflops,
   )
 
+
+def _pooled(times: list[dict]) -> dict:
+  from benchmarks import timing  # pylint: disable=g-import-not-at-top
+
+  return timing.summary([x for t in times for x in t['times_s']])
+
+
+def _mode_rows(cfg, text, mode, peak_gflops, peers) -> dict:
+  """mlit's trainer step against each peer, one interleaved pair at a time."""
+  import importlib  # pylint: disable=g-import-not-at-top
+
+  from benchmarks import lit_step, timing  # pylint: disable=g-import-not-at-top
+
+  kw = dict(batch=cfg['batch'], vit=cfg['vit'], image_size=cfg['image_size'])
+  mlit, info = lit_step.build(text, mode=mode, **kw)
+  out = {'mlit': info, 'comparisons': {}, 'skipped': {}}
+  if mode == 'precomputed':
+    # The same step fed by the trainer's input pipeline against it on a fixed batch.
+    fed, fed_info = lit_step.build(text, mode=mode, feed='pipeline', **kw)
+    c = timing.compare(mlit, fed, warmup=cfg['warmup'], repeats=cfg['repeats'])
+    out['input'] = dict(c, a_info=info, b_info=fed_info)
+  for name, module, compiled in peers:
+    if compiled and cfg.get('skip_torch_compile'):
+      out['skipped'][name] = cfg['skip_torch_compile']
+      continue
+    build = importlib.import_module(f'benchmarks.{module}').build
+    run, pinfo = (
+      build(text, mode=mode, torch_compile=compiled, **kw)
+      if module == ('open_clip_step')
+      else build(text, torch_compile=compiled, **kw)
+    )
+    c = timing.compare(mlit, run, warmup=cfg['warmup'], repeats=cfg['repeats'])
+    out['comparisons'][name] = dict(
+      c,
+      peer=pinfo,
+      mlit_speed=_speed(info, c['a'], peak_gflops),
+      peer_speed=_speed(pinfo, c['b'], peak_gflops),
+    )
+    _log(
+      f'lit {text} {mode}: mlit / {name} = {c["speed_ratio"]["median"]:.2f}x '
+      f'[{c["speed_ratio"]["min"]:.2f}-{c["speed_ratio"]["max"]:.2f}]'
+      + (' (UNRELIABLE: busy)' if c['unreliable'] else '')
+    )
+    del run
+  times = [c['a'] for c in out['comparisons'].values()]
+  if 'input' in out:
+    times.append(out['input']['a'])
+  out['mlit_speed'] = _speed(info, _pooled(times), peak_gflops)
+  if out['comparisons']:
+    best = max(out['comparisons'], key=lambda n: out['comparisons'][n]['peer_speed']['pairs_per_s'])
+    c = out['comparisons'][best]
+    out['best_peer'] = best
+    out['headline'] = {k: c['speed_ratio'][k] for k in ('median', 'min', 'max')}
+    out['unreliable'] = any(c['unreliable'] for c in out['comparisons'].values())
+  out['step_fingerprint'] = lit_step.fingerprint(mlit)
+  return out
+
+
+def section_lit(cfg, peak_gflops: float, with_peers: bool) -> dict:
+  """Per text shape and mode: mlit's trainer step against each peer, interleaved pairs."""
+  if with_peers:
+    from benchmarks import open_clip_step  # pylint: disable=g-import-not-at-top
+
+    open_clip_step.torch_threads(os.cpu_count() or 1)
   rows = {}
   for text in cfg['texts']:
-    kw = dict(batch=cfg['batch'], vit=cfg['vit'], image_size=cfg['image_size'])
-    runs = {
-      'mlit_precomputed': lit_step.build(text, mode='precomputed', **kw),
-      'mlit_live': lit_step.build(text, mode='live', **kw),
+    rows[text] = {
+      mode: _mode_rows(cfg, text, mode, peak_gflops, PEERS[mode] if with_peers else [])
+      for mode in ('precomputed', 'live')
     }
-    if with_open_clip:
-      from benchmarks import open_clip_step  # pylint: disable=g-import-not-at-top
-
-      open_clip_step.torch_threads(os.cpu_count() or 1)
-      runs['open_clip_live'] = open_clip_step.build(text, **kw)
-    names = list(runs)
-    load0 = timing.load()
-    times = timing.paired_seconds(
-      [runs[n][0] for n in names], warmup=cfg['warmup'], repeats=cfg['repeats']
-    )
-    row = {'load_before': load0, 'load_after': timing.load()}
-    for n, t in zip(names, times):
-      info = runs[n][1]
-      gflops = info['model_flops_per_step'] / t['median_s'] / 1e9
-      row[n] = dict(
-        info,
-        time=t,
-        pairs_per_s=info['batch'] / t['median_s'],
-        model_gflops_per_s=gflops,
-        mfu=gflops / peak_gflops,
-      )
-    if with_open_clip:
-      ref = row['open_clip_live']['pairs_per_s']
-      row['ratio_live_vs_open_clip'] = row['mlit_live']['pairs_per_s'] / ref
-      row['ratio_precomputed_vs_open_clip_live'] = row['mlit_precomputed']['pairs_per_s'] / ref
-    rows[text] = row
-    _log(f'lit {text}: ' + ', '.join(f'{n} {row[n]["pairs_per_s"]:.1f} pairs/s' for n in names))
   return rows
 
 
@@ -174,7 +240,9 @@ def section_breakdown(cfg) -> dict:
   from benchmarks import breakdown  # pylint: disable=g-import-not-at-top
 
   text = cfg['texts'][-1]
-  return breakdown.breakdown(text, batch=cfg['batch'], warmup=cfg['warmup'], repeats=cfg['repeats'])
+  return breakdown.breakdown(
+    text, batch=cfg['batch'], vit=cfg['vit'], warmup=cfg['warmup'], repeats=cfg['repeats']
+  )
 
 
 def section_eval(cfg) -> dict:
@@ -260,6 +328,15 @@ def section_memory(cfg) -> dict:
   }
 
 
+def _rebase_mfu(tree, peak_gflops: float) -> None:
+  """Every MFU under tree against the final MFU base."""
+  if isinstance(tree, dict):
+    if 'mfu' in tree and 'model_gflops_per_s' in tree:
+      tree['mfu'] = tree['model_gflops_per_s'] / peak_gflops
+    for v in tree.values():
+      _rebase_mfu(v, peak_gflops)
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--out', required=True, help='output directory')
@@ -267,7 +344,15 @@ def main(argv=None) -> int:
   p.add_argument(
     '--sections', default=','.join(SECTIONS), help=f'comma-separated subset of {",".join(SECTIONS)}'
   )
-  p.add_argument('--no-open-clip', action='store_true')
+  p.add_argument('--no-open-clip', action='store_true', help='no PyTorch peers')
+  p.add_argument(
+    '--no-torch-compile', action='store_true', help='no torch.compile peers (recorded as skipped)'
+  )
+  p.add_argument(
+    '--require-idle',
+    action='store_true',
+    help='refuse to run (exit 2) while the 1-minute load exceeds half the cores',
+  )
   for k in ('batch', 'repeats', 'warmup', 'image_size', 'budget_mib'):
     p.add_argument('--' + k.replace('_', '-'), type=int, default=None)
   p.add_argument('--vit', default=None, help="e.g. 'S/32'")
@@ -276,48 +361,61 @@ def main(argv=None) -> int:
   bad = set(sections) - set(SECTIONS)
   if bad:
     p.error(f'unknown sections {sorted(bad)}; known: {SECTIONS}')
+  from benchmarks import timing  # pylint: disable=g-import-not-at-top
+
+  if args.require_idle and timing.is_busy(timing.load()):
+    print(
+      f'benchmarks/run.py: --require-idle: load average {timing.load()} exceeds half the '
+      f'{os.cpu_count()} cores ({timing.busy_limit():g}); not running',
+      file=sys.stderr,
+    )
+    return 2
   cfg = dict(QUICK if args.quick else FULL)
   for k in ('batch', 'repeats', 'warmup', 'image_size', 'budget_mib', 'vit'):
     if getattr(args, k) is not None:
       cfg[k] = getattr(args, k)
+  if args.no_torch_compile:
+    cfg['skip_torch_compile'] = 'skipped on request (--no-torch-compile)'
   os.makedirs(args.out, exist_ok=True)
   _compilation_cache()
-  from benchmarks import (
-    bench_report,  # pylint: disable=g-import-not-at-top
-    timing,  # pylint: disable=g-import-not-at-top
-  )
+  from benchmarks import bench_report  # pylint: disable=g-import-not-at-top
 
   result = {
-    'schema': 1,
+    'schema': 2,
     'quick': args.quick,
     'config': cfg,
     'command': 'python benchmarks/run.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
     'environment': _environment(),
     'load_start': timing.load(),
+    'busy_limit': timing.busy_limit(),
+    'loads': {},
   }
+
+  def timed(name, fn, *a):
+    _log(name)
+    before = timing.load()
+    out = fn(*a)
+    result['loads'][name] = timing.load_record(before, timing.load())
+    return out
+
   start = time.time()
   peak_gflops = None
   if {'peak', 'lit', 'precompute'} & set(sections):
-    _log('peak')
-    result['peak'] = section_peak(cfg)
+    result['peak'] = timed('peak', section_peak, cfg)
     peak_gflops = result['peak']['jax']['gflops']
-  with_oc = not args.no_open_clip and 'open_clip_missing' not in result['environment']
+  with_peers = not args.no_open_clip and 'open_clip_missing' not in result['environment']
   if 'lit' in sections:
-    result['lit'] = section_lit(cfg, peak_gflops, with_oc)
+    result['lit'] = timed('lit', section_lit, cfg, peak_gflops, with_peers)
     # The peak again after the steps: MFU uses the higher of the two, so a
     # load change during the run cannot flatter it.
-    again = section_peak(cfg)['jax']
+    again = timed('peak_after', section_peak, cfg)['jax']
     result['peak']['jax_after'] = again
     best = max(peak_gflops, again['gflops'])
-    for row in result['lit'].values():
-      for v in row.values():
-        if isinstance(v, dict) and 'mfu' in v:
-          v['mfu'] = v['model_gflops_per_s'] / best
+    _rebase_mfu(result['lit'], best)
     result['peak']['mfu_base_gflops'] = best
   if 'precompute' in sections:
-    _log('precompute')
-    result['precompute'] = section_precompute(
-      cfg, result['peak'].get('mfu_base_gflops', peak_gflops)
+    result['precompute'] = timed(
+      'precompute', section_precompute, cfg, result['peak'].get('mfu_base_gflops', peak_gflops)
     )
   for name, fn in (
     ('breakdown', section_breakdown),
@@ -326,8 +424,8 @@ def main(argv=None) -> int:
     ('memory', section_memory),
   ):
     if name in sections:
-      _log(name)
-      result[name] = fn(cfg)
+      result[name] = timed(name, fn, cfg)
+  result['unreliable'] = any(r['unreliable'] for r in result['loads'].values())
   result['load_end'] = timing.load()
   result['seconds'] = time.time() - start
   with open(os.path.join(args.out, 'bench.json'), 'w') as f:

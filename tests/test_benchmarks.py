@@ -20,6 +20,12 @@ sys.path.insert(0, ROOT)
 from benchmarks import model_shapes  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
+@pytest.fixture(scope='module')
+def quick_run(tmp_path_factory):
+  """One `run.py --quick` over every section the tests check (one interpreter, one peak)."""
+  return _run(tmp_path_factory.mktemp('bench'), 'peak,lit,breakdown,eval,data,memory')
+
+
 def _run(tmp_path, sections):
   out = tmp_path / 'bench'
   env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / 'xla'))
@@ -52,30 +58,47 @@ def _time_ok(t):
   assert t['repeats'] >= 1
 
 
-def test_quick_compute_sections(tmp_path):
-  result, md = _run(tmp_path, 'peak,lit,breakdown,eval')
-  assert result['schema'] == 1 and result['quick'] is True
+@pytest.mark.slow
+def test_quick_compute_sections(quick_run):
+  result, md = quick_run
+  assert result['schema'] == 2 and result['quick'] is True
   assert len(result['load_start']) == 3 and result['environment']['jax']
+  assert result['unreliable'] == any(r['unreliable'] for r in result['loads'].values())
+  assert set(result['loads']) >= {'peak', 'lit', 'breakdown', 'eval'}
   peak = result['peak']
   assert peak['jax']['gflops'] > 0 and peak['mfu_base_gflops'] >= (peak['jax']['gflops'])
   _time_ok(peak['jax']['time'])
-  row = result['lit']['local_tiny']
-  for name in ('mlit_precomputed', 'mlit_live', 'open_clip_live'):
-    r = row[name]
-    _time_ok(r['time'])
-    assert math.isclose(r['pairs_per_s'], r['batch'] / r['time']['median_s'])
-    assert math.isclose(r['mfu'], r['model_gflops_per_s'] / peak['mfu_base_gflops'])
-  assert math.isclose(
-    row['ratio_live_vs_open_clip'],
-    row['mlit_live']['pairs_per_s'] / row['open_clip_live']['pairs_per_s'],
-  )
+  modes = result['lit']['local_tiny']
+  for mode, peers in (
+    ('precomputed', ['open_clip eager', 'plain PyTorch eager']),
+    ('live', ['open_clip eager']),
+  ):
+    m = modes[mode]
+    assert sorted(m['comparisons']) == sorted(peers)
+    # torch.compile is not timed in quick mode, and says so.
+    assert all('quick mode' in why for why in m['skipped'].values()) and m['skipped']
+    for c in m['comparisons'].values():
+      _time_ok(c['a'])
+      _time_ok(c['b'])
+      r = c['speed_ratio']
+      assert r['min'] <= r['median'] <= r['max']
+      for side, t in (('mlit_speed', c['a']), ('peer_speed', c['b'])):
+        s = c[side]
+        assert math.isclose(s['pairs_per_s'], m['mlit']['batch'] / t['median_s'])
+        assert math.isclose(s['mfu'], s['model_gflops_per_s'] / peak['mfu_base_gflops'])
+    best = max(m['comparisons'].values(), key=lambda c: c['peer_speed']['pairs_per_s'])
+    assert m['headline']['median'] == best['speed_ratio']['median']
+    assert m['best_peer'] in m['comparisons']
+  # The breakdown times the table's own step.
+  assert result['breakdown']['step_fingerprint'] == modes['precomputed']['step_fingerprint']
   # Pre-computed counts the text tower and loss only; live adds the ViT.
   shape = model_shapes.TEXT_SHAPES['local_tiny']
   b = result['config']['batch']
   text = b * model_shapes.text_train_flops(shape, 16, 32) + (model_shapes.loss_flops(b, 32))
-  assert math.isclose(row['mlit_precomputed']['model_flops_per_step'], text)
+  assert math.isclose(modes['precomputed']['mlit']['model_flops_per_step'], text)
   assert math.isclose(
-    row['mlit_live']['model_flops_per_step'], text + b * model_shapes.vit_forward_flops('toy/8', 32)
+    modes['live']['mlit']['model_flops_per_step'],
+    text + b * model_shapes.vit_forward_flops('toy/8', 32),
   )
   shares = result['breakdown']['share']
   assert set(shares) == {'forward', 'backward', 'optimizer+rest'}
@@ -89,8 +112,8 @@ def test_quick_compute_sections(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_data_and_memory_sections(tmp_path):
-  result, md = _run(tmp_path, 'data,memory')
+def test_quick_data_and_memory_sections(quick_run):
+  result, md = quick_run
   assert result['data']['examples_per_s'] > 0
   mem = result['memory']
   for mode in ('precomputed', 'live'):

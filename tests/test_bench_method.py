@@ -1,0 +1,118 @@
+"""The benchmarks' method: interleaved pairs, the load rule, one timing path.
+
+Fast in-process checks on tiny shapes (the full `run.py --quick` run is in
+test_benchmarks.py). Timing tolerances are loose: the machine may be loaded.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import bench_report, breakdown, run, timing  # noqa: E402
+
+
+def test_compare_interleaves_and_ratios_are_per_pair():
+  calls = []
+
+  def side(name, seconds):
+    def fn():
+      calls.append(name)
+      time.sleep(seconds)
+
+    return fn
+
+  c = timing.compare(side('a', 0.002), side('b', 0.006), warmup=1, repeats=4)
+  assert calls == ['a', 'b'] * 5  # warm-up round, then strictly alternating
+  pairs = c['speed_ratio']['pairs']
+  assert len(pairs) == 4
+  for ta, tb, r in zip(c['a']['times_s'], c['b']['times_s'], pairs):
+    assert r == pytest.approx(tb / ta)
+  assert c['speed_ratio']['min'] <= c['speed_ratio']['median'] <= c['speed_ratio']['max']
+  assert c['speed_ratio']['max'] > 1  # b sleeps 3x longer than a
+  for t in (c['a'], c['b']):
+    assert t['min_s'] <= t['q1_s'] <= t['median_s'] <= t['q3_s'] <= t['max_s']
+  assert c['unreliable'] == (timing.is_busy(c['load_before']) or timing.is_busy(c['load_after']))
+
+
+def test_require_idle_refuses_a_busy_machine(monkeypatch, tmp_path, capsys):
+  busy = (os.cpu_count() or 1) / 2 + 1
+  monkeypatch.setattr(os, 'getloadavg', lambda: (busy, busy, busy))
+  assert run.main(['--quick', '--require-idle', '--out', str(tmp_path)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and '--require-idle' in err
+  assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+@pytest.fixture(scope='module')
+def lit_and_breakdown():
+  cfg = dict(run.QUICK, repeats=5)
+  rows = run._mode_rows(cfg, 'local_tiny', 'precomputed', 1.0, peers=[])
+  bd = breakdown.breakdown(
+    'local_tiny', batch=cfg['batch'], vit=cfg['vit'], warmup=1, repeats=cfg['repeats']
+  )
+  return rows, bd
+
+
+@pytest.mark.slow
+def test_table_and_breakdown_time_one_step(lit_and_breakdown):
+  rows, bd = lit_and_breakdown
+  # One computation: the same lowered step ...
+  assert rows['step_fingerprint'] == bd['step_fingerprint']
+  # ... and one timing: fastest repeats within a factor 2 (loose, and the
+  # least disturbed sample: on a loaded machine a 3 ms step loses whole
+  # scheduler slices at random).
+  table = rows['input']['a']['min_s']
+  step = bd['time']['step']['min_s']
+  assert 0.5 < table / step < 2.0, (table, step)
+  assert sum(bd['share'].values()) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_pipeline_fed_step_and_report_markers(lit_and_breakdown):
+  rows, bd = lit_and_breakdown
+  c = rows['input']
+  assert c['b_info']['feed'] == 'pipeline' and c['a_info']['feed'] == 'fixed'
+  assert len(c['speed_ratio']['pairs']) == 5 and all(r > 0 for r in c['speed_ratio']['pairs'])
+  busy = timing.load_record([99.0, 0, 0], [0.0, 0, 0])
+  assert busy['unreliable'] and not timing.load_record([0.0] * 3, [0.0] * 3)['unreliable']
+  result = {
+    'command': 'x',
+    'quick': True,
+    'seconds': 1.0,
+    'environment': {'cpu_count': 2, 'jax': '-', 'xla_flags': ''},
+    'load_start': [0.0] * 3,
+    'load_end': [0.0] * 3,
+    'busy_limit': 1.0,
+    'loads': {'lit': busy},
+    'lit': {'local_tiny': {'precomputed': dict(rows, unreliable=True)}},
+    'breakdown': dict(bd, **busy),
+  }
+  md = bench_report.markdown(result)
+  assert bench_report.UNRELIABLE in md and 'during lit' in md
+  assert 'fed by the trainer' in md and bd['step_fingerprint'] in md
+
+
+@pytest.mark.parametrize('module', ['open_clip_step', 'torch_text_step'])
+def test_pytorch_peers_train_the_precomputed_step(module):
+  import importlib
+
+  import torch
+
+  build = importlib.import_module(f'benchmarks.{module}').build
+  kw = dict(mode='precomputed') if module == 'open_clip_step' else {}
+  fn, info = build('local_tiny', batch=8, vit='toy/8', **kw)
+  assert info['mode'] == 'precomputed' and info['image'] == 'pre-computed'
+  # The step changes the text tower's weights (a real optimizer step).
+  cell = fn.__closure__
+  params = [c.cell_contents for c in cell if isinstance(c.cell_contents, torch.optim.Optimizer)][
+    0
+  ].param_groups[0]['params']
+  before = [p.detach().clone() for p in params]
+  fn()
+  assert any(not np.allclose(b, p.detach()) for b, p in zip(before, params))
