@@ -6,6 +6,7 @@ Sinhala names added, and the evaluation shows Sinhala above chance after, while 
 ids did not change embed exactly as before in the grown checkpoint.
 """
 
+import functools
 import json
 import os
 
@@ -85,6 +86,7 @@ def _train(argv):
   _reset_gin()
 
 
+@functools.lru_cache(maxsize=4)  # each encoder runs the ViT over every render once
 def _encoder(model_dir, vocab, vocab_size, d):
   model = two_tower.TwoTower(
     text=text_tower.T5Config(vocab_size=vocab_size, **TEXT),
