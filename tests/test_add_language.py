@@ -339,3 +339,51 @@ def test_prompts_step_names_the_apertium_modes_before_work(tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert err.splitlines() == [err] and 'no mode eng-oci or oci-eng for oc' in err
   assert not (tmp_path / 'p.json').exists()
+
+
+_BASE = """from __gin__ import dynamic_registration
+IMAGE_TOWER = {tower}
+EMOJI_TASK = 'emoji_cldr.all'
+LEFT_OUT_LANGUAGES = ['si', 'am']
+emoji_tasks.register_emoji_cldr_tasks.exclude_languages = %LEFT_OUT_LANGUAGES
+"""
+_EXT = {'vocabulary': 'v.model', 'embedding_rows': [16000, 17024], 'checkpoint_root': 'ext'}
+
+
+def _write_gin(tower='None', wit=None):
+  from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
+
+  return gin_file.write(
+    lang='si',
+    language_name='Sinhala',
+    base_config=_BASE.format(tower=tower),
+    base_run='base',
+    extension=_EXT,
+    model_dir='cont',
+    steps=100,
+    warmup=10,
+    repeat=4,
+    wit=wit,
+  )
+
+
+def test_gin_file_emoji_adds_the_language_back():
+  text, warnings = _write_gin()
+  assert not warnings
+  assert 'include "base/config.gin"' in text and 'CONTINUE_FROM = "ext"' in text
+  assert 'emoji_tasks.register_emoji_cldr_tasks.exclude_languages = ["am"]' in text
+  assert 'language_repeats = {"si": 4}' in text and 'text_tower.T5Config.vocab_size = 17024' in text
+
+
+def test_gin_file_wit_names_a_registered_task(tmp_path):
+  from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
+  from tasks import wit  # pylint: disable=g-import-not-at-top
+
+  with pytest.raises(gin_file.GinFileError, match='pre-computed image embeddings'):
+    _write_gin(wit={'train': 'w.tsv', 'images': 'img'})
+  text, _ = _write_gin(tower="{'width': 16}", wit={'train': 'w.tsv', 'images': 'img'})
+  assert 'WIT_TRAIN_TSV_PATTERN = "w.tsv"' in text and 'WIT_IMAGES = "img"' in text
+  assert f'registration.registered_task.name = "{gin_file.wit_task_name("si")}"' in text
+  tsv = tmp_path / 'w.tsv'
+  tsv.write_text('\t'.join(wit.COLUMNS) + '\n', encoding='utf-8')
+  assert gin_file.wit_task_name('si') in wit.register_wit(str(tsv), languages=['si'])
