@@ -157,29 +157,3 @@ train.train.checkpoint_period = 2
   )
   with pytest.raises(ValueError, match='use it locked and pre-trained'):
     train.gin.get_configurable(train.train)(model_dir=str(tmp_path / 'uu'))
-
-
-def test_emoji_embeddings_through_the_converted_tower(lite0, tmp_path):
-  """`mlit.emoji_tower embed` with the EfficientNet .npz: the .json beside it names the kind;
-  a build without augmentations gets an empty noto_aug array; rows equal the tower's output."""
-  from mlit.emoji_tower import embed  # pylint: disable=g-import-not-at-top
-  from tasks.emoji_cldr import build as build_lib  # pylint: disable=g-import-not-at-top
-  from tasks.emoji_cldr import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tasks.emoji_cldr import embeddings  # pylint: disable=g-import-not-at-top
-
-  path, _, params, _ = lite0
-  data_dir = str(tmp_path / 'data')
-  cfg = build_lib.BuildConfig(image_size=48, n_aug=0, languages=('en',), max_emoji=24)
-  build_lib.build(data_dir, cfg)
-  out = str(tmp_path / 'emb.npz')
-  info = embed.embed(data_dir, path, out)
-  assert info['tower_kwargs'] == {'kind': 'efficientnet_lite', 'config': {'variant': 'lite0'}}
-  assert not info['reused'] and embed.embed(data_dir, path, out)['reused']
-  ds = data_lib.load(data_dir)
-  arrays = embeddings.load(out, ds)
-  assert arrays['noto_aug'].shape == (0, efficientnet.FEATURES)
-  assert arrays['noto_eval'].shape == (len(ds.concepts), efficientnet.FEATURES)
-  tower = efficientnet.EfficientNetLite('lite0')
-  x = data_lib.to_float(ds.array('noto_eval')[:2])
-  direct = _apply(tower, {k: v for k, v in params.items() if k != 'classifier'}, x)[0]
-  np.testing.assert_allclose(arrays['noto_eval'][:2], direct, atol=1e-4, rtol=0)

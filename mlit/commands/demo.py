@@ -88,6 +88,7 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
       vocab_prefix,
       '--vocab_size',
       str(args.vocab_size),
+      *(['--languages', args.vocab_languages] if args.vocab_languages else []),
     ],
     'image': image,
     'embed': [
@@ -187,6 +188,12 @@ def main(argv=None) -> int:
   )
   parser.add_argument(
     '--vocab_size', type=int, default=16000, help='SentencePiece vocabulary size (default 16000)'
+  )
+  parser.add_argument(
+    '--vocab_languages',
+    default=None,
+    help='comma-separated languages the vocabulary is trained on (default: all tuning '
+    'languages; "en": the English-only-vocabulary comparison)',
   )
   parser.add_argument(
     '--train_steps', type=int, default=None, help="LiT steps (default: the gin file's)"

@@ -82,7 +82,7 @@ def precompute(
   """
   model = two_tower.build_image_tower(kind, vit)
   dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
-  params = model.init(jax.random.PRNGKey(seed), dummy)['params']
+  params = jax.jit(model.init)(jax.random.PRNGKey(seed), dummy)['params']  # one compile
   tower = {
     **({'kind': kind} if kind != 'vit' else {}),  # ViT manifests stay as they were
     'vit': {k: list(v) if isinstance(v, tuple) else v for k, v in vit.items()},
