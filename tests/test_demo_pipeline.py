@@ -74,3 +74,19 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
   out = proc.stdout + proc.stderr
   assert '"reused": true' in out  # the dataset build
   assert 'resumed from step 30' in out and 'step 10/30' not in out
+
+  # README's Evaluation block (<!-- test: demo -->), as printed, on this run as runs/demo.
+  import readme_blocks  # pylint: disable=g-import-not-at-top
+
+  os.makedirs(tmp_path / 'cwd' / 'runs')
+  os.symlink(run_dir, tmp_path / 'cwd' / 'runs' / 'demo')
+  old_cwd = os.getcwd()
+  os.chdir(tmp_path / 'cwd')
+  try:
+    for block, extra in readme_blocks.group_blocks('demo'):
+      for command in block.commands:
+        assert readme_blocks.run(command, extra) == 0, (block.line, command)
+  finally:
+    os.chdir(old_cwd)
+  assert (run_dir / 'coverage' / 'coverage.json').exists()
+  assert '95% CI' in (run_dir / 'report' / 'report.md').read_text(encoding='utf-8')
