@@ -37,7 +37,7 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
     '--languages',
     ','.join(LANGUAGES),
     '--max_emoji',
-    '120',  # every stage, held-out concepts in each language; `make demo` runs them all
+    '250',
     '--vocab_size',
     '1200',
     '--train_steps',
