@@ -80,23 +80,6 @@ def copy_tuning_counts(run_dir: str) -> str | None:
     return dst
   from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
 
-  model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
-  for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
-    src = run_layout.language_stats(d) if d else ''
-    if src and os.path.exists(src):
-      shutil.copyfile(src, dst)
-      return dst
-  return None
-
-
-def copy_tuning_counts(run_dir: str) -> str | None:
-  """RUN_DIR/language_stats.json (tuning examples per language, for `mlit report`) from the
-  evaluated model's training run, which the trainer writes; a run dir's own file is kept."""
-  dst = run_layout.language_stats(run_dir)
-  if os.path.exists(dst):
-    return dst
-  from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
-
   try:  # registered by the gin files that evaluate an mlit checkpoint
     model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
   except ValueError:
@@ -169,7 +152,6 @@ def evaluate(
   if analysis['tasks']:  # beside results.json: a row per class and language
     _write_json(os.path.join(run_dir, error_analysis.FILENAME), analysis)
   _write_json(run_layout.results(run_dir), results)
-  copy_tuning_counts(run_dir)
   copy_tuning_counts(run_dir)
   write_csv(run_layout.results_csv(run_dir), results)
   with open(run_layout.eval_config(run_dir), 'w', encoding='utf-8') as f:

@@ -133,9 +133,9 @@ _REQUIRED_FIG6 = [
   'name',
   sorted(
     p.name
-    for p in (
-      pathlib.Path(gin_flags.__file__).resolve().parents[2] / 'gin' / 'experiments'
-    ).glob('fig6_*_base_*.gin')
+    for p in (pathlib.Path(gin_flags.__file__).resolve().parents[2] / 'gin' / 'experiments').glob(
+      'fig6_*_base_*.gin'
+    )
   ),
 )
 def test_fig6_experiments_parse_with_pod_settings(name):

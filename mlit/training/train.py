@@ -247,6 +247,7 @@ def train(
   # read while registering tasks).
   data_stats.reset()
   data_stats.set_consumed(start_step, batch_size)
+
   def input_from(step):
     return train_data.make_input(
       mixture_or_task_name,
