@@ -20,27 +20,10 @@ import re
 import sys
 from typing import Iterable, Sequence
 
+from tasks import wit as wit_columns
 from tasks.user_error import UserError
 
-COLUMNS = (
-  'language',
-  'page_url',
-  'image_url',
-  'page_title',
-  'section_title',
-  'hierarchical_section_title',
-  'caption_reference_description',
-  'caption_attribution_description',
-  'caption_alt_text_description',
-  'mime_type',
-  'original_height',
-  'original_width',
-  'is_main_image',
-  'attribution_passes_lang_id',
-  'page_changed_recently',
-  'context_page_description',
-  'context_section_description',
-)
+COLUMNS = wit_columns.COLUMNS  # one WIT schema for training and evaluation
 DEFAULT_TEXT_FIELDS = ('caption_reference_description',)
 _SPACE = re.compile(r'\s+')
 
