@@ -93,7 +93,7 @@ def precompute(
   }
   if checkpoint_path:
     params, _ = image_weights.load(
-      kind, checkpoint_path, params, config=vit, image_size=image_size, strict=False
+      kind, checkpoint_path, params, config=vit, image_size=image_size, strict=True
     )
     tower['checkpoint_sha256'] = file_io.file_sha256(checkpoint_path)
   embed = fixed_batch.FixedBatchApply(

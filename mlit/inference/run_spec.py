@@ -90,7 +90,12 @@ def write(
   inference_image: Optional[Mapping[str, Any]] = None,
 ) -> str:
   """Writes MODEL_DIR/mlit_model.json (and the vocabulary copy); returns the JSON's path."""
-  text_key = 'text' if 'text' in task_feature_lengths else info.text_keys[0]
+  # The task's feature to read the vocabulary from; the length is what the model is fed (a
+  # per-batch YFCC signal mode feeds 'text' from title/description/tags features).
+  text_key = next(
+    k for k in ('text', *info.text_keys, *task_feature_lengths) if k in task_feature_lengths
+  )
+  feed_key = 'text' if 'text' in info.shapes else info.text_keys[0]
   spec = {
     'format': FORMAT,
     'task': task_name,
@@ -104,7 +109,7 @@ def write(
       'temperature_init': model.temperature_init,
       'bias_init': model.bias_init,
     },
-    'text_length': int(task_feature_lengths[text_key]),
+    'text_length': int(info.shapes[feed_key][0]),
     'vocabulary': _vocabulary(task_name, text_key, model_dir),
     'image': _image(model, info, image_checkpoint_path, inference_image),
   }
