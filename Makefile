@@ -8,6 +8,8 @@ PIP := $(VENV)/bin/pip
 DEB_PACKAGES := apertium apertium-eng-spa apertium-eng-cat unicode-cldr-core unicode-data \
 	fonts-noto-color-emoji fonts-symbola
 PYTEST_ARGS ?=
+# The translated ImageNet prompts (read from the package; the demo's eval uses them too).
+CLIP_BENCHMARK := clip-benchmark==1.6.2
 
 .PHONY: test lint demo bench deps venv clean test-data-packages
 
@@ -16,6 +18,7 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -e '.[$*]'
 	[ "$*" != test ] || $(MAKE) --no-print-directory test-data-packages
+	[ "$*" != demo ] || $(PIP) install -q --no-deps $(CLIP_BENCHMARK)
 	touch $@
 
 # Installed without their dependencies on purpose:
@@ -25,7 +28,7 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml
 #   pinned in the test extra; timm imports torchvision at import time (never on the ViT path we test),
 #   and 0.15.2 is a release whose import tolerates missing compiled ops.
 test-data-packages:
-	$(PIP) install -q --no-deps clip-benchmark==1.6.2 open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
+	$(PIP) install -q --no-deps $(CLIP_BENCHMARK) open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
 	if [ "$$(uname -m)" = x86_64 ]; then $(PIP) install -q --no-deps torchvision==0.15.2; fi
 
 deps:
