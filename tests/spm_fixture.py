@@ -8,7 +8,8 @@ import os
 import random
 
 import pytest
-import sentencepiece as spm
+
+from tasks import vocabularies
 
 _WORDS = (
   'sunset over the sea beach boat city street night dog cat bird tree '
@@ -27,26 +28,9 @@ def sample_sentences(n: int, seed: int = 0) -> list:
 def train_tiny_spm(directory: str, vocab_size: int = 400, sentences=None) -> str:
   """Trains a byte-fallback unigram model; returns the .model path."""
   os.makedirs(directory, exist_ok=True)
-  corpus = os.path.join(directory, 'corpus.txt')
-  with open(corpus, 'w', encoding='utf-8') as f:
-    f.write('\n'.join(sentences or sample_sentences(2000)) + '\n')
-  prefix = os.path.join(directory, 'tiny_spm')
-  spm.SentencePieceTrainer.train(
-    input=corpus,
-    model_prefix=prefix,
-    vocab_size=vocab_size,
-    model_type='unigram',
-    byte_fallback=True,
-    character_coverage=1.0,
-    pad_id=0,
-    eos_id=1,
-    unk_id=2,
-    bos_id=-1,
-    hard_vocab_limit=False,
-    num_threads=1,
-    minloglevel=2,
+  return vocabularies.train_sentencepiece(
+    sentences or sample_sentences(2000), os.path.join(directory, 'tiny_spm'), vocab_size
   )
-  return prefix + '.model'
 
 
 @pytest.fixture(scope='session')
