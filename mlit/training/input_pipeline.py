@@ -12,7 +12,7 @@ and a run resumed at step s skips exactly the s batches it consumed before.
 import atexit
 import dataclasses
 import weakref
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import jax
 import numpy as np
@@ -20,6 +20,7 @@ import seqio
 import tensorflow as tf
 
 from tasks import backtranslation, data_stats, feature_converter, token_preprocessors
+from tasks import length_buckets as length_buckets_lib
 
 IMAGE_KEYS = feature_converter.IMAGE_KEYS
 _TRUNCATED = token_preprocessors.TRUNCATED_PREFIX
@@ -33,16 +34,16 @@ class InputInfo:
   dtypes: dict[str, np.dtype]
 
 
-def _make_tf_dataset(
+def _task_examples(
   name: str,
   task_feature_lengths: Mapping[str, int],
   split: str,
-  per_process_batch: int,
   seed: int,
   shuffle: bool,
   use_cached: bool,
   shard: seqio.ShardInfo,
 ) -> tf.data.Dataset:
+  """One shard of the task's (repeated) examples, before conversion."""
   try:
     provider = seqio.get_mixture_or_task(name)
   except ValueError as e:
@@ -71,11 +72,21 @@ def _make_tf_dataset(
       data_stats.LANGUAGE_KEY,
       *(token_preprocessors.truncated_key(k) for k in lengths),
     ]
-  ds = provider.get_dataset(**kwargs)
-  # Converted a batch at a time: the same batches as converting each example.
-  return feature_converter.LiTFeatureConverter().batched(
-    ds, lengths, per_process_batch, drop_remainder=True
-  )
+  return provider.get_dataset(**kwargs)
+
+
+def _bucket_plan(
+  bounds: Optional[Sequence[int]], task_feature_lengths: Mapping[str, int], examples, seed: int
+) -> Optional[length_buckets_lib.LengthBuckets]:
+  """The text length buckets every shard uses, estimated from shard 0 (`examples()`)."""
+  if not bounds:
+    return None
+  text = {k: n for k, n in task_feature_lengths.items() if k not in IMAGE_KEYS}
+  if len(text) != 1:
+    raise ValueError(f'length_buckets needs exactly one text feature; TASK_FEATURE_LENGTHS={text}')
+  ((key, length),) = text.items()
+  bounds = length_buckets_lib.check_bounds(bounds, length)
+  return length_buckets_lib.estimate(examples(), key, bounds, seed)
 
 
 def _concat(*batches):
@@ -122,8 +133,13 @@ def make_input(
   start_step: int = 0,
   num_data_shards: Optional[int] = None,
   batch_transform: Optional[Callable[[tf.data.Dataset], tf.data.Dataset]] = None,
+  length_buckets: Optional[Sequence[int]] = None,
 ) -> tuple[Iterator[dict[str, np.ndarray]], InputInfo]:
   """Per-process NumPy batches starting at `start_step`, and their layout.
+
+  `length_buckets` (token bounds, e.g. (8, 16)): each batch padded only to the
+  bound its texts need (tasks/length_buckets.py); InputInfo.shapes gives the
+  longest. The step then compiles once per bound.
 
   `batch_transform` maps the batched dataset before the resume skip, e.g.
   tasks.signals.select_signal_per_batch (one YFCC signal per batch, chosen
@@ -138,17 +154,17 @@ def make_input(
   if global_batch % shards:
     raise ValueError(f'BATCH_SIZE={global_batch} is not divisible by the {shards} data shards')
   per_process = shards // nproc
+  lengths = dict(task_feature_lengths)
+
+  def examples(i):
+    shard = seqio.ShardInfo(index=i, num_shards=shards)
+    return _task_examples(name, lengths, split, seed, shuffle, use_cached, shard)
+
+  buckets = _bucket_plan(length_buckets, lengths, lambda: examples(0), seed)
+  converter = feature_converter.LiTFeatureConverter()
+  # Converted a batch at a time: the same batches as converting each example.
   parts = [
-    _make_tf_dataset(
-      name,
-      task_feature_lengths,
-      split,
-      global_batch // shards,
-      seed,
-      shuffle,
-      use_cached,
-      seqio.ShardInfo(index=i, num_shards=shards),
-    )
+    converter.batched(examples(i), lengths, global_batch // shards, True, buckets)
     for i in range(pid * per_process, (pid + 1) * per_process)
   ]
   ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(_concat)
@@ -168,7 +184,10 @@ def make_input(
   info = InputInfo(
     text_keys=text_keys,
     image_key=image_keys[0] if image_keys else None,
-    shapes={k: tuple(v.shape[1:]) for k, v in spec.items()},
+    shapes={
+      k: (lengths[k],) if k in text_keys and buckets else tuple(v.shape[1:])
+      for k, v in spec.items()
+    },
     dtypes={k: np.dtype(v.dtype.as_numpy_dtype) for k, v in spec.items()},
   )
   # Skipping re-reads the consumed batches: exact, and cheap for pre-computed

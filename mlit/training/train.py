@@ -173,6 +173,7 @@ def train(
   use_cached: bool = False,
   num_data_shards: Optional[int] = None,
   batch_transform: Optional[Callable[[Any], Any]] = None,
+  length_buckets: Optional[Sequence[int]] = None,
   num_partitions: int = 1,
   logical_axis_rules: Optional[Sequence[tuple[str, Any]]] = None,
   checkpoint_period: int = 1000,
@@ -214,6 +215,8 @@ def train(
     batch_transform: optional tf.data transform of the batched data, e.g.
       @tasks.signals.select_signal_per_batch for YFCC's one-signal-per-batch
       mode (include gin/yfcc_per_batch.gin).
+    length_buckets: text length bounds, e.g. (8, 16): each batch is padded only
+      to the bound its texts need (tasks/length_buckets.py); one compile per bound.
     num_partitions: size of the 'model' mesh axis (rest is 'data').
     logical_axis_rules: T5X-style (logical, mesh axis) rules; None = default.
     checkpoint_period: save every this many steps (and at the end).
@@ -260,6 +263,7 @@ def train(
       start_step=step,
       num_data_shards=num_data_shards,
       batch_transform=batch_transform,
+      length_buckets=length_buckets,
     )
 
   batches, info = input_from(start_step)
