@@ -37,15 +37,19 @@ def sticky_eos(tokens: tf.Tensor, length: int) -> tf.Tensor:
   return tf.cond(cut, lambda: fixed, lambda: tokens)
 
 
-def sticky_eos_batch(tokens: tf.RaggedTensor, length: int) -> tf.Tensor:
-  """sticky_eos on every row of a ragged [B, None] batch, padded to [B, length]."""
+def sticky_eos_batch(tokens: tf.RaggedTensor, length) -> tf.Tensor:
+  """sticky_eos on every row of a ragged [B, None] batch, padded to [B, length]
+  (`length` an int, or an int32 scalar tensor for per-batch widths)."""
   tokens = tokens[:, :length]
-  n = tokens.row_lengths()
+  n = tf.cast(tokens.row_lengths(), tf.int32)
   # A trailing 0 keeps the gather in range when every row is empty.
   flat = tf.concat([tokens.flat_values, tf.zeros([1], tokens.dtype)], axis=0)
   last = tf.gather(flat, tf.maximum(tokens.row_limits() - 1, 0))
   cut = tf.logical_and(tf.equal(n, length), tf.not_equal(last, EOS_ID))
-  dense = tokens.to_tensor(default_value=0, shape=[None, length])
+  dense = tokens.to_tensor(default_value=0)
+  dense = tf.pad(dense, [[0, 0], [0, length - tf.shape(dense)[1]]])
+  if isinstance(length, int):
+    dense = tf.ensure_shape(dense, [None, length])
   eos_col = tf.one_hot(length - 1, length, on_value=True, off_value=False, dtype=tf.bool)
   fix = tf.logical_and(cut[:, None], eos_col[None, :])
   return tf.where(fix, tf.constant(EOS_ID, dense.dtype), dense)
@@ -162,11 +166,12 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     task_feature_lengths: Mapping[str, int],
     batch_size: int,
     drop_remainder: bool = True,
-    buckets: length_buckets.LengthBuckets | None = None,
+    length_bounds: tuple[int, ...] | None = None,
+    seed: int = 0,
   ) -> tf.data.Dataset:
     """The same batches as `self(ds, lengths).batch(batch_size)`, converted a
-    batch at a time; with `buckets`, each batch padded only to its bucket's bound
-    (tasks/length_buckets.py; one text feature).
+    batch at a time; with `length_bounds`, sorted-window batches each padded only
+    to the bound its texts need (tasks/length_buckets.py; one text feature).
 
     Per-example maps cost tf.data ~0.1 ms of host CPU each (measured on the
     emoji task), which a small host's train step shares; one map per batch
@@ -175,23 +180,23 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     text_lengths, _ = self._plan(ds.element_spec, task_feature_lengths)
     keys = list(self.MODEL_FEATURES)
 
-    def convert(batch, length=None):
+    def convert(batch, width=None):
       out = {k: batch[k] for k in keys}
       for k, n in text_lengths.items():
-        out[k] = sticky_eos_batch(batch[k], length or n)
+        out[k] = sticky_eos_batch(batch[k], n if width is None else width)
       return out
 
-    if buckets is None:
+    if length_bounds is None:
       return ds.ragged_batch(batch_size, drop_remainder=drop_remainder).map(
         convert, num_parallel_calls=tf.data.AUTOTUNE
       )
     (key, length), *others = text_lengths.items()
-    if others or buckets.bounds[-1] != length or not drop_remainder:
+    if others or length_bounds[-1] != length or not drop_remainder:
       raise ValueError(
-        f'length buckets {buckets.bounds} need one text feature whose length is the last bound '
+        f'length buckets {length_bounds} need one text feature whose length is the last bound '
         f'and full batches; got text lengths {text_lengths}'
       )
-    return length_buckets.batches(ds, key, buckets, batch_size, convert)
+    return length_buckets.batches(ds, key, length_bounds, batch_size, convert, seed)
 
   def _convert_features(
     self, ds: tf.data.Dataset, task_feature_lengths: Mapping[str, int]

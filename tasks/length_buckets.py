@@ -2,42 +2,23 @@
 
 A text tower's step costs about in proportion to the padded text length, and caption-like texts
 are mostly short: the demo's emoji names and keywords have a median of 4 tokens and 99% fit in
-16 of the 24 that the longest names need. With bounds (8, 16, 24) every batch holds texts of one
-bucket (previous bound < tokens <= bound) padded to its bound, so most steps run at 8 tokens.
+16 of the 24 that the longest names need. Every window of `window` batches' examples (in stream
+order) is sorted by token count and cut into `window` batches; each batch is padded to the
+smallest bound that fits its longest text, and the window's batches come out in a seeded random
+order. With bounds (8, 16, 24) and windows of 32 batches of the demo's data, about 28 of 32
+steps run at 8 tokens.
 
-Every shard and process must agree on the padded length of step s (their batches are
-concatenated): the bucket of step s is drawn from a sequence seeded by (seed, s) with each
-bucket's share of the texts, estimated from the first `SAMPLE` examples of shard 0 of the
-shuffled stream. Each bucket reads its own pass of the repeated stream, so over many steps each
-text is seen about as often as without buckets, and a resumed run skips exactly the batches it
-consumed. The cost: in-batch negatives are texts of similar length.
+Every example is used once per pass, in a deterministic order (a resumed run skips exactly the
+batches it consumed). The cost: in-batch negatives are texts of similar length. Shards read
+in one process are padded to their widest part before they are joined.
 """
 
-import dataclasses
-from typing import Callable, Sequence
-
-import numpy as np
 import tensorflow as tf
 
-SAMPLE = 8192  # examples read to estimate the buckets' shares
+WINDOW = 32  # batches per sorted window
 
 
-@dataclasses.dataclass(frozen=True)
-class LengthBuckets:
-  """Bucket upper bounds (tokens, increasing, the last = the feature length) and shares."""
-
-  bounds: tuple[int, ...]
-  shares: tuple[float, ...]
-  seed: int = 0
-
-  def __post_init__(self):
-    if len(self.bounds) != len(self.shares):
-      raise ValueError(f'{len(self.bounds)} bounds but {len(self.shares)} shares')
-    if not np.isclose(sum(self.shares), 1.0):
-      raise ValueError(f'bucket shares must sum to 1, got {self.shares}')
-
-
-def check_bounds(bounds: Sequence[int], max_length: int) -> tuple[int, ...]:
+def check_bounds(bounds, max_length: int) -> tuple[int, ...]:
   """Increasing positive bounds ending at the feature length (added when missing)."""
   out = tuple(int(b) for b in bounds)
   if not out or any(b <= 0 for b in out) or list(out) != sorted(set(out)):
@@ -47,45 +28,40 @@ def check_bounds(bounds: Sequence[int], max_length: int) -> tuple[int, ...]:
   return out if out[-1] == max_length else out + (max_length,)
 
 
-def _bucket(tokens: tf.Tensor, bounds: tuple[int, ...]) -> tf.Tensor:
-  n = tf.minimum(tf.shape(tokens)[0], bounds[-1])
-  return tf.reduce_sum(tf.cast(n > tf.constant(bounds[:-1], tf.int32), tf.int32))
-
-
-def estimate(
-  ds: tf.data.Dataset, key: str, bounds: tuple[int, ...], seed: int, sample: int = SAMPLE
-) -> LengthBuckets:
-  """Shares of each bucket among the first `sample` examples of `ds` (unbatched)."""
-  counts = np.zeros(len(bounds), np.int64)
-  for b in ds.take(sample).map(lambda ex: _bucket(ex[key], bounds)).as_numpy_iterator():
-    counts[b] += 1
-  if not counts.sum():
-    raise ValueError(f'no examples to estimate length buckets from (feature {key!r})')
-  return LengthBuckets(bounds, tuple(float(c) for c in counts / counts.sum()), seed)
+def width_of(lengths: tf.Tensor, bounds: tuple[int, ...]) -> tf.Tensor:
+  """The smallest bound that fits the longest of `lengths` (clipped to the last bound)."""
+  longest = tf.minimum(tf.reduce_max(lengths), bounds[-1])
+  b = tf.constant(bounds, tf.int32)
+  return tf.gather(b, tf.reduce_sum(tf.cast(longest > b[:-1], tf.int32)))
 
 
 def batches(
   ds: tf.data.Dataset,
   key: str,
-  buckets: LengthBuckets,
+  bounds: tuple[int, ...],
   batch_size: int,
-  convert: Callable[[dict, int], dict],
+  convert,
+  seed: int,
+  window: int = WINDOW,
 ) -> tf.data.Dataset:
-  """Batches of one bucket each; `convert(ragged_batch, length)` pads them to the bound."""
-  bounds = buckets.bounds
-  live = [i for i, s in enumerate(buckets.shares) if s > 0]  # an empty bucket would never fill
-  parts = []
-  for i in live:
-    part = ds.filter(lambda ex, i=i: tf.equal(_bucket(ex[key], bounds), i))
-    part = part.ragged_batch(batch_size, drop_remainder=True)
-    parts.append(
-      part.map(lambda b, n=bounds[i]: convert(b, n), num_parallel_calls=tf.data.AUTOTUNE)
+  """Sorted-window batches; `convert(ragged_batch, width)` trims and pads them to `width`."""
+
+  def split(index, big):
+    lengths = tf.cast(big[key].row_lengths(), tf.int32)
+    # Stable sort by length; ties keep stream order (already shuffled upstream).
+    order = tf.argsort(lengths, stable=True)
+    big = {k: tf.gather(v, order) for k, v in big.items()}
+    lengths = tf.gather(lengths, order)
+    chunks = tf.random.experimental.stateless_shuffle(
+      tf.range(window, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), index])
     )
-  logits = tf.math.log(tf.constant([buckets.shares[i] for i in live], tf.float32))[None]
 
-  def choose(step):
-    seed = tf.stack([tf.constant(buckets.seed, tf.int64), step])
-    return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[0, 0], tf.int64)
+    def chunk(i):
+      rows = tf.range(i * batch_size, (i + 1) * batch_size)
+      part = {k: tf.gather(v, rows) for k, v in big.items()}
+      return convert(part, width_of(tf.gather(lengths, rows), bounds))
 
-  choice = tf.data.Dataset.counter().map(choose)
-  return tf.data.Dataset.choose_from_datasets(parts, choice)
+    return tf.data.Dataset.from_tensor_slices(chunks).map(chunk)
+
+  big = ds.ragged_batch(window * batch_size, drop_remainder=True).enumerate()
+  return big.flat_map(split)

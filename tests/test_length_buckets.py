@@ -25,43 +25,50 @@ def _examples(n=400, seed=0):
   return texts, ds.shuffle(n, seed=seed).repeat()
 
 
-def _bucketed(ds, seed=0):
-  buckets = length_buckets.estimate(ds, 'text', BOUNDS, seed, sample=1000)
-  conv = feature_converter.LiTFeatureConverter()
-  return buckets, conv.batched(ds, {'text': BOUNDS[-1]}, 16, True, buckets)
+def _convert(batch, width):
+  return {
+    'text': feature_converter.sticky_eos_batch(batch['text'], width),
+    'image_embedding': batch['image_embedding'],
+  }
+
+
+def _bucketed(ds, seed=0, window=4):
+  return length_buckets.batches(ds, 'text', BOUNDS, 16, _convert, seed, window=window)
 
 
 def test_each_batch_is_padded_to_its_bucket_and_keeps_every_token():
-  texts, ds = _examples()
-  buckets, batched = _bucketed(ds)
-  # Shares estimated from the data: about a third of 1..11 (+EOS) tokens fall in each bucket.
-  assert all(0.2 < s < 0.5 for s in buckets.shares), buckets.shares
-  widths = []
-  for batch in batched.take(40).as_numpy_iterator():
+  texts, ds = _examples(n=256)
+  seen, widths = [], []
+  # 256 examples = 4 windows of 4 batches of 16: one pass over the data.
+  for batch in _bucketed(ds).take(16).as_numpy_iterator():
     width = batch['text'].shape[1]
     widths.append(width)
-    lower = BOUNDS[BOUNDS.index(width) - 1] if width != BOUNDS[0] else 0
+    longest = 0
     for row, idx in zip(batch['text'], batch['image_embedding'][:, 0]):
       want = texts[int(idx)]
-      assert lower < len(want) <= width
+      longest = max(longest, len(want))
       np.testing.assert_array_equal(row, want + [0] * (width - len(want)))
-  assert set(widths) == set(BOUNDS)
+      seen.append(int(idx))
+    assert width == min(b for b in BOUNDS if b >= longest)  # the smallest bound that fits
+  assert sorted(seen) == list(range(256))  # every example once per pass
+  assert {4, 12} <= set(widths) and widths.count(4) > 1
 
 
-def test_buckets_are_deterministic_and_their_sequence_depends_only_on_the_seed():
+def test_batches_are_deterministic():
   # Fresh pipelines, as each run builds (one tf.data object reshuffles per iteration).
-  first = [b['text'] for b in _bucketed(_examples()[1])[1].take(12).as_numpy_iterator()]
-  again = [b['text'] for b in _bucketed(_examples()[1])[1].take(12).as_numpy_iterator()]
+  first = [b['text'] for b in _bucketed(_examples()[1]).take(12).as_numpy_iterator()]
+  again = [b['text'] for b in _bucketed(_examples()[1]).take(12).as_numpy_iterator()]
   for a, b in zip(first, again):
     np.testing.assert_array_equal(a, b)
-  # Another data stream (another shard) with the same seed pads step s to the same width.
-  _, other = _examples(seed=1)
-  buckets = length_buckets.estimate(_examples()[1], 'text', BOUNDS, 0, sample=1000)
+
+
+def test_the_default_converter_path_uses_sorted_windows():
   conv = feature_converter.LiTFeatureConverter()
-  other_batches = conv.batched(other, {'text': 12}, 16, True, buckets).take(12)
-  assert [b.shape[1] for b in first] == [
-    b['text'].shape[1] for b in other_batches.as_numpy_iterator()
-  ]
+  ds = conv.batched(_examples()[1], {'text': 12}, 16, True, BOUNDS, 0)
+  widths = [b['text'].shape[1] for b in ds.take(64).as_numpy_iterator()]
+  assert set(widths) == set(BOUNDS)
+  with pytest.raises(ValueError, match='one text feature'):
+    conv.batched(_examples()[1], {'text': 12}, 16, False, BOUNDS, 0)
 
 
 def test_bad_bounds_name_the_problem():
@@ -90,13 +97,14 @@ def test_make_input_two_shards_agree_and_resume_skips_exactly(task_dir):
       start_step=start,
       length_buckets=(4, 8),
     )
-    out = [next(batches) for _ in range(8 - start)]
+    out = [next(batches) for _ in range(12 - start)]
     batches.close()
     return info, out
 
   info, full = widths_and_rows(0)
   assert info.shapes['text'] == (12,)  # the longest bound: what the model is built for
-  assert {b['text'].shape[1] for b in full} <= {4, 8, 12}
+  widths = {b['text'].shape[1] for b in full}
+  assert widths <= {4, 8, 12} and len(widths) > 1, widths
   for b in full:
     # Both shards' halves are padded alike, and no text is longer than its batch's bound.
     lengths = (b['text'] != 0).sum(axis=1)

@@ -75,22 +75,30 @@ def _task_examples(
   return provider.get_dataset(**kwargs)
 
 
-def _bucket_plan(
-  bounds: Optional[Sequence[int]], task_feature_lengths: Mapping[str, int], examples, seed: int
-) -> Optional[length_buckets_lib.LengthBuckets]:
-  """The text length buckets every shard uses, estimated from shard 0 (`examples()`)."""
+def _length_bounds(
+  bounds: Optional[Sequence[int]], task_feature_lengths: Mapping[str, int]
+) -> Optional[tuple[int, ...]]:
   if not bounds:
     return None
   text = {k: n for k, n in task_feature_lengths.items() if k not in IMAGE_KEYS}
   if len(text) != 1:
     raise ValueError(f'length_buckets needs exactly one text feature; TASK_FEATURE_LENGTHS={text}')
-  ((key, length),) = text.items()
-  bounds = length_buckets_lib.check_bounds(bounds, length)
-  return length_buckets_lib.estimate(examples(), key, bounds, seed)
+  if jax.process_count() > 1:
+    # Each process would pick its own widths; the global batch needs one.
+    raise ValueError('length_buckets runs on one process only (got %d)' % jax.process_count())
+  return length_buckets_lib.check_bounds(bounds, *text.values())
 
 
 def _concat(*batches):
-  return {k: tf.concat([b[k] for b in batches], axis=0) for k in batches[0]}
+  """Joins shards' batches; texts of length-bucketed parts are padded to the widest part."""
+  out = {}
+  for k in batches[0]:
+    parts = [b[k] for b in batches]
+    if parts[0].shape.rank == 2 and parts[0].dtype.is_integer:
+      width = tf.reduce_max([tf.shape(p)[1] for p in parts])
+      parts = [tf.pad(p, [[0, 0], [0, width - tf.shape(p)[1]]]) for p in parts]
+    out[k] = tf.concat(parts, axis=0)
+  return out
 
 
 def _counted_only(key: str) -> bool:
@@ -160,11 +168,11 @@ def make_input(
     shard = seqio.ShardInfo(index=i, num_shards=shards)
     return _task_examples(name, lengths, split, seed, shuffle, use_cached, shard)
 
-  buckets = _bucket_plan(length_buckets, lengths, lambda: examples(0), seed)
+  bounds = _length_bounds(length_buckets, lengths)
   converter = feature_converter.LiTFeatureConverter()
   # Converted a batch at a time: the same batches as converting each example.
   parts = [
-    converter.batched(examples(i), lengths, global_batch // shards, True, buckets)
+    converter.batched(examples(i), lengths, global_batch // shards, True, bounds, seed)
     for i in range(pid * per_process, (pid + 1) * per_process)
   ]
   ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(_concat)
@@ -185,8 +193,7 @@ def make_input(
     text_keys=text_keys,
     image_key=image_keys[0] if image_keys else None,
     shapes={
-      k: (lengths[k],) if k in text_keys and buckets else tuple(v.shape[1:])
-      for k, v in spec.items()
+      k: (lengths[k],) if k in text_keys and bounds else tuple(v.shape[1:]) for k, v in spec.items()
     },
     dtypes={k: np.dtype(v.dtype.as_numpy_dtype) for k, v in spec.items()},
   )
