@@ -248,3 +248,25 @@ def test_export_big_vision_npz(model, run_dir, tmp_path):
   want = traverse_util.flatten_dict(model.encoder.params['img'], sep='/')
   assert set(flat) == set(want)
   assert all(np.array_equal(flat[k], np.asarray(v)) for k, v in want.items())
+
+
+def test_texts_are_embedded_at_the_width_they_need(model):
+  """The encoder cuts each group of texts to the multiple of 8 tokens it needs: the same
+  embeddings as the full text length, for texts of every length up to it."""
+  import jax
+
+  from mlit.inference import encoder as encoder_lib
+
+  enc = model.encoder
+  rng = np.random.default_rng(0)
+  length = 24
+  ids = np.zeros((40, length), np.int32)
+  for i, n in enumerate(rng.integers(1, length + 1, len(ids))):
+    ids[i, :n] = rng.integers(2, 60, n)
+    ids[i, n - 1] = 1  # EOS
+  grouped = enc._embed_token_ids(ids)
+  full = np.asarray(
+    jax.jit(lambda p, t: enc.model.apply({'params': p}, text=t)[1])(enc.params, ids)
+  )
+  assert encoder_lib.WIDTH_STEP < length
+  np.testing.assert_allclose(grouped, full, atol=1e-5)

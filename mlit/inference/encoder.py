@@ -5,7 +5,10 @@ An encoder has `embed_texts(list[str]) -> [N, D]`, `embed_images(x, kind) -> [N,
 (kind 'image': float [N, H, W, 3] in [-1, 1]; 'embedding': pre-computed [N, D_img]) and
 a `fingerprint` naming the model weights, tokenizer and text length (for caches).
 Work is done in jitted batches of `batch_size`; a shorter last batch is padded to the next
-power of two (at least 8), so a handful of shapes is compiled once each.
+power of two (at least 8), so a handful of shapes is compiled once each. Texts are grouped by
+token count and each group cut to the multiple of WIDTH_STEP tokens it needs: a text's
+embedding does not depend on its padding (masked attention, relative positions, masked
+pooling), and prompts are mostly far shorter than the text length.
 """
 
 import hashlib
@@ -24,6 +27,7 @@ from mlit.inference import image_towers
 from mlit.inference.tokenizer import Tokenizer
 
 MIN_BATCH = 8
+WIDTH_STEP = 8  # text widths compiled: multiples of this, up to the text length
 
 
 def params_fingerprint(params: Any, extra: str = '') -> str:
@@ -95,11 +99,21 @@ class TwoTowerEncoder:
       if len(self._text_memo) + len(new) > self.text_memo_size:
         self._text_memo.clear()
         new = list(dict.fromkeys(texts))
-      embs = self._batched(self._text_fn, self.tokenizer(new), 'texts')
-      self._text_memo.update(zip(new, embs))
+      self._text_memo.update(zip(new, self._embed_token_ids(self.tokenizer(new))))
     if not texts:
       return np.zeros((0, self.model.out_dim), np.float32)
     return np.stack([self._text_memo[t] for t in texts])
+
+  def _embed_token_ids(self, ids: np.ndarray) -> np.ndarray:
+    """[N, L] padded token ids -> [N, D]; each width group at its own width (module doc)."""
+    length = ids.shape[1]
+    used = np.where(ids != 0, np.arange(1, length + 1), 0).max(axis=1, initial=0)
+    widths = np.minimum(-(-np.maximum(used, 1) // WIDTH_STEP) * WIDTH_STEP, length)
+    out = np.zeros((len(ids), self.model.out_dim), np.float32)
+    for width in np.unique(widths):
+      rows = np.flatnonzero(widths == width)
+      out[rows] = self._batched(self._text_fn, ids[rows, :width], 'texts')
+    return out
 
   def embed_images(self, x: np.ndarray, kind: str) -> np.ndarray:
     if kind == 'image':
