@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # The translated ImageNet prompts (read from the package; the demo's eval uses them too).
 CLIP_BENCHMARK := clip-benchmark==1.6.2
 
-.PHONY: test lint demo bench deps venv clean test-data-packages
+.PHONY: test lint demo experiments bench deps venv clean test-data-packages
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ lint: $(VENV)/.installed-test
 # The emoji/CLDR pipeline end to end (mlit/commands/demo.py); re-running reuses what is built.
 demo: deps $(VENV)/.installed-demo
 	$(PY) -m mlit.commands.demo --run_dir runs/demo
+
+# The demo, then the paper's comparisons and two more seeds beside it (runs/demo/compare/).
+experiments: deps $(VENV)/.installed-demo
+	$(PY) -m mlit.commands.demo --run_dir runs/demo --compare
 
 # Throughput, MFU and memory side by side with open_clip (about 20 minutes on 2 cores).
 bench: deps $(VENV)/.installed-test

@@ -11,7 +11,8 @@ Stages (each a command you can also run by hand; each reuses what an earlier run
   coverage  python -m eval_multilingual.coverage    tokenizer statistics per language
   eval      python -m eval_multilingual.run         held-out concepts, gin/demo/eval_emoji.gin
   report    python -m eval_multilingual.report      RUN_DIR/report/index.html
-Stage wall times go to RUN_DIR/timings.json.
+Stage wall times go to RUN_DIR/timings.json. `--compare` then runs the paper's comparisons and
+two more seeds beside it (mlit/commands/demo_compare.py).
 """
 
 import argparse
@@ -23,7 +24,7 @@ import sys
 import time
 
 from mlit import run_layout
-from mlit.commands import gin_flags
+from mlit.commands import demo_compare, gin_flags
 
 STAGES = ('data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report')
 # --image_tower: its gin file, and the renders it reads (size; augmentations, which only the ViT's
@@ -204,11 +205,25 @@ def main(argv=None) -> int:
     default=None,
     help="emoji ViT pretraining steps (--image_tower emoji_vit; default: its config's)",
   )
+  parser.add_argument(
+    '--compare',
+    nargs='?',
+    const=','.join(demo_compare.VARIANTS),
+    default=None,
+    help='after the run, also run these variants in RUN_DIR/compare/ and compare them '
+    f'(default: all of {",".join(demo_compare.VARIANTS)}; about as long as the demo each)',
+  )
   args = parser.parse_args(argv)
   args.gin_bindings += gin_bindings
   args.gin_file = args.gin_file or [IMAGE_TOWERS[args.image_tower]['gin_file']]
   if args.pretrain_steps and args.image_tower != 'emoji_vit':
     parser.error('--pretrain_steps applies to --image_tower emoji_vit only')
+  compare = args.compare.split(',') if args.compare else []
+  unknown = sorted(set(compare) - set(demo_compare.VARIANTS))
+  if unknown:
+    parser.error(
+      f'unknown --compare variants {unknown}; choose from {",".join(demo_compare.VARIANTS)}'
+    )
   stages = args.stages.split(',')
   unknown = sorted(set(stages) - set(STAGES))
   if unknown:
@@ -243,7 +258,16 @@ def main(argv=None) -> int:
     f'== results: {os.path.join(args.run_dir, "results.json")}; '
     f'report: {os.path.join(args.run_dir, "report", "index.html")}'
   )
+  if compare:
+    return demo_compare.compare(args.run_dir, compare, _sizes(args))
   return 0
+
+
+def _sizes(args) -> list[str]:
+  """The size flags a comparison variant runs with (the same as the base run's)."""
+  sizes = ('languages', 'max_emoji', 'train_steps')
+  out = [f'--{k}={getattr(args, k)}' for k in sizes if getattr(args, k)]
+  return out + [f'--vocab_size={args.vocab_size}']
 
 
 if __name__ == '__main__':
