@@ -2,11 +2,27 @@
 
 Runs of mlit.training.train/eval parse and finalize (lock) gin in the test process; without this, the
 next test's gin parsing depends on which test ran before it.
+
+One XLA compilation cache for the session (a fresh temporary directory, removed at exit), for this
+process and every subprocess a test starts (they inherit the environment): many tests compile the
+same tiny train steps in new processes or new jit objects (resume, kills, meshes, the demo's
+stages). Measured on the resume/SIGKILL/NaN tests: 120 s -> 74 s of CPU.
 """
+
+import atexit
+import os
+import shutil
+import tempfile
 
 import pytest
 
 import gin
+
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:  # set before any test imports jax
+  _XLA_CACHE = tempfile.mkdtemp(prefix='mlit_tests_xla_')
+  atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 
 @pytest.fixture(autouse=True)
