@@ -79,6 +79,21 @@ def test_clip_ignores_locked_grads():
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
+@pytest.mark.parametrize('scale', [1e-3, 1e3])
+def test_clip_matches_optax(scale):
+  # The clip is one scalar factor (it fuses into Adam's moment updates); below the
+  # threshold it passes the gradients through unchanged, above it equals optax's.
+  grads = jax.tree_util.tree_map(lambda g: g * scale, _grads(_params()))
+  ours, _ = optimizer.clip_by_global_norm(1.0).update(grads, optax.EmptyState())
+  ref, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState())
+  for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  if scale < 1:
+    for a, g in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(grads)):
+      np.testing.assert_array_equal(a, g)
+  assert abs(float(optax.tree.norm(ours)) - min(1.0, float(optax.tree.norm(grads)))) < 1e-5
+
+
 def test_lr_multiplier_and_delay():
   params = {
     'a': {'kernel': jnp.ones((4, 4))},
