@@ -147,28 +147,7 @@ def main(argv=None):
   )
   parser.add_argument('--input', required=True, help='file pattern of TSV or JSONL inputs')
   parser.add_argument('--out', required=True, help='output directory prefix')
-  parser.add_argument('--source', default='en', help='language of the input texts (default en)')
-  parser.add_argument('--pivots', required=True, help='comma-separated pivot languages, e.g. es,ca')
-  parser.add_argument(
-    '--backend',
-    default='apertium',
-    help='apertium | command:<program {source} {target}> | transformers:<dir>',
-  )
-  parser.add_argument(
-    '--min_chrf',
-    type=float,
-    default=backtranslation_core.QualityFilter.min_chrf,
-    help='drop round trips below this chrF as drifted (default %(default)s)',
-  )
-  parser.add_argument(
-    '--max_chrf',
-    type=float,
-    default=backtranslation_core.QualityFilter.max_chrf,
-    help='drop round trips at or above this chrF as near-identical (default %(default)s)',
-  )
-  parser.add_argument(
-    '--batch_size', type=int, default=64, help='texts per translator call (default 64)'
-  )
+  single_machine.add_translation_flags(parser)
   args = parser.parse_args(own_args)
   options = pipeline_options.PipelineOptions(beam_args)
   with beam.Pipeline(options=options) as pipeline:

@@ -167,23 +167,14 @@ def summarise_dir(out_dir: str) -> dict:
   return {'texts': len(records), 'pivots': backtranslation_core.finalise_summary(sums)}
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(
-    prog='mlit backtranslate',
-    description=__doc__,
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-  )
-  parser.add_argument('--input', required=True, help='TSV (id<TAB>text) or JSONL (id, text)')
-  parser.add_argument('--out', required=True, help='output directory (candidates, summary.json)')
+def add_translation_flags(parser: argparse.ArgumentParser) -> None:
+  """The options `mlit backtranslate` and `mlit backtranslate-beam` share."""
   parser.add_argument('--source', default='en', help='language of the input texts (default en)')
   parser.add_argument('--pivots', required=True, help='comma-separated pivot languages, e.g. es,ca')
   parser.add_argument(
     '--backend',
     default='apertium',
     help='apertium | command:<program {source} {target}> | transformers:<dir>',
-  )
-  parser.add_argument(
-    '--examples_per_shard', type=int, default=1000, help='texts per output shard (default 1000)'
   )
   parser.add_argument(
     '--batch_size', type=int, default=64, help='texts per translator call (default 64)'
@@ -199,6 +190,20 @@ def main(argv=None):
     type=float,
     default=backtranslation_core.QualityFilter.max_chrf,
     help='drop round trips at or above this chrF as near-identical (default %(default)s)',
+  )
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+    prog='mlit backtranslate',
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument('--input', required=True, help='TSV (id<TAB>text) or JSONL (id, text)')
+  parser.add_argument('--out', required=True, help='output directory (candidates, summary.json)')
+  add_translation_flags(parser)
+  parser.add_argument(
+    '--examples_per_shard', type=int, default=1000, help='texts per output shard (default 1000)'
   )
   parser.add_argument(
     '--retries', type=int, default=2, help='retries of a failed translator batch (default 2)'
