@@ -11,6 +11,7 @@ and a run resumed at step s skips exactly the s batches it consumed before.
 
 import atexit
 import dataclasses
+import logging
 import weakref
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
@@ -23,6 +24,17 @@ from tasks import backtranslation, data_stats, feature_converter, token_preproce
 from tasks import length_buckets as length_buckets_lib
 
 IMAGE_KEYS = feature_converter.IMAGE_KEYS
+
+
+class _ExactResume(logging.Filter):
+  """seqio warns that an uncached FunctionDataSource reshuffles on restarts; the trainer's
+  restarts skip exactly the batches consumed from a seeded stream, so it does not apply."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith('Using an uncached FunctionDataset for training')
+
+
+logging.getLogger('absl').addFilter(_ExactResume())
 _TRUNCATED = token_preprocessors.TRUNCATED_PREFIX
 
 
