@@ -75,14 +75,26 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
 
   assert 'step 10/10 loss' in proc.stdout + proc.stderr
   # Re-running reuses the stages' outputs: the dataset build, and the trained checkpoint is not
-  # trained again.
+  # trained again. Then one comparison (`mlit demo --compare`): English-only tuning, which links
+  # the base run's data, vocabulary and embeddings and trains, evaluates and reports on its own.
   proc = subprocess.run(
-    cmd + ['--stages', 'data,train'], capture_output=True, text=True, check=False
+    cmd + ['--stages', 'data,train', '--compare', 'english_only'],
+    capture_output=True,
+    text=True,
+    check=False,
   )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   out = proc.stdout + proc.stderr
   assert '"reused": true' in out  # the dataset build
-  assert 'resumed from step 10' in out and 'step 10/10' not in out
+  assert 'resumed from step 10' in out and out.count('step 10/10 loss') == 1  # the variant's
+  variant = run_dir / 'compare' / 'english_only'
+  assert os.path.islink(variant / 'image_embeddings.npz')
+  assert json.loads((variant / 'train' / 'mlit_model.json').read_text())
+  summary = json.loads((run_dir / 'compare' / 'summary.json').read_text())
+  assert set(summary['runs']) == {'base', 'english_only'}
+  only_en = json.loads((variant / 'results.json').read_text())['languages']
+  assert set(only_en) == set(LANGUAGES)  # evaluated in every language, tuned on English
+  assert 'english_only' in (run_dir / 'compare' / 'report' / 'report.md').read_text()
 
   # README's Evaluation block (<!-- test: demo -->), as printed, on this run as runs/demo.
   import readme_blocks  # pylint: disable=g-import-not-at-top

@@ -259,14 +259,15 @@ def main(argv=None) -> int:
     f'report: {os.path.join(args.run_dir, "report", "index.html")}'
   )
   if compare:
-    return demo_compare.compare(args.run_dir, compare, _sizes(args))
+    return demo_compare.compare(args.run_dir, compare, _base_flags(args))
   return 0
 
 
-def _sizes(args) -> list[str]:
-  """The size flags a comparison variant runs with (the same as the base run's)."""
+def _base_flags(args) -> list[str]:
+  """The base run's sizes and gin bindings, which each comparison variant runs with too."""
   sizes = ('languages', 'max_emoji', 'train_steps')
   out = [f'--{k}={getattr(args, k)}' for k in sizes if getattr(args, k)]
+  out += [f'--gin_bindings={b}' for b in args.gin_bindings]
   return out + [f'--vocab_size={args.vocab_size}']
 
 
