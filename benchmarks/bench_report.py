@@ -20,9 +20,10 @@ def _ratio(r: dict) -> str:
 
 
 def _flag(rec: dict) -> str:
-  return f'{rec["load_before"][0]:g}->{rec["load_after"][0]:g}' + (
-    ' ' + UNRELIABLE if rec['unreliable'] else ''
-  )
+  others = rec.get('other_cpu_cores')
+  text = f'load {rec["load_before"][0]:g}->{rec["load_after"][0]:g}'
+  text += f', others {others:g} cores' if others is not None else ''
+  return text + (' ' + UNRELIABLE if rec['unreliable'] else '')
 
 
 def _lit(result) -> list[str]:
@@ -90,14 +91,14 @@ def markdown(result) -> str:
     f'jax {env["jax"]}, torch {env.get("torch", "-")}, open_clip '
     f"{env.get('open_clip', '-')}; XLA_FLAGS='{env['xla_flags']}'. "
     f'Load average (1/5/15 min) at start {result["load_start"]}, end '
-    f'{result["load_end"]}; a figure taken above {result["busy_limit"]:g} '
-    '(half the cores) is marked unreliable.',
+    f"{result['load_end']} (they count the benchmark's own threads); a figure taken while "
+    f'other processes used more than {result["busy_limit"]:g} cores (half) is marked unreliable.',
     '',
   ]
   busy = [k for k, r in result['loads'].items() if r['unreliable']]
   if busy:
     out += [
-      f'{UNRELIABLE}: the load exceeded half the cores during {", ".join(busy)}; '
+      f'{UNRELIABLE}: other processes used more than half the cores during {", ".join(busy)}; '
       'those figures are not comparable with an idle run.',
       '',
     ]

@@ -57,7 +57,7 @@ def breakdown(
   """vit: the LiT table's image tower (its width is the embedding size)."""
   parts, info = build_parts(text, batch=batch, vit=vit)
   names = list(parts)
-  before = timing.load()
+  before = timing.snapshot()
   times = timing.paired_seconds([parts[n] for n in names], warmup=warmup, repeats=repeats)
   med = {n: t['median_s'] for n, t in zip(names, times)}
   return {
@@ -72,5 +72,5 @@ def breakdown(
       'backward': (med['forward+backward'] - med['forward']) / med['step'],
       'optimizer+rest': (med['step'] - med['forward+backward']) / med['step'],
     },
-    **timing.load_record(before, timing.load()),
+    **timing.load_record(before, timing.snapshot()),
   }

@@ -11,8 +11,9 @@ the image shard reader's images/s); memory.
 Every comparison is one pair timed interleaved (A, B, A, B, ... after warm-up
 of both) in this process: each side's median and spread, and the range of the
 per-pair speed ratios; the headline is the ratio against the fastest peer.
-Each section records the load average before and after it; a figure taken
-while the load exceeded half the cores is flagged unreliable (bench.json
+Each section records the load average before and after it, and the CPU other
+processes used during it; a figure taken while they used more than half the
+cores is flagged unreliable (bench.json
 'unreliable', a marker in bench.md). --require-idle refuses to start on a
 busy machine. --quick runs tiny settings (for tests; the numbers mean little).
 """
@@ -393,9 +394,9 @@ def main(argv=None) -> int:
 
   def timed(name, fn, *a):
     _log(name)
-    before = timing.load()
+    before = timing.snapshot()
     out = fn(*a)
-    result['loads'][name] = timing.load_record(before, timing.load())
+    result['loads'][name] = timing.load_record(before, timing.snapshot())
     return out
 
   start = time.time()

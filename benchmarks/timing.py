@@ -5,8 +5,10 @@ each other are timed alternately (A, B, A, B, ...) in one process after
 warm-up calls of both, so drift and background load hit both sides; each side
 reports its median and spread, and the comparison reports the range of the
 per-pair ratios (one ratio per adjacent A, B pair), not just the ratio of
-medians. A figure taken while the load average exceeded half the cores is
-marked unreliable.
+medians. A figure taken while OTHER processes used more than half the cores
+(machine CPU time from /proc/stat minus this process tree's own, over the
+measurement) is marked unreliable; the load average, which counts the
+benchmark's own threads too, is recorded beside it.
 """
 
 import os
@@ -21,21 +23,54 @@ def load() -> list[float]:
 
 
 def busy_limit() -> float:
-  """The 1-minute load above which figures are unreliable: half the cores."""
+  """Cores of other work above which figures are unreliable: half the cores."""
   return (os.cpu_count() or 1) / 2
 
 
 def is_busy(loads: Sequence[float]) -> bool:
+  """Before a run starts (nothing of ours running yet): the 1-minute load is above the limit."""
   return loads[0] > busy_limit()
 
 
-def load_record(before: Sequence[float], after: Sequence[float]) -> dict:
-  """Load before/after a measurement and whether it can be trusted."""
+def _machine_busy_seconds() -> float | None:
+  try:
+    with open('/proc/stat', encoding='ascii') as f:
+      ticks = [int(v) for v in f.readline().split()[1:9]]
+  except (OSError, ValueError):
+    return None
+  busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+  return busy / os.sysconf('SC_CLK_TCK')
+
+
+def snapshot() -> dict:
+  """Load averages, and the CPU seconds of the machine and of this process tree, now."""
+  t = os.times()
   return {
-    'load_before': list(before),
-    'load_after': list(after),
+    'load': load(),
+    'wall': time.monotonic(),
+    'machine_cpu_s': _machine_busy_seconds(),
+    'own_cpu_s': t.user + t.system + t.children_user + t.children_system,
+  }
+
+
+def load_record(before: dict, after: dict) -> dict:
+  """Load around a measurement and whether it can be trusted: other processes' CPU use, in
+  cores, over it (the machine's busy CPU minus this process tree's own)."""
+  wall = max(after['wall'] - before['wall'], 1e-9)
+  if before['machine_cpu_s'] is None or after['machine_cpu_s'] is None:
+    others = None  # no /proc/stat: fall back to the load average
+    unreliable = is_busy(before['load']) or is_busy(after['load'])
+  else:
+    machine = after['machine_cpu_s'] - before['machine_cpu_s']
+    own = after['own_cpu_s'] - before['own_cpu_s']
+    others = round(max(machine - own, 0.0) / wall, 2)
+    unreliable = others > busy_limit()
+  return {
+    'load_before': before['load'],
+    'load_after': after['load'],
+    'other_cpu_cores': others,
     'busy_limit': busy_limit(),
-    'unreliable': is_busy(before) or is_busy(after),
+    'unreliable': unreliable,
   }
 
 
@@ -77,7 +112,7 @@ def compare(a: Callable[[], None], b: Callable[[], None], *, warmup: int, repeat
 
   speed ratio = B's seconds / A's seconds of one adjacent pair (> 1: A is faster).
   """
-  before = load()
+  before = snapshot()
   ta, tb = interleaved_times([a, b], warmup=warmup, repeats=repeats)
   ratios = [y / x for x, y in zip(ta, tb)]
   return {
@@ -90,7 +125,7 @@ def compare(a: Callable[[], None], b: Callable[[], None], *, warmup: int, repeat
       'max': max(ratios),
       'pairs': ratios,
     },
-    **load_record(before, load()),
+    **load_record(before, snapshot()),
   }
 
 

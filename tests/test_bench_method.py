@@ -37,7 +37,7 @@ def test_compare_interleaves_and_ratios_are_per_pair():
   assert c['speed_ratio']['max'] > 1  # b sleeps 3x longer than a
   for t in (c['a'], c['b']):
     assert t['min_s'] <= t['q1_s'] <= t['median_s'] <= t['q3_s'] <= t['max_s']
-  assert c['unreliable'] == (timing.is_busy(c['load_before']) or timing.is_busy(c['load_after']))
+  assert c['unreliable'] == (c['other_cpu_cores'] > timing.busy_limit())
 
 
 def test_require_idle_refuses_a_busy_machine(monkeypatch, tmp_path, capsys):
@@ -79,8 +79,17 @@ def test_pipeline_fed_step_and_report_markers(lit_and_breakdown):
   c = rows['input']
   assert c['b_info']['feed'] == 'pipeline' and c['a_info']['feed'] == 'fixed'
   assert len(c['speed_ratio']['pairs']) == 5 and all(r > 0 for r in c['speed_ratio']['pairs'])
-  busy = timing.load_record([99.0, 0, 0], [0.0, 0, 0])
-  assert busy['unreliable'] and not timing.load_record([0.0] * 3, [0.0] * 3)['unreliable']
+
+  def snap(wall, machine, own):
+    return {'load': [0.0] * 3, 'wall': wall, 'machine_cpu_s': machine, 'own_cpu_s': own}
+
+  # 10 s in which the machine was busy 20 CPU-s and this process used 4: others used 1.6 cores.
+  busy = timing.load_record(snap(0, 0, 0), snap(10, 20, 4))
+  assert busy['other_cpu_cores'] == 1.6 and busy['unreliable'] == (1.6 > timing.busy_limit())
+  busy = timing.load_record(snap(0, 0, 0), snap(10, 10 * os.cpu_count(), 0))
+  assert busy['unreliable']
+  own = timing.load_record(snap(0, 0, 0), snap(10, 10 * os.cpu_count(), 10 * os.cpu_count()))
+  assert not own['unreliable'] and own['other_cpu_cores'] == 0  # our own load is not others'
   result = {
     'command': 'x',
     'quick': True,
