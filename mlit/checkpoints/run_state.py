@@ -12,6 +12,7 @@ Restoring takes a target tree (arrays or jax.ShapeDtypeStruct with
 shardings), so each array lands directly in its target sharding on any mesh.
 """
 
+import logging
 import os
 import sys
 from typing import Any, Optional
@@ -22,6 +23,23 @@ import orbax.checkpoint as ocp
 
 from mlit import run_layout
 from tasks.user_error import UserError
+
+
+class _BenignOrbaxWarnings(logging.Filter):
+  """Orbax warns on every read-only restore (how mlit reads a finished run: the API, eval,
+  export) and on checkpoints without its optional metadata file; neither is actionable."""
+
+  MESSAGES = (
+    'CheckpointManagerOptions.read_only=True',
+    'Given directory is read only',
+    'Metadata file does not exist',
+  )
+
+  def filter(self, record):
+    return not str(record.getMessage()).startswith(self.MESSAGES)
+
+
+logging.getLogger('absl').addFilter(_BenignOrbaxWarnings())
 
 _ITEMS = ('state', 'data', 'config')
 

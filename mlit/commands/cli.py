@@ -79,18 +79,7 @@ class _InstalledPackagesBelowWarning(logging.Filter):
 
   def filter(self, record):
     path = record.pathname.replace(os.sep, '/')
-    if '-packages/' in path and record.getMessage().startswith(_BENIGN_LIBRARY_WARNINGS):
-      return False
     return record.levelno >= logging.WARNING or '-packages/' not in path
-
-
-# Orbax warns on every read-only restore (how mlit reads a finished run) and on checkpoints
-# written without its optional metadata file; neither is something a user can act on.
-_BENIGN_LIBRARY_WARNINGS = (
-  'CheckpointManagerOptions.read_only=True',
-  'Given directory is read only',
-  'Metadata file does not exist',
-)
 
 
 _ROOT_FILTER = _InstalledPackagesBelowWarning()
