@@ -48,3 +48,10 @@ def test_unknown_variant_is_one_line_and_exit_2(capsys):
     demo.main(['--run_dir', 'unused', '--compare', 'seed1,nope'])
   assert e.value.code == 2
   assert "unknown --compare variants ['nope']" in capsys.readouterr().err
+
+
+def test_compare_without_base_results_is_one_line_and_exit_2(tmp_path, capsys):
+  assert demo_compare.compare(str(tmp_path), ['seed1'], []) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'results.json missing' in err
+  assert not (tmp_path / 'compare').exists()  # no variant ran

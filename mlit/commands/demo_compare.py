@@ -146,6 +146,10 @@ def summary_markdown(summary: dict) -> str:
 
 def compare(run_dir: str, names: list[str], demo_args: list[str]) -> int:
   """Runs the variants after the base run, then the summary and the comparison report."""
+  base = os.path.join(run_dir, run_layout.RESULTS)
+  if not os.path.exists(base):
+    print(f'mlit demo --compare: {base} missing: run the eval stage first', file=sys.stderr)
+    return 2
   for name in names:
     code = run_variant(run_dir, name, demo_args)
     if code:
