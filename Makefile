@@ -7,7 +7,11 @@ PIP := $(VENV)/bin/pip
 # Debian packages: translators for backtranslation tests, CLDR/emoji data and fonts for the demo.
 DEB_PACKAGES := apertium apertium-eng-spa apertium-eng-cat unicode-cldr-core unicode-data \
 	fonts-noto-color-emoji fonts-symbola
-PYTEST_ARGS ?=
+# The suite runs one test file per worker (pytest-xdist), one worker per core up to 4: module
+# fixtures stay in their file's worker, and the files with slow tests go first (tests/conftest.py)
+# so the workers finish together. PYTEST_ARGS= runs it in one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
+PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 # The translated ImageNet prompts (read from the package; the demo's eval uses them too).
 CLIP_BENCHMARK := clip-benchmark==1.6.2
 

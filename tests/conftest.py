@@ -32,3 +32,13 @@ def _fresh_gin_config():
   # gin.finalize() (run by mlit.training.train/eval) locks gin for the process; a later test that
   # imports a module defining configurables would then fail. gin has no public unlock.
   gin.config._set_config_is_locked(False)  # pylint: disable=protected-access
+
+
+def pytest_collection_modifyitems(items):
+  """Files with slow tests run first (stable: each file's tests stay together and in order).
+
+  Under `make test` (pytest-xdist, one file per worker at a time) the long end-to-end runs start
+  early and the short unit tests fill the end, so the workers finish together.
+  """
+  slow_files = {item.path for item in items if item.get_closest_marker('slow')}
+  items.sort(key=lambda item: item.path not in slow_files)

@@ -10,9 +10,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_accelerator_check_smoke_on_cpu(tmp_path):
   out = tmp_path / 'check'
   env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS='cpu')

@@ -154,6 +154,7 @@ def _zero_shot(encoder, data, lang):
   return metrics['acc1'], metrics['acc5'], 1.0 / n, min(5, n) / n
 
 
+@pytest.mark.slow
 def test_new_language_rises_above_chance(flow):
   d, data, base, ext = flow
   summary = json.loads(open(os.path.join(ext, 'extension.json'), encoding='utf-8').read())

@@ -214,6 +214,7 @@ def test_seqio_tasks_yield_examples(small, vocab_path):
   assert 0 <= sg['label'] < m['counts']['subgroups'] and sg['image'].shape == (16, 16, 3)
 
 
+@pytest.mark.slow
 def test_pretrain_saves_big_vision_npz(small, tmp_path):
   from mlit.checkpoints import big_vision_npz as vit_checkpoint  # pylint: disable=g-import-not-at-top
   from mlit.emoji_tower import pretrain as pt  # pylint: disable=g-import-not-at-top
@@ -230,6 +231,7 @@ def test_pretrain_saves_big_vision_npz(small, tmp_path):
   assert pt.pretrain(small[0], path, cfg)['reused']
 
 
+@pytest.mark.slow
 def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, vocab_path, tmp_path):
   import jax  # pylint: disable=g-import-not-at-top
   import seqio  # pylint: disable=g-import-not-at-top
@@ -292,6 +294,7 @@ def test_embeddings_equal_the_locked_tower_and_feed_precomputed_tasks(small, voc
     emoji_embeddings.load(emb_path, ds)
 
 
+@pytest.mark.slow
 def test_embeddings_through_the_imagenet_efficientnet(small, tmp_path):
   """embed with the EfficientNet-Lite0 converted from its wheel: the .json beside the .npz names
   the kind, and rows equal the tower's output."""

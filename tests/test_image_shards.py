@@ -203,6 +203,7 @@ train.train.log_period = 1
 """
 
 
+@pytest.mark.slow
 def test_train_and_precompute_on_ingested_shards(ingested, spm_model_path, tmp_path):  # noqa: F811
   pattern = f'{ingested}/shards-*.tfrecord'
   gin_path = tmp_path / 'ingested.gin'

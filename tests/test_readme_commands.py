@@ -3,6 +3,7 @@
 import os
 import time
 
+import pytest
 import readme_blocks
 
 
@@ -12,6 +13,7 @@ def test_every_command_block_is_marked():
   assert readme_blocks.group_blocks('local') and readme_blocks.group_blocks('demo')
 
 
+@pytest.mark.slow
 def test_local_blocks_run_as_printed(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   # The data the backtranslation block names.
