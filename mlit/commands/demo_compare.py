@@ -77,7 +77,7 @@ def run_variant(run_dir: str, name: str, demo_args: list[str]) -> int:
 
 def headline(run_dir: str) -> dict:
   """English and median/mean-language top-1 of the held-out zero-shot task, English's interval."""
-  with open(os.path.join(run_dir, run_layout.RESULTS), encoding='utf-8') as f:
+  with open(run_layout.results(run_dir), encoding='utf-8') as f:
     results = json.load(f)
   scores = {
     lang: tasks[TASK]['acc1'] for lang, tasks in results['languages'].items() if TASK in tasks
@@ -101,7 +101,7 @@ def summarize(run_dir: str, names: list[str]) -> dict:
   rows = {'base': {'what': 'the default (seed 0)', **headline(run_dir)}}
   for name in names:
     path = variant_dir(run_dir, name)
-    if os.path.exists(os.path.join(path, run_layout.RESULTS)):
+    if os.path.exists(run_layout.results(path)):
       rows[name] = {'what': VARIANTS[name][0], **headline(path)}
   summary = {'task': TASK, 'runs': rows}
   seeds = [rows[s] for s in SEED_RUNS if s in rows]
@@ -146,7 +146,7 @@ def summary_markdown(summary: dict) -> str:
 
 def compare(run_dir: str, names: list[str], demo_args: list[str]) -> int:
   """Runs the variants after the base run, then the summary and the comparison report."""
-  base = os.path.join(run_dir, run_layout.RESULTS)
+  base = run_layout.results(run_dir)
   if not os.path.exists(base):
     print(f'mlit demo --compare: {base} missing: run the eval stage first', file=sys.stderr)
     return 2
