@@ -89,7 +89,8 @@ def markdown(result) -> str:
     f'`{result["command"]}` ({"quick, tiny settings" if result["quick"] else "full"}), '
     f'{result["seconds"]:.0f} s. CPU: {env.get("cpu")} x{env["cpu_count"]}; '
     f'jax {env["jax"]}, torch {env.get("torch", "-")}, open_clip '
-    f"{env.get('open_clip', '-')}; XLA_FLAGS='{env['xla_flags']}'. "
+    f"{env.get('open_clip', '-')}; XLA_FLAGS='{env['xla_flags']}'; "
+    f"GLIBC_TUNABLES='{env.get('glibc_tunables', '')}'. "
     f'Load average (1/5/15 min) at start {result["load_start"]}, end '
     f"{result['load_end']} (they count the benchmark's own threads); a figure taken while "
     f'other processes used more than {result["busy_limit"]:g} cores (half) is marked unreliable.',

@@ -16,6 +16,8 @@ processes used during it; a figure taken while they used more than half the
 cores is flagged unreliable (bench.json
 'unreliable', a marker in bench.md). --require-idle refuses to start on a
 busy machine. --quick runs tiny settings (for tests; the numbers mean little).
+The process runs with mlit's malloc settings (mlit/commands/malloc_settings.py),
+recorded in bench.json's environment; MLIT_MALLOC=system runs both sides without.
 """
 
 import argparse
@@ -94,6 +96,7 @@ def _environment() -> dict:
     'machine': platform.machine(),
     'cpu_count': os.cpu_count(),
     'xla_flags': os.environ.get('XLA_FLAGS', ''),
+    'glibc_tunables': os.environ.get('GLIBC_TUNABLES', ''),
     'devices': [str(d) for d in jax.devices()],
   }
   try:
@@ -438,4 +441,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
+  from mlit.commands import malloc_settings  # pylint: disable=g-import-not-at-top
+
+  # mlit's commands run with these malloc settings; every side of every pair here does too
+  # (MLIT_MALLOC=system: the system's defaults for both).
+  malloc_settings.reexec_with_settings()
   sys.exit(main())

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from mlit import run_layout
+from mlit.commands import malloc_settings
 
 METRIC = ('emoji_cldr/zeroshot_classification', 'acc1')
 
@@ -26,7 +27,9 @@ METRIC = ('emoji_cldr/zeroshot_classification', 'acc1')
 def _step(name: str, cmd: list[str]) -> None:
   shown = ' '.join(cmd[2:] if cmd[:2] == [sys.executable, '-m'] else cmd)
   print(f'== add-language {name}: {shown}', flush=True)
-  proc = subprocess.run(cmd, check=False, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  proc = subprocess.run(
+    cmd, check=False, env=malloc_settings.environment({**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  )
   if proc.returncode != 0:
     raise SystemExit(proc.returncode)
 

@@ -179,5 +179,17 @@ def main(argv=None):
     return 2
 
 
+def program_main(command: str | None = None) -> int:
+  """A process's entry: the `mlit` script, or `python -m` a command's module (command names it).
+
+  Sets mlit's malloc settings first (re-executing the process; see malloc_settings).
+  """
+  from mlit.commands import malloc_settings  # pylint: disable=g-import-not-at-top
+
+  malloc_settings.reexec_with_settings()
+  argv = sys.argv[1:]
+  return main([command, *argv] if command else argv)
+
+
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(program_main())

@@ -99,4 +99,4 @@ def main(argv=None) -> int:
 if __name__ == '__main__':
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
 
-  sys.exit(cli.main(['embed', *sys.argv[1:]]))
+  sys.exit(cli.program_main('embed'))

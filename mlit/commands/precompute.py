@@ -211,4 +211,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 if __name__ == '__main__':
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
 
-  sys.exit(cli.main(['precompute', *sys.argv[1:]]))
+  sys.exit(cli.program_main('precompute'))

@@ -94,4 +94,4 @@ def main(argv=None) -> int:
 if __name__ == '__main__':
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
 
-  sys.exit(cli.main(['predict', *sys.argv[1:]]))
+  sys.exit(cli.program_main('predict'))

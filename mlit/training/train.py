@@ -493,4 +493,4 @@ if __name__ == '__main__':
   # Through the `mlit` dispatcher: one-line user errors and quiet third-party logging.
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
 
-  sys.exit(cli.main(['train', *sys.argv[1:]]))
+  sys.exit(cli.program_main('train'))
