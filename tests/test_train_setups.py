@@ -147,3 +147,26 @@ train.train.log_period = 1
     assert r['loss'] == pytest.approx(sum(parts), rel=1e-5)
     # Empty signals (the test data has some) are masked out of their loss.
     assert min(r[f'{s}/n_valid'] for s in ('title', 'description', 'tags')) < 16
+
+
+def test_a_vocabulary_larger_than_the_embedding_stops_with_one_line(tmp_path, capsys):
+  # XLA's gather would clamp ids 32..63 of the synthetic task's 64 to row 31 without a word.
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  code = cli.main(
+    [
+      'train',
+      '--gin_file=local_tiny.gin',
+      '--gin_file=setups/Lu.gin',
+      "--gin.MIXTURE_OR_TASK_NAME='mlit_synthetic_embeddings'",
+      '--gin.IMAGE_TOWER=None',
+      '--gin.text_tower.T5Config.vocab_size=32',
+      f'--gin.MODEL_DIR="{tmp_path / "run"}"',
+    ]
+  )
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and len(err) == 1, err
+  assert "mlit_synthetic_embeddings feature 'text'" in err[0]
+  assert 'has 64 ids but the text tower embeds 32' in err[0]
+  assert '--gin.text_tower.T5Config.vocab_size=128' in err[0]
+  assert not (tmp_path / 'run').exists()  # before any work

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import seqio
 
 import gin
 from mlit import run_layout
@@ -74,6 +75,23 @@ def _check_setup(
       raise ValueError(
         'the EfficientNet-Lite tower runs in inference mode (stored batch-norm statistics): '
         "use it locked and pre-trained (setups L*: image_init='pretrained', image_locked=True)"
+      )
+
+
+def _check_vocabulary(model: two_tower.TwoTower, task_name: str, text_features) -> None:
+  """A vocabulary larger than the token embedding would be read wrongly without a word: XLA's
+  gather clamps ids past the last row to it."""
+  rows = model.text.vocab_size
+  features = seqio.get_mixture_or_task(task_name).output_features
+  for name in text_features:
+    vocab = features[name].vocabulary if name in features else None
+    if vocab is not None and vocab.vocab_size > rows:
+      need = -(-vocab.vocab_size // 128) * 128
+      where = getattr(vocab, 'sentencepiece_model_file', '') or type(vocab).__name__
+      raise UserError(
+        f"{task_name} feature '{name}': its vocabulary ({where}) has {vocab.vocab_size} ids but "
+        f'the text tower embeds {rows} (text_tower.T5Config.vocab_size); set '
+        f'--gin.text_tower.T5Config.vocab_size={need}'
       )
 
 
@@ -234,6 +252,7 @@ def train(
     _check_pretrained(
       text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
     )
+  _check_vocabulary(model, mixture_or_task_name, task_feature_lengths)
   os.makedirs(model_dir, exist_ok=True)
   mesh = partitioning.make_mesh(num_partitions)
   rules = partitioning.axis_rules(logical_axis_rules)
