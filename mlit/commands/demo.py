@@ -53,6 +53,8 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
     f'--gin.EMOJI_DATA={json.dumps(data)}',
     f'--gin.EMOJI_VOCAB={json.dumps(vocab)}',
     f'--gin.EMOJI_IMAGE_SIZE={tower_spec["image_size"]}',
+    # The token embedding covers the vocabulary --vocab_size builds (rows: a multiple of 128).
+    f'--gin.text_tower.T5Config.vocab_size={-(-args.vocab_size // 128) * 128}',
   ]
   train = [
     py,
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
     '--max_emoji', type=int, default=None, help='build data for at most this many emoji'
   )
   parser.add_argument(
-    '--vocab_size', type=int, default=16000, help='SentencePiece vocabulary size (default 16000)'
+    '--vocab_size', type=int, default=32000, help='SentencePiece vocabulary size (default 32000)'
   )
   parser.add_argument(
     '--vocab_languages',
