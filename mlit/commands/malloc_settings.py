@@ -54,8 +54,8 @@ def reexec_with_settings() -> None:
   replaces the process). The re-executed process finds its environment complete and goes on.
   """
   env = environment()
-  if env.get('GLIBC_TUNABLES') == os.environ.get('GLIBC_TUNABLES'):
-    return
+  if env.get('GLIBC_TUNABLES') == os.environ.get('GLIBC_TUNABLES') or not sys.orig_argv:
+    return  # already set, or not applicable; no command line to repeat (embedded Python)
   sys.stdout.flush()
   sys.stderr.flush()
   os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
