@@ -30,11 +30,15 @@ print(mallinfo2().hblks, os.environ.get('GLIBC_TUNABLES', ''))
 """
 
 
-def _run(**env):
-  env = {
-    **{k: v for k, v in os.environ.items() if k not in ('GLIBC_TUNABLES', 'MLIT_MALLOC')},
-    **env,
+def _environment_without_settings(**extra) -> dict:
+  keep = {
+    k: v for k, v in os.environ.items() if k not in ('GLIBC_TUNABLES', malloc_settings.OPT_OUT)
   }
+  return {**keep, **extra}
+
+
+def _run(**env):
+  env = _environment_without_settings(**env)
   out = subprocess.run(
     [sys.executable, '-c', _PROGRAM], cwd=ROOT, env=env, capture_output=True, text=True, check=True
   ).stdout.split()
@@ -70,7 +74,7 @@ def test_the_mlit_entry_reexecutes_with_the_settings():
     'import os, sys; from mlit.commands import cli; sys.argv = ["mlit", "--help"]; '
     'print("tunables:", os.environ.get("GLIBC_TUNABLES")); sys.exit(cli.program_main())'
   )
-  env = {k: v for k, v in os.environ.items() if k not in ('GLIBC_TUNABLES', 'MLIT_MALLOC')}
+  env = _environment_without_settings()
   out = subprocess.run(
     [sys.executable, '-c', program], cwd=ROOT, env=env, capture_output=True, text=True, check=True
   ).stdout
