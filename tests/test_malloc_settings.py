@@ -82,3 +82,10 @@ def test_the_mlit_entry_reexecutes_with_the_settings():
   # The entry ran once without the settings, re-executed itself, and ran once with them.
   assert seen[0] == 'tunables: None' and 'glibc.malloc.arena_max=1' in seen[1], seen
   assert len(seen) == 2 and 'usage: mlit' in out
+
+
+def test_an_unknown_opt_out_value_is_reported(capsys):
+  env = malloc_settings.environment({'MLIT_MALLOC': 'off'})
+  if malloc_settings.applies():
+    assert 'glibc.malloc.arena_max=1' in env['GLIBC_TUNABLES']
+    assert "MLIT_MALLOC='off' is not a known value" in capsys.readouterr().err

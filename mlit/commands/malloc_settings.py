@@ -42,7 +42,14 @@ def environment(env=None) -> dict:
     return env
   items = [t for t in env.get('GLIBC_TUNABLES', '').split(':') if t]
   present = {t.split('=', 1)[0] for t in items}
-  items += [f'{k}={v}' for k, v in SETTINGS.items() if k not in present]
+  added = [f'{k}={v}' for k, v in SETTINGS.items() if k not in present]
+  if added and env.get(OPT_OUT):  # a value that means nothing is said, not ignored (once)
+    print(
+      f"mlit: {OPT_OUT}={env[OPT_OUT]!r} is not a known value (only 'system', which keeps the "
+      "system's malloc defaults); using mlit's malloc settings",
+      file=sys.stderr,
+    )
+  items += added
   env['GLIBC_TUNABLES'] = ':'.join(items)
   return env
 
