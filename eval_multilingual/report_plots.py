@@ -102,11 +102,14 @@ def score_vs_data(run: report_data.Run, col: report_data.Column, path: str) -> b
   scripts = {l: report_data.language_info(run, l).script for l, _, _ in pts}
   colors = script_colors(scripts.values())
   fig, ax = plt.subplots(figsize=(8.5, 4.8))
+  groups = {}  # one scatter call per (script colour, hollow): a call per point cost seconds
   for l, n, s in pts:
     x = max(n, 1)  # zero examples cannot sit on a log axis: drawn hollow at 1
-    face = colors[scripts[l]] if n > 0 else 'none'
-    ax.scatter([x], [100 * s], s=28, facecolor=face, edgecolor=colors[scripts[l]], zorder=3)
+    groups.setdefault((colors[scripts[l]], n > 0), []).append((x, 100 * s))
     ax.annotate(_tick(l), (x, 100 * s), fontsize=6.5, xytext=(3, 2), textcoords='offset points')
+  for (color, filled), xy in groups.items():
+    xs, ys = zip(*xy)
+    ax.scatter(xs, ys, s=28, facecolor=color if filled else 'none', edgecolor=color, zorder=3)
   ax.set_xscale('log')
   ax.set_xlabel('tuning examples in the language (log; hollow = none)')
   ax.set_ylabel(f'{_safe(col.label)} [%]')

@@ -28,7 +28,7 @@ def tokenizer_of(encoder):
 def _encode(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, list[tuple]]:
   """(untruncated token count with EOS, the ids the model sees) per text: ids cut to length - 1
   and a sticky EOS, as the Tokenizer does, so equal keys mean equal model input."""
-  ids = [list(tokenizer.vocab.encode(t)) for t in texts]
+  ids = tokenizer.encode(texts)
   counts = np.array([len(i) + 1 for i in ids], np.int64)
   return counts, [tuple(i[: tokenizer.length - 1]) for i in ids]
 
@@ -42,16 +42,22 @@ def class_text_stats(tokenizer, prompt_set: prompts_lib.PromptSet) -> tuple[dict
   its texts is cut at the model's length.
   """
   length = tokenizer.length
-  name_tokens, keys, texts_truncated, n_texts = [], [], 0, 0
-  class_truncated = []
-  for c, aliases in enumerate(prompt_set.classes):
-    texts = [t for per_alias in prompt_set.prompts(c) for t in per_alias]
-    counts, rows = _encode(tokenizer, texts)
-    texts_truncated += int((counts > length).sum())
-    n_texts += len(texts)
-    class_truncated.append(bool((counts > length).any()))
-    name_tokens.append(int(_encode(tokenizer, aliases[:1])[0][0]))
-    keys.append(tuple(sorted(rows)))
+  texts = [
+    [t for per_alias in prompt_set.prompts(c) for t in per_alias]
+    for c in range(len(prompt_set.classes))
+  ]
+  # Every text and first name in one tokenizer call (a prompt set has up to ~10^4 texts).
+  names = [aliases[0] for aliases in prompt_set.classes]
+  counts, rows = _encode(tokenizer, [t for per_class in texts for t in per_class] + names)
+  ends = np.cumsum([len(t) for t in texts])
+  name_tokens = [int(n) for n in counts[len(counts) - len(names) :]]
+  keys, class_truncated = [], []
+  for c, end in enumerate(ends):
+    start = end - len(texts[c])
+    class_truncated.append(bool((counts[start:end] > length).any()))
+    keys.append(tuple(sorted(rows[start:end])))
+  n_texts = int(ends[-1]) if len(ends) else 0
+  texts_truncated = int((counts[:n_texts] > length).sum())
   group_of_key: dict = {}
   groups = np.array([group_of_key.setdefault(k, len(group_of_key)) for k in keys], np.int64)
   members = collections.defaultdict(list)

@@ -130,3 +130,17 @@ def test_report_blocks_show_collisions_errors_and_emoji_imagenet(tmp_path):
   assert '| de | 2 | 8 | 50.0 | 50.0 | 2 | 0.0 | 100.0 | Zitrone / Banane |' in md
   assert '| de | lemon | Zitrone | 2/2 | | Banane | Banane |' in md.replace('|  |', '| |')
   assert '| de | 4 | 6 | 25.0 | 100.0 |' in md
+
+
+def test_tokenizer_batch_equals_one_text_at_a_time(spm_model_path):  # noqa: F811
+  # The batched path (one SentencePiece call, vectorised padding) against the definition:
+  # ids cut to length - 1, sticky EOS, PAD 0; empty, short, exact-fit and long texts.
+  tok = encoders.Tokenizer(spm_model_path, length=5)
+  texts = ['', 'a', 'hello world', 'the quick brown fox jumps over the lazy dog', 'ñandú 😀', ' ']
+  got = tok(texts)
+  assert got.shape == (len(texts), 5) and got.dtype == np.int32
+  for row, text in zip(got, texts):
+    ids = list(tok.vocab.encode(text))[:4] + [tok.eos_id]
+    assert list(row) == ids + [0] * (5 - len(ids)), text
+  assert tok([]).shape == (0, 5)
+  assert [list(i) for i in tok.encode(texts)] == [list(tok.vocab.encode(t)) for t in texts]
