@@ -144,3 +144,18 @@ def test_tokenizer_batch_equals_one_text_at_a_time(spm_model_path):  # noqa: F81
     assert list(row) == ids + [0] * (5 - len(ids)), text
   assert tok([]).shape == (0, 5)
   assert [list(i) for i in tok.encode(texts)] == [list(tok.vocab.encode(t)) for t in texts]
+
+
+def test_equal_prompt_sets_share_statistics_but_not_objects(spm_model_path):  # noqa: F811
+  # Held-out and tuning evaluations build equal prompt sets: the second is served from the
+  # first's statistics, as a copy its caller may change.
+  tok = encoders.Tokenizer(spm_model_path, length=3)
+  names = ['sunset over the sea', 'sunset over the city', 'dog']
+  first = text_stats.class_text_stats(tok, _prompt_set(names))
+  first[0]['n_texts'] = -1
+  first[2]['0']['collides_with'].append(99)
+  second = text_stats.class_text_stats(tok, _prompt_set(names))
+  assert second[0]['n_texts'] == 3 and second[2]['0']['collides_with'] == [1]
+  assert (first[1] == second[1]).all() and first[1] is not second[1]
+  other = text_stats.class_text_stats(tok, _prompt_set(names[:2]))  # a different set
+  assert other[0]['n_texts'] == 2

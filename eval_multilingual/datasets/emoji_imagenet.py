@@ -59,10 +59,15 @@ def read_mapping(path: str = MAPPING) -> list[Mapping]:
   return rows
 
 
+_IMAGE_EMBEDDINGS: dict = {}  # (data_dir, mapping, domain, model fingerprint) -> [N, D]
+
+
 class EmojiImageNetImages:
   """Renders of the mapped concepts found in an emoji build; labels are ImageNet ids."""
 
   def __init__(self, data_dir: str, mapping: str = MAPPING, domain: str = 'noto_eval'):
+    self.data_dir, self.mapping = os.path.abspath(data_dir), os.path.abspath(mapping)
+    self.domain = domain
     self.data = emoji_data.load(data_dir)
     rows = read_mapping(mapping)
     index = {' '.join(c['codepoints']): c for c in self.data.concepts}
@@ -151,15 +156,24 @@ class EmojiImageNetEvaluation:
       raise KeyError(f'{self.key}: no prompts covering the mapped emoji for {missing}')
     return list(self._languages)
 
-  def run(self, encoder, language: str) -> tuple[dict, dict]:
-    ps = self.prompt_set(language)
-    if self._embeddings is None or self._embeddings[0] != encoder.fingerprint:
+  def _embed_images(self, encoder) -> np.ndarray:
+    # The subsets (held-out, tuning) and prompt sets of one build share the renders: embedded
+    # once per model.
+    key = (self.source.data_dir, self.source.mapping, self.source.domain, encoder.fingerprint)
+    if key not in _IMAGE_EMBEDDINGS:
+      _IMAGE_EMBEDDINGS.clear()  # one model at a time
       x = self.source.images
       embs = [
         encoder.embed_images(emoji_data.to_float(x[s : s + self.batch_size]), 'image')
         for s in range(0, len(x), self.batch_size)
       ]
-      self._embeddings = (encoder.fingerprint, np.concatenate(embs))
+      _IMAGE_EMBEDDINGS[key] = np.concatenate(embs)
+    return _IMAGE_EMBEDDINGS[key]
+
+  def run(self, encoder, language: str) -> tuple[dict, dict]:
+    ps = self.prompt_set(language)
+    if self._embeddings is None or self._embeddings[0] != encoder.fingerprint:
+      self._embeddings = (encoder.fingerprint, self._embed_images(encoder))
     weights, cached = zeroshot.cached_classifier_weights(
       encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint
     )
