@@ -29,8 +29,8 @@ class Tokenizer:
   def encode(self, texts: Sequence[str]) -> list[list[int]]:
     """Each text's SentencePiece ids, untruncated, without EOS."""
     texts = list(texts)
-    # One C++ call for the whole list: evaluations tokenize hundreds of thousands of prompts,
-    # and a Python call per text cost about 3x as much.
+    # One C++ call for the whole list: evaluations tokenize hundreds of thousands of prompts
+    # (the prompt-set statistics of 20 languages took 1.3 s this way, 2.7 s a text at a time).
     processor = getattr(self.vocab, 'tokenizer', None)
     if texts and hasattr(processor, 'EncodeAsIds'):
       return processor.EncodeAsIds(texts)
