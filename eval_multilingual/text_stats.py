@@ -45,10 +45,6 @@ def class_text_stats(tokenizer, prompt_set: prompts_lib.PromptSet) -> tuple[dict
   """
   # Evaluations of one run that share a prompt set (the emoji ImageNet held-out and tuning
   # subsets: ~7,700 texts in each of 93 languages) tokenize it once; callers get their own copy.
-  try:
-    hash((tokenizer, prompt_set))
-  except TypeError:  # a PromptSet built by hand with lists
-    return _class_text_stats.__wrapped__(tokenizer, prompt_set)
   return copy.deepcopy(_class_text_stats(tokenizer, prompt_set))
 
 

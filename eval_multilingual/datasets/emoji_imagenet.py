@@ -121,7 +121,6 @@ class EmojiImageNetEvaluation:
     self.cache_dir, self.batch_size = cache_dir, batch_size
     self.mask = self.source.heldout if subset == 'heldout' else ~self.source.heldout
     self.key = f'emoji_{prompts.split("/")[1]}_{subset}/zeroshot_classification'
-    self._embeddings = None
 
   def prompt_set(self, language: str) -> prompts_lib.PromptSet:
     """The language's prompt set restricted to the mapped classes it names."""
@@ -172,13 +171,12 @@ class EmojiImageNetEvaluation:
 
   def run(self, encoder, language: str) -> tuple[dict, dict]:
     ps = self.prompt_set(language)
-    if self._embeddings is None or self._embeddings[0] != encoder.fingerprint:
-      self._embeddings = (encoder.fingerprint, self._embed_images(encoder))
+    image_emb = self._embed_images(encoder)
     weights, cached = zeroshot.cached_classifier_weights(
       encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint
     )
     metrics, meta = zeroshot.evaluate_language(
-      encoder, ps, self._embeddings[1][self.mask], self.source.labels[self.mask], weights
+      encoder, ps, image_emb[self.mask], self.source.labels[self.mask], weights
     )
     meta.update(
       subset=self.subset,
