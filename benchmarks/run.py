@@ -158,6 +158,11 @@ PEERS = {
 }
 
 
+# The input comparison's warm-up steps beyond cfg['warmup'], and its fewest timed pairs.
+INPUT_EXTRA_WARMUP = 4
+INPUT_MIN_REPEATS = 5
+
+
 def _speed(info: dict, t: dict, peak_gflops: float) -> dict:
   gflops = info['model_flops_per_step'] / t['median_s'] / 1e9
   return dict(
@@ -186,7 +191,15 @@ def _mode_rows(cfg, text, mode, peak_gflops, peers) -> dict:
   if mode == 'precomputed':
     # The same step fed by the trainer's input pipeline against it on a fixed batch.
     fed, fed_info = lit_step.build(text, mode=mode, feed='pipeline', **kw)
-    c = timing.compare(mlit, fed, warmup=cfg['warmup'], repeats=cfg['repeats'])
+    # The pipeline's first batches fill its shuffle and prefetch buffers in background threads
+    # that compete with the step (seen: the first timed fed steps 3.9 s and 7.4 s against
+    # 0.02 s and 0.85 s later): warm it up past that, and time more pairs than the peers get.
+    c = timing.compare(
+      mlit,
+      fed,
+      warmup=cfg['warmup'] + INPUT_EXTRA_WARMUP,
+      repeats=max(cfg['repeats'], INPUT_MIN_REPEATS),
+    )
     out['input'] = dict(c, a_info=info, b_info=fed_info)
   for name, module, compiled in peers:
     if compiled and cfg.get('skip_torch_compile'):
