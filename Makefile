@@ -56,7 +56,7 @@ demo: deps $(VENV)/.installed-demo
 experiments: deps $(VENV)/.installed-demo
 	$(PY) -m mlit.commands.demo --run_dir runs/demo --compare
 
-# Throughput, MFU and memory side by side with open_clip (about 20 minutes on 2 cores).
+# Throughput, MFU and memory side by side with the PyTorch peers (10-20 minutes on 2 cores).
 bench: deps $(VENV)/.installed-test
 	$(PY) benchmarks/run.py --out runs/bench
 
