@@ -161,6 +161,9 @@ PEERS = {
 # The input comparison's warm-up steps beyond cfg['warmup'], and its fewest timed pairs.
 INPUT_EXTRA_WARMUP = 4
 INPUT_MIN_REPEATS = 5
+# The breakdown's fewest rounds: its step time is checked against the LiT table's, and one
+# sample of a millisecond step is at the mercy of a single preemption.
+BREAKDOWN_MIN_REPEATS = 3
 
 
 def _speed(info: dict, t: dict, peak_gflops: float) -> dict:
@@ -257,9 +260,12 @@ def section_breakdown(cfg) -> dict:
   from benchmarks import breakdown  # pylint: disable=g-import-not-at-top
 
   text = cfg['texts'][-1]
-  # At least 3 rounds: the tests compare this section's step time with the LiT table's.
   return breakdown.breakdown(
-    text, batch=cfg['batch'], vit=cfg['vit'], warmup=cfg['warmup'], repeats=max(cfg['repeats'], 3)
+    text,
+    batch=cfg['batch'],
+    vit=cfg['vit'],
+    warmup=cfg['warmup'],
+    repeats=max(cfg['repeats'], BREAKDOWN_MIN_REPEATS),
   )
 
 
