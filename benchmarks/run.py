@@ -42,6 +42,7 @@ FULL = dict(
   warmup=1,
   repeats=3,
   peak_n=2048,
+  peak_warmup_s=1.5,
   n_prompts=2048,
   n_retrieval=10000,
   n_classes=1000,
@@ -64,6 +65,7 @@ QUICK = dict(
   warmup=1,
   repeats=1,
   peak_n=256,
+  peak_warmup_s=0.2,
   n_prompts=64,
   n_retrieval=300,
   n_classes=5,
@@ -133,9 +135,10 @@ def _compilation_cache() -> None:
 def section_peak(cfg) -> dict:
   from benchmarks import peak  # pylint: disable=g-import-not-at-top
 
-  out = {'jax': peak.matmul_peak(cfg['peak_n'], warmup=2, repeats=max(3, cfg['repeats']))}
+  kw = dict(warmup=2, repeats=max(3, cfg['repeats']), warmup_s=cfg['peak_warmup_s'])
+  out = {'jax': peak.matmul_peak(cfg['peak_n'], **kw)}
   try:
-    out['torch'] = peak.torch_matmul_peak(cfg['peak_n'], warmup=2, repeats=max(3, cfg['repeats']))
+    out['torch'] = peak.torch_matmul_peak(cfg['peak_n'], **kw)
   except ImportError:
     pass
   return out

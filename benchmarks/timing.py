@@ -74,10 +74,17 @@ def load_record(before: dict, after: dict) -> dict:
   }
 
 
-def seconds(fn: Callable[[], None], *, warmup: int, repeats: int) -> dict:
-  """Median and spread of the wall seconds of fn() (which must block until done)."""
-  for _ in range(warmup):
+def seconds(fn: Callable[[], None], *, warmup: int, repeats: int, warmup_s: float = 0.0) -> dict:
+  """Median and spread of the wall seconds of fn() (which must block until done).
+
+  warmup_s: keep warming up until that many seconds have passed (at least `warmup`
+  calls): right after other heavy work, the first calls of a short kernel run slow.
+  """
+  start = time.perf_counter()
+  calls = 0
+  while calls < warmup or time.perf_counter() - start < warmup_s:
     fn()
+    calls += 1
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
