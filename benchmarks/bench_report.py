@@ -136,6 +136,28 @@ def markdown(result) -> str:
       f'load {_flag(b)}.',
       '',
     ]
+  if 'profile' in result:
+    pr = result['profile']
+    m = pr['median']
+    out += [
+      f'## Inside the step ({pr["text"]}, batch {pr["batch"]}, pre-computed, JAX profiler)',
+      '',
+      '| step wall (s) | operations (products) | products, thread s | other operations, '
+      'thread s | no operation running (s) |',
+      '|---|---|---|---|---|',
+    ]
+    out += [
+      f'| {s["wall_s"]:.3f} | {s["operations"]} ({s["product_operations"]}) | '
+      f'{s["product_thread_s"]:.3f} | {s["other_thread_s"]:.3f} | {s["no_operation_s"]:.3f} |'
+      for s in pr['steps']
+    ]
+    out += [
+      '',
+      f'Median step: no operation running for {100 * m["no_operation_s"] / m["wall_s"]:.0f}% '
+      f"of it. The LiT table's step (lowered-step hash {pr['step_fingerprint']}); trace in "
+      f'{pr["trace_dir"]}; load {_flag(pr)}.',
+      '',
+    ]
   if 'eval' in result:
     e = result['eval']
     out += [

@@ -4,7 +4,9 @@ Writes DIR/bench.json and DIR/bench.md. Sections: matmul peak; the LiT step
 (mlit's trainer step, pre-computed embeddings and live locked ViT) against
 each PyTorch peer (open_clip eager and torch.compile; plain PyTorch with the
 exact T5 shape for pre-computed steps), and against itself fed by the
-trainer's input pipeline; where a step's time goes; evaluation speed; the
+trainer's input pipeline; where a step's time goes (forward, backward,
+optimizer; and in the JAX profiler: products, other operations, no operation
+running); evaluation speed; the
 YFCC data pipeline; pre-computation (the locked ViT's images/s and MFU beside
 the image shard reader's images/s); memory.
 
@@ -33,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-SECTIONS = ('peak', 'lit', 'breakdown', 'eval', 'data', 'precompute', 'memory')
+SECTIONS = ('peak', 'lit', 'breakdown', 'profile', 'eval', 'data', 'precompute', 'memory')
 FULL = dict(
   texts=['local_tiny', 'mt5_small_32k'],
   batch=128,
@@ -167,6 +169,8 @@ INPUT_MIN_REPEATS = 5
 # The breakdown's fewest rounds: its step time is checked against the LiT table's, and one
 # sample of a millisecond step is at the mercy of a single preemption.
 BREAKDOWN_MIN_REPEATS = 3
+# Steps recorded by the profiler (each one listed in bench.md).
+PROFILE_STEPS = 3
 
 
 def _speed(info: dict, t: dict, peak_gflops: float) -> dict:
@@ -270,6 +274,21 @@ def section_breakdown(cfg) -> dict:
     warmup=cfg['warmup'],
     repeats=max(cfg['repeats'], BREAKDOWN_MIN_REPEATS),
   )
+
+
+def section_profile(cfg, out_dir: str) -> dict:
+  from benchmarks import step_profile, timing  # pylint: disable=g-import-not-at-top
+
+  before = timing.snapshot()
+  out = step_profile.profile(
+    cfg['texts'][-1],
+    batch=cfg['batch'],
+    vit=cfg['vit'],
+    out_dir=os.path.join(out_dir, 'profile'),
+    warmup=cfg['warmup'] + 1,
+    steps=PROFILE_STEPS,
+  )
+  return dict(out, **timing.load_record(before, timing.snapshot()))
 
 
 def section_eval(cfg) -> dict:
@@ -444,14 +463,15 @@ def main(argv=None) -> int:
     result['precompute'] = timed(
       'precompute', section_precompute, cfg, result['peak'].get('mfu_base_gflops', peak_gflops)
     )
-  for name, fn in (
+  for name, fn, *extra in (
     ('breakdown', section_breakdown),
+    ('profile', section_profile, args.out),
     ('eval', section_eval),
     ('data', section_data),
     ('memory', section_memory),
   ):
     if name in sections:
-      result[name] = timed(name, fn, cfg)
+      result[name] = timed(name, fn, cfg, *extra)
   result['unreliable'] = any(r['unreliable'] for r in result['loads'].values())
   result['load_end'] = timing.load()
   result['seconds'] = time.time() - start

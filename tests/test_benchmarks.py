@@ -6,6 +6,7 @@ times, ratios consistent with the pairs/s they come from, FLOPs from the
 analytic counts).
 """
 
+import glob
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from benchmarks import model_shapes, timing  # noqa: E402  pylint: disable=g-imp
 @pytest.fixture(scope='module')
 def quick_run(tmp_path_factory):
   """One `run.py --quick` over every section the tests check (one interpreter, one peak)."""
-  return _run(tmp_path_factory.mktemp('bench'), 'peak,lit,breakdown,eval,data,memory')
+  return _run(tmp_path_factory.mktemp('bench'), 'peak,lit,breakdown,profile,eval,data,memory')
 
 
 def _run(tmp_path, sections):
@@ -110,11 +111,28 @@ def test_quick_compute_sections(quick_run):
   shares = result['breakdown']['share']
   assert set(shares) == {'forward', 'backward', 'optimizer+rest'}
   assert math.isclose(sum(shares.values()), 1.0)
+  # The profiled step is the table's step; every profiled step is found in the trace, with
+  # its products among its operations and its parts inside its wall time.
+  prof = result['profile']
+  assert prof['step_fingerprint'] == modes['precomputed']['step_fingerprint']
+  assert len(prof['steps']) == 3
+  for s in prof['steps']:
+    assert s['operations'] > s['product_operations'] > 0
+    assert s['product_thread_s'] > 0 and s['other_thread_s'] > 0
+    assert 0 <= s['no_operation_s'] < s['wall_s']
+  assert glob.glob(os.path.join(prof['trace_dir'], '**', 'perfetto_trace.json.gz'), recursive=True)
   ev = result['eval']
   assert ev['prompts']['local_tiny']['prompts_per_s'] > 0
   assert ev['classifier']['n_prompts'] == 5 * 4
   _time_ok(ev['retrieval']['time'])
-  for heading in ('## Peak', '## LiT step', '## Where the step goes', '## Evaluation', 'open_clip'):
+  for heading in (
+    '## Peak',
+    '## LiT step',
+    '## Where the step goes',
+    '## Inside the step',
+    '## Evaluation',
+    'open_clip',
+  ):
     assert heading in md
 
 
@@ -160,3 +178,48 @@ def test_warmup_lasts_the_asked_seconds():
   calls.clear()
   timing.seconds(fn, warmup=2, repeats=3)
   assert len(calls) == 5
+
+
+def test_profile_finds_products_in_fusions_and_nothing_inside_them():
+  from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
+
+  hlo = """HloModule m
+
+%add (a: f32[], b: f32[]) -> f32[] {
+  %a = f32[] parameter(0)
+  %b = f32[] parameter(1)
+  ROOT %add.1 = f32[] add(%a, %b)
+}
+
+%inner (p: f32[4,4]) -> f32[4,4] {
+  %p = f32[4,4]{1,0} parameter(0)
+  ROOT %dot.7 = f32[4,4]{1,0} dot(%p, %p), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%outer (q: f32[4,4]) -> f32[4,4] {
+  %q = f32[4,4]{1,0} parameter(0)
+  ROOT %nested = f32[4,4]{1,0} fusion(%q), kind=kCustom, calls=%inner
+}
+
+ENTRY %main (x: f32[4,4]) -> (f32[4,4], f32[]) {
+  %x = f32[4,4]{1,0} parameter(0)
+  %ynn_fusion.3 = f32[4,4]{1,0} fusion(%x), kind=kCustom, calls=%outer
+  %zero = f32[] constant(0)
+  %reduce.2 = f32[] reduce(%ynn_fusion.3, %zero), dimensions={0,1}, to_apply=%add
+  ROOT %t = (f32[4,4]{1,0}, f32[]) tuple(%ynn_fusion.3, %reduce.2)
+}
+"""
+  operations, products = step_profile.product_operations(hlo)
+  assert operations == {'x', 'ynn_fusion.3', 'zero', 'reduce.2', 't'}
+  assert products == {'ynn_fusion.3'}
+  events = [
+    {'name': step_profile.MARK, 'ts': 0, 'dur': 100},
+    {'name': 'ynn_fusion.3', 'ts': 10, 'dur': 50},
+    {'name': 'reduce.2', 'ts': 40, 'dur': 30},  # overlaps the product: both threads busy
+    {'name': 'dot.7', 'ts': 80, 'dur': 5},  # inside a fusion: not an operation
+  ]
+  (step,) = step_profile.step_parts(events, operations, products)
+  assert step['operations'] == 2 and step['product_operations'] == 1
+  assert math.isclose(step['product_thread_s'], 50e-6)
+  assert math.isclose(step['other_thread_s'], 30e-6)
+  assert math.isclose(step['no_operation_s'], (100 - 60) * 1e-6)  # ops cover 10..70
