@@ -28,6 +28,7 @@ PLANS = {
     batch=256,
     length=16,
     peak_n=8192,
+    peak_warmup_s=1.5,
     precompute_vit='B/32',
     precompute_batch=512,
     precompute_images=1024,
@@ -43,6 +44,7 @@ PLANS = {
     batch=8,
     length=8,
     peak_n=256,
+    peak_warmup_s=0.2,
     precompute_vit='toy/8',
     precompute_batch=8,
     precompute_images=16,
@@ -154,8 +156,12 @@ def main(argv=None) -> int:
   _log(f'{mode} on {device["kind"]} ({device["platform"]})')
   result = {'schema': 1, 'mode': mode, 'device': device, 'plan': plan, 'dtype': DTYPE}
   result['peak'] = {
-    DTYPE: peak.matmul_peak(plan['peak_n'], repeats=plan['repeats'] + 1, dtype=DTYPE),
-    'float32': peak.matmul_peak(plan['peak_n'], repeats=plan['repeats'] + 1),
+    DTYPE: peak.matmul_peak(
+      plan['peak_n'], repeats=plan['repeats'] + 1, dtype=DTYPE, warmup_s=plan['peak_warmup_s']
+    ),
+    'float32': peak.matmul_peak(
+      plan['peak_n'], repeats=plan['repeats'] + 1, warmup_s=plan['peak_warmup_s']
+    ),
   }
   peak_gflops = result['peak'][DTYPE]['gflops']
   _log(f'peak {DTYPE} {peak_gflops:.1f} GFLOP/s')
