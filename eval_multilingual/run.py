@@ -13,6 +13,10 @@ eval_multilingual.evaluations objects). Writes, under run_dir:
 A per-task file of the same model is reused, so an interrupted run resumes.
 """
 
+from mlit.commands import malloc_settings
+
+malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+
 import csv
 
 # gin's dynamic registration calls importlib.util without importing it.

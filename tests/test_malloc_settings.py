@@ -89,3 +89,20 @@ def test_an_unknown_opt_out_value_is_reported(capsys):
   if malloc_settings.applies():
     assert 'glibc.malloc.arena_max=1' in env['GLIBC_TUNABLES']
     assert "MLIT_MALLOC='off' is not a known value" in capsys.readouterr().err
+
+
+@needs_glibc
+@pytest.mark.parametrize('module', ['mlit.training.train', 'eval_multilingual.run'])
+def test_python_m_commands_reexecute_before_their_heavy_imports(module):
+  # Each module is imported once across the re-execution (-X importtime logs every process's
+  # imports to the shared stderr): `python -m` re-executes above its imports, not after them.
+  proc = subprocess.run(
+    [sys.executable, '-X', 'importtime', '-m', module, '--help'],
+    cwd=ROOT,
+    env=_environment_without_settings(),
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  imported = [line.rsplit('|', 1)[-1].strip() for line in proc.stderr.splitlines() if '|' in line]
+  assert imported.count('jax') == 1 and imported.count('mlit.commands.malloc_settings') == 2

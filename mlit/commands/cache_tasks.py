@@ -1,6 +1,10 @@
 r"""`mlit cache-tasks`: cache gin-registered seqio tasks with Apache Beam (seqio's cache pipeline).
 
 seqio_cache_tasks imports modules that register tasks at import time; mlit tasks are registered
+from mlit.commands import malloc_settings
+
+malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+
 from gin (`tasks.registration.register_tasks`), so this parses gin first and then runs seqio's own
 pipeline. Training then reads the cache with USE_CACHED_TASKS = True and the same cache dir
 (seqio.add_global_cache_dirs). With a distributed runner, workers must be able to re-register the

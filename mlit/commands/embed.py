@@ -9,6 +9,10 @@ model's fingerprint, step and run directory; unreadable images are skipped, coun
 there and on stderr.
 """
 
+from mlit.commands import malloc_settings
+
+malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+
 import argparse
 import json
 import os

@@ -10,6 +10,10 @@ checkpoint (mlit.inference.export_t5x); big_vision: the image tower as a ViT .np
 (mlit.inference.export_big_vision).
 """
 
+from mlit.commands import malloc_settings
+
+malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+
 import argparse
 import importlib
 import os

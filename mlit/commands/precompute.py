@@ -14,6 +14,10 @@ manifest.json by process 0 at the end. The manifest's last_run gives images/s. I
 random augmentation would make pre-computation wrong (paper, Appendix E).
 """
 
+from mlit.commands import malloc_settings
+
+malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+
 import json
 import os
 import sys

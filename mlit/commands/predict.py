@@ -8,6 +8,10 @@ clip-benchmark set ('clip_benchmark/imagenet1k', 'clip_benchmark/babel_imagenet'
 its language (--lang alone: Babel-ImageNet's templates in that language).
 """
 
+from mlit.commands import malloc_settings
+
+malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+
 import argparse
 import os
 import sys

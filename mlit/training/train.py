@@ -9,6 +9,10 @@ Orbax checkpoint in MODEL_DIR; data order depends only on (seed, step), so a
 killed and resumed run ends with the same parameters as an uninterrupted one.
 """
 
+from mlit.commands import malloc_settings
+
+malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+
 import os
 import sys
 from typing import Any, Callable, Mapping, Optional, Sequence
