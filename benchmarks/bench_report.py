@@ -60,7 +60,7 @@ def _lit(result) -> list[str]:
         notes.append(
           f"- {text}, pre-computed: the same step fed by the trainer's input pipeline "
           f'{_spread(c["b"], b)} pairs/s against {_spread(c["a"], b)} on a fixed batch '
-          f'(fixed / fed per pair {_ratio(c["speed_ratio"])}; load {_flag(c)})'
+          f'(fixed / fed per pair {_ratio(c["speed_ratio"])}; {_flag(c)})'
         )
   return out + [''] + heads + notes + ['']
 
@@ -133,7 +133,7 @@ def markdown(result) -> str:
         f'{k} {t["median_s"]:.3f} ({t["min_s"]:.3f}-{t["max_s"]:.3f})' for k, t in b['time'].items()
       )
       + f". The step is the LiT table's step (lowered-step hash {b['step_fingerprint']}); "
-      f'load {_flag(b)}.',
+      f'{_flag(b)}.',
       '',
     ]
   if 'profile' in result:
@@ -142,20 +142,22 @@ def markdown(result) -> str:
     out += [
       f'## Inside the step ({pr["text"]}, batch {pr["batch"]}, pre-computed, JAX profiler)',
       '',
-      '| step wall (s) | operations (products) | products, thread s | other operations, '
-      'thread s | no operation running (s) |',
+      '| step wall (s) | operations (products) | a product in flight (s) | only other '
+      'operations (s) | no operation (s) |',
       '|---|---|---|---|---|',
     ]
     out += [
       f'| {s["wall_s"]:.3f} | {s["operations"]} ({s["product_operations"]}) | '
-      f'{s["product_thread_s"]:.3f} | {s["other_thread_s"]:.3f} | {s["no_operation_s"]:.3f} |'
+      f'{s["product_s"]:.3f} | {s["other_only_s"]:.3f} | {s["no_operation_s"]:.3f} |'
       for s in pr['steps']
     ]
     out += [
       '',
-      f'Median step: no operation running for {100 * m["no_operation_s"] / m["wall_s"]:.0f}% '
-      f"of it. The LiT table's step (lowered-step hash {pr['step_fingerprint']}); trace in "
-      f'{pr["trace_dir"]}; load {_flag(pr)}.',
+      f'Median step: a matrix product in flight for {100 * m["product_s"] / m["wall_s"]:.0f}% '
+      f'of it, no operation for {100 * m["no_operation_s"] / m["wall_s"]:.1f}%. An operation '
+      'lasts until it completes (asynchronous ones past their event). '
+      f"The LiT table's step (lowered-step hash {pr['step_fingerprint']}); trace in "
+      f'{pr["trace_dir"]}; {_flag(pr)}.',
       '',
     ]
   if 'eval' in result:

@@ -118,8 +118,9 @@ def test_quick_compute_sections(quick_run):
   assert len(prof['steps']) == 3
   for s in prof['steps']:
     assert s['operations'] > s['product_operations'] > 0
-    assert s['product_thread_s'] > 0 and s['other_thread_s'] > 0
-    assert 0 <= s['no_operation_s'] < s['wall_s']
+    assert s['product_s'] > 0 and s['other_only_s'] > 0 and s['no_operation_s'] >= 0
+    parts = s['product_s'] + s['other_only_s'] + s['no_operation_s']
+    assert math.isclose(parts, s['wall_s'], rel_tol=1e-6)
   assert glob.glob(os.path.join(prof['trace_dir'], '**', 'perfetto_trace.json.gz'), recursive=True)
   ev = result['eval']
   assert ev['prompts']['local_tiny']['prompts_per_s'] > 0
@@ -201,25 +202,30 @@ def test_profile_finds_products_in_fusions_and_nothing_inside_them():
   ROOT %nested = f32[4,4]{1,0} fusion(%q), kind=kCustom, calls=%inner
 }
 
-ENTRY %main (x: f32[4,4]) -> (f32[4,4], f32[]) {
+ENTRY %main (x: f32[4,4]) -> (f32[4,4], f32[4,4], f32[]) {
   %x = f32[4,4]{1,0} parameter(0)
   %ynn_fusion.3 = f32[4,4]{1,0} fusion(%x), kind=kCustom, calls=%outer
+  %dot.9 = f32[4,4]{1,0} dot(%x, %x), lhs_contracting_dims={0}, rhs_contracting_dims={0}
   %zero = f32[] constant(0)
   %reduce.2 = f32[] reduce(%ynn_fusion.3, %zero), dimensions={0,1}, to_apply=%add
-  ROOT %t = (f32[4,4]{1,0}, f32[]) tuple(%ynn_fusion.3, %reduce.2)
+  ROOT %t = (f32[4,4]{1,0}, f32[4,4]{1,0}, f32[]) tuple(%ynn_fusion.3, %dot.9, %reduce.2)
 }
 """
   operations, products = step_profile.product_operations(hlo)
-  assert operations == {'x', 'ynn_fusion.3', 'zero', 'reduce.2', 't'}
-  assert products == {'ynn_fusion.3'}
+  assert operations == {'x', 'ynn_fusion.3', 'dot.9', 'zero', 'reduce.2', 't'}
+  assert products == {'ynn_fusion.3', 'dot.9'}
   events = [
-    {'name': step_profile.MARK, 'ts': 0, 'dur': 100},
+    {'name': step_profile.MARK, 'ts': 0, 'dur': 200},
     {'name': 'ynn_fusion.3', 'ts': 10, 'dur': 50},
-    {'name': 'reduce.2', 'ts': 40, 'dur': 30},  # overlaps the product: both threads busy
+    {'name': 'reduce.2', 'ts': 40, 'dur': 30},  # overlaps the product until 70
     {'name': 'dot.7', 'ts': 80, 'dur': 5},  # inside a fusion: not an operation
+    # An asynchronous dot: its event is the hand-over (100..102), its work ends at 150.
+    {'name': 'dot.9', 'ts': 100, 'dur': 2},
+    {'name': 'end: dot.9', 'ts': 150, 'dur': 0},
+    {'name': 'end: dot.9', 'ts': 900, 'dur': 0},  # a later step's completion: not this one
   ]
   (step,) = step_profile.step_parts(events, operations, products)
-  assert step['operations'] == 2 and step['product_operations'] == 1
-  assert math.isclose(step['product_thread_s'], 50e-6)
-  assert math.isclose(step['other_thread_s'], 30e-6)
-  assert math.isclose(step['no_operation_s'], (100 - 60) * 1e-6)  # ops cover 10..70
+  assert step['operations'] == 3 and step['product_operations'] == 2
+  assert math.isclose(step['product_s'], (50 + 50) * 1e-6)  # 10..60 and 100..150
+  assert math.isclose(step['other_only_s'], 10e-6)  # 60..70
+  assert math.isclose(step['no_operation_s'], (200 - 110) * 1e-6)
