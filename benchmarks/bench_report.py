@@ -81,6 +81,32 @@ def precompute_lines(p) -> list[str]:
   ]
 
 
+def _paired_mfu(rows: dict) -> list[str]:
+  def spread(d, fmt):
+    return f'{fmt(d["median"])} [{fmt(d["min"])}-{fmt(d["max"])}]'
+
+  pct = lambda x: f'{100 * x:.0f}%'
+  out = [
+    '## MFU, each step paired with the peak measured right before it',
+    '',
+    "Per pair: the matmul peak (warmed up, median of its products), then the LiT table's step "
+    "(median of its repeats); MFU = the step's model FLOP/s / that peak. Median [min-max] over "
+    'the pairs.',
+    '',
+    '| text tower | image side | batch | pairs | step (s) | peak (GFLOP/s) | MFU | load |',
+    '|---|---|---|---|---|---|---|---|',
+  ]
+  for text, modes in rows.items():
+    for r in modes.values():
+      i = r['step_info']
+      out.append(
+        f'| {text} | {i["image"]} | {i["batch"]} | {len(r["pairs"])} | '
+        f'{spread(r["step_s"], lambda x: f"{x:.3f}")} | {spread(r["peak_gflops"], _f)} | '
+        f'{spread(r["mfu"], pct)} | {_flag(r)} |'
+      )
+  return out + ['']
+
+
 def markdown(result) -> str:
   env = result['environment']
   out = [
@@ -117,6 +143,8 @@ def markdown(result) -> str:
     ]
   if 'lit' in result:
     out += _lit(result)
+  if 'mfu' in result:
+    out += _paired_mfu(result['mfu'])
   if 'breakdown' in result:
     b = result['breakdown']
     out += [

@@ -27,6 +27,23 @@ def _result(n: int, t: dict, **extra) -> dict:
   }
 
 
+def matmul(n: int = 2048, dtype: str = 'float32'):
+  """The peak's product: a blocking callable of a jitted [n, n] @ [n, n], and n."""
+  rng = np.random.default_rng(0)
+  a = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
+  b = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
+  f = jax.jit(jnp.dot)
+  fn = lambda: f(a, b).block_until_ready()
+  fn.n, fn.dtype = n, dtype
+  return fn
+
+
+def timed(fn, *, warmup: int = 2, repeats: int = 5, warmup_s: float = WARMUP_S) -> dict:
+  """GFLOP/s of a `matmul` callable: warm-up for warmup_s, median of >= MIN_REPEATS products."""
+  t = timing.seconds(fn, warmup=warmup, repeats=max(repeats, MIN_REPEATS), warmup_s=warmup_s)
+  return _result(fn.n, t, dtype=fn.dtype)
+
+
 def matmul_peak(
   n: int = 2048,
   *,
@@ -36,17 +53,7 @@ def matmul_peak(
   warmup_s: float = WARMUP_S,
 ) -> dict:
   """Best-case dense [n, n] @ [n, n] throughput under jax.jit (bfloat16: the accelerators' MFU base)."""
-  rng = np.random.default_rng(0)
-  a = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
-  b = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
-  f = jax.jit(jnp.dot)
-  t = timing.seconds(
-    lambda: f(a, b).block_until_ready(),
-    warmup=warmup,
-    repeats=max(repeats, MIN_REPEATS),
-    warmup_s=warmup_s,
-  )
-  return _result(n, t, dtype=dtype)
+  return timed(matmul(n, dtype), warmup=warmup, repeats=repeats, warmup_s=warmup_s)
 
 
 def torch_matmul_peak(

@@ -4,7 +4,8 @@ Writes DIR/bench.json and DIR/bench.md. Sections: matmul peak; the LiT step
 (mlit's trainer step, pre-computed embeddings and live locked ViT) against
 each PyTorch peer (open_clip eager and torch.compile; plain PyTorch with the
 exact T5 shape for pre-computed steps), and against itself fed by the
-trainer's input pipeline; where a step's time goes (forward, backward,
+trainer's input pipeline; MFU with each step paired with a peak measured right
+before it (the machine's speed drifts over minutes); where a step's time goes (forward, backward,
 optimizer; and in the JAX profiler: products, other operations, no operation
 running); evaluation speed; the
 YFCC data pipeline; pre-computation (the locked ViT's images/s and MFU beside
@@ -35,7 +36,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-SECTIONS = ('peak', 'lit', 'breakdown', 'profile', 'eval', 'data', 'precompute', 'memory')
+SECTIONS = (
+  'peak',
+  'lit',
+  'mfu',
+  'breakdown',
+  'profile',
+  'eval',
+  'data',
+  'precompute',
+  'memory',
+)
 FULL = dict(
   texts=['local_tiny', 'mt5_small_32k'],
   batch=128,
@@ -45,6 +56,7 @@ FULL = dict(
   repeats=3,
   peak_n=2048,
   peak_warmup_s=1.5,
+  mfu_pairs=5,
   n_prompts=2048,
   n_retrieval=10000,
   n_classes=1000,
@@ -68,6 +80,7 @@ QUICK = dict(
   repeats=1,
   peak_n=256,
   peak_warmup_s=0.2,
+  mfu_pairs=2,
   n_prompts=64,
   n_retrieval=300,
   n_classes=5,
@@ -260,6 +273,31 @@ def section_lit(cfg, peak_gflops: float, with_peers: bool) -> dict:
       mode: _mode_rows(cfg, text, mode, peak_gflops, PEERS[mode] if with_peers else [])
       for mode in ('precomputed', 'live')
     }
+  return rows
+
+
+def section_mfu(cfg) -> dict:
+  """Per text shape and mode: the LiT table's step alternating with the matmul peak."""
+  from benchmarks import paired_mfu  # pylint: disable=g-import-not-at-top
+
+  rows = {}
+  for text in cfg['texts']:
+    rows[text] = {}
+    for mode in ('precomputed', 'live'):
+      r = paired_mfu.paired(
+        text,
+        mode=mode,
+        batch=cfg['batch'],
+        vit=cfg['vit'],
+        image_size=cfg['image_size'],
+        pairs=cfg['mfu_pairs'],
+        warmup=cfg['warmup'],
+        peak_n=cfg['peak_n'],
+        peak_warmup_s=cfg['peak_warmup_s'],
+      )
+      rows[text][mode] = r
+      m = r['mfu']
+      _log(f'mfu {text} {mode}: {m["median"]:.0%} [{m["min"]:.0%}-{m["max"]:.0%}]')
   return rows
 
 
@@ -464,6 +502,7 @@ def main(argv=None) -> int:
       'precompute', section_precompute, cfg, result['peak'].get('mfu_base_gflops', peak_gflops)
     )
   for name, fn, *extra in (
+    ('mfu', section_mfu),
     ('breakdown', section_breakdown),
     ('profile', section_profile, args.out),
     ('eval', section_eval),

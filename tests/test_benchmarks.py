@@ -25,7 +25,7 @@ from benchmarks import model_shapes, timing  # noqa: E402  pylint: disable=g-imp
 @pytest.fixture(scope='module')
 def quick_run(tmp_path_factory):
   """One `run.py --quick` over every section the tests check (one interpreter, one peak)."""
-  return _run(tmp_path_factory.mktemp('bench'), 'peak,lit,breakdown,profile,eval,data,memory')
+  return _run(tmp_path_factory.mktemp('bench'), 'peak,lit,mfu,breakdown,profile,eval,data,memory')
 
 
 def _run(tmp_path, sections):
@@ -122,6 +122,19 @@ def test_quick_compute_sections(quick_run):
     parts = s['product_s'] + s['other_only_s'] + s['no_operation_s']
     assert math.isclose(parts, s['wall_s'], rel_tol=1e-6)
   assert glob.glob(os.path.join(prof['trace_dir'], '**', 'perfetto_trace.json.gz'), recursive=True)
+  # Paired MFU: the table's step alternating with the peak; each pair's MFU is that step's
+  # model FLOP/s over the peak measured right before it.
+  for mode in ('precomputed', 'live'):
+    pm = result['mfu']['local_tiny'][mode]
+    assert pm['step_fingerprint'] == modes[mode]['step_fingerprint']
+    assert len(pm['pairs']) == result['config']['mfu_pairs'] == 2
+    flops = modes[mode]['mlit']['model_flops_per_step']
+    for pair in pm['pairs']:
+      _time_ok(pair['step'])
+      assert math.isclose(pair['mfu'], flops / pair['step']['median_s'] / 1e9 / pair['peak_gflops'])
+    mfus = sorted(pair['mfu'] for pair in pm['pairs'])
+    assert (pm['mfu']['min'], pm['mfu']['max']) == (mfus[0], mfus[-1])
+    assert mfus[0] <= pm['mfu']['median'] <= mfus[-1]
   ev = result['eval']
   assert ev['prompts']['local_tiny']['prompts_per_s'] > 0
   assert ev['classifier']['n_prompts'] == 5 * 4
@@ -129,6 +142,7 @@ def test_quick_compute_sections(quick_run):
   for heading in (
     '## Peak',
     '## LiT step',
+    '## MFU, each step paired',
     '## Where the step goes',
     '## Inside the step',
     '## Evaluation',

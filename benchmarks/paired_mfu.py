@@ -1,0 +1,59 @@
+"""MFU with each step paired with the peak measured right before it.
+
+The machine's matmul speed drifts over minutes (a 2-core VM read 195 GFLOP/s at the start of
+a run and 364 five minutes later), so an MFU against a peak taken once, minutes away from the
+step, moves with that drift. Here the two alternate: the jitted 2048^2 matmul peak (warmed up
+for peak.WARMUP_S, the median of >= peak.MIN_REPEATS products), then the LiT table's step
+(lit_step.build, the trainer's own jitted step) timed a few times, and so on. Each pair gives
+one MFU: the step's model FLOP/s over the peak's; the summary is their median [min-max].
+"""
+
+import statistics
+
+from benchmarks import lit_step, peak, timing
+
+
+def paired(
+  text: str,
+  *,
+  mode: str,
+  batch: int,
+  vit: str,
+  image_size: int,
+  pairs: int,
+  steps_per_pair: int = 3,
+  warmup: int = 1,
+  peak_n: int = 2048,
+  peak_warmup_s: float = peak.WARMUP_S,
+) -> dict:
+  run, info = lit_step.build(text, mode=mode, batch=batch, vit=vit, image_size=image_size)
+  matmul = peak.matmul(peak_n)
+  before = timing.snapshot()
+  for _ in range(warmup):
+    run()
+  rows = []
+  for _ in range(pairs):
+    p = peak.timed(matmul, warmup_s=peak_warmup_s)
+    step = timing.seconds(run, warmup=0, repeats=steps_per_pair)
+    gflops = info['model_flops_per_step'] / step['median_s'] / 1e9
+    rows.append(
+      {
+        'peak_gflops': p['gflops'],
+        'step': step,
+        'model_gflops_per_s': gflops,
+        'mfu': gflops / p['gflops'],
+      }
+    )
+
+  def spread(key, values):
+    return {key: statistics.median(values), 'min': min(values), 'max': max(values)}
+
+  return {
+    'step_info': info,
+    'step_fingerprint': lit_step.fingerprint(run),
+    'pairs': rows,
+    'mfu': spread('median', [r['mfu'] for r in rows]),
+    'peak_gflops': spread('median', [r['peak_gflops'] for r in rows]),
+    'step_s': spread('median', [r['step']['median_s'] for r in rows]),
+    **timing.load_record(before, timing.snapshot()),
+  }
