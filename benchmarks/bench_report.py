@@ -87,13 +87,13 @@ def _paired_mfu(rows: dict) -> list[str]:
 
   pct = lambda x: f'{100 * x:.0f}%'
   out = [
-    '## MFU, each step paired with the peak measured right before it',
+    '## MFU, each step between two peak measurements',
     '',
-    "Per pair: the matmul peak (warmed up, median of its products), then the LiT table's step "
-    "(median of its repeats); MFU = the step's model FLOP/s / that peak. Median [min-max] over "
-    'the pairs.',
+    "The matmul peak (warmed up, median of its products) and the LiT table's step (median of its "
+    "repeats) alternate, peak first and last; each step's MFU = its model FLOP/s / the higher of "
+    'the peaks right before and after it. Median [min-max] over the steps.',
     '',
-    '| text tower | image side | batch | pairs | step (s) | peak (GFLOP/s) | MFU | load |',
+    '| text tower | image side | batch | steps | step (s) | peak (GFLOP/s) | MFU | load |',
     '|---|---|---|---|---|---|---|---|',
   ]
   for text, modes in rows.items():

@@ -1,12 +1,13 @@
-"""MFU with each step paired with the peak measured right before it.
+"""MFU with each LiT step between two measurements of the peak.
 
 The machine's matmul speed drifts over minutes (a 2-core VM read 195 GFLOP/s at the start of
 a run and 364 five minutes later), so an MFU against a peak taken once, minutes away from the
 step, moves with that drift. Here the two alternate: the jitted 2048^2 matmul peak (warmed up
-for peak.WARMUP_S, the median of >= peak.MIN_REPEATS products), then the LiT table's step
-(lit_step.build, the trainer's own jitted step) timed a few times, and so on. Each pair gives
-one MFU: the step's model FLOP/s over the peak's; the summary is their median [min-max].
-"""
+for peak.WARMUP_S, the median of >= peak.MIN_REPEATS products), the LiT table's step
+(lit_step.build, the trainer's own jitted step) timed a few times, the peak again, and so on.
+Each step gives one MFU: its model FLOP/s over the higher of the peaks right before and right
+after it, so one peak read low (a moment the machine slowed) cannot flatter a step, as run.py's
+MFU base is the higher of its two peaks. The summary is their median [min-max]."""
 
 import statistics
 
@@ -31,17 +32,21 @@ def paired(
   before = timing.snapshot()
   for _ in range(warmup):
     run()
+  peaks = [peak.timed(matmul, warmup_s=peak_warmup_s)['gflops']]
   rows = []
   for _ in range(pairs):
-    p = peak.timed(matmul, warmup_s=peak_warmup_s)
     step = timing.seconds(run, warmup=0, repeats=steps_per_pair)
+    peaks.append(peak.timed(matmul, warmup_s=peak_warmup_s)['gflops'])
+    base = max(peaks[-2:])
     gflops = info['model_flops_per_step'] / step['median_s'] / 1e9
     rows.append(
       {
-        'peak_gflops': p['gflops'],
+        'peak_before_gflops': peaks[-2],
+        'peak_after_gflops': peaks[-1],
+        'peak_gflops': base,
         'step': step,
         'model_gflops_per_s': gflops,
-        'mfu': gflops / p['gflops'],
+        'mfu': gflops / base,
       }
     )
 

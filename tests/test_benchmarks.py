@@ -122,15 +122,17 @@ def test_quick_compute_sections(quick_run):
     parts = s['product_s'] + s['other_only_s'] + s['no_operation_s']
     assert math.isclose(parts, s['wall_s'], rel_tol=1e-6)
   assert glob.glob(os.path.join(prof['trace_dir'], '**', 'perfetto_trace.json.gz'), recursive=True)
-  # Paired MFU: the table's step alternating with the peak; each pair's MFU is that step's
-  # model FLOP/s over the peak measured right before it.
+  # Paired MFU: the table's step alternating with the peak; each step's MFU is its model
+  # FLOP/s over the higher of the peaks measured right before and right after it.
   for mode in ('precomputed', 'live'):
     pm = result['mfu']['local_tiny'][mode]
     assert pm['step_fingerprint'] == modes[mode]['step_fingerprint']
     assert len(pm['pairs']) == result['config']['mfu_pairs'] == 2
     flops = modes[mode]['mlit']['model_flops_per_step']
-    for pair in pm['pairs']:
+    for pair, after in zip(pm['pairs'], pm['pairs'][1:] + [None]):
       _time_ok(pair['step'])
+      assert pair['peak_gflops'] == max(pair['peak_before_gflops'], pair['peak_after_gflops'])
+      assert after is None or after['peak_before_gflops'] == pair['peak_after_gflops']
       assert math.isclose(pair['mfu'], flops / pair['step']['median_s'] / 1e9 / pair['peak_gflops'])
     mfus = sorted(pair['mfu'] for pair in pm['pairs'])
     assert (pm['mfu']['min'], pm['mfu']['max']) == (mfus[0], mfus[-1])
@@ -142,7 +144,7 @@ def test_quick_compute_sections(quick_run):
   for heading in (
     '## Peak',
     '## LiT step',
-    '## MFU, each step paired',
+    '## MFU, each step between two peak',
     '## Where the step goes',
     '## Inside the step',
     '## Evaluation',
