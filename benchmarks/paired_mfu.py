@@ -29,36 +29,36 @@ def paired(
 ) -> dict:
   run, info = lit_step.build(text, mode=mode, batch=batch, vit=vit, image_size=image_size)
   matmul = peak.matmul(peak_n)
-  before = timing.snapshot()
+  start = timing.snapshot()
   for _ in range(warmup):
     run()
-  peaks = [peak.timed(matmul, warmup_s=peak_warmup_s)['gflops']]
+  peak_next = peak.timed(matmul, warmup_s=peak_warmup_s)['gflops']
   rows = []
   for _ in range(pairs):
     step = timing.seconds(run, warmup=0, repeats=steps_per_pair)
-    peaks.append(peak.timed(matmul, warmup_s=peak_warmup_s)['gflops'])
-    base = max(peaks[-2:])
+    peak_prev, peak_next = peak_next, peak.timed(matmul, warmup_s=peak_warmup_s)['gflops']
+    base = max(peak_prev, peak_next)
     gflops = info['model_flops_per_step'] / step['median_s'] / 1e9
     rows.append(
       {
-        'peak_before_gflops': peaks[-2],
-        'peak_after_gflops': peaks[-1],
+        'peak_before_gflops': peak_prev,
+        'peak_after_gflops': peak_next,
         'peak_gflops': base,
         'step': step,
         'model_gflops_per_s': gflops,
         'mfu': gflops / base,
       }
     )
-
-  def spread(key, values):
-    return {key: statistics.median(values), 'min': min(values), 'max': max(values)}
-
   return {
     'step_info': info,
     'step_fingerprint': lit_step.fingerprint(run),
     'pairs': rows,
-    'mfu': spread('median', [r['mfu'] for r in rows]),
-    'peak_gflops': spread('median', [r['peak_gflops'] for r in rows]),
-    'step_s': spread('median', [r['step']['median_s'] for r in rows]),
-    **timing.load_record(before, timing.snapshot()),
+    'mfu': _spread([r['mfu'] for r in rows]),
+    'peak_gflops': _spread([r['peak_gflops'] for r in rows]),
+    'step_s': _spread([r['step']['median_s'] for r in rows]),
+    **timing.load_record(start, timing.snapshot()),
   }
+
+
+def _spread(values: list) -> dict:
+  return {'median': statistics.median(values), 'min': min(values), 'max': max(values)}

@@ -5,10 +5,10 @@ Writes DIR/bench.json and DIR/bench.md. Sections: matmul peak; the LiT step
 each PyTorch peer (open_clip eager and torch.compile; plain PyTorch with the
 exact T5 shape for pre-computed steps), and against itself fed by the
 trainer's input pipeline; MFU with each step between two measurements of the
-peak (the machine's speed drifts over minutes); where a step's time goes (forward, backward,
-optimizer; and in the JAX profiler: products, other operations, no operation
-running); evaluation speed; the
-YFCC data pipeline; pre-computation (the locked ViT's images/s and MFU beside
+peak (the machine's speed drifts over minutes); where a step's time goes
+(forward, backward, optimizer; and in the JAX profiler: products, other
+operations, no operation running); evaluation speed; the YFCC data pipeline;
+pre-computation (the locked ViT's images/s and MFU beside
 the image shard reader's images/s); memory.
 
 Every comparison is one pair timed interleaved (A, B, A, B, ... after warm-up
