@@ -171,18 +171,21 @@ def markdown(result) -> str:
       f'## Inside the step ({pr["text"]}, batch {pr["batch"]}, pre-computed, JAX profiler)',
       '',
       '| step wall (s) | operations (products) | a product in flight (s) | only other '
-      'operations (s) | no operation (s) |',
-      '|---|---|---|---|---|',
+      'operations (s) | no operation (s) | after the last product (s) |',
+      '|---|---|---|---|---|---|',
     ]
     out += [
       f'| {s["wall_s"]:.3f} | {s["operations"]} ({s["product_operations"]}) | '
-      f'{s["product_s"]:.3f} | {s["other_only_s"]:.3f} | {s["no_operation_s"]:.3f} |'
+      f'{s["product_s"]:.3f} | {s["other_only_s"]:.3f} | {s["no_operation_s"]:.3f} | '
+      f'{s["after_last_product_s"]:.3f} |'
       for s in pr['steps']
     ]
     out += [
       '',
       f'Median step: a matrix product in flight for {100 * m["product_s"] / m["wall_s"]:.0f}% '
-      f'of it, no operation for {100 * m["no_operation_s"] / m["wall_s"]:.1f}%. An operation '
+      f'of it, no operation for {100 * m["no_operation_s"] / m["wall_s"]:.1f}%, '
+      f'{100 * m["after_last_product_s"] / m["wall_s"]:.0f}% after the last product (the '
+      'optimizer, held by the global-norm clip until the last gradient). An operation '
       'lasts until it completes (asynchronous ones past their event). '
       f"The LiT table's step (lowered-step hash {pr['step_fingerprint']}); trace in "
       f'{pr["trace_dir"]}; {_flag(pr)}.',

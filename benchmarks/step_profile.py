@@ -9,7 +9,8 @@ when the work is handed over, a fraction of a millisecond into ~20 ms of work), 
 executor records an `end: <name>` event when such an operation completes. Per profiled step:
 its wall time split into seconds with a matrix product in flight, seconds with only other
 operations in flight, and seconds with no operation at all (the runtime between operations),
-and the number of operations. The trace stays in DIR/profile for Perfetto or TensorBoard.
+the number of operations, and the seconds after the last product completes (the optimizer,
+which the global-norm clip holds until the last gradient). The trace stays in DIR/profile for Perfetto or TensorBoard.
 """
 
 import bisect
@@ -122,7 +123,8 @@ def _span(e: dict, completions: dict, step_end: float) -> tuple:
 
 def step_parts(events: list[dict], operations: set, products: set) -> list[dict]:
   """One record per MARK event: its wall seconds split into time with a matrix product in
-  flight, time with only other operations in flight, and time with no operation at all."""
+  flight, time with only other operations in flight, and time with no operation at all; and
+  the time after the last product completes."""
   steps = sorted((e for e in events if e['name'] == MARK), key=lambda e: e['ts'])
   completions = _completions(events)
   out = []
@@ -130,7 +132,9 @@ def step_parts(events: list[dict], operations: set, products: set) -> list[dict]
     s0, s1 = step['ts'], step['ts'] + step['dur']
     ops = [e for e in events if e['name'] in operations and s0 <= e['ts'] < s1]
     spans = [_span(e, completions, s1) for e in ops]
-    product_s = _union_seconds([sp for e, sp in zip(ops, spans) if e['name'] in products])
+    product_spans = [sp for e, sp in zip(ops, spans) if e['name'] in products]
+    product_s = _union_seconds(product_spans)
+    last_product = max((end for _, end in product_spans), default=s0)
     any_s = _union_seconds(spans)
     wall = step['dur'] / 1e6
     out.append(
@@ -141,6 +145,7 @@ def step_parts(events: list[dict], operations: set, products: set) -> list[dict]
         'product_s': product_s,
         'other_only_s': any_s - product_s,
         'no_operation_s': wall - any_s,
+        'after_last_product_s': (s1 - last_product) / 1e6,
       }
     )
   return out

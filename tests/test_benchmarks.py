@@ -121,6 +121,7 @@ def test_quick_compute_sections(quick_run):
     assert s['product_s'] > 0 and s['other_only_s'] > 0 and s['no_operation_s'] >= 0
     parts = s['product_s'] + s['other_only_s'] + s['no_operation_s']
     assert math.isclose(parts, s['wall_s'], rel_tol=1e-6)
+    assert 0 < s['after_last_product_s'] <= s['other_only_s'] + s['no_operation_s'] + 1e-9
   assert glob.glob(os.path.join(prof['trace_dir'], '**', 'perfetto_trace.json.gz'), recursive=True)
   # Paired MFU: the table's step alternating with the peak; each step's MFU is its model
   # FLOP/s over the higher of the peaks measured right before and right after it.
@@ -245,3 +246,4 @@ ENTRY %main (x: f32[4,4]) -> (f32[4,4], f32[4,4], f32[]) {
   assert math.isclose(step['product_s'], (50 + 50) * 1e-6)  # 10..60 and 100..150
   assert math.isclose(step['other_only_s'], 10e-6)  # 60..70
   assert math.isclose(step['no_operation_s'], (200 - 110) * 1e-6)
+  assert math.isclose(step['after_last_product_s'], (200 - 150) * 1e-6)  # dot.9 completes at 150
