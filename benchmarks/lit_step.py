@@ -45,11 +45,13 @@ def setup(
   seed: int = 0,
   abstract: bool = False,
   dtype: str = 'float32',
+  optimizer: dict | None = None,
 ):
   """(jitted step, initial state, batch shapes, info); no batch data yet.
 
   abstract=True gives the state as shapes only (for compiling, not running).
   dtype: the towers' activation dtype (parameters stay float32), e.g. 'bfloat16'.
+  optimizer: make_optimizer arguments that replace the benchmark's (experiments only).
   """
   if mode not in ('precomputed', 'live'):
     raise ValueError(f"mode must be 'precomputed' or 'live', got {mode!r}")
@@ -68,14 +70,14 @@ def setup(
   init = lambda r: nn.unbox(model.init(r, **init_in)['params'])
   key = jax.random.PRNGKey(seed)
   params = jax.eval_shape(init, key) if abstract else jax.jit(init)(key)
-  tx, lr_fn = optimizer_lib.make_optimizer(
-    params,
+  opt_kw = dict(
     total_steps=1000,
     name='adam',
     weight_decay=1e-4,
     grad_clip_norm=1.0,
     freeze=[r'^img/'] if live else [],
   )
+  tx, lr_fn = optimizer_lib.make_optimizer(params, **{**opt_kw, **(optimizer or {})})
   step_fn = train.make_train_step(model, tx, ['text'], image_key, 'softmax', seed, lr_fn)
   jit_step = jax.jit(step_fn, donate_argnums=(0,))
   state = {
@@ -123,6 +125,7 @@ def build(
   seed: int = 0,
   dtype: str = 'float32',
   feed: str = 'fixed',
+  optimizer: dict | None = None,
 ):
   """Returns (run_one_step, info) for mode 'precomputed' or 'live'.
 
@@ -146,6 +149,7 @@ def build(
     image_size=image_size,
     seed=seed,
     dtype=dtype,
+    optimizer=optimizer,
   )
   vocab = model_shapes.TEXT_SHAPES[text].vocab
   holder = {'state': state}

@@ -247,3 +247,17 @@ ENTRY %main (x: f32[4,4]) -> (f32[4,4], f32[4,4], f32[]) {
   assert math.isclose(step['other_only_s'], 10e-6)  # 60..70
   assert math.isclose(step['no_operation_s'], (200 - 110) * 1e-6)
   assert math.isclose(step['after_last_product_s'], (200 - 150) * 1e-6)  # dot.9 completes at 150
+
+
+def test_optimizer_tail_times_three_different_steps():
+  # The overrides reach make_optimizer: three different compiled steps, the first the LiT
+  # table's step; every variant is timed in every round.
+  from benchmarks import lit_step, optimizer_tail  # pylint: disable=g-import-not-at-top
+
+  result = optimizer_tail.measure('local_tiny', batch=4, rounds=2, steps=1, warmup=1)
+  prints = result['step_fingerprints']
+  assert len(set(prints.values())) == 3
+  table = lit_step.build('local_tiny', mode='precomputed', batch=4)[0]
+  assert prints['as_trained'] == lit_step.fingerprint(table)
+  assert set(result['variants']) == set(optimizer_tail.VARIANTS)
+  assert all(v['repeats'] == 2 and v['median_s'] > 0 for v in result['variants'].values())

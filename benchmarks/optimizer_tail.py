@@ -1,0 +1,71 @@
+"""Does the optimizer at the end of the LiT step cost wall time? Three steps, interleaved.
+
+The global-norm clip needs every gradient before any update, so the optimizer runs after the
+last matrix product (the profile section's "after the last product"). This times the LiT
+table's step as it is against the same step without the clip (updates free to overlap the
+backward) and with the token embedding frozen (its update, most of that tail, gone). The
+last two change the training math: they bound what reordering the updates could buy, they
+are not settings to train with.
+
+  python -m benchmarks.optimizer_tail --batch 128 [--text mt5_small_32k] [--rounds 6]
+"""
+
+import argparse
+import json
+import statistics
+
+from benchmarks import lit_step, timing
+
+VARIANTS = {
+  'as_trained': {},
+  'no_clip': {'grad_clip_norm': None},
+  'embedding_frozen': {'freeze': [r'token_embedder']},
+}
+
+
+def measure(text: str, *, batch: int, rounds: int, steps: int, warmup: int = 2) -> dict:
+  """Per variant: seconds per step (median and spread of `rounds` blocks of `steps` steps,
+  the variants alternating block by block), its ratio to the step as trained, the load."""
+  runs = [
+    lit_step.build(text, mode='precomputed', batch=batch, optimizer=kw)[0]
+    for kw in VARIANTS.values()
+  ]
+
+  def block(run):
+    return lambda: [run() for _ in range(steps)]
+
+  before = timing.snapshot()
+  times = timing.interleaved_times([block(r) for r in runs], warmup=warmup, repeats=rounds)
+  load = timing.load_record(before, timing.snapshot())
+  per_step = {name: [t / steps for t in ts] for name, ts in zip(VARIANTS, times)}
+  base = per_step['as_trained']
+  return {
+    'text': text,
+    'batch': batch,
+    'rounds': rounds,
+    'steps_per_round': steps,
+    'step_fingerprints': {name: lit_step.fingerprint(r) for name, r in zip(VARIANTS, runs)},
+    'variants': {
+      name: {
+        **timing.summary(ts),
+        'speedup_vs_as_trained': statistics.median(b / t for b, t in zip(base, ts)),
+      }
+      for name, ts in per_step.items()
+    },
+    **load,
+  }
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument('--text', default='mt5_small_32k')
+  p.add_argument('--batch', type=int, default=128)
+  p.add_argument('--rounds', type=int, default=6)
+  p.add_argument('--steps', type=int, default=4)
+  args = p.parse_args(argv)
+  result = measure(args.text, batch=args.batch, rounds=args.rounds, steps=args.steps)
+  print(json.dumps(result, indent=1))
+
+
+if __name__ == '__main__':
+  main()
