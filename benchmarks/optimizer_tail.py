@@ -11,6 +11,7 @@ are not settings to train with.
 """
 
 import argparse
+import hashlib
 import json
 import statistics
 
@@ -23,12 +24,25 @@ VARIANTS = {
 }
 
 
-def measure(text: str, *, batch: int, rounds: int, steps: int, warmup: int = 2) -> dict:
+def step_fingerprints(text: str, *, batch: int) -> dict:
+  """Variant -> hash of its lowered step (shapes only: nothing initialised or compiled)."""
+  out = {}
+  for name, kw in VARIANTS.items():
+    jit_step, state, specs, _ = lit_step.setup(
+      text, mode='precomputed', batch=batch, abstract=True, optimizer=kw
+    )
+    out[name] = hashlib.sha256(jit_step.lower(state, specs).as_text().encode()).hexdigest()[:16]
+  return out
+
+
+def measure(
+  text: str, *, batch: int, rounds: int, steps: int, warmup: int = 2, variants=tuple(VARIANTS)
+) -> dict:
   """Per variant: seconds per step (median and spread of `rounds` blocks of `steps` steps,
   the variants alternating block by block), its ratio to the step as trained, the load."""
+  names = ['as_trained'] + [v for v in variants if v != 'as_trained']
   runs = [
-    lit_step.build(text, mode='precomputed', batch=batch, optimizer=kw)[0]
-    for kw in VARIANTS.values()
+    lit_step.build(text, mode='precomputed', batch=batch, optimizer=VARIANTS[n])[0] for n in names
   ]
 
   def block(run):
@@ -37,14 +51,14 @@ def measure(text: str, *, batch: int, rounds: int, steps: int, warmup: int = 2) 
   before = timing.snapshot()
   times = timing.interleaved_times([block(r) for r in runs], warmup=warmup, repeats=rounds)
   load = timing.load_record(before, timing.snapshot())
-  per_step = {name: [t / steps for t in ts] for name, ts in zip(VARIANTS, times)}
+  per_step = {name: [t / steps for t in ts] for name, ts in zip(names, times)}
   base = per_step['as_trained']
   return {
     'text': text,
     'batch': batch,
     'rounds': rounds,
     'steps_per_round': steps,
-    'step_fingerprints': {name: lit_step.fingerprint(r) for name, r in zip(VARIANTS, runs)},
+    'step_fingerprints': {name: lit_step.fingerprint(r) for name, r in zip(names, runs)},
     'variants': {
       name: {
         **timing.summary(ts),

@@ -7,6 +7,7 @@ analytic counts).
 """
 
 import glob
+import hashlib
 import json
 import math
 import os
@@ -250,14 +251,20 @@ ENTRY %main (x: f32[4,4]) -> (f32[4,4], f32[4,4], f32[]) {
 
 
 def test_optimizer_tail_times_three_different_steps():
-  # The overrides reach make_optimizer: three different compiled steps, the first the LiT
-  # table's step; every variant is timed in every round.
+  # The overrides reach make_optimizer: three different lowered steps, the first the LiT
+  # table's step (lowered from shapes; the hash is the same as the built step's). A
+  # measurement times exactly those steps, the step as trained and a variant every round.
   from benchmarks import lit_step, optimizer_tail  # pylint: disable=g-import-not-at-top
 
-  result = optimizer_tail.measure('local_tiny', batch=4, rounds=2, steps=1, warmup=1)
-  prints = result['step_fingerprints']
-  assert len(set(prints.values())) == 3
-  table = lit_step.build('local_tiny', mode='precomputed', batch=4)[0]
-  assert prints['as_trained'] == lit_step.fingerprint(table)
-  assert set(result['variants']) == set(optimizer_tail.VARIANTS)
+  prints = optimizer_tail.step_fingerprints('local_tiny', batch=4)
+  assert set(prints) == set(optimizer_tail.VARIANTS) and len(set(prints.values())) == 3
+  jit_step, state, specs, _ = lit_step.setup(
+    'local_tiny', mode='precomputed', batch=4, abstract=True
+  )
+  table = jit_step.lower(state, specs).as_text()
+  assert prints['as_trained'] == hashlib.sha256(table.encode()).hexdigest()[:16]
+  result = optimizer_tail.measure(
+    'local_tiny', batch=4, rounds=2, steps=1, warmup=1, variants=('no_clip',)
+  )
+  assert result['step_fingerprints'] == {k: prints[k] for k in ('as_trained', 'no_clip')}
   assert all(v['repeats'] == 2 and v['median_s'] > 0 for v in result['variants'].values())
