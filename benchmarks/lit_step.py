@@ -174,10 +174,14 @@ def build(
   return run, dict(info, feed=feed)
 
 
+def step_hash(jit_step, state, specs) -> str:
+  """Hash of a lowered step (state may be shapes only): equal hashes, one computation."""
+  return hashlib.sha256(jit_step.lower(state, specs).as_text().encode()).hexdigest()[:16]
+
+
 def fingerprint(run) -> str:
-  """Hash of a built run's lowered step: equal hashes, one computation."""
-  lowered = run.jit_step.lower(run.holder['state'], run.specs)
-  return hashlib.sha256(lowered.as_text().encode()).hexdigest()[:16]
+  """Hash of a built run's lowered step."""
+  return step_hash(run.jit_step, run.holder['state'], run.specs)
 
 
 def compiled_bytes(jit_step, state, specs) -> dict:

@@ -11,7 +11,6 @@ are not settings to train with.
 """
 
 import argparse
-import hashlib
 import json
 import statistics
 
@@ -24,25 +23,34 @@ VARIANTS = {
 }
 
 
-def step_fingerprints(text: str, *, batch: int) -> dict:
+def step_fingerprints(text: str, *, batch: int, vit: str = 'S/32') -> dict:
   """Variant -> hash of its lowered step (shapes only: nothing initialised or compiled)."""
   out = {}
   for name, kw in VARIANTS.items():
     jit_step, state, specs, _ = lit_step.setup(
-      text, mode='precomputed', batch=batch, abstract=True, optimizer=kw
+      text, mode='precomputed', batch=batch, vit=vit, abstract=True, optimizer=kw
     )
-    out[name] = hashlib.sha256(jit_step.lower(state, specs).as_text().encode()).hexdigest()[:16]
+    out[name] = lit_step.step_hash(jit_step, state, specs)
   return out
 
 
 def measure(
-  text: str, *, batch: int, rounds: int, steps: int, warmup: int = 2, variants=tuple(VARIANTS)
+  text: str,
+  *,
+  batch: int,
+  rounds: int,
+  steps: int,
+  warmup: int = 2,
+  vit: str = 'S/32',
+  variants=tuple(VARIANTS),
 ) -> dict:
   """Per variant: seconds per step (median and spread of `rounds` blocks of `steps` steps,
-  the variants alternating block by block), its ratio to the step as trained, the load."""
+  the variants alternating block by block), its ratio to the step as trained, the load.
+  vit: the image tower whose embedding width the pre-computed features have."""
   names = ['as_trained'] + [v for v in variants if v != 'as_trained']
   runs = [
-    lit_step.build(text, mode='precomputed', batch=batch, optimizer=VARIANTS[n])[0] for n in names
+    lit_step.build(text, mode='precomputed', batch=batch, vit=vit, optimizer=VARIANTS[n])[0]
+    for n in names
   ]
 
   def block(run):
