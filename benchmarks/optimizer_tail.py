@@ -7,11 +7,12 @@ backward) and with the token embedding frozen (its update, most of that tail, go
 last two change the training math: they bound what reordering the updates could buy, they
 are not settings to train with.
 
-  python -m benchmarks.optimizer_tail --batch 128 [--text mt5_small_32k] [--rounds 6]
+  python -m benchmarks.optimizer_tail --batch 128 [--text mt5_small_32k] [--rounds 6] [--out F]
 """
 
 import argparse
 import json
+import os
 import statistics
 
 from benchmarks import lit_step, timing
@@ -84,9 +85,16 @@ def main(argv=None):
   p.add_argument('--batch', type=int, default=128)
   p.add_argument('--rounds', type=int, default=6)
   p.add_argument('--steps', type=int, default=4)
+  p.add_argument('--out', help='also write the JSON here (folders are created)')
   args = p.parse_args(argv)
-  result = measure(args.text, batch=args.batch, rounds=args.rounds, steps=args.steps)
-  print(json.dumps(result, indent=1))
+  result = json.dumps(
+    measure(args.text, batch=args.batch, rounds=args.rounds, steps=args.steps), indent=1
+  )
+  print(result)
+  if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+      f.write(result + '\n')
 
 
 if __name__ == '__main__':
