@@ -10,7 +10,8 @@ executor records an `end: <name>` event when such an operation completes. Per pr
 its wall time split into seconds with a matrix product in flight, seconds with only other
 operations in flight, and seconds with no operation at all (the runtime between operations),
 the number of operations, and the seconds after the last product completes (the optimizer,
-which the global-norm clip holds until the last gradient). The trace stays in DIR/profile for Perfetto or TensorBoard.
+which the global-norm clip holds until the last gradient). The trace stays in DIR/profile for
+Perfetto or TensorBoard.
 """
 
 import bisect
