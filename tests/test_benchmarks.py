@@ -266,3 +266,35 @@ def test_optimizer_tail_times_three_different_steps():
   )
   assert result['step_fingerprints'] == {k: prints[k] for k in ('as_trained', 'no_clip')}
   assert all(v['repeats'] == 2 and v['median_s'] > 0 for v in result['variants'].values())
+
+
+def test_product_ceiling_reads_the_steps_own_products():
+  # Two independent counts agree: the products read from the step's jaxpr carry the FLOPs of
+  # model_shapes' formula (which adds the embedding gradient's adds, not a product), the live
+  # step's with its patch convolution, and there are as many as the compiled step runs
+  # product operations. Then one measured round times
+  # the LiT table's step itself. The quick run's shape (its step is in the XLA cache).
+  from benchmarks import lit_step, product_ceiling, step_profile  # pylint: disable=g-import-not-at-top
+
+  shape = dict(batch=8, vit='toy/8')
+  products, info = product_ceiling.step_products('local_tiny', mode='precomputed', **shape)
+  flops = sum(p['count'] * p['flops'] for p in products)
+  assert math.isclose(flops, info['model_flops_per_step'], rel_tol=1e-3)
+  live, live_info = product_ceiling.step_products('local_tiny', mode='live', **shape)
+  assert 'conv_general_dilated' in {p['primitive'] for p in live}  # the ViT's patch stem
+  live_flops = sum(p['count'] * p['flops'] for p in live)
+  assert math.isclose(live_flops, live_info['model_flops_per_step'], rel_tol=1e-3)
+  jit_step, state, specs, _ = lit_step.setup(
+    'local_tiny', mode='precomputed', abstract=True, **shape
+  )
+  _, compiled = step_profile.product_operations(jit_step.lower(state, specs).compile().as_text())
+  assert sum(p['count'] for p in products) == len(compiled)
+  result = product_ceiling.measure(
+    'local_tiny', rounds=1, repeats=2, steps=1, warmup_s=0.0, product_warmup_s=0.0, **shape
+  )
+  assert result['step_fingerprint'] == lit_step.step_hash(jit_step, state, specs)
+  assert all(p['seconds'] > 0 and p['gflops'] > 0 for p in result['products'])
+  assert math.isclose(
+    result['products_alone_s'], sum(p['count'] * p['seconds'] for p in result['products'])
+  )
+  assert result['ceiling_mfu'] > 0 and result['step_mfu'] > 0
