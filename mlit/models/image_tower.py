@@ -159,6 +159,31 @@ class MAPHead(nn.Module):
     return x[:, 0]
 
 
+class PatchEmbedding(nn.Module):
+  """The patch stem with nn.Conv's parameters (`kernel` [ph, pw, 3, width], `bias`), run as
+  one [patches, ph * pw * 3] x [ph * pw * 3, width] product: a convolution whose stride is its
+  kernel is that product. XLA:CPU ran the convolution at 141-145 GFLOP/s and the product,
+  with the image's reshuffle, at 213-273 for /32 patches (ViT-S/32 at batch 128: 105 ms
+  against 67); /16 patches the same (38 ms both)."""
+
+  width: int
+  patch: tuple
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images):
+    ph, pw = self.patch
+    n, h, w, c = images.shape
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (ph, pw, c, self.width))
+    bias = self.param('bias', nn.initializers.zeros, (self.width,))
+    # [n, h, w, c] -> [n, h/ph, w/pw, ph, pw, c]: each patch's pixels in the kernel's order.
+    x = images.reshape(n, h // ph, ph, w // pw, pw, c).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(n * (h // ph) * (w // pw), ph * pw * c)
+    y = jnp.dot(x, jnp.asarray(kernel, self.dtype).reshape(ph * pw * c, self.width))
+    y = y + jnp.asarray(bias, self.dtype)
+    return y.reshape(n, h // ph, w // pw, self.width)
+
+
 class ViT(nn.Module):
   """ViT image tower.
 
@@ -202,9 +227,9 @@ class ViT(nn.Module):
       )
     dtype = jnp.dtype(self.dtype)
     out = {}
-    x = out['stem'] = nn.Conv(
-      self.width, patch, strides=patch, padding='VALID', dtype=dtype, name='embedding'
-    )(jnp.asarray(images, dtype))
+    x = out['stem'] = PatchEmbedding(self.width, patch, dtype, name='embedding')(
+      jnp.asarray(images, dtype)
+    )
     n, h, w, c = x.shape
     x = jnp.reshape(x, [n, h * w, c])
 
