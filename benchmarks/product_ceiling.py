@@ -5,8 +5,9 @@ dense layer's kernel gradient contracts the 2,048 tokens of a batch-128 step int
 kernel, and XLA:CPU runs such a product slower than the square one. This reads every
 dot_general and convolution of the step from its jaxpr (shapes, parameters, how many times it
 runs), times each distinct one alone (the same primitive and parameters, jitted, on random
-operands) and sums them: the step's products run one at a time, with nothing else. Rounds alternate the peak, the products and the step
-itself (lit_step.build, the trainer's own step), so all three see the same machine.
+operands) and sums them: the step's products run one at a time, with nothing else. Rounds
+alternate the peak, the products and the step itself (lit_step.build, the trainer's own
+step), so all three see the same machine.
 
   ceiling MFU = model FLOPs / products-alone seconds / peak
   step MFU    = model FLOPs / step seconds / peak
@@ -69,39 +70,42 @@ def product_flops(eqn) -> int:
   return 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(rhs) // out_features
 
 
+def _distinct_products(jit_step, state, specs) -> list:
+  """[(equation, runs per step)] of the step's products, largest share of its FLOPs first."""
+  found = {}
+  _count_products(jax.make_jaxpr(jit_step)(state, specs).jaxpr, found, 1)
+  return sorted(found.values(), key=lambda ec: -product_flops(ec[0]) * ec[1])
+
+
+def _describe(eqn, count: int) -> dict:
+  lhs, rhs = (v.aval for v in eqn.invars)
+  return {
+    'primitive': eqn.primitive.name,
+    'lhs': list(lhs.shape),
+    'rhs': list(rhs.shape),
+    'dtype': str(lhs.dtype),
+    'dimension_numbers': str(eqn.params['dimension_numbers']),
+    'count': count,
+    'flops': product_flops(eqn),
+  }
+
+
 def step_products(text: str, *, mode: str, batch: int, vit: str = 'S/32') -> tuple[list, dict]:
   """The step's distinct products (matrix products and convolutions, from its jaxpr), largest
-  share of its FLOPs first, and the step's info."""
+  share of its FLOPs first, and the step's info; shapes only, nothing compiled."""
   jit_step, state, specs, info = lit_step.setup(
     text, mode=mode, batch=batch, vit=vit, abstract=True
   )
-  found = {}
-  _count_products(jax.make_jaxpr(jit_step)(state, specs).jaxpr, found, 1)
-  products = []
-  for eqn, count in found.values():
-    lhs, rhs = (v.aval for v in eqn.invars)
-    products.append(
-      {
-        'primitive': eqn.primitive.name,
-        'lhs': list(lhs.shape),
-        'rhs': list(rhs.shape),
-        'dtype': str(lhs.dtype),
-        'dimension_numbers': str(eqn.params['dimension_numbers']),
-        'count': count,
-        'flops': product_flops(eqn),
-        'equation': eqn,
-      }
-    )
-  products.sort(key=lambda p: -p['flops'] * p['count'])
-  return products, info
+  return [_describe(e, n) for e, n in _distinct_products(jit_step, state, specs)], info
 
 
-def _product_fn(p: dict, seed: int):
+def _product_fn(eqn, seed: int):
   """The product alone, jitted: the step's own primitive and parameters, random operands."""
   rng = np.random.default_rng(seed)
-  a = jax.numpy.asarray(rng.standard_normal(p['lhs'], np.float32), p['dtype'])
-  b = jax.numpy.asarray(rng.standard_normal(p['rhs'], np.float32), p['dtype'])
-  eqn = p['equation']
+  a, b = (
+    jax.numpy.asarray(rng.standard_normal(v.aval.shape, np.float32), v.aval.dtype)
+    for v in eqn.invars
+  )
   f = jax.jit(lambda x, y: eqn.primitive.bind(x, y, **eqn.params))
   return lambda: f(a, b).block_until_ready()
 
@@ -121,11 +125,10 @@ def measure(
   """Per round: the peak, each product (warmed up for product_warmup_s: the first calls of a
   new shape run slow; then the median of `repeats`), the step (median of `steps`). The
   products-alone time is each product's median over rounds times its count."""
-  products, info = step_products(text, mode=mode, batch=batch, vit=vit)
-  fns = [_product_fn(p, i) for i, p in enumerate(products)]
-  for p in products:
-    del p['equation']  # not JSON
-  run, _ = lit_step.build(text, mode=mode, batch=batch, vit=vit)
+  run, info = lit_step.build(text, mode=mode, batch=batch, vit=vit)
+  distinct = _distinct_products(run.jit_step, run.holder['state'], run.specs)
+  products = [_describe(e, n) for e, n in distinct]
+  fns = [_product_fn(e, i) for i, (e, _) in enumerate(distinct)]
   matmul = peak.matmul()
   before = timing.snapshot()
   run()  # compile
