@@ -13,6 +13,7 @@ relative_attention_bias [buckets, heads]; each dense kernel [in, out] -> a Linea
 
 import os
 import shutil
+import warnings
 
 import numpy as np
 
@@ -22,8 +23,20 @@ from tasks.user_error import UserError
 FEED_FORWARD = {('gelu', 'linear'): 'gated-gelu', ('relu',): 'relu', ('gelu',): 'gelu'}
 
 
+def _transformers():
+  # transformers' model code imports torchvision when it is installed; the CPU-only torchvision
+  # the test extra pins lacks its compiled image ops and says so on import, which an export
+  # never uses. Loaded here once, under the filter; later imports reuse the loaded modules.
+  with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message='Failed to load image Python extension')
+    import transformers  # pylint: disable=g-import-not-at-top
+    import transformers.modeling_utils  # noqa: F401  # pylint: disable=g-import-not-at-top
+
+  return transformers
+
+
 def hf_config(cfg):
-  import transformers  # pylint: disable=g-import-not-at-top
+  transformers = _transformers()
 
   acts = tuple(cfg.mlp_activations)
   if acts not in FEED_FORWARD:
@@ -78,7 +91,8 @@ def _get(tree, names):
 def export(model, out_dir: str) -> str:
   """model: mlit.inference.model.Model. Writes OUT; returns it."""
   import torch  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
+
+  transformers = _transformers()
 
   enc = model.encoder
   cfg = enc.model.text
@@ -104,7 +118,7 @@ def _save_tokenizer(out_dir: str, max_length: int) -> None:
 
   The conversion maps SentencePiece's byte-fallback pieces to <unk>; spiece.model itself gives
   the exact ids (the model card says so)."""
-  import transformers  # pylint: disable=g-import-not-at-top
+  transformers = _transformers()
 
   tok = transformers.T5Tokenizer.from_pretrained(out_dir, extra_ids=0, model_max_length=max_length)
   tok.save_pretrained(out_dir)
