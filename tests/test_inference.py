@@ -4,6 +4,8 @@ exports that transformers, the T5X reader and the big_vision reader load back.""
 
 import json
 import os
+import subprocess
+import sys
 
 import inference_run
 import numpy as np
@@ -187,9 +189,20 @@ def test_export_transformers_parity(model, run_dir, tmp_path):
   from safetensors.numpy import load_file
 
   out = tmp_path / 'hf'
-  assert (
-    cli.main(['export', '--model', run_dir, '--format', 'transformers', '--out', str(out)]) == 0
+  # A fresh interpreter, as a user runs it: the first import of transformers' model code is
+  # where an installed torchvision speaks, and the command's output must not carry that.
+  proc = subprocess.run(
+    [sys.executable, '-m', 'mlit.commands.cli', 'export', '--model', run_dir]
+    + ['--format', 'transformers', '--out', str(out)],
+    capture_output=True,
+    text=True,
+    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
   )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'wrote ' in proc.stdout + proc.stderr
+  assert 'Failed to load image Python extension' not in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert 'I0000' not in proc.stderr, proc.stderr[-2000:]  # TensorFlow's load-time INFO lines
   assert {
     'config.json',
     'model.safetensors',

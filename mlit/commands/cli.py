@@ -7,6 +7,7 @@ User errors (tasks.user_error.UserError and the error types in USER_ERRORS) prin
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import logging
 import os
 import re
@@ -121,6 +122,16 @@ def _stderr_silenced():
     os.close(devnull)
 
 
+def _load_native_libraries() -> None:
+  """Loads TensorFlow now, while stderr is silenced, when it is installed.
+
+  Commands import it lazily (inference, export), and TensorFlow's C++ logging prints its INFO
+  lines on first load whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21).
+  """
+  if importlib.util.find_spec('tensorflow') is not None:
+    importlib.import_module('tensorflow')
+
+
 # gin appends the chain of configurables to an error raised inside one.
 _GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
 
@@ -168,6 +179,7 @@ def main(argv=None):
       module = importlib.import_module(COMMANDS[command])
     else:
       with _stderr_silenced():
+        _load_native_libraries()
         module = importlib.import_module(COMMANDS[command])
       quiet_third_party_logging()  # importing the module may have reset absl's verbosity
     with _flag_errors_raised(command):
