@@ -13,9 +13,9 @@ eval_multilingual.evaluations objects). Writes, under run_dir:
 A per-task file of the same model is reused, so an interrupted run resumes.
 """
 
-from mlit.commands import malloc_settings
+from mlit.commands import cli
 
-malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+cli.run_if_main(__name__, 'eval')  # `python -m`: the command, before the heavy imports
 
 import csv
 
@@ -183,12 +183,3 @@ def main(argv=None) -> int:
   results = evaluate()
   print(json.dumps(results['macro'], indent=1, ensure_ascii=False))
   return 0
-
-
-if __name__ == '__main__':
-  # Run the importable module's functions, the ones gin files name (run.evaluate), not this
-  # __main__ copy of them.
-  # Through the `mlit` dispatcher: one-line user errors and quiet third-party logging.
-  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-
-  sys.exit(cli.program_main('eval'))

@@ -96,8 +96,9 @@ def test_an_unknown_opt_out_value_is_reported(capsys):
 def test_python_m_commands_reexecute_before_their_heavy_imports(module):
   # Each module is imported once across the re-execution (-X importtime logs every process's
   # imports to the shared stderr): `python -m` re-executes above its imports, not after them.
+  # --verbose: the command's imports are otherwise made while stderr is silenced.
   proc = subprocess.run(
-    [sys.executable, '-X', 'importtime', '-m', module, '--help'],
+    [sys.executable, '-X', 'importtime', '-m', module, '--help', '--verbose'],
     cwd=ROOT,
     env=_environment_without_settings(),
     capture_output=True,

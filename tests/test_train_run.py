@@ -121,6 +121,8 @@ def test_local_tiny_out_of_the_box(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'step 40/40 loss' in proc.stderr and 'pairs/s' in proc.stderr
   assert 'ETA' in proc.stderr
+  # Nothing but mlit's own lines: no TensorFlow load-time INFO lines or CUDA probe errors.
+  assert 'I0000' not in proc.stderr and 'cuInit' not in proc.stderr, proc.stderr[-3000:]
   config = (model_dir / 'config.gin').read_text()
   assert "MIXTURE_OR_TASK_NAME = 'mlit_synthetic_embeddings'" in config
   assert sorted(int(p.name) for p in (model_dir / 'checkpoints').iterdir() if p.name.isdigit()) == [

@@ -1,15 +1,15 @@
 r"""`mlit cache-tasks`: cache gin-registered seqio tasks with Apache Beam (seqio's cache pipeline).
 
 seqio_cache_tasks imports modules that register tasks at import time; mlit tasks are registered
-from mlit.commands import malloc_settings
-
-malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
-
 from gin (`tasks.registration.register_tasks`), so this parses gin first and then runs seqio's own
 pipeline. Training then reads the cache with USE_CACHED_TASKS = True and the same cache dir
 (seqio.add_global_cache_dirs). With a distributed runner, workers must be able to re-register the
 tasks: give them a module that does so at import via --module_import (also imported here).
 """
+
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'cache-tasks')  # `python -m`: the command, before the heavy imports
 
 import sys
 from typing import Optional, Sequence
@@ -57,9 +57,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.module_import,
   )
   return 0
-
-
-if __name__ == '__main__':
-  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-
-  sys.exit(cli.program_main('cache-tasks'))

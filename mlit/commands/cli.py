@@ -123,13 +123,17 @@ def _stderr_silenced():
 
 
 def _load_native_libraries() -> None:
-  """Loads TensorFlow now, while stderr is silenced, when it is installed.
+  """Loads TensorFlow and keeps it off the GPUs now, while stderr is silenced, when it is
+  installed.
 
-  Commands import it lazily (inference, export), and TensorFlow's C++ logging prints its INFO
-  lines on first load whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21).
+  Commands import it lazily (inference, export); its C++ logging prints INFO lines on first load
+  whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21), and its CUDA probe logs a failed cuInit at ERROR
+  level on a machine without a GPU (tasks/tf_host.py).
   """
   if importlib.util.find_spec('tensorflow') is not None:
-    importlib.import_module('tensorflow')
+    from tasks import tf_host  # pylint: disable=g-import-not-at-top
+
+    tf_host.keep_tensorflow_on_host()
 
 
 # gin appends the chain of configurables to an error raised inside one.
@@ -189,6 +193,14 @@ def main(argv=None):
       traceback.print_exc()
     print(f'mlit {command}: error: {one_line(e)}', file=sys.stderr)
     return 2
+
+
+def run_if_main(module_name: str, command: str) -> None:
+  """At the top of a command's module: `python -m` that module runs `mlit <command>` (malloc
+  settings, quiet loading, one-line errors) on the importable module, the one gin files name,
+  and this __main__ copy stops before its heavy imports. A no-op when the module is imported."""
+  if module_name == '__main__':
+    sys.exit(program_main(command))
 
 
 def program_main(command: str | None = None) -> int:

@@ -9,9 +9,9 @@ model's fingerprint, step and run directory; unreadable images are skipped, coun
 there and on stderr.
 """
 
-from mlit.commands import malloc_settings
+from mlit.commands import cli
 
-malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+cli.run_if_main(__name__, 'embed')  # `python -m`: the command, before the heavy imports
 
 import argparse
 import json
@@ -98,9 +98,3 @@ def main(argv=None) -> int:
     print(f'mlit embed: skipped {n} file(s): {reason}', file=sys.stderr)
   print(f'wrote {out} {tuple(emb.shape)} and its .json sidecar')
   return 0
-
-
-if __name__ == '__main__':
-  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-
-  sys.exit(cli.program_main('embed'))

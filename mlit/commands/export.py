@@ -10,14 +10,13 @@ checkpoint (mlit.inference.export_t5x); big_vision: the image tower as a ViT .np
 (mlit.inference.export_big_vision).
 """
 
-from mlit.commands import malloc_settings
+from mlit.commands import cli
 
-malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+cli.run_if_main(__name__, 'export')  # `python -m`: the command, before the heavy imports
 
 import argparse
 import importlib
 import os
-import sys
 
 FORMATS = {
   'transformers': 'mlit.inference.export_transformers',
@@ -45,9 +44,3 @@ def main(argv=None) -> int:
   written = importlib.import_module(FORMATS[args.format]).export(model, args.out)
   print(f'wrote {written} ({args.format}, step {model.step}, fingerprint {model.fingerprint})')
   return 0
-
-
-if __name__ == '__main__':
-  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-
-  sys.exit(cli.program_main('export'))

@@ -8,9 +8,9 @@ ran about 20% faster with the same losses (README, Benchmarks). The price: a pro
 peak heap until it exits.
 
 glibc reads GLIBC_TUNABLES once, at process start, so a command re-executes itself with them
-(`reexec_with_settings`) and a parent hands them to its children (`environment`). A command
-module run as `python -m` calls `reexec_if_main(__name__)` above its imports: its imports run
-before its main guard, and TensorFlow and JAX imported twice cost ~3 s per command.
+(`reexec_with_settings`, from `mlit.commands.cli.program_main`, which a command module run as
+`python -m` reaches above its heavy imports through `cli.run_if_main`) and a parent hands them to
+its children (`environment`).
 MLIT_MALLOC=system keeps the system's defaults; settings already in GLIBC_TUNABLES win.
 """
 
@@ -68,9 +68,3 @@ def reexec_with_settings() -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
-
-
-def reexec_if_main(module_name: str) -> None:
-  """`reexec_with_settings` for a command module run as `python -m`; a no-op when imported."""
-  if module_name == '__main__':
-    reexec_with_settings()

@@ -14,9 +14,9 @@ manifest.json by process 0 at the end. The manifest's last_run gives images/s. I
 random augmentation would make pre-computation wrong (paper, Appendix E).
 """
 
-from mlit.commands import malloc_settings
+from mlit.commands import cli
 
-malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+cli.run_if_main(__name__, 'precompute')  # `python -m`: the command, before the heavy imports
 
 import json
 import os
@@ -210,9 +210,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   summary.update(images=run['images'], seconds=run['seconds'], images_per_s=run['images_per_s'])
   print(json.dumps(summary))
   return 0
-
-
-if __name__ == '__main__':
-  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-
-  sys.exit(cli.program_main('precompute'))

@@ -8,9 +8,9 @@ clip-benchmark set ('clip_benchmark/imagenet1k', 'clip_benchmark/babel_imagenet'
 its language (--lang alone: Babel-ImageNet's templates in that language).
 """
 
-from mlit.commands import malloc_settings
+from mlit.commands import cli
 
-malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+cli.run_if_main(__name__, 'predict')  # `python -m`: the command, before the heavy imports
 
 import argparse
 import os
@@ -93,9 +93,3 @@ def main(argv=None) -> int:
       print(f'  {rank:>2}  {labels[c]:<{width}}  {p[c]:.3f}')
   sys.stdout.flush()
   return 0
-
-
-if __name__ == '__main__':
-  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-
-  sys.exit(cli.program_main('predict'))

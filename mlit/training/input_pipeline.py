@@ -20,7 +20,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from tasks import backtranslation, data_stats, feature_converter, token_preprocessors
+from tasks import backtranslation, data_stats, feature_converter, tf_host, token_preprocessors
 from tasks import length_buckets as length_buckets_lib
 
 IMAGE_KEYS = feature_converter.IMAGE_KEYS
@@ -167,6 +167,7 @@ def make_input(
   Per-example 'truncated/<feature>' marks are counted in tasks.data_stats as
   batches are taken, and removed from them.
   """
+  tf_host.keep_tensorflow_on_host()
   nproc, pid = jax.process_count(), jax.process_index()
   shards = num_data_shards or nproc
   if shards % nproc:

@@ -9,9 +9,9 @@ Orbax checkpoint in MODEL_DIR; data order depends only on (seed, step), so a
 killed and resumed run ends with the same parameters as an uninterrupted one.
 """
 
-from mlit.commands import malloc_settings
+from mlit.commands import cli
 
-malloc_settings.reexec_if_main(__name__)  # before the heavy imports (see malloc_settings)
+cli.run_if_main(__name__, 'train')  # `python -m`: the command, before the heavy imports
 
 import os
 import sys
@@ -508,12 +508,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'mlit.training.train: {e}', file=sys.stderr)
     return 3
   return 0
-
-
-if __name__ == '__main__':
-  # Run the function of the importable module, the one the gin files name,
-  # not this __main__ copy of it.
-  # Through the `mlit` dispatcher: one-line user errors and quiet third-party logging.
-  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-
-  sys.exit(cli.program_main('train'))
