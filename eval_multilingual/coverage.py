@@ -7,6 +7,10 @@ with a language column), JSONL (objects with a language field) or plain text, on
 whose language comes from --lang or from langdetect.
 """
 
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'coverage')  # `python -m`: the command, before the heavy imports
+
 import argparse
 import collections
 import csv
@@ -357,7 +361,3 @@ def main(argv=None) -> int:
         sort_keys=True,
       )
   return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -5,6 +5,10 @@ text from the data HTML-escaped), report.md and the PNG plots. Scores are shown 
 deltas are OTHER − RUN_DIR in percentage points.
 """
 
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'report')  # `python -m`: the command, before the heavy imports
+
 import argparse
 import datetime
 import os
@@ -334,7 +338,3 @@ def main(argv=None) -> int:
     print(f'warning: {w}', file=sys.stderr)
   print(f'wrote {paths["html"]} and {paths["md"]}')
   return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

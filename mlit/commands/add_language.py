@@ -15,6 +15,10 @@
                  (mlit/commands/add_language_run.py)
 """
 
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'add-language')  # `python -m`: the command, before the heavy imports
+
 import argparse
 import json
 import os
@@ -529,7 +533,3 @@ def add_gin_args(g) -> None:
   )
   g.add_argument('--wit-train', help='WIT TSV pattern: tune on WIT rows of the language instead')
   g.add_argument('--wit-images', help='directory of the WIT images (with --wit-train)')
-
-
-if __name__ == '__main__':
-  sys.exit(main())

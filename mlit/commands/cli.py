@@ -7,7 +7,6 @@ User errors (tasks.user_error.UserError and the error types in USER_ERRORS) prin
 import argparse
 import contextlib
 import importlib
-import importlib.util
 import logging
 import os
 import re
@@ -102,40 +101,6 @@ def quiet_third_party_logging() -> None:
     pass
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-  """Hides what native code writes to stderr while the command's modules load.
-
-  TensorFlow's C++ logging prints INFO lines at import (oneDNN, CUDA stubs) before
-  TF_CPP_MIN_LOG_LEVEL applies; an import that fails still raises, and is reported after this.
-  """
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 2)
-    yield
-  finally:
-    sys.stderr.flush()
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
-
-
-def _load_native_libraries() -> None:
-  """Loads TensorFlow and keeps it off the GPUs now, while stderr is silenced, when it is
-  installed.
-
-  Commands import it lazily (inference, export); its C++ logging prints INFO lines on first load
-  whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21), and its CUDA probe logs a failed cuInit at ERROR
-  level on a machine without a GPU (tasks/tf_host.py).
-  """
-  if importlib.util.find_spec('tensorflow') is not None:
-    from tasks import tf_host  # pylint: disable=g-import-not-at-top
-
-    tf_host.keep_tensorflow_on_host()
-
-
 # gin appends the chain of configurables to an error raised inside one.
 _GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
 
@@ -182,8 +147,12 @@ def main(argv=None):
     if verbose:
       module = importlib.import_module(COMMANDS[command])
     else:
-      with _stderr_silenced():
-        _load_native_libraries()
+      # TensorFlow first (tasks/tf_host.py), then the module, with what native code prints
+      # while loading kept off the terminal; an import that fails still raises.
+      from tasks import tf_host  # pylint: disable=g-import-not-at-top
+
+      with tf_host.stderr_silenced():
+        tf_host.keep_tensorflow_on_host()
         module = importlib.import_module(COMMANDS[command])
       quiet_third_party_logging()  # importing the module may have reset absl's verbosity
     with _flag_errors_raised(command):

@@ -15,6 +15,10 @@ Stage wall times go to RUN_DIR/timings.json. `--compare` then runs the paper's c
 two more seeds beside it (mlit/commands/demo_compare.py).
 """
 
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'demo')  # `python -m`: the command, before the heavy imports
+
 import argparse
 import glob
 import json
@@ -271,7 +275,3 @@ def _base_flags(args) -> list[str]:
   out = [f'--{k}={getattr(args, k)}' for k in sizes if getattr(args, k)]
   out += [f'--gin_bindings={b}' for b in args.gin_bindings]
   return out + [f'--vocab_size={args.vocab_size}']
-
-
-if __name__ == '__main__':
-  sys.exit(main())

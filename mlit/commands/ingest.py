@@ -15,6 +15,10 @@ are Beam pipeline options (DirectRunner by default). Train on the result with
 tasks.shard_tasks.register_image_shards, or pre-compute embeddings from it.
 """
 
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'ingest')  # `python -m`: the command, before the heavy imports
+
 import argparse
 import json
 import sys
@@ -166,7 +170,3 @@ def main(argv=None) -> int:
   }
   print(json.dumps(summary, sort_keys=True))
   return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
