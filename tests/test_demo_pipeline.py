@@ -74,6 +74,8 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
   assert (run_dir / 'train' / 'config.gin').exists()
 
   assert 'step 10/10 loss' in proc.stdout + proc.stderr
+  # Every stage starts quietly: no TensorFlow load-time INFO lines or CUDA probe errors.
+  assert 'I0000' not in proc.stderr and 'cuInit' not in proc.stderr, proc.stderr[-3000:]
   # Re-running reuses the stages' outputs: the dataset build, and the trained checkpoint is not
   # trained again. Then one comparison (`mlit demo --compare`): English-only tuning, which links
   # the base run's data, vocabulary and embeddings and trains, evaluates and reports on its own.
