@@ -14,10 +14,13 @@ shard. The training-time substitution reads the candidates with verdict "kept"
 (tasks/backtranslation.py).
 """
 
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'backtranslate')  # `python -m`: the command, before the heavy imports
+
 import argparse
 import json
 import os
-import sys
 import time
 from typing import Iterator
 
@@ -225,7 +228,3 @@ def main(argv=None):
     retries=args.retries,
   )
   return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
