@@ -143,17 +143,15 @@ def main(argv=None):
     return 2
   if not verbose:
     quiet_third_party_logging()
-  try:
-    if verbose:
-      module = importlib.import_module(COMMANDS[command])
-    else:
-      # TensorFlow first (tasks/tf_host.py), then the module, with what native code prints
-      # while loading kept off the terminal; an import that fails still raises.
-      from tasks import tf_host  # pylint: disable=g-import-not-at-top
+  from tasks import tf_host  # pylint: disable=g-import-not-at-top
 
-      with tf_host.stderr_silenced():
-        tf_host.keep_tensorflow_on_host()
-        module = importlib.import_module(COMMANDS[command])
+  try:
+    # TensorFlow first, kept off the GPUs (tasks/tf_host.py), then the module; without --verbose
+    # what native code prints while loading stays off the terminal. A failing import still raises.
+    with contextlib.nullcontext() if verbose else tf_host.stderr_silenced():
+      tf_host.keep_tensorflow_on_host()
+      module = importlib.import_module(COMMANDS[command])
+    if not verbose:
       quiet_third_party_logging()  # importing the module may have reset absl's verbosity
     with _flag_errors_raised(command):
       return module.main(argv[1:])
