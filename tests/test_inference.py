@@ -4,6 +4,7 @@ exports that transformers, the T5X reader and the big_vision reader load back.""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -151,6 +152,33 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
     assert cli.main(['predict', *args]) == 2, message
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_damaged_checkpoint_is_one_line_in_a_fresh_process(run_dir, tmp_path):
+  """A truncated checkpoint file: `mlit embed` names the checkpoint and TensorStore's root cause
+  in one line and exits 2. In a fresh interpreter, because orbax's abandoned reads print their
+  tracebacks ('Exception ignored in ...', 'Event loop is closed') when they are collected,
+  which may be at exit."""
+  copy = tmp_path / 'run'
+  shutil.copytree(run_dir, copy)
+  ckpts = copy / 'train' / 'checkpoints'
+  (step,) = [d for d in os.listdir(ckpts) if d.isdigit()]
+  files = [p for p in (ckpts / step / 'state').rglob('*') if p.is_file()]
+  biggest = max(files, key=lambda p: p.stat().st_size)
+  biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
+  (tmp_path / 'names.txt').write_text('red\nrouge\n')
+  proc = subprocess.run(
+    [sys.executable, '-m', 'mlit.commands.cli', 'embed', '--model', str(copy)]
+    + ['--texts', str(tmp_path / 'names.txt'), '--out', str(tmp_path / 'names.npy')],
+    capture_output=True,
+    text=True,
+    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  )
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, proc.stderr[-3000:]
+  assert f'{ckpts}/{step}: checkpoint unreadable (' in lines[0]
+  assert 'TensorStore details' not in lines[0] and not (tmp_path / 'names.npy').exists()
 
 
 def test_embed_texts_and_images(model, run_dir, tmp_path, capsys):

@@ -12,10 +12,11 @@ Restoring takes a target tree (arrays or jax.ShapeDtypeStruct with
 shardings), so each array lands directly in its target sharding on any mesh.
 """
 
+import gc
 import logging
 import os
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
@@ -59,9 +60,63 @@ class CheckpointUnreadableError(UserError):
   """No checkpoint of a run directory restores (damaged files, or another model's state)."""
 
 
-def _first_line(error: Exception) -> str:
-  text = str(error).strip()
+def _first_line(error: BaseException) -> str:
+  """The root cause's first line: orbax wraps TensorStore's error (which names the array, the
+  file and the byte range) in one that ends with the whole TensorStore spec."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  text = str(error).strip().split(' See full TensorStore details:')[0]
   return (text.splitlines() or [type(error).__name__])[0][:300]
+
+
+def _is_abandoned_read_noise(unraisable) -> bool:
+  """What orbax and TensorStore leave behind after one array of a checkpoint failed to read:
+  the other reads' coroutines turn the GeneratorExit that closes them into a new exception, and
+  reads still in flight call back into the closed event loop. Python prints each as
+  'Exception ignored in ...' with a screenful of TensorStore spec, at a random later moment."""
+  exc = unraisable.exc_value
+  code = getattr(unraisable.object, 'cr_code', None)
+  if isinstance(getattr(exc, '__cause__', None), GeneratorExit) and code is not None:
+    return 'orbax' in code.co_filename
+  return isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed'
+
+
+class _AbandonedReadFilter:
+  """sys.unraisablehook, installed once the first read fails: drops that noise (counted, and
+  logged at debug level), passes everything else on."""
+
+  def __init__(self, previous):
+    self.previous = previous
+    self.dropped = 0
+
+  def __call__(self, unraisable):
+    if _is_abandoned_read_noise(unraisable):
+      self.dropped += 1
+      logging.getLogger(__name__).debug(
+        'after a failed checkpoint read: %s', _first_line(unraisable.exc_value)
+      )
+      return
+    self.previous(unraisable)
+
+
+def _quiet_abandoned_reads() -> None:
+  if not isinstance(sys.unraisablehook, _AbandonedReadFilter):
+    sys.unraisablehook = _AbandonedReadFilter(sys.unraisablehook)
+
+
+def _checked_read(read: Callable[[], Any], what: str, hint: str = '') -> Any:
+  """read(), or a CheckpointUnreadableError naming `what` and the root cause in one line.
+
+  The orbax error is dropped (not chained) and garbage collected before raising: its traceback
+  keeps the abandoned reads alive, and they would print their tracebacks wherever they die."""
+  _quiet_abandoned_reads()
+  message = None
+  try:
+    return read()
+  except Exception as e:  # orbax and TensorStore raise many types (bare Exception too)
+    message = f'{what}: checkpoint unreadable ({_first_line(e)}){hint}'
+  gc.collect()
+  raise CheckpointUnreadableError(message)
 
 
 class Checkpoints:
@@ -150,12 +205,7 @@ class Checkpoints:
       data=ocp.args.JsonRestore(),
       config=ocp.args.JsonRestore(),
     )
-    try:
-      out = self._mgr.restore(step, args=args)
-    except (ValueError, KeyError, TypeError) as e:
-      raise ValueError(
-        f'{self.directory}/{step}: checkpoint does not match the target train state: {e}'
-      ) from e
+    out = _checked_read(lambda: self._mgr.restore(step, args=args), f'{self.directory}/{step}')
     return out['state'], dict(out['data'] or {}), out['config']['gin']
 
   def restore_newest_readable(self, target: Any) -> tuple[Any, dict, str, int]:
@@ -167,17 +217,17 @@ class Checkpoints:
     this model's), the error names every checkpoint tried: never a silent restart at step 0.
     """
     self.wait()
-    failed = []
+    failed = []  # (step, why): messages only, see _checked_read
     for step in reversed(self.all_steps()):
       try:
         state, data_state, config_text = self.restore(target, step)
-      except Exception as e:  # orbax and tensorstore raise many types for a damaged file
-        failed.append((step, e))
+      except CheckpointUnreadableError as e:
+        failed.append((step, str(e).split(': checkpoint unreadable ', 1)[1]))
         continue
-      for bad, error in failed:
+      for bad, why in failed:
         aside = os.path.join(self.directory, f'unreadable-{bad}')
         print(
-          f'{self.directory}/{bad}: checkpoint unreadable ({_first_line(error)}); '
+          f'{self.directory}/{bad}: checkpoint unreadable {why}; '
           f'moved to {aside}, resuming from step {step}',
           file=sys.stderr,
           flush=True,
@@ -189,7 +239,7 @@ class Checkpoints:
       return state, data_state, config_text, step
     raise CheckpointUnreadableError(
       f'{self.directory}: no checkpoint restores; '
-      + '; '.join(f'step {s}: {_first_line(e)}' for s, e in failed)
+      + '; '.join(f'step {s}: {why}' for s, why in failed)
     )
 
   def wait(self) -> None:
@@ -229,11 +279,25 @@ def read_params(directory: str, step: Optional[int] = None) -> tuple[Any, int]:
     raise FileNotFoundError(
       f'{directory}: no checkpoint for step {step} (have {sorted(mgr.all_steps())})'
     )
-  path = os.path.join(os.path.abspath(directory), str(step), 'state')
-  checkpointer = ocp.PyTreeCheckpointer()
-  tree = checkpointer.metadata(path).item_metadata.tree
-  as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-  state = checkpointer.restore(path, restore_args=as_numpy)
+  others = sorted(set(mgr.all_steps()) - {step})
+  state = read_item(
+    directory, step, 'state', hint=f'; other steps here: {others} (--step)' if others else ''
+  )
   if not isinstance(state, dict) or 'params' not in state:
     raise KeyError(f'{directory}/{step}: the state has no "params" entry')
   return state['params'], step
+
+
+def read_item(directory: str, step: int, item: str, *, hint: str = '') -> Any:
+  """One item of a checkpoint as a host (NumPy) tree, whatever mesh wrote it.
+
+  A damaged item raises CheckpointUnreadableError naming DIR/step and the root cause, + hint."""
+  path = os.path.join(os.path.abspath(directory), str(step), item)
+  checkpointer = ocp.PyTreeCheckpointer()
+
+  def read():
+    tree = checkpointer.metadata(path).item_metadata.tree
+    as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    return checkpointer.restore(path, restore_args=as_numpy)
+
+  return _checked_read(read, f'{directory}/{step}', hint)

@@ -11,9 +11,7 @@ like any run.
 import json
 import os
 
-import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from mlit import run_layout
 from mlit.checkpoints import run_state
@@ -29,14 +27,6 @@ def is_mlit_run(path: str) -> bool:
   return os.path.isdir(path) and any(
     d.isdigit() and os.path.isdir(os.path.join(path, d, 'state')) for d in os.listdir(path)
   )
-
-
-def _read_item(directory: str, step: int, item: str):
-  path = os.path.join(directory, str(step), item)
-  checkpointer = ocp.PyTreeCheckpointer()
-  tree = checkpointer.metadata(path).item_metadata.tree
-  as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-  return checkpointer.restore(path, restore_args=as_numpy)
 
 
 def _read_config(directory: str, step: int) -> str:
@@ -68,7 +58,7 @@ def grow_run(run: str, extension: vocab_extension.Extension, out_dir: str, pad_t
   """Writes the grown checkpoint under out_dir; returns {'checkpoint', 'step', 'rows': [old, new]}."""
   directory = run_state.checkpoints_dir(run)
   _, step = run_state.read_params(directory)
-  state = _read_item(directory, step, 'state')
+  state = run_state.read_item(directory, step, 'state')
   params = state['params']
   node = params
   for k in EMBEDDING_PATH[:-1]:
