@@ -191,6 +191,20 @@ def test_orbax_checkpoint(tmp_path):
   model.apply({'params': params}, jnp.ones((1, 4), jnp.int32))
 
 
+def test_damaged_orbax_checkpoint_is_one_line(tmp_path):
+  _, _, target = _small_target(gated=False)
+  ckpt = tmp_path / 'checkpoint_3'
+  writer.write_orbax_checkpoint(str(ckpt), target)
+  files = [p for p in (ckpt / 'state').rglob('*') if p.is_file()]
+  biggest = max(files, key=lambda p: p.stat().st_size)
+  biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
+  with pytest.raises(t5x_checkpoint.CheckpointError, match='checkpoint unreadable') as e:
+    t5x_checkpoint.read_t5x_checkpoint(str(ckpt))
+  # TensorStore's cause (array, file, byte range), not orbax's wrapper with the store's spec.
+  assert f'{ckpt}/state: checkpoint unreadable (' in str(e.value)
+  assert 'TensorStore details' not in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
 def test_path_escaping_checkpoint_dir_is_refused(tmp_path):
   _, _, target = _small_target()
   outside = tmp_path / 'secret'

@@ -12,17 +12,17 @@ Restoring takes a target tree (arrays or jax.ShapeDtypeStruct with
 shardings), so each array lands directly in its target sharding on any mesh.
 """
 
-import gc
 import logging
 import os
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
 from mlit import run_layout
+from mlit.checkpoints import orbax_read
 from tasks.user_error import UserError
 
 
@@ -58,65 +58,6 @@ def abstract_like(tree: Any) -> Any:
 
 class CheckpointUnreadableError(UserError):
   """No checkpoint of a run directory restores (damaged files, or another model's state)."""
-
-
-def _first_line(error: BaseException) -> str:
-  """The root cause's first line: orbax wraps TensorStore's error (which names the array, the
-  file and the byte range) in one that ends with the whole TensorStore spec."""
-  while error.__cause__ is not None:
-    error = error.__cause__
-  text = str(error).strip().split(' See full TensorStore details:')[0]
-  return (text.splitlines() or [type(error).__name__])[0][:300]
-
-
-def _is_abandoned_read_noise(unraisable) -> bool:
-  """What orbax and TensorStore leave behind after one array of a checkpoint failed to read:
-  the other reads' coroutines turn the GeneratorExit that closes them into a new exception, and
-  reads still in flight call back into the closed event loop. Python prints each as
-  'Exception ignored in ...' with a screenful of TensorStore spec, at a random later moment."""
-  exc = unraisable.exc_value
-  code = getattr(unraisable.object, 'cr_code', None)
-  if isinstance(getattr(exc, '__cause__', None), GeneratorExit) and code is not None:
-    return 'orbax' in code.co_filename
-  return isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed'
-
-
-class _AbandonedReadFilter:
-  """sys.unraisablehook, installed once the first read fails: drops that noise (counted, and
-  logged at debug level), passes everything else on."""
-
-  def __init__(self, previous):
-    self.previous = previous
-    self.dropped = 0
-
-  def __call__(self, unraisable):
-    if _is_abandoned_read_noise(unraisable):
-      self.dropped += 1
-      logging.getLogger(__name__).debug(
-        'after a failed checkpoint read: %s', _first_line(unraisable.exc_value)
-      )
-      return
-    self.previous(unraisable)
-
-
-def _quiet_abandoned_reads() -> None:
-  if not isinstance(sys.unraisablehook, _AbandonedReadFilter):
-    sys.unraisablehook = _AbandonedReadFilter(sys.unraisablehook)
-
-
-def _checked_read(read: Callable[[], Any], what: str, hint: str = '') -> Any:
-  """read(), or a CheckpointUnreadableError naming `what` and the root cause in one line.
-
-  The orbax error is dropped (not chained) and garbage collected before raising: its traceback
-  keeps the abandoned reads alive, and they would print their tracebacks wherever they die."""
-  _quiet_abandoned_reads()
-  message = None
-  try:
-    return read()
-  except Exception as e:  # orbax and TensorStore raise many types (bare Exception too)
-    message = f'{what}: checkpoint unreadable ({_first_line(e)}){hint}'
-  gc.collect()
-  raise CheckpointUnreadableError(message)
 
 
 class Checkpoints:
@@ -205,7 +146,11 @@ class Checkpoints:
       data=ocp.args.JsonRestore(),
       config=ocp.args.JsonRestore(),
     )
-    out = _checked_read(lambda: self._mgr.restore(step, args=args), f'{self.directory}/{step}')
+    out = orbax_read.checked(
+      lambda: self._mgr.restore(step, args=args),
+      f'{self.directory}/{step}',
+      CheckpointUnreadableError,
+    )
     return out['state'], dict(out['data'] or {}), out['config']['gin']
 
   def restore_newest_readable(self, target: Any) -> tuple[Any, dict, str, int]:
@@ -217,7 +162,7 @@ class Checkpoints:
     this model's), the error names every checkpoint tried: never a silent restart at step 0.
     """
     self.wait()
-    failed = []  # (step, why): messages only, see _checked_read
+    failed = []  # (step, why): messages only, see orbax_read.checked
     for step in reversed(self.all_steps()):
       try:
         state, data_state, config_text = self.restore(target, step)
@@ -300,4 +245,4 @@ def read_item(directory: str, step: int, item: str, *, hint: str = '') -> Any:
     as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
     return checkpointer.restore(path, restore_args=as_numpy)
 
-  return _checked_read(read, f'{directory}/{step}', hint)
+  return orbax_read.checked(read, f'{directory}/{step}', CheckpointUnreadableError, hint)

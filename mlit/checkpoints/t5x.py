@@ -27,6 +27,7 @@ import jax
 import numpy as np
 from flax import serialization, traverse_util
 
+from mlit.checkpoints import orbax_read
 from tasks.user_error import UserError
 
 _SPEC_KEYS = frozenset({'driver', 'kvstore'})
@@ -183,8 +184,12 @@ def _read_orbax(item_dir: str, include: Optional[re.Pattern]):
     lambda p, m: ocp.RestoreArgs(restore_type=np.ndarray) if wanted(p) else ocp.PLACEHOLDER,
     dict(tree),
   )
-  restored = ckptr.restore(
-    item_dir, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args)
+  restored = orbax_read.checked(
+    lambda: ckptr.restore(
+      item_dir, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args)
+    ),
+    item_dir,
+    CheckpointError,
   )
   flat = _flatten(restored['target'])
   return {k: np.asarray(v) for k, v in flat.items() if v is not ocp.PLACEHOLDER}

@@ -1,0 +1,70 @@
+"""Reading an orbax checkpoint: a failure is one line, and leaves nothing to print later.
+
+TensorStore's error names the array, the file and the byte range; orbax wraps it in one that
+ends with the whole TensorStore spec, and the reads it abandons print their own tracebacks
+when they are collected. `checked` turns a failed read into the caller's one-line error.
+"""
+
+import gc
+import logging
+import sys
+from typing import Any, Callable
+
+
+def root_cause_line(error: BaseException) -> str:
+  """The root cause's first line: orbax wraps TensorStore's error (which names the array, the
+  file and the byte range) in one that ends with the whole TensorStore spec."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  text = str(error).strip().split(' See full TensorStore details:')[0]
+  return (text.splitlines() or [type(error).__name__])[0][:300]
+
+
+def _is_abandoned_read_noise(unraisable) -> bool:
+  """What orbax and TensorStore leave behind after one array of a checkpoint failed to read:
+  the other reads' coroutines turn the GeneratorExit that closes them into a new exception, and
+  reads still in flight call back into the closed event loop. Python prints each as
+  'Exception ignored in ...' with a screenful of TensorStore spec, at a random later moment."""
+  exc = unraisable.exc_value
+  code = getattr(unraisable.object, 'cr_code', None)
+  if isinstance(getattr(exc, '__cause__', None), GeneratorExit) and code is not None:
+    return 'orbax' in code.co_filename
+  return isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed'
+
+
+class _AbandonedReadFilter:
+  """sys.unraisablehook, installed by the first checked read: drops that noise (counted, and
+  logged at debug level), passes everything else on."""
+
+  def __init__(self, previous):
+    self.previous = previous
+    self.dropped = 0
+
+  def __call__(self, unraisable):
+    if _is_abandoned_read_noise(unraisable):
+      self.dropped += 1
+      logging.getLogger(__name__).debug(
+        'after a failed checkpoint read: %s', root_cause_line(unraisable.exc_value)
+      )
+      return
+    self.previous(unraisable)
+
+
+def _quiet_abandoned_reads() -> None:
+  if not isinstance(sys.unraisablehook, _AbandonedReadFilter):
+    sys.unraisablehook = _AbandonedReadFilter(sys.unraisablehook)
+
+
+def checked(read: Callable[[], Any], what: str, error: type, hint: str = '') -> Any:
+  """read(), or `error` (a UserError type) naming `what` and the root cause in one line.
+
+  The orbax error is dropped (not chained) and garbage collected before raising: its traceback
+  keeps the abandoned reads alive, and they would print their tracebacks wherever they die."""
+  _quiet_abandoned_reads()
+  message = None
+  try:
+    return read()
+  except Exception as e:  # orbax and TensorStore raise many types (bare Exception too)
+    message = f'{what}: checkpoint unreadable ({root_cause_line(e)}){hint}'
+  gc.collect()
+  raise error(message)
