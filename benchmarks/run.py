@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -123,7 +124,11 @@ def _environment() -> dict:
   except OSError:
     env['cpu'] = platform.processor()
   try:
-    import open_clip  # pylint: disable=g-import-not-at-top
+    # The first import of open_clip (torchvision under it) is here; the test extra's torchvision
+    # lacks its compiled image ops and says so, which no benchmark uses.
+    with warnings.catch_warnings():
+      warnings.filterwarnings('ignore', message='Failed to load image Python extension')
+      import open_clip  # pylint: disable=g-import-not-at-top
     import torch  # pylint: disable=g-import-not-at-top
 
     env.update(torch=torch.__version__, open_clip=open_clip.__version__)
