@@ -199,7 +199,7 @@ def test_t5x_partitioning_rules_apply():
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ('data', 'model'))
   # Inside a mesh + rules context the activation constraints become real
   # sharding constraints; the constrained program must compile and agree.
-  with mesh, nn.logical_axis_rules(rules):
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):  # as the trainer does
     pooled, _ = jax.jit(model.apply)({'params': params}, TOKENS)
   want, _ = model.apply({'params': params}, TOKENS)
   np.testing.assert_allclose(pooled, want, rtol=1e-5, atol=1e-6)
