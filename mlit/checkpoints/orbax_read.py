@@ -33,16 +33,14 @@ def _is_abandoned_read_noise(unraisable) -> bool:
 
 
 class _AbandonedReadFilter:
-  """sys.unraisablehook, installed by the first checked read: drops that noise (counted, and
-  logged at debug level), passes everything else on."""
+  """sys.unraisablehook, installed by the first failed read: drops that noise (logged at debug
+  level), passes everything else on."""
 
   def __init__(self, previous):
     self.previous = previous
-    self.dropped = 0
 
   def __call__(self, unraisable):
     if _is_abandoned_read_noise(unraisable):
-      self.dropped += 1
       logging.getLogger(__name__).debug(
         'after a failed checkpoint read: %s', root_cause_line(unraisable.exc_value)
       )
@@ -56,15 +54,17 @@ def _quiet_abandoned_reads() -> None:
 
 
 def checked(read: Callable[[], Any], what: str, error: type, hint: str = '') -> Any:
-  """read(), or `error` (a UserError type) naming `what` and the root cause in one line.
+  """read(), or `error` (a UserError type) naming `what` and the root cause in one line; the
+  root cause's line is also the error's `cause` attribute.
 
   The orbax error is dropped (not chained) and garbage collected before raising: its traceback
   keeps the abandoned reads alive, and they would print their tracebacks wherever they die."""
-  _quiet_abandoned_reads()
-  message = None
   try:
     return read()
   except Exception as e:  # orbax and TensorStore raise many types (bare Exception too)
-    message = f'{what}: checkpoint unreadable ({root_cause_line(e)}){hint}'
+    cause = root_cause_line(e)
+  _quiet_abandoned_reads()
   gc.collect()
-  raise error(message)
+  failure = error(f'{what}: checkpoint unreadable ({cause}){hint}')
+  failure.cause = cause
+  raise failure

@@ -162,17 +162,17 @@ class Checkpoints:
     this model's), the error names every checkpoint tried: never a silent restart at step 0.
     """
     self.wait()
-    failed = []  # (step, why): messages only, see orbax_read.checked
+    failed = []  # (step, root cause): no exception objects kept, see orbax_read.checked
     for step in reversed(self.all_steps()):
       try:
         state, data_state, config_text = self.restore(target, step)
       except CheckpointUnreadableError as e:
-        failed.append((step, str(e).split(': checkpoint unreadable ', 1)[1]))
+        failed.append((step, e.cause))
         continue
       for bad, why in failed:
         aside = os.path.join(self.directory, f'unreadable-{bad}')
         print(
-          f'{self.directory}/{bad}: checkpoint unreadable {why}; '
+          f'{self.directory}/{bad}: checkpoint unreadable ({why}); '
           f'moved to {aside}, resuming from step {step}',
           file=sys.stderr,
           flush=True,
@@ -184,7 +184,7 @@ class Checkpoints:
       return state, data_state, config_text, step
     raise CheckpointUnreadableError(
       f'{self.directory}: no checkpoint restores; '
-      + '; '.join(f'step {s}: {why}' for s, why in failed)
+      + '; '.join(f'step {s}: ({why})' for s, why in failed)
     )
 
   def wait(self) -> None:
