@@ -1,5 +1,7 @@
 """Orbax round trip of the mlit train state, keep-K, save-every-N, JSON items."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,3 +115,32 @@ def test_damaged_newest_falls_back_or_stops_naming_it(tmp_path, capsys):
   with pytest.raises(checkpointing.CheckpointUnreadableError, match=f'{root}: .*step 2'):
     ckpt.restore_newest_readable(state)
   assert (root / '2').is_dir()  # kept as it was for the user to inspect
+
+
+def test_abandoned_read_noise_is_dropped_and_nothing_else():
+  """What orbax leaves after a failed read reaches asyncio's logger (an unretrieved gather) and
+  sys.unraisablehook (closed coroutines); mlit's filters drop those from orbax's code only."""
+  from mlit.checkpoints import orbax_read
+
+  def raised_in(filename):
+    namespace = {}
+    exec(compile('def read():\n  raise ValueError("OUT_OF_RANGE")\n', filename, 'exec'), namespace)
+    try:
+      namespace['read']()
+    except ValueError as e:
+      return e
+
+  def record(exc):
+    return logging.LogRecord(
+      'asyncio',
+      logging.ERROR,
+      __file__,
+      1,
+      '_GatheringFuture exception was never retrieved',
+      None,
+      (type(exc), exc, exc.__traceback__),
+    )
+
+  log_filter = orbax_read._UnretrievedReadFilter()
+  assert not log_filter.filter(record(raised_in('/site-packages/orbax/checkpoint/x.py')))
+  assert log_filter.filter(record(raised_in('/site-packages/mypackage/x.py')))

@@ -33,7 +33,7 @@ def _is_abandoned_read_noise(unraisable) -> bool:
 
 
 class _AbandonedReadFilter:
-  """sys.unraisablehook, installed by the first failed read: drops that noise (logged at debug
+  """sys.unraisablehook, installed by the first checked read: drops that noise (logged at debug
   level), passes everything else on."""
 
   def __init__(self, previous):
@@ -48,9 +48,27 @@ class _AbandonedReadFilter:
     self.previous(unraisable)
 
 
+def _raised_in_orbax(exc) -> bool:
+  tb = getattr(exc, '__traceback__', None)
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return tb is not None and 'orbax' in tb.tb_frame.f_code.co_filename
+
+
+class _UnretrievedReadFilter(logging.Filter):
+  """The same noise through asyncio's logger: the gather of the abandoned reads, collected with
+  its exception unretrieved, logs '_GatheringFuture exception was never retrieved' and the
+  whole traceback at ERROR level."""
+
+  def filter(self, record):
+    exc = record.exc_info[1] if record.exc_info else None
+    return not ('exception was never retrieved' in str(record.msg) and _raised_in_orbax(exc))
+
+
 def _quiet_abandoned_reads() -> None:
   if not isinstance(sys.unraisablehook, _AbandonedReadFilter):
     sys.unraisablehook = _AbandonedReadFilter(sys.unraisablehook)
+    logging.getLogger('asyncio').addFilter(_UnretrievedReadFilter())
 
 
 def checked(read: Callable[[], Any], what: str, error: type, hint: str = '') -> Any:
@@ -59,11 +77,11 @@ def checked(read: Callable[[], Any], what: str, error: type, hint: str = '') -> 
 
   The orbax error is dropped (not chained) and garbage collected before raising: its traceback
   keeps the abandoned reads alive, and they would print their tracebacks wherever they die."""
+  _quiet_abandoned_reads()  # before the read: some of the noise comes while it fails
   try:
     return read()
   except Exception as e:  # orbax and TensorStore raise many types (bare Exception too)
     cause = root_cause_line(e)
-  _quiet_abandoned_reads()
   gc.collect()
   failure = error(f'{what}: checkpoint unreadable ({cause}){hint}')
   failure.cause = cause
