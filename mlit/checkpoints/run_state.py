@@ -226,7 +226,12 @@ def read_params(directory: str, step: Optional[int] = None) -> tuple[Any, int]:
     )
   others = sorted(set(mgr.all_steps()) - {step})
   state = read_item(
-    directory, step, 'state', hint=f'; other steps here: {others} (--step)' if others else ''
+    directory,
+    step,
+    'state',
+    hint=f'; other steps here: {others} (to read one, give MODEL_DIR/checkpoints/<step>)'
+    if others
+    else '',
   )
   if not isinstance(state, dict) or 'params' not in state:
     raise KeyError(f'{directory}/{step}: the state has no "params" entry')
