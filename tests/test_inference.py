@@ -290,6 +290,29 @@ def test_export_big_vision_npz(model, run_dir, tmp_path):
   assert all(np.array_equal(flat[k], np.asarray(v)) for k, v in want.items())
 
 
+def test_failed_export_leaves_no_directory(run_dir, tmp_path, monkeypatch):
+  """A write that fails half-way (here: the disk fills up) removes the directory the export made,
+  and leaves a directory that was already there, with its files, as it was."""
+  from mlit.checkpoints import big_vision_npz
+
+  def disk_full(path, params):
+    with open(path, 'wb') as f:
+      f.write(b'half an npz')
+    raise OSError(28, 'No space left on device', path)
+
+  monkeypatch.setattr(big_vision_npz, 'save_big_vision_npz', disk_full)
+  new = tmp_path / 'new' / 'vit'
+  with pytest.raises(OSError, match='No space left'):
+    cli.main(['export', '--model', run_dir, '--format', 'big_vision', '--out', str(new)])
+  assert not (tmp_path / 'new').exists()
+  old = tmp_path / 'old'
+  old.mkdir()
+  (old / 'notes.txt').write_text('mine')
+  with pytest.raises(OSError, match='No space left'):
+    cli.main(['export', '--model', run_dir, '--format', 'big_vision', '--out', str(old)])
+  assert (old / 'notes.txt').read_text() == 'mine'
+
+
 def test_texts_are_embedded_at_the_width_they_need(model):
   """The encoder cuts each group of texts to the multiple of 8 tokens it needs: the same
   embeddings as the full text length, for texts of every length up to it."""

@@ -17,6 +17,7 @@ cli.run_if_main(__name__, 'export')  # `python -m`: the command, before the heav
 import argparse
 import importlib
 import os
+import shutil
 
 FORMATS = {
   'transformers': 'mlit.inference.export_transformers',
@@ -40,7 +41,23 @@ def main(argv=None) -> int:
 
   run_spec.find_model_dir(args.model)
   model = model_lib.load(args.model)
-  os.makedirs(args.out, exist_ok=True)
-  written = importlib.import_module(FORMATS[args.format]).export(model, args.out)
+  exporter = importlib.import_module(FORMATS[args.format])
+  written = _into_directory(args.out, lambda: exporter.export(model, args.out))
   print(f'wrote {written} ({args.format}, step {model.step}, fingerprint {model.fingerprint})')
   return 0
+
+
+def _into_directory(out: str, write):
+  """write() into out, made here if missing. If write fails, the directories made here are
+  removed again, so a failed export leaves no empty or half-written directory that looks like a
+  result; a directory that existed before is left as it is."""
+  made, path = None, os.path.abspath(out)
+  while not os.path.exists(path):  # the outermost directory makedirs will create
+    made, path = path, os.path.dirname(path)
+  os.makedirs(out, exist_ok=True)
+  try:
+    return write()
+  except BaseException:
+    if made:
+      shutil.rmtree(made, ignore_errors=True)
+    raise
