@@ -41,7 +41,8 @@ def _vocabulary(task_name: str, text_key: str, model_dir: str) -> Optional[dict]
   if not proto:
     return None  # e.g. PassThroughVocabulary: the task gives ids, no text
   path = os.path.join(model_dir, VOCABULARY_FILE)
-  _write_atomically(path, proto)
+  with file_io.atomic_path(path) as tmp, open(tmp, 'wb') as f:
+    f.write(proto)
   return {
     'file': VOCABULARY_FILE,
     'sha256': file_io.file_sha256(path),
@@ -114,15 +115,10 @@ def write(
     'image': _image(model, info, image_checkpoint_path, inference_image),
   }
   path = os.path.join(model_dir, FILENAME)
-  _write_atomically(path, json.dumps(spec, indent=1, default=_json_default).encode('utf-8'))
+  text = json.dumps(spec, indent=1, default=_json_default)
+  with file_io.atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+    f.write(text)
   return path
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-  os.replace(tmp, path)
 
 
 def _json_default(value):
