@@ -1,7 +1,13 @@
-"""Opening plain, .gz and .bz2 data files and writing files atomically (local or any gfile)."""
+"""Opening plain, .gz and .bz2 data files and writing files atomically (local or any gfile).
+
+Local paths use Python's own file functions; a path with a scheme (gs://, s3://, ...) goes through
+tf.io.gfile, imported only then: TensorFlow takes 5-6 s to import, and the commands that only read
+local text files (coverage, vocabularies, the demo's stages) would otherwise pay it on every start.
+"""
 
 import bz2
 import contextlib
+import glob
 import gzip
 import hashlib
 import io
@@ -9,7 +15,22 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
-import tensorflow as tf
+
+def is_remote(path: str) -> bool:
+  """True for a path that names a filesystem by scheme (gs://bucket/x), which needs tf.io.gfile."""
+  return '://' in path
+
+
+def _gfile():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only remote paths need it)
+
+  return tf.io.gfile
+
+
+def _open_raw(path: str) -> BinaryIO:
+  if is_remote(path):
+    return io.BufferedReader(_GFileRaw(_gfile().GFile(path, 'rb')), 1 << 20)
+  return open(path, 'rb', buffering=1 << 20)
 
 
 class _GFileRaw(io.RawIOBase):
@@ -34,7 +55,7 @@ class _GFileRaw(io.RawIOBase):
 
 def open_binary(path: str) -> BinaryIO:
   """A binary stream of the decompressed content, chosen by the file suffix."""
-  raw = io.BufferedReader(_GFileRaw(tf.io.gfile.GFile(path, 'rb')), 1 << 20)
+  raw = _open_raw(path)
   if path.endswith('.gz'):
     return gzip.GzipFile(fileobj=raw, mode='rb')
   if path.endswith('.bz2'):
@@ -58,7 +79,9 @@ def expand_patterns(patterns) -> list[str]:
   """Sorted files matching one pattern or a comma-separated/list of patterns."""
   if isinstance(patterns, str):
     patterns = [p for p in patterns.split(',') if p]
-  files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+  files = sorted(
+    {f for p in patterns for f in (_gfile().glob(p) if is_remote(p) else glob.glob(p))}
+  )
   if not files:
     raise FileNotFoundError(f'no file matches {patterns}')
   return files
@@ -67,7 +90,7 @@ def expand_patterns(patterns) -> list[str]:
 def file_sha256(path: str) -> str:
   """SHA-256 hex digest of a file's bytes (local or gfile), read in 1 MiB blocks."""
   digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, 'rb') as f:
+  with _open_raw(path) as f:
     for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()
@@ -82,12 +105,33 @@ def atomic_path(path: str) -> Iterator[str]:
   """
   parent = os.path.dirname(path)
   if parent:
-    tf.io.gfile.makedirs(parent)
+    _makedirs(parent)
   tmp = f'{path}.tmp-{os.getpid()}'
   try:
     yield tmp
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    _replace(tmp, path)
   except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
+    _remove_if_exists(tmp)
     raise
+
+
+def _makedirs(path: str) -> None:
+  if is_remote(path):
+    _gfile().makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def _replace(src: str, dst: str) -> None:
+  if is_remote(dst):
+    _gfile().rename(src, dst, overwrite=True)
+  else:
+    os.replace(src, dst)
+
+
+def _remove_if_exists(path: str) -> None:
+  if is_remote(path):
+    if _gfile().exists(path):
+      _gfile().remove(path)
+  elif os.path.lexists(path):
+    os.remove(path)
