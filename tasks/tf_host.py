@@ -6,8 +6,9 @@ as T5X and big_vision do.
 
 TensorFlow's C++ logging also prints INFO lines when it loads (oneDNN, CUDA stubs) whatever
 TF_CPP_MIN_LOG_LEVEL says (TF 2.21), and listing its devices probes CUDA, which logs a failed
-cuInit at ERROR level on a machine without a GPU. Entry points (the `mlit` commands, the demo's
-stages) load it with `load_quietly` first, so a user's terminal shows none of that.
+cuInit at ERROR level on a machine without a GPU. The `mlit` commands that use TensorFlow load it
+first inside `stderr_silenced` (mlit/commands/cli.py), so a user's terminal shows none of that;
+the others (cli.WITHOUT_TENSORFLOW, the demo's stages before training) never import it.
 """
 
 import contextlib
@@ -42,8 +43,3 @@ def keep_tensorflow_on_host() -> None:
     except RuntimeError as e:  # TF already created its devices: too late to hide them
       tf.get_logger().warning('TensorFlow keeps its GPUs (%s); JAX may lack their memory', e)
 
-
-def load_quietly() -> None:
-  """Loads TensorFlow and keeps it off the GPUs, with stderr silenced meanwhile."""
-  with stderr_silenced():
-    keep_tensorflow_on_host()

@@ -2,9 +2,14 @@
 
 import ast
 import importlib
+import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
+from debian_data import needs_debian_data
 
 from mlit.commands import cli, gin_flags
 
@@ -151,3 +156,30 @@ def test_known_input_errors_are_user_errors():
   ):
     assert issubclass(error, UserError) and issubclass(error, cli.user_error_types()), error
   assert issubclass(FileNotFoundError, cli.user_error_types())
+
+
+@needs_debian_data
+def test_commands_without_tensorflow_never_import_it(tmp_path):
+  """cli.WITHOUT_TENSORFLOW and the demo's stages before training run with TensorFlow
+  unimportable (each would spend 5-6 s loading it), and print none of its load-time lines."""
+  from test_report import write_run  # pylint: disable=g-import-not-at-top
+
+  blocked = tmp_path / 'blocked' / 'tensorflow'
+  blocked.mkdir(parents=True)
+  (blocked / '__init__.py').write_text("raise ImportError('TensorFlow imported')\n")
+  env = dict(os.environ, PYTHONPATH=str(blocked.parent))
+  run_dir = tmp_path / 'demo'
+  stages = 'data,vocab,image,embed,coverage'
+  demo = ['mlit.commands.demo', '--run_dir', str(run_dir), '--languages', 'en,de', '--stages']
+  demo += [stages, '--max_emoji', '60', '--vocab_size', '600']
+  write_run(tmp_path / 'eval_run', seed=0)
+  assert cli.WITHOUT_TENSORFLOW == {'coverage', 'demo', 'report'}  # coverage: a demo stage
+  for args in (demo, ['eval_multilingual.report', str(tmp_path / 'eval_run')]):
+    proc = subprocess.run(
+      [sys.executable, '-m', *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert 'I0000' not in proc.stderr and 'TensorFlow imported' not in proc.stderr
+  assert set(json.loads((run_dir / 'timings.json').read_text())) == set(stages.split(','))
+  assert (run_dir / 'coverage' / 'coverage.json').exists()
+  assert (tmp_path / 'eval_run' / 'report' / 'index.html').exists()

@@ -12,25 +12,13 @@ import subprocess
 import sys
 
 import pytest
-
-from tasks.emoji_cldr import sources
+from debian_data import needs_debian_data
 
 LANGUAGES = ['en', 'de', 'ja', 'sw']
 
 
-def _have_debian_data():
-  try:
-    sources.find_all('/')
-    return True
-  except sources.MissingPackageError:
-    return False
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-  not _have_debian_data() and os.environ.get('CI') != 'true',
-  reason='emoji/CLDR Debian packages missing (make test installs them)',
-)
+@needs_debian_data
 def test_small_demo_pipeline_end_to_end(tmp_path):
   run_dir = tmp_path / 'demo'
   cmd = [

@@ -13,11 +13,6 @@ the kind, variant and the SHA-256 of the source; a conversion of the same source
 
 from __future__ import annotations
 
-if __name__ == '__main__':  # the demo's stage: TensorFlow loads quietly before the imports below
-  from tasks import tf_host
-
-  tf_host.load_quietly()
-
 import argparse
 import json
 import os

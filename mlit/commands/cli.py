@@ -30,6 +30,10 @@ COMMANDS = {
   'export': 'mlit.commands.export',
 }
 
+# Commands whose code never imports TensorFlow skip its load (5-6 s of every start);
+# tests/test_cli.py runs them with TensorFlow unimportable.
+WITHOUT_TENSORFLOW = frozenset({'coverage', 'demo', 'report'})
+
 # subcommand -> one line for `mlit --help`.
 SUMMARIES = {
   'train': 'LiT-tune a two-tower model from gin files (--gin_file, --gin.NAME=VALUE)',
@@ -149,7 +153,8 @@ def main(argv=None):
     # TensorFlow first, kept off the GPUs (tasks/tf_host.py), then the module; without --verbose
     # what native code prints while loading stays off the terminal. A failing import still raises.
     with contextlib.nullcontext() if verbose else tf_host.stderr_silenced():
-      tf_host.keep_tensorflow_on_host()
+      if command not in WITHOUT_TENSORFLOW:
+        tf_host.keep_tensorflow_on_host()
       module = importlib.import_module(COMMANDS[command])
     if not verbose:
       quiet_third_party_logging()  # importing the module may have reset absl's verbosity

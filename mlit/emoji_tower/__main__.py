@@ -3,8 +3,6 @@
 import importlib
 import sys
 
-from tasks import tf_host
-
 COMMANDS = {
   'pretrain': 'mlit.emoji_tower.pretrain',
   'embed': 'mlit.emoji_tower.embed',
@@ -16,7 +14,6 @@ def main(argv=None):
   if not argv or argv[0] not in COMMANDS:
     print(f'usage: python -m mlit.emoji_tower {{{",".join(COMMANDS)}}} [options]', file=sys.stderr)
     return 2
-  tf_host.load_quietly()  # its load-time lines kept off the terminal (tasks/tf_host.py)
   return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
 
 

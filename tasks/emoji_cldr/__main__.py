@@ -2,8 +2,6 @@
 
 import sys
 
-from tasks import tf_host
-
 
 def main(argv=None):
   argv = list(sys.argv[1:] if argv is None else argv)
@@ -17,7 +15,6 @@ def main(argv=None):
     return 2
   import importlib  # pylint: disable=g-import-not-at-top
 
-  tf_host.load_quietly()  # its load-time lines kept off the terminal (tasks/tf_host.py)
   return importlib.import_module(commands[argv[0]]).main(argv[1:])
 
 
