@@ -42,4 +42,3 @@ def keep_tensorflow_on_host() -> None:
       tf.config.set_visible_devices([], 'GPU')
     except RuntimeError as e:  # TF already created its devices: too late to hide them
       tf.get_logger().warning('TensorFlow keeps its GPUs (%s); JAX may lack their memory', e)
-
