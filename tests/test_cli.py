@@ -173,8 +173,17 @@ def test_commands_without_tensorflow_never_import_it(tmp_path):
   demo = ['mlit.commands.demo', '--run_dir', str(run_dir), '--languages', 'en,de', '--stages']
   demo += [stages, '--max_emoji', '60', '--vocab_size', '600']
   write_run(tmp_path / 'eval_run', seed=0)
-  assert cli.WITHOUT_TENSORFLOW == {'coverage', 'demo', 'report'}  # coverage: a demo stage
-  for args in (demo, ['eval_multilingual.report', str(tmp_path / 'eval_run')]):
+  english = {'name': 'toy', 'num_classes': 2, 'languages': {'en': {'classes': ['cat', 'dog']}}}
+  english['languages']['en']['templates'] = ['a photo of a {}.']
+  (tmp_path / 'en.json').write_text(json.dumps(english), encoding='utf-8')
+  prompts = ['mlit.commands.add_language', 'prompts', '--lang', 'es', '--backend', 'apertium']
+  prompts += ['--english', str(tmp_path / 'en.json'), '--out', str(tmp_path / 'es.json')]
+  vocab = ['mlit.commands.add_language', 'coverage', '--vocab', str(run_dir / 'spm.model')]
+  (tmp_path / 'de.txt').write_text('eine grinsende Katze\nein roter Apfel\n', encoding='utf-8')
+  vocab += ['--lang', 'de', str(tmp_path / 'de.txt')]
+  # coverage is a demo stage; add-language's other steps (extend-vocab, gin) are read alike.
+  assert cli.WITHOUT_TENSORFLOW == {'add-language', 'coverage', 'demo', 'report'}
+  for args in (demo, ['eval_multilingual.report', str(tmp_path / 'eval_run')], prompts, vocab):
     proc = subprocess.run(
       [sys.executable, '-m', *args], env=env, capture_output=True, text=True, check=False
     )
@@ -183,3 +192,4 @@ def test_commands_without_tensorflow_never_import_it(tmp_path):
   assert set(json.loads((run_dir / 'timings.json').read_text())) == set(stages.split(','))
   assert (run_dir / 'coverage' / 'coverage.json').exists()
   assert (tmp_path / 'eval_run' / 'report' / 'index.html').exists()
+  assert json.loads((tmp_path / 'es.json').read_text(encoding='utf-8'))['languages']['es']

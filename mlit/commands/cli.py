@@ -30,9 +30,10 @@ COMMANDS = {
   'export': 'mlit.commands.export',
 }
 
-# Commands whose code never imports TensorFlow skip its load (5-6 s of every start);
+# Commands whose code never imports TensorFlow skip its load (5-6 s of every start); what they
+# start (add-language run's train and eval steps) loads it in its own process.
 # tests/test_cli.py runs them with TensorFlow unimportable.
-WITHOUT_TENSORFLOW = frozenset({'coverage', 'demo', 'report'})
+WITHOUT_TENSORFLOW = frozenset({'add-language', 'coverage', 'demo', 'report'})
 
 # subcommand -> one line for `mlit --help`.
 SUMMARIES = {
