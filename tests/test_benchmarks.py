@@ -52,7 +52,7 @@ def _run(tmp_path, sections):
   with open(out / 'bench.json') as f:
     result = json.load(f)
   md = (out / 'bench.md').read_text()
-  return result, md
+  return result, md, proc.stderr
 
 
 def _time_ok(t):
@@ -63,7 +63,10 @@ def _time_ok(t):
 
 @pytest.mark.slow
 def test_quick_compute_sections(quick_run):
-  result, md = quick_run
+  result, md, log = quick_run
+  # TensorFlow loads quietly, as in the mlit commands: none of its oneDNN/CUDA-stub lines.
+  assert 'I0000' not in log and 'cuInit' not in log and 'cudart_stub' not in log, log[-2000:]
+  assert '[bench ' in log  # the progress lines are still there
   assert result['schema'] == 2 and result['quick'] is True
   assert len(result['load_start']) == 3 and result['environment']['jax']
   assert result['unreliable'] == any(r['unreliable'] for r in result['loads'].values())
@@ -156,7 +159,7 @@ def test_quick_compute_sections(quick_run):
 
 @pytest.mark.slow
 def test_quick_data_and_memory_sections(quick_run):
-  result, md = quick_run
+  result, md, _ = quick_run
   assert result['data']['examples_per_s'] > 0
   mem = result['memory']
   for mode in ('precomputed', 'live'):
