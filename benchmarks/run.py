@@ -466,14 +466,11 @@ def main(argv=None) -> int:
   if args.no_torch_compile:
     cfg['skip_torch_compile'] = 'skipped on request (--no-torch-compile)'
   os.makedirs(args.out, exist_ok=True)
-  # TensorFlow (the input pipeline) loads as in the mlit commands: kept off the GPUs, and its
-  # loading chatter (oneDNN, CUDA stubs) kept out of the log.
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
   from tasks import tf_host  # pylint: disable=g-import-not-at-top
 
   cli.quiet_third_party_logging()
-  with tf_host.stderr_silenced():
-    tf_host.keep_tensorflow_on_host()
+  tf_host.load_quietly()  # the input pipeline's TensorFlow: off the GPUs, its chatter off the log
   _compilation_cache()
   from benchmarks import bench_report  # pylint: disable=g-import-not-at-top
 

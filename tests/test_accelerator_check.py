@@ -28,6 +28,8 @@ def test_accelerator_check_smoke_on_cpu(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-4000:]
   assert 'smoke mode' in proc.stderr
+  for line in ('I0000', 'E0000', 'cuInit'):  # TensorFlow loaded quietly, as in the mlit commands
+    assert line not in proc.stderr, proc.stderr[-2000:]
   with open(out / 'bench.json') as f:
     r = json.load(f)
   assert r['mode'] == 'smoke' and r['device']['platform'] == 'cpu' and r['device']['kind']
