@@ -145,12 +145,10 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   start = time.time()
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-  from tasks import tf_host  # pylint: disable=g-import-not-at-top
 
-  cli.quiet_third_party_logging()
   # seqio's TensorFlow: hidden from the accelerator (it would take most of a GPU's memory on its
   # first operation), its loading chatter off the log.
-  tf_host.load_quietly()
+  cli.load_tensorflow_quietly()
   from benchmarks import peak  # pylint: disable=g-import-not-at-top
   from benchmarks import run as bench_run  # pylint: disable=g-import-not-at-top
 

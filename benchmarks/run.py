@@ -467,10 +467,8 @@ def main(argv=None) -> int:
     cfg['skip_torch_compile'] = 'skipped on request (--no-torch-compile)'
   os.makedirs(args.out, exist_ok=True)
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
-  from tasks import tf_host  # pylint: disable=g-import-not-at-top
 
-  cli.quiet_third_party_logging()
-  tf_host.load_quietly()  # the input pipeline's TensorFlow: off the GPUs, its chatter off the log
+  cli.load_tensorflow_quietly()  # the input pipeline's TensorFlow: off the GPUs and the log
   _compilation_cache()
   from benchmarks import bench_report  # pylint: disable=g-import-not-at-top
 

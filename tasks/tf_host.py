@@ -42,10 +42,3 @@ def keep_tensorflow_on_host() -> None:
       tf.config.set_visible_devices([], 'GPU')
     except RuntimeError as e:  # TF already created its devices: too late to hide them
       tf.get_logger().warning('TensorFlow keeps its GPUs (%s); JAX may lack their memory', e)
-
-
-def load_quietly() -> None:
-  """For scripts outside the `mlit` command (benchmarks/): TensorFlow loaded as the commands load
-  it, kept off the GPUs with its loading chatter off stderr; call it before anything imports it."""
-  with stderr_silenced():
-    keep_tensorflow_on_host()

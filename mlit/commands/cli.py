@@ -106,6 +106,17 @@ def quiet_third_party_logging() -> None:
     pass
 
 
+def load_tensorflow_quietly() -> None:
+  """For scripts outside the `mlit` command (benchmarks/): third-party logging and TensorFlow as
+  `main` sets them up, TF kept off the GPUs with its loading chatter off stderr. Call it before
+  anything imports TensorFlow."""
+  from tasks import tf_host  # pylint: disable=g-import-not-at-top
+
+  quiet_third_party_logging()
+  with tf_host.stderr_silenced():
+    tf_host.keep_tensorflow_on_host()
+
+
 # gin appends the chain of configurables to an error raised inside one.
 _GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
 
