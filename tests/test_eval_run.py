@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import seqio
 from PIL import Image
 from spm_fixture import train_tiny_spm
 from test_eval_datasets import U, _wit_row, write_wit
@@ -18,14 +19,15 @@ IMAGE_SIZE = 16
 
 
 def test_tokenizer_sticky_eos(tmp_path):
-  tok = encoders.Tokenizer(train_tiny_spm(str(tmp_path)), length=6)
+  spm = train_tiny_spm(str(tmp_path))
+  tok = encoders.Tokenizer(spm, length=6)
   ids = tok(['dog', 'sunset over the sea beach boat city street night dog cat', ''])
   assert ids.shape == (3, 6) and ids.dtype == np.int32
   n = int((ids[0] != 0).sum())
   assert ids[0, n - 1] == 1 and (ids[0, n:] == 0).all()  # EOS then padding
   assert ids[1, -1] == 1 and (ids[1] != 0).all()  # truncated: last is EOS
   assert list(ids[2]) == [1, 0, 0, 0, 0, 0]
-  assert tok.vocab.decode(list(ids[0, : n - 1])) == 'dog'
+  assert seqio.SentencePieceVocabulary(spm).decode(list(ids[0, : n - 1])) == 'dog'
 
 
 def _write_data(root):

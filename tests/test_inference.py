@@ -121,6 +121,53 @@ def test_predict_prints_the_colour_first(run_dir, tmp_path, capsys):
   assert float(lines[1].split()[2]) > float(lines[2].split()[2])
 
 
+def test_inference_commands_never_import_tensorflow(model, run_dir, tmp_path):
+  """predict, embed and export (cli.WITHOUT_TENSORFLOW) run with TensorFlow unimportable: the
+  tokenizer reads the run's SentencePiece model without seqio (whose import loads TF, 5-6 s)."""
+  blocked = tmp_path / 'blocked' / 'tensorflow'
+  blocked.mkdir(parents=True)
+  (blocked / '__init__.py').write_text("raise ImportError('TensorFlow imported')\n")
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocked.parent), *sys.path]))
+  red = _images(str(tmp_path))[0]
+  texts = tmp_path / 'texts.txt'
+  texts.write_text('red\nκόκκινο\n', encoding='utf-8')
+  commands = {
+    'predict': ['--image', red, '--labels', 'blue,red', '--top-k', '1'],
+    'embed': ['--texts', str(texts), '--out', str(tmp_path / 't.npy')],
+    'export': ['--format', 't5x', '--out', str(tmp_path / 't5x')],
+  }
+  assert set(commands) <= cli.WITHOUT_TENSORFLOW
+  outs = {}
+  for command, args in commands.items():
+    proc = subprocess.run(
+      [sys.executable, '-m', 'mlit.commands.cli', command, '--model', run_dir, *args],
+      env=env,
+      capture_output=True,
+      text=True,
+      check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert 'I0000' not in proc.stderr and 'TensorFlow imported' not in proc.stderr
+    outs[command] = proc.stdout
+  assert outs['predict'].splitlines()[1].split()[:2] == ['1', 'red']
+  np.testing.assert_array_equal(np.load(tmp_path / 't.npy'), model.encode_text(['red', 'κόκκινο']))
+  assert model.fingerprint in outs['export']
+
+
+def test_tokenizer_from_a_path_equals_seqios_vocabulary(run_dir):
+  """The path route (inference, no seqio) and a seqio vocabulary (evaluation from gin) give the
+  same ids and the same digest, so an encoder's fingerprint does not depend on the route."""
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  from mlit.inference.tokenizer import Tokenizer  # pylint: disable=g-import-not-at-top
+
+  path = os.path.join(run_dir, 'train', 'vocabulary.model')
+  by_path, by_seqio = Tokenizer(path, 8), Tokenizer(seqio.SentencePieceVocabulary(path), 8)
+  assert by_path.vocab_digest == by_seqio.vocab_digest and by_path.eos_id == by_seqio.eos_id == 1
+  np.testing.assert_array_equal(by_path(TEXTS), by_seqio(TEXTS))
+  assert by_path.encode([]) == [] and len(by_path(TEXTS)) == len(TEXTS)
+
+
 def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
   good = _images(str(tmp_path))[0]
   broken = tmp_path / 'broken.png'

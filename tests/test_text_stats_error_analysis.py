@@ -2,6 +2,7 @@
 error analysis built from per-class zero-shot results."""
 
 import numpy as np
+import seqio
 from spm_fixture import spm_model_path  # noqa: F401
 
 from eval_multilingual import encoders, error_analysis, text_stats, zeroshot
@@ -26,7 +27,8 @@ def test_collisions_and_truncation_at_the_text_length(spm_model_path):  # noqa: 
   assert groups[0] == groups[1] and len(set(groups.tolist())) == 3
   assert per_class['3']['collides_with'] == [5] and per_class['7']['collides_with'] == []
   assert per_class['3']['truncated'] and per_class['3']['tokens'] > 3
-  n_long = sum(len(short.vocab.encode(n)) + 1 > 3 for n in names)
+  vocab = seqio.SentencePieceVocabulary(spm_model_path)
+  n_long = sum(len(vocab.encode(n)) + 1 > 3 for n in names)
   assert stats['names_truncated_share'] == n_long / 4
   long = encoders.Tokenizer(spm_model_path, length=16)
   stats, groups, _ = text_stats.class_text_stats(long, ps)
@@ -136,14 +138,15 @@ def test_tokenizer_batch_equals_one_text_at_a_time(spm_model_path):  # noqa: F81
   # The batched path (one SentencePiece call, vectorised padding) against the definition:
   # ids cut to length - 1, sticky EOS, PAD 0; empty, short, exact-fit and long texts.
   tok = encoders.Tokenizer(spm_model_path, length=5)
+  vocab = seqio.SentencePieceVocabulary(spm_model_path)  # the reference, one text at a time
   texts = ['', 'a', 'hello world', 'the quick brown fox jumps over the lazy dog', 'ñandú 😀', ' ']
   got = tok(texts)
   assert got.shape == (len(texts), 5) and got.dtype == np.int32
   for row, text in zip(got, texts):
-    ids = list(tok.vocab.encode(text))[:4] + [tok.eos_id]
+    ids = list(vocab.encode(text))[:4] + [tok.eos_id]
     assert list(row) == ids + [0] * (5 - len(ids)), text
   assert tok([]).shape == (0, 5)
-  assert [list(i) for i in tok.encode(texts)] == [list(tok.vocab.encode(t)) for t in texts]
+  assert [list(i) for i in tok.encode(texts)] == [list(vocab.encode(t)) for t in texts]
 
 
 def test_equal_prompt_sets_share_statistics_but_not_objects(spm_model_path):  # noqa: F811

@@ -32,8 +32,10 @@ COMMANDS = {
 
 # Commands whose code never imports TensorFlow skip its load (5-6 s of every start); what they
 # start (add-language run's train and eval steps) loads it in its own process.
-# tests/test_cli.py runs them with TensorFlow unimportable.
-WITHOUT_TENSORFLOW = frozenset({'add-language', 'coverage', 'demo', 'report'})
+# tests/test_cli.py and tests/test_inference.py run them with TensorFlow unimportable.
+WITHOUT_TENSORFLOW = frozenset(
+  {'add-language', 'coverage', 'demo', 'embed', 'export', 'predict', 'report'}
+)
 
 # subcommand -> one line for `mlit --help`.
 SUMMARIES = {
