@@ -4,6 +4,7 @@ exports that transformers, the T5X reader and the big_vision reader load back.""
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,9 @@ def test_tokenizer_from_a_path_equals_seqios_vocabulary(run_dir):
   assert by_path.vocab_digest == by_seqio.vocab_digest and by_path.eos_id == by_seqio.eos_id == 1
   np.testing.assert_array_equal(by_path(TEXTS), by_seqio(TEXTS))
   assert by_path.encode([]) == [] and len(by_path(TEXTS)) == len(TEXTS)
+  assert Tokenizer(pathlib.Path(path), 8).vocab_digest == by_path.vocab_digest
+  with pytest.raises(FileNotFoundError, match='nothing.model'):
+    Tokenizer(os.path.join(run_dir, 'nothing.model'))
 
 
 def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
