@@ -15,7 +15,6 @@ import numpy as np
 from benchmarks import model_shapes
 from mlit.models import two_tower
 from mlit.training import optimizer as optimizer_lib
-from mlit.training import train
 
 
 def vit_kwargs(variant: str, dtype: str = 'float32') -> dict:
@@ -78,6 +77,10 @@ def setup(
     freeze=[r'^img/'] if live else [],
   )
   tx, lr_fn = optimizer_lib.make_optimizer(params, **{**opt_kw, **(optimizer or {})})
+  # Imported here: the trainer imports seqio, which loads TensorFlow; the scripts that call this
+  # load it first, quietly (cli.load_tensorflow_quietly).
+  from mlit.training import train  # pylint: disable=g-import-not-at-top
+
   step_fn = train.make_train_step(model, tx, ['text'], image_key, 'softmax', seed, lr_fn)
   jit_step = jax.jit(step_fn, donate_argnums=(0,))
   state = {

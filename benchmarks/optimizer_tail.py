@@ -16,6 +16,7 @@ import os
 import statistics
 
 from benchmarks import lit_step, timing
+from mlit.commands import cli
 
 VARIANTS = {
   'as_trained': {},
@@ -87,6 +88,7 @@ def main(argv=None):
   p.add_argument('--steps', type=int, default=4)
   p.add_argument('--out', help='also write the JSON here (folders are created)')
   args = p.parse_args(argv)
+  cli.load_tensorflow_quietly()  # the trainer's seqio: TensorFlow off the GPUs and the log
   result = json.dumps(
     measure(args.text, batch=args.batch, rounds=args.rounds, steps=args.steps), indent=1
   )

@@ -29,6 +29,7 @@ import numpy as np
 from jax.extend import core as jax_core
 
 from benchmarks import lit_step, peak, timing
+from mlit.commands import cli
 
 
 def _subjaxprs(params: dict):
@@ -175,6 +176,7 @@ def main(argv=None):
   p.add_argument('--rounds', type=int, default=3)
   p.add_argument('--out', help='also write the JSON here (folders are created)')
   args = p.parse_args(argv)
+  cli.load_tensorflow_quietly()  # the trainer's seqio: TensorFlow off the GPUs and the log
   result = measure(args.text, batch=args.batch, mode=args.mode, rounds=args.rounds)
   for q in result['products']:
     print(

@@ -271,6 +271,21 @@ def test_optimizer_tail_times_three_different_steps():
   assert all(v['repeats'] == 2 and v['median_s'] > 0 for v in result['variants'].values())
 
 
+def test_step_scripts_load_tensorflow_only_when_told():
+  """The scripts run with `python -m` (product_ceiling, optimizer_tail) import no TensorFlow at
+  import time, so their main loads it quietly first (cli.load_tensorflow_quietly) and their
+  output has none of its loading lines; the trainer is imported when a step is built."""
+  code = (
+    'import sys\n'
+    'from benchmarks import lit_step, optimizer_tail, product_ceiling, step_profile\n'
+    "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=False
+  )
+  assert proc.returncode == 0 and 'I0000' not in proc.stderr, proc.stderr[-2000:]
+
+
 def test_product_ceiling_reads_the_steps_own_products():
   # Two independent counts agree: the products read from the step's jaxpr carry the FLOPs of
   # model_shapes' formula (which adds the embedding gradient's adds, not a product), the live
