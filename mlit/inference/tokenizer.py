@@ -35,7 +35,8 @@ class Tokenizer:
       self.vocab_path = str(vocabulary.sentencepiece_model_file)
     self.length = length
     self.vocab_digest = hashlib.sha256(proto).hexdigest()[:16]
-    self.eos_id = self.processor.eos_id() if self.processor.eos_id() >= 0 else EOS_ID
+    eos_id = self.processor.eos_id()
+    self.eos_id = eos_id if eos_id >= 0 else EOS_ID
 
   def encode(self, texts: Sequence[str]) -> list[list[int]]:
     """Each text's SentencePiece ids, untruncated, without EOS."""
