@@ -290,6 +290,9 @@ def test_export_transformers_parity(model, run_dir, tmp_path):
     'text_projection.safetensors',
     'tokenizer.json',
   } <= set(os.listdir(out))
+  layers = model.encoder.model.text.num_encoder_layers
+  card = (out / 'README.md').read_text()
+  assert f'tower: an MT5EncoderModel ({layers} layer{"" if layers == 1 else "s"}, width' in card
   hf = transformers.MT5EncoderModel.from_pretrained(out).eval()
   head = json.loads((out / 'text_head.json').read_text())
   proj = load_file(str(out / 'text_projection.safetensors'))

@@ -45,7 +45,8 @@ def text(model, class_name: str, head: dict) -> str:
     '# mlit text tower',
     '',
     f'The text tower of an mlit (multilingual LiT) run, tuned against a locked image tower: '
-    f'a {class_name} ({cfg.num_encoder_layers} layers, width {cfg.emb_dim}, vocabulary '
+    f'{"an" if class_name.startswith("M") else "a"} {class_name} ({cfg.num_encoder_layers} '
+    f'layer{"" if cfg.num_encoder_layers == 1 else "s"}, width {cfg.emb_dim}, vocabulary '
     f'{cfg.vocab_size}) with its {head["pooling"]} pooling and linear head to '
     f'{head["out_features"]} dimensions, L2-normalised.',
     '',
