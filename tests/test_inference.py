@@ -240,6 +240,10 @@ def test_embed_texts_and_images(model, run_dir, tmp_path, capsys):
   )
   side = json.loads((tmp_path / 't.json').read_text())
   assert side['ids'] == ['1', '3', '4'] and side['fingerprint'] == model.fingerprint
+  # The blank line is counted and named, not dropped silently.
+  assert side['skipped'] == {'blank line': 1}
+  assert side['skipped_ids'] == {'blank line': ['2']}
+  assert f'skipped 1 (blank line): {texts}:2' in capsys.readouterr().err
   np.testing.assert_array_equal(
     np.load(tmp_path / 't.npy'), model.encode_text(['red', 'κόκκινο', '赤'])
   )
@@ -256,7 +260,8 @@ def test_embed_texts_and_images(model, run_dir, tmp_path, capsys):
   side = json.loads((tmp_path / 'i.json').read_text())
   assert side['ids'] == sorted(os.path.basename(p) for p in paths)
   assert side['skipped'] == {'unreadable image': 1}
-  assert 'skipped 1 file(s)' in capsys.readouterr().err
+  assert side['skipped_ids'] == {'unreadable image': ['broken.png']}
+  assert 'skipped 1 (unreadable image): broken.png' in capsys.readouterr().err
   want = model.encode_image([str(images / i) for i in side['ids']])
   np.testing.assert_allclose(np.load(tmp_path / 'i.npy'), want, atol=1e-6)
 

@@ -5,8 +5,8 @@
 
 --texts: one text per line (UTF-8); ids are the line numbers (1-based). --images: every image
 file directly in the directory, by name; ids are the file names. OUT.json holds the ids, the
-model's fingerprint, step and run directory; unreadable images are skipped, counted by reason
-there and on stderr.
+model's fingerprint, step and run directory. Blank lines and unreadable images are skipped: OUT.json
+counts them by reason (`skipped`) and lists their ids (`skipped_ids`), and stderr names each one.
 """
 
 from mlit.commands import cli
@@ -25,7 +25,8 @@ from tasks.user_error import UserError
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.tiff')
 
 
-def _texts(path: str) -> tuple[list[str], list[str]]:
+def _texts(path: str) -> tuple[list[str], list[str], dict[str, list[str]]]:
+  """(ids, texts, {reason: skipped ids})."""
   try:
     with open(path, encoding='utf-8') as f:
       lines = f.read().splitlines()
@@ -34,7 +35,8 @@ def _texts(path: str) -> tuple[list[str], list[str]]:
   kept = [(str(i), t) for i, t in enumerate(lines, 1) if t.strip()]
   if not kept:
     raise UserError(f'--texts {path}: no non-empty line')
-  return [i for i, _ in kept], [t for _, t in kept]
+  blank = [str(i) for i, t in enumerate(lines, 1) if not t.strip()]
+  return [i for i, _ in kept], [t for _, t in kept], {'blank line': blank} if blank else {}
 
 
 def _images(directory: str, size: int):
@@ -49,7 +51,7 @@ def _images(directory: str, size: int):
       arrays.append(preprocess.load_images([os.path.join(directory, name)], size))
       ids.append(name)
     except UserError:
-      skipped['unreadable image'] = skipped.get('unreadable image', 0) + 1
+      skipped.setdefault('unreadable image', []).append(name)
   if not ids:
     raise UserError(f'--images {directory}: no readable image ({", ".join(IMAGE_SUFFIXES)})')
   return ids, np.concatenate(arrays), skipped
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
   run_spec.find_model_dir(args.model)
   skipped = {}
   if args.texts:
-    ids, texts = _texts(args.texts)
+    ids, texts, skipped = _texts(args.texts)
     model = model_lib.load(args.model)
     emb = model.encode_text(texts)
   else:
@@ -90,11 +92,14 @@ def main(argv=None) -> int:
     'fingerprint': model.fingerprint,
     'step': model.step,
     'model_dir': model.model_dir,
-    'skipped': skipped,
+    'skipped': {reason: len(which) for reason, which in skipped.items()},
+    'skipped_ids': skipped,
   }
   with open(out[: -len('.npy')] + '.json', 'w', encoding='utf-8') as f:
     json.dump(sidecar, f, indent=1, ensure_ascii=False)
-  for reason, n in skipped.items():
-    print(f'mlit embed: skipped {n} file(s): {reason}', file=sys.stderr)
+  for reason, which in skipped.items():
+    named = [f'{args.texts}:{i}' for i in which] if args.texts else which
+    shown = ', '.join(named[:10]) + (f' and {len(named) - 10} more' if len(named) > 10 else '')
+    print(f'mlit embed: skipped {len(which)} ({reason}): {shown}', file=sys.stderr)
   print(f'wrote {out} {tuple(emb.shape)} and its .json sidecar')
   return 0
