@@ -62,8 +62,12 @@ def _templates(raw):
 def imagenet_prompt_set(language: str) -> prompts_lib.PromptSet:
   """ImageNet-1k class names and templates translated by clip-benchmark."""
   if language not in IMAGENET_LANGUAGES:
+    hint = ''
+    if language.lower() in babel_imagenet_languages():
+      hint = f'; {BABEL_IMAGENET} has {language!r} (Babel-ImageNet: a subset of the classes)'
     raise KeyError(
-      f'clip-benchmark has ImageNet translations for {sorted(IMAGENET_LANGUAGES)}, not {language!r}'
+      f'clip-benchmark has ImageNet translations for {sorted(IMAGENET_LANGUAGES)}, '
+      f'not {language!r}{hint}'
     )
   prefix = IMAGENET_LANGUAGES[language]
   classes, cpath = _read_json(f'{prefix}_classnames.json')

@@ -108,6 +108,11 @@ def test_clip_benchmark_imagenet_languages():
   en = cbp.imagenet_prompt_set('en')
   assert en.classes[1] == ('goldfish',) and len(en.templates) == 80
   assert '{c}' not in ''.join(en.templates)
+  # A language only Babel-ImageNet has: the error says where it is; one neither has: no hint.
+  with pytest.raises(KeyError, match="not 'de'; clip_benchmark/babel_imagenet has 'de'"):
+    cbp.imagenet_prompt_set('de')
+  with pytest.raises(KeyError, match="not 'xx'.$"):
+    cbp.imagenet_prompt_set('xx')
 
 
 def test_babel_imagenet_93_languages_load():
