@@ -6,7 +6,7 @@
 --texts: one text per line (UTF-8); ids are the line numbers (1-based). --images: every image
 file directly in the directory, by name; ids are the file names. OUT.json holds the ids, the
 model's fingerprint, step and run directory. Blank lines and unreadable images are skipped: OUT.json
-counts them by reason (`skipped`) and lists their ids (`skipped_ids`), and stderr names each one.
+counts them by reason (`skipped`) and lists their ids (`skipped_ids`); stderr names the first 10.
 """
 
 from mlit.commands import cli
@@ -32,11 +32,16 @@ def _texts(path: str) -> tuple[list[str], list[str], dict[str, list[str]]]:
       lines = f.read().splitlines()
   except (OSError, UnicodeDecodeError) as e:
     raise UserError(f'--texts {path}: unreadable ({e})') from e
-  kept = [(str(i), t) for i, t in enumerate(lines, 1) if t.strip()]
-  if not kept:
+  ids, texts, blank = [], [], []
+  for i, text in enumerate(lines, 1):
+    if text.strip():
+      ids.append(str(i))
+      texts.append(text)
+    else:
+      blank.append(str(i))
+  if not texts:
     raise UserError(f'--texts {path}: no non-empty line')
-  blank = [str(i) for i, t in enumerate(lines, 1) if not t.strip()]
-  return [i for i, _ in kept], [t for _, t in kept], {'blank line': blank} if blank else {}
+  return ids, texts, {'blank line': blank} if blank else {}
 
 
 def _images(directory: str, size: int):
