@@ -32,7 +32,7 @@ import numpy as np
 
 import gin
 from eval_multilingual import error_analysis
-from mlit import run_layout
+from mlit import job_progress, run_layout
 from tasks import file_io
 
 MACRO = 'macro'
@@ -113,8 +113,9 @@ def evaluate(
       langs = [l for l in langs if l in set(languages)]
     jobs += [(ev, lang) for lang in langs]
   logging.info('%d evaluations x languages to run', len(jobs))
-  per_task, per_class, start = {}, {}, time.time()
-  for i, (ev, lang) in enumerate(jobs, 1):
+  per_task, per_class = {}, {}
+  progress = job_progress.Progress(len(jobs), 'evaluations')
+  for ev, lang in jobs:
     dataset, task = ev.key.split('/', 1)
     path = os.path.join(run_dir, 'per_task', dataset, task, f'{lang}.json')
     if resume and os.path.exists(path):
@@ -123,6 +124,7 @@ def evaluate(
       if old.get('model', {}).get('fingerprint') == model['fingerprint']:
         per_task[(ev.key, lang)] = (old['metrics'], old['meta'])
         per_class[(ev.key, lang)] = old.get('per_class')
+        progress.skip()
         continue
     t0 = time.time()
     metrics, meta = ev.run(encoder, lang)
@@ -141,12 +143,13 @@ def evaluate(
         'per_class': per_class[(ev.key, lang)],
       },
     )
+    progress.advance()
     shown = ', '.join(f'{k}={v:.3f}' for k, v in list(metrics.items())[:3])
     logging.info(
-      '[%d/%d %.0fs] %s %s: %s',
-      i,
+      '[%d/%d, ETA %s] %s %s: %s',
+      progress.done,
       len(jobs),
-      time.time() - start,
+      progress.eta(),
       ev.key,
       lang,
       shown or 'no result',

@@ -113,6 +113,7 @@ def test_quality_filter_verdicts():
 def test_job_counts_rejected_rows_and_records_failures(tmp_path):
   bad = [b'only-one-column\n', b'7\t\xff\xfe broken utf8\n', b'8\t   \n']
   _write_tsv(tmp_path / 'in.tsv', CAPTIONS, bad)
+  lines = []
   summary = backtranslate.run(
     str(tmp_path / 'in.tsv'),
     str(tmp_path / 'out'),
@@ -120,9 +121,18 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
     pivots=['xx'],
     backend=_fake_backend(tmp_path),
     examples_per_shard=2,
-    log=lambda *_: None,
+    log=lines.append,
   )
   assert summary['texts'] == len(CAPTIONS)
+  # Progress counts the readable rows (5 of 8 lines), so the last shard ends at 5 of 5, ETA 0:00.
+  progress = [l for l in lines if l.startswith('shard ')]
+  assert [l.split(';')[0] for l in progress] == [
+    f'shard {i} of 3: 0 failed batches' for i in (1, 2, 3)
+  ]
+  assert progress[0].split('; ')[1].startswith('2 of 5 texts, ')
+  assert progress[-1].split('; ')[1].startswith('5 of 5 texts, ') and progress[-1].endswith(
+    'ETA 0:00'
+  )
   assert summary['rejected_rows'] == 3
   rejected = [json.loads(l) for l in open(tmp_path / 'out' / 'rejected_rows.jsonl')]
   assert sorted(r['line'] for r in rejected) == [6, 7, 8]
@@ -175,12 +185,19 @@ def test_job_resumes_after_sigkill(tmp_path):
   assert 1 <= len(done_before) < 4, done_before
   first_shard = (out / 'candidates-00000.jsonl').read_bytes()
 
-  subprocess.run(
+  resumed = subprocess.run(
     cmd[:-1] + [f'command:{sys.executable} {script} {{source}} {{target}} 0'],
     check=True,
     capture_output=True,
+    text=True,
   )
   assert (out / 'candidates-00000.jsonl').read_bytes() == first_shard
+  # The shards the killed run finished count as done: the resumed run's first line is past them.
+  first_line = resumed.stdout.splitlines()[0]
+  done = 2 * (len(done_before) + 1)
+  assert first_line.startswith(
+    f'shard {len(done_before) + 1} of 4: 0 failed batches; {done} of 8 texts'
+  )
   assert len(list(out.glob('candidates-*.jsonl'))) == 4
   records = list(backtranslate.iter_records(str(out)))
   assert [r['id'] for r in records] == [i for i, _ in rows]

@@ -3,7 +3,9 @@
 
 import csv
 import json
+import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -189,8 +191,17 @@ image_classification.TfdsImages:
 
 
 @pytest.mark.slow
-def test_end_to_end_eval_run(tmp_path):
+def _progress_lines(caplog):
+  # '[done/total, ...]' lines (orbax logs other bracketed lines).
+  lines = [r.getMessage() for r in caplog.records if re.match(r'\[\d+/\d+', r.getMessage())]
+  caplog.clear()
+  return lines
+
+
+def test_end_to_end_eval_run(tmp_path, caplog):
   from eval_multilingual import run
+
+  caplog.set_level(logging.INFO)
 
   data, model_dir, run_dir = tmp_path / 'data', tmp_path / 'model', tmp_path / 'eval'
   data.mkdir()
@@ -201,6 +212,9 @@ def test_end_to_end_eval_run(tmp_path):
   gin_path.write_text(GIN.format(data=data, model_dir=model_dir, spm=spm, size=IMAGE_SIZE))
   argv = [f'--gin_file={gin_path}', f"--gin.RUN_DIR='{run_dir}'"]
   assert run.main(argv) == 0
+  lines = _progress_lines(caplog)
+  assert [l.split(',')[0] for l in lines] == [f'[{i}/6' for i in range(1, 7)]
+  assert all(', ETA ' in l for l in lines) and lines[-1].startswith('[6/6, ETA 0:00] ')
 
   res = json.loads((run_dir / 'results.json').read_text())
   assert set(res) == {'model', 'languages', 'macro', 'meta'}
@@ -269,6 +283,8 @@ def test_end_to_end_eval_run(tmp_path):
   assert (run_dir / 'eval_config.gin').exists()
   os.remove(run_dir / 'per_task' / 'tiny3' / 'zeroshot_classification' / 'en.json')
   assert run.main(argv) == 0
+  # Five evaluations resumed from their files count as done: one line, the last.
+  assert [l.split(']')[0] for l in _progress_lines(caplog)] == ['[6/6, ETA 0:00']
   res2 = json.loads((run_dir / 'results.json').read_text())
   assert res2['languages'] == res['languages']
   assert res2['meta']['en']['tiny3/zeroshot_classification']['classifier_cached'] is True

@@ -42,11 +42,22 @@ def yfcc_task(tmp_path, spm_model_path):  # noqa: F811
   gin.clear_config()
 
 
-def test_precompute_resume_and_tower_check(tmp_path, yfcc_task):
+def _progress_lines(capsys):
+  return [l for l in capsys.readouterr().err.splitlines() if l.startswith('mlit precompute: ')]
+
+
+def test_precompute_resume_and_tower_check(tmp_path, yfcc_task, capsys):
   out = str(tmp_path / 'emb')
   m = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
   assert m['complete'] and m['num_shards'] == 2 and m['embedding_dim'] == 16
   assert sum(d['examples'] for d in m['done'].values()) == 6
+  lines = _progress_lines(capsys)
+  assert [l.split(', ')[0] for l in lines] == [
+    'mlit precompute: 1 of 2 shards',
+    'mlit precompute: 2 of 2 shards',
+  ]
+  assert lines[0].endswith('(shard 00000: 3 images)') and 'images/s, ETA ' in lines[0]
+  assert 'ETA 0:00 (shard 00001: 3 images)' in lines[1]
   # Crash simulation: the second shard was never finished.
   second = 'embeddings-00001-of-00002.tfrecord'
   del m['done'][second]
@@ -58,6 +69,10 @@ def test_precompute_resume_and_tower_check(tmp_path, yfcc_task):
   mtime = os.path.getmtime(first)
   m2 = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
   assert m2['complete'] and os.path.getmtime(first) == mtime  # not redone
+  # The resumed run counts the first shard as done; only the second is embedded.
+  [line] = _progress_lines(capsys)
+  assert line.startswith('mlit precompute: 2 of 2 shards, ')
+  assert line.endswith('(shard 00001: 3 images)')
   assert os.path.exists(os.path.join(out, second))
 
   precomputed.register_precomputed([out], name='emb_task')

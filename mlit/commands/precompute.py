@@ -31,6 +31,7 @@ import seqio
 import tensorflow as tf
 
 import gin
+from mlit import job_progress
 from mlit.checkpoints import image_weights
 from mlit.commands import gin_flags
 from mlit.models import fixed_batch, two_tower
@@ -57,6 +58,15 @@ def _write_manifest(directory: str, manifest: dict, name: str = precomputed.MANI
   path = os.path.join(directory, name)
   with file_io.atomic_path(path) as tmp, tf.io.gfile.GFile(tmp, 'w') as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
+
+
+_PROGRESS_EVERY_S = 60.0
+
+
+def _log(msg: str) -> None:
+  """A progress line on stderr (stdout is the summary); each process of a multi-host run prints its own."""
+  prefix = f'process {jax.process_index()}: ' if jax.process_count() > 1 else ''
+  print(f'mlit precompute: {prefix}{msg}', file=sys.stderr, flush=True)
 
 
 def _example(emb: np.ndarray, strings: Mapping[str, bytes]) -> bytes:
@@ -126,17 +136,24 @@ def precompute(
       'Use another output_dir.'
     )
   images, start, embed_seconds = 0, time.perf_counter(), 0.0
-  for index in shards_of_process(len(shards), jax.process_index(), jax.process_count()):
+
+  def _rate(count: int) -> str:
+    return f'{count / max(time.perf_counter() - start, 1e-9):.1f} images/s'
+
+  own_shards = shards_of_process(len(shards), jax.process_index(), jax.process_count())
+  progress = job_progress.Progress(len(own_shards), 'shards')
+  for index in own_shards:
     shard = shards[index]
     out_name = f'embeddings-{index:05d}-of-{len(shards):05d}.tfrecord'
     if out_name in manifest['done']:
-      continue  # resume: finished in an earlier run
+      progress.skip()  # resume: finished in an earlier run
+      continue
     ds = task.source.get_dataset(
       split, shuffle=False, shard_info=seqio.ShardInfo(index, len(shards))
     )
     ds = task.preprocess_precache(ds, seed=seed)
     ds = image_preprocessors.decode_image(ds, train=False, size=image_size)
-    n = 0
+    n, last_line = 0, time.perf_counter()
     with (
       file_io.atomic_path(os.path.join(output_dir, out_name)) as tmp,
       tf.io.TFRecordWriter(tmp) as writer,
@@ -151,7 +168,12 @@ def precompute(
         n += len(emb)
         manifest['embedding_dim'] = int(emb.shape[-1])
         manifest['string_features'] = sorted(strings)
+        if time.perf_counter() - last_line >= _PROGRESS_EVERY_S:  # large shards: a line a minute
+          _log(f'shard {index:05d}: {n:,} images so far, {_rate(images + n)}')
+          last_line = time.perf_counter()
     images += n
+    progress.advance()
+    _log(f'{progress.line(rate_text=_rate(images))} (shard {index:05d}: {n:,} images)')
     manifest['done'][out_name] = {
       'source': shard,
       'source_bytes': tf.io.gfile.stat(shard).length,

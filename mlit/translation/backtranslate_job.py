@@ -21,9 +21,9 @@ cli.run_if_main(__name__, 'backtranslate')  # `python -m`: the command, before t
 import argparse
 import json
 import os
-import time
 from typing import Iterator
 
+from mlit import job_progress
 from mlit.translation import backends as translation_backends
 from mlit.translation import backtranslation as backtranslation_core
 from tasks import file_io
@@ -104,13 +104,17 @@ def run(
 ):
   """Runs (or resumes) the job. Returns the final per-pivot summary."""
   os.makedirs(out_dir, exist_ok=True)
-  rejected = []
-  start, done_examples, resumed = time.time(), 0, 0
+  # A first pass counts the readable rows, for the progress line's ETA (translation is the slow part).
+  total = sum(1 for _ in read_texts(input_path, []))
+  num_shards = -(-total // examples_per_shard)
+  progress = job_progress.Progress(total, 'texts')
+  rejected, resumed = [], 0
   shards = _chunks(read_texts(input_path, rejected), examples_per_shard)
   for index, shard in enumerate(shards):
     path = shard_path(out_dir, index)
     if os.path.exists(path):
       resumed += 1
+      progress.skip(len(shard))
       continue
     records, failures = [], []
     for batch in _chunks(shard, batch_size):
@@ -125,9 +129,8 @@ def run(
       failures_path(out_dir, index), [json.dumps(f, ensure_ascii=False) + '\n' for f in failures]
     )
     _write_atomically(path, [json.dumps(r, ensure_ascii=False) + '\n' for r in records])
-    done_examples += len(shard)
-    rate = done_examples / max(time.time() - start, 1e-9)
-    log(f'shard {index}: {len(shard)} texts, {len(failures)} failed batches, {rate:.1f} texts/s')
+    progress.advance(len(shard))
+    log(f'shard {index + 1} of {num_shards}: {len(failures)} failed batches; {progress.line()}')
   if resumed:
     log(f'resumed: {resumed} shards already complete')
   with open(os.path.join(out_dir, 'rejected_rows.jsonl'), 'w', encoding='utf-8') as f:
