@@ -25,6 +25,7 @@ from tasks.user_error import UserError
 _SEPARATOR = '\x1f'
 FIRED_FEATURE = 'bt_fired'
 TEXTS_FEATURE = 'bt_texts'
+CANDIDATES_FEATURE = 'bt_candidates'  # counted by tasks.data_stats, never seen by the model
 
 
 def load_candidates(directory: str) -> dict[str, list[str]]:
@@ -48,8 +49,23 @@ def load_candidates(directory: str) -> dict[str, list[str]]:
 
 
 @functools.lru_cache(maxsize=4)
+def _cached_candidates(directory: str) -> dict[str, list[str]]:
+  return load_candidates(directory)
+
+
+def describe(directory: str, probability: float) -> str:
+  """One line for the run's log: p, and how many texts of the directory have a kept round trip."""
+  candidates = _cached_candidates(directory)
+  n = sum(len(c) for c in candidates.values())
+  return (
+    f'backtranslation: p = {probability:g}; {len(candidates):,} texts with {n:,} kept round '
+    f'trips in {directory}'
+  )
+
+
+@functools.lru_cache(maxsize=4)
 def _lookup_table(directory: str) -> tf.lookup.StaticHashTable:
-  candidates = load_candidates(directory)
+  candidates = _cached_candidates(directory)
   keys = list(candidates) or ['']
   values = [_SEPARATOR.join(candidates[k]) for k in candidates] or ['']
   return tf.lookup.StaticHashTable(
@@ -69,10 +85,33 @@ def substitute(text, candidates_joined, seed, probability):
   return chosen, fired
 
 
-def requested() -> bool:
-  """Whether gin turns backtranslation on (gin/augment/backtranslation.gin binds a directory)."""
+def settings() -> tuple[str, float] | None:
+  """(candidates directory, probability) when gin turns backtranslation on
+  (gin/augment/backtranslation.gin binds them), else None."""
   bindings = gin.get_bindings(maybe_backtranslate)
-  return bool(bindings.get('candidates_dir')) and float(bindings.get('probability', 0.0)) > 0.0
+  directory, probability = bindings.get('candidates_dir'), float(bindings.get('probability', 0.0))
+  return (directory, probability) if directory and probability > 0.0 else None
+
+
+def requested() -> bool:
+  """Whether gin turns backtranslation on."""
+  return settings() is not None
+
+
+# Texts read before a run without a single kept round trip among them is told so.
+_COVERAGE_CHECK_TEXTS = 1000
+
+
+def coverage_warning(counts: dict, directory: str) -> str | None:
+  """A warning when the texts read so far (tasks.data_stats.backtranslation_counts) had no
+  candidate at all: the ids of the candidates then match none of the task's example ids."""
+  if counts['texts'] < _COVERAGE_CHECK_TEXTS or counts['with_candidates']:
+    return None
+  return (
+    f'warning: backtranslation is on, but none of the first {counts["texts"]:,} texts has a kept '
+    f"round trip in {directory}: the candidates' ids must be the task's example ids (for "
+    'emoji_cldr, `python -m tasks.emoji_cldr texts` writes them); no text is being replaced'
+  )
 
 
 def check_applied(task_name: str, features) -> None:
@@ -98,8 +137,9 @@ def maybe_backtranslate(
 ) -> tf.data.Dataset:
   """Substitutes backtranslations with `probability`; a no-op unless gin sets candidates_dir.
 
-  Adds int32 features `bt_fired` (how many text features of the example were substituted) and
-  `bt_texts` (how many were considered), so the trainer can log the substitution rate.
+  Adds int32 features `bt_fired` (how many text features of the example were substituted),
+  `bt_texts` (how many were considered) and `bt_candidates` (how many had a kept round trip), so
+  the trainer can log the substitution rate and tell when the candidates' ids match no text.
   """
   if not candidates_dir or probability <= 0.0:
     return dataset
@@ -125,13 +165,16 @@ def maybe_backtranslate(
       else example[id_feature]
     )
     fired_count = tf.constant(0, tf.int32)
+    with_candidates = tf.constant(0, tf.int32)
     for i, feature in enumerate(features):
       by_feature = table.lookup(tf.strings.join([example_id, '/', feature]))
       joined = tf.where(tf.strings.length(by_feature) > 0, by_feature, table.lookup(example_id))
       feature_seed = tf.cast(seeds[i], tf.int32) + tf.constant([seed, 0], tf.int32)
       example[feature], fired = substitute(example[feature], joined, feature_seed, probability)
       fired_count += tf.cast(fired, tf.int32)
+      with_candidates += tf.cast(tf.strings.length(joined) > 0, tf.int32)
     example[FIRED_FEATURE] = fired_count
+    example[CANDIDATES_FEATURE] = with_candidates
     example[TEXTS_FEATURE] = tf.constant(len(features), tf.int32)
     return example
 

@@ -14,6 +14,9 @@ the run directory's data_stats.json, mlit.run_layout). Its fields:
                 run counts the steps before its restart too), not what the input read ahead.
   texts         {feature: {n_texts, n_truncated, truncated_share}}: the texts of the batches
                 this process trained on since it started, and how many were cut to the length.
+  backtranslation  {texts, with_candidates, replaced, candidates_share, replaced_share}: of the
+                texts backtranslation considered in those batches, how many had a kept round trip
+                and how many it replaced (absent when backtranslation is off).
   skipped_rows, kept_rows  every read of a row: each epoch and the input's read-ahead count
                 again, so these grow past the corpus; the corpus figures are in `corpus`.
 """
@@ -29,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tasks import token_preprocessors
+from tasks import backtranslation, token_preprocessors
 
 _lock = threading.Lock()
 _skipped = collections.Counter()  # reason -> rows skipped
@@ -39,6 +42,13 @@ _truncated = collections.Counter()  # feature -> texts longer than the length
 # Examples per value of the tasks' 'language' feature in the batches trained on.
 _languages = collections.Counter()
 LANGUAGE_KEY = 'language'
+# Sums of tasks.backtranslation's per-example counts: texts, with_candidates, replaced.
+_backtranslation = collections.Counter()
+_BACKTRANSLATION_FEATURES = {
+  backtranslation.TEXTS_FEATURE: 'texts',
+  backtranslation.CANDIDATES_FEATURE: 'with_candidates',
+  backtranslation.FIRED_FEATURE: 'replaced',
+}
 _examples_logged = collections.Counter()  # reason -> how many were logged
 _captured = threading.local()  # .counter: this thread's skips too, inside `capture()`
 _reading = threading.local()  # .tally: the _FileTally of the file this thread is reading
@@ -144,7 +154,8 @@ def set_consumed(steps: int, batch_size: int) -> None:
 
 
 def count_batch(batch) -> None:
-  """Adds the 'truncated/<feature>' marks and the 'language' of a NumPy batch to the counters."""
+  """Adds the 'truncated/<feature>' marks, the 'language' and the backtranslation counts of a NumPy
+  batch to the counters."""
   prefix = token_preprocessors.TRUNCATED_PREFIX
   counts = {
     k[len(prefix) :]: (int(np.size(v)), int(np.sum(v)))
@@ -152,7 +163,9 @@ def count_batch(batch) -> None:
     if k.startswith(prefix)
   }
   langs = np.atleast_1d(batch[LANGUAGE_KEY]) if LANGUAGE_KEY in batch else ()
+  bt = {name: int(np.sum(batch[k])) for k, name in _BACKTRANSLATION_FEATURES.items() if k in batch}
   with _lock:
+    _backtranslation.update(bt)
     _languages.update(l.decode('utf-8') if isinstance(l, bytes) else str(l) for l in langs)
     for feature, (n, truncated) in counts.items():
       _texts[feature] += n
@@ -173,7 +186,24 @@ def snapshot() -> dict:
         if n
       },
       'languages': dict(_languages),
+      **({'backtranslation': _backtranslation_shares()} if _backtranslation['texts'] else {}),
     }
+
+
+def _backtranslation_shares() -> dict:
+  counts = {name: _backtranslation[name] for name in _BACKTRANSLATION_FEATURES.values()}
+  n = max(counts['texts'], 1)
+  return {
+    **counts,
+    'candidates_share': counts['with_candidates'] / n,
+    'replaced_share': counts['replaced'] / n,
+  }
+
+
+def backtranslation_counts() -> dict | None:
+  """The `backtranslation` entry of data_stats.json so far; None when backtranslation is off."""
+  with _lock:
+    return _backtranslation_shares() if _backtranslation['texts'] else None
 
 
 def reset() -> None:
@@ -187,6 +217,7 @@ def reset() -> None:
       _corpus,
       _consumed,
       _languages,
+      _backtranslation,
     ):
       c.clear()
     _files_counted.clear()

@@ -19,7 +19,7 @@ from spm_fixture import spm_model_path  # noqa: F401
 
 import gin
 from mlit.training import train
-from tasks import image_store
+from tasks import backtranslation, image_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 8  # examples per task
@@ -234,12 +234,10 @@ def test_yfcc_per_batch_signal_through_the_trainer(data):
     assert json.load(f)['texts']['tags']['n_texts'] == 8
 
 
-@pytest.mark.slow
-def test_cc12m_with_backtranslation_logs_the_rate(data):
-  steps, batch = 6, 32
-  gin_path = _gin(
+def _cc12m_bt_gin(data, name, candidates_dir, steps, batch):
+  return _gin(
     data,
-    'cc12m_bt',
+    name,
     module='cc12m',
     register='register_cc12m',
     pattern=f'{data["dir"]}/cc12m.tsv',
@@ -247,13 +245,50 @@ def test_cc12m_with_backtranslation_logs_the_rate(data):
     includes="include 'augment/backtranslation.gin'",
     steps=steps,
     batch=batch,
-    extra=f"BT_CANDIDATES_DIR = '{data['bt']}'\nBT_PROBABILITY = {BT_PROBABILITY}",
+    extra=f"BT_CANDIDATES_DIR = '{candidates_dir}'\nBT_PROBABILITY = {BT_PROBABILITY}",
   )
-  records = _train_here(gin_path, os.path.join(data['dir'], 'run_cc12m_bt'))
+
+
+@pytest.mark.slow
+def test_cc12m_with_backtranslation_logs_the_rate(data, capsys):
+  steps, batch = 6, 32
+  model_dir = os.path.join(data['dir'], 'run_cc12m_bt')
+  records = _train_here(_cc12m_bt_gin(data, 'cc12m_bt', data['bt'], steps, batch), model_dir)
   rates = [r['bt_fired_rate'] for r in records]
   assert len(rates) == steps
   # Binomial over steps x batch captions (sd about 0.033): a 4.5-sd bound.
   assert abs(np.mean(rates) - BT_PROBABILITY) < 0.15, rates
+  # The run's shares so far: every caption has a kept round trip in the fixture.
+  assert records[-1]['bt_candidates_share'] == 1.0
+  with open(os.path.join(model_dir, 'data_stats.json')) as f:
+    bt = json.load(f)['backtranslation']
+  assert bt['texts'] >= steps * batch and bt['with_candidates'] == bt['texts']
+  assert bt['replaced_share'] == bt['replaced'] / bt['texts']
+  assert abs(bt['replaced_share'] - BT_PROBABILITY) < 0.15, bt
+  err = capsys.readouterr().err
+  assert f'backtranslation: p = {BT_PROBABILITY}; 8 texts with 8 kept round trips in' in err
+  assert '% of texts so far (100% have candidates)' in err
+  assert 'warning: backtranslation' not in err
+
+
+@pytest.mark.slow
+def test_backtranslation_whose_ids_match_no_text_warns(data, tmp_path, capsys, monkeypatch):
+  # Candidates keyed by the captions' text instead of the task's example ids (url hashes).
+  wrong = tmp_path / 'bt_by_text'
+  wrong.mkdir()
+  with open(os.path.join(data['bt'], 'candidates-00000.jsonl')) as f:
+    records = [json.loads(line) for line in f]
+  (wrong / 'candidates-00000.jsonl').write_text(
+    ''.join(json.dumps(dict(r, id=r['text'])) + '\n' for r in records)
+  )
+  monkeypatch.setattr(backtranslation, '_COVERAGE_CHECK_TEXTS', 64)
+  model_dir = os.path.join(data['dir'], 'run_cc12m_bt_wrong_ids')
+  records = _train_here(_cc12m_bt_gin(data, 'cc12m_bt_wrong', wrong, 3, 32), model_dir)
+  assert [r['bt_candidates_share'] for r in records] == [0.0] * 3
+  err = capsys.readouterr().err
+  warnings = [l for l in err.splitlines() if 'warning: backtranslation' in l]
+  assert len(warnings) == 1, err  # once, not at every log line
+  assert f'none of the first 64 texts has a kept round trip in {wrong}' in warnings[0]
 
 
 @pytest.mark.slow

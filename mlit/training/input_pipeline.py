@@ -81,6 +81,7 @@ def _task_examples(
     kwargs['passthrough_features'] = [
       backtranslation.FIRED_FEATURE,
       backtranslation.TEXTS_FEATURE,
+      backtranslation.CANDIDATES_FEATURE,
       data_stats.LANGUAGE_KEY,
       *(token_preprocessors.truncated_key(k) for k in lengths),
     ]
@@ -114,8 +115,12 @@ def _concat(*batches):
 
 
 def _counted_only(key: str) -> bool:
-  """Features the input counts (truncation marks, languages) and the model never sees."""
-  return key.startswith(_TRUNCATED) or key == data_stats.LANGUAGE_KEY
+  """Features the input counts (truncation marks, languages, backtranslation candidates) and the
+  model never sees."""
+  return key.startswith(_TRUNCATED) or key in (
+    data_stats.LANGUAGE_KEY,
+    backtranslation.CANDIDATES_FEATURE,
+  )
 
 
 def _count_and_strip(batches):

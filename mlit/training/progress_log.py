@@ -15,20 +15,13 @@ from typing import Mapping
 
 import jax
 
-from mlit import run_layout
+from mlit import job_progress, run_layout
 
 
 def log(msg: str) -> None:
   """A status line on stderr, printed by process 0 only (one line per run, not one per host)."""
   if jax.process_index() == 0:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _fmt_eta(seconds: float) -> str:
-  seconds = int(max(seconds, 0))
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
 
 
 def drop_records_after(path: str, step: int) -> None:
@@ -98,13 +91,16 @@ class ProgressLog:
         self._writer.add_scalar(k, v, step)
     self._writer.flush()
     extra = ''.join(
-      f' {k} {v:.4g}'
-      for k, v in sorted(metrics.items())
-      if k in ('lr', 'bt_fired_rate', 'temperature')
+      f' {k} {v:.4g}' for k, v in sorted(metrics.items()) if k in ('lr', 'temperature')
     )
+    if 'bt_replaced_share' in metrics:
+      extra += (
+        f' bt replaced {100 * metrics["bt_replaced_share"]:.3g}% of texts so far'
+        f' ({100 * metrics["bt_candidates_share"]:.3g}% have candidates)'
+      )
     print(
       f'step {step}/{self._total} loss {record["loss"]:.4f}{extra} '
-      f'pairs/s {rate:.1f} ETA {_fmt_eta(record["eta_sec"])}',
+      f'pairs/s {rate:.1f} ETA {job_progress.format_eta(record["eta_sec"])}',
       file=sys.stderr,
       flush=True,
     )

@@ -35,7 +35,7 @@ from mlit.training import optimizer as optimizer_lib
 from mlit.training import partitioning
 from mlit.training import progress_log as train_log
 from mlit.training import state as state_lib
-from tasks import data_stats
+from tasks import backtranslation, data_stats
 from tasks.user_error import UserError
 
 
@@ -290,6 +290,9 @@ def train(
     )
 
   batches, info = input_from(start_step)
+  bt_settings = backtranslation.settings()
+  if bt_settings:
+    train_log.log(backtranslation.describe(*bt_settings))
   _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
   has_image_tower = model.image is not None
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
@@ -359,6 +362,7 @@ def train(
     )
   log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
   pending = None  # metrics of the last step, checked one step late
+  warned = set()  # warnings printed once per run
 
   def check(step, metrics):
     metrics = jax.device_get(metrics)
@@ -374,7 +378,17 @@ def train(
         f'checkpoint is step {ckpt.latest_step()} in {ckpt.directory}'
       )
     if step % log_period == 0 or step == train_steps:
-      log.write(step, {k: np.asarray(v).mean() for k, v in metrics.items() if np.asarray(v).size})
+      record = {k: np.asarray(v).mean() for k, v in metrics.items() if np.asarray(v).size}
+      bt = data_stats.backtranslation_counts()
+      if bt:  # shares since the start: one step's rate is mostly 0 when p and coverage are small
+        record.update(
+          bt_replaced_share=bt['replaced_share'], bt_candidates_share=bt['candidates_share']
+        )
+        warning = backtranslation.coverage_warning(bt, bt_settings[0])
+        if warning and 'backtranslation' not in warned:
+          train_log.log(warning)
+          warned.add('backtranslation')
+      log.write(step, record)
 
   try:
     for step in range(start_step, train_steps):
