@@ -14,6 +14,7 @@ import functools
 import glob
 import json
 import os
+from typing import NamedTuple
 
 import seqio
 import tensorflow as tf
@@ -48,28 +49,29 @@ def load_candidates(directory: str) -> dict[str, list[str]]:
   return table
 
 
+class _Candidates(NamedTuple):
+  table: tf.lookup.StaticHashTable  # id -> the id's kept round trips, joined by _SEPARATOR
+  texts: int  # ids with at least one kept round trip
+  round_trips: int
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_candidates(directory: str) -> dict[str, list[str]]:
-  return load_candidates(directory)
+def _candidates(directory: str) -> _Candidates:
+  candidates = load_candidates(directory)  # the table keeps them; the dict goes
+  keys = list(candidates) or ['']
+  values = [_SEPARATOR.join(candidates[k]) for k in candidates] or ['']
+  table = tf.lookup.StaticHashTable(
+    tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default_value=''
+  )
+  return _Candidates(table, len(candidates), sum(len(c) for c in candidates.values()))
 
 
 def describe(directory: str, probability: float) -> str:
   """One line for the run's log: p, and how many texts of the directory have a kept round trip."""
-  candidates = _cached_candidates(directory)
-  n = sum(len(c) for c in candidates.values())
+  c = _candidates(directory)
   return (
-    f'backtranslation: p = {probability:g}; {len(candidates):,} texts with {n:,} kept round '
+    f'backtranslation: p = {probability:g}; {c.texts:,} texts with {c.round_trips:,} kept round '
     f'trips in {directory}'
-  )
-
-
-@functools.lru_cache(maxsize=4)
-def _lookup_table(directory: str) -> tf.lookup.StaticHashTable:
-  candidates = _cached_candidates(directory)
-  keys = list(candidates) or ['']
-  values = [_SEPARATOR.join(candidates[k]) for k in candidates] or ['']
-  return tf.lookup.StaticHashTable(
-    tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default_value=''
   )
 
 
@@ -145,7 +147,7 @@ def maybe_backtranslate(
     return dataset
   if not 0.0 <= probability <= 1.0:
     raise ValueError(f'maybe_backtranslate.probability must be in [0, 1], got {probability}')
-  table = _lookup_table(candidates_dir)
+  table = _candidates(candidates_dir).table
   features = tuple(text_features)
 
   def present(example):

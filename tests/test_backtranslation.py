@@ -319,7 +319,7 @@ def test_preprocessor_is_noop_without_candidates_and_checks_inputs(tmp_path):
   bad = tmp_path / 'bad'
   bad.mkdir()
   (bad / 'candidates-00000.jsonl').write_text('{not json\n')
-  backtranslation._lookup_table.cache_clear()
+  backtranslation._candidates.cache_clear()
   with pytest.raises(ValueError, match='candidates-00000.jsonl:1'):
     backtranslation.maybe_backtranslate(ds, candidates_dir=str(bad), probability=0.1)
 

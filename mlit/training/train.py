@@ -362,9 +362,10 @@ def train(
     )
   log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
   pending = None  # metrics of the last step, checked one step late
-  warned = set()  # warnings printed once per run
+  bt_warned = False  # the coverage warning is printed once
 
   def check(step, metrics):
+    nonlocal bt_warned
     metrics = jax.device_get(metrics)
     value = float(metrics['loss'])
     update = float(metrics['update_norm'])
@@ -385,9 +386,9 @@ def train(
           bt_replaced_share=bt['replaced_share'], bt_candidates_share=bt['candidates_share']
         )
         warning = backtranslation.coverage_warning(bt, bt_settings[0])
-        if warning and 'backtranslation' not in warned:
+        if warning and not bt_warned:
           train_log.log(warning)
-          warned.add('backtranslation')
+          bt_warned = True
       log.write(step, record)
 
   try:
