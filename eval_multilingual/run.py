@@ -154,6 +154,15 @@ def evaluate(
       lang,
       shown or 'no result',
     )
+  if progress.skipped:  # else a run that found everything done prints nothing it did
+    logging.info(
+      '%d of %d evaluations reused from %s (written for this model, fingerprint %s); '
+      '--gin.run.evaluate.resume=False runs them again',
+      progress.skipped,
+      len(jobs),
+      os.path.join(run_dir, 'per_task'),
+      model['fingerprint'],
+    )
   results = aggregate(per_task, model)
   analysis = error_analysis.analyse(per_class)
   if analysis['tasks']:  # beside results.json: a row per class and language

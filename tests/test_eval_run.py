@@ -283,11 +283,19 @@ def test_end_to_end_eval_run(tmp_path, caplog):
   assert (run_dir / 'eval_config.gin').exists()
   os.remove(run_dir / 'per_task' / 'tiny3' / 'zeroshot_classification' / 'en.json')
   assert run.main(argv) == 0
-  # Five evaluations resumed from their files count as done: one line, the last.
+  # Five evaluations resumed from their files count as done: one line, the last; and it says so.
+  messages = [r.getMessage() for r in caplog.records]
   assert [l.split(']')[0] for l in _progress_lines(caplog)] == ['[6/6, ETA 0:00']
+  [reused] = [m for m in messages if 'reused from' in m]
+  assert reused.startswith(f'5 of 6 evaluations reused from {run_dir / "per_task"} (')
+  assert res['model']['fingerprint'] in reused and 'resume=False' in reused
   res2 = json.loads((run_dir / 'results.json').read_text())
   assert res2['languages'] == res['languages']
   assert res2['meta']['en']['tiny3/zeroshot_classification']['classifier_cached'] is True
+  # The hint's flag, as printed: every evaluation runs again.
+  assert run.main(argv + ['--gin.run.evaluate.resume=False']) == 0
+  messages = [r.getMessage() for r in caplog.records]
+  assert len(_progress_lines(caplog)) == 6 and not [m for m in messages if 'reused from' in m]
 
 
 def test_t5x_text_tower_plus_npz_image_tower(tmp_path):
