@@ -163,6 +163,23 @@ def test_language_table_covers_cldr_and_wit():
   assert languages.detect_script('12 !!') == 'Zyyy'
 
 
+def test_every_language_of_the_evaluation_sets_is_known():
+  # Reports name each language and group it by script; an unknown code shows as 'om (om)', 'Zzzz'.
+  from eval_multilingual import clip_benchmark_prompts  # pylint: disable=g-import-not-at-top
+  from eval_multilingual.datasets import xm3600  # pylint: disable=g-import-not-at-top
+
+  sets = {
+    'babel_imagenet': clip_benchmark_prompts.babel_imagenet_languages(),
+    'xm3600': xm3600.LANGUAGES,
+    'wit': languages.WIT_LANGUAGES,
+  }
+  assert {k: [c for c in v if not languages.is_known(c)] for k, v in sets.items()} == {
+    k: [] for k in sets
+  }
+  assert languages.lookup('om') == languages.Language('om', 'Oromo', 'Latn')
+  assert languages.lookup('yi').script == 'Hebr' and languages.lookup('quz').name == 'Cusco Quechua'
+
+
 def test_every_cldr_annotation_locale_is_known():
   import os  # pylint: disable=g-import-not-at-top
 
