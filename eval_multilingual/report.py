@@ -12,6 +12,7 @@ cli.run_if_main(__name__, 'report')  # `python -m`: the command, before the heav
 import argparse
 import datetime
 import os
+import statistics
 import sys
 
 from eval_multilingual import languages, report_data, report_error_analysis, report_plots
@@ -171,6 +172,28 @@ def compare_section(
   return headers, rows
 
 
+def compare_summary(run: Run, other: Run, col: Column, min_n: int) -> str | None:
+  """The comparison's headline: mean and median delta, and how many deltas are beyond both runs'
+  95% intervals, over the languages with at least min_n examples in both runs."""
+  d = {
+    lang: v
+    for lang, v in report_data.deltas(run, other, col).items()
+    if not (
+      report_data.too_small(run, lang, col, min_n) or report_data.too_small(other, lang, col, min_n)
+    )
+  }
+  if not d:
+    return None
+  beyond = [lang for lang in d if report_data.delta_outside_intervals(run, other, lang, col)]
+  up = sum(d[lang] > 0 for lang in beyond)
+  return (
+    f'{other.name}: mean Δ {_pct(statistics.mean(d.values()), signed=True)}, median Δ '
+    f'{_pct(statistics.median(d.values()), signed=True)} points over {len(d)} languages with at '
+    f'least {min_n} examples; beyond both 95% CIs in {len(beyond)} ({up} up, '
+    f'{len(beyond) - up} down).'
+  )
+
+
 def _yes_no(flag: bool | None) -> str:
   return '' if flag is None else ('yes' if flag else 'no')
 
@@ -250,6 +273,10 @@ def build(
         return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
 
       blocks.append(doc.Heading(col.label, 3))
+      for o in others:
+        line = compare_summary(run, o, col, min_n)
+        if line:
+          blocks.append(doc.Line(line))
       p = f'delta_{col.slug}.png'
       big = [report_data.large_enough(o, col, min_n) for o in others]
       if report_plots.delta_bars(

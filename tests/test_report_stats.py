@@ -99,6 +99,11 @@ def test_report_marks_small_languages_and_says_whether_deltas_are_beyond_the_int
   de_row = next(l for l in lines if '| de | 30.0 | 31.0 | +1.0 |' in l)
   en_row = next(l for l in lines if '| en | 40.0 | 55.0 | +15.0 |' in l)
   assert de_row.rstrip(' |').endswith('no') and en_row.rstrip(' |').endswith('yes')
+  # The comparison's headline over en and de (rm has 4 names: left out): +15 and +1 points.
+  assert (
+    'other &lt;b&gt;: mean Δ +8.0, median Δ +8.0 points over 2 languages with at least 20 '
+    'examples; beyond both 95% CIs in 1 (1 up, 0 down).'
+  ) in lines
   assert report.main([str(tmp_path / 'base'), '--min-n', '2', '--out', str(tmp_path / 'o2')]) == 0
   md2 = (tmp_path / 'o2' / 'report.md').read_text(encoding='utf-8')
   assert '| emoji_cldr top-1 acc | 3 |' in md2
