@@ -138,8 +138,19 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
   assert sorted(r['line'] for r in rejected) == [6, 7, 8]
   verdicts = summary['pivots']['xx']
   assert verdicts['kept'] + sum(verdicts['dropped'].values()) == len(CAPTIONS)
+  [pivot] = [l for l in lines if l.startswith('pivot ')]
+  kept = verdicts['kept']
+  assert pivot.startswith(f'pivot xx: kept {kept} of 5 texts, dropped {5 - kept}')
+  assert ', failed 0; mean chrF of kept ' in pivot and "{'" not in pivot  # words, not a dict
+  # The demo's English texts through ca (README): reasons by count, words instead of a dict.
+  demo = {'kept': 843, 'dropped': {'drifted': 1024, 'near_identical': 4376}, 'failed': 0}
+  assert backtranslate.pivot_line('ca', dict(demo, mean_chrf_kept=60.34), 6243) == (
+    'pivot ca: kept 843 of 6,243 texts, dropped 5,400 (near-identical 4,376, drifted 1,024), '
+    'failed 0; mean chrF of kept 60.34'
+  )
 
   failing = translation_backends.CommandBackend('false')
+  lines = []
   summary = backtranslate.run(
     str(tmp_path / 'in.tsv'),
     str(tmp_path / 'fail'),
@@ -147,9 +158,10 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
     pivots=['es'],
     backend=failing,
     retries=1,
-    log=lambda *_: None,
+    log=lines.append,
   )
   assert summary['pivots']['es']['failed'] == len(CAPTIONS)
+  assert 'pivot es: kept 0 of 5 texts, dropped 0, failed 5' in lines
   records = list(backtranslate.iter_records(str(tmp_path / 'fail')))
   assert len(records) == len(CAPTIONS) and all(r['candidates'] == [] for r in records)
 
