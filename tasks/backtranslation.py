@@ -100,7 +100,7 @@ def requested() -> bool:
   return settings() is not None
 
 
-# Texts read before a run without a single kept round trip among them is told so.
+# A run that reads this many texts without one kept round trip among them is told so.
 _COVERAGE_CHECK_TEXTS = 1000
 
 
