@@ -149,6 +149,23 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
     'failed 0; mean chrF of kept 60.34'
   )
 
+  # Run again on the finished directory: nothing to translate, and it says so once.
+  lines = []
+  again = backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'out'),
+    source='en',
+    pivots=['xx'],
+    backend=_fake_backend(tmp_path),
+    examples_per_shard=2,
+    log=lines.append,
+  )
+  assert again == summary
+  assert [l for l in lines if not l.startswith('pivot ')] == [
+    'resumed: 3 of 3 shards already complete (5 texts)',
+    '3 input rows rejected (see rejected_rows.jsonl)',
+  ]
+
   failing = translation_backends.CommandBackend('false')
   lines = []
   summary = backtranslate.run(
@@ -204,12 +221,11 @@ def test_job_resumes_after_sigkill(tmp_path):
     text=True,
   )
   assert (out / 'candidates-00000.jsonl').read_bytes() == first_shard
-  # The shards the killed run finished count as done: the resumed run's first line is past them.
-  first_line = resumed.stdout.splitlines()[0]
-  done = 2 * (len(done_before) + 1)
-  assert first_line.startswith(
-    f'shard {len(done_before) + 1} of 4: 0 failed batches; {done} of 8 texts'
-  )
+  # The resumed run says first what it found done, then goes on past it, counting it as done.
+  first, second = resumed.stdout.splitlines()[:2]
+  k = len(done_before)
+  assert first == f'resumed: {k} of 4 shards already complete ({2 * k} texts)'
+  assert second.startswith(f'shard {k + 1} of 4: 0 failed batches; {2 * (k + 1)} of 8 texts')
   assert len(list(out.glob('candidates-*.jsonl'))) == 4
   records = list(backtranslate.iter_records(str(out)))
   assert [r['id'] for r in records] == [i for i, _ in rows]

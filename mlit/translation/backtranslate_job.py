@@ -116,6 +116,8 @@ def run(
       resumed += 1
       progress.skip(len(shard))
       continue
+    if resumed and not progress.advanced:  # said once, before this run's first shard
+      log(_resumed_line(resumed, num_shards, progress.skipped))
     records, failures = [], []
     for batch in _chunks(shard, batch_size):
       ids, texts = zip(*batch)
@@ -131,8 +133,8 @@ def run(
     _write_atomically(path, [json.dumps(r, ensure_ascii=False) + '\n' for r in records])
     progress.advance(len(shard))
     log(f'shard {index + 1} of {num_shards}: {len(failures)} failed batches; {progress.line()}')
-  if resumed:
-    log(f'resumed: {resumed} shards already complete')
+  if resumed and not progress.advanced:  # every shard was complete
+    log(_resumed_line(resumed, num_shards, progress.skipped))
   with open(os.path.join(out_dir, 'rejected_rows.jsonl'), 'w', encoding='utf-8') as f:
     for row in rejected:
       f.write(json.dumps(row, ensure_ascii=False) + '\n')
@@ -145,6 +147,10 @@ def run(
   if rejected:
     log(f'{len(rejected)} input rows rejected (see rejected_rows.jsonl)')
   return summary
+
+
+def _resumed_line(shards: int, num_shards: int, texts: int) -> str:
+  return f'resumed: {shards} of {num_shards} shards already complete ({texts:,} texts)'
 
 
 def pivot_line(pivot: str, s: dict, texts: int) -> str:
