@@ -113,16 +113,24 @@ def test_quality_filter_verdicts():
 def test_job_counts_rejected_rows_and_records_failures(tmp_path):
   bad = [b'only-one-column\n', b'7\t\xff\xfe broken utf8\n', b'8\t   \n']
   _write_tsv(tmp_path / 'in.tsv', CAPTIONS, bad)
-  lines = []
-  summary = backtranslate.run(
-    str(tmp_path / 'in.tsv'),
-    str(tmp_path / 'out'),
-    source='en',
-    pivots=['xx'],
-    backend=_fake_backend(tmp_path),
-    examples_per_shard=2,
-    log=lines.append,
-  )
+
+  def run_job(out, pivot, backend, **kwargs):  # returns (summary, log lines)
+    lines = []
+    summary = backtranslate.run(
+      str(tmp_path / 'in.tsv'),
+      str(tmp_path / out),
+      source='en',
+      pivots=[pivot],
+      backend=backend,
+      log=lines.append,
+      **kwargs,
+    )
+    return summary, lines
+
+  def run_fake():  # the fake translator, 2 texts a shard
+    return run_job('out', 'xx', _fake_backend(tmp_path), examples_per_shard=2)
+
+  summary, lines = run_fake()
   assert summary['texts'] == len(CAPTIONS)
   # Progress counts the readable rows (5 of 8 lines), so the last shard ends at 5 of 5, ETA 0:00.
   progress = [l for l in lines if l.startswith('shard ')]
@@ -150,16 +158,7 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
   )
 
   # Run again on the finished directory: nothing to translate, and it says so once.
-  lines = []
-  again = backtranslate.run(
-    str(tmp_path / 'in.tsv'),
-    str(tmp_path / 'out'),
-    source='en',
-    pivots=['xx'],
-    backend=_fake_backend(tmp_path),
-    examples_per_shard=2,
-    log=lines.append,
-  )
+  again, lines = run_fake()
   assert again == summary
   assert [l for l in lines if not l.startswith('pivot ')] == [
     'resumed: 3 of 3 shards already complete (5 texts)',
@@ -167,16 +166,7 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
   ]
 
   failing = translation_backends.CommandBackend('false')
-  lines = []
-  summary = backtranslate.run(
-    str(tmp_path / 'in.tsv'),
-    str(tmp_path / 'fail'),
-    source='en',
-    pivots=['es'],
-    backend=failing,
-    retries=1,
-    log=lines.append,
-  )
+  summary, lines = run_job('fail', 'es', failing, retries=1)
   assert summary['pivots']['es']['failed'] == len(CAPTIONS)
   assert 'pivot es: kept 0 of 5 texts, dropped 0, failed 5' in lines
   records = list(backtranslate.iter_records(str(tmp_path / 'fail')))
