@@ -175,13 +175,9 @@ def compare_section(
 def compare_summary(run: Run, other: Run, col: Column, min_n: int) -> str | None:
   """The comparison's headline: mean and median delta, and how many deltas are beyond both runs'
   95% intervals, over the languages with at least min_n examples in both runs."""
-  d = {
-    lang: v
-    for lang, v in report_data.deltas(run, other, col).items()
-    if not (
-      report_data.too_small(run, lang, col, min_n) or report_data.too_small(other, lang, col, min_n)
-    )
-  }
+  d = report_data.deltas(
+    report_data.large_enough(run, col, min_n), report_data.large_enough(other, col, min_n), col
+  )
   if not d:
     return None
   beyond = [lang for lang in d if report_data.delta_outside_intervals(run, other, lang, col)]

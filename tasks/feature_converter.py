@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import seqio
 import tensorflow as tf
 
-from tasks import length_buckets
+from tasks import backtranslation, length_buckets
 
 EOS_ID = 1
 IMAGE_KEYS = ('image', 'image_embedding')
@@ -68,7 +68,12 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     use_custom_packing_ops: bool = False,
     apply_length_check: bool = True,
     bos_id: int = 0,
-    passthrough_keys: Sequence[str] = ('bt_fired', 'bt_texts', 'bt_candidates', 'language'),
+    passthrough_keys: Sequence[str] = (
+      backtranslation.FIRED_FEATURE,
+      backtranslation.TEXTS_FEATURE,
+      backtranslation.CANDIDATES_FEATURE,
+      'language',
+    ),
     passthrough_prefixes: Sequence[str] = ('truncated/',),
     image_key: str | None = None,
   ):
