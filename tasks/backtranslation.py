@@ -104,14 +104,16 @@ def requested() -> bool:
 _COVERAGE_CHECK_TEXTS = 1000
 
 
-def coverage_warning(counts: dict, directory: str) -> str | None:
+def coverage_warning(counts: dict, directory: str | None) -> str | None:
   """A warning when the texts read so far (tasks.data_stats.backtranslation_counts) had no
-  candidate at all: the ids of the candidates then match none of the task's example ids."""
+  candidate at all: the ids of the candidates then match none of the task's example ids.
+  `directory` is None when a task binds it itself rather than through gin."""
   if counts['texts'] < _COVERAGE_CHECK_TEXTS or counts['with_candidates']:
     return None
+  where = directory or 'its candidates directory'
   return (
     f'warning: backtranslation is on, but none of the first {counts["texts"]:,} texts has a kept '
-    f"round trip in {directory}: the candidates' ids must be the task's example ids (for "
+    f"round trip in {where}: the candidates' ids must be the task's example ids (for "
     'emoji_cldr, `python -m tasks.emoji_cldr texts` writes them); no text is being replaced'
   )
 

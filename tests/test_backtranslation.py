@@ -329,6 +329,17 @@ def test_signals_are_substituted_independently(tmp_path):
   assert np.array_equal(np.array([e['bt_fired'] for e in out]), title.astype(int) + tags)
 
 
+def test_coverage_warning_with_and_without_a_gin_bound_directory():
+  none_matched = {'texts': 1000, 'with_candidates': 0}
+  assert 'round trip in bt/:' in backtranslation.coverage_warning(none_matched, 'bt/')
+  # A task that binds candidates_dir itself: gin knows no directory, the warning still comes.
+  assert 'round trip in its candidates directory:' in backtranslation.coverage_warning(
+    none_matched, None
+  )
+  assert backtranslation.coverage_warning({'texts': 1000, 'with_candidates': 1}, None) is None
+  assert backtranslation.coverage_warning({'texts': 999, 'with_candidates': 0}, None) is None
+
+
 def test_preprocessor_is_noop_without_candidates_and_checks_inputs(tmp_path):
   ds = tf.data.Dataset.from_tensor_slices({'example_id': ['1'], 'text': ['x']})
   assert backtranslation.maybe_backtranslate(ds) is ds

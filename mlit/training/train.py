@@ -385,7 +385,7 @@ def train(
         record.update(
           bt_replaced_share=bt['replaced_share'], bt_candidates_share=bt['candidates_share']
         )
-        warning = backtranslation.coverage_warning(bt, bt_settings[0])
+        warning = backtranslation.coverage_warning(bt, bt_settings and bt_settings[0])
         if warning and not bt_warned:
           train_log.log(warning)
           bt_warned = True
