@@ -96,6 +96,26 @@ def test_impossible_schedule_is_a_user_error(capsys, tmp_path):
   assert 'In call to configurable' not in err
 
 
+@pytest.mark.parametrize(
+  'binding, message',
+  [
+    (
+      '--gin.train.num_partitions=2',
+      'num_partitions=2 (gin: train.train.num_partitions) must divide',
+    ),
+    ('--gin.train.loss="x"', "train.loss must be 'softmax' or 'sigmoid', got 'x'"),
+    ('--gin.train.freeze=["^no_such/"]', "freeze rule '^no_such/' matches no parameter"),
+    ('--gin.MIXTURE_OR_TASK_NAME="no_such_task"', "MIXTURE_OR_TASK_NAME 'no_such_task' is not"),
+  ],
+)
+def test_training_config_mistakes_are_one_line(binding, message, capsys, tmp_path):
+  argv = ['train', '--gin_file=local_tiny.gin', f'--gin.MODEL_DIR="{tmp_path}"', '--dry_run']
+  assert cli.main(argv + [binding]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err[-1].startswith(f'mlit train: error: {message}'), err[-3:]
+  assert not any('Traceback' in l for l in err)
+
+
 def test_module_import_runs_before_gin(tmp_path, monkeypatch):
   (tmp_path / 'mlit_test_plugin_18.py').write_text(
     'import gin\n\n\n@gin.configurable\ndef plugin_value(x=1):\n  return x\n'

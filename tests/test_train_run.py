@@ -9,6 +9,7 @@ is the thing under test (kill, device count, jax.distributed).
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -135,6 +136,32 @@ def test_local_tiny_out_of_the_box(tmp_path):
   assert list((model_dir / 'train').glob('events.out.tfevents.*'))
 
 
+def test_dry_run_sets_up_compiles_and_writes_nothing(setup, reference, capsys):
+  root, _, gin_file = setup
+  fresh = root / 'dry_fresh'
+  assert train.main(_args(gin_file, fresh, '--dry_run')) == 0
+  err = capsys.readouterr().err
+  lines = [l.split('dry run: ', 1)[1] for l in err.splitlines() if 'dry run: ' in l]
+  assert len(lines) == 6, err
+  assert lines[0] == (
+    'mesh: 1 cpu device in 1 process, data 1 x model 1; global batch 16, 16 per data shard'
+  )
+  assert lines[1].startswith('first batch of lit_test_slow on process 0: ')
+  assert 'text [16, 8] int32' in lines[1]
+  assert lines[2].startswith('parameters ') and 'text tower' in lines[2] and 'trained' in lines[2]
+  assert lines[3].startswith('train step compiled in ') and ' at most' in lines[3]
+  assert 'cpu reports no memory limit' in lines[4]
+  assert lines[5].startswith('the run would start at step 0 of 12 (no checkpoint in ')
+  assert not fresh.exists()  # not even MODEL_DIR
+  # On a finished run: it restores the newest checkpoint and touches nothing.
+  done = root / 'reference'
+  before = {p: p.stat().st_mtime_ns for p in done.rglob('*')}
+  assert train.main(_args(gin_file, done, '--dry_run', '--gin.TRAIN_STEPS=20')) == 0
+  err = capsys.readouterr().err
+  assert f'the run would resume from step 12 of 20 ({done / "checkpoints"})' in err, err
+  assert {p: p.stat().st_mtime_ns for p in done.rglob('*')} == before
+
+
 @pytest.mark.slow
 def test_nan_stops_and_keeps_last_good_checkpoint(setup, capsys):
   root, _, gin_file = setup
@@ -172,6 +199,12 @@ def test_eight_device_meshes_match_one_device(setup, reference):
     f'                   \'--gin.MODEL_DIR="{root}/mesh%d"\' % parts,\n'
     "                   '--gin.train.num_partitions=%d' % parts])\n"
     '  assert rc == 0\n'
+    # the dry run on the finished runs: the same step, planned per device
+    'for parts in (1, 2):\n'
+    f"  rc = train.main(['--gin_file={gin_file}', '--dry_run',\n"
+    f'                   \'--gin.MODEL_DIR="{root}/mesh%d"\' % parts,\n'
+    "                   '--gin.train.num_partitions=%d' % parts])\n"
+    '  assert rc == 0\n'
   )
   proc = subprocess.run(
     [sys.executable, '-c', script],
@@ -182,10 +215,22 @@ def test_eight_device_meshes_match_one_device(setup, reference):
     timeout=600,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
+  meshes = re.findall(
+    r'dry run: mesh: 8 cpu devices in 1 process, data (\d) x model (\d)', proc.stderr
+  )
+  assert meshes == [('8', '1'), ('4', '2')], proc.stderr[-3000:]
+  # the text tower's kernels split over 'model': each device is given less of the train state
+  held = [_bytes(m) for m in re.findall(r'per device: arguments ([\d.]+ \w+)', proc.stderr)]
+  assert len(held) == 2 and held[1] < held[0], held
   for parts in (1, 2):  # meshes 8x1 and 4x2 ('data', 'model')
     diff = _max_diff(_final(root / f'mesh{parts}'), reference)
     print(f'mesh {8 // parts}x{parts} vs one device: max abs diff {diff:g}')
     assert diff < 1e-5
+
+
+def _bytes(text):
+  number, unit = text.split()
+  return float(number) * {'B': 1, 'KiB': 1 << 10, 'MiB': 1 << 20, 'GiB': 1 << 30}[unit]
 
 
 def _free_port():

@@ -68,6 +68,7 @@ class Checkpoints:
     keep: how many most recent checkpoints to keep (None = all).
     save_every: `save` without force writes only at multiples of this.
     async_save: write in a background thread (call `wait` before reading).
+    create: make the directory now (False: a look at what is there, e.g. a dry run).
   """
 
   def __init__(
@@ -77,6 +78,7 @@ class Checkpoints:
     keep: Optional[int] = 3,
     save_every: int = 1000,
     async_save: bool = True,
+    create: bool = True,
   ):
     if save_every < 1:
       raise ValueError(f'save_every must be >= 1, got {save_every}')
@@ -87,7 +89,7 @@ class Checkpoints:
       self.directory,
       item_names=_ITEMS,
       options=ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+        max_to_keep=keep, create=create, enable_async_checkpointing=async_save
       ),
     )
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tasks import backtranslation, data_stats, feature_converter, tf_host, token_preprocessors
 from tasks import length_buckets as length_buckets_lib
+from tasks.user_error import UserError
 
 IMAGE_KEYS = feature_converter.IMAGE_KEYS
 
@@ -46,6 +47,17 @@ class InputInfo:
   dtypes: dict[str, np.dtype]
 
 
+def mixture_or_task(name: str):
+  """The registered seqio task or mixture; UserError naming MIXTURE_OR_TASK_NAME otherwise."""
+  try:
+    return seqio.get_mixture_or_task(name)
+  except ValueError as e:
+    raise UserError(
+      f'MIXTURE_OR_TASK_NAME {name!r} is not a registered seqio task or mixture ({e}); import '
+      'the module that registers it in a gin file (or --module_import)'
+    ) from e
+
+
 def _task_examples(
   name: str,
   task_feature_lengths: Mapping[str, int],
@@ -56,14 +68,7 @@ def _task_examples(
   shard: seqio.ShardInfo,
 ) -> tf.data.Dataset:
   """One shard of the task's (repeated) examples, before conversion."""
-  try:
-    provider = seqio.get_mixture_or_task(name)
-  except ValueError as e:
-    raise ValueError(
-      f'MIXTURE_OR_TASK_NAME {name!r} is not a registered '
-      f'seqio task or mixture ({e}); import the module that '
-      'registers it in a gin file'
-    ) from e
+  provider = mixture_or_task(name)
   lengths = dict(task_feature_lengths)
   # A shard per process; single-process runs read the whole split.
   kwargs = dict(
@@ -95,10 +100,10 @@ def _length_bounds(
     return None
   text = {k: n for k, n in task_feature_lengths.items() if k not in IMAGE_KEYS}
   if len(text) != 1:
-    raise ValueError(f'length_buckets needs exactly one text feature; TASK_FEATURE_LENGTHS={text}')
+    raise UserError(f'length_buckets needs exactly one text feature; TASK_FEATURE_LENGTHS={text}')
   if jax.process_count() > 1:
     # Each process would pick its own widths; the global batch needs one.
-    raise ValueError('length_buckets runs on one process only (got %d)' % jax.process_count())
+    raise UserError('length_buckets runs on one process only (got %d)' % jax.process_count())
   return length_buckets_lib.check_bounds(bounds, *text.values())
 
 
@@ -176,9 +181,9 @@ def make_input(
   nproc, pid = jax.process_count(), jax.process_index()
   shards = num_data_shards or nproc
   if shards % nproc:
-    raise ValueError(f'num_data_shards={shards} must be a multiple of the {nproc} processes')
+    raise UserError(f'num_data_shards={shards} must be a multiple of the {nproc} processes')
   if global_batch % shards:
-    raise ValueError(f'BATCH_SIZE={global_batch} is not divisible by the {shards} data shards')
+    raise UserError(f'BATCH_SIZE={global_batch} is not divisible by the {shards} data shards')
   per_process = shards // nproc
   lengths = dict(task_feature_lengths)
 
@@ -204,7 +209,7 @@ def make_input(
     )
   )
   if not text_keys:
-    raise ValueError(f'task {name!r} gives no text feature; its batches have {sorted(spec)}')
+    raise UserError(f'task {name!r} gives no text feature; its batches have {sorted(spec)}')
   backtranslation.check_applied(name, spec)
   image_keys = [k for k in IMAGE_KEYS if k in spec]
   info = InputInfo(

@@ -64,7 +64,7 @@ def warmup_cosine(
 def delayed_schedule(start: int, total_steps: int, warmup_steps: int, end_frac: float) -> Schedule:
   """Zero before `start`, then warm-up + cosine over [start, total_steps]."""
   if not 0 <= start < total_steps:
-    raise ValueError(f'unlock step {start} must be in [0, {total_steps})')
+    raise UserError(f'unlock step {start} must be in [0, {total_steps})')
 
   def fn(step):
     s = jnp.asarray(step) - start
@@ -130,7 +130,7 @@ def _direction(name: str, b1, b2, eps, adafactor_kw):
     return scale_by_adafactor(b1=b1, b2=b2, **adafactor_kw)
   if name == 'adam':
     return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
-  raise ValueError(f"optimizer name must be 'adafactor' or 'adam', got {name!r}")
+  raise UserError(f"optimizer name must be 'adafactor' or 'adam', got {name!r}")
 
 
 @gin.configurable

@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 import flax.linen as nn
 import jax
 
+from tasks.user_error import UserError
+
 V = TypeVar('V')
 
 
@@ -52,11 +54,11 @@ def _compile(rules: Iterable[tuple[str, V]], kind: str):
   compiled = []
   for i, rule in enumerate(rules):
     if not (isinstance(rule, (tuple, list)) and len(rule) == 2):
-      raise ValueError(f'{kind} rule #{i} must be a (regex, value) pair, got {rule!r}')
+      raise UserError(f'{kind} rule #{i} must be a (regex, value) pair, got {rule!r}')
     try:
       compiled.append((re.compile(rule[0]), rule[1]))
     except re.error as e:
-      raise ValueError(f'{kind} rule #{i}: bad regex {rule[0]!r}: {e}') from e
+      raise UserError(f'{kind} rule #{i}: bad regex {rule[0]!r}: {e}') from e
   return compiled
 
 
@@ -73,7 +75,7 @@ def check_rules_match(params: Any, rules: Sequence[tuple[str, Any]], kind: str) 
   names = param_names(params)
   for rx, _ in _compile(rules, kind):
     if not any(rx.search(n) for n in names):
-      raise ValueError(
+      raise UserError(
         f'{kind} rule {rx.pattern!r} matches no parameter; names look like {names[:3]}'
       )
 

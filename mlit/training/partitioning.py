@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import gin
+from tasks.user_error import UserError
 
 Rules = Sequence[tuple[str, Optional[str]]]
 
@@ -54,7 +55,10 @@ def make_mesh(num_partitions: int = 1, devices: Optional[Sequence[jax.Device]] =
   devices = list(devices if devices is not None else jax.devices())
   n = len(devices)
   if num_partitions < 1 or n % num_partitions:
-    raise ValueError(f'num_partitions={num_partitions} must divide the number of devices ({n})')
+    raise UserError(
+      f'num_partitions={num_partitions} (gin: train.train.num_partitions) must divide the '
+      f'number of devices ({n})'
+    )
   shape = (n // num_partitions, num_partitions)
   try:
     # Topology-aware placement on TPU/GPU slices.
@@ -116,7 +120,7 @@ def shard_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, 
     try:
       out[key] = jax.make_array_from_process_local_data(sharding, x, global_shape)
     except ValueError as e:
-      raise ValueError(
+      raise UserError(
         f'batch feature {key!r} with local shape {x.shape} '
         f'cannot be split over the data axis '
         f'({mesh.shape["data"]} shards): {e}'

@@ -17,6 +17,7 @@ from jax.experimental import multihost_utils
 from mlit.training import input_pipeline as train_data
 from mlit.training import partitioning
 from mlit.training import progress_log as train_log
+from tasks.user_error import UserError
 
 
 def _dummy_inputs(info: train_data.InputInfo, batch: int = 2) -> dict:
@@ -119,7 +120,7 @@ def _check_same_params(params, abstract, where: str) -> None:
     emb = 'txt/token_embedder/embedding'
     if emb in have and emb in want and have[emb] != want[emb]:
       hint = f' (set text_tower.T5Config.vocab_size = {have[emb][0]})'
-    raise ValueError(
+    raise UserError(
       f'{where}: the checkpoint does not fit the model{hint}: ' + '; '.join(problems[:6])
     )
 

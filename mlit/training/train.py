@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import seqio
 
 import gin
 from mlit import run_layout
@@ -30,6 +29,7 @@ from mlit.checkpoints import run_state as checkpointing
 from mlit.commands import gin_flags
 from mlit.inference import run_spec
 from mlit.models import losses, two_tower
+from mlit.training import dry_run as dry_run_lib
 from mlit.training import input_pipeline as train_data
 from mlit.training import optimizer as optimizer_lib
 from mlit.training import partitioning
@@ -53,30 +53,30 @@ def _check_setup(
 ) -> None:
   for name, init in (('image_init', image_init), ('text_init', text_init)):
     if init not in ('pretrained', 'random'):
-      raise ValueError(f"train.{name} must be 'pretrained' or 'random', got {init!r}")
+      raise UserError(f"train.{name} must be 'pretrained' or 'random', got {init!r}")
   if image_key == 'image_embedding':
     if model.image is not None:
-      raise ValueError(
+      raise UserError(
         "the task gives pre-computed 'image_embedding' but the "
         'model has an image tower: set IMAGE_TOWER = None'
       )
     if not (image_locked and image_init == 'pretrained'):
-      raise ValueError(
+      raise UserError(
         'pre-computed image embeddings come from a locked '
         'pre-trained tower: only setups L* (image_init='
         "'pretrained', image_locked=True) can use them"
       )
   elif image_key == 'image' and model.image is None:
-    raise ValueError(
+    raise UserError(
       "the task gives raw 'image' but the model has no image "
       'tower (IMAGE_TOWER = None): set IMAGE_TOWER to ViT '
       'arguments, or use a pre-computed embedding task'
     )
   elif image_key is None:
-    raise ValueError("the task has neither 'image' nor 'image_embedding'")
+    raise UserError("the task has neither 'image' nor 'image_embedding'")
   if model.image is not None and model.image_kind == 'efficientnet_lite':
     if not (image_locked and image_init == 'pretrained'):
-      raise ValueError(
+      raise UserError(
         'the EfficientNet-Lite tower runs in inference mode (stored batch-norm statistics): '
         "use it locked and pre-trained (setups L*: image_init='pretrained', image_locked=True)"
       )
@@ -86,7 +86,7 @@ def _check_vocabulary(model: two_tower.TwoTower, task_name: str, text_features) 
   """A vocabulary larger than the token embedding would be read wrongly without a word: XLA's
   gather clamps ids past the last row to it."""
   rows = model.text.vocab_size
-  features = seqio.get_mixture_or_task(task_name).output_features
+  features = train_data.mixture_or_task(task_name).output_features
   for name in text_features:
     vocab = features[name].vocabulary if name in features else None
     if vocab is not None and vocab.vocab_size > rows:
@@ -113,7 +113,7 @@ def _loss_fn(kind: str):
     return losses.softmax_contrastive_loss
   if kind == 'sigmoid':
     return losses.sigmoid_contrastive_loss
-  raise ValueError(f"train.loss must be 'softmax' or 'sigmoid', got {kind!r}")
+  raise UserError(f"train.loss must be 'softmax' or 'sigmoid', got {kind!r}")
 
 
 def make_train_step(
@@ -202,6 +202,7 @@ def train(
   keep_checkpoints: int = 3,
   log_period: int = 50,
   inference_image: Optional[Mapping[str, Any]] = None,
+  dry_run: bool = False,
   argv: Sequence[str] = (),
 ) -> dict[str, Any]:
   """Runs LiT tuning; returns the final state (params, opt_state, step).
@@ -247,6 +248,9 @@ def train(
     inference_image: for runs on pre-computed embeddings, the locked tower that made them, as
       `mlit.load` runs it on pixels: {'kind': 'vit', 'config': ViT kwargs, 'size': pixels};
       its weights are image_checkpoint_path. Recorded in MODEL_DIR/mlit_model.json.
+    dry_run: set up (data, weights or the checkpoint to resume, mesh), compile the step, print
+      what it holds per device (mlit/training/dry_run.py), and stop before training; nothing is
+      written. `mlit train --dry_run`.
     argv: unused; the command line, recorded in the log.
   """
   del argv
@@ -257,16 +261,20 @@ def train(
       text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
     )
   _check_vocabulary(model, mixture_or_task_name, task_feature_lengths)
-  os.makedirs(model_dir, exist_ok=True)
+  if not dry_run:
+    os.makedirs(model_dir, exist_ok=True)
   mesh = partitioning.make_mesh(num_partitions)
   rules = partitioning.axis_rules(logical_axis_rules)
   data_size = mesh.shape['data']
   if batch_size % data_size:
-    raise ValueError(
+    raise UserError(
       f"BATCH_SIZE={batch_size} must be divisible by the 'data' mesh axis size {data_size}"
     )
   ckpt = checkpointing.Checkpoints(
-    run_layout.checkpoints(model_dir), keep=keep_checkpoints, save_every=checkpoint_period
+    run_layout.checkpoints(model_dir),
+    keep=keep_checkpoints,
+    save_every=checkpoint_period,
+    create=not dry_run,
   )
   start_step = ckpt.latest_step() or 0
   # MODEL_DIR/data_stats.json counts this run's input only (not, e.g., rows
@@ -315,7 +323,7 @@ def train(
       batches, _ = input_from(start_step)
     consumed = data_state.get('batches_consumed', start_step)
     if consumed != start_step:
-      raise ValueError(
+      raise UserError(
         f'checkpoint {start_step} in {ckpt.directory} consumed '
         f'{consumed} batches; expected {start_step}'
       )
@@ -339,6 +347,35 @@ def train(
       image_config=dict(model.image) if has_image_tower else None,
     )
     state = state_lib.init_state(tx, params, state_sh)
+  step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss, seed, lr_fn)
+  batch_sh = partitioning.batch_shardings(mesh, info.shapes)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    jit_step = jax.jit(
+      step_fn,
+      in_shardings=(state_sh, batch_sh),
+      out_shardings=(state_sh, None),
+      donate_argnums=(0,),
+    )
+  if dry_run:
+    try:
+      dry_run_lib.run(
+        jit_step,
+        state,
+        batches,
+        mesh=mesh,
+        rules=rules,
+        batch_shardings=batch_sh,
+        info=info,
+        batch_size=batch_size,
+        task=mixture_or_task_name,
+        locked_rules=freeze_rules + list(freeze),
+        start_step=start_step,
+        train_steps=train_steps,
+        checkpoint_dir=run_layout.checkpoints(model_dir),
+      )
+    finally:
+      batches.close()
+    return state
   if jax.process_index() == 0:
     gin_flags.write_config(model_dir)
     run_spec.write(
@@ -351,15 +388,6 @@ def train(
       inference_image,
     )
 
-  step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss, seed, lr_fn)
-  batch_sh = partitioning.batch_shardings(mesh, info.shapes)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    jit_step = jax.jit(
-      step_fn,
-      in_shardings=(state_sh, batch_sh),
-      out_shardings=(state_sh, None),
-      donate_argnums=(0,),
-    )
   log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
   pending = None  # metrics of the last step, checked one step late
   bt_warned = False  # the coverage warning is printed once
@@ -429,28 +457,28 @@ def train(
 
 def _check_init_from_run(run: str, text_path: Optional[str]) -> None:
   if text_path:
-    raise ValueError(
+    raise UserError(
       f'train.init_from_run (CONTINUE_FROM) = {run!r} and INITIAL_CHECKPOINT_PATH = '
       f'{text_path!r} are both set: continuing an mlit run takes its text tower; set one of them'
     )
   if not os.path.isdir(run):
-    raise ValueError(f'train.init_from_run (CONTINUE_FROM): {run!r} is not a directory')
+    raise UserError(f'train.init_from_run (CONTINUE_FROM): {run!r} is not a directory')
 
 
 def _check_pretrained(text_init, text_path, image_init, image_path, has_image_tower) -> None:
   if text_init == 'random' and text_path:
-    raise ValueError(
+    raise UserError(
       f'INITIAL_CHECKPOINT_PATH = {text_path!r} is set, but the setup trains the text tower from '
       "random init (text_init='random', setups/Lu.gin, Uu.gin, uu.gin): use setups/LU.gin (or "
       'UU.gin) to start from that T5X checkpoint, or CONTINUE_FROM (train.init_from_run) to '
       'continue an mlit run'
     )
   if text_init == 'pretrained' and not text_path:
-    raise ValueError(
+    raise UserError(
       "text_init='pretrained' (setup *U/*L) needs INITIAL_CHECKPOINT_PATH (a T5X checkpoint)"
     )
   if image_init == 'pretrained' and has_image_tower and not image_path:
-    raise ValueError(
+    raise UserError(
       "image_init='pretrained' with a live image tower needs "
       'IMAGE_CHECKPOINT_PATH (a big_vision .npz)'
     )
@@ -464,7 +492,13 @@ def _write_data_stats(model_dir: str) -> None:
     data_stats.write_language_stats(run_layout.language_stats(model_dir))
 
 
-def _add_distributed_flags(parser) -> None:
+def _add_train_flags(parser) -> None:
+  parser.add_argument(
+    '--dry_run',
+    action='store_true',
+    help='set the run up (data, weights, mesh), compile its step and print what one device '
+    'holds; train nothing, write nothing',
+  )
   parser.add_argument(
     '--multiprocess',
     action='store_true',
@@ -511,14 +545,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = gin_flags.parse_flags(
     argv,
     'LiT tuning of a two-tower model (mlit).',
-    _add_distributed_flags,
+    _add_train_flags,
     prog='mlit train',
     example=_EXAMPLE,
   )
   _init_distributed(args)
   try:
     # The gin files register train() (dynamic registration); call it via gin.
-    gin.get_configurable(train)(argv=argv)
+    kwargs = {'dry_run': True} if args.dry_run else {}
+    gin.get_configurable(train)(argv=argv, **kwargs)
   except NonFiniteLossError as e:
     print(f'mlit.training.train: {e}', file=sys.stderr)
     return 3

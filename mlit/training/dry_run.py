@@ -1,0 +1,171 @@
+"""`mlit train --dry_run`: a run set up and its step compiled; nothing trained, nothing written.
+
+For the minutes before a pod run: the gin config resolves, the task's first batch is read (files,
+columns, shapes), pre-trained weights load strictly into the model (or the run's newest checkpoint
+restores), the batch fits the mesh, and the train step compiles for the run's devices. XLA's
+buffer plan of the compiled step (memory_analysis, per device) says what one device holds at
+most: the train state and batch it is given, the activations and temporaries, and the outputs
+that do not reuse the donated state. A device that reports its memory (GPU, TPU) is checked
+against it; a plan that does not fit stops with one line.
+"""
+
+import math
+import time
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from mlit.training import param_rules
+from mlit.training import progress_log as train_log
+from tasks.user_error import UserError
+
+_TOWERS = (('txt', 'text tower'), ('img', 'image tower'))
+
+
+def size_text(n_bytes: float) -> str:
+  """Bytes in KiB, MiB or GiB, three significant digits."""
+  for unit, scale in (('GiB', 1 << 30), ('MiB', 1 << 20), ('KiB', 1 << 10)):
+    if n_bytes >= scale:
+      return f'{n_bytes / scale:.3g} {unit}'
+  return f'{int(n_bytes)} B'
+
+
+def _count_text(n: int) -> str:
+  return f'{n / 1e6:.1f}M' if n >= 1e6 else f'{n:,}'
+
+
+def step_memory(compiled) -> dict[str, int]:
+  """One device's buffer plan of a compiled step (bytes): arguments + outputs - outputs written
+  into donated arguments + temporaries."""
+  m = compiled.memory_analysis()
+  plan = {
+    'arguments': m.argument_size_in_bytes,
+    'outputs': m.output_size_in_bytes,
+    'aliased': m.alias_size_in_bytes,
+    'temporaries': m.temp_size_in_bytes,
+  }
+  plan['total'] = plan['arguments'] + plan['outputs'] - plan['aliased'] + plan['temporaries']
+  return plan
+
+
+def device_memory_limit() -> Optional[int]:
+  """Bytes one local device may allocate, as it reports them (None: a CPU reports nothing)."""
+  stats = jax.local_devices()[0].memory_stats()
+  return int(stats['bytes_limit']) if stats and stats.get('bytes_limit') else None
+
+
+def check_fits(plan_bytes: int, limit: Optional[int], device_name: str) -> str:
+  """The memory line; UserError when the plan exceeds the device's memory."""
+  if limit is None:
+    return f'{device_name} reports no memory limit: the plan is {size_text(plan_bytes)} per device'
+  if plan_bytes > limit:
+    raise UserError(
+      f'the train step needs {size_text(plan_bytes)} per device, {device_name} has {size_text(limit)}: '
+      'lower BATCH_SIZE, raise train.train.num_partitions, or use more devices'
+    )
+  return (
+    f'{device_name} has {size_text(limit)} per device; the plan uses {plan_bytes / limit:.0%} of it'
+  )
+
+
+def parameter_line(params: Any, locked_rules: Sequence[str]) -> str:
+  """Parameters per tower, trained or locked by the run's setup and freeze rules."""
+  params = nn.unbox(params)
+  locked = param_rules.frozen_mask(params, locked_rules, check=False)
+  groups: dict[str, list[int]] = {}  # name -> [trained, locked]
+  for (path, leaf), is_locked in zip(
+    jax.tree_util.tree_flatten_with_path(params)[0], jax.tree_util.tree_leaves(locked)
+  ):
+    top = param_rules.path_name(path[:1])
+    name = dict(_TOWERS).get(top, 'heads and temperature')
+    groups.setdefault(name, [0, 0])[bool(is_locked)] += math.prod(leaf.shape)
+  parts = []
+  for name in [n for _, n in _TOWERS] + ['heads and temperature']:
+    if name in groups:
+      trained, frozen = groups[name]
+      what = 'locked' if not trained else ('trained' if not frozen else 'partly locked')
+      parts.append(f'{name} {_count_text(trained + frozen)} {what}')
+  if 'image tower' not in groups:
+    parts.insert(1, 'no image tower (pre-computed embeddings)')
+  total = sum(sum(v) for v in groups.values())
+  return f'parameters {_count_text(total)}: ' + ', '.join(parts)
+
+
+def _tree_bytes(tree: Any) -> int:
+  return sum(
+    math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree)
+  )
+
+
+def _compile_step(jit_step, state, batch_shardings, batch_size: int, info) -> tuple[Any, float]:
+  """The step compiled for the full-length global batch (the largest of any length buckets)."""
+  batch = {
+    k: jax.ShapeDtypeStruct(
+      (batch_size,) + tuple(shape), info.dtypes[k], sharding=batch_shardings[k]
+    )
+    for k, shape in info.shapes.items()
+  }
+  t0 = time.time()
+  compiled = jit_step.lower(state, batch).compile()
+  return compiled, time.time() - t0
+
+
+def _device_name(device) -> str:
+  name = device.device_kind
+  return name if device.platform in name.lower() else f'{name} ({device.platform})'
+
+
+def run(
+  jit_step,
+  state: Mapping[str, Any],
+  batches: Iterator[Mapping[str, np.ndarray]],
+  *,
+  mesh,
+  rules,
+  batch_shardings,
+  info,
+  batch_size: int,
+  task: str,
+  locked_rules: Sequence[str],
+  start_step: int,
+  train_steps: int,
+  checkpoint_dir: str,
+) -> None:
+  """Reads the first batch, compiles the step and logs what one device holds; no step runs."""
+  try:
+    first = next(batches)
+  except StopIteration as e:
+    raise UserError(f'task {task!r} gave no batch of {batch_size}') from e
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    compiled, seconds = _compile_step(jit_step, state, batch_shardings, batch_size, info)
+  plan = step_memory(compiled)
+  devices = mesh.devices.flatten()
+  n, procs = len(devices), jax.process_count()
+  data, model = mesh.shape['data'], mesh.shape['model']
+  shapes = ', '.join(
+    f'{k} [{", ".join(str(d) for d in v.shape)}] {v.dtype}' for k, v in sorted(first.items())
+  )
+  if start_step >= train_steps:
+    where = f'the run has finished: step {start_step} of {train_steps} in {checkpoint_dir}'
+  elif start_step:
+    where = f'the run would resume from step {start_step} of {train_steps} ({checkpoint_dir})'
+  else:
+    where = f'the run would start at step 0 of {train_steps} (no checkpoint in {checkpoint_dir})'
+  lines = [
+    f'mesh: {n} {devices[0].device_kind} device{"s" * (n > 1)} in {procs} '
+    f'process{"es" * (procs > 1)}, data {data} x model {model}; global batch {batch_size:,}, '
+    f'{batch_size // data:,} per data shard',
+    f'first batch of {task} on process {jax.process_index()}: {shapes}',
+    parameter_line(state['params'], locked_rules)
+    + f'; optimizer state {size_text(_tree_bytes(state["opt_state"]))} in all',
+    f'train step compiled in {seconds:.1f} s; per device: arguments {size_text(plan["arguments"])}'
+    f' (train state and batch), temporaries {size_text(plan["temporaries"])}, outputs '
+    f'{size_text(plan["outputs"])} ({size_text(plan["aliased"])} of them into the donated state): '
+    f'{size_text(plan["total"])} at most',
+    check_fits(plan['total'], device_memory_limit(), _device_name(devices[0])),
+    f'{where}; nothing was trained or written',
+  ]
+  for line in lines:
+    train_log.log(f'dry run: {line}')
