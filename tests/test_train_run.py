@@ -199,12 +199,10 @@ def test_eight_device_meshes_match_one_device(setup, reference):
     f'                   \'--gin.MODEL_DIR="{root}/mesh%d"\' % parts,\n'
     "                   '--gin.train.num_partitions=%d' % parts])\n"
     '  assert rc == 0\n'
-    # the dry run on the finished runs: the same step, planned per device
-    'for parts in (1, 2):\n'
-    f"  rc = train.main(['--gin_file={gin_file}', '--dry_run',\n"
-    f'                   \'--gin.MODEL_DIR="{root}/mesh%d"\' % parts,\n'
-    "                   '--gin.train.num_partitions=%d' % parts])\n"
-    '  assert rc == 0\n'
+    # the dry run on the finished 4x2 run: the same step, planned per device
+    f"rc = train.main(['--gin_file={gin_file}', '--dry_run', '--gin.MODEL_DIR=\"{root}/mesh2\"',\n"
+    "                 '--gin.train.num_partitions=2'])\n"
+    'assert rc == 0\n'
   )
   proc = subprocess.run(
     [sys.executable, '-c', script],
@@ -215,13 +213,10 @@ def test_eight_device_meshes_match_one_device(setup, reference):
     timeout=600,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  meshes = re.findall(
-    r'dry run: mesh: 8 cpu devices in 1 process, data (\d) x model (\d)', proc.stderr
-  )
-  assert meshes == [('8', '1'), ('4', '2')], proc.stderr[-3000:]
-  # the text tower's kernels split over 'model': each device is given less of the train state
-  held = [_bytes(m) for m in re.findall(r'per device: arguments ([\d.]+ \w+)', proc.stderr)]
-  assert len(held) == 2 and held[1] < held[0], held
+  assert 'dry run: mesh: 8 cpu devices in 1 process, data 4 x model 2' in proc.stderr
+  # the text tower's kernels split over 'model': a device is given part of the train state
+  (held,) = re.findall(r'per device: arguments ([\d.]+ \w+)', proc.stderr)
+  assert _bytes(held) < 0.9 * sum(v.nbytes for v in reference.values()), held
   for parts in (1, 2):  # meshes 8x1 and 4x2 ('data', 'model')
     diff = _max_diff(_final(root / f'mesh{parts}'), reference)
     print(f'mesh {8 // parts}x{parts} vs one device: max abs diff {diff:g}')

@@ -254,6 +254,7 @@ def train(
     argv: unused; the command line, recorded in the log.
   """
   del argv
+  _loss_fn(loss)  # a wrong name stops before any data is read
   if init_from_run:
     _check_init_from_run(init_from_run, initial_checkpoint_path)
   else:
