@@ -99,6 +99,25 @@ def _tree_bytes(tree: Any) -> int:
   )
 
 
+def _dims(shape) -> str:
+  return '[' + ', '.join(str(d) for d in shape) + ']'
+
+
+def batch_line(
+  task: str, first: Mapping[str, np.ndarray], shapes: Mapping[str, Sequence[int]], batch_size: int
+) -> str:
+  """The first batch's features; where length buckets made it shorter, the length planned for."""
+  line = f'first batch of {task} on process {jax.process_index()}: ' + ', '.join(
+    f'{k} {_dims(v.shape)} {v.dtype}' for k, v in sorted(first.items())
+  )
+  shorter = [k for k, v in sorted(first.items()) if tuple(v.shape[1:]) != tuple(shapes[k])]
+  if shorter:  # the step is compiled for the longest batch
+    line += '; the step is planned for the global batch at the full length: ' + ', '.join(
+      f'{k} {_dims((batch_size, *shapes[k]))}' for k in shorter
+    )
+  return line
+
+
 def _compile_step(jit_step, state, batch_shardings, batch_size: int, info) -> tuple[Any, float]:
   """The step compiled for the full-length global batch (the largest of any length buckets)."""
   batch = {
@@ -144,9 +163,6 @@ def run(
   devices = mesh.devices.flatten()
   n, procs = len(devices), jax.process_count()
   data, model = mesh.shape['data'], mesh.shape['model']
-  shapes = ', '.join(
-    f'{k} [{", ".join(str(d) for d in v.shape)}] {v.dtype}' for k, v in sorted(first.items())
-  )
   if start_step >= train_steps:
     where = f'the run has finished: step {start_step} of {train_steps} in {checkpoint_dir}'
   elif start_step:
@@ -157,7 +173,7 @@ def run(
     f'mesh: {n} {devices[0].device_kind} device{"s" * (n > 1)} in {procs} '
     f'process{"es" * (procs > 1)}, data {data} x model {model}; global batch {batch_size:,}, '
     f'{batch_size // data:,} per data shard',
-    f'first batch of {task} on process {jax.process_index()}: {shapes}',
+    batch_line(task, first, info.shapes, batch_size),
     parameter_line(state['params'], locked_rules)
     + f'; optimizer state {size_text(_tree_bytes(state["opt_state"]))} in all',
     f'train step compiled in {seconds:.1f} s; per device: arguments {size_text(plan["arguments"])}'

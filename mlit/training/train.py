@@ -328,7 +328,8 @@ def train(
         f'checkpoint {start_step} in {ckpt.directory} consumed '
         f'{consumed} batches; expected {start_step}'
       )
-    train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
+    if not dry_run:  # the dry run says what the run would do, last
+      train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
   elif init_from_run:
     state = state_lib.state_from_run(
       init_from_run, tx, abstract, state_sh, keep_optimizer=init_from_run_optimizer
