@@ -14,6 +14,7 @@ import numpy as np
 
 from benchmarks import model_shapes
 from mlit.models import two_tower
+from mlit.training import dry_run
 from mlit.training import optimizer as optimizer_lib
 
 
@@ -188,17 +189,12 @@ def fingerprint(run) -> str:
 
 
 def compiled_bytes(jit_step, state, specs) -> dict:
-  """XLA's buffer plan of the compiled step (no execution)."""
-  m = jit_step.lower(state, specs).compile().memory_analysis()
+  """XLA's buffer plan of the compiled step (no execution), as the trainer's dry run reads it."""
+  m = dry_run.step_memory(jit_step.lower(state, specs).compile())
   return {
-    'argument': m.argument_size_in_bytes,
-    'output': m.output_size_in_bytes,
-    'alias': m.alias_size_in_bytes,
-    'temp': m.temp_size_in_bytes,
-    'total': (
-      m.argument_size_in_bytes
-      + m.output_size_in_bytes
-      - m.alias_size_in_bytes
-      + m.temp_size_in_bytes
-    ),
+    'argument': m['arguments'],
+    'output': m['outputs'],
+    'alias': m['aliased'],
+    'temp': m['temporaries'],
+    'total': m['total'],
   }

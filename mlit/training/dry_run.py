@@ -21,7 +21,8 @@ from mlit.training import param_rules
 from mlit.training import progress_log as train_log
 from tasks.user_error import UserError
 
-_TOWERS = (('txt', 'text tower'), ('img', 'image tower'))
+_GROUPS = {'txt': 'text tower', 'img': 'image tower'}  # the rest: heads and temperature
+_OTHER = 'heads and temperature'
 
 
 def size_text(n_bytes: float) -> str:
@@ -78,17 +79,16 @@ def parameter_line(params: Any, locked_rules: Sequence[str]) -> str:
   for (path, leaf), is_locked in zip(
     jax.tree_util.tree_flatten_with_path(params)[0], jax.tree_util.tree_leaves(locked)
   ):
-    top = param_rules.path_name(path[:1])
-    name = dict(_TOWERS).get(top, 'heads and temperature')
+    name = _GROUPS.get(param_rules.path_name(path[:1]), _OTHER)
     groups.setdefault(name, [0, 0])[bool(is_locked)] += math.prod(leaf.shape)
   parts = []
-  for name in [n for _, n in _TOWERS] + ['heads and temperature']:
+  for name in [*_GROUPS.values(), _OTHER]:
     if name in groups:
       trained, frozen = groups[name]
       what = 'locked' if not trained else ('trained' if not frozen else 'partly locked')
       parts.append(f'{name} {_count_text(trained + frozen)} {what}')
-  if 'image tower' not in groups:
-    parts.insert(1, 'no image tower (pre-computed embeddings)')
+    elif name == 'image tower':
+      parts.append('no image tower (pre-computed embeddings)')
   total = sum(sum(v) for v in groups.values())
   return f'parameters {_count_text(total)}: ' + ', '.join(parts)
 
