@@ -1,48 +1,21 @@
 """Embeds texts and images with an mlit TwoTower model for evaluation.
 
 The encoder itself (batching, jit, tokenizer, fingerprint) is mlit.inference.encoder, shared with
-`mlit.load`; this module holds the gin-facing constructors:
-- `from_mlit_checkpoint`: a TwoTower and the params of an mlit training checkpoint.
+`mlit.load`; this module is what gin files name (`encoders.from_mlit_checkpoint`):
+- `from_mlit_checkpoint` (re-exported): a TwoTower and the params of an mlit training checkpoint.
 - `from_t5x_and_npz`: for ablations, a text tower from a T5X checkpoint and an image
   tower from a big_vision .npz; parameters neither file has (heads, temperature) keep
   their seeded initial values, and `load_report` lists them.
 """
 
-from mlit.inference import encoder as _encoder
-from mlit.inference.encoder import (  # noqa: F401  re-exported for evaluation code and tests
+from mlit.inference.encoder import (  # noqa: F401  re-exported for gin files, evaluation code, tests
   TwoTowerEncoder,
+  from_mlit_checkpoint,
   init_params,
   params_fingerprint,
   restore_params,
 )
 from mlit.inference.tokenizer import EOS_ID, PAD_ID, Tokenizer  # noqa: F401
-
-
-def from_mlit_checkpoint(
-  model,
-  checkpoint_dir: str,
-  vocabulary,
-  text_length: int = 16,
-  batch_size: int = 256,
-  step: int | None = None,
-  image_tower: dict | None = None,
-  image_checkpoint_path: str | None = None,
-  image_size: int = 224,
-  image_tower_kind: str = 'vit',
-) -> TwoTowerEncoder:
-  """mlit.inference.encoder.from_mlit_checkpoint (see there), for gin files."""
-  return _encoder.from_mlit_checkpoint(
-    model,
-    checkpoint_dir,
-    vocabulary,
-    text_length=text_length,
-    batch_size=batch_size,
-    step=step,
-    image_tower=image_tower,
-    image_checkpoint_path=image_checkpoint_path,
-    image_size=image_size,
-    image_tower_kind=image_tower_kind,
-  )
 
 
 def from_t5x_and_npz(
