@@ -202,7 +202,7 @@ def test_commands_without_tensorflow_never_import_it(tmp_path):
   (tmp_path / 'de.txt').write_text('eine grinsende Katze\nein roter Apfel\n', encoding='utf-8')
   vocab += ['--lang', 'de', str(tmp_path / 'de.txt')]
   # coverage is a demo stage; add-language's other steps (extend-vocab, gin) are read alike.
-  # predict, embed and export: test_inference (they need a trained run).
+  # predict, embed, export and search: test_inference (they need a trained run).
   assert cli.WITHOUT_TENSORFLOW == {
     'add-language',
     'coverage',
@@ -211,6 +211,7 @@ def test_commands_without_tensorflow_never_import_it(tmp_path):
     'export',
     'predict',
     'report',
+    'search',
   }
   for args in (demo, ['eval_multilingual.report', str(tmp_path / 'eval_run')], prompts, vocab):
     proc = subprocess.run(

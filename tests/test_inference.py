@@ -1,4 +1,4 @@
-"""mlit.load, `mlit predict/embed/export` on one tiny run trained by mlit's trainer
+"""mlit.load, `mlit predict/embed/search/export` on one tiny run trained by mlit's trainer
 (tests/inference_run.py): the API equals the evaluation's encoder, predictions, bad input, and
 exports that transformers, the T5X reader and the big_vision reader load back."""
 
@@ -135,6 +135,7 @@ def test_inference_commands_never_import_tensorflow(model, run_dir, tmp_path):
   commands = {
     'predict': ['--image', red, '--labels', 'blue,red', '--top-k', '1'],
     'embed': ['--texts', str(texts), '--out', str(tmp_path / 't.npy')],
+    'search': ['--images', os.path.dirname(red), '--query', 'κόκκινο', '--top-k', '1'],
     'export': ['--format', 't5x', '--out', str(tmp_path / 't5x')],
   }
   assert set(commands) <= cli.WITHOUT_TENSORFLOW
@@ -151,6 +152,8 @@ def test_inference_commands_never_import_tensorflow(model, run_dir, tmp_path):
     assert 'I0000' not in proc.stderr and 'TensorFlow imported' not in proc.stderr
     outs[command] = proc.stdout
   assert outs['predict'].splitlines()[1].split()[:2] == ['1', 'red']
+  assert outs['search'].splitlines() == ['κόκκινο', outs['search'].splitlines()[1]]
+  assert outs['search'].splitlines()[1].split()[:2] == ['1', 'red.png']
   np.testing.assert_array_equal(np.load(tmp_path / 't.npy'), model.encode_text(['red', 'κόκκινο']))
   assert model.fingerprint in outs['export']
 
@@ -264,6 +267,59 @@ def test_embed_texts_and_images(model, run_dir, tmp_path, capsys):
   assert 'skipped 1 (unreadable image): broken.png' in capsys.readouterr().err
   want = model.encode_image([str(images / i) for i in side['ids']])
   np.testing.assert_allclose(np.load(tmp_path / 'i.npy'), want, atol=1e-6)
+
+
+def test_image_folder_is_embedded_a_batch_at_a_time(run_dir, tmp_path, capsys):
+  """A folder is read and embedded a batch of files at a time (pixels of one batch in memory),
+  unreadable files named, progress on stderr; the embeddings equal encode_image's."""
+  from mlit.inference import image_folder  # pylint: disable=g-import-not-at-top
+
+  model = mlit.load(run_dir, batch_size=2)
+  paths = _images(str(tmp_path))
+  (tmp_path / 'blue_broken.png').write_text('not an image')  # sorts into the first batch
+  (tmp_path / 'notes.txt').write_text('not an image file name')
+  rows = []
+  embed_images = model.encoder.embed_images
+  model.encoder.embed_images = lambda x, kind: rows.append(len(x)) or embed_images(x, kind)
+  ids, emb, skipped = image_folder.embed_directory(model, str(tmp_path), log_every=0)
+  assert ids == sorted(os.path.basename(p) for p in paths) and rows == [1, 2, 1]
+  assert skipped == {'unreadable image': ['blue_broken.png']}
+  assert '--images' in capsys.readouterr().err  # 'done of total' lines between batches
+  want = model.encode_image([str(tmp_path / i) for i in ids])
+  np.testing.assert_allclose(emb, want, atol=1e-6)
+
+
+def test_search_ranks_the_named_colour_first(model, run_dir, tmp_path, capsys):
+  """`mlit search` over a folder and over `mlit embed`'s output of it: the same ranking; an
+  output embedded with other weights or of texts is refused in one line."""
+  images = tmp_path / 'images'
+  images.mkdir()
+  _images(str(images))
+  queries = [names[i] for i, names in enumerate(COLOUR_NAMES)]  # red, grün, синий, κίτρινο
+  files = [f'{names[0]}.png' for names in COLOUR_NAMES]
+  argv = ['search', '--model', run_dir, '--top-k', '2', '--query', *queries]
+  assert cli.main([*argv, '--images', str(images)]) == 0
+  folder_out = capsys.readouterr().out
+  lines = folder_out.splitlines()
+  assert len(lines) == 12 and lines[::3] == queries
+  assert [lines[3 * q + 1].split()[:2] for q in range(4)] == [['1', f] for f in files]
+  npy = str(tmp_path / 'images.npy')
+  assert cli.main(['embed', '--model', run_dir, '--images', str(images), '--out', npy]) == 0
+  capsys.readouterr()
+  assert cli.main([*argv, '--images', npy]) == 0
+  assert capsys.readouterr().out == folder_out
+  sidecar = json.loads((tmp_path / 'images.json').read_text())
+  cases = {
+    'embedded with other weights': dict(sidecar, fingerprint='0' * 24),
+    "holds 'text' embeddings": dict(sidecar, kind='text'),
+  }
+  for message, bad in cases.items():
+    (tmp_path / 'images.json').write_text(json.dumps(bad))
+    assert cli.main([*argv, '--images', npy]) == 2
+    err = capsys.readouterr().err
+    assert message in err and npy in err and len(err.strip().splitlines()) == 1, err
+  assert cli.main([*argv, '--images', str(tmp_path / 'missing')]) == 2
+  assert 'no such directory' in capsys.readouterr().err
 
 
 def test_export_transformers_parity(model, run_dir, tmp_path):

@@ -28,13 +28,14 @@ COMMANDS = {
   'predict': 'mlit.commands.predict',
   'embed': 'mlit.commands.embed',
   'export': 'mlit.commands.export',
+  'search': 'mlit.commands.search',
 }
 
 # Commands whose code never imports TensorFlow skip its load (5-6 s of every start); what they
 # start (add-language run's train and eval steps) loads it in its own process.
 # tests/test_cli.py and tests/test_inference.py run them with TensorFlow unimportable.
 WITHOUT_TENSORFLOW = frozenset(
-  {'add-language', 'coverage', 'demo', 'embed', 'export', 'predict', 'report'}
+  {'add-language', 'coverage', 'demo', 'embed', 'export', 'predict', 'report', 'search'}
 )
 
 # subcommand -> one line for `mlit --help`.
@@ -52,6 +53,7 @@ SUMMARIES = {
   'predict': 'zero-shot labels for images with a trained run (ranked table per image)',
   'embed': 'text or image embeddings of a trained run to .npy (+ JSON sidecar)',
   'export': "a trained run's towers as transformers, T5X or big_vision files",
+  'search': 'images ranked for text queries with a trained run (a folder or mlit embed output)',
 }
 
 # Third-party loggers that are chatty at INFO (Orbax logs every checkpoint step, absl, TF).
@@ -64,6 +66,13 @@ def user_error_types() -> tuple:
 
   # FileNotFoundError/IsADirectoryError: a data, checkpoint or config file that is not there.
   return (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+def print_skipped(command: str, skipped: dict[str, list[str]]) -> None:
+  """One stderr line per reason input was skipped, naming the first 10 (the rest counted)."""
+  for reason, names in skipped.items():
+    shown = ', '.join(names[:10]) + (f' and {len(names) - 10} more' if len(names) > 10 else '')
+    print(f'mlit {command}: skipped {len(names)} ({reason}): {shown}', file=sys.stderr)
 
 
 def usage() -> str:

@@ -4,9 +4,10 @@
   mlit embed --model runs/demo --images photos/ --out photos.npy
 
 --texts: one text per line (UTF-8); ids are the line numbers (1-based). --images: every image
-file directly in the directory, by name; ids are the file names. OUT.json holds the ids, the
-model's fingerprint, step and run directory. Blank lines and unreadable images are skipped: OUT.json
-counts them by reason (`skipped`) and lists their ids (`skipped_ids`); stderr names the first 10.
+file directly in the directory, by name, a batch at a time (any number of files); ids are the file
+names. OUT.json holds the ids, the model's fingerprint, step and run directory (`mlit search
+--images OUT.npy` checks it). Blank lines and unreadable images are skipped: OUT.json counts them
+by reason (`skipped`) and lists their ids (`skipped_ids`); stderr names the first 10.
 """
 
 from mlit.commands import cli
@@ -16,13 +17,10 @@ cli.run_if_main(__name__, 'embed')  # `python -m`: the command, before the heavy
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
 from tasks.user_error import UserError
-
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp', '.tif', '.tiff')
 
 
 def _texts(path: str) -> tuple[list[str], list[str], dict[str, list[str]]]:
@@ -44,24 +42,6 @@ def _texts(path: str) -> tuple[list[str], list[str], dict[str, list[str]]]:
   return ids, texts, {'blank line': blank} if blank else {}
 
 
-def _images(directory: str, size: int):
-  from mlit.inference import preprocess  # pylint: disable=g-import-not-at-top
-
-  if not os.path.isdir(directory):
-    raise UserError(f'--images {directory}: no such directory')
-  names = sorted(n for n in os.listdir(directory) if n.lower().endswith(IMAGE_SUFFIXES))
-  ids, arrays, skipped = [], [], {}
-  for name in names:
-    try:
-      arrays.append(preprocess.load_images([os.path.join(directory, name)], size))
-      ids.append(name)
-    except UserError:
-      skipped.setdefault('unreadable image', []).append(name)
-  if not ids:
-    raise UserError(f'--images {directory}: no readable image ({", ".join(IMAGE_SUFFIXES)})')
-  return ids, np.concatenate(arrays), skipped
-
-
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     prog='mlit embed', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -72,8 +52,8 @@ def main(argv=None) -> int:
   source.add_argument('--images', help='directory of image files')
   parser.add_argument('--out', required=True, help='output .npy (a .json sidecar beside it)')
   args = parser.parse_args(argv)
+  from mlit.inference import image_folder, run_spec  # pylint: disable=g-import-not-at-top
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
-  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
 
   run_spec.find_model_dir(args.model)
   skipped = {}
@@ -85,8 +65,7 @@ def main(argv=None) -> int:
     model = model_lib.load(args.model)
     if model.image_size is None:
       model.encode_image([])  # raises the run's reason
-    ids, pixels, skipped = _images(args.images, model.image_size)
-    emb = model.encoder.embed_images(pixels, 'image')
+    ids, emb, skipped = image_folder.embed_directory(model, args.images)
   out = args.out if args.out.endswith('.npy') else args.out + '.npy'
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   np.save(out, emb)
@@ -102,9 +81,9 @@ def main(argv=None) -> int:
   }
   with open(out[: -len('.npy')] + '.json', 'w', encoding='utf-8') as f:
     json.dump(sidecar, f, indent=1, ensure_ascii=False)
-  for reason, which in skipped.items():
-    named = [f'{args.texts}:{i}' for i in which] if args.texts else which
-    shown = ', '.join(named[:10]) + (f' and {len(named) - 10} more' if len(named) > 10 else '')
-    print(f'mlit embed: skipped {len(which)} ({reason}): {shown}', file=sys.stderr)
+  if args.texts:  # lines named as file:line
+    cli.print_skipped('embed', {r: [f'{args.texts}:{i}' for i in w] for r, w in skipped.items()})
+  else:
+    cli.print_skipped('embed', skipped)
   print(f'wrote {out} {tuple(emb.shape)} and its .json sidecar')
   return 0

@@ -1,0 +1,93 @@
+"""`mlit search`: images ranked for text queries in any language the run learnt (retrieval).
+
+  mlit search --model runs/demo --images photos/ --query "Vulkan" "volcan" [--top-k 5]
+  mlit embed --model runs/demo --images photos/ --out photos.npy   # embed a folder once,
+  mlit search --model runs/demo --images photos.npy --query "Vulkan" # then search it quickly
+
+--images is a directory (every image file directly in it, embedded a batch at a time) or a .npy
+that `mlit embed --images` wrote: its .json sidecar must name this run's weights (fingerprint).
+Each query prints the top-k images with their cosine similarity to the query.
+"""
+
+from mlit.commands import cli
+
+cli.run_if_main(__name__, 'search')  # `python -m`: the command, before the heavy imports
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from tasks.user_error import UserError
+
+
+def read_embedded(path: str, fingerprint: str) -> tuple[list[str], np.ndarray]:
+  """(ids, [N, D]) of an `mlit embed --images` output made with the weights `fingerprint`."""
+  sidecar_path = path[: -len('.npy')] + '.json'
+  if not os.path.isfile(path):
+    raise UserError(f'--images {path}: no such file')
+  try:
+    with open(sidecar_path, encoding='utf-8') as f:
+      sidecar = json.load(f)
+  except FileNotFoundError as e:
+    raise UserError(
+      f'--images {path}: no sidecar {sidecar_path} (write both with mlit embed)'
+    ) from e
+  except (OSError, ValueError) as e:
+    raise UserError(f'--images {path}: sidecar {sidecar_path} unreadable ({e})') from e
+  if sidecar.get('kind') != 'image':
+    raise UserError(f'--images {path}: holds {sidecar.get("kind")!r} embeddings, not images')
+  if sidecar.get('fingerprint') != fingerprint:
+    raise UserError(
+      f'--images {path}: embedded with other weights (fingerprint {sidecar.get("fingerprint")}, '
+      f"run {sidecar.get('model_dir')} step {sidecar.get('step')}; this model's is "
+      f'{fingerprint}): embed the images again with this --model'
+    )
+  emb = np.load(path)
+  if emb.ndim != 2 or len(emb) != len(sidecar.get('ids', ())):
+    raise UserError(
+      f"--images {path}: shape {emb.shape} does not match its sidecar's {len(sidecar['ids'])} ids"
+    )
+  return list(sidecar['ids']), emb
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+    prog='mlit search', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  parser.add_argument('--images', required=True, help='image directory, or .npy from mlit embed')
+  parser.add_argument('--query', nargs='+', required=True, help='one or more texts')
+  parser.add_argument('--top-k', type=int, default=5, help='images shown per query (default 5)')
+  args = parser.parse_args(argv)
+  queries = [q.strip() for q in args.query]
+  if not all(queries):
+    raise UserError(f'--query: empty query in {args.query!r}')
+  if args.top_k < 1:
+    raise UserError(f'--top-k {args.top_k}: give 1 or more')
+  from mlit.inference import image_folder, run_spec  # pylint: disable=g-import-not-at-top
+  from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
+
+  run_spec.find_model_dir(args.model)  # a missing run fails before anything loads
+  from_file = args.images.endswith('.npy')
+  if not from_file:
+    image_folder.image_names(args.images)  # a missing directory fails before the model loads
+  model = model_lib.load(args.model)
+  if from_file:
+    ids, images = read_embedded(args.images, model.fingerprint)
+  else:
+    if model.image_size is None:
+      model.encode_image([])  # raises the run's reason
+    ids, images, skipped = image_folder.embed_directory(model, args.images)
+    cli.print_skipped('search', skipped)
+  scores = model.encode_text(queries) @ images.T
+  k = min(args.top_k, len(ids))
+  width = max(len(i) for i in ids)
+  for query, row in zip(queries, scores):
+    print(query)
+    for rank, i in enumerate(np.argsort(-row, kind='stable')[:k], 1):
+      print(f'  {rank:>2}  {ids[i]:<{width}}  {row[i]:.3f}')
+  sys.stdout.flush()
+  return 0
