@@ -271,7 +271,8 @@ def test_embed_texts_and_images(model, run_dir, tmp_path, capsys):
 
 def test_image_folder_is_embedded_a_batch_at_a_time(run_dir, tmp_path, capsys):
   """A folder is read and embedded a batch of files at a time (pixels of one batch in memory),
-  unreadable files named, progress on stderr; the embeddings equal encode_image's."""
+  unreadable files named, progress on stderr; the embeddings equal encode_image's, which also
+  decodes a list of paths a batch at a time."""
   from mlit.inference import image_folder  # pylint: disable=g-import-not-at-top
 
   model = mlit.load(run_dir, batch_size=2)
@@ -285,7 +286,9 @@ def test_image_folder_is_embedded_a_batch_at_a_time(run_dir, tmp_path, capsys):
   assert ids == sorted(os.path.basename(p) for p in paths) and rows == [1, 2, 1]
   assert skipped == {'unreadable image': ['blue_broken.png']}
   assert '--images' in capsys.readouterr().err  # 'done of total' lines between batches
-  want = model.encode_image([str(tmp_path / i) for i in ids])
+  rows.clear()
+  want = model.encode_image([str(tmp_path / i) for i in ids])  # the API decodes by batch too
+  assert rows == [2, 2]
   np.testing.assert_allclose(emb, want, atol=1e-6)
 
 

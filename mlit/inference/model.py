@@ -43,7 +43,9 @@ class Model:
     return self.encoder.embed_texts(list(texts))
 
   def encode_image(self, images: Sequence[Any]) -> np.ndarray:
-    """PIL images, uint8 arrays [H, W, 3] or file paths -> [N, D] L2-normalised embeddings."""
+    """PIL images, uint8 arrays [H, W, 3] or file paths -> [N, D] L2-normalised embeddings.
+
+    Decoded a batch at a time: a long list of paths never holds all its pixels at once."""
     if self.image_size is None:
       raise UserError(
         f'{self.model_dir}: the run was tuned on pre-computed image embeddings and records no '
@@ -53,7 +55,14 @@ class Model:
       isinstance(images, np.ndarray) and images.ndim == 4
     ):
       images = [images]  # one path, PIL image or [H, W, 3] array
-    return self.encoder.embed_images(preprocess.load_images(list(images), self.image_size), 'image')
+    batch = self.encoder.batch_size
+    parts = [
+      self.encoder.embed_images(
+        preprocess.load_images(images[s : s + batch], self.image_size), 'image'
+      )
+      for s in range(0, max(len(images), 1), batch)
+    ]
+    return np.concatenate(parts)
 
   def encode_image_embedding(self, embeddings: np.ndarray) -> np.ndarray:
     """Pre-computed image-tower embeddings [N, D_img] -> [N, D] (the run's image head)."""
