@@ -83,11 +83,11 @@ def main(argv=None) -> int:
     ids, images, skipped = image_folder.embed_directory(model, args.images)
     cli.print_skipped('search', skipped)
   scores = model.encode_text(queries) @ images.T
-  k = min(args.top_k, len(ids))
-  width = max(len(i) for i in ids)
-  for query, row in zip(queries, scores):
+  top = np.argsort(-scores, axis=1, kind='stable')[:, : args.top_k]
+  width = max(len(ids[i]) for i in top.flat)
+  for query, row, best in zip(queries, scores, top):
     print(query)
-    for rank, i in enumerate(np.argsort(-row, kind='stable')[:k], 1):
+    for rank, i in enumerate(best, 1):
       print(f'  {rank:>2}  {ids[i]:<{width}}  {row[i]:.3f}')
   sys.stdout.flush()
   return 0
