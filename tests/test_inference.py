@@ -321,6 +321,10 @@ def test_search_ranks_the_named_colour_first(model, run_dir, tmp_path, capsys):
     assert cli.main([*argv, '--images', npy]) == 2
     err = capsys.readouterr().err
     assert message in err and npy in err and len(err.strip().splitlines()) == 1, err
+  (tmp_path / 'images.json').write_text(json.dumps(sidecar))
+  pathlib.Path(npy).write_bytes(b'not a numpy file')
+  assert cli.main([*argv, '--images', npy]) == 2
+  assert 'not a readable .npy' in capsys.readouterr().err
   assert cli.main([*argv, '--images', str(tmp_path / 'missing')]) == 2
   assert 'no such directory' in capsys.readouterr().err
 

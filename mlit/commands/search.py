@@ -45,12 +45,15 @@ def read_embedded(path: str, fingerprint: str) -> tuple[list[str], np.ndarray]:
       f"run {sidecar.get('model_dir')} step {sidecar.get('step')}; this model's is "
       f'{fingerprint}): embed the images again with this --model'
     )
-  emb = np.load(path)
-  if emb.ndim != 2 or len(emb) != len(sidecar.get('ids', ())):
-    raise UserError(
-      f"--images {path}: shape {emb.shape} does not match its sidecar's {len(sidecar['ids'])} ids"
-    )
-  return list(sidecar['ids']), emb
+  try:
+    emb = np.load(path)
+  except (OSError, ValueError) as e:
+    raise UserError(f'--images {path}: not a readable .npy ({e})') from e
+  ids = sidecar.get('ids')
+  if not isinstance(ids, list) or emb.ndim != 2 or len(emb) != len(ids):
+    n = len(ids) if isinstance(ids, list) else 'no'
+    raise UserError(f"--images {path}: shape {emb.shape} does not match its sidecar's {n} ids")
+  return [str(i) for i in ids], emb
 
 
 def main(argv=None) -> int:
