@@ -51,6 +51,19 @@ class Counts:
 
 
 @functools.lru_cache(maxsize=4)
+def load_sentencepiece(path: str, flag: str = '--vocab') -> spm.SentencePieceProcessor:
+  """The SentencePiece model at `path`, or one line naming the flag and what is wrong with it
+  (SentencePiece aborts the process on a directory and raises a bare RuntimeError on other files)."""
+  if not os.path.exists(path):
+    raise UserError(f'{flag} {path}: no such file')
+  if not os.path.isfile(path):
+    raise UserError(f'{flag} {path}: a directory, not a SentencePiece .model file')
+  try:
+    return spm.SentencePieceProcessor(model_file=path)
+  except (RuntimeError, OSError) as e:
+    raise UserError(f'{flag} {path}: not a SentencePiece model ({" ".join(str(e).split())})') from e
+
+
 def _byte_ids(sp: spm.SentencePieceProcessor) -> frozenset[int]:
   # Once per model: a scan of a 32k vocabulary per language cost seconds over 100+ languages.
   return frozenset(i for i in range(sp.get_piece_size()) if sp.is_byte(i))
@@ -136,7 +149,7 @@ class InputReader:
   def _pick(self, keys, wanted, defaults, path, what):
     if wanted:
       if wanted not in keys:
-        raise ValueError(f'{path}: no {what} field {wanted!r} (fields: {sorted(keys)})')
+        raise UserError(f'{path}: no {what} field {wanted!r} (fields: {sorted(keys)})')
       return wanted
     for k in defaults:
       if k in keys:
@@ -174,7 +187,7 @@ class InputReader:
       keys = reader.fieldnames or []
       tf = self._pick(keys, self.text_field, TEXT_FIELDS, path, 'text')
       if tf is None:
-        raise ValueError(
+        raise UserError(
           f'{path}: header has no text column (one of {TEXT_FIELDS}); name it with --text-field'
         )
       lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
@@ -318,17 +331,25 @@ def main(argv=None) -> int:
   p.add_argument('--lang', help='language of every text (skips detection and language fields)')
   p.add_argument('--lang-field', help='language field/column (default: language, lang, locale)')
   p.add_argument('--text-field', help=f'text field/column (default: first of {TEXT_FIELDS})')
-  p.add_argument('--max-len', type=int, default=16, help='tuning length in tokens incl. EOS')
+  p.add_argument(
+    '--max-len',
+    type=int,
+    default=16,
+    help="the model's text length in tokens incl. EOS; texts longer are counted as truncated "
+    "(default 16; a run's is text_length in MODEL_DIR/mlit_model.json)",
+  )
   p.add_argument('--out', help='directory for coverage.{md,csv,json,png}')
   p.add_argument('--stats-json', help='also write tokenizer_stats.json here (e.g. RUN_DIR/...)')
   args = p.parse_args(argv)
-  if not os.path.exists(args.vocab):
-    raise UserError(f'--vocab {args.vocab}: no such file')
-  sp = spm.SentencePieceProcessor(model_file=args.vocab)
+  sp = load_sentencepiece(args.vocab)
   reader = InputReader(args.lang, args.lang_field, args.text_field)
   pairs = (pair for path in args.texts for pair in reader.read(path))
   stats = coverage(sp, pairs, args.max_len)
-  title = f'Tokenizer coverage of {os.path.basename(args.vocab)}'
+  title = (
+    f'Tokenizer coverage of {os.path.basename(args.vocab)} (truncated: over {args.max_len} '
+    'tokens incl. EOS)'
+  )
+  print(f'truncated share: texts over --max-len {args.max_len} tokens incl. EOS', file=sys.stderr)
   sys.stdout.write(tables.markdown(HEADERS, rows(stats)))
   for reason, n in sorted(reader.skipped.items()):
     if reason != 'language_not_detectable':

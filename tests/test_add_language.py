@@ -387,3 +387,45 @@ def test_gin_file_wit_names_a_registered_task(tmp_path):
   tsv = tmp_path / 'w.tsv'
   tsv.write_text('\t'.join(wit.COLUMNS) + '\n', encoding='utf-8')
   assert gin_file.wit_task_name('si') in wit.register_wit(str(tsv), languages=['si'])
+
+
+def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):
+  """Through the `mlit` dispatcher, as a user runs it: each mistake is one line, exit 2."""
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  d, out, _, _ = setup
+  jsonl = tmp_path / 'el.jsonl'  # the emoji/CLDR texts' shape: the text is in 'name'
+  rows = [{'lang': 'el', 'name': t} for t in _lines(EL_WORDS, 20, 3)]
+  jsonl.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows), 'utf-8')
+  (tmp_path / 'empty').mkdir()
+  vocab, el = str(d / 'old.model'), str(d / 'el.txt')
+  extend = ['add-language', 'extend-vocab', '--vocab', vocab, '--checkpoint', str(d / 'old_ckpt')]
+  extend += ['--lang', 'el', '--out', str(tmp_path / 'new_ext')]
+  cases = {
+    'not a SentencePiece model': ['add-language', 'coverage', '--vocab', el, '--lang', 'el', el],
+    'a directory, not a SentencePiece': ['coverage', '--vocab', str(d), el],
+    "no texts of language 'el' in": ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el']
+    + [str(jsonl)],
+    '(20 no text field); texts are read from a field named one of': [
+      'add-language',
+      'coverage',
+      '--vocab',
+      vocab,
+      '--lang',
+      'el',
+      str(jsonl),
+    ],
+    "no language field 'lng'": ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el']
+    + ['--text-field', 'name', '--lang-field', 'lng', str(jsonl)],
+    'drop --texts/--old-texts': [*extend, '--emoji-data', str(d), '--texts', el],
+    f'--out {out} exists and is not empty': [*extend[:-1], str(out), '--texts', el],
+    '--old-texts': [*extend, '--texts', el, '--old-texts', str(jsonl)],
+  }
+  for message, argv in cases.items():
+    assert cli.main(argv) == 2, message
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, (message, err)
+  argv = ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el', '--text-field', 'name']
+  assert cli.main([*argv, str(jsonl)]) == 0
+  assert capsys.readouterr().out.startswith('Greek (el), 20 texts:')
+  assert not (tmp_path / 'new_ext').exists()

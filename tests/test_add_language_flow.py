@@ -197,3 +197,24 @@ def test_continued_run_is_configured_by_the_generated_gin(flow):
   config = (d / 'cont' / 'config.gin').read_text(encoding='utf-8')
   assert 'emoji_tasks.register_emoji_cldr_tasks.exclude_languages = []' in config
   assert "language_repeats = {'si': 3}" in config
+
+
+def test_extend_vocab_refuses_a_vocabulary_the_run_was_not_tuned_with(flow, tmp_path, capsys):
+  """Another vocabulary would point every old language's ids at the wrong embedding rows: the
+  run's mlit_model.json records its vocabulary's sha256, and extend-vocab checks it first. The
+  fixture's own extend-vocab (the right vocabulary) passed the check and used the run's text
+  length (8) for the truncated shares."""
+  d, data, base, ext = flow
+  grown_vocab = os.path.join(ext, 'sentencepiece.model')
+  argv = ['extend-vocab', '--vocab', grown_vocab, '--checkpoint', base, '--lang', NEW]
+  argv += ['--emoji-data', data, '--out', str(tmp_path / 'ext')]
+  assert add_language.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'is not the vocabulary the run' in err
+  assert os.path.join(base, 'vocabulary.model') in err and not (tmp_path / 'ext').exists()
+  summary = json.loads(open(os.path.join(ext, 'extension.json'), encoding='utf-8').read())
+  texts = vocab_lib.tuning_texts(data, [NEW])
+  sp = seqio.SentencePieceVocabulary(str(d / 'spm.model')).tokenizer
+  share = {n: sum(len(ids) + 1 > n for ids in sp.encode(texts)) / len(texts) for n in (8, 16)}
+  assert share[8] != share[16]  # the check below tells the run's length from the old default
+  assert summary['coverage_before']['truncated_share'] == pytest.approx(share[8])

@@ -37,19 +37,43 @@ class AddLanguageError(ValueError):
   """Bad input to a step: printed as one line, exit code 2."""
 
 
-def read_language_texts(paths: list[str], lang: str) -> tuple[list[str], dict]:
-  """Texts of `lang`: TSV/JSONL rows whose language field is `lang`, every line of plain text."""
-  texts, skipped = [], {}
+def _skipped_text(skipped: dict) -> str:
+  return ', '.join(f'{n:,} {reason.replace("_", " ")}' for reason, n in sorted(skipped.items()))
+
+
+def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
+  """Texts of `lang`: TSV/JSONL rows whose language field is `lang`, every line of plain text.
+  Rows skipped (no text field, empty, other languages) are counted on stderr."""
+  fields = dict(text_field=getattr(args, 'text_field', None))
+  texts, skipped, other = [], {}, 0
   for path in paths:
     name = path[:-3] if path.endswith('.gz') else path
     structured = name.endswith(('.tsv', '.jsonl', '.json'))
-    reader = coverage.InputReader(lang=None if structured else lang)
-    texts += [t for l, t in reader.read(path) if l == lang]
+    reader = coverage.InputReader(
+      lang=None if structured else lang, lang_field=getattr(args, 'lang_field', None), **fields
+    )
+    try:
+      pairs = list(reader.read(path))
+    except ValueError as e:  # a named --text-field/--lang-field the file lacks
+      raise AddLanguageError(str(e)) from e
+    texts += [t for l, t in pairs if l == lang]
+    other += sum(l != lang for l, _ in pairs)
     for reason, n in reader.skipped.items():
       skipped[reason] = skipped.get(reason, 0) + n
+  if other:
+    skipped['rows_of_other_languages'] = other
   if not texts:
-    raise AddLanguageError(f'no texts of language {lang!r} in {paths}')
-  return texts, skipped
+    why = f' ({_skipped_text(skipped)})' if skipped else ''
+    hint = (
+      f'; texts are read from a field named one of {coverage.TEXT_FIELDS} (--text-field names '
+      f'another) and languages from one of {coverage.LANG_FIELDS} (--lang-field)'
+      if skipped.get('no_text_field') or other
+      else ''
+    )
+    raise AddLanguageError(f'no texts of language {lang!r} in {", ".join(paths)}{why}{hint}')
+  if skipped:
+    print(f'{lang} texts: {len(texts):,} read; skipped {_skipped_text(skipped)}', file=sys.stderr)
+  return texts
 
 
 def _sample(texts: list[str], n: int, seed: int = 0) -> list[str]:
@@ -60,6 +84,11 @@ def _sample(texts: list[str], n: int, seed: int = 0) -> list[str]:
 def new_and_old_texts(args) -> tuple[list[str], dict[str, list[str]]]:
   """The new language's texts and a sample of each old language's (--emoji-data or files)."""
   if args.emoji_data:
+    if args.texts or args.old_texts:
+      raise AddLanguageError(
+        "--emoji-data gives both the new and the old languages' texts: drop --texts/--old-texts, "
+        'or drop --emoji-data to use the files'
+      )
     from tasks.emoji_cldr import data as emoji_data  # pylint: disable=g-import-not-at-top
     from tasks.emoji_cldr import vocab as emoji_vocab  # pylint: disable=g-import-not-at-top
 
@@ -76,18 +105,29 @@ def new_and_old_texts(args) -> tuple[list[str], dict[str, list[str]]]:
     return texts, old
   if not args.texts:
     raise AddLanguageError('give --texts FILE... or --emoji-data DIR')
-  texts, _ = read_language_texts(args.texts, args.lang)
+  texts = read_language_texts(args.texts, args.lang, args)
   old: dict[str, list[str]] = {}
   for path in args.old_texts or []:
-    for lang, text in coverage.InputReader().read(path):
-      if lang != args.lang:
-        old.setdefault(lang, []).append(text)
+    reader = coverage.InputReader(lang_field=args.lang_field, text_field=args.text_field)
+    try:
+      pairs = [(lang, text) for lang, text in reader.read(path) if lang != args.lang]
+    except ValueError as e:
+      raise AddLanguageError(f'--old-texts: {e}') from e
+    if not pairs:
+      why = f' ({_skipped_text(reader.skipped)})' if reader.skipped else ''
+      raise AddLanguageError(
+        f'--old-texts {path}: no text of another language than {args.lang}{why}; texts are read '
+        f'from a field named one of {coverage.TEXT_FIELDS} (--text-field) and languages from one '
+        f'of {coverage.LANG_FIELDS} (--lang-field) or detected'
+      )
+    for lang, text in pairs:
+      old.setdefault(lang, []).append(text)
   return texts, {lang: _sample(t, args.old_sample) for lang, t in old.items()}
 
 
 def cmd_coverage(args) -> int:
-  sp = spm.SentencePieceProcessor(model_file=args.vocab)
-  texts, _ = read_language_texts(args.texts, args.lang)
+  sp = coverage.load_sentencepiece(args.vocab)
+  texts = read_language_texts(args.texts, args.lang, args)
   stats = coverage.coverage(sp, [(args.lang, t) for t in texts], args.max_len)
   s = stats[args.lang]
   print(
@@ -136,7 +176,53 @@ def _piece_report_lines(lang: str, n_texts: int, r: dict) -> list[str]:
   return lines
 
 
+def _run_spec(checkpoint: str) -> tuple[str, dict | None]:
+  """(MODEL_DIR, its mlit_model.json or None) of an mlit run given as MODEL_DIR or checkpoints/."""
+  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
+
+  model_dir = os.path.normpath(checkpoint)
+  if os.path.basename(model_dir) == run_layout.CHECKPOINTS:
+    model_dir = os.path.dirname(model_dir)
+  if not os.path.isfile(os.path.join(model_dir, run_spec.FILENAME)):
+    return model_dir, None
+  return model_dir, run_spec.read(model_dir)
+
+
+def check_vocab_is_the_runs(vocab: str, checkpoint: str) -> None:
+  """An mlit run records the vocabulary it was tuned with (mlit_model.json, sha256): another
+  one would point every old language's ids at the wrong embedding rows."""
+  from tasks import file_io  # pylint: disable=g-import-not-at-top
+
+  model_dir, spec = _run_spec(checkpoint)
+  if spec is None:
+    print(
+      f'warning: --checkpoint {checkpoint} has no mlit_model.json (a grown checkpoint, or a run '
+      f'older than it): that --vocab {vocab} is the vocabulary it was tuned with is not checked',
+      file=sys.stderr,
+    )
+    return
+  recorded = spec.get('vocabulary')
+  if recorded is None:
+    raise AddLanguageError(
+      f'--checkpoint {checkpoint}: the run was tuned on token ids, no vocabulary'
+    )
+  if file_io.file_sha256(vocab) != recorded['sha256']:
+    raise AddLanguageError(
+      f'--vocab {vocab} is not the vocabulary the run at --checkpoint {checkpoint} was tuned with '
+      f'(its copy: {os.path.join(model_dir, recorded["file"])}, from {recorded.get("source")}); '
+      'give that file as --vocab'
+    )
+
+
 def cmd_extend_vocab(args) -> int:
+  if os.path.exists(args.out) and os.listdir(args.out):
+    raise AddLanguageError(f'--out {args.out} exists and is not empty: choose another --out')
+  coverage.load_sentencepiece(args.vocab)  # one line on a file that is not a vocabulary
+  if grown_run.is_mlit_run(args.checkpoint):
+    check_vocab_is_the_runs(args.vocab, args.checkpoint)
+  if args.max_len is None:  # the run's own text length; T5X checkpoints do not record one
+    spec = _run_spec(args.checkpoint)[1] if grown_run.is_mlit_run(args.checkpoint) else None
+    args.max_len = spec['text_length'] if spec else 16
   old = vocab_extension.load_proto(args.vocab)
   texts, old_texts = new_and_old_texts(args)
   try:
@@ -422,7 +508,19 @@ def main(argv=None) -> int:
   c.add_argument('--lang', required=True, help='code of the new language, e.g. am')
   c.add_argument('texts', nargs='+', help='plain text (all of the language) or TSV/JSONL')
   c.add_argument(
-    '--max-len', type=int, default=16, help='tuning length in tokens incl. EOS (default 16)'
+    '--text-field',
+    help=f'text field/column of TSV/JSONL texts (default: first of {coverage.TEXT_FIELDS})',
+  )
+  c.add_argument(
+    '--lang-field',
+    help=f'language field/column of TSV/JSONL texts (default: first of {coverage.LANG_FIELDS})',
+  )
+  c.add_argument(
+    '--max-len',
+    type=int,
+    default=16,
+    help="the model's text length in tokens incl. EOS, for the truncated share (default 16; a "
+    "run's is text_length in MODEL_DIR/mlit_model.json)",
   )
   c.add_argument('--out', help='directory for coverage.{md,csv,json,png}')
 
@@ -509,7 +607,19 @@ def add_extend_args(e) -> None:
   )
   e.add_argument('--pad-to', type=int, default=128, help='embedding rows multiple (T5X: 128)')
   e.add_argument(
-    '--max-len', type=int, default=16, help='tuning length in tokens incl. EOS (default 16)'
+    '--max-len',
+    type=int,
+    default=None,
+    help="the model's text length in tokens incl. EOS, for the truncated share (default: an mlit "
+    "run's text_length, 16 for a T5X checkpoint)",
+  )
+  e.add_argument(
+    '--text-field',
+    help=f'text field/column of TSV/JSONL texts (default: first of {coverage.TEXT_FIELDS})',
+  )
+  e.add_argument(
+    '--lang-field',
+    help=f'language field/column of TSV/JSONL texts (default: first of {coverage.LANG_FIELDS})',
   )
   e.add_argument(
     '--old-texts',

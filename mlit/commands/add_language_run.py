@@ -115,6 +115,9 @@ def run(args) -> int:
     cmd += ['--emoji-data', args.emoji_data] if args.emoji_data else ['--texts', *args.texts]
     cmd += ['--old-texts', *args.old_texts] if args.old_texts else []
     cmd += ['--allow-old-changes'] if args.allow_old_changes else []
+    for flag in ('max_len', 'text_field', 'lang_field'):
+      if getattr(args, flag) is not None:
+        cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
     _step('extend-vocab', cmd)
   with open(os.path.join(ext_dir, 'extension.json'), encoding='utf-8') as f:
     ext = json.load(f)
