@@ -60,6 +60,9 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
   html = (run_dir / 'report' / 'index.html').read_text()
   assert 'Swahili' in html and 'data:image/png;base64,' in html
   assert (run_dir / 'train' / 'config.gin').exists()
+  # Coverage counts truncation at the trained model's text length (lit_emoji.gin: 24 tokens).
+  coverage_md = (run_dir / 'coverage' / 'coverage.md').read_text(encoding='utf-8')
+  assert '(truncated: over 24 tokens incl. EOS)' in coverage_md.splitlines()[0]
 
   assert 'step 10/10 loss' in proc.stdout + proc.stderr
   # Every stage starts quietly: no TensorFlow load-time INFO lines or CUDA probe errors.

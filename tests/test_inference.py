@@ -17,6 +17,7 @@ from PIL import Image
 import gin
 import mlit
 from mlit.commands import cli
+from tasks.user_error import UserError
 
 COLOUR_NAMES = list(inference_run.COLOURS)
 # One name per colour in each of six scripts, and texts outside the vocabulary (byte fallback).
@@ -202,10 +203,47 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
       'clip_benchmark/imagenet1k',
     ],
   }
+  names = tmp_path / 'names.txt'
+  names.write_text('a\nb\n', encoding='utf-8')
+  cases.update(
+    {
+      'a directory; give image files': ['--model', run_dir, '--image', str(tmp_path)]
+      + ['--labels', 'a,b'],
+      '--top-k 0: give 1 or more': ['--model', run_dir, '--image', good, '--labels', 'a,b']
+      + ['--top-k', '0'],
+      "not a template (it needs '{}'": ['--model', run_dir, '--image', good, '--labels', 'a,b']
+      + ['--templates', 'a photo'],
+      f'--labels {names}: a file; give --labels-file': ['--model', run_dir, '--image', good]
+      + ['--labels', str(names)],
+    }
+  )
   for message, args in cases.items():
     assert cli.main(['predict', *args]) == 2, message
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_predict_labels_from_a_file_or_full_width_commas(model, run_dir, tmp_path, capsys):
+  """--labels-file holds names with commas; --labels splits at '，' too; a single label is
+  warned about (its probability is 1 whatever the image); the API refuses a labels string."""
+  red = _images(str(tmp_path))[0]
+  names = tmp_path / 'names.txt'
+  names.write_text('green, or so\n\nκόκκινο\n', encoding='utf-8')
+  argv = ['predict', '--model', run_dir, '--image', red, '--top-k', '2']
+  assert cli.main([*argv, '--labels-file', str(names)]) == 0
+  captured = capsys.readouterr()
+  assert [l.split()[1] for l in captured.out.splitlines()[1:]] == ['κόκκινο', 'green,']
+  assert 'skipped 1 blank line(s)' in captured.err
+  assert cli.main([*argv, '--labels', 'green，κόκκινο']) == 0
+  assert [l.split()[1] for l in capsys.readouterr().out.splitlines()[1:]] == ['κόκκινο', 'green']
+  assert cli.main([*argv, '--labels', 'green']) == 0
+  assert 'its probability is 1 for every image' in capsys.readouterr().err
+  with pytest.raises(UserError, match='give a list'):
+    model.classify([red], 'red,green')
+  np.testing.assert_array_equal(
+    model.classify([red], ['red', 'green'], templates='a {} one'),
+    model.classify([red], ['red', 'green'], templates=['a {} one']),
+  )
 
 
 def test_damaged_checkpoint_is_one_line_in_a_fresh_process(run_dir, tmp_path):

@@ -40,6 +40,18 @@ IMAGE_TOWERS = {
 }
 
 
+def _max_len_flag(model_dir: str) -> list[str]:
+  """Coverage counts texts over the trained model's text length (mlit_model.json, written when
+  training starts; coverage runs after it), not the command's default."""
+  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
+
+  path = os.path.join(model_dir, run_spec.FILENAME)
+  if not os.path.isfile(path):
+    return []
+  with open(path, encoding='utf-8') as f:
+    return ['--max-len', str(json.load(f)['text_length'])]
+
+
 def _commands(run_dir: str, args) -> dict[str, list[str]]:
   py = sys.executable
   data, vocab_prefix = os.path.join(run_dir, 'data'), os.path.join(run_dir, 'spm')
@@ -125,6 +137,7 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
       os.path.join(run_dir, 'coverage'),
       '--stats-json',
       run_layout.tokenizer_stats(run_dir),
+      *_max_len_flag(model_dir),
       *sorted(glob.glob(os.path.join(data, 'texts', '*.jsonl'))),
     ],
     'eval': [

@@ -1,6 +1,9 @@
 """`mlit predict`: zero-shot labels for images with a trained run, a ranked table per image.
 
   mlit predict --model runs/demo --image a.png b.png --labels "cat,dog" [--lang sw] [--top-k 5]
+  mlit predict --model runs/demo --image a.png --labels-file names.txt   # one name per line
+
+--labels splits at commas (also full-width '，'); names that hold commas go in --labels-file.
 
 Labels are put in templates (default: the bare label, as the demo tunes on names). --templates
 takes a template ('a photo of a {}.'), a prompt set file (JSON, eval_multilingual/prompts.py) or a
@@ -20,11 +23,35 @@ from tasks.user_error import UserError
 
 
 def parse_labels(text: str) -> list[str]:
-  labels = [s.strip() for s in text.split(',')]
+  """Comma-separated names (ASCII or full-width commas)."""
+  labels = [s.strip() for s in text.replace('，', ',').split(',')]
   if not any(labels):
     raise UserError('--labels: empty label list (give e.g. --labels "cat,dog")')
   if not all(labels):
     raise UserError(f'--labels: empty label in {text!r}')
+  if len(labels) == 1 and os.path.isfile(text):
+    raise UserError(
+      f'--labels {text}: a file; give --labels-file {text} (one label per line) or the names '
+      'themselves, comma-separated'
+    )
+  return labels
+
+
+def read_labels_file(path: str) -> list[str]:
+  """One label per line (names may hold commas); blank lines are skipped and counted."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      lines = f.read().splitlines()
+  except (OSError, UnicodeDecodeError) as e:
+    raise UserError(f'--labels-file {path}: unreadable ({e})') from e
+  labels = [line.strip() for line in lines if line.strip()]
+  if not labels:
+    raise UserError(f'--labels-file {path}: no label (one per line)')
+  if len(labels) < len(lines):
+    print(
+      f'mlit predict: --labels-file {path}: skipped {len(lines) - len(labels)} blank line(s)',
+      file=sys.stderr,
+    )
   return labels
 
 
@@ -39,6 +66,11 @@ def resolve_templates(templates: str | None, lang: str | None) -> list[str] | No
     if lang is not None:
       raise UserError('--lang picks the language of a prompt set; --templates is one template')
     return [templates]
+  if not templates.startswith('clip_benchmark/') and not os.path.isfile(templates):
+    raise UserError(
+      f"--templates {templates}: not a template (it needs '{{}}' where the label goes), a prompt "
+      'set file, or clip_benchmark/imagenet1k | clip_benchmark/babel_imagenet'
+    )
   from eval_multilingual import clip_benchmark_prompts, prompts  # pylint: disable=g-import-not-at-top
 
   if lang is None:
@@ -60,6 +92,8 @@ def _check_images(paths: list[str]) -> None:
   from mlit.inference import preprocess  # pylint: disable=g-import-not-at-top
 
   for p in paths:
+    if os.path.isdir(p):
+      raise UserError(f'--image {p}: a directory; give image files (e.g. {p}/*.png)')
     if not os.path.isfile(p):
       raise UserError(f'--image {p}: no such file')
     preprocess.load_images([p], 1)
@@ -71,12 +105,16 @@ def main(argv=None) -> int:
   )
   parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
   parser.add_argument('--image', nargs='+', required=True, help='image files')
-  parser.add_argument('--labels', required=True, help='comma-separated class names')
+  names = parser.add_mutually_exclusive_group(required=True)
+  names.add_argument('--labels', help='comma-separated class names')
+  names.add_argument('--labels-file', help='UTF-8 file, one class name per line')
   parser.add_argument('--templates', default=None, help='template, prompt file or set name')
   parser.add_argument('--lang', default=None, help="the prompt set's language")
   parser.add_argument('--top-k', type=int, default=5, help='labels shown per image (default 5)')
   args = parser.parse_args(argv)
-  labels = parse_labels(args.labels)
+  if args.top_k < 1:
+    raise UserError(f'--top-k {args.top_k}: give 1 or more')
+  labels = parse_labels(args.labels) if args.labels else read_labels_file(args.labels_file)
   templates = resolve_templates(args.templates, args.lang)
   _check_images(args.image)
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
@@ -85,7 +123,13 @@ def main(argv=None) -> int:
   run_spec.find_model_dir(args.model)  # a missing run fails before anything loads
   model = model_lib.load(args.model)
   probs = model.classify(args.image, labels, templates)
-  k = max(1, min(args.top_k, len(labels)))
+  if len(labels) == 1:
+    print(
+      f'mlit predict: one label ({labels[0]!r}): its probability is 1 for every image, since '
+      'they are a softmax over the labels given; give two or more',
+      file=sys.stderr,
+    )
+  k = min(args.top_k, len(labels))
   width = max(len(s) for s in labels)
   for path, p in zip(args.image, probs):
     print(path)

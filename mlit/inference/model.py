@@ -70,11 +70,16 @@ class Model:
 
   def class_embeddings(self, labels: Sequence[Any], templates: Optional[Sequence[str]] = None):
     """[C, D]: per class, every alias in every template, normalised, averaged, renormalised
-    (as the zero-shot evaluation). A label is a name or a list of aliases."""
+    (as the zero-shot evaluation). A label is a name or a list of aliases; `templates` a list or
+    one template string."""
+    if isinstance(labels, str):  # would be read as one label per character
+      raise UserError(
+        f"classify: labels is one string {labels!r}; give a list, e.g. ['cat', 'dog']"
+      )
     labels = [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
     if not labels or any(not aliases or not all(a.strip() for a in aliases) for aliases in labels):
       raise UserError('classify: the label list is empty or holds an empty label')
-    templates = list(templates or [PLACEHOLDER])
+    templates = [templates] if isinstance(templates, str) else list(templates or [PLACEHOLDER])
     for t in templates:
       if t.count(PLACEHOLDER) != 1:
         raise UserError(f"classify: template {t!r} needs exactly one '{PLACEHOLDER}'")
