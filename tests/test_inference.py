@@ -493,3 +493,16 @@ def test_texts_are_embedded_at_the_width_they_need(model):
   )
   assert encoder_lib.WIDTH_STEP < length
   np.testing.assert_allclose(grouped, full, atol=1e-5)
+
+
+def test_a_relative_checkpoint_path_names_the_working_directory(tmp_path, monkeypatch):
+  """A run's config.gin keeps paths as given (relative): read from another directory, the
+  error says where it looked."""
+  from mlit.inference import encoder  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(FileNotFoundError, match=f'relative to the working directory {tmp_path}'):
+    encoder.restore_params('runs/demo/train')
+  with pytest.raises(FileNotFoundError) as e:
+    encoder.restore_params(str(tmp_path / 'nothing'))
+  assert 'relative to' not in str(e.value)

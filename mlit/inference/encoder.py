@@ -171,7 +171,13 @@ def restore_params(checkpoint_dir: str, step: int | None = None) -> tuple[Any, i
   if os.path.isdir(run_layout.checkpoints(checkpoint_dir)):
     checkpoint_dir = run_layout.checkpoints(checkpoint_dir)  # given MODEL_DIR
   if not os.path.isdir(checkpoint_dir):
-    raise FileNotFoundError(f'no checkpoint directory {checkpoint_dir!r}')
+    where = ''
+    if not os.path.isabs(checkpoint_dir):  # e.g. a run's config.gin, written with relative paths
+      where = (
+        f' (relative to the working directory {os.getcwd()}; a config.gin names paths as the run '
+        'was given them: run from the directory it was trained in)'
+      )
+    raise FileNotFoundError(f'no checkpoint directory {checkpoint_dir!r}{where}')
   return run_state.read_params(checkpoint_dir, step)
 
 
