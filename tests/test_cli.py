@@ -69,6 +69,14 @@ def test_user_error_is_one_line_and_exit_2(capsys):
   assert 'Traceback' not in err
 
 
+def test_eval_without_the_runs_config_names_the_unset_macro(capsys):
+  """Gin's own message appends the whole config (KBs on one line); ours names the macro."""
+  assert cli.main(['eval', '--gin_file=demo/eval_emoji.gin', '--gin.RUN_DIR="/tmp/r"']) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith('mlit eval: error: gin macro MODEL is used but never set')
+  assert 'config.gin' in err and err.count('\n') == 0 and len(err) < 400
+
+
 def test_verbose_shows_the_traceback(capsys):
   assert cli.main(['--verbose', 'eval', '--gin_file=no_such_file.gin']) == 2
   assert 'Traceback' in capsys.readouterr().err

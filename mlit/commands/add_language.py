@@ -539,7 +539,10 @@ def main(argv=None) -> int:
   pr.add_argument('--out', required=True, help='prompt set file to write (language added)')
   pr.add_argument('--quality', help='prompt_quality.json to update (default next to --out)')
   pr.add_argument(
-    '--drift-chrf', type=float, default=60.0, help='flag templates whose round trip scores below'
+    '--drift-chrf',
+    type=float,
+    default=60.0,
+    help='flag templates whose round-trip chrF is below this (default 60)',
   )
 
   e = sub.add_parser('extend-vocab', help='3. new pieces + grown embedding checkpoint')

@@ -5,9 +5,10 @@
 
 --texts: one text per line (UTF-8); ids are the line numbers (1-based). --images: every image
 file directly in the directory, by name, a batch at a time (any number of files); ids are the file
-names. OUT.json holds the ids, the model's fingerprint, step and run directory (`mlit search
---images OUT.npy` checks it). Blank lines and unreadable images are skipped: OUT.json counts them
-by reason (`skipped`) and lists their ids (`skipped_ids`); stderr names the first 10.
+names. The .json beside OUT (names.npy -> names.json) holds the ids, the model's fingerprint, step
+and run directory (`mlit search --images OUT` checks it). Blank lines and unreadable images are
+skipped: the .json counts them by reason (`skipped`) and lists their ids (`skipped_ids`); stderr
+names the first 10.
 """
 
 from mlit.commands import cli
@@ -46,7 +47,9 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     prog='mlit embed', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  parser.add_argument(
+    '--model', required=True, help='the run: MODEL_DIR, its parent, or MODEL_DIR/checkpoints/<step>'
+  )
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument('--texts', help='UTF-8 file, one text per line')
   source.add_argument('--images', help='directory of image files')

@@ -30,7 +30,9 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     prog='mlit export', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  parser.add_argument(
+    '--model', required=True, help='the run: MODEL_DIR, its parent, or MODEL_DIR/checkpoints/<step>'
+  )
   parser.add_argument(
     '--format', required=True, choices=sorted(FORMATS), help='file format of the exported towers'
   )

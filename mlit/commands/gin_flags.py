@@ -188,7 +188,21 @@ def parse_gin(
     try:
       gin.finalize()
     except Exception as e:  # pylint: disable=broad-except
-      raise GinConfigError(f'gin config error: {e}') from e
+      raise GinConfigError(_finalize_message(str(e))) from e
+
+
+def _finalize_message(text: str) -> str:
+  """Gin's finalize errors append the whole config; one line names what to set instead."""
+  text = text.split(' in config string:')[0]
+  unset = re.search(r"No bindings specified for '([^']+)/gin\.macro'", text)
+  if unset:
+    name = unset.group(1)
+    return (
+      f'gin macro {name} is used but never set: set it in a gin file or pass --gin.{name}=... '
+      "(an evaluation file takes MODEL, MODEL_DIR and VOCABULARY from the training run's "
+      'config.gin: give --gin_file=MODEL_DIR/config.gin before it)'
+    )
+  return f'gin config error: {text}'
 
 
 class _QuietMissingPaths(logging.Filter):

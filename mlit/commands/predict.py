@@ -103,7 +103,9 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     prog='mlit predict', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  parser.add_argument(
+    '--model', required=True, help='the run: MODEL_DIR, its parent, or MODEL_DIR/checkpoints/<step>'
+  )
   parser.add_argument('--image', nargs='+', required=True, help='image files')
   names = parser.add_mutually_exclusive_group(required=True)
   names.add_argument('--labels', help='comma-separated class names')

@@ -60,7 +60,9 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     prog='mlit search', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument('--model', required=True, help='run directory (MODEL_DIR or its parent)')
+  parser.add_argument(
+    '--model', required=True, help='the run: MODEL_DIR, its parent, or MODEL_DIR/checkpoints/<step>'
+  )
   parser.add_argument('--images', required=True, help='image directory, or .npy from mlit embed')
   parser.add_argument('--query', nargs='+', required=True, help='one or more texts')
   parser.add_argument('--top-k', type=int, default=5, help='images shown per query (default 5)')
