@@ -23,10 +23,16 @@ pooled = (hidden * mask).sum(1) / mask.sum(1)           # pooling 'mean'
 emb = torch.nn.functional.normalize(pooled @ proj['weight'].T + proj['bias'], dim=-1)
 ```
 
-The tokenizer files are converted from `spiece.model`; the conversion maps SentencePiece's
-byte-fallback pieces (characters the vocabulary lacks) to `<unk>`. For exact ids on any text use
-`spiece.model` itself: `sentencepiece.SentencePieceProcessor(model_file=...).encode(text)`, cut
-to `max_length - 1`, then EOS (1), then PAD (0).
+The tokenizer (`tokenizer.json`, a fast tokenizer built from `spiece.model`) gives the ids the
+model was tuned on: SentencePiece's ids, cut to `max_length - 1`, then EOS (1), then PAD (0).
+Characters the vocabulary lacks become their UTF-8 byte pieces (`<0xE6>`...), as in
+SentencePiece's byte fallback, and special-token text such as `</s>` is read as characters
+(when the vocabulary has each of them). It differs from SentencePiece only where `tokenizers`
+normalizes a text differently (some runs of combining marks, decomposed (NFD) text, conjoining
+Hangul jamo, halfwidth kana with sound marks), i.e. where
+`tok.backend_tokenizer.normalizer.normalize_str(text)` differs from
+`sentencepiece.SentencePieceProcessor(model_file=...).normalize(text)`; for exact ids on such
+text encode with `spiece.model` itself (`.encode(text)`, then cut, EOS and PAD as above).
 """
 
 
