@@ -396,6 +396,8 @@ def test_export_transformers_parity(model, run_dir, tmp_path):
     'text_projection.safetensors',
     'tokenizer.json',
   } <= set(os.listdir(out))
+  modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+  assert len(set(modes.values())) == 1, modes  # safetensors' files are not owner-only
   layers = model.encoder.model.text.num_encoder_layers
   card = (out / 'README.md').read_text()
   assert f'tower: an MT5EncoderModel ({layers} layer{"" if layers == 1 else "s"}, width' in card

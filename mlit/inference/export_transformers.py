@@ -113,6 +113,12 @@ def export(model, out_dir: str) -> str:
   head = text_head.write(out_dir, enc.model, enc.params, enc.tokenizer.length, model.logit_scale)
   with open(os.path.join(out_dir, 'README.md'), 'w', encoding='utf-8') as f:
     f.write(model_card.text(model, class_name, head))
+  # safetensors creates its files owner-only (0600); the directory is for sharing, so every file
+  # gets the mode the umask gives new files, as the others have.
+  umask = os.umask(0)
+  os.umask(umask)
+  for name in os.listdir(out_dir):
+    os.chmod(os.path.join(out_dir, name), 0o666 & ~umask)
   return out_dir
 
 
