@@ -538,7 +538,8 @@ def _init_distributed(args) -> None:
 _EXAMPLE = (
   'mlit train --gin_file=models/mt5/small.gin --gin_file=runs/lit_tune.gin '
   '--gin_file=setups/Lu.gin --module_import=tasks.synthetic \\\n'
-  '    --gin.MODEL_DIR=\\"/tmp/lit\\" --gin.TRAIN_STEPS=100 --gin.WARMUP_STEPS=10'
+  '    --gin.MIXTURE_OR_TASK_NAME=\\"mlit_synthetic_embeddings\\" --gin.MODEL_DIR=\\"/tmp/lit\\" \\\n'
+  '    --gin.TRAIN_STEPS=100 --gin.WARMUP_STEPS=10 --gin.BATCH_SIZE=32'
 )
 
 
