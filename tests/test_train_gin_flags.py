@@ -82,6 +82,24 @@ def test_unknown_macro_on_command_line(tmp_path):
     gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODLE_DIR="/x"'], 'test')
 
 
+def test_parameter_without_its_configurable_is_an_unknown_macro(tmp_path):
+  """`--gin.keep_checkpoints=1` (for train.train.keep_checkpoints) is a new macro to gin, which
+  nothing reads: refused like a misspelt macro, with how to bind a parameter."""
+  g = _write(tmp_path, 'base.gin', _BASE)
+  with pytest.raises(gin_flags.GinConfigError, match=r"unknown macro 'filename'.*configurable"):
+    gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="/x"', '--gin.filename=1'], 'test')
+
+
+def test_wrong_parameter_name_gets_no_quoting_hint(tmp_path):
+  g = _write(tmp_path, 'base.gin', _BASE)
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_flags(
+      [f'--gin_file={g}', '--gin.MODEL_DIR="/x"', '--gin.mlit.commands.gin_flags.write_config.x=1'],
+      'test',
+    )
+  assert "doesn't have a parameter named 'x'" in str(e.value) and 'needs quotes' not in str(e.value)
+
+
 def test_typo_in_gin_file_names_file_and_line(tmp_path):
   g = _write(tmp_path, 'bad.gin', _BASE + 'mlit.commands.gin_flags.write_config.fielname = 1\n')
   with pytest.raises(gin_flags.GinConfigError) as e:

@@ -232,6 +232,11 @@ def _quote_hint(binding: str) -> str:
   if not value or value[0] in '\'"':
     return ''
   try:
+    gin.config.parse_value(value)
+    return ''  # the value parses as it is: the problem is elsewhere (a name, a scope)
+  except Exception:  # pylint: disable=broad-except
+    pass
+  try:
     gin.config.parse_value(json.dumps(value))
   except Exception:  # pylint: disable=broad-except
     return ''
@@ -244,11 +249,20 @@ def _quote_hint(binding: str) -> str:
 def _parse_bindings(bindings):
   for b in bindings:
     name = b.split('=', 1)[0].strip()
-    # A misspelt macro on the command line would otherwise bind a new macro
-    # nobody reads: insist that the gin files define it.
-    if _MACRO_NAME.match(name) and _macro_value(name) is _UNDEFINED:
+    # A misspelt macro on the command line would otherwise bind a new macro nobody reads (a
+    # name without a dot or scope is a macro to gin, e.g. keep_checkpoints for
+    # train.train.keep_checkpoints): insist that the gin files define it.
+    is_macro = _MACRO_NAME.match(name) or re.fullmatch(r'[A-Za-z_]\w*', name)
+    if is_macro and _macro_value(name) is _UNDEFINED:
       known = ', '.join(defined_macros()) or 'none'
-      raise GinConfigError(f'unknown macro {name!r} in binding {b!r}: the gin files define {known}')
+      hint = (
+        ''
+        if _MACRO_NAME.match(name)
+        else (f' (a parameter is bound with its configurable, e.g. --gin.train.train.{name}=...)')
+      )
+      raise GinConfigError(
+        f'unknown macro {name!r} in binding {b!r}{hint}: the gin files define {known}'
+      )
     try:
       gin.parse_config(b)
     except Exception as e:  # pylint: disable=broad-except
