@@ -181,6 +181,8 @@ def test_nan_stops_and_keeps_last_good_checkpoint(setup, capsys):
   assert rc == 3
   assert 'loss is nan at step 7' in err
   assert 'last good checkpoint is step 6' in err
+  assert 'In call to configurable' not in err and len(err.strip().splitlines()) >= 1
+  assert [l for l in err.splitlines() if 'loss is nan' in l][0].startswith('mlit train: error: ')
   steps = sorted(int(p.name) for p in (model_dir / 'checkpoints').iterdir() if p.name.isdigit())
   assert steps[-1] == 6
   params = _final(model_dir, 6)

@@ -404,10 +404,13 @@ def train(
       what = (
         f'loss is {value}' if not np.isfinite(value) else f'update norm is {update} (loss {value})'
       )
-      raise NonFiniteLossError(
-        f'{what} at step {step}; training stopped. The last good '
-        f'checkpoint is step {ckpt.latest_step()} in {ckpt.directory}'
+      latest = ckpt.latest_step()
+      where = (
+        f'The last good checkpoint is step {latest} in {ckpt.directory}'
+        if latest is not None
+        else f'No checkpoint was written before it ({ckpt.directory} is empty)'
       )
+      raise NonFiniteLossError(f'{what} at step {step}; training stopped. {where}')
     if step % log_period == 0 or step == train_steps:
       record = {k: np.asarray(v).mean() for k, v in metrics.items() if np.asarray(v).size}
       bt = data_stats.backtranslation_counts()
@@ -558,6 +561,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     kwargs = {'dry_run': True} if args.dry_run else {}
     gin.get_configurable(train)(argv=argv, **kwargs)
   except NonFiniteLossError as e:
-    print(f'mlit.training.train: {e}', file=sys.stderr)
+    print(f'mlit train: error: {cli.one_line(e)}', file=sys.stderr)  # without gin's call chain
     return 3
   return 0
