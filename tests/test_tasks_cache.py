@@ -66,3 +66,14 @@ def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path):  # noqa: 
     assert e['description'].tolist() == by_id[e['example_id']]['description'].tolist()
   info = task.get_cached_stats('train')
   assert info['examples'] == 6
+  # The trainer's check of USE_CACHED_TASKS / TASK_CACHE_DIRS, before any work.
+  from mlit.training import input_pipeline  # pylint: disable=g-import-not-at-top
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  input_pipeline.use_task_cache('yfcc100m_full', True, [cache_dir])
+  with pytest.raises(UserError, match='needs TASK_CACHE_DIRS'):
+    input_pipeline.use_task_cache('yfcc100m_full', True, [])
+  import tasks.synthetic  # noqa: F401  pylint: disable=g-import-not-at-top  (registers, uncached)
+
+  with pytest.raises(UserError, match=r'mlit_synthetic_images not cached in TASK_CACHE_DIRS'):
+    input_pipeline.use_task_cache('mlit_synthetic_images', True, [cache_dir])

@@ -2,8 +2,8 @@ r"""`mlit cache-tasks`: cache gin-registered seqio tasks with Apache Beam (seqio
 
 seqio_cache_tasks imports modules that register tasks at import time; mlit tasks are registered
 from gin (`tasks.registration.register_tasks`), so this parses gin first and then runs seqio's own
-pipeline. Training then reads the cache with USE_CACHED_TASKS = True and the same cache dir
-(seqio.add_global_cache_dirs). With a distributed runner, workers must be able to re-register the
+pipeline. Training then reads the cache with USE_CACHED_TASKS = True and TASK_CACHE_DIRS =
+['<the --output_cache_dir>'] (runs/lit_tune.gin; seqio's global cache dirs). With a distributed runner, workers must be able to re-register the
 tasks: give them a module that does so at import via --module_import (also imported here).
 """
 

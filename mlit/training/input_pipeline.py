@@ -58,6 +58,35 @@ def mixture_or_task(name: str):
     ) from e
 
 
+def use_task_cache(name: str, use_cached: bool, cache_dirs: Sequence[str]) -> None:
+  """USE_CACHED_TASKS reads `mlit cache-tasks` output: its --output_cache_dir goes in
+  TASK_CACHE_DIRS (seqio's global cache dirs). Checked before any work, each way round."""
+  if cache_dirs and not use_cached:
+    logging.warning(
+      'TASK_CACHE_DIRS is set but USE_CACHED_TASKS is False: the cache is not read '
+      '(set USE_CACHED_TASKS = True to train from it)'
+    )
+    return
+  if not use_cached:
+    return
+  if not cache_dirs:
+    raise UserError(
+      'USE_CACHED_TASKS = True needs TASK_CACHE_DIRS: the --output_cache_dir that mlit '
+      'cache-tasks wrote (e.g. --gin.TASK_CACHE_DIRS="[\'/data/cache\']")'
+    )
+  seqio.add_global_cache_dirs(list(cache_dirs))
+  tasks = [name]
+  provider = mixture_or_task(name)
+  if isinstance(provider, seqio.Mixture):
+    tasks = [t.name for t in provider.tasks]
+  missing = [t for t in tasks if seqio.get_mixture_or_task(t).cache_dir is None]
+  if missing:
+    raise UserError(
+      f'USE_CACHED_TASKS: {", ".join(missing)} not cached in TASK_CACHE_DIRS {list(cache_dirs)} '
+      '(cache it with mlit cache-tasks --output_cache_dir=...)'
+    )
+
+
 def _task_examples(
   name: str,
   task_feature_lengths: Mapping[str, int],

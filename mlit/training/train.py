@@ -193,6 +193,7 @@ def train(
   seed: int = 0,
   shuffle: bool = True,
   use_cached: bool = False,
+  task_cache_dirs: Sequence[str] = (),
   num_data_shards: Optional[int] = None,
   batch_transform: Optional[Callable[[Any], Any]] = None,
   length_buckets: Optional[Sequence[int]] = None,
@@ -232,7 +233,8 @@ def train(
     image_dont_load: regexes of ViT params not to load from the .npz.
     freeze: extra lock regexes over parameter names ('txt/encoder/...').
     loss: 'softmax' (LiT) or 'sigmoid' (SigLIP; model needs bias_init).
-    split, seed, shuffle, use_cached: seqio data options.
+    split, seed, shuffle, use_cached: seqio data options; task_cache_dirs: where `mlit
+      cache-tasks` wrote the cached tasks (with use_cached).
     num_data_shards: the task is read as this many shards (default: one per
       process); fixing it makes the data independent of the process count.
     batch_transform: optional tf.data transform of the batched data, e.g.
@@ -262,6 +264,7 @@ def train(
       text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
     )
   _check_vocabulary(model, mixture_or_task_name, task_feature_lengths)
+  train_data.use_task_cache(mixture_or_task_name, use_cached, task_cache_dirs)
   if not dry_run:
     os.makedirs(model_dir, exist_ok=True)
   mesh = partitioning.make_mesh(num_partitions)
