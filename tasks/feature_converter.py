@@ -17,6 +17,7 @@ import seqio
 import tensorflow as tf
 
 from tasks import backtranslation, length_buckets
+from tasks.user_error import UserError
 
 EOS_ID = 1
 IMAGE_KEYS = ('image', 'image_embedding')
@@ -116,7 +117,7 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     text_lengths = {k: int(v) for k, v in task_feature_lengths.items() if k not in IMAGE_KEYS}
     for k in text_lengths:
       if k not in spec:
-        raise ValueError(
+        raise UserError(
           f"TASK_FEATURE_LENGTHS names {k!r} but the task's features are {sorted(spec)}"
         )
       if not spec[k].dtype.is_integer or len(spec[k].shape) != 1:

@@ -114,6 +114,9 @@ def test_impossible_schedule_is_a_user_error(capsys, tmp_path):
     ('--gin.train.loss="x"', "train.loss must be 'softmax' or 'sigmoid', got 'x'"),
     ('--gin.train.freeze=["^no_such/"]', "freeze rule '^no_such/' matches no parameter"),
     ('--gin.MIXTURE_OR_TASK_NAME="no_such_task"', "MIXTURE_OR_TASK_NAME 'no_such_task' is not"),
+    ("--gin.BATCH_SIZE='32'", "BATCH_SIZE must be a positive integer, got '32'"),
+    ("--gin.TASK_FEATURE_LENGTHS={'txt': 8}", "TASK_FEATURE_LENGTHS names 'txt' but the task's"),
+    ('--gin.USE_CACHED_TASKS=True', 'USE_CACHED_TASKS = True needs TASK_CACHE_DIRS'),
   ],
 )
 def test_training_config_mistakes_are_one_line(binding, message, capsys, tmp_path):

@@ -256,6 +256,9 @@ def train(
     argv: unused; the command line, recorded in the log.
   """
   del argv
+  for macro, value in (('BATCH_SIZE', batch_size), ('TRAIN_STEPS', train_steps)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise UserError(f'{macro} must be a positive integer, got {value!r}')
   _loss_fn(loss)  # a wrong name stops before any data is read
   if init_from_run:
     _check_init_from_run(init_from_run, initial_checkpoint_path)
