@@ -234,3 +234,14 @@ def test_commands_without_tensorflow_never_import_it(tmp_path):
   assert (run_dir / 'coverage' / 'coverage.json').exists()
   assert (tmp_path / 'eval_run' / 'report' / 'index.html').exists()
   assert json.loads((tmp_path / 'es.json').read_text(encoding='utf-8'))['languages']['es']
+
+
+def test_unknown_translation_backend_is_one_line(tmp_path, capsys):
+  (tmp_path / 'c.tsv').write_text('c1\tA red apple\n', encoding='utf-8')
+  argv = ['backtranslate', '--input', str(tmp_path / 'c.tsv'), '--out', str(tmp_path / 'bt')]
+  assert cli.main([*argv, '--source', 'en', '--pivots', 'es', '--backend', 'google']) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == (
+    "mlit backtranslate: error: --backend: unknown translation backend 'google': use apertium, "
+    'command:<template> or transformers:<model dir>'
+  )

@@ -429,7 +429,7 @@ def cmd_prompts(args) -> int:
   try:
     backend = translation_backends.make_backend(args.backend) if args.backend else None
   except ValueError as e:
-    raise AddLanguageError(f'--backend: {e}') from e
+    raise AddLanguageError(str(e)) from e
   if backend:
     check_backend_pair(backend, args.lang, forward=not args.human)
   dropped = []

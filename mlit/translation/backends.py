@@ -228,15 +228,15 @@ def make_backend(spec: str) -> TranslationBackend:
     return ApertiumBackend(**({'executable': arg} if arg else {}))
   if kind == 'command':
     if not arg:
-      raise ValueError(
-        "backend 'command:' needs a program template, e.g. 'command:prog {source} {target}'"
+      raise UserError(
+        "--backend: 'command:' needs a program template, e.g. 'command:prog {source} {target}'"
       )
     return CommandBackend(arg)
   if kind == 'transformers':
     if not arg:
-      raise ValueError("backend 'transformers:' needs a local model directory")
+      raise UserError("--backend: 'transformers:' needs a local model directory")
     return TransformersBackend(arg)
-  raise ValueError(
-    f'unknown translation backend {spec!r}: use apertium, command:<template> or '
+  raise UserError(
+    f'--backend: unknown translation backend {spec!r}: use apertium, command:<template> or '
     'transformers:<model dir>'
   )
