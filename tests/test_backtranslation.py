@@ -17,6 +17,7 @@ from mlit.translation import backends as translation_backends
 from mlit.translation import backtranslate_job as backtranslate
 from mlit.translation import backtranslation as backtranslation_core
 from tasks import backtranslation
+from tasks.user_error import UserError
 
 CAPTIONS = [
   ('1', 'a small dog is running on the beach'),
@@ -164,6 +165,18 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
     'resumed: 3 of 3 shards already complete (5 texts)',
     '3 input rows rejected (see rejected_rows.jsonl)',
   ]
+
+  # Other settings on the same --out would mix two jobs' shards: refused, naming what changed.
+  with pytest.raises(UserError, match=r"pivots \['xx'\] then, \['yy'\] now"):
+    run_job('out', 'yy', _fake_backend(tmp_path), examples_per_shard=2)
+  with pytest.raises(UserError, match=r'min_chrf 40.0 then, 90.0 now'):
+    run_job(
+      'out',
+      'xx',
+      _fake_backend(tmp_path),
+      examples_per_shard=2,
+      quality=backtranslation_core.QualityFilter(90.0),
+    )
 
   failing = translation_backends.CommandBackend('false')
   summary, lines = run_job('fail', 'es', failing, retries=1)

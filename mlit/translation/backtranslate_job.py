@@ -27,6 +27,7 @@ from mlit import job_progress
 from mlit.translation import backends as translation_backends
 from mlit.translation import backtranslation as backtranslation_core
 from tasks import file_io
+from tasks.user_error import UserError
 
 
 def parse_row(raw: bytes, is_jsonl: bool):
@@ -104,6 +105,18 @@ def run(
 ):
   """Runs (or resumes) the job. Returns the final per-pivot summary."""
   os.makedirs(out_dir, exist_ok=True)
+  _check_settings(
+    out_dir,
+    {
+      'input_sha256': file_io.file_sha256(input_path),
+      'source': source,
+      'pivots': list(pivots),
+      'backend': getattr(backend, 'name', type(backend).__name__),
+      'min_chrf': quality.min_chrf,
+      'max_chrf': quality.max_chrf,
+      'examples_per_shard': examples_per_shard,
+    },
+  )
   # A first pass counts the readable rows, for the progress line's ETA (translation is the slow part).
   total = sum(1 for _ in read_texts(input_path, []))
   num_shards = -(-total // examples_per_shard)
@@ -147,6 +160,29 @@ def run(
   if rejected:
     log(f'{len(rejected)} input rows rejected (see rejected_rows.jsonl)')
   return summary
+
+
+SETTINGS_FILE = 'job.json'
+
+
+def _check_settings(out_dir: str, settings: dict) -> None:
+  """A resumed job keeps its shards: with another input or other settings they would be mixed
+  into one output without a word, so the settings of the first run are kept and compared."""
+  path = os.path.join(out_dir, SETTINGS_FILE)
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      before = json.load(f)
+    changed = [k for k in settings if before.get(k) != settings[k]]
+    if changed:
+      what = '; '.join(f'{k} {before.get(k)!r} then, {settings[k]!r} now' for k in changed)
+      raise UserError(
+        f'--out {out_dir} holds a job with other settings ({what}): give another --out, or '
+        'remove it to start over'
+      )
+    return
+  if any(n.startswith('candidates-') for n in os.listdir(out_dir)):
+    return  # written before settings were recorded: nothing to compare against
+  _write_atomically(path, [json.dumps(settings, indent=1) + '\n'])
 
 
 def _resumed_line(shards: int, num_shards: int, texts: int) -> str:
