@@ -24,6 +24,7 @@ from tasks import (
   task_builder,
   text_cleaning,
 )
+from tasks.user_error import UserError
 
 COLUMNS = (
   'language',
@@ -59,14 +60,27 @@ def parse_bool(value: str) -> bool:
   raise ValueError(f"expected 'true' or 'false', got {value!r}")
 
 
+def _check_header(path: str, header) -> None:
+  if header is None or tuple(h.strip() for h in header) != COLUMNS:
+    shown = header if header is None else '\t'.join(header)[:200]
+    raise UserError(f'{path}:1: WIT header must be the 17 columns {COLUMNS}, got {shown!r}')
+
+
+def check_headers(tsv_pattern: str) -> None:
+  """Every file's header, at registration: a file that is not WIT's TSV stops the run before
+  any work, in one line, instead of inside the input pipeline mid-run."""
+  csv.field_size_limit(sys.maxsize)
+  for path in sorted(tf.io.gfile.glob(tsv_pattern)):
+    with file_io.open_text(path) as f:
+      _check_header(path, next(csv.reader(f, delimiter='\t', quotechar='"'), None))
+
+
 def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
   """Rows of one WIT file with a non-empty `kind` description."""
   csv.field_size_limit(sys.maxsize)
   with file_io.open_text(path) as f:
     reader = csv.reader(f, delimiter='\t', quotechar='"')
-    header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != COLUMNS:
-      raise ValueError(f'{path}:1: WIT header must be the 17 columns {COLUMNS}, got {header}')
+    _check_header(path, next(reader, None))
     for row in reader:
       where = f'{path}:{reader.line_num}'
       if len(row) != len(COLUMNS):
@@ -110,6 +124,7 @@ def register_wit(
 ) -> list:
   """image_dir (one file per id) or image_shards (a pattern of webdataset tars or TFRecords, joined
   by url_id(url) of the sample's json by default; see tasks.shard_image_store)."""
+  check_headers(tsv_pattern)
   images = shard_image_store.make_image_store(
     image_dir, image_path_format, image_shards, image_shard_key
   )
@@ -118,7 +133,7 @@ def register_wit(
   names = []
   for kind in kinds:
     if kind not in KINDS:
-      raise ValueError(f'WIT description kind {kind!r} not in {sorted(KINDS)}')
+      raise UserError(f'WIT description kind {kind!r} not in {sorted(KINDS)}')
     source = row_source.RowSource(
       lambda p, kind=kind: read_wit(p, kind, images),
       signature,

@@ -245,3 +245,11 @@ def test_unknown_translation_backend_is_one_line(tmp_path, capsys):
     "mlit backtranslate: error: --backend: unknown translation backend 'google': use apertium, "
     'command:<template> or transformers:<model dir>'
   )
+
+
+def test_one_line_drops_gins_call_chain_and_scopes():
+  error = ValueError(
+    "f.tsv:1: bad header In call to configurable 'train' (<function train at 0x1>) in scope "
+    "'MIXTURE_OR_TASK_NAME' in scope 'MIXTURE_OR_TASK_NAME'"
+  )
+  assert cli.one_line(error) == 'f.tsv:1: bad header'

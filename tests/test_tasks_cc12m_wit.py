@@ -7,6 +7,7 @@ from spm_fixture import spm_model_path  # noqa: F401
 
 import gin
 from tasks import cc12m, data_stats, image_store, vocabularies, wit
+from tasks.user_error import UserError
 
 
 @pytest.fixture
@@ -95,6 +96,9 @@ def test_wit_bad_header_names_file(tmp_path):
     f.write('language\tpage_url\nen\tx\n')
   with pytest.raises(ValueError, match='wit.tsv:1: WIT header'):
     list(wit.read_wit(path, 'reference'))
+  # Registering a pattern that matches it stops there, before any training work, in one line.
+  with pytest.raises(UserError, match='wit.tsv:1: WIT header must be the 17 columns'):
+    wit.register_wit(str(tmp_path / '*.tsv'))
 
 
 def test_wit_parse_bool():

@@ -129,7 +129,7 @@ def load_tensorflow_quietly() -> None:
 
 
 # gin appends the chain of configurables to an error raised inside one.
-_GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
+_GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)| in scope '[^']*'")
 
 
 @contextlib.contextmanager
