@@ -74,6 +74,19 @@ def test_precompute_resume_and_tower_check(tmp_path, yfcc_task, capsys):
   assert line.startswith('mlit precompute: 2 of 2 shards, ')
   assert line.endswith('(shard 00001: 3 images)')
   assert os.path.exists(os.path.join(out, second))
+  # Nothing left: said, and the last run's measured speed is kept.
+  last_run = m2['last_run']
+  m3 = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
+  assert m3['last_run'] == last_run and last_run['images_per_s']
+  assert 'every shard of yfcc100m_full was already embedded' in capsys.readouterr().err
+  # A source file that changed since (a row appended): its shard is embedded again, not reused.
+  task_files.write_lines(
+    str(tmp_path / 'm-1.tsv'),
+    [task_files.yfcc_row(10 + i, f'Red boat {i}', 'On the lake', ['boat']) for i in range(2)],
+  )
+  m4 = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
+  assert m4['done'][second]['examples'] == 2 and os.path.getmtime(first) == mtime
+  assert 'changed since it was embedded' in capsys.readouterr().err
 
   precomputed.register_precomputed([out], name='emb_task')
   exs = list(
@@ -81,9 +94,7 @@ def test_precompute_resume_and_tower_check(tmp_path, yfcc_task, capsys):
     .get_dataset({'title': 16, 'description': 16, 'tags': 16}, split='train', shuffle=False, seed=0)
     .as_numpy_iterator()
   )
-  assert sorted(e['example_id'] for e in exs) == sorted(
-    str(i).encode() for i in (0, 1, 2, 10, 11, 12)
-  )
+  assert sorted(e['example_id'] for e in exs) == sorted(str(i).encode() for i in (0, 1, 2, 10, 11))
   assert exs[0]['image_embedding'].shape == (16,) and exs[0]['title'][-1] == 1
   embs = np.stack([e['image_embedding'] for e in exs])
   assert np.abs(embs - embs[0]).max() > 1e-4  # different images, different embeddings
@@ -118,3 +129,14 @@ def test_precompute_refuses_a_checkpoint_missing_an_array(tmp_path, yfcc_task):
   np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
   with pytest.raises(vit_checkpoint.CheckpointError, match='encoder_norm/scale'):
     precompute.precompute(yfcc_task, str(tmp_path / 'emb'), VIT, str(path), image_size=16)
+
+
+def test_precompute_names_a_task_it_cannot_embed(tmp_path, yfcc_task):
+  import tasks.synthetic  # noqa: F401  pylint: disable=g-import-not-at-top  (registers)
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  out = str(tmp_path / 'emb')
+  with pytest.raises(UserError, match="'no_such_task' is not a registered seqio task"):
+    precompute.precompute('no_such_task', out, VIT, image_size=16)
+  with pytest.raises(UserError, match="'mlit_synthetic_embeddings' has no image feature"):
+    precompute.precompute('mlit_synthetic_embeddings', out, VIT, image_size=16)

@@ -36,6 +36,7 @@ from mlit.checkpoints import image_weights
 from mlit.commands import gin_flags
 from mlit.models import fixed_batch, two_tower
 from tasks import file_io, image_preprocessors, precomputed, registration
+from tasks.user_error import UserError
 
 
 def _manifest_name() -> str:
@@ -114,8 +115,20 @@ def precompute(
     lambda p, x: model.apply({'params': p}, x)[0], params, batch_size
   )
 
-  task = seqio.get_mixture_or_task(task_name)
+  try:
+    task = seqio.get_mixture_or_task(task_name)
+  except ValueError as e:
+    raise UserError(
+      f'precompute.task_name {task_name!r} is not a registered seqio task ({e}); import the module '
+      'that registers it in the gin file (or --module_import)'
+    ) from e
   shards = task.source.list_shards(split)
+  features = task.source.get_dataset(split, shuffle=False).element_spec
+  if 'image' not in features:
+    raise UserError(
+      f'precompute.task_name {task_name!r} has no image feature (it has {sorted(features)}): '
+      'pre-computation embeds the images of a task that reads them'
+    )
   tf.io.gfile.makedirs(output_dir)
   manifest_path = os.path.join(output_dir, _manifest_name())
   if tf.io.gfile.exists(manifest_path):
@@ -130,7 +143,7 @@ def precompute(
       'complete': False,
     }
   if manifest['tower'] != tower or manifest['task'] != task_name:
-    raise ValueError(
+    raise UserError(
       f'{output_dir} holds embeddings of task {manifest["task"]!r} by '
       f'tower {manifest["tower"]}; this run is {task_name!r} by {tower}. '
       'Use another output_dir.'
@@ -145,9 +158,18 @@ def precompute(
   for index in own_shards:
     shard = shards[index]
     out_name = f'embeddings-{index:05d}-of-{len(shards):05d}.tfrecord'
-    if out_name in manifest['done']:
-      progress.skip()  # resume: finished in an earlier run
-      continue
+    done = manifest['done'].get(out_name)
+    if done is not None:
+      size = tf.io.gfile.stat(shard).length
+      if done.get('source') == shard and done.get('source_bytes') == size:
+        progress.skip()  # resume: finished in an earlier run
+        continue
+      # The source changed since it was embedded: its embeddings would be stale.
+      _log(
+        f'shard {index:05d}: {shard} changed since it was embedded ({done.get("source_bytes")} '
+        f'-> {size} bytes): embedding it again'
+      )
+      del manifest['done'][out_name]
     ds = task.source.get_dataset(
       split, shuffle=False, shard_info=seqio.ShardInfo(index, len(shards))
     )
@@ -182,15 +204,18 @@ def precompute(
     }
     _write_manifest(output_dir, manifest, _manifest_name())
   seconds = time.perf_counter() - start
-  manifest['last_run'] = {
-    'images': images,
-    'seconds': round(seconds, 3),
-    'images_per_s': images / seconds if images else None,
-    'embed_images_per_s': images / embed_seconds if images else None,
-    'batch_size': embed.batch_size,
-    'local_devices': [str(d) for d in jax.local_devices()],
-    'process_count': jax.process_count(),
-  }
+  if not images and manifest.get('last_run'):
+    _log(f'every shard of {task_name} was already embedded in {output_dir}: nothing to do')
+  else:
+    manifest['last_run'] = {
+      'images': images,
+      'seconds': round(seconds, 3),
+      'images_per_s': images / seconds if images else None,
+      'embed_images_per_s': images / embed_seconds if images else None,
+      'batch_size': embed.batch_size,
+      'local_devices': [str(d) for d in jax.local_devices()],
+      'process_count': jax.process_count(),
+    }
   manifest['complete'] = jax.process_count() == 1
   _write_manifest(output_dir, manifest, _manifest_name())
   if jax.process_count() > 1:
