@@ -172,6 +172,16 @@ def count_batch(batch) -> None:
       _truncated[feature] += truncated
 
 
+def rows_read_line() -> str:
+  """E.g. 'rows kept 0, skipped 47 (missing_image 42, not_a_photo 5)': why a task gave no data."""
+  with _lock:
+    kept, skipped = sum(_kept.values()), dict(_skipped)
+  reasons = ', '.join(f'{r} {n:,}' for r, n in sorted(skipped.items(), key=lambda x: -x[1]))
+  return f'rows kept {kept:,}, skipped {sum(skipped.values()):,}' + (
+    f' ({reasons})' if reasons else ''
+  )
+
+
 def snapshot() -> dict:
   """A JSON-ready copy of every counter."""
   with _lock:

@@ -19,6 +19,7 @@ import numpy as np
 
 from mlit.training import param_rules
 from mlit.training import progress_log as train_log
+from tasks import data_stats
 from tasks.user_error import UserError
 
 _GROUPS = {'txt': 'text tower', 'img': 'image tower'}  # the rest: heads and temperature
@@ -156,7 +157,9 @@ def run(
   try:
     first = next(batches)
   except StopIteration as e:
-    raise UserError(f'task {task!r} gave no batch of {batch_size}') from e
+    raise UserError(
+      f'task {task!r} gave no batch of {batch_size}: {data_stats.rows_read_line()}'
+    ) from e
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     compiled, seconds = _compile_step(jit_step, state, batch_shardings, batch_size, info)
   plan = step_memory(compiled)

@@ -435,7 +435,10 @@ def train(
       try:
         local = next(batches)
       except StopIteration as e:
-        raise RuntimeError(f'task {mixture_or_task_name!r} ran out of data at step {step}') from e
+        raise UserError(
+          f'task {mixture_or_task_name!r} ran out of data at step {step}: '
+          f'{data_stats.rows_read_line()} (MODEL_DIR/data_stats.json has them per source)'
+        ) from e
       batch = partitioning.shard_batch(local, mesh)
       with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         state, metrics = jit_step(state, batch)
