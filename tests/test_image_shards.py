@@ -229,3 +229,15 @@ def test_train_and_precompute_on_ingested_shards(ingested, spm_model_path, tmp_p
   assert manifest['last_run']['images_per_s'] > 0
   ids = [ex['example_id'] for s in sorted(manifest['done']) for ex in _records(f'{out}/{s}')]
   assert len(set(ids)) == EXPECTED_KEPT
+
+
+def test_ingest_that_keeps_nothing_fails_in_one_line(data, tmp_path, capsys):
+  """Every row skipped (here: joined on the wrong key) is exit 2 and one line with the reasons,
+  not exit 0 with an empty output."""
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  argv = _ingest_args(data, str(tmp_path / 'out'), num_shards=1)
+  argv[argv.index('url')] = 'key'
+  assert cli.main(['ingest', *argv]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith('mlit ingest: error: ingest wrote no example to ') and '\n' not in err

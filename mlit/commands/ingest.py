@@ -32,6 +32,7 @@ from apache_beam.options import pipeline_options
 from mlit.ingest import pipeline as ingest_pipeline
 from mlit.ingest import shards as shard_io
 from tasks import file_io
+from tasks.user_error import UserError
 
 
 def _metadata_skips(result) -> dict:
@@ -169,4 +170,11 @@ def main(argv=None) -> int:
     k: manifest[k] for k in ('examples', 'bytes', 'skipped_rows', 'num_shards', 'last_run')
   }
   print(json.dumps(summary, sort_keys=True))
+  if not manifest['examples']:
+    skipped = ', '.join(f'{r} {n:,}' for r, n in sorted(manifest['skipped_rows'].items()))
+    raise UserError(
+      f'ingest wrote no example to {args.output}: every row was skipped ({skipped or "none read"})'
+      "; check --format, --shard_key and that the images are the metadata rows' (the manifest "
+      'counts the rows per reason)'
+    )
   return 0
