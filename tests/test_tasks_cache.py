@@ -13,12 +13,13 @@ from tasks import (
   data_stats,
   vocabularies,  # noqa: F401  (gin configurable)
 )
+from tasks.user_error import UserError
 
 pytest.importorskip('apache_beam')
 
 
 @pytest.mark.slow
-def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path):  # noqa: F811
+def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path, capsys):  # noqa: F811
   rows = [
     task_files.yfcc_row(700 + i, f'Tall tree {i}', 'A forest path', ['tree', 'forest'], line=i)
     for i in range(6)
@@ -44,6 +45,14 @@ def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path):  # noqa: 
       )
       == 0
     )
+    argv = [f'--gin_file={gin_path}', f'--output_cache_dir={cache_dir}', '--tasks=yfcc100m_full']
+    assert capsys.readouterr().out.strip() == f'yfcc100m_full: cached in {cache_dir}'
+    gin.clear_config()
+    assert cache_tasks.main(argv) == 0  # again: kept, and said
+    assert 'yfcc100m_full: already cached in' in capsys.readouterr().out
+    gin.clear_config()
+    with pytest.raises(UserError, match="--tasks 'yfcc100m_fulll' matches no registered task"):
+      cache_tasks.main([*argv[:2], '--tasks=yfcc100m_fulll'])
     task = seqio.get_mixture_or_task('yfcc100m_full')
     assert task.cache_dir == os.path.join(cache_dir, 'yfcc100m_full')
     lengths = {'title': 16, 'description': 16, 'tags': 16}
@@ -68,7 +77,6 @@ def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path):  # noqa: 
   assert info['examples'] == 6
   # The trainer's check of USE_CACHED_TASKS / TASK_CACHE_DIRS, before any work.
   from mlit.training import input_pipeline  # pylint: disable=g-import-not-at-top
-  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
 
   input_pipeline.use_task_cache('yfcc100m_full', True, [cache_dir])
   with pytest.raises(UserError, match='needs TASK_CACHE_DIRS'):

@@ -11,11 +11,14 @@ from mlit.commands import cli
 
 cli.run_if_main(__name__, 'cache-tasks')  # `python -m`: the command, before the heavy imports
 
+import os
+import re
 import sys
 from typing import Optional, Sequence
 
 from mlit.commands import gin_flags
 from tasks import cache_tasks, registration
+from tasks.user_error import UserError
 
 _EXAMPLE = (
   'mlit cache-tasks --gin_file=my_tasks.gin --output_cache_dir=/data/cache '
@@ -49,11 +52,50 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     example=_EXAMPLE,
   )
   registration.register_tasks()
+  patterns = [p for p in args.tasks.split(',') if p]
+  names = _matching_tasks(patterns)
+  before = {n: _is_cached(args.output_cache_dir, n) for n in names}
   cache_tasks.cache(
-    args.tasks.split(','),
+    patterns,
     args.output_cache_dir,
     args.pipeline_options.split(),
     args.overwrite,
     args.module_import,
   )
+  for name in names:
+    if before[name] and not args.overwrite:
+      print(
+        f'{name}: already cached in {args.output_cache_dir}, kept (--overwrite caches it again)'
+      )
+    elif _is_cached(args.output_cache_dir, name):
+      print(f'{name}: cached in {args.output_cache_dir}')
+    else:
+      raise UserError(
+        f'{name}: not cached in {args.output_cache_dir} (the pipeline wrote no cache)'
+      )
   return 0
+
+
+def _matching_tasks(patterns: Sequence[str]) -> list[str]:
+  """The registered task names each --tasks regex matches (seqio's rule: the whole name);
+  a regex matching none is an error, not seqio's warning about a flag mlit does not have."""
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  registered = sorted(seqio.TaskRegistry.names())
+  names = []
+  for pattern in patterns:
+    matched = [n for n in registered if re.fullmatch(pattern, n)]
+    if not matched:
+      shown = ', '.join(registered[:20]) + (' ...' if len(registered) > 20 else '')
+      raise UserError(f'--tasks {pattern!r} matches no registered task (registered: {shown})')
+    names += [n for n in matched if n not in names]
+  return names
+
+
+def _is_cached(cache_dir: str, name: str) -> bool:
+  import seqio  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  return tf.io.gfile.exists(
+    os.path.join(cache_dir, seqio.utils.get_task_dir_from_name(name), 'COMPLETED')
+  )
