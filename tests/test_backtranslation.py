@@ -374,3 +374,13 @@ def test_apertium_keeps_short_lines_apart():
   )
   assert [o.lower() for o in out[:3]] == ['gato', 'perro', '']
   assert 'casa' in out[3].lower()
+
+
+def test_jsonl_rows_name_what_is_wrong():
+  parse = lambda line: backtranslate.parse_row(line.encode() + b'\n', is_jsonl=True)  # noqa: E731
+  assert parse('{"id": 1, "text": "a dog"}') == ('1', 'a dog')
+  assert parse('{"id": 1}') == 'missing field text'
+  assert parse('{"caption": "a dog"}') == 'missing field id and text'
+  assert parse('[1, 2]') == 'bad_json: a list, not an object with id and text'
+  assert parse('{"id": 1,').startswith('bad_json: ')
+  assert parse('   ') is None

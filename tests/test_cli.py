@@ -253,3 +253,20 @@ def test_one_line_drops_gins_call_chain_and_scopes():
     "'MIXTURE_OR_TASK_NAME' in scope 'MIXTURE_OR_TASK_NAME'"
   )
   assert cli.one_line(error) == 'f.tsv:1: bad header'
+
+
+@pytest.mark.parametrize(
+  'flags, message',
+  [
+    (['--pivots', 'es,es'], '--pivots es,es: es given twice'),
+    (['--pivots', 'en,es'], '--pivots en,es: en is the --source language itself'),
+    (['--pivots', 'es', '--min_chrf', '96'], '--min_chrf 96.0 is not below --max_chrf'),
+  ],
+)
+def test_backtranslate_setting_mistakes_are_one_line(flags, message, tmp_path, capsys):
+  (tmp_path / 'c.tsv').write_text('c1\tA red apple\n', encoding='utf-8')
+  argv = ['backtranslate', '--input', str(tmp_path / 'c.tsv'), '--out', str(tmp_path / 'bt')]
+  assert cli.main([*argv, '--source', 'en', *flags]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith(f'mlit backtranslate: error: {message}') and '\n' not in err
+  assert not (tmp_path / 'bt').exists()

@@ -149,6 +149,7 @@ def main(argv=None):
   parser.add_argument('--out', required=True, help='output directory prefix')
   single_machine.add_translation_flags(parser)
   args = parser.parse_args(own_args)
+  pivots = single_machine.parse_pivots(args)
   options = pipeline_options.PipelineOptions(beam_args)
   with beam.Pipeline(options=options) as pipeline:
     build_pipeline(
@@ -156,7 +157,7 @@ def main(argv=None):
       args.input,
       args.out,
       source=args.source,
-      pivots=args.pivots.split(','),
+      pivots=pivots,
       backend_spec=args.backend,
       quality=backtranslation_core.QualityFilter(args.min_chrf, args.max_chrf),
       batch_size=args.batch_size,

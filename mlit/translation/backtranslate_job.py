@@ -41,9 +41,14 @@ def parse_row(raw: bytes, is_jsonl: bool):
   if is_jsonl:
     try:
       row = json.loads(line)
-      example_id, text = str(row['id']), str(row['text'])
-    except (ValueError, KeyError, TypeError) as e:
+    except ValueError as e:
       return f'bad_json: {e}'
+    if not isinstance(row, dict):
+      return f'bad_json: a {type(row).__name__}, not an object with id and text'
+    missing = [k for k in ('id', 'text') if k not in row]
+    if missing:
+      return f'missing field {" and ".join(missing)}'
+    example_id, text = str(row['id']), str(row['text'])
   else:
     fields = line.split('\t')
     if len(fields) != 2:
@@ -254,6 +259,23 @@ def add_translation_flags(parser: argparse.ArgumentParser) -> None:
   )
 
 
+def parse_pivots(args) -> list[str]:
+  """--pivots as a list; repeats, the source itself and a chrF window that keeps nothing are
+  mistakes, said in one line before any translation."""
+  pivots = [p.strip() for p in args.pivots.split(',') if p.strip()]
+  repeated = sorted({p for p in pivots if pivots.count(p) > 1})
+  if repeated:
+    raise UserError(f'--pivots {args.pivots}: {", ".join(repeated)} given twice')
+  if args.source in pivots:
+    raise UserError(f'--pivots {args.pivots}: {args.source} is the --source language itself')
+  if args.min_chrf >= args.max_chrf:
+    raise UserError(
+      f'--min_chrf {args.min_chrf} is not below --max_chrf {args.max_chrf}: every round trip '
+      'would be dropped'
+    )
+  return pivots
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(
     prog='mlit backtranslate',
@@ -272,13 +294,14 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if not os.path.exists(args.input):
     parser.error(f'--input {args.input}: no such file')
+  pivots = parse_pivots(args)
   backend = translation_backends.make_backend(args.backend)
-  translation_backends.check_pairs(backend, args.source, args.pivots.split(','))
+  translation_backends.check_pairs(backend, args.source, pivots)
   run(
     args.input,
     args.out,
     source=args.source,
-    pivots=args.pivots.split(','),
+    pivots=pivots,
     backend=backend,
     examples_per_shard=args.examples_per_shard,
     batch_size=args.batch_size,
