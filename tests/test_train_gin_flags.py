@@ -185,3 +185,16 @@ def test_include_works_next_to_a_local_runs_folder(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   gin_flags.parse_gin(['local_tiny.gin'], ['MODEL_DIR = "/tmp/x"'])
   assert gin.query_parameter('%TRAIN_STEPS') == 60
+
+
+def test_config_changes_against_the_runs_saved_config(tmp_path):
+  """A resumed run logs what its config changes against the run's config.gin (a longer
+  TRAIN_STEPS moves the learning-rate schedule under the restored weights)."""
+  g = _write(tmp_path, 'base.gin', _BASE)
+  run = tmp_path / 'run'
+  gin_flags.parse_flags([f'--gin_file={g}', f'--gin.MODEL_DIR="{run}"'], 'test')
+  assert gin_flags.config_changes(str(run)) == []  # no saved config yet
+  gin_flags.write_config(str(run))
+  assert gin_flags.config_changes(str(run)) == []
+  gin_flags.parse_flags([f'--gin_file={g}', f'--gin.MODEL_DIR="{run}"', '--gin.NAME="b.gin"'], 't')
+  assert gin_flags.config_changes(str(run)) == ["- NAME = 'config.gin'", "+ NAME = 'b.gin'"]

@@ -300,6 +300,32 @@ def parse_flags(
   return args
 
 
+def config_changes(model_dir: str, filename: str = run_layout.CONFIG) -> list[str]:
+  """Binding lines of the config being run that differ from the run's saved config.gin
+  ('- old' / '+ new'); [] when there is none or they agree."""
+  path = os.path.join(model_dir, filename)
+  if not os.path.isfile(path):
+    return []
+  with open(path, encoding='utf-8') as f:
+    old = f.read()
+
+  def bindings(text):  # a binding continued over lines (a long dict) is one entry
+    out, current = [], ''
+    for line in text.splitlines():
+      if not line.strip() or line.lstrip().startswith('#'):
+        continue
+      if line.startswith((' ', '\t')) and current:
+        current += ' ' + line.strip()
+      else:
+        if current:
+          out.append(current)
+        current = line.strip()
+    return out + ([current] if current else [])
+
+  before, now = bindings(old), bindings(gin.config_str())
+  return [f'- {b}' for b in before if b not in now] + [f'+ {b}' for b in now if b not in before]
+
+
 def write_config(model_dir: str, filename: str = run_layout.CONFIG) -> str:
   """Writes the resolved gin config (all bindings, not only operative ones)."""
   os.makedirs(model_dir, exist_ok=True)

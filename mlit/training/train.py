@@ -385,6 +385,15 @@ def train(
       batches.close()
     return state
   if jax.process_index() == 0:
+    changes = gin_flags.config_changes(model_dir) if start_step else []
+    if changes:  # e.g. a longer TRAIN_STEPS moves the schedule under the resumed weights
+      shown = '; '.join(changes[:12]) + (
+        f'; and {len(changes) - 12} more' if len(changes) > 12 else ''
+      )
+      train_log.log(
+        f"warning: resuming at step {start_step} with a config that differs from the run's "
+        f'config.gin (now replaced by this one): {shown}'
+      )
     gin_flags.write_config(model_dir)
     run_spec.write(
       model_dir,
