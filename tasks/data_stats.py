@@ -50,6 +50,7 @@ _BACKTRANSLATION_FEATURES = {
   backtranslation.FIRED_FEATURE: 'replaced',
 }
 _examples_logged = collections.Counter()  # reason -> how many were logged
+_places_logged = set()  # (reason, where): a row read again (a later epoch) is not logged again
 _captured = threading.local()  # .counter: this thread's skips too, inside `capture()`
 _reading = threading.local()  # .tally: the _FileTally of the file this thread is reading
 _corpus = {}  # source -> {'files_read', 'rows', 'kept', 'skipped'}: one pass per file
@@ -83,8 +84,12 @@ def skip(reason: str, where: str = '') -> None:
     tally = getattr(_reading, 'tally', None)
     if tally is not None:
       tally.skipped[reason] += 1
-    log_it = _examples_logged[reason] < _MAX_LOGGED_PER_REASON
-    _examples_logged[reason] += 1
+    log_it = (
+      _examples_logged[reason] < _MAX_LOGGED_PER_REASON and (reason, where) not in _places_logged
+    )
+    if log_it:
+      _examples_logged[reason] += 1
+      _places_logged.add((reason, where))
   if log_it:
     logging.warning('skipping row (%s) at %s', reason, where)
 
@@ -224,6 +229,7 @@ def reset() -> None:
       _texts,
       _truncated,
       _examples_logged,
+      _places_logged,
       _corpus,
       _consumed,
       _languages,

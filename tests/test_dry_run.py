@@ -34,16 +34,3 @@ def test_a_length_bucketed_first_batch_says_the_length_planned_for():
   )
   first['text'] = np.zeros((4, 24), np.int32)
   assert dry_run.batch_line('t', first, shapes, 8).endswith('text [4, 24] int32')
-
-
-def test_rows_read_line_says_why_a_task_gave_no_batch():
-  """The dry run's 'gave no batch' and the trainer's 'ran out of data' lines carry it."""
-  from tasks import data_stats  # pylint: disable=g-import-not-at-top
-
-  data_stats.reset()
-  try:
-    for reason in ('missing_image', 'missing_image', 'not_a_photo'):
-      data_stats.skip(reason)
-    assert data_stats.rows_read_line() == 'rows kept 0, skipped 3 (missing_image 2, not_a_photo 1)'
-  finally:
-    data_stats.reset()
