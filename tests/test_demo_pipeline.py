@@ -80,6 +80,7 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
   out = proc.stdout + proc.stderr
   assert '"reused": true' in out  # the dataset build
   assert 'resumed from step 10' in out and out.count('step 10/10 loss') == 1  # the variant's
+  assert 'the run has finished: step 10 of 10; nothing to train' in out  # the base run's
   variant = run_dir / 'compare' / 'english_only'
   assert os.path.islink(variant / 'image_embeddings.npz')
   assert json.loads((variant / 'train' / 'mlit_model.json').read_text())

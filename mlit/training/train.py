@@ -336,6 +336,11 @@ def train(
       )
     if not dry_run:  # the dry run says what the run would do, last
       train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
+      if start_step >= train_steps:
+        train_log.log(
+          f'the run has finished: step {start_step} of {train_steps}; nothing to train '
+          '(a larger TRAIN_STEPS continues it)'
+        )
   elif init_from_run:
     state = state_lib.state_from_run(
       init_from_run, tx, abstract, state_sh, keep_optimizer=init_from_run_optimizer
