@@ -443,3 +443,13 @@ def test_trainer_input_counts_examples_per_language(small, vocab_path, tmp_path)
   stats = json.loads(open(path, encoding='utf-8').read())
   assert {l: s['n_train_examples'] for l, s in stats.items()} == counts
   data_stats.reset()
+
+
+def test_entry_point_mistakes_are_one_line(tmp_path, capsys):
+  from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top
+
+  argv = ['vocab', '--data', str(tmp_path / 'nothing'), '--out', str(tmp_path / 'spm')]
+  assert emoji_main.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith('python -m tasks.emoji_cldr vocab: error: ') and '\n' not in err
+  assert 'manifest.json' in err

@@ -15,7 +15,17 @@ def main(argv=None):
     return 2
   import importlib  # pylint: disable=g-import-not-at-top
 
-  return importlib.import_module(commands[argv[0]]).main(argv[1:])
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  verbose = '--verbose' in argv
+  argv = [a for a in argv if a != '--verbose']
+  try:
+    return importlib.import_module(commands[argv[0]]).main(argv[1:])
+  except (UserError, FileNotFoundError, NotADirectoryError) as e:
+    if verbose:
+      raise
+    print(f'python -m tasks.emoji_cldr {argv[0]}: error: {e}', file=sys.stderr)
+    return 2
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from tasks.emoji_cldr import split as split_lib
+from tasks.user_error import UserError
 
 CLDR_FILES = ('annotations', 'annotationsDerived')
 
@@ -56,7 +57,7 @@ class EmojiData:
 
   def texts(self, lang: str) -> list[dict]:
     if lang not in self.manifest['languages']:
-      raise ValueError(
+      raise UserError(
         f'{self.data_dir}: no texts for language {lang!r}; have '
         f'{len(self.languages)} languages, e.g. {self.languages[:5]}'
       )
