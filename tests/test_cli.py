@@ -270,3 +270,20 @@ def test_backtranslate_setting_mistakes_are_one_line(flags, message, tmp_path, c
   err = capsys.readouterr().err.strip()
   assert err.startswith(f'mlit backtranslate: error: {message}') and '\n' not in err
   assert not (tmp_path / 'bt').exists()
+
+
+def test_multiprocess_off_a_pod_is_one_line(tmp_path):
+  """In a fresh process, as a user runs it: jax.distributed finds no cluster to join."""
+  proc = subprocess.run(
+    [sys.executable, '-m', 'mlit.commands.cli', 'train', '--gin_file=local_tiny.gin']
+    + [f'--gin.MODEL_DIR="{tmp_path}"', '--multiprocess', '--dry_run'],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    env={k: v for k, v in os.environ.items() if not k.startswith(('SLURM_', 'OMPI_', 'TPU_'))},
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  err = proc.stderr.strip().splitlines()
+  assert (
+    err[-1].startswith('mlit train: error: --multiprocess: ') and 'Traceback' not in proc.stderr
+  )

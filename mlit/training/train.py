@@ -558,7 +558,13 @@ def _init_distributed(args) -> None:
       args.coordinator_address, num_processes=args.process_count, process_id=args.process_index
     )
   elif args.multiprocess:
-    jax.distributed.initialize()
+    try:
+      jax.distributed.initialize()
+    except ValueError as e:  # no cluster to detect: not on a TPU pod or a known scheduler
+      raise UserError(
+        f'--multiprocess: {" ".join(str(e).split())} (on a TPU VM pod it finds the topology by '
+        'itself; elsewhere give --coordinator_address, --process_count and --process_index)'
+      ) from e
 
 
 _EXAMPLE = (
