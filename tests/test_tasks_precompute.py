@@ -82,10 +82,12 @@ def test_precompute_resume_and_tower_check(tmp_path, yfcc_task, capsys):
   # A source file that changed since (a row appended): its shard is embedded again, not reused.
   task_files.write_lines(
     str(tmp_path / 'm-1.tsv'),
-    [task_files.yfcc_row(10 + i, f'Red boat {i}', 'On the lake', ['boat']) for i in range(2)],
+    [task_files.yfcc_row(10 + i, f'Red boat {i}', 'On the lake', ['boat']) for i in range(2)]
+    + ['19\tnot a Webscope row'],  # malformed: counted, not embedded
   )
   m4 = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
   assert m4['done'][second]['examples'] == 2 and os.path.getmtime(first) == mtime
+  assert m4['done'][second]['skipped_rows'] == {'wrong_column_count': 1}  # counted, per shard
   assert 'changed since it was embedded' in capsys.readouterr().err
 
   precomputed.register_precomputed([out], name='emb_task')

@@ -18,6 +18,7 @@ from mlit.commands import cli
 
 cli.run_if_main(__name__, 'precompute')  # `python -m`: the command, before the heavy imports
 
+import collections
 import json
 import os
 import sys
@@ -35,7 +36,7 @@ from mlit import job_progress
 from mlit.checkpoints import image_weights
 from mlit.commands import gin_flags
 from mlit.models import fixed_batch, two_tower
-from tasks import file_io, image_preprocessors, precomputed, registration
+from tasks import data_stats, file_io, image_preprocessors, precomputed, registration
 from tasks.user_error import UserError
 
 
@@ -176,6 +177,7 @@ def precompute(
     ds = task.preprocess_precache(ds, seed=seed)
     ds = image_preprocessors.decode_image(ds, train=False, size=image_size)
     n, last_line = 0, time.perf_counter()
+    skipped_before = data_stats.snapshot()['skipped_rows']
     with (
       file_io.atomic_path(os.path.join(output_dir, out_name)) as tmp,
       tf.io.TFRecordWriter(tmp) as writer,
@@ -196,12 +198,20 @@ def precompute(
     images += n
     progress.advance()
     _log(f'{progress.line(rate_text=_rate(images))} (shard {index:05d}: {n:,} images)')
+    skipped = {
+      reason: count - skipped_before.get(reason, 0)
+      for reason, count in data_stats.snapshot()['skipped_rows'].items()
+      if count > skipped_before.get(reason, 0)
+    }
     manifest['done'][out_name] = {
       'source': shard,
       'source_bytes': tf.io.gfile.stat(shard).length,
       'examples': n,
+      'skipped_rows': skipped,  # malformed rows of this shard, per reason (tasks/data_stats.py)
       'process_index': jax.process_index(),
     }
+    if skipped:
+      _log(f'shard {index:05d}: skipped ' + ', '.join(f'{r} {c:,}' for r, c in skipped.items()))
     _write_manifest(output_dir, manifest, _manifest_name())
   seconds = time.perf_counter() - start
   if not images and manifest.get('last_run'):
@@ -255,5 +265,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   summary = {k: manifest[k] for k in ('task', 'complete', 'num_shards')}
   run = manifest['last_run']
   summary.update(images=run['images'], seconds=run['seconds'], images_per_s=run['images_per_s'])
+  skipped = collections.Counter()
+  for shard in manifest['done'].values():
+    skipped.update(shard.get('skipped_rows', {}))
+  summary['skipped_rows'] = dict(skipped)
   print(json.dumps(summary))
   return 0
