@@ -160,6 +160,15 @@ def test_dry_run_sets_up_compiles_and_writes_nothing(setup, reference, capsys):
   err = capsys.readouterr().err
   assert f'the run would resume from step 12 of 20 ({done / "checkpoints"})' in err, err
   assert {p: p.stat().st_mtime_ns for p in done.rglob('*')} == before
+  # A changed model setting: every intact checkpoint refuses the shapes; said once, with why.
+  args = _args(gin_file, done, '--dry_run', '--gin.text_tower.T5Config.mlp_dim=24')
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  assert cli.main(['train', *args]) == 2
+  err = capsys.readouterr().err.strip().splitlines()[-1]
+  assert "no checkpoint restores: the model's shapes differ from the checkpoints'" in err, err
+  assert err.count('Requested shape') == 1 and 'config.gin' in err
+  assert {p: p.stat().st_mtime_ns for p in done.rglob('*')} == before
 
 
 @pytest.mark.slow

@@ -184,9 +184,22 @@ class Checkpoints:
       if failed:
         self._mgr.reload()
       return state, data_state, config_text, step
+    by_cause: dict[str, list[int]] = {}
+    for s, why in failed:
+      by_cause.setdefault(why, []).append(s)
+    hint = ''
+    if any('shape' in why.lower() for why in by_cause):
+      # Every checkpoint, intact, refusing the model's shapes: a model setting changed.
+      hint = (
+        ": the model's shapes differ from the checkpoints' (a model setting changed since the "
+        f'run started? compare with {os.path.dirname(self.directory)}/config.gin)'
+      )
     raise CheckpointUnreadableError(
-      f'{self.directory}: no checkpoint restores; '
-      + '; '.join(f'step {s}: ({why})' for s, why in failed)
+      f'{self.directory}: no checkpoint restores{hint}; '
+      + '; '.join(
+        f'step{"s" if len(steps) > 1 else ""} {", ".join(map(str, steps))}: ({why})'
+        for why, steps in by_cause.items()
+      )
     )
 
   def wait(self) -> None:
