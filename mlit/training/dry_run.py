@@ -19,7 +19,6 @@ import numpy as np
 
 from mlit.training import param_rules
 from mlit.training import progress_log as train_log
-from tasks import data_stats
 from tasks.user_error import UserError
 
 _GROUPS = {'txt': 'text tower', 'img': 'image tower'}  # the rest: heads and temperature
@@ -157,6 +156,8 @@ def run(
   try:
     first = next(batches)
   except StopIteration as e:
+    from tasks import data_stats  # pylint: disable=g-import-not-at-top  (TensorFlow: not at import)
+
     raise UserError(
       f'task {task!r} gave no batch of {batch_size}: {data_stats.rows_read_line()}'
     ) from e
