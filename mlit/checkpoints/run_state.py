@@ -184,18 +184,20 @@ class Checkpoints:
       if failed:
         self._mgr.reload()
       return state, data_state, config_text, step
+    if all('shape' in why.lower() for _, why in failed):
+      # Every checkpoint, intact, refusing the model's shapes: a model setting changed. Which
+      # array orbax names first varies, so one example stands for all.
+      raise CheckpointUnreadableError(
+        f"{self.directory}: no checkpoint restores: the model's shapes differ from the "
+        "checkpoints' (a model setting changed since the run started? compare with "
+        f'{os.path.dirname(self.directory)}/config.gin); steps '
+        f'{", ".join(str(s) for s, _ in failed)}, e.g. ({failed[0][1]})'
+      )
     by_cause: dict[str, list[int]] = {}
     for s, why in failed:
       by_cause.setdefault(why, []).append(s)
-    hint = ''
-    if any('shape' in why.lower() for why in by_cause):
-      # Every checkpoint, intact, refusing the model's shapes: a model setting changed.
-      hint = (
-        ": the model's shapes differ from the checkpoints' (a model setting changed since the "
-        f'run started? compare with {os.path.dirname(self.directory)}/config.gin)'
-      )
     raise CheckpointUnreadableError(
-      f'{self.directory}: no checkpoint restores{hint}; '
+      f'{self.directory}: no checkpoint restores; '
       + '; '.join(
         f'step{"s" if len(steps) > 1 else ""} {", ".join(map(str, steps))}: ({why})'
         for why, steps in by_cause.items()
