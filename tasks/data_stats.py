@@ -181,10 +181,16 @@ def rows_read_line() -> str:
   """E.g. 'rows kept 0, skipped 47 (missing_image 42, not_a_photo 5)': why a task gave no data."""
   with _lock:
     kept, skipped = sum(_kept.values()), dict(_skipped)
-  reasons = ', '.join(f'{r} {n:,}' for r, n in sorted(skipped.items(), key=lambda x: -x[1]))
+  reasons = reasons_text(skipped)
   return f'rows kept {kept:,}, skipped {sum(skipped.values()):,}' + (
     f' ({reasons})' if reasons else ''
   )
+
+
+def reasons_text(counts) -> str:
+  """{reason: rows} -> 'missing_image 42, not_a_photo 5', most first (one spelling for every
+  job's skip line)."""
+  return ', '.join(f'{r} {n:,}' for r, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
 def snapshot() -> dict:

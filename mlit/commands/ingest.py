@@ -31,7 +31,7 @@ from apache_beam.options import pipeline_options
 
 from mlit.ingest import pipeline as ingest_pipeline
 from mlit.ingest import shards as shard_io
-from tasks import file_io
+from tasks import data_stats, file_io
 from tasks.user_error import UserError
 
 
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
   }
   print(json.dumps(summary, sort_keys=True))
   if not manifest['examples']:
-    skipped = ', '.join(f'{r} {n:,}' for r, n in sorted(manifest['skipped_rows'].items()))
+    skipped = data_stats.reasons_text(manifest['skipped_rows'])
     raise UserError(
       f'ingest wrote no example to {args.output}: every row was skipped ({skipped or "none read"})'
       "; check --format, --shard_key and that the images are the metadata rows' (the manifest "

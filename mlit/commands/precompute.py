@@ -211,7 +211,7 @@ def precompute(
       'process_index': jax.process_index(),
     }
     if skipped:
-      _log(f'shard {index:05d}: skipped ' + ', '.join(f'{r} {c:,}' for r, c in skipped.items()))
+      _log(f'shard {index:05d}: skipped {data_stats.reasons_text(skipped)}')
     _write_manifest(output_dir, manifest, _manifest_name())
   seconds = time.perf_counter() - start
   if not images and manifest.get('last_run'):
