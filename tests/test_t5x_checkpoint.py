@@ -195,8 +195,9 @@ def test_damaged_orbax_checkpoint_is_one_line(tmp_path):
   _, _, target = _small_target(gated=False)
   ckpt = tmp_path / 'checkpoint_3'
   writer.write_orbax_checkpoint(str(ckpt), target)
-  # Every data file cut in half: which file holds `target`'s arrays varies from write to write.
-  for data in (ckpt / 'state').glob('ocdbt.process_*/d/*'):
+  # Every data file cut in half, the merged index's (state/d/) too: which file holds `target`'s
+  # arrays varies from write to write. A damaged index read as "no `target` entry".
+  for data in (ckpt / 'state').glob('**/d/*'):
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
   with pytest.raises(t5x_checkpoint.CheckpointError, match='checkpoint unreadable') as e:
     t5x_checkpoint.read_t5x_checkpoint(str(ckpt))

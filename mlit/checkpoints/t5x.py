@@ -161,15 +161,15 @@ def _key_name(entry: Any) -> str:
 
 def _read_orbax(item_dir: str, include: Optional[re.Pattern]):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from etils import epath  # pylint: disable=g-import-not-at-top
 
   ckptr = ocp.PyTreeCheckpointer()
-  try:
-    meta = ckptr.metadata(item_dir)
-  except Exception as e:  # orbax raises FileNotFoundError/ValueError variants
-    raise CheckpointError(f'{item_dir}: not an Orbax checkpoint: {e}') from e
-  tree = getattr(getattr(meta, 'item_metadata', meta), 'tree', None)
-  if tree is None:
-    tree = getattr(meta, 'tree', meta)
+  # The handler's own metadata read: the checkpointer's logs a failed read (a damaged index) as
+  # a warning and returns no tree, which read as "no `target` entry".
+  meta = orbax_read.checked(
+    lambda: ocp.PyTreeCheckpointHandler().metadata(epath.Path(item_dir)), item_dir, CheckpointError
+  )
+  tree = getattr(meta, 'tree', meta)
   if not isinstance(tree, Mapping) or 'target' not in tree:
     raise CheckpointError(f'{item_dir}: Orbax tree has no `target` entry')
 
