@@ -1,6 +1,8 @@
 """Orbax round trip of the mlit train state, keep-K, save-every-N, JSON items."""
 
 import logging
+import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +60,34 @@ def test_round_trip_keep_and_interval(tmp_path):
   params, step = checkpointing.read_params(str(tmp_path / 'ckpt'))
   assert step == 7
   _assert_trees_equal(params, state['params'])
+
+
+def test_ctrl_c_in_save_lands_after_it_and_unfinished_writes_are_removed(tmp_path):
+  state, _ = _state()
+  root = tmp_path / 'ckpt'
+  ckpt = checkpointing.Checkpoints(str(root), keep=None, save_every=1)
+  # Ctrl-C arriving inside save: the write is started and recorded, then KeyboardInterrupt.
+  real_save, seen = ckpt._mgr.save, []
+
+  def save_hit_by_ctrl_c(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)  # runs Python's handler only after the block
+    seen.append('still saving')
+    return real_save(*args, **kwargs)
+
+  ckpt._mgr.save = save_hit_by_ctrl_c
+  with pytest.raises(KeyboardInterrupt):
+    ckpt.save(1, state, data_state={'batches_consumed': 1})
+  assert seen == ['still saving']
+  ckpt._mgr.save = real_save
+  ckpt.wait()
+  assert ckpt.all_steps() == [1]
+  # What a process killed mid-write leaves; a new run removes it and keeps complete steps.
+  (root / '2.orbax-checkpoint-tmp' / 'state').mkdir(parents=True)
+  (root / '2.orbax-checkpoint-tmp' / 'state' / 'part').write_bytes(b'x')
+  assert ckpt.discard_unfinished_writes() == ['2.orbax-checkpoint-tmp']
+  assert sorted(p.name for p in root.iterdir()) == ['1']
+  assert ckpt.discard_unfinished_writes() == []
+  ckpt.close()
 
 
 def test_restore_into_target_shardings(tmp_path):

@@ -7,6 +7,7 @@ steps) and its helpers; each killed run is a subprocess.
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -105,3 +106,62 @@ def test_kills_and_a_damaged_checkpoint_end_bit_identical(setup, reference, capf
   assert _logged_steps(model_dir) == list(range(2, STEPS + 1, 2))  # each step once
   stats = json.loads((model_dir / 'data_stats.json').read_text())
   assert stats['consumed'] == {'steps': STEPS, 'examples': STEPS * 16, 'batch_size': 16}
+
+
+def _start_interruptible(gin_file, model_dir, data):
+  """The run as from a terminal: SIGINT at its default (a worker process may ignore it, and a
+  child inherits an ignored signal); Python turns it into KeyboardInterrupt."""
+  wrapper = (
+    'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); '
+    'os.execv(sys.executable, [sys.executable, "-m", "mlit.training.train", *sys.argv[1:]])'
+  )
+  return subprocess.Popen(
+    [sys.executable, '-c', wrapper, *_args(gin_file, model_dir)],
+    cwd=REPO,
+    env=_env(data),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+
+
+def _ctrl_c_when(proc, ready, what):
+  deadline = time.time() + 300
+  while not ready() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130, f'Ctrl-C {what}: exit {proc.returncode}\n{err[-3000:]}'
+  return err
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_where_it_resumes_and_leaves_no_half_write(setup, reference):  # noqa: F811
+  root, data, gin_file = setup
+  model_dir = root / 'ctrl_c'
+  ckpts = model_dir / 'checkpoints'
+  rng = random.Random(3)
+  moments = [
+    ('after the first logged step', _after(rng, lambda: _logged_steps(model_dir))),
+    ('while a checkpoint is written', lambda: _writing_checkpoint(ckpts)),
+  ]
+  for what, ready in moments:
+    err = _ctrl_c_when(_start_interruptible(gin_file, model_dir, data), ready, what)
+    assert 'Traceback' not in err and 'ERROR' not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    match = re.fullmatch(
+      r'mlit train: interrupted \(Ctrl-C\) after step (\d+); the last checkpoint is step (\d+) '
+      rf'in {re.escape(str(ckpts))}: the same command resumes from it( \(steps \d+-\d+ run '
+      r'again\))?',
+      last,
+    )
+    assert match, last
+    # The write Ctrl-C met was finished, and the line names the newest checkpoint on disk.
+    assert not _writing_checkpoint(ckpts), sorted(p.name for p in ckpts.iterdir())
+    assert int(match[2]) == _done_steps(ckpts)[-1] <= int(match[1])
+    if _done_steps(ckpts)[-1] == STEPS:
+      break  # the run's end was saved before the Ctrl-C landed
+  assert train.main(_args(gin_file, model_dir)) == 0
+  final = _final(model_dir)
+  for key in final:
+    np.testing.assert_array_equal(final[key], reference[key], err_msg=key)

@@ -12,9 +12,13 @@ Restoring takes a target tree (arrays or jax.ShapeDtypeStruct with
 shardings), so each array lands directly in its target sharding on any mesh.
 """
 
+import contextlib
 import logging
 import os
+import shutil
+import signal
 import sys
+import threading
 from typing import Any, Optional
 
 import jax
@@ -60,6 +64,26 @@ class CheckpointUnreadableError(UserError):
   """No checkpoint of a run directory restores (damaged files, or another model's state)."""
 
 
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+  """Ctrl-C during the block takes effect when it ends. Orbax's save starts its writing thread
+  before it records it: a KeyboardInterrupt in between leaves a write that `wait` does not wait
+  for, cut off when the process exits (a step's `.orbax-checkpoint-tmp` left behind)."""
+  if threading.current_thread() is not threading.main_thread():
+    yield  # signal handlers belong to the main thread, where Python raises KeyboardInterrupt
+    return
+  pressed = []
+  previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if pressed and callable(previous):
+    previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+  elif pressed and previous == signal.SIG_DFL:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 class Checkpoints:
   """Keep-K, save-every-N checkpoint manager for the mlit train state.
 
@@ -93,6 +117,19 @@ class Checkpoints:
       ),
     )
 
+  def discard_unfinished_writes(self) -> list[str]:
+    """Removes the writes an interrupted run left unfinished (Orbax's `<step>.orbax-checkpoint-tmp`
+    directories: never restored, and otherwise kept until a save of that very step); returns
+    their names. Only for the run that owns the directory, before it saves."""
+    names = (
+      sorted(n for n in os.listdir(self.directory) if '.orbax-checkpoint-tmp' in n)
+      if os.path.isdir(self.directory)
+      else []
+    )
+    for name in names:
+      shutil.rmtree(os.path.join(self.directory, name))
+    return names
+
   def latest_step(self) -> Optional[int]:
     """The newest complete checkpoint step, or None."""
     return self._mgr.latest_step()
@@ -125,7 +162,8 @@ class Checkpoints:
       data=ocp.args.JsonSave(dict(data_state or {})),
       config=ocp.args.JsonSave({'gin': config_text or ''}),
     )
-    return self._mgr.save(step, args=args, force=True)
+    with _ctrl_c_deferred():
+      return self._mgr.save(step, args=args, force=True)
 
   def restore(self, target: Any, step: Optional[int] = None) -> tuple[Any, dict, str]:
     """Restores (state, data_state, config_text) of `step` (default latest).
@@ -205,8 +243,11 @@ class Checkpoints:
     )
 
   def wait(self) -> None:
-    """Blocks until pending asynchronous saves are complete."""
+    """Blocks until pending asynchronous saves are complete, then re-reads the steps on disk: a
+    save that Ctrl-C interrupted in the main thread finishes in Orbax's thread without entering
+    the manager's list of steps."""
     self._mgr.wait_until_finished()
+    self._mgr.reload()
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""

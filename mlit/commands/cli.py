@@ -1,7 +1,8 @@
 """The `mlit` command: one entry point for every job, each a module with its own main().
 
 User errors (tasks.user_error.UserError and the error types in USER_ERRORS) print one line and exit
-2; `--verbose` (anywhere on the command line) shows the traceback and third-party INFO logging.
+2; Ctrl-C prints one line saying where the job stands and exits 130; `--verbose` (anywhere on the
+command line) shows the traceback and third-party INFO logging.
 """
 
 import argparse
@@ -56,6 +57,9 @@ SUMMARIES = {
   'search': 'images ranked for text queries with a trained run (a folder or mlit embed output)',
 }
 
+# Exit status after Ctrl-C: 128 + SIGINT, as a shell reports a process Ctrl-C stopped.
+INTERRUPTED = 130
+
 # Third-party loggers that are chatty at INFO (Orbax logs every checkpoint step, absl, TF).
 _QUIET_LOGGERS = ('absl', 'orbax', 'tensorflow', 'jax', 'etils')
 
@@ -91,11 +95,16 @@ def usage() -> str:
 
 class _InstalledPackagesBelowWarning(logging.Filter):
   """Drops INFO/DEBUG records of installed libraries that log through the root logger (gin,
-  parts of Orbax); the commands' own INFO lines (e.g. eval's progress) stay."""
+  parts of Orbax), and their reports of a Ctrl-C; the commands' own INFO lines (e.g. eval's
+  progress) stay."""
 
   def filter(self, record):
     path = record.pathname.replace(os.sep, '/')
-    return record.levelno >= logging.WARNING or '-packages/' not in path
+    if '-packages/' not in path:
+      return True
+    if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+      return False  # Orbax logs Ctrl-C in its wait as an ERROR with a traceback; main says it
+    return record.levelno >= logging.WARNING
 
 
 _ROOT_FILTER = _InstalledPackagesBelowWarning()
@@ -188,6 +197,11 @@ def main(argv=None):
       traceback.print_exc()
     print(f'mlit {command}: error: {one_line(e)}', file=sys.stderr)
     return 2
+  except KeyboardInterrupt as e:  # Ctrl-C: where the job stands, not the frame it was in
+    if verbose:
+      traceback.print_exc()
+    print(f'mlit {command}: {str(e) or "interrupted (Ctrl-C)"}', file=sys.stderr)
+    return INTERRUPTED
 
 
 def run_if_main(module_name: str, command: str) -> None:
@@ -207,7 +221,16 @@ def program_main(command: str | None = None) -> int:
 
   malloc_settings.reexec_with_settings()
   argv = sys.argv[1:]
-  return main([command, *argv] if command else argv)
+  code = main([command, *argv] if command else argv)
+  if code == INTERRUPTED:
+    # Threads that Ctrl-C left running (tf.data readers, XLA compiling) can crash the interpreter's
+    # teardown (a segfault after the job's line, 1 exit in 3 when interrupted during set-up); the
+    # job's own files were closed by its finally blocks, so the process ends without teardown.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  return code
 
 
 if __name__ == '__main__':

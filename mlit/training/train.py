@@ -43,6 +43,11 @@ class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or infinite; the run stops, checkpoints stay."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+  """Ctrl-C during training, after the checkpoint writes in flight finished; the message says
+  which checkpoint the same command resumes from."""
+
+
 def _check_setup(
   image_init: str,
   image_locked: bool,
@@ -283,6 +288,13 @@ def train(
     save_every=checkpoint_period,
     create=not dry_run,
   )
+  if not dry_run and jax.process_index() == 0:
+    unfinished = ckpt.discard_unfinished_writes()
+    if unfinished:
+      train_log.log(
+        f'removed the unfinished checkpoint write{"s" if len(unfinished) > 1 else ""} an '
+        f'interrupted run left in {ckpt.directory}: {", ".join(unfinished)}'
+      )
   start_step = ckpt.latest_step() or 0
   # MODEL_DIR/data_stats.json counts this run's input only (not, e.g., rows
   # read while registering tasks).
@@ -444,6 +456,7 @@ def train(
           bt_warned = True
       log.write(step, record)
 
+  done = start_step  # steps whose update has been dispatched
   try:
     for step in range(start_step, train_steps):
       try:
@@ -456,6 +469,7 @@ def train(
       batch = partitioning.shard_batch(local, mesh)
       with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         state, metrics = jit_step(state, batch)
+      done = step + 1
       data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
       if pending is not None:
         check(*pending)
@@ -473,6 +487,9 @@ def train(
         _write_data_stats(model_dir)
     if pending is not None:
       check(*pending)
+  except KeyboardInterrupt as e:
+    ckpt.wait()  # a checkpoint being written is finished, not left half-written
+    raise TrainingInterrupted(_interrupted_text(done, ckpt.latest_step(), ckpt.directory)) from e
   finally:
     ckpt.wait()
     log.close()
@@ -481,6 +498,20 @@ def train(
   if jax.process_index() == 0:
     gin_flags.write_operative_config(model_dir)
   return state
+
+
+def _interrupted_text(done: int, latest: Optional[int], directory: str) -> str:
+  if latest is None:
+    when = f'after step {done}' if done else 'before the first step'
+    return (
+      f'interrupted (Ctrl-C) {when}, with no checkpoint written: the same command starts the run '
+      'again'
+    )
+  redone = f' (steps {latest + 1}-{done} run again)' if done > latest else ''
+  return (
+    f'interrupted (Ctrl-C) after step {done}; the last checkpoint is step {latest} in '
+    f'{directory}: the same command resumes from it{redone}'
+  )
 
 
 def _check_init_from_run(run: str, text_path: Optional[str]) -> None:
