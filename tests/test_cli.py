@@ -287,3 +287,24 @@ def test_multiprocess_off_a_pod_is_one_line(tmp_path):
   assert (
     err[-1].startswith('mlit train: error: --multiprocess: ') and 'Traceback' not in proc.stderr
   )
+
+
+@pytest.mark.parametrize(
+  'command, line',
+  [
+    (
+      'eval',
+      'mlit eval: interrupted (Ctrl-C); the same command reuses the evaluations that finished',
+    ),
+    ('report', 'mlit report: interrupted (Ctrl-C)'),
+  ],
+)
+def test_ctrl_c_is_one_line_and_exit_130(command, line, monkeypatch, capsys):
+  module = importlib.import_module(cli.COMMANDS[command])
+
+  def pressed(argv):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(module, 'main', pressed)
+  assert cli.main([command]) == cli.INTERRUPTED == 130
+  assert capsys.readouterr().err == line + '\n'

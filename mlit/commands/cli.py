@@ -60,6 +60,13 @@ SUMMARIES = {
 # Exit status after Ctrl-C: 128 + SIGINT, as a shell reports a process Ctrl-C stopped.
 INTERRUPTED = 130
 
+# What running a command again keeps after Ctrl-C (train's own line names the checkpoint).
+KEPT_ON_RERUN = {
+  'eval': 'the same command reuses the evaluations that finished',
+  'precompute': 'the same command resumes at the first unfinished shard',
+  'backtranslate': 'the same command resumes at the first unfinished shard',
+}
+
 # Third-party loggers that are chatty at INFO (Orbax logs every checkpoint step, absl, TF).
 _QUIET_LOGGERS = ('absl', 'orbax', 'tensorflow', 'jax', 'etils')
 
@@ -200,7 +207,8 @@ def main(argv=None):
   except KeyboardInterrupt as e:  # Ctrl-C: where the job stands, not the frame it was in
     if verbose:
       traceback.print_exc()
-    print(f'mlit {command}: {str(e) or "interrupted (Ctrl-C)"}', file=sys.stderr)
+    kept = f'; {KEPT_ON_RERUN[command]}' if command in KEPT_ON_RERUN else ''
+    print(f'mlit {command}: {str(e) or "interrupted (Ctrl-C)" + kept}', file=sys.stderr)
     return INTERRUPTED
 
 
