@@ -17,7 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 from mlit.commands import gin_flags
-from tasks import cache_tasks, registration
+from tasks import cache_tasks, data_stats, registration
 from tasks.user_error import UserError
 
 _EXAMPLE = (
@@ -55,6 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   patterns = [p for p in args.tasks.split(',') if p]
   names = _matching_tasks(patterns)
   before = {n: _is_cached(args.output_cache_dir, n) for n in names}
+  data_stats.reset()  # rows registration read (e.g. header checks) are not the cache's
   cache_tasks.cache(
     patterns,
     args.output_cache_dir,
@@ -68,12 +69,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f'{name}: already cached in {args.output_cache_dir}, kept (--overwrite caches it again)'
       )
     elif _is_cached(args.output_cache_dir, name):
-      print(f'{name}: cached in {args.output_cache_dir}')
+      print(f'{name}: cached in {args.output_cache_dir}: {_cached_examples(name)}')
     else:
       raise UserError(
         f'{name}: not cached in {args.output_cache_dir} (the pipeline wrote no cache)'
       )
+  if any(args.overwrite or not before[n] for n in names):
+    print(_rows_read(args.pipeline_options))
   return 0
+
+
+def _cached_examples(name: str) -> str:
+  """E.g. 'train 6 examples' from the stats seqio's pipeline wrote beside the cache."""
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  task = seqio.get_mixture_or_task(name)
+  return ', '.join(
+    f'{split} {task.get_cached_stats(split).get("examples", 0):,} examples' for split in task.splits
+  )
+
+
+def _rows_read(pipeline_options: str) -> str:
+  """What the source rows came to: kept, and skipped per reason (tasks.data_stats). Counted in
+  this process, where Beam's DirectRunner reads them by default; other runners' workers count
+  (and log) their own."""
+  counts = data_stats.snapshot()
+  if not (counts['kept_rows'] or counts['skipped_rows']):
+    return (
+      f'while caching: rows kept and skipped are not counted in this process (--pipeline_options '
+      f"{pipeline_options!r} reads them elsewhere: the workers' logs name each skipped row)"
+    )
+  return f'while caching: {data_stats.rows_read_line()}'
 
 
 def _matching_tasks(patterns: Sequence[str]) -> list[str]:
