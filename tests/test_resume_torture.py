@@ -125,30 +125,49 @@ def _start_interruptible(gin_file, model_dir, data):
   )
 
 
-def _ctrl_c_when(proc, ready, what):
+def _signal_when(proc, ready, sig):
   deadline = time.time() + 300
   while not ready() and proc.poll() is None and time.time() < deadline:
     time.sleep(0.005)
-  proc.send_signal(signal.SIGINT)
+  proc.send_signal(sig)
   _, err = proc.communicate(timeout=120)
-  assert proc.returncode == 130, f'Ctrl-C {what}: exit {proc.returncode}\n{err[-3000:]}'
-  return err
+  assert proc.returncode == 128 + sig, f'{sig.name}: exit {proc.returncode}\n{err[-3000:]}'
+  assert 'Traceback' not in err and 'ERROR' not in err, err[-3000:]
+  return err.strip().splitlines()[-1]
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_where_it_resumes_and_leaves_no_half_write(setup, reference):  # noqa: F811
+def test_sigterm_and_ctrl_c_say_where_it_resumes_and_leave_no_half_write(
+  setup,  # noqa: F811
+  reference,  # noqa: F811
+):
   root, data, gin_file = setup
   model_dir = root / 'ctrl_c'
   ckpts = model_dir / 'checkpoints'
   rng = random.Random(3)
-  moments = [
-    ('after the first logged step', _after(rng, lambda: _logged_steps(model_dir))),
-    ('while a checkpoint is written', lambda: _writing_checkpoint(ckpts)),
-  ]
-  for what, ready in moments:
-    err = _ctrl_c_when(_start_interruptible(gin_file, model_dir, data), ready, what)
-    assert 'Traceback' not in err and 'ERROR' not in err, err[-3000:]
-    last = err.strip().splitlines()[-1]
+
+  def a_new_logged_step():
+    first = len(_logged_steps(model_dir))
+    return lambda: len(_logged_steps(model_dir)) > first
+
+  # SIGTERM (a preemption notice) early in the run: the step reached is saved, off the period.
+  proc = _start_interruptible(gin_file, model_dir, data)
+  last = _signal_when(proc, lambda: _logged_steps(model_dir), signal.SIGTERM)
+  match = re.fullmatch(
+    r'mlit train: stopped by SIGTERM \(a preemption notice\) after step (\d+), saved as '
+    rf'checkpoint \1 in {re.escape(str(ckpts))}: the same command resumes from it',
+    last,
+  )
+  assert match, last
+  assert int(match[1]) == _done_steps(ckpts)[-1] < STEPS and not _writing_checkpoint(ckpts)
+  # Ctrl-C while a checkpoint is written, then at a random moment: the write is finished, and
+  # the line names the newest checkpoint on disk.
+  for moment in (
+    lambda: lambda: _writing_checkpoint(ckpts),
+    lambda: _after(rng, a_new_logged_step()),
+  ):
+    ready = moment()  # from this run's start
+    last = _signal_when(_start_interruptible(gin_file, model_dir, data), ready, signal.SIGINT)
     match = re.fullmatch(
       r'mlit train: interrupted \(Ctrl-C\) after step (\d+); the last checkpoint is step (\d+) '
       rf'in {re.escape(str(ckpts))}: the same command resumes from it( \(steps \d+-\d+ run '
@@ -156,11 +175,8 @@ def test_ctrl_c_says_where_it_resumes_and_leaves_no_half_write(setup, reference)
       last,
     )
     assert match, last
-    # The write Ctrl-C met was finished, and the line names the newest checkpoint on disk.
     assert not _writing_checkpoint(ckpts), sorted(p.name for p in ckpts.iterdir())
     assert int(match[2]) == _done_steps(ckpts)[-1] <= int(match[1])
-    if _done_steps(ckpts)[-1] == STEPS:
-      break  # the run's end was saved before the Ctrl-C landed
   assert train.main(_args(gin_file, model_dir)) == 0
   final = _final(model_dir)
   for key in final:

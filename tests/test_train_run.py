@@ -10,9 +10,11 @@ import json
 import os
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import lit_test_tasks
@@ -245,12 +247,9 @@ def _free_port():
     return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process(setup, reference):
-  root, data, gin_file = setup
-  model_dir = root / 'two_proc'
+def _two_processes(gin_file, model_dir, data):
   port = _free_port()
-  procs = [
+  return [
     subprocess.Popen(
       [
         sys.executable,
@@ -269,9 +268,39 @@ def test_two_processes_match_one_process(setup, reference):
     )
     for i in range(2)
   ]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_across_a_preemption(setup, reference):
+  """SIGTERM (a preemption notice) to process 1 only: JAX's preemption service makes both save
+  the same step and stop; the same command resumes, and the end matches one process."""
+  root, data, gin_file = setup
+  model_dir = root / 'two_proc'
+  procs = _two_processes(gin_file, model_dir, data)
+  metrics = model_dir / 'metrics.jsonl'
+  deadline = time.time() + 300
+  while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
+    assert all(p.poll() is None for p in procs), [p.communicate()[1][-3000:] for p in procs]
+    time.sleep(0.01)
+  procs[1].send_signal(signal.SIGTERM)
+  errs = [p.communicate(timeout=600)[1] for p in procs]
+  stopped = []
+  for p, err in zip(procs, errs):
+    assert p.returncode == 143, err[-3000:]
+    line = err.strip().splitlines()[-1]
+    match = re.fullmatch(
+      r'mlit train: stopped by SIGTERM \(a preemption notice\) after step (\d+), saved as '
+      r'checkpoint \1 in .*: the same command resumes from it',
+      line,
+    )
+    assert match, line
+    stopped.append(int(match[1]))
+  assert stopped[0] == stopped[1] < STEPS and (model_dir / 'checkpoints' / str(stopped[0])).is_dir()
+  procs = _two_processes(gin_file, model_dir, data)
   errs = [p.communicate(timeout=600)[1] for p in procs]
   for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
+  assert f'resumed from step {stopped[0]}' in errs[0]  # process 0 logs for the run
   diff = _max_diff(_final(model_dir), reference)
-  print(f'two processes vs one: max abs diff {diff:g}')
+  print(f'two processes (stopped at step {stopped[0]}, resumed) vs one: max abs diff {diff:g}')
   assert diff < 1e-5

@@ -32,7 +32,7 @@ from mlit.models import losses, two_tower
 from mlit.training import dry_run as dry_run_lib
 from mlit.training import input_pipeline as train_data
 from mlit.training import optimizer as optimizer_lib
-from mlit.training import partitioning
+from mlit.training import partitioning, preemption
 from mlit.training import progress_log as train_log
 from mlit.training import state as state_lib
 from tasks import backtranslation, data_stats
@@ -458,35 +458,43 @@ def train(
 
   done = start_step  # steps whose update has been dispatched
   try:
-    for step in range(start_step, train_steps):
-      try:
-        local = next(batches)
-      except StopIteration as e:
-        raise UserError(
-          f'task {mixture_or_task_name!r} ran out of data at step {step}: '
-          f'{data_stats.rows_read_line()} (MODEL_DIR/data_stats.json has them per source)'
-        ) from e
-      batch = partitioning.shard_batch(local, mesh)
-      with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        state, metrics = jit_step(state, batch)
-      done = step + 1
-      data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
+    with preemption.notice() as preempted:
+      for step in range(start_step, train_steps):
+        try:
+          local = next(batches)
+        except StopIteration as e:
+          raise UserError(
+            f'task {mixture_or_task_name!r} ran out of data at step {step}: '
+            f'{data_stats.rows_read_line()} (MODEL_DIR/data_stats.json has them per source)'
+          ) from e
+        batch = partitioning.shard_batch(local, mesh)
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+          state, metrics = jit_step(state, batch)
+        done = step + 1
+        data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
+        if pending is not None:
+          check(*pending)
+        pending = (step + 1, metrics)
+        stop = preempted(step + 1)  # every process, every step (JAX's preemption service)
+        if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
+          check(*pending)  # never save a state reached through a NaN step
+          pending = None
+          ckpt.save(
+            step + 1,
+            state,
+            force=True,
+            data_state={'batches_consumed': step + 1},
+            config_text=gin.config_str(),
+          )
+          _write_data_stats(model_dir)
+        if stop and step + 1 < train_steps:
+          ckpt.wait()
+          raise preemption.TrainingPreempted(
+            f'stopped by SIGTERM (a preemption notice) after step {step + 1}, saved as checkpoint '
+            f'{step + 1} in {ckpt.directory}: the same command resumes from it'
+          )
       if pending is not None:
         check(*pending)
-      pending = (step + 1, metrics)
-      if (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
-        check(*pending)  # never save a state reached through a NaN step
-        pending = None
-        ckpt.save(
-          step + 1,
-          state,
-          force=True,
-          data_state={'batches_consumed': step + 1},
-          config_text=gin.config_str(),
-        )
-        _write_data_stats(model_dir)
-    if pending is not None:
-      check(*pending)
   except KeyboardInterrupt as e:
     ckpt.wait()  # a checkpoint being written is finished, not left half-written
     raise TrainingInterrupted(_interrupted_text(done, ckpt.latest_step(), ckpt.directory)) from e
@@ -623,4 +631,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except NonFiniteLossError as e:
     print(f'mlit train: error: {cli.one_line(e)}', file=sys.stderr)  # without gin's call chain
     return 3
+  except preemption.TrainingPreempted as e:
+    print(f'mlit train: {cli.one_line(e)}', file=sys.stderr)
+    return preemption.PREEMPTED
   return 0
