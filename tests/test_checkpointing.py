@@ -75,8 +75,13 @@ def test_ctrl_c_in_save_lands_after_it_and_unfinished_writes_are_removed(tmp_pat
     return real_save(*args, **kwargs)
 
   ckpt._mgr.save = save_hit_by_ctrl_c
-  with pytest.raises(KeyboardInterrupt):
-    ckpt.save(1, state, data_state={'batches_consumed': 1})
+  # Python's own handler, as in a command started from a terminal (xdist's workers ignore SIGINT).
+  outside = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      ckpt.save(1, state, data_state={'batches_consumed': 1})
+  finally:
+    signal.signal(signal.SIGINT, outside)
   assert seen == ['still saving']
   ckpt._mgr.save = real_save
   ckpt.wait()
