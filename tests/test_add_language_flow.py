@@ -218,3 +218,21 @@ def test_extend_vocab_refuses_a_vocabulary_the_run_was_not_tuned_with(flow, tmp_
   share = {n: sum(len(ids) + 1 > n for ids in sp.encode(texts)) / len(texts) for n in (8, 16)}
   assert share[8] != share[16]  # the check below tells the run's length from the old default
   assert summary['coverage_before']['truncated_share'] == pytest.approx(share[8])
+
+
+@pytest.mark.slow
+def test_run_checks_the_texts_before_any_evaluation(flow, tmp_path, capfd):
+  """extend-vocab (seconds) runs before the base run's evaluation (minutes on a real run): texts
+  that add nothing stop the flow with extend-vocab's line and nothing evaluated."""
+  d, _, base, _ = flow
+  texts = tmp_path / 'de.txt'
+  texts.write_text('Hund\nKatze\n', encoding='utf-8')
+  out = tmp_path / 'run'
+  argv = ['run', '--vocab', str(d / 'spm.model'), '--checkpoint', base, '--lang', 'de']
+  with pytest.raises(SystemExit) as stop:
+    add_language.main([*argv, '--texts', str(texts), '--out', str(out)])
+  assert stop.value.code == 2
+  captured = capfd.readouterr()  # the step is a subprocess
+  assert captured.out.startswith('== add-language extend-vocab: ') and 'eval' not in captured.out
+  assert 'gave no piece the vocabulary lacks' in captured.err
+  assert not (out / 'eval_before').exists()

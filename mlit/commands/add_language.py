@@ -488,10 +488,39 @@ def cmd_prompts(args) -> int:
   return 0
 
 
-_EXAMPLE = """example:
-  mlit add-language coverage --vocab=spm.model --lang=am am.txt
-  mlit add-language run --vocab=runs/demo/spm.model --checkpoint=runs/demo/train --lang=am \\
-      --texts am.txt --out=runs/add_am"""
+# After `make demo` and the README's run that leaves Sinhala out (runs/add_si/train, tuned
+# without si texts or si pieces in runs/add_si/spm.model); the texts are the demo's CLDR names.
+_STEP_EXAMPLES = {
+  'coverage': 'mlit add-language coverage --vocab runs/add_si/spm.model --lang si '
+  '--text-field name runs/demo/data/texts/si.jsonl',
+  'prompts': 'mlit add-language prompts --lang oc --english en_prompts.json --backend apertium '
+  '--out prompts.json\n  (en_prompts.json: a prompt set file with an "en" entry, see '
+  'eval_multilingual/prompts.py)',
+  'extend-vocab': 'mlit add-language extend-vocab --vocab runs/add_si/spm.model --checkpoint '
+  'runs/add_si/train --lang si \\\n      --emoji-data runs/demo/data --out runs/add_si/ext',
+  'gin': 'mlit add-language gin --lang si --extension runs/add_si/ext --model-dir '
+  'runs/add_si/cont --out runs/add_si/si.gin',
+  'run': 'mlit add-language run --vocab runs/add_si/spm.model --checkpoint runs/add_si/train '
+  '--lang si \\\n      --emoji-data runs/demo/data --num-pieces 1000 --steps 300 --warmup 30 '
+  '--repeat 10 \\\n      --eval-gin demo/eval_emoji_zeroshot.gin --out runs/add_si/add',
+}
+
+_EXAMPLE = (
+  "examples (after make demo and the README's run leaving Sinhala out, runs/add_si):\n  "
+  + _STEP_EXAMPLES['coverage']
+  + '\n  '
+  + _STEP_EXAMPLES['run']
+)
+
+
+def _step_parser(sub, name: str, summary: str):
+  return sub.add_parser(
+    name,
+    help=summary,
+    description=summary,
+    epilog=f'example:\n  {_STEP_EXAMPLES[name]}',
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
 
 
 def main(argv=None) -> int:
@@ -503,7 +532,7 @@ def main(argv=None) -> int:
   )
   sub = p.add_subparsers(dest='step', required=True)
 
-  c = sub.add_parser('coverage', help='1. vocabulary coverage of the language')
+  c = _step_parser(sub, 'coverage', '1. vocabulary coverage of the language')
   c.add_argument('--vocab', required=True, help='SentencePiece .model of the model to extend')
   c.add_argument('--lang', required=True, help='code of the new language, e.g. am')
   c.add_argument('texts', nargs='+', help='plain text (all of the language) or TSV/JSONL')
@@ -524,7 +553,7 @@ def main(argv=None) -> int:
   )
   c.add_argument('--out', help='directory for coverage.{md,csv,json,png}')
 
-  pr = sub.add_parser('prompts', help='2. translated or human prompts, with round-trip chrF')
+  pr = _step_parser(sub, 'prompts', '2. translated or human prompts, with round-trip chrF')
   pr.add_argument('--lang', required=True, help='code of the new language, e.g. am')
   pr.add_argument('--english', required=True, help='prompt set file holding the English set')
   pr.add_argument(
@@ -545,11 +574,11 @@ def main(argv=None) -> int:
     help='flag templates whose round-trip chrF is below this (default 60)',
   )
 
-  e = sub.add_parser('extend-vocab', help='3. new pieces + grown embedding checkpoint')
+  e = _step_parser(sub, 'extend-vocab', '3. new pieces + grown embedding checkpoint')
   add_extend_args(e)
   e.add_argument('--out', required=True, help='output directory (vocabulary, checkpoint, report)')
 
-  g = sub.add_parser('gin', help='4. gin file continuing the base run with the language')
+  g = _step_parser(sub, 'gin', '4. gin file continuing the base run with the language')
   g.add_argument('--lang', required=True, help='code of the new language, e.g. am')
   add_gin_args(g)
   g.add_argument('--extension', required=True, help='output directory of extend-vocab')
@@ -557,11 +586,17 @@ def main(argv=None) -> int:
   g.add_argument('--model-dir', required=True, help='MODEL_DIR of the continued run')
   g.add_argument('--out', help='gin file to write (default: stdout)')
 
-  r = sub.add_parser('run', help='3-4, tuning and evaluation before/after, in one go')
+  r = _step_parser(
+    sub, 'run', '3-4, tuning and evaluation before/after, in one go (each step printed first)'
+  )
   add_extend_args(r)
   add_gin_args(r)
   r.add_argument('--out', required=True, help="directory for every step's output")
-  r.add_argument('--eval-gin', default='demo/eval_emoji.gin', help='evaluation gin file')
+  r.add_argument(
+    '--eval-gin',
+    default='demo/eval_emoji.gin',
+    help='evaluation gin file (default demo/eval_emoji.gin)',
+  )
   r.add_argument(
     '--eval-binding',
     action='append',
@@ -608,7 +643,9 @@ def add_extend_args(e) -> None:
   e.add_argument(
     '--num-pieces', type=int, default=1000, help='new SentencePiece pieces to add (default 1000)'
   )
-  e.add_argument('--pad-to', type=int, default=128, help='embedding rows multiple (T5X: 128)')
+  e.add_argument(
+    '--pad-to', type=int, default=128, help='embedding rows multiple (default 128, as T5X)'
+  )
   e.add_argument(
     '--max-len',
     type=int,
@@ -630,7 +667,9 @@ def add_extend_args(e) -> None:
     help='TSV/JSONL texts of existing languages (with --texts): pieces that change their ids '
     'are left out, and the share that changes is reported per language',
   )
-  e.add_argument('--old-sample', type=int, default=300, help='texts sampled per old language')
+  e.add_argument(
+    '--old-sample', type=int, default=300, help='texts sampled per old language (default 300)'
+  )
   e.add_argument(
     '--allow-old-changes',
     action='store_true',
@@ -639,10 +678,17 @@ def add_extend_args(e) -> None:
 
 
 def add_gin_args(g) -> None:
-  g.add_argument('--steps', type=int, default=200, help='TRAIN_STEPS of the continued run')
-  g.add_argument('--warmup', type=int, default=20, help='WARMUP_STEPS of the continued run')
   g.add_argument(
-    '--repeat', type=int, default=8, help="emoji/CLDR: times the new language's pairs repeat"
+    '--steps', type=int, default=200, help='TRAIN_STEPS of the continued run (default 200)'
+  )
+  g.add_argument(
+    '--warmup', type=int, default=20, help='WARMUP_STEPS of the continued run (default 20)'
+  )
+  g.add_argument(
+    '--repeat',
+    type=int,
+    default=8,
+    help="emoji/CLDR: times the new language's pairs repeat (default 8)",
   )
   g.add_argument('--wit-train', help='WIT TSV pattern: tune on WIT rows of the language instead')
   g.add_argument('--wit-images', help='directory of the WIT images (with --wit-train)')

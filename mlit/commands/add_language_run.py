@@ -1,8 +1,9 @@
 """`mlit add-language run`: add a language to an mlit run and measure the gain, in one command.
 
 Each step is a command of its own, printed before it runs; a step whose output exists is reused:
-  eval before   mlit eval on the base run (--checkpoint = its MODEL_DIR)   OUT/eval_before/
   extend-vocab  mlit add-language extend-vocab                             OUT/extension/
+                (first: it checks the texts and the vocabulary in seconds)
+  eval before   mlit eval on the base run (--checkpoint = its MODEL_DIR)   OUT/eval_before/
   eval grown    mlit eval on the grown, not yet tuned checkpoint           OUT/eval_grown/
                 (old languages score exactly as before: same ids, same rows)
   gin           mlit add-language gin                                      OUT/<lang>.gin
@@ -89,8 +90,6 @@ def run(args) -> int:
     base = os.path.dirname(base)
   os.makedirs(out, exist_ok=True)
   py = [sys.executable, '-m']
-  before = _eval('eval before', os.path.join(out, 'eval_before'), run_layout.config(base), args)
-
   ext_dir = os.path.join(out, 'extension')
   if not os.path.isfile(os.path.join(ext_dir, 'extension.json')):
     cmd = [
@@ -121,6 +120,7 @@ def run(args) -> int:
     _step('extend-vocab', cmd)
   with open(os.path.join(ext_dir, 'extension.json'), encoding='utf-8') as f:
     ext = json.load(f)
+  before = _eval('eval before', os.path.join(out, 'eval_before'), run_layout.config(base), args)
   grown = _eval(
     'eval grown',
     os.path.join(out, 'eval_grown'),
