@@ -327,7 +327,14 @@ def main(argv=None) -> int:
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   p.add_argument('--vocab', required=True, help='SentencePiece .model file')
-  p.add_argument('texts', nargs='+', help='TSV / JSONL / plain text files (.gz allowed)')
+  p.add_argument(
+    'texts',
+    nargs='+',
+    help='text files (.gz allowed): .tsv with a header row naming its columns (--text-field, '
+    '--lang-field), .jsonl, or any other name as plain text (one text per line, all of --lang). '
+    "A headerless id<TAB>text .tsv (mlit backtranslate's input) needs a header row first, or "
+    'cut -f2 it into a plain text file',
+  )
   p.add_argument('--lang', help='language of every text (skips detection and language fields)')
   p.add_argument('--lang-field', help='language field/column (default: language, lang, locale)')
   p.add_argument('--text-field', help=f'text field/column (default: first of {TEXT_FIELDS})')

@@ -311,7 +311,7 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(
     prog='mlit report',
     description=__doc__.split('\n')[0],
-    epilog='example:\n  mlit report runs/demo --compare runs/demo_english_only --min-n 20',
+    epilog='example:\n  mlit report runs/demo --compare runs/demo/compare/english_only --min-n 20\n  (runs/demo/compare/: make experiments)',
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   p.add_argument('run_dir', help='evaluation run directory holding results.json')
@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     default=0.05,
     help='list languages scoring below this fraction (default 0.05)',
   )
-  p.add_argument('--recall-k', type=int, default=1, help='recall@k shown for retrieval')
+  p.add_argument('--recall-k', type=int, default=1, help='recall@k shown for retrieval (default 1)')
   p.add_argument(
     '--min-n',
     type=int,
@@ -347,7 +347,7 @@ def main(argv=None) -> int:
         o.name = f'{o.name} ({os.path.basename(os.path.normpath(o.path))})'
       taken.add(o.name)
   except (OSError, ValueError) as e:
-    print(f'mlit report: {e}', file=sys.stderr)
+    print(f'mlit report: error: {e}', file=sys.stderr)
     return 2
   paths = build(
     run,

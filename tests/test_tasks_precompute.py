@@ -142,3 +142,29 @@ def test_precompute_names_a_task_it_cannot_embed(tmp_path, yfcc_task):
     precompute.precompute('no_such_task', out, VIT, image_size=16)
   with pytest.raises(UserError, match="'mlit_synthetic_embeddings' has no image feature"):
     precompute.precompute('mlit_synthetic_embeddings', out, VIT, image_size=16)
+
+
+def test_the_precompute_gin_file_through_the_command(tmp_path, yfcc_task, capsys):
+  """gin/precompute.gin as the command's help shows it, the tower rebound to a tiny ViT; and a
+  task whose images are decoded pixels is one line."""
+  import tasks.synthetic  # noqa: F401  pylint: disable=g-import-not-at-top  (registers)
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  out = tmp_path / 'emb'
+  argv = [
+    '--gin_file=precompute.gin',
+    f'--gin.PRECOMPUTE_TASK="{yfcc_task}"',
+    f'--gin.PRECOMPUTE_DIR="{out}"',
+    "--gin.IMAGE_TOWER_KIND='vit'",
+    f'--gin.IMAGE_TOWER={VIT}',
+    '--gin.IMAGE_CHECKPOINT_PATH=None',
+    '--gin.IMAGE_SIZE=16',
+  ]
+  assert precompute.main(argv) == 0
+  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert summary['complete'] and summary['images'] == 6 and summary['task'] == yfcc_task
+  manifest = json.loads((out / 'manifest.json').read_text())
+  assert manifest['tower']['vit']['width'] == 16 and manifest['tower']['image_size'] == 16
+  gin.clear_config()
+  with pytest.raises(UserError, match="'mlit_synthetic_images' gives 'image' as float32"):
+    precompute.precompute('mlit_synthetic_images', str(tmp_path / 'px'), VIT, image_size=16)

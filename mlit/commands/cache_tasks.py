@@ -22,7 +22,12 @@ from tasks.user_error import UserError
 
 _EXAMPLE = (
   'mlit cache-tasks --gin_file=my_tasks.gin --output_cache_dir=/data/cache '
-  '--tasks=yfcc100m_full \\\n    --pipeline_options=--runner=DirectRunner'
+  '--tasks=yfcc100m_full \\\n    --pipeline_options=--runner=DirectRunner\n'
+  '  (my_tasks.gin registers the tasks, e.g. for YFCC:\n'
+  '     import tasks.registration\n     import tasks.yfcc\n'
+  "     tasks.yfcc.register_yfcc.tsv_pattern = '/data/yfcc100m_dataset-*'\n"
+  '     tasks.registration.register_tasks.registrations = [@tasks.yfcc.register_yfcc]\n'
+  '   the vocabulary too: tasks.vocabularies.vocabulary.path)'
 )
 
 

@@ -2,12 +2,13 @@
 
   mlit export --model runs/demo --format transformers --out exported/hf
   mlit export --model runs/demo --format t5x --out exported/t5x
-  mlit export --model runs/demo --format big_vision --out exported/vit
+  mlit export --model runs/my_vit_run --format big_vision --out exported/vit
 
 transformers: the text tower as an (M)T5EncoderModel directory with its tokenizer, text head,
 pooling and a model card (mlit.inference.export_transformers); t5x: the text tower as a T5X
 checkpoint (mlit.inference.export_t5x); big_vision: the image tower as a ViT .npz
-(mlit.inference.export_big_vision).
+(mlit.inference.export_big_vision), for runs whose image tower is a ViT (the demo's
+EfficientNet-Lite0 is not one: that run says so and exits 2).
 """
 
 from mlit.commands import cli

@@ -87,7 +87,10 @@ def make_parser(
     help='gin file (repeatable); relative paths are looked up in --gin_search_paths',
   )
   p.add_argument(
-    '--gin_bindings', action='append', default=[], help="extra gin binding, e.g. 'TRAIN_STEPS = 10'"
+    '--gin_bindings',
+    action='append',
+    default=[],
+    help="extra gin binding 'NAME = VALUE', the same as --gin.NAME=VALUE",
   )
   p.add_argument(
     '--gin_search_paths',

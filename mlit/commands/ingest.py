@@ -141,9 +141,20 @@ def main(argv=None) -> int:
     choices=ingest_pipeline.METADATA_FORMATS,
     help='layout of --metadata (default none: images only)',
   )
-  parser.add_argument('--shard_key', default='key', help="'key', 'url' or a json field")
-  parser.add_argument('--language', default='', help='language of rows that carry none')
-  parser.add_argument('--wit_kind', default='reference', help='WIT description kind')
+  parser.add_argument(
+    '--shard_key',
+    default='key',
+    help="what joins an image to its metadata row: 'key', 'url' or a json field (default key)",
+  )
+  parser.add_argument(
+    '--language', default='', help="language of rows that carry none (default: none, '')"
+  )
+  parser.add_argument(
+    '--wit_kind',
+    default='reference',
+    choices=('reference', 'attribution', 'alt_text'),
+    help='WIT description kind (default reference)',
+  )
   parser.add_argument('--no_detect_languages', action='store_true', help='YFCC: skip langdetect')
   args = parser.parse_args(argv[:split])
   if args.num_shards < 1:

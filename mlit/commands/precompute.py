@@ -1,9 +1,9 @@
 r"""Pre-compute locked image-tower embeddings of a task: `mlit precompute`.
 
-  mlit precompute --gin_file=my_precompute.gin --module_import=tasks.synthetic
+  mlit precompute --gin_file=precompute.gin --gin_file=my_tasks.gin --gin.PRECOMPUTE_TASK=...
 
-The gin file binds `mlit.commands.precompute.precompute` (task, output dir, the tower's kwargs,
-its kind -- 'vit' or 'efficientnet_lite' -- and checkpoint). One output shard per source file: a
+gin/precompute.gin binds `mlit.commands.precompute.precompute` (task, output dir, the tower's
+kwargs, its kind -- 'vit' or 'efficientnet_lite' -- and checkpoint) from macros. One output shard per source file: a
 finished shard is written to a temporary name and renamed, and the manifest lists it, so a crashed run
 resumes at the first unfinished shard. The manifest records the tower (config,
 checkpoint path and SHA-256) and refuses to continue into a directory made by a
@@ -130,6 +130,12 @@ def precompute(
       f'precompute.task_name {task_name!r} has no image feature (it has {sorted(features)}): '
       'pre-computation embeds the images of a task that reads them'
     )
+  if features['image'].dtype != tf.string:
+    raise UserError(
+      f"precompute.task_name {task_name!r} gives 'image' as {features['image'].dtype.name} "
+      f'{features["image"].shape} (decoded pixels, e.g. a synthetic task): pre-computation reads '
+      'encoded image bytes (JPEG/PNG), as the YFCC, CC12M, WIT and ingested-shard tasks give them'
+    )
   tf.io.gfile.makedirs(output_dir)
   manifest_path = os.path.join(output_dir, _manifest_name())
   if tf.io.gfile.exists(manifest_path):
@@ -248,8 +254,11 @@ def _merge_process_manifests(output_dir: str, own: dict) -> dict:
 
 
 _EXAMPLE = (
-  'mlit precompute --gin_file=my_precompute.gin --module_import=tasks.synthetic \\\n'
-  '    --gin.mlit.commands.precompute.precompute.output_dir=\\"/data/embeddings\\"'
+  'mlit precompute --gin_file=precompute.gin --gin_file=my_tasks.gin \\\n'
+  '    --gin.PRECOMPUTE_TASK=\\"cc12m\\" --gin.PRECOMPUTE_DIR=\\"/data/cc12m_embeddings\\" \\\n'
+  '    --gin.IMAGE_CHECKPOINT_PATH=\\"runs/demo/image_tower.npz\\" --gin.IMAGE_SIZE=160\n'
+  '  (gin/precompute.gin: the task, output directory and locked tower, EfficientNet-Lite0 unless\n'
+  '  rebound; my_tasks.gin registers the task, e.g. cc12m with its TSV and images: README, Data)'
 )
 
 
