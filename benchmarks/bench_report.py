@@ -119,7 +119,14 @@ def markdown(result) -> str:
     f"GLIBC_TUNABLES='{env.get('glibc_tunables', '')}'. "
     f'Load average (1/5/15 min) at start {result["load_start"]}, end '
     f"{result['load_end']} (they count the benchmark's own threads); a figure taken while "
-    f'other processes used more than {result["busy_limit"]:g} cores (half) is marked unreliable.',
+    f'other processes used more than {result["busy_limit"]:g} of the {env["cpu_count"]} cores '
+    '(half) is marked unreliable.'
+    + (
+      ' Quick mode: tiny shapes and one repeat, a check of the set-up; its figures and ratios are '
+      'not measurements.'
+      if result['quick']
+      else ''
+    ),
     '',
   ]
   busy = [k for k, r in result['loads'].items() if r['unreliable']]
@@ -220,7 +227,11 @@ def markdown(result) -> str:
       '',
       f'YFCC joint-signal task, TSV (.bz2) -> padded '
       f'batches: {_f(d["examples_per_s"])} examples/s '
-      f'(steady state {_f(d["steady_examples_per_s"])})',
+      + (
+        f'(steady state {_f(d["steady_examples_per_s"])})'
+        if d['steady_examples_per_s'] is not None
+        else '(steady state n/a: one batch)'
+      ),
       '',
     ]
   if 'precompute' in result:

@@ -95,7 +95,8 @@ def run(rows: int, batch: int, langid: bool, length: int = 16) -> dict:
     'seconds': round(total, 2),
     'first_batch_s': round(first, 2),
     'examples_per_s': round(n / total, 1),
-    'steady_examples_per_s': round((n - batch) / max(total - first, 1e-9), 1),
+    # After the first batch; undefined (None) when the data gave only one batch.
+    'steady_examples_per_s': round((n - batch) / (total - first), 1) if n > batch else None,
   }
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import statistics
 
-from benchmarks import lit_step, timing
+from benchmarks import lit_step, model_shapes, timing
 from mlit.commands import cli
 
 VARIANTS = {
@@ -82,10 +82,17 @@ def measure(
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--text', default='mt5_small_32k')
-  p.add_argument('--batch', type=int, default=128)
-  p.add_argument('--rounds', type=int, default=6)
-  p.add_argument('--steps', type=int, default=4)
+  p.add_argument(
+    '--text',
+    default='mt5_small_32k',
+    choices=sorted(model_shapes.TEXT_SHAPES),
+    help='text tower shape (benchmarks/model_shapes.py; default mt5_small_32k)',
+  )
+  p.add_argument('--batch', type=int, default=128, help='examples per step (default 128)')
+  p.add_argument('--rounds', type=int, default=6, help='interleaved rounds (default 6)')
+  p.add_argument(
+    '--steps', type=int, default=4, help='timed steps per variant per round (default 4)'
+  )
   p.add_argument('--out', help='also write the JSON here (folders are created)')
   args = p.parse_args(argv)
   cli.load_tensorflow_quietly()  # the trainer's seqio: TensorFlow off the GPUs and the log

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 from jax.extend import core as jax_core
 
-from benchmarks import lit_step, peak, timing
+from benchmarks import lit_step, model_shapes, peak, timing
 from mlit.commands import cli
 
 
@@ -170,10 +170,22 @@ def measure(
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--text', default='mt5_small_32k')
-  p.add_argument('--batch', type=int, default=128)
-  p.add_argument('--mode', default='precomputed', choices=['precomputed', 'live'])
-  p.add_argument('--rounds', type=int, default=3)
+  p.add_argument(
+    '--text',
+    default='mt5_small_32k',
+    choices=sorted(model_shapes.TEXT_SHAPES),
+    help='text tower shape (benchmarks/model_shapes.py; default mt5_small_32k)',
+  )
+  p.add_argument('--batch', type=int, default=128, help='examples per step (default 128)')
+  p.add_argument(
+    '--mode',
+    default='precomputed',
+    choices=['precomputed', 'live'],
+    help='pre-computed image embeddings or the live locked ViT (default precomputed)',
+  )
+  p.add_argument(
+    '--rounds', type=int, default=3, help='alternating rounds of peak, products, step (default 3)'
+  )
   p.add_argument('--out', help='also write the JSON here (folders are created)')
   args = p.parse_args(argv)
   cli.load_tensorflow_quietly()  # the trainer's seqio: TensorFlow off the GPUs and the log

@@ -429,7 +429,11 @@ def _rebase_mfu(tree, peak_gflops: float) -> None:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--out', required=True, help='output directory')
-  p.add_argument('--quick', action='store_true', help='tiny settings')
+  p.add_argument(
+    '--quick',
+    action='store_true',
+    help='tiny shapes, one repeat: checks the set-up in about a minute (the numbers mean little)',
+  )
   p.add_argument(
     '--sections', default=','.join(SECTIONS), help=f'comma-separated subset of {",".join(SECTIONS)}'
   )
@@ -442,8 +446,15 @@ def main(argv=None) -> int:
     action='store_true',
     help='refuse to run (exit 2) while the 1-minute load exceeds half the cores',
   )
-  for k in ('batch', 'repeats', 'warmup', 'image_size', 'budget_mib'):
-    p.add_argument('--' + k.replace('_', '-'), type=int, default=None)
+  overrides = {
+    'batch': 'examples per step of every timed step (default 128; quick 8)',
+    'repeats': 'timed repeats per figure (default 3; quick 1)',
+    'warmup': 'untimed calls before timing (default 1)',
+    'image_size': 'image side in pixels of the live rows (default 224; quick 32)',
+    'budget_mib': 'memory section: the largest batch whose step fits in this many MiB (default 2048)',
+  }
+  for k, what in overrides.items():
+    p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=what)
   p.add_argument('--vit', default=None, help="e.g. 'S/32'")
   args = p.parse_args(argv)
   sections = [s for s in args.sections.split(',') if s]
