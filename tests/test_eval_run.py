@@ -215,6 +215,7 @@ def test_end_to_end_eval_run(tmp_path, caplog):
   lines = _progress_lines(caplog)
   assert [l.split(',')[0] for l in lines] == [f'[{i}/6' for i in range(1, 7)]
   assert all(', ETA ' in l for l in lines) and lines[-1].startswith('[6/6, ETA 0:00] ')
+  assert lines[0].startswith('[1/6, ETA ?] ')  # the first one's time carries the compilation
 
   res = json.loads((run_dir / 'results.json').read_text())
   assert set(res) == {'model', 'languages', 'macro', 'meta'}

@@ -5,6 +5,7 @@ exports that transformers, the T5X reader and the big_vision reader load back.""
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -238,6 +239,14 @@ def test_predict_labels_from_a_file_or_full_width_commas(model, run_dir, tmp_pat
   assert [l.split()[1] for l in capsys.readouterr().out.splitlines()[1:]] == ['κόκκινο', 'green']
   assert cli.main([*argv, '--labels', 'green']) == 0
   assert 'its probability is 1 for every image' in capsys.readouterr().err
+  # --lang puts the labels in that language's templates, and says so (bare labels say nothing).
+  assert cli.main([*argv, '--labels', 'κόκκινο,πράσινο', '--lang', 'el']) == 0
+  err = capsys.readouterr().err
+  assert re.fullmatch(
+    r'mlit predict: each label in \d+ templates of clip_benchmark/babel_imagenet \(el\), e\.g\. '
+    r"'.*\{\}.*'; the labels go in as given \(in that language, for its templates\)\n",
+    err,
+  ), err
   with pytest.raises(UserError, match='give a list'):
     model.classify([red], 'red,green')
   np.testing.assert_array_equal(

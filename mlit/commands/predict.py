@@ -118,6 +118,13 @@ def main(argv=None) -> int:
     raise UserError(f'--top-k {args.top_k}: give 1 or more')
   labels = parse_labels(args.labels) if args.labels else read_labels_file(args.labels_file)
   templates = resolve_templates(args.templates, args.lang)
+  if templates is not None and len(templates) > 1:  # say what the labels are put in
+    source = args.templates or 'clip_benchmark/babel_imagenet'
+    print(
+      f'mlit predict: each label in {len(templates)} templates of {source} ({args.lang}), e.g. '
+      f'{templates[0]!r}; the labels go in as given (in that language, for its templates)',
+      file=sys.stderr,
+    )
   _check_images(args.image)
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
   from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
