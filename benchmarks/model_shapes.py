@@ -91,3 +91,14 @@ def vit_forward_flops(variant: str, image_size: int) -> float:
 def loss_flops(batch: int, out_dim: int) -> float:
   """Similarity matrix forward + its two backward products."""
   return 3 * 2 * batch * batch * out_dim
+
+
+def add_shape_flags(parser) -> None:
+  """--text (a TEXT_SHAPES name) and --batch, for the scripts that time one step shape."""
+  parser.add_argument(
+    '--text',
+    default='mt5_small_32k',
+    choices=sorted(TEXT_SHAPES),
+    help='text tower shape (benchmarks/model_shapes.py; default mt5_small_32k)',
+  )
+  parser.add_argument('--batch', type=int, default=128, help='examples per step (default 128)')

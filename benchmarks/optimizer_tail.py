@@ -82,13 +82,7 @@ def measure(
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument(
-    '--text',
-    default='mt5_small_32k',
-    choices=sorted(model_shapes.TEXT_SHAPES),
-    help='text tower shape (benchmarks/model_shapes.py; default mt5_small_32k)',
-  )
-  p.add_argument('--batch', type=int, default=128, help='examples per step (default 128)')
+  model_shapes.add_shape_flags(p)
   p.add_argument('--rounds', type=int, default=6, help='interleaved rounds (default 6)')
   p.add_argument(
     '--steps', type=int, default=4, help='timed steps per variant per round (default 4)'
