@@ -65,6 +65,7 @@ KEPT_ON_RERUN = {
   'eval': 'the same command reuses the evaluations that finished',
   'precompute': 'the same command resumes at the first unfinished shard',
   'backtranslate': 'the same command resumes at the first unfinished shard',
+  'demo': 'the same command reuses the stages that finished (training from its checkpoint)',
 }
 
 # Third-party loggers that are chatty at INFO (Orbax logs every checkpoint step, absl, TF).
