@@ -179,3 +179,10 @@ def test_abandoned_read_noise_is_dropped_and_nothing_else():
   log_filter = orbax_read._UnretrievedReadFilter()
   assert not log_filter.filter(record(raised_in('/site-packages/orbax/checkpoint/x.py')))
   assert log_filter.filter(record(raised_in('/site-packages/mypackage/x.py')))
+  # A damaged index's metadata read: asyncio's task logs TensorStore's error, no orbax frame.
+  store_error = ValueError(
+    'OUT_OF_RANGE: Error reading ... [tensorstore_spec=\'{"driver": "zarr"}\']'
+  )
+  task_record = record(store_error)
+  task_record.msg = 'Task exception was never retrieved'
+  assert not log_filter.filter(task_record)

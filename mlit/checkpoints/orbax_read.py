@@ -49,6 +49,10 @@ class _AbandonedReadFilter:
 
 
 def _raised_in_orbax(exc) -> bool:
+  """Raised in orbax's code, or a TensorStore read error (its message ends with the store's
+  spec) that an orbax task awaited: the metadata read's tasks end in asyncio's own frames."""
+  if 'tensorstore_spec=' in str(exc):
+    return True
   tb = getattr(exc, '__traceback__', None)
   while tb is not None and tb.tb_next is not None:
     tb = tb.tb_next
