@@ -160,14 +160,17 @@ def test_sigterm_and_ctrl_c_say_where_it_resumes_and_leave_no_half_write(
   )
   assert match, last
   assert int(match[1]) == _done_steps(ckpts)[-1] < STEPS and not _writing_checkpoint(ckpts)
+
   # Ctrl-C while a checkpoint is written, then at a random moment: the write is finished, and
   # the line names the newest checkpoint on disk.
-  for moment in (
-    lambda: lambda: _writing_checkpoint(ckpts),
-    lambda: _after(rng, a_new_logged_step()),
-  ):
+  def writing_a_step():  # during this run's steps (a Ctrl-C in its set-up gets the general line)
+    stepped = a_new_logged_step()
+    return lambda: stepped() and _writing_checkpoint(ckpts)
+
+  for moment in (writing_a_step, lambda: _after(rng, a_new_logged_step())):
     ready = moment()  # from this run's start
     last = _signal_when(_start_interruptible(gin_file, model_dir, data), ready, signal.SIGINT)
+    print(f'{moment.__name__}: {last}')
     match = re.fullmatch(
       r'mlit train: interrupted \(Ctrl-C\) after step (\d+); the last checkpoint is step (\d+) '
       rf'in {re.escape(str(ckpts))}: the same command resumes from it( \(steps \d+-\d+ run '

@@ -67,8 +67,9 @@ class CheckpointUnreadableError(UserError):
 @contextlib.contextmanager
 def _ctrl_c_deferred():
   """Ctrl-C during the block takes effect when it ends. Orbax's save starts its writing thread
-  before it records it: a KeyboardInterrupt in between leaves a write that `wait` does not wait
-  for, cut off when the process exits (a step's `.orbax-checkpoint-tmp` left behind)."""
+  before it records it, and its wait forgets the thread when the join is interrupted: a
+  KeyboardInterrupt in either leaves a write nobody waits for, cut off when the process exits (a
+  step's `.orbax-checkpoint-tmp` left behind)."""
   if threading.current_thread() is not threading.main_thread():
     yield  # signal handlers belong to the main thread, where Python raises KeyboardInterrupt
     return
@@ -243,11 +244,12 @@ class Checkpoints:
     )
 
   def wait(self) -> None:
-    """Blocks until pending asynchronous saves are complete, then re-reads the steps on disk: a
-    save that Ctrl-C interrupted in the main thread finishes in Orbax's thread without entering
-    the manager's list of steps."""
-    self._mgr.wait_until_finished()
-    self._mgr.reload()
+    """Blocks until pending asynchronous saves are complete, then re-reads the steps on disk.
+    Ctrl-C takes effect after it: interrupting Orbax's join forgets the write, which the
+    process's exit then cuts off."""
+    with _ctrl_c_deferred():
+      self._mgr.wait_until_finished()
+      self._mgr.reload()
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""

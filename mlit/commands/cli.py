@@ -60,8 +60,10 @@ SUMMARIES = {
 # Exit status after Ctrl-C: 128 + SIGINT, as a shell reports a process Ctrl-C stopped.
 INTERRUPTED = 130
 
-# What running a command again keeps after Ctrl-C (train's own line names the checkpoint).
+# What running a command again keeps after Ctrl-C (during its steps, train's own line names the
+# checkpoint; this is for a Ctrl-C while it sets up).
 KEPT_ON_RERUN = {
+  'train': 'the same command resumes from the last checkpoint in MODEL_DIR/checkpoints, if any',
   'eval': 'the same command reuses the evaluations that finished',
   'precompute': 'the same command resumes at the first unfinished shard',
   'backtranslate': 'the same command resumes at the first unfinished shard',

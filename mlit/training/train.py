@@ -457,54 +457,55 @@ def train(
       log.write(step, record)
 
   done = start_step  # steps whose update has been dispatched
-  try:
-    with preemption.notice() as preempted:
-      for step in range(start_step, train_steps):
-        try:
-          local = next(batches)
-        except StopIteration as e:
-          raise UserError(
-            f'task {mixture_or_task_name!r} ran out of data at step {step}: '
-            f'{data_stats.rows_read_line()} (MODEL_DIR/data_stats.json has them per source)'
-          ) from e
-        batch = partitioning.shard_batch(local, mesh)
-        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-          state, metrics = jit_step(state, batch)
-        done = step + 1
-        data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
+  try:  # Ctrl-C anywhere from here, the final wait included, says where the run stands
+    try:
+      with preemption.notice() as preempted:
+        for step in range(start_step, train_steps):
+          try:
+            local = next(batches)
+          except StopIteration as e:
+            raise UserError(
+              f'task {mixture_or_task_name!r} ran out of data at step {step}: '
+              f'{data_stats.rows_read_line()} (MODEL_DIR/data_stats.json has them per source)'
+            ) from e
+          batch = partitioning.shard_batch(local, mesh)
+          with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            state, metrics = jit_step(state, batch)
+          done = step + 1
+          data_stats.set_consumed(step + 1, batch_size)  # taken by training, not read ahead
+          if pending is not None:
+            check(*pending)
+          pending = (step + 1, metrics)
+          stop = preempted(step + 1)  # every process, every step (JAX's preemption service)
+          if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
+            check(*pending)  # never save a state reached through a NaN step
+            pending = None
+            ckpt.save(
+              step + 1,
+              state,
+              force=True,
+              data_state={'batches_consumed': step + 1},
+              config_text=gin.config_str(),
+            )
+            _write_data_stats(model_dir)
+          if stop and step + 1 < train_steps:
+            ckpt.wait()
+            raise preemption.TrainingPreempted(
+              f'stopped by SIGTERM (a preemption notice) after step {step + 1}, saved as checkpoint '
+              f'{step + 1} in {ckpt.directory}: the same command resumes from it'
+            )
         if pending is not None:
           check(*pending)
-        pending = (step + 1, metrics)
-        stop = preempted(step + 1)  # every process, every step (JAX's preemption service)
-        if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
-          check(*pending)  # never save a state reached through a NaN step
-          pending = None
-          ckpt.save(
-            step + 1,
-            state,
-            force=True,
-            data_state={'batches_consumed': step + 1},
-            config_text=gin.config_str(),
-          )
-          _write_data_stats(model_dir)
-        if stop and step + 1 < train_steps:
-          ckpt.wait()
-          raise preemption.TrainingPreempted(
-            f'stopped by SIGTERM (a preemption notice) after step {step + 1}, saved as checkpoint '
-            f'{step + 1} in {ckpt.directory}: the same command resumes from it'
-          )
-      if pending is not None:
-        check(*pending)
+    finally:
+      ckpt.wait()
+      log.close()
+      batches.close()  # stop reading ahead
+      _write_data_stats(model_dir)
+    if jax.process_index() == 0:
+      gin_flags.write_operative_config(model_dir)
   except KeyboardInterrupt as e:
     ckpt.wait()  # a checkpoint being written is finished, not left half-written
     raise TrainingInterrupted(_interrupted_text(done, ckpt.latest_step(), ckpt.directory)) from e
-  finally:
-    ckpt.wait()
-    log.close()
-    batches.close()  # stop reading ahead
-    _write_data_stats(model_dir)
-  if jax.process_index() == 0:
-    gin_flags.write_operative_config(model_dir)
   return state
 
 
