@@ -244,12 +244,10 @@ class Checkpoints:
     )
 
   def wait(self) -> None:
-    """Blocks until pending asynchronous saves are complete, then re-reads the steps on disk.
-    Ctrl-C takes effect after it: interrupting Orbax's join forgets the write, which the
-    process's exit then cuts off."""
+    """Blocks until pending asynchronous saves are complete. Ctrl-C takes effect after it:
+    interrupting Orbax's join forgets the write, which the process's exit then cuts off."""
     with _ctrl_c_deferred():
       self._mgr.wait_until_finished()
-      self._mgr.reload()
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""

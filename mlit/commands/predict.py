@@ -55,13 +55,17 @@ def read_labels_file(path: str) -> list[str]:
   return labels
 
 
+# The prompt set --lang alone picks.
+LANG_TEMPLATES = 'clip_benchmark/babel_imagenet'
+
+
 def resolve_templates(templates: str | None, lang: str | None) -> list[str] | None:
   """--templates/--lang -> template strings (None: the bare label). --lang alone takes
   Babel-ImageNet's templates in that language (NLLB translations, 93 languages)."""
   if templates is None and lang is None:
     return None
   if templates is None:
-    templates = 'clip_benchmark/babel_imagenet'
+    templates = LANG_TEMPLATES
   if '{}' in templates and not os.path.exists(templates):
     if lang is not None:
       raise UserError('--lang picks the language of a prompt set; --templates is one template')
@@ -119,7 +123,7 @@ def main(argv=None) -> int:
   labels = parse_labels(args.labels) if args.labels else read_labels_file(args.labels_file)
   templates = resolve_templates(args.templates, args.lang)
   if templates is not None and len(templates) > 1:  # say what the labels are put in
-    source = args.templates or 'clip_benchmark/babel_imagenet'
+    source = args.templates or LANG_TEMPLATES
     print(
       f'mlit predict: each label in {len(templates)} templates of {source} ({args.lang}), e.g. '
       f'{templates[0]!r}; the labels go in as given (in that language, for its templates)',
