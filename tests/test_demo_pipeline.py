@@ -19,7 +19,7 @@ LANGUAGES = ['en', 'de', 'ja', 'sw']
 
 @pytest.mark.slow
 @needs_debian_data
-def test_small_demo_pipeline_end_to_end(tmp_path):
+def test_small_demo_pipeline_end_to_end(tmp_path, capsys):
   run_dir = tmp_path / 'demo'
   cmd = [
     sys.executable,
@@ -101,6 +101,25 @@ def test_small_demo_pipeline_end_to_end(tmp_path):
     for block, extra in readme_blocks.group_blocks('demo'):
       for command in block.commands:
         assert readme_blocks.run(command, extra) == 0, (block.line, command)
+    # README's "Using a trained model" chain on this run: the held-out renders as PNG files,
+    # then predict and search on them (the README's own emoji are not among these 100).
+    from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top
+
+    renders = ['renders', '--data', 'runs/demo/data', '--out', 'runs/demo/heldout']
+    assert emoji_main.main(renders) == 0
+    pngs = sorted(os.listdir(run_dir / 'heldout'))
+    assert len(pngs) == 20 and all(p.endswith('.png') for p in pngs)
+    predict = (
+      f'mlit predict --model runs/demo --image runs/demo/heldout/{pngs[0]} --labels "Hund,Katze"'
+    )
+    capsys.readouterr()
+    assert readme_blocks.run(predict) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == f'runs/demo/heldout/{pngs[0]}' and len(table) == 3, table
+    search = 'mlit search --model runs/demo --images runs/demo/heldout/ --query Hund --top-k 20'
+    assert readme_blocks.run(search) == 0
+    ranked = capsys.readouterr().out.splitlines()
+    assert ranked[0] == 'Hund' and sorted(line.split()[1] for line in ranked[1:]) == pngs
   finally:
     os.chdir(old_cwd)
   assert (run_dir / 'coverage' / 'coverage.json').exists()

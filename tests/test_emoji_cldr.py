@@ -453,3 +453,50 @@ def test_entry_point_mistakes_are_one_line(tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert err.startswith('python -m tasks.emoji_cldr vocab: error: ') and '\n' not in err
   assert 'manifest.json' in err
+
+
+def test_renders_are_the_evaluated_images_under_their_english_names(small, tmp_path, capsys):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top
+  from tasks.emoji_cldr import renders_main  # pylint: disable=g-import-not-at-top
+
+  out, _ = small
+  data = data_lib.load(out)
+  heldout = [c for c in data.concepts if c['split'] == split_lib.HELDOUT]
+  dest = tmp_path / 'heldout'
+  assert emoji_main.main(['renders', '--data', out, '--out', str(dest)]) == 0
+  assert capsys.readouterr().err.strip() == f'wrote {len(heldout)} heldout renders to {dest}'
+  files = sorted(os.listdir(dest))
+  assert len(files) == len(heldout) and all(f.endswith('.png') for f in files)
+  noto_eval = data.array('noto_eval')
+  for c, name in zip(heldout, renders_main.file_names(heldout)):
+    png = np.asarray(Image.open(dest / name).convert('RGB'))
+    np.testing.assert_array_equal(png, noto_eval[c['index']])  # lossless: the very pixels scored
+
+
+def test_render_names_are_unique_and_readable():
+  from tasks.emoji_cldr import renders_main  # pylint: disable=g-import-not-at-top
+
+  concepts = [
+    {'english': 'French fries', 'codepoints': ['1F35F']},
+    {'english': 'keycap: #', 'codepoints': ['0023', 'FE0F', '20E3']},
+    {'english': 'keycap: *', 'codepoints': ['002A', 'FE0F', '20E3']},
+  ]
+  assert renders_main.file_names(concepts) == [
+    'french_fries.png',
+    'keycap.png',
+    'keycap_002a_fe0f_20e3.png',
+  ]
+
+
+def test_renders_bad_split_is_one_line(small, tmp_path, capsys):
+  from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top
+
+  out, _ = small
+  assert emoji_main.main(['renders', '--data', out, '--split', 'test', '--out', str(tmp_path)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == (
+    "python -m tasks.emoji_cldr renders: error: --split must be 'tuning' or 'heldout', got 'test'"
+  )
+  assert os.listdir(tmp_path) == []

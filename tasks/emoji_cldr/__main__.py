@@ -1,4 +1,4 @@
-"""Command line: python -m tasks.emoji_cldr {build,vocab,texts} (the image tower: python -m mlit.emoji_tower) ..."""
+"""Command line: python -m tasks.emoji_cldr {build,vocab,texts,renders} (the image tower: python -m mlit.emoji_tower) ..."""
 
 import sys
 
@@ -9,6 +9,7 @@ def main(argv=None):
     'build': 'tasks.emoji_cldr.build_main',
     'vocab': 'tasks.emoji_cldr.vocab',
     'texts': 'tasks.emoji_cldr.texts_main',
+    'renders': 'tasks.emoji_cldr.renders_main',
   }
   if not argv or argv[0] not in commands:
     print(f'usage: python -m tasks.emoji_cldr {{{",".join(commands)}}} [options]', file=sys.stderr)
