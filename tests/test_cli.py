@@ -1,12 +1,15 @@
 """The `mlit` dispatcher: command list, unknown commands, one-line user errors, help texts."""
 
 import ast
+import gc
 import importlib
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from debian_data import needs_debian_data
@@ -308,3 +311,33 @@ def test_ctrl_c_is_one_line_and_exit_130(command, line, monkeypatch, capsys):
   monkeypatch.setattr(module, 'main', pressed)
   assert cli.main([command]) == cli.INTERRUPTED == 130
   assert capsys.readouterr().err == line + '\n'
+
+
+def test_ctrl_c_swallowed_in_a_gc_callback_still_stops_the_command(monkeypatch, capsys):
+  # Python swallows an exception raised in a gc callback (JAX registers one): a Ctrl-C that
+  # landed there ran `mlit train` on to its last step, exit 0.
+  module = importlib.import_module(cli.COMMANDS['report'])
+  steps = []
+
+  def pressed_in_gc(phase, info):
+    gc.callbacks.remove(pressed_in_gc)
+    raise KeyboardInterrupt
+
+  def job(argv):
+    gc.callbacks.append(pressed_in_gc)
+    for step in range(1000):
+      gc.collect()
+      time.sleep(0.01)
+      steps.append(step)
+    return 0
+
+  monkeypatch.setattr(module, 'main', job)
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist workers ignore it
+  try:
+    assert cli.main(['report']) == cli.INTERRUPTED
+  finally:
+    signal.signal(signal.SIGINT, previous)
+    if pressed_in_gc in gc.callbacks:
+      gc.callbacks.remove(pressed_in_gc)
+  assert len(steps) < 100, len(steps)  # stopped a few steps later, not after 1000
+  assert capsys.readouterr().err == 'mlit report: interrupted (Ctrl-C)\n'

@@ -5,13 +5,16 @@ User errors (tasks.user_error.UserError and the error types in USER_ERRORS) prin
 command line) shows the traceback and third-party INFO logging.
 """
 
+import _thread
 import argparse
 import contextlib
 import importlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 
 # subcommand -> module whose main(argv) runs it.
@@ -120,6 +123,31 @@ class _InstalledPackagesBelowWarning(logging.Filter):
 _ROOT_FILTER = _InstalledPackagesBelowWarning()
 
 
+@contextlib.contextmanager
+def _ctrl_c_never_swallowed():
+  """A Ctrl-C that lands while Python runs a gc callback or a __del__ (JAX has a gc callback) is
+  swallowed there as an 'unraisable' exception, and the job ran on to its end with exit 0. The
+  hook has another thread deliver the signal again 10 ms later (delivered at once, it would raise
+  into this same hook): the main thread then gets its KeyboardInterrupt where it is."""
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and callable(
+      signal.getsignal(signal.SIGINT)
+    ):
+      redeliver = threading.Timer(0.01, _thread.interrupt_main, args=(signal.SIGINT,))
+      redeliver.daemon = True
+      redeliver.start()
+    else:
+      previous(unraisable)
+
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    sys.unraisablehook = previous
+
+
 def quiet_third_party_logging() -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   for name in ('', *_QUIET_LOGGERS):  # '' is the root logger
@@ -194,14 +222,15 @@ def main(argv=None):
   try:
     # TensorFlow first, kept off the GPUs (tasks/tf_host.py), then the module; without --verbose
     # what native code prints while loading stays off the terminal. A failing import still raises.
-    with contextlib.nullcontext() if verbose else tf_host.stderr_silenced():
-      if command not in WITHOUT_TENSORFLOW:
-        tf_host.keep_tensorflow_on_host()
-      module = importlib.import_module(COMMANDS[command])
-    if not verbose:
-      quiet_third_party_logging()  # importing the module may have reset absl's verbosity
-    with _flag_errors_raised(command):
-      return module.main(argv[1:])
+    with _ctrl_c_never_swallowed():
+      with contextlib.nullcontext() if verbose else tf_host.stderr_silenced():
+        if command not in WITHOUT_TENSORFLOW:
+          tf_host.keep_tensorflow_on_host()
+        module = importlib.import_module(COMMANDS[command])
+      if not verbose:
+        quiet_third_party_logging()  # importing the module may have reset absl's verbosity
+      with _flag_errors_raised(command):
+        return module.main(argv[1:])
   except user_error_types() as e:
     if verbose:
       traceback.print_exc()
