@@ -65,10 +65,31 @@ def output_conflict(output_dir: str, run: dict, num_shards: int) -> str:
   if not tf.io.gfile.exists(path):
     return ''
   old = shard_io.read_json(path)
-  settings = {k: old.get(k) for k in run} | {'num_shards': old.get('num_shards')}
-  if settings == run | {'num_shards': num_shards}:
+  now = run | {'num_shards': num_shards}
+  changed = [k for k in now if old.get(k) != now[k]]
+  if 'format' in changed:  # text_features follows from the format: naming it too is noise
+    changed = [k for k in changed if k != 'text_features']
+  if not changed:
     return ''
-  return f'{path} was made with {settings}, not {run} and {num_shards} shards: use another --output'
+  what = '; '.join(f'{k} {old.get(k)!r} then, {now[k]!r} now' for k in changed)
+  return f'{path} was made with other settings ({what}): use another --output'
+
+
+def _remove_empty_output(output_dir: str, num_shards: int, created_dir: bool) -> None:
+  """A run that kept no example leaves nothing behind: its manifest would refuse the corrected
+  command in the same --output. Every shard is empty then, so nothing of value goes."""
+  for i in range(num_shards):
+    for path in (
+      f'{output_dir}/{shard_io.shard_name(i, num_shards)}',
+      shard_io.sidecar_path(output_dir, i, num_shards),
+    ):
+      if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+  manifest_path = f'{output_dir}/{shard_io.MANIFEST}'
+  if tf.io.gfile.exists(manifest_path):
+    tf.io.gfile.remove(manifest_path)
+  if created_dir and not tf.io.gfile.listdir(output_dir):
+    tf.io.gfile.rmtree(output_dir)
 
 
 def ingest(
@@ -84,7 +105,8 @@ def ingest(
   detect_languages: bool = True,
   beam_args=(),
 ) -> dict:
-  """Runs the pipeline for the shards not yet complete; writes and returns the manifest."""
+  """Runs the pipeline for the shards not yet complete; writes and returns the manifest. A run
+  that kept no example removes its shards and writes no manifest (the caller reports it)."""
   if (metadata_format == 'none') != (not metadata):
     raise ValueError('--metadata needs --format yfcc|cc12m|wit, and --format needs --metadata')
   image_files = file_io.expand_patterns(images)
@@ -93,6 +115,7 @@ def ingest(
   conflict = output_conflict(output_dir, run, num_shards)
   if conflict:
     raise ValueError(conflict)
+  created_dir = not tf.io.gfile.exists(output_dir)
   tf.io.gfile.makedirs(output_dir)
   manifest_path = f'{output_dir}/{shard_io.MANIFEST}'
   done = shard_io.complete_shards(output_dir, num_shards)
@@ -121,6 +144,9 @@ def ingest(
     'shards_already_complete': len(done),
     'seconds': round(time.time() - start, 2),
   }
+  if not manifest['examples']:
+    _remove_empty_output(output_dir, num_shards, created_dir)
+    return manifest
   shard_io.write_json(manifest_path, manifest)
   return manifest
 
@@ -151,12 +177,22 @@ def main(argv=None) -> int:
   )
   parser.add_argument(
     '--wit_kind',
-    default='reference',
     choices=('reference', 'attribution', 'alt_text'),
-    help='WIT description kind (default reference)',
+    help='--format wit: which description is the text (default reference)',
   )
-  parser.add_argument('--no_detect_languages', action='store_true', help='YFCC: skip langdetect')
+  parser.add_argument(
+    '--no_detect_languages',
+    action='store_true',
+    help='--format yfcc: skip langdetect (rows then take --language)',
+  )
   args = parser.parse_args(argv[:split])
+  # A format-specific flag given with another format would do nothing: say so instead.
+  for flag, given, fmt in (
+    ('--wit_kind', args.wit_kind is not None, 'wit'),
+    ('--no_detect_languages', args.no_detect_languages, 'yfcc'),
+  ):
+    if given and args.format != fmt:
+      parser.error(f'{flag} applies to --format {fmt} only, not --format {args.format}')
   if args.num_shards < 1:
     parser.error(f'--num_shards must be >= 1, got {args.num_shards}')
   if (args.format == 'none') != (not args.metadata):
@@ -173,7 +209,7 @@ def main(argv=None) -> int:
     metadata_format=args.format,
     shard_key=args.shard_key,
     language=args.language,
-    wit_kind=args.wit_kind,
+    wit_kind=args.wit_kind or 'reference',
     detect_languages=not args.no_detect_languages,
     beam_args=argv[split + 1 :],
   )
@@ -185,7 +221,7 @@ def main(argv=None) -> int:
     skipped = data_stats.reasons_text(manifest['skipped_rows'])
     raise UserError(
       f'ingest wrote no example to {args.output}: every row was skipped ({skipped or "none read"})'
-      "; check --format, --shard_key and that the images are the metadata rows' (the manifest "
-      'counts the rows per reason)'
+      '; the empty shards were removed. Check --format, --shard_key and that the images are the '
+      "metadata rows'"
     )
   return 0
