@@ -18,6 +18,9 @@ from mlit.commands import cli
 cli.run_if_main(__name__, 'eval')  # `python -m`: the command, before the heavy imports
 
 import csv
+import difflib
+import glob
+import hashlib
 
 # gin's dynamic registration calls importlib.util without importing it.
 import json
@@ -33,7 +36,8 @@ import numpy as np
 import gin
 from eval_multilingual import error_analysis
 from mlit import job_progress, run_layout
-from tasks import file_io
+from tasks import file_io, language_codes
+from tasks.user_error import UserError
 
 MACRO = 'macro'
 
@@ -76,24 +80,141 @@ def write_csv(path: str, results: dict) -> None:
         w.writerow([MACRO, *key.split('/', 1), name, f'{v:.6f}', ''])
 
 
-def copy_tuning_counts(run_dir: str) -> str | None:
+TUNING_COUNTS = 'tuning_counts'  # results.json: where RUN_DIR/language_stats.json came from
+
+
+def _sha256(path: str) -> str:
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def _count_sources(path: str) -> list[str]:
+  """The 'source' of the entries of a language_stats.json ('trained batches' from the trainer);
+  'unknown' for entries without one (the demo's manifest counts, a file made by hand)."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      stats = json.load(f)
+  except (OSError, ValueError):
+    return ['unreadable']
+  if not isinstance(stats, dict):
+    return ['unreadable']
+  return sorted(
+    {str(v.get('source', 'unknown')) if isinstance(v, dict) else 'unknown' for v in stats.values()}
+  )
+
+
+def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) -> dict | None:
   """RUN_DIR/language_stats.json (tuning examples per language, for `mlit report`) from the
-  evaluated model's training run, which the trainer writes; a run dir's own file is kept."""
+  evaluated model's training run, which the trainer writes; returns the record results.json
+  keeps of it (file, source, model fingerprint, sha256) so the report can tell whose counts
+  it shows. `previous` is the record of the results.json this run replaces.
+
+  The model's own file always replaces RUN_DIR's: a file left by an earlier eval of another
+  model (or the demo's manifest counts, distinct texts rather than trained batches) would put
+  another meaning, or another model's data, under this model's scores."""
   dst = run_layout.language_stats(run_dir)
-  if os.path.exists(dst):
-    return dst
   from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
 
   try:  # registered by the gin files that evaluate an mlit checkpoint
     model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
   except ValueError:
-    return None
+    model_dir = None
   for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
     src = run_layout.language_stats(d) if d else ''
     if src and os.path.exists(src):
-      shutil.copyfile(src, dst)
-      return dst
-  return None
+      if os.path.exists(dst) and not os.path.samefile(src, dst) and _sha256(src) != _sha256(dst):
+        logging.warning(
+          "replacing %s (sources: %s) with the evaluated model's %s",
+          dst,
+          ', '.join(_count_sources(dst)),
+          src,
+        )
+      if not os.path.exists(dst) or not os.path.samefile(src, dst):
+        shutil.copyfile(src, dst)
+      return {
+        'file': os.path.relpath(src, run_dir),
+        'source': ', '.join(_count_sources(dst)),
+        'fingerprint': model['fingerprint'],
+        'sha256': _sha256(dst),
+      }
+  if not os.path.exists(dst):
+    return None
+  prev = previous if isinstance(previous, dict) else {}
+  if prev.get('sha256') == _sha256(dst) and prev.get('fingerprint') not in (
+    None,
+    model['fingerprint'],
+  ):
+    # Copied by an earlier eval from another model's training run: not this model's data.
+    os.remove(dst)
+    logging.warning(
+      'removed %s: it held the tuning counts of the model evaluated before (fingerprint %s), '
+      "and this model's run has no language_stats.json",
+      dst,
+      prev['fingerprint'],
+    )
+    return None
+  logging.warning(
+    "keeping %s as this model's tuning counts (sources: %s): its model is not recorded; "
+    'the report says so',
+    dst,
+    ', '.join(_count_sources(dst)),
+  )
+  return {
+    'file': run_layout.LANGUAGE_STATS,
+    'source': ', '.join(_count_sources(dst)),
+    'fingerprint': None,
+    'sha256': _sha256(dst),
+  }
+
+
+def _suggest(code: str, available: set[str]) -> str:
+  for c in (language_codes.normalize(code), language_codes.normalize(code).split('-')[0]):
+    if c in available:
+      return c
+  close = difflib.get_close_matches(code, sorted(available), n=1, cutoff=0.6)
+  return close[0] if close else ''
+
+
+def check_languages(languages: Sequence[str], available: set[str]) -> None:
+  """UserError naming the codes of `languages` that no evaluation has."""
+  unknown = [c for c in languages if c not in available]
+  if not unknown:
+    return
+  named = ', '.join(
+    f'{c!r}' + (f' (did you mean {s!r}?)' if (s := _suggest(c, available)) else '') for c in unknown
+  )
+  raise UserError(
+    f'run.evaluate.languages: no evaluation has {named}; available: {", ".join(sorted(available))}'
+  )
+
+
+def _earlier_results(run_dir: str, model: dict, done: set) -> tuple[dict, dict]:
+  """per_task files of this model in run_dir outside `done` ((key, lang) pairs this run
+  evaluates): evaluations of an earlier, larger gin stay in results.json."""
+  per_task, per_class = {}, {}
+  root = os.path.join(run_dir, 'per_task')
+  for path in sorted(glob.glob(os.path.join(root, '*', '*', '*.json'))):
+    try:
+      with open(path, encoding='utf-8') as f:
+        old = json.load(f)
+      key = f'{old["dataset"]}/{old["task"]}'
+      lang = old['language']
+    except (OSError, ValueError, KeyError, TypeError):
+      continue
+    if (key, lang) in done or old.get('model', {}).get('fingerprint') != model['fingerprint']:
+      continue
+    per_task[(key, lang)] = (old['metrics'], old['meta'])
+    per_class[(key, lang)] = old.get('per_class')
+  return per_task, per_class
+
+
+def _read_results(path: str) -> dict:
+  try:
+    with open(path, encoding='utf-8') as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return old if isinstance(old, dict) else {}
 
 
 @gin.configurable
@@ -107,11 +228,15 @@ def evaluate(
   """Runs every evaluation in every language (restricted to `languages` if given)."""
   model = encoder.describe()
   jobs = []
+  if languages is not None:
+    check_languages(languages, {l for ev in evaluations for l in ev.languages()})
   for ev in evaluations:
     langs = ev.languages()
     if languages is not None:
       langs = [l for l in langs if l in set(languages)]
     jobs += [(ev, lang) for lang in langs]
+  if not jobs:
+    raise UserError('run.evaluate: no evaluation has any language to run (evaluations empty?)')
   logging.info('%d evaluations x languages to run', len(jobs))
   per_task, per_class = {}, {}
   progress = job_progress.Progress(len(jobs), 'evaluations')
@@ -165,12 +290,39 @@ def evaluate(
       os.path.join(run_dir, 'per_task'),
       model['fingerprint'],
     )
-  results = aggregate(per_task, model)
-  analysis = error_analysis.analyse(per_class)
+  earlier, earlier_classes = _earlier_results(run_dir, model, set(per_task))
+  if earlier:
+    logging.warning(
+      'results.json also keeps %d earlier evaluations of this model in %s (%s); a new RUN_DIR '
+      "holds only this run's",
+      len(earlier),
+      run_dir,
+      ', '.join(sorted({k for k, _ in earlier})),
+    )
+  old = _read_results(run_layout.results(run_dir))
+  old_model = old.get('model') if isinstance(old.get('model'), dict) else {}
+  if old_model and old_model.get('fingerprint') != model['fingerprint']:
+    gone = sorted(
+      {k for t in (old.get('languages') or {}).values() if isinstance(t, dict) for k in t}
+    )
+    logging.warning(
+      'replacing results.json of another model (%s, fingerprint %s): its results of %s are '
+      'dropped (their per_task files stay)',
+      old_model.get('name'),
+      old_model.get('fingerprint'),
+      ', '.join(gone) or 'nothing',
+    )
+  results = aggregate({**earlier, **per_task}, model)
+  counts = copy_tuning_counts(run_dir, model, old.get(TUNING_COUNTS))
+  if counts:
+    results[TUNING_COUNTS] = counts
+  analysis = error_analysis.analyse({**earlier_classes, **per_class})
+  analysis_path = os.path.join(run_dir, error_analysis.FILENAME)
   if analysis['tasks']:  # beside results.json: a row per class and language
-    _write_json(os.path.join(run_dir, error_analysis.FILENAME), analysis)
+    _write_json(analysis_path, analysis)
+  elif os.path.exists(analysis_path):  # another model's rows would sit beside these results
+    os.remove(analysis_path)
   _write_json(run_layout.results(run_dir), results)
-  copy_tuning_counts(run_dir)
   write_csv(run_layout.results_csv(run_dir), results)
   with open(run_layout.eval_config(run_dir), 'w', encoding='utf-8') as f:
     f.write(gin.config_str())

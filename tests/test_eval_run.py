@@ -16,6 +16,7 @@ from test_eval_datasets import U, _wit_row, write_wit
 
 from eval_multilingual import encoders, retrieval
 from eval_multilingual.datasets import image_store, wit
+from tasks.user_error import UserError
 
 IMAGE_SIZE = 16
 
@@ -298,6 +299,25 @@ def test_end_to_end_eval_run(tmp_path, caplog):
   messages = [r.getMessage() for r in caplog.records]
   assert len(_progress_lines(caplog)) == 6 and not [m for m in messages if 'reused from' in m]
 
+  # A smaller gin into the same RUN_DIR (one evaluation, one language): the other results of
+  # this model stay in results.json and per_class.json, and the log says so.
+  caplog.clear()
+  assert run.main(argv + ["--gin.run.evaluate.languages=['de']"]) == 0
+  res3 = json.loads((run_dir / 'results.json').read_text())
+  assert res3['languages'] == res['languages']
+  kept = [r.getMessage() for r in caplog.records if 'earlier evaluations' in r.getMessage()]
+  assert kept and 'tiny3/zeroshot_classification' in kept[0]
+  per_class = json.loads((run_dir / 'per_class.json').read_text())
+  classes = per_class['tasks']['tiny3/zeroshot_classification']['classes']
+  assert {lang for by_lang in classes.values() for lang in by_lang} == {'de', 'en'}
+
+  # Codes no evaluation has: one error naming them, before anything runs or is written.
+  before = (run_dir / 'results.json').read_text()
+  for flag, named in (("['sin','de']", "'sin'"), ("['zh-Hans']", "'zh-Hans'")):
+    with pytest.raises(UserError, match=f'run.evaluate.languages: no evaluation has {named};'):
+      run.main(argv + [f'--gin.run.evaluate.languages={flag}'])
+  assert (run_dir / 'results.json').read_text() == before
+
 
 def test_t5x_text_tower_plus_npz_image_tower(tmp_path):
   """Ablation encoder: the files' weights are used, the rest stays at the seeded init."""
@@ -351,3 +371,57 @@ def test_restore_params_from_model_dir_or_checkpoints_dir(tmp_path):
   assert encoders.restore_params(directory)[1] == 4
   with pytest.raises(FileNotFoundError, match='no checkpoint for step 9'):
     encoders.restore_params(directory, step=9)
+
+
+def test_unknown_language_codes_are_named_with_a_suggestion():
+  from eval_multilingual import run
+
+  with pytest.raises(UserError) as e:
+    run.check_languages(['sin', 'zh-Hans', 'si', 'xx'], {'si', 'zh', 'en'})
+  assert str(e.value) == (
+    "run.evaluate.languages: no evaluation has 'sin' (did you mean 'si'?), 'zh-Hans' (did you "
+    "mean 'zh'?), 'xx'; available: en, si, zh"
+  )
+  run.check_languages(['si'], {'si', 'zh'})  # all known: no error
+
+
+def _bind_model_dir(model_dir):
+  import gin
+
+  gin.clear_config()
+  gin.parse_config(
+    'from __gin__ import dynamic_registration\n'
+    'from eval_multilingual import encoders\n'
+    f"encoders.from_mlit_checkpoint.checkpoint_dir = '{model_dir}'\n"
+  )
+
+
+def test_tuning_counts_belong_to_the_evaluated_model(tmp_path, caplog):
+  """A RUN_DIR reused for another model: its language_stats.json is replaced, or removed when
+  the new model's run has none; results.json records whose counts they are."""
+  from eval_multilingual import run
+
+  caplog.set_level(logging.INFO)
+  run_dir, a, b, c = (tmp_path / d for d in ('eval', 'a', 'b', 'c'))
+  for d, stats in ((a, {'si': 7043, 'en': 5}), (b, {'en': 9})):
+    d.mkdir()
+    counts = {l: {'n_train_examples': n, 'source': 'trained batches'} for l, n in stats.items()}
+    (d / 'language_stats.json').write_text(json.dumps(counts))
+  run_dir.mkdir()
+  stats = run_dir / 'language_stats.json'
+  _bind_model_dir(a)
+  rec_a = run.copy_tuning_counts(str(run_dir), {'fingerprint': 'A'})
+  assert json.loads(stats.read_text())['si']['n_train_examples'] == 7043
+  assert rec_a['fingerprint'] == 'A' and rec_a['source'] == 'trained batches'
+  assert rec_a['file'] == os.path.join('..', 'a', 'language_stats.json')
+  _bind_model_dir(b)  # model B's own file replaces A's
+  rec_b = run.copy_tuning_counts(str(run_dir), {'fingerprint': 'B'}, rec_a)
+  assert 'si' not in json.loads(stats.read_text()) and rec_b['fingerprint'] == 'B'
+  assert any('replacing' in r.getMessage() for r in caplog.records)
+  _bind_model_dir(c)  # no file in C's run: B's copy is not C's data
+  assert run.copy_tuning_counts(str(run_dir), {'fingerprint': 'C'}, rec_b) is None
+  assert not stats.exists()
+  # A file of unrecorded origin (the demo's manifest counts) stays, recorded as such.
+  stats.write_text(json.dumps({'si': {'n_train_examples': 3}}))
+  rec = run.copy_tuning_counts(str(run_dir), {'fingerprint': 'C'}, None)
+  assert rec['fingerprint'] is None and rec['source'] == 'unknown' and stats.exists()
