@@ -103,7 +103,7 @@ def test_precompute_resume_and_tower_check(tmp_path, yfcc_task, capsys):
 
   # The same task by another tower: refused in the same dir, and when mixing dirs.
   other = dict(VIT, depth=2)
-  with pytest.raises(ValueError, match='tower'):
+  with pytest.raises(ValueError, match=r'\(vit.depth 1 then, 2 now\)'):
     precompute.precompute(yfcc_task, out, other, image_size=16)
   out_b = str(tmp_path / 'emb_b')
   precompute.precompute(yfcc_task, out_b, other, image_size=16)
@@ -131,6 +131,26 @@ def test_precompute_refuses_a_checkpoint_missing_an_array(tmp_path, yfcc_task):
   np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
   with pytest.raises(vit_checkpoint.CheckpointError, match='encoder_norm/scale'):
     precompute.precompute(yfcc_task, str(tmp_path / 'emb'), VIT, str(path), image_size=16)
+
+
+def test_precompute_names_what_differs_and_a_missing_checkpoint(tmp_path, yfcc_task):
+  """Another image size into the same output names that one setting (not two whole towers); a
+  checkpoint path that does not exist is named itself, not a sidecar file beside it."""
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  out = str(tmp_path / 'emb')
+  precompute.precompute(yfcc_task, out, VIT, image_size=16)
+  with pytest.raises(UserError) as e:
+    precompute.precompute(yfcc_task, out, VIT, image_size=24)
+  assert str(e.value).startswith(  # gin adds a line naming the configurable
+    f'{out} holds embeddings made with other settings (image_size 16 then, 24 now): use another '
+    'output_dir (PRECOMPUTE_DIR)\n'
+  )
+  nope = str(tmp_path / 'nope.npz')
+  with pytest.raises(UserError, match=f'^precompute.checkpoint_path {nope}: no such file\n'):
+    precompute.precompute(
+      yfcc_task, str(tmp_path / 'e2'), {'variant': 'lite0'}, nope, kind='efficientnet_lite'
+    )
 
 
 def test_precompute_names_a_task_it_cannot_embed(tmp_path, yfcc_task):

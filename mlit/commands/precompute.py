@@ -78,6 +78,23 @@ def _example(emb: np.ndarray, strings: Mapping[str, bytes]) -> bytes:
   return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
 
 
+def settings_changed(then: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+  """'image_size 160 then, 224 now; vit.variant ...' for the keys whose values differ (nested
+  dicts by dotted key), or '' when none does."""
+  return '; '.join(_changes(then, now, ''))
+
+
+def _changes(then: Mapping[str, Any], now: Mapping[str, Any], prefix: str) -> list[str]:
+  out = []
+  for k in [*now, *(k for k in then if k not in now)]:
+    a, b = then.get(k), now.get(k)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+      out += _changes(a, b, f'{prefix}{k}.')
+    elif a != b:
+      out.append(f'{prefix}{k} {a!r} then, {b!r} now')
+  return out
+
+
 @gin.configurable
 def precompute(
   task_name: str = gin.REQUIRED,
@@ -96,6 +113,9 @@ def precompute(
   `vit` is the tower's keyword arguments: a ViT's, or with kind='efficientnet_lite' an
   EfficientNet-Lite's ({'variant': 'lite0'}; checkpoint from mlit.checkpoints.efficientnet_pth).
   """
+  if checkpoint_path and not tf.io.gfile.exists(checkpoint_path):
+    # Checked first: the readers would name a missing sidecar (.json) of it instead.
+    raise UserError(f'precompute.checkpoint_path {checkpoint_path}: no such file')
   model = two_tower.build_image_tower(kind, vit)
   dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
   params = jax.jit(model.init)(jax.random.PRNGKey(seed), dummy)['params']  # one compile
@@ -149,11 +169,14 @@ def precompute(
       'num_shards': len(shards),
       'complete': False,
     }
-  if manifest['tower'] != tower or manifest['task'] != task_name:
+  changed = settings_changed(
+    {'task': manifest['task'], 'split': manifest.get('split', split), **manifest['tower']},
+    {'task': task_name, 'split': split, **tower},
+  )
+  if changed:
     raise UserError(
-      f'{output_dir} holds embeddings of task {manifest["task"]!r} by '
-      f'tower {manifest["tower"]}; this run is {task_name!r} by {tower}. '
-      'Use another output_dir.'
+      f'{output_dir} holds embeddings made with other settings ({changed}): use another '
+      'output_dir (PRECOMPUTE_DIR)'
     )
   images, start, embed_seconds = 0, time.perf_counter(), 0.0
 
