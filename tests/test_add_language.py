@@ -429,3 +429,180 @@ def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):
   assert cli.main([*argv, str(jsonl)]) == 0
   assert capsys.readouterr().out.startswith('Greek (el), 20 texts:')
   assert not (tmp_path / 'new_ext').exists()
+
+
+def test_num_pieces_below_the_characters_of_the_texts_works_and_below_one_is_refused(
+  setup, tmp_path, capsys
+):
+  """SentencePiece refuses a model smaller than the texts' characters ('Vocabulary size is
+  smaller than required_chars'): a small --num-pieces trains the size it needs and takes its best
+  pieces; 0 or less is one line naming --num-pieces, before any work."""
+  d = setup[0]
+  old = vocab_extension.load_proto(str(d / 'old.model'))
+  texts = (d / 'el.txt').read_text(encoding='utf-8').splitlines()
+  assert len(set(''.join(texts))) > int(3 * 1.5) + 16  # the seed size 3 pieces asked for
+  ext = vocab_extension.extend(old, texts, 3)
+  assert 1 <= len(ext.pieces) <= 3 and len(ext.proto.pieces) == len(old.pieces) + len(ext.pieces)
+  for n in ('0', '-5'):
+    argv = [
+      'extend-vocab',
+      '--vocab',
+      str(d / 'old.model'),
+      '--checkpoint',
+      str(d / 'old_ckpt' / 'checkpoint_0'),
+    ]
+    argv += ['--lang', 'el', '--texts', str(d / 'el.txt'), '--num-pieces', n]
+    assert add_language.main([*argv, '--out', str(tmp_path / 'x')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f'mlit add-language extend-vocab: error: --num-pieces {n}: '
+                                'the minimum is 1 (pieces to add)']  # fmt: skip
+    assert not (tmp_path / 'x').exists()
+
+
+def test_language_codes_are_the_projects_spelling_or_refused_with_the_code_to_use(
+  setup, tmp_path, capsys
+):
+  d = setup[0]
+  vocab, el = str(d / 'old.model'), str(d / 'el.txt')
+  for given, use in (('sin', 'si'), ('cat', 'ca'), ('ell', 'el')):
+    assert add_language.main(['coverage', '--vocab', vocab, '--lang', given, el]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{given}' is ISO 639-3 for" in err, err
+    assert f"use '{use}'" in err
+  (tmp_path / 'en.json').write_text(
+    json.dumps({'name': 't', 'num_classes': 1, 'languages': {'en': {'classes': ['cat'],
+               'templates': ['a {}.']}}}), encoding='utf-8')  # fmt: skip
+  argv = ['prompts', '--lang', 'cat', '--english', str(tmp_path / 'en.json'), '--human']
+  assert (
+    add_language.main([*argv, str(tmp_path / 'en.json'), '--out', str(tmp_path / 'p.json')]) == 2
+  )
+  assert "use 'ca'" in capsys.readouterr().err and not (tmp_path / 'p.json').exists()
+  # Simplified Chinese is plain 'zh'; texts in another script than the language's are flagged.
+  assert add_language.main(['coverage', '--vocab', vocab, '--lang', 'zh-Hans', el]) == 0
+  captured = capsys.readouterr()
+  assert "--lang zh-Hans: written 'zh'" in captured.err
+  assert 'but the texts are mostly Greek (Grek): check --lang' in captured.err
+  assert captured.out.startswith('Chinese (zh),')
+  assert add_language.main(['coverage', '--vocab', vocab, '--lang', 'el', el]) == 0
+  assert 'warning' not in capsys.readouterr().err
+
+
+def test_texts_report_lines_blanks_duplicates_and_what_was_not_checked(setup, tmp_path, capsys):
+  d = setup[0]
+  lines = _lines(EL_WORDS, 200, 7)
+  texts = tmp_path / 'el.txt'
+  texts.write_text('\n'.join(lines + lines[:50] + ['', '  ', '']) + '\n', encoding='utf-8')
+  argv = [
+    'extend-vocab',
+    '--vocab',
+    str(d / 'old.model'),
+    '--checkpoint',
+    str(d / 'old_ckpt' / 'checkpoint_0'),
+  ]
+  argv += ['--lang', 'el', '--texts', str(texts), '--num-pieces', '20', '--out']
+  assert add_language.main([*argv, str(tmp_path / 'ext')]) == 0
+  captured = capsys.readouterr()
+  distinct = len(set(lines))
+  assert f'el texts: 253 lines read, 250 texts, {250 - distinct} of them duplicates' in captured.err
+  assert 'skipped 3 blank lines' in captured.err
+  assert f'The 250 el texts ({distinct} distinct) gave' in captured.out
+  assert 'old languages: not checked (no --old-texts)' in captured.out
+  assert '(on the texts the pieces were trained on: held-out texts gain less)' in captured.out
+
+
+def test_coverage_error_names_the_given_text_field(setup, tmp_path, capsys):
+  d = setup[0]
+  jsonl = tmp_path / 'x.jsonl'
+  jsonl.write_text(json.dumps({'lang': 'el', 'name': 'γάτα'}) + '\n', encoding='utf-8')
+  argv = ['coverage', '--vocab', str(d / 'old.model'), '--lang', 'de', '--text-field', 'name']
+  assert add_language.main([*argv, str(jsonl)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert "from the field --text-field 'name'" in err and 'first of' not in err
+  assert "('text'" not in err and len(err.splitlines()) == 1
+
+
+def test_prompts_out_directory_is_created_and_drift_chrf_is_at_most_100(tmp_path, capsys):
+  prompts = {'name': 't', 'num_classes': 1, 'languages': {'ca': {'classes': ['gat'],
+             'templates': ["una foto d'un {}."]}, 'en': {'classes': ['cat'], 'templates': ['a {}.']}}}  # fmt: skip
+  (tmp_path / 'p.json').write_text(json.dumps(prompts), encoding='utf-8')
+  argv = ['prompts', '--lang', 'ca', '--english', str(tmp_path / 'p.json')]
+  argv += ['--human', str(tmp_path / 'p.json'), '--out']
+  assert add_language.main([*argv, str(tmp_path / 'p.json'), '--drift-chrf', '200']) == 2
+  assert capsys.readouterr().err.strip().endswith('--drift-chrf 200: chrF is 0 to 100')
+  out = tmp_path / 'new' / 'dir' / 'prompts.json'
+  assert add_language.main([*argv, str(out)]) == 0
+  assert set(prompts_lib.load_prompt_file(str(out))) == {'ca'}
+  assert (tmp_path / 'new' / 'dir' / 'prompt_quality.json').exists()
+
+
+def _run_argv(d, out, *extra):
+  argv = [
+    'run',
+    '--vocab',
+    str(d / 'old.model'),
+    '--checkpoint',
+    str(d / 'old_ckpt' / 'checkpoint_0'),
+  ]
+  argv += ['--lang', 'el', '--texts', str(d / 'el.txt'), '--out', str(out)]
+  return [*argv, '--eval-gin', 'demo/eval_emoji_zeroshot.gin', *extra]
+
+
+def test_run_checks_every_input_first_and_leaves_no_empty_directory(setup, tmp_path, capsys):
+  d = setup[0]
+  out = tmp_path / 'run'
+  argv = _run_argv(d, out)
+  argv[-1] = 'demo/eval_emoji_zershot.gin'
+  assert add_language.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert (
+    err == 'mlit add-language run: error: --eval-gin demo/eval_emoji_zershot.gin: no such gin file'
+  )
+  assert not out.exists()
+  # A failing extend-vocab (no piece to add) leaves neither OUT/extension nor OUT behind.
+  (tmp_path / 'en.txt').write_text('the cat\n', encoding='utf-8')
+  argv = _run_argv(d, out)
+  argv[argv.index(str(d / 'el.txt'))] = str(tmp_path / 'en.txt')
+  argv[argv.index('el')] = 'en'
+  with pytest.raises(SystemExit) as stop:
+    add_language.main(argv)
+  assert stop.value.code == 2 and not out.exists()
+
+
+def test_run_refuses_an_out_whose_extension_ran_with_other_arguments(setup, tmp_path, capsys):
+  """A re-run into the same OUT: the extension's recorded arguments decide, before any work."""
+  from mlit.commands import add_language_run  # pylint: disable=g-import-not-at-top
+
+  d, ext, _, _ = setup
+  out = tmp_path / 'run'
+  shutil.copytree(ext, out / 'extension')
+  assert add_language.main(_run_argv(d, out)) == 2  # made by hand: no record of its arguments
+  err = capsys.readouterr().err.strip()
+  assert 'its extension has no record of the arguments it ran with (steps.json' in err
+  args = argparse_namespace(_run_argv(d, out))
+  inputs = add_language_run._extension_inputs(args, str(d / 'old_ckpt' / 'checkpoint_0'))
+  (out / 'steps.json').write_text(json.dumps({'extension': inputs}), encoding='utf-8')
+  assert add_language.main(_run_argv(d, out, '--num-pieces', '500')) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1
+  assert 'its extension ran with other arguments (num_pieces 1000 then, 500 now)' in err
+  assert not (out / 'eval_before').exists()
+
+
+def argparse_namespace(argv):
+  """The parsed flags as add_language.main hands them to a step."""
+  args = add_language.build_parser().parse_args(argv)
+  add_language.check_common_args(args)
+  return args
+
+
+def test_an_evaluation_of_another_step_or_other_arguments_is_stale():
+  from mlit.commands import add_language_run  # pylint: disable=g-import-not-at-top
+
+  results = {'model': {'name': 'mlit:/x/add/train@300+efficientnet_lite:tower.npz'}}
+  inputs = {'eval_gin': 'e.gin', 'eval_binding': [], 'checkpoint_step': 300}
+  assert add_language_run.stale_evaluation(results, dict(inputs), inputs) is None
+  why = add_language_run.stale_evaluation(results, dict(inputs), {**inputs, 'checkpoint_step': 340})
+  assert why == 'it evaluated step 300, the checkpoint is now at step 340'
+  why = add_language_run.stale_evaluation(results, {**inputs, 'eval_gin': 'o.gin'}, inputs)
+  assert why == "eval_gin 'o.gin' then, 'e.gin' now"
+  assert 'no record' in add_language_run.stale_evaluation(results, None, inputs)

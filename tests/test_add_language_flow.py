@@ -236,3 +236,24 @@ def test_run_checks_the_texts_before_any_evaluation(flow, tmp_path, capfd):
   assert captured.out.startswith('== add-language extend-vocab: ') and 'eval' not in captured.out
   assert 'gave no piece the vocabulary lacks' in captured.err
   assert not (out / 'eval_before').exists()
+
+
+def test_extend_vocab_takes_a_run_root_and_warns_of_a_language_the_run_has(flow, tmp_path, capsys):
+  """--checkpoint ROOT, where ROOT/train is the run (as `mlit demo` lays it out and predict,
+  export and mlit.load accept it), is that run; extending 'de', which the base run was tuned on,
+  says so."""
+  d, data, base, _ = flow
+  root = tmp_path / 'root'
+  root.mkdir()
+  os.symlink(base, root / 'train')
+  argv = ['extend-vocab', '--vocab', str(d / 'spm.model'), '--checkpoint', str(root), '--lang']
+  argv += ['de', '--emoji-data', data, '--num-pieces', '20', '--out', str(tmp_path / 'ext')]
+  assert add_language.main(argv) == 0
+  err = capsys.readouterr().err
+  assert f'--checkpoint {root}: the run in {root / "train"}' in err
+  assert (
+    f'warning: --lang de: the base run at --checkpoint {root / "train"} was already tuned on de'
+    in err
+  )
+  summary = json.loads((tmp_path / 'ext' / 'extension.json').read_text(encoding='utf-8'))
+  assert summary['old_checkpoint'] == str(root / 'train')

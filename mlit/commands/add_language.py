@@ -20,6 +20,7 @@ from mlit.commands import cli
 cli.run_if_main(__name__, 'add-language')  # `python -m`: the command, before the heavy imports
 
 import argparse
+import gzip
 import json
 import os
 import random
@@ -30,10 +31,11 @@ import sentencepiece as spm
 
 from eval_multilingual import coverage, languages
 from mlit import run_layout
-from mlit.language import gin_file, grown_run, vocab_extension
+from mlit.language import codes, gin_file, grown_run, vocab_extension
+from tasks.user_error import UserError
 
 
-class AddLanguageError(ValueError):
+class AddLanguageError(UserError):
   """Bad input to a step: printed as one line, exit code 2."""
 
 
@@ -45,10 +47,17 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
   """Texts of `lang`: TSV/JSONL rows whose language field is `lang`, every line of plain text.
   Rows skipped (no text field, empty, other languages) are counted on stderr."""
   fields = dict(text_field=getattr(args, 'text_field', None))
-  texts, skipped, other = [], {}, 0
+  texts, skipped, other, lines = [], {}, 0, 0
   for path in paths:
     name = path[:-3] if path.endswith('.gz') else path
     structured = name.endswith(('.tsv', '.jsonl', '.json'))
+    if not structured:  # the plain reader drops blank lines without counting them
+      opener = gzip.open if path.endswith('.gz') else open
+      with opener(path, 'rt', encoding='utf-8', newline='') as f:
+        for line in f:
+          lines += 1
+          if not line.strip():
+            skipped['blank_lines'] = skipped.get('blank_lines', 0) + 1
     reader = coverage.InputReader(
       lang=None if structured else lang, lang_field=getattr(args, 'lang_field', None), **fields
     )
@@ -64,15 +73,32 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
     skipped['rows_of_other_languages'] = other
   if not texts:
     why = f' ({_skipped_text(skipped)})' if skipped else ''
+    text_from = (
+      f'the field --text-field {fields["text_field"]!r}'
+      if fields['text_field']
+      else f'a field named one of {coverage.TEXT_FIELDS} (--text-field names another)'
+    )
+    lang_field = getattr(args, 'lang_field', None)
+    lang_from = (
+      f'--lang-field {lang_field!r}'
+      if lang_field
+      else f'one of {coverage.LANG_FIELDS} (--lang-field)'
+    )
     hint = (
-      f'; texts are read from a field named one of {coverage.TEXT_FIELDS} (--text-field names '
-      f'another) and languages from one of {coverage.LANG_FIELDS} (--lang-field)'
+      f'; texts are read from {text_from} and languages from {lang_from}'
       if skipped.get('no_text_field') or other
       else ''
     )
     raise AddLanguageError(f'no texts of language {lang!r} in {", ".join(paths)}{why}{hint}')
-  if skipped:
-    print(f'{lang} texts: {len(texts):,} read; skipped {_skipped_text(skipped)}', file=sys.stderr)
+  duplicates = len(texts) - len(set(texts))
+  read = f'{lines:,} lines read, ' if lines else ''
+  dup = f', {duplicates:,} of them duplicates (kept: frequency counts)' if duplicates else ''
+  if skipped or duplicates:
+    skip = f'; skipped {_skipped_text(skipped)}' if skipped else ''
+    print(f'{lang} texts: {read}{len(texts):,} texts{dup}{skip}', file=sys.stderr)
+  mismatch = codes.script_mismatch(lang, texts)
+  if mismatch:
+    print(f'warning: {mismatch}', file=sys.stderr)
   return texts
 
 
@@ -141,9 +167,11 @@ def cmd_coverage(args) -> int:
   return 0
 
 
-def _piece_report_lines(lang: str, n_texts: int, r: dict) -> list[str]:
+def _piece_report_lines(lang: str, texts: list[str], r: dict, old_checked: bool) -> list[str]:
+  distinct = len(set(texts))
+  n = f'{len(texts)} {lang} texts' + (f' ({distinct} distinct)' if distinct != len(texts) else '')
   lines = [
-    f'pieces: requested {r["requested"]}, added {r["added"]}. The {n_texts} {lang} texts gave a '
+    f'pieces: requested {r["requested"]}, added {r["added"]}. The {n} gave a '
     f'SentencePiece model of {r["trained_model_pieces"]} pieces: {r["already_in_vocabulary"]} '
     f'already in the vocabulary, {r["special_pieces"]} special (control, byte, lone "▁"), '
     f'{r["new_candidates"]} new.'
@@ -172,6 +200,12 @@ def _piece_report_lines(lang: str, n_texts: int, r: dict) -> list[str]:
       + ', '.join(f'{k} {100 * share[k]:.1f}%' for k in worst)
       + '); with the first pieces tried: '
       + ', '.join(f'{k} {100 * share_all[k]:.1f}%' for k in worst_all)
+    )
+  elif not old_checked:
+    lines.append(
+      'old languages: not checked (no --old-texts): a new piece may change how their texts are '
+      "segmented; give --old-texts FILE... (TSV/JSONL texts of the base run's languages) to "
+      'leave such pieces out'
     )
   return lines
 
@@ -214,12 +248,50 @@ def check_vocab_is_the_runs(vocab: str, checkpoint: str) -> None:
     )
 
 
+def _already_tuned_on(checkpoint: str, lang: str) -> int:
+  """Examples of `lang` the mlit run at `checkpoint` was tuned on (its language_stats.json)."""
+  model_dir = _run_spec(checkpoint)[0]
+  try:
+    with open(run_layout.language_stats(model_dir), encoding='utf-8') as f:
+      stats = json.load(f)
+  except (OSError, ValueError):
+    return 0
+  entry = stats.get(lang)
+  return int(entry.get('n_train_examples', 0)) if isinstance(entry, dict) else 0
+
+
+def remove_empty_dirs(root: str) -> None:
+  """Removes `root` and the directories under it that a failed step left empty."""
+  if not os.path.isdir(root):
+    return
+  for d, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+    if not os.listdir(d):
+      os.rmdir(d)
+
+
 def cmd_extend_vocab(args) -> int:
   if os.path.exists(args.out) and os.listdir(args.out):
     raise AddLanguageError(f'--out {args.out} exists and is not empty: choose another --out')
+  existed = os.path.exists(args.out)
+  try:
+    return _extend_vocab(args)
+  finally:  # a failure leaves no empty --out (a later run would find it in the way)
+    if not existed:
+      remove_empty_dirs(args.out)
+
+
+def _extend_vocab(args) -> int:
   coverage.load_sentencepiece(args.vocab)  # one line on a file that is not a vocabulary
   if grown_run.is_mlit_run(args.checkpoint):
     check_vocab_is_the_runs(args.vocab, args.checkpoint)
+    tuned = _already_tuned_on(args.checkpoint, args.lang)
+    if tuned:
+      print(
+        f'warning: --lang {args.lang}: the base run at --checkpoint {args.checkpoint} was already '
+        f'tuned on {args.lang} ({tuned:,} examples, {run_layout.LANGUAGE_STATS}): its pieces are '
+        'added anyway; extend-vocab is for a language the run lacks',
+        file=sys.stderr,
+      )
   if args.max_len is None:  # the run's own text length; T5X checkpoints do not record one
     spec = _run_spec(args.checkpoint)[1] if grown_run.is_mlit_run(args.checkpoint) else None
     args.max_len = spec['text_length'] if spec else 16
@@ -277,13 +349,15 @@ def cmd_extend_vocab(args) -> int:
   }
   with open(os.path.join(args.out, 'extension.json'), 'w', encoding='utf-8') as f:
     json.dump(summary, f, ensure_ascii=False, indent=1)
-  for line in _piece_report_lines(args.lang, len(texts), ext.report):
+  old_checked = bool(args.emoji_data or args.old_texts)
+  for line in _piece_report_lines(args.lang, texts, ext.report, old_checked):
     print(line)
   print(
     f'vocabulary {ext.old_vocab_size} -> {len(ext.proto.pieces)} pieces; embedding rows '
     f'{rows[0]} -> {rows[1]}; {args.lang} byte-fallback share '
     f'{100 * before["byte_fallback_share"]:.1f}% -> {100 * after["byte_fallback_share"]:.1f}%'
     f', tokens/{after["unit"]} {before["tokens_per_unit"]:.2f} -> {after["tokens_per_unit"]:.2f}'
+    ' (on the texts the pieces were trained on: held-out texts gain less)'
   )
   if kind == 'mlit':
     print(
@@ -364,6 +438,7 @@ def _load_or(path: str, default: dict) -> dict:
 
 
 def _write_json(path: str, data: dict) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'w', encoding='utf-8') as f:
     json.dump(data, f, ensure_ascii=False, indent=1)
 
@@ -411,6 +486,8 @@ def cmd_prompts(args) -> int:
 
   if not args.backend and not args.human:
     raise AddLanguageError('give --backend (machine translation) and/or --human FILE')
+  if not 0 <= args.drift_chrf <= 100:
+    raise AddLanguageError(f'--drift-chrf {args.drift_chrf:g}: chrF is 0 to 100')
   english_sets = prompts_lib.load_prompt_file(args.english)
   if args.english_lang not in english_sets:
     raise AddLanguageError(
@@ -523,7 +600,7 @@ def _step_parser(sub, name: str, summary: str):
   )
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
     prog='mlit add-language',
     description=__doc__.split('\n')[0],
@@ -604,7 +681,11 @@ def main(argv=None) -> int:
     'base run whose config predates a macro the evaluation file uses',
   )
 
-  args = p.parse_args(argv)
+  return p
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
   for attr in ('vocab', 'checkpoint', 'english', 'human', 'emoji_data'):
     path = getattr(args, attr, None)
     if path and not os.path.exists(path):
@@ -620,14 +701,48 @@ def main(argv=None) -> int:
     'gin': cmd_gin,
   }
   try:
+    check_common_args(args)
     if args.step == 'run':
       from mlit.commands import add_language_run  # pylint: disable=g-import-not-at-top
 
-      return add_language_run.run(args)
+      try:
+        return add_language_run.run(args)
+      except UserError as e:  # the run's own checks (inputs, an earlier run's steps)
+        raise AddLanguageError(str(e)) from e
     return steps[args.step](args)
   except AddLanguageError as e:
     print(f'mlit add-language {args.step}: error: {e}', file=sys.stderr)
     return 2
+
+
+def resolve_checkpoint(path: str) -> str:
+  """--checkpoint as given, or the MODEL_DIR inside a run root that holds train/ (as `mlit demo`
+  makes it, and as predict, export and mlit.load accept it)."""
+  if grown_run.is_mlit_run(path) or os.path.isfile(os.path.join(path, 'checkpoint')):
+    return path
+  inner = os.path.join(path, 'train')
+  if grown_run.is_mlit_run(inner):
+    print(f'--checkpoint {path}: the run in {inner}', file=sys.stderr)
+    return inner
+  return path
+
+
+def check_common_args(args) -> None:
+  """Flags every step shares, before any work: the language code, --checkpoint, --num-pieces."""
+  if getattr(args, 'lang', None) is not None:
+    try:
+      lang = codes.normalize_lang(args.lang)
+    except UserError as e:
+      raise AddLanguageError(str(e)) from e
+    if lang != args.lang:
+      print(
+        f'--lang {args.lang}: written {lang!r} (the one spelling of mlit data)', file=sys.stderr
+      )
+    args.lang = lang
+  if getattr(args, 'checkpoint', None):
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
+  if getattr(args, 'num_pieces', None) is not None and args.num_pieces < 1:
+    raise AddLanguageError(f'--num-pieces {args.num_pieces}: the minimum is 1 (pieces to add)')
 
 
 def add_extend_args(e) -> None:

@@ -17,6 +17,7 @@
 import dataclasses
 import io
 import os
+import re
 from typing import Iterable
 
 import numpy as np
@@ -46,23 +47,36 @@ def train_candidate_pieces(
   type_name = sp_pb2.TrainerSpec.ModelType.Name(old.trainer_spec.model_type).lower()
   if type_name not in ('unigram', 'bpe'):
     raise ValueError(f'vocabulary extension supports unigram and bpe models, not {type_name}')
-  model = io.BytesIO()
-  spm.SentencePieceTrainer.train(
-    sentence_iterator=iter(texts),
-    model_writer=model,
-    model_type=type_name,
-    vocab_size=seed_vocab_size or int(num_pieces * 1.5) + 16,
-    hard_vocab_limit=False,
-    character_coverage=1.0,
-    byte_fallback=False,
-    pad_id=-1,
-    bos_id=-1,
-    eos_id=-1,
-    unk_id=0,
-    normalization_rule_name=old.normalizer_spec.name or 'nmt_nfkc',
-    minloglevel=2,
-    num_threads=1,
-  )
+  if num_pieces < 1:
+    raise ValueError(f'num_pieces {num_pieces}: the minimum is 1')
+  vocab_size = seed_vocab_size or int(num_pieces * 1.5) + 16
+  for _ in range(2):
+    model = io.BytesIO()
+    try:
+      spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        model_type=type_name,
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        byte_fallback=False,
+        pad_id=-1,
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=0,
+        normalization_rule_name=old.normalizer_spec.name or 'nmt_nfkc',
+        minloglevel=2,
+        num_threads=1,
+      )
+      break
+    except RuntimeError as e:
+      # The seed model must hold every character of the texts; the best num_pieces of a larger
+      # one are taken all the same, so a small --num-pieces trains on the size it needs.
+      m = re.search(r'required_chars\. (\d+) vs (\d+)', str(e))
+      if not m or int(m.group(2)) <= vocab_size:
+        raise
+      vocab_size = int(m.group(2))
   new = sp_pb2.ModelProto()
   new.ParseFromString(model.getvalue())
   existing = {p.piece for p in old.pieces}
