@@ -218,13 +218,23 @@ def build(
   out_dir: str,
   threshold: float,
   recall_k: int,
-  max_plots: int = 6,
+  max_plots: int = 12,
   min_n: int = report_data.DEFAULT_MIN_N,
+  sort_by: str | None = None,
 ) -> dict[str, str]:
   """Writes the plots, report.md and index.html into out_dir; returns their paths."""
   os.makedirs(out_dir, exist_ok=True)
   cols = report_data.score_columns(run, recall_k)
-  order_col = cols[0] if cols else None
+  order_col = report_data.main_column(run, cols, sort_by)
+  if order_col is not None:  # the main score first: tables, summaries and plots lead with it
+    cols = [order_col] + [c for c in cols if c != order_col]
+  left_out = cols[max_plots:]
+  if left_out:
+    run.warnings.append(
+      f'plots of {len(left_out)} scores left out (over {max_plots}): '
+      + ', '.join(c.label for c in left_out)
+    )
+  counts_what = run.counts_note.split(':', 1)[-1].strip() if run.counts_note else ''
   plotted = []  # (score label, [(png filename, caption)]): bars, then the two small plots
   for col in cols[:max_plots]:
     group = []
@@ -234,7 +244,7 @@ def build(
     group.append((p, f'{col.label}: per language, sorted (English outlined; dashed: chance)'))
     p = f'vs_data_{col.slug}.png'
     if report_plots.score_vs_data(plot_run, col, os.path.join(out_dir, p)):
-      group.append((p, f'{col.label} vs tuning examples in the language'))
+      group.append((p, f'{col.label} vs tuning examples in the language ({counts_what})'))
     p = f'scripts_{col.slug}.png'
     report_plots.script_boxes(plot_run, col, os.path.join(out_dir, p))
     group.append((p, f'{col.label} by script'))
@@ -254,7 +264,11 @@ def build(
   blocks = [
     doc.Line(
       f'Generated {stamp} from {sources}. '
-      f'{len(rows)} languages; scores in %; chance from results.json meta.'
+      f'{len(rows)} languages; scores in %; chance from results.json meta. Languages are '
+      f'sorted by {order_col.label if order_col else "code"}'
+      + (
+        ' (--sort-by).' if sort_by else ' (the top-1 accuracy scored in most languages; --sort-by).'
+      )
     )
   ]
   if model_line:
@@ -295,7 +309,11 @@ def build(
   def lang_style(i, j):
     return _heat(rows[i][j], vmax[j]) if j in vmax else None
 
-  blocks += [doc.Heading('Per language'), doc.Table(headers, rows, 3, cell_style=lang_style)]
+  blocks.append(doc.Heading('Per language'))
+  blocks.append(doc.Line(f'Sorted by {order_col.label if order_col else "code"}.'))
+  if run.counts_note:
+    blocks.append(doc.Line(run.counts_note + '.'))
+  blocks.append(doc.Table(headers, rows, 3, cell_style=lang_style))
   if warnings:
     blocks += [doc.Heading('Input warnings'), doc.Bullets(warnings, css_class='warn')]
 
@@ -305,6 +323,11 @@ def build(
   with open(paths['html'], 'w', encoding='utf-8') as f:
     f.write(doc.html_page(title, blocks, out_dir))
   return paths
+
+
+def _error(message: str) -> int:
+  print(f'mlit report: error: {message}', file=sys.stderr)
+  return 2
 
 
 def main(argv=None) -> int:
@@ -329,7 +352,15 @@ def main(argv=None) -> int:
     default=0.05,
     help='list languages scoring below this fraction (default 0.05)',
   )
-  p.add_argument('--recall-k', type=int, default=1, help='recall@k shown for retrieval (default 1)')
+  p.add_argument(
+    '--recall-k', type=int, default=None, help='recall@k shown for retrieval (default 1)'
+  )
+  p.add_argument(
+    '--sort-by',
+    metavar='TASK[:METRIC]',
+    help='score the tables and summaries are sorted by, e.g. emoji_cldr/zeroshot_classification '
+    '(default: the top-1 accuracy scored in most languages)',
+  )
   p.add_argument(
     '--min-n',
     type=int,
@@ -338,25 +369,42 @@ def main(argv=None) -> int:
     'averages and summary plots (default %(default)s)',
   )
   args = p.parse_args(argv)
+  if not 0 < args.threshold <= 1:
+    return _error(f'--threshold {args.threshold:g}: a fraction in (0, 1] is expected (5% is 0.05)')
+  if args.min_n < 0:
+    return _error(f'--min-n {args.min_n}: a count of examples, 0 or more')
+  if args.recall_k is not None and args.recall_k < 1:
+    return _error(f'--recall-k {args.recall_k}: k is 1 or more')
   try:
     run = report_data.load_run(args.run_dir)
+    if not run.results['languages']:
+      raise ValueError(
+        f'{run_layout.results(args.run_dir)}: no language has results; nothing to report'
+      )
+    ks = report_data.recall_ks(run)
+    if args.recall_k is not None and ks and args.recall_k not in ks:
+      raise ValueError(
+        f'--recall-k {args.recall_k}: the results have recall@k for k in {", ".join(map(str, ks))}'
+      )
+    if args.recall_k is not None and not ks:
+      run.warnings.append(f'--recall-k {args.recall_k}: the results have no retrieval scores')
     others = [report_data.load_run(d) for d in args.compare]
     taken = {run.name}
     for o in others:  # Equal names would make the comparison columns ambiguous.
       if o.name in taken:
         o.name = f'{o.name} ({os.path.basename(os.path.normpath(o.path))})'
       taken.add(o.name)
+    paths = build(
+      run,
+      others,
+      args.out or run_layout.report(args.run_dir),
+      args.threshold,
+      args.recall_k or 1,
+      min_n=args.min_n,
+      sort_by=args.sort_by,
+    )
   except (OSError, ValueError) as e:
-    print(f'mlit report: error: {e}', file=sys.stderr)
-    return 2
-  paths = build(
-    run,
-    others,
-    args.out or run_layout.report(args.run_dir),
-    args.threshold,
-    args.recall_k,
-    min_n=args.min_n,
-  )
+    return _error(str(e))
   for w in run.warnings:
     print(f'warning: {w}', file=sys.stderr)
   print(f'wrote {paths["html"]} and {paths["md"]}')

@@ -8,6 +8,7 @@ translated prompts, written by `mlit add-language prompts`).
 
 import collections
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -63,6 +64,8 @@ class Run:
   tokenizer_stats: dict
   prompt_quality: dict
   warnings: list[str]
+  # Where the 'Tuning examples' counts come from (shown under the table and on the plots).
+  counts_note: str = ''
 
   def score(self, lang: str, col: Column) -> float | None:
     v = self.results['languages'].get(lang, {}).get(col.task, {}).get(col.metric)
@@ -139,15 +142,96 @@ def load_run(run_dir: str) -> Run:
   # The run directory names a run in titles and comparison columns (short, chosen by the
   # user); the model's own name (checkpoint path and step) stays in results['model'].
   name = os.path.basename(os.path.normpath(run_dir)) or str(model.get('name') or run_dir)
+  stats, note = tuning_counts(run_dir, results, warnings)
   return Run(
     name=name,
     path=run_dir,
     results=results,
-    language_stats=_by_code(_read_json(run_layout.language_stats(run_dir), False)),
+    counts_note=note,
+    language_stats=stats,
     tokenizer_stats=_by_code(_read_json(run_layout.tokenizer_stats(run_dir), False)),
     prompt_quality=_by_code(_read_json(run_layout.prompt_quality(run_dir), False)),
     warnings=warnings,
   )
+
+
+def _entry_sources(stats: dict) -> str:
+  found = {str(v.get('source', 'unknown')) for v in stats.values() if isinstance(v, dict)}
+  return ', '.join(sorted(found)) or 'unknown'
+
+
+def tuning_counts(run_dir: str, results: dict, warnings: list[str]) -> tuple[dict, str]:
+  """RUN_DIR/language_stats.json by canonical code, and a sentence saying whose counts they are
+  and what they count, from the record `mlit eval` keeps in results.json ('tuning_counts').
+  Counts recorded for another model are not shown (a warning says so)."""
+  path = run_layout.language_stats(run_dir)
+  stats = _read_json(path, False)
+  if not stats:
+    return {}, ''
+  record = results.get('tuning_counts')
+  record = record if isinstance(record, dict) else {}
+  with open(path, 'rb') as f:
+    sha = hashlib.sha256(f.read()).hexdigest()
+  model = results.get('model') if isinstance(results.get('model'), dict) else {}
+  what = _entry_sources(stats)
+  if not record:
+    return _by_code(stats), (
+      f'Tuning examples: {run_layout.LANGUAGE_STATS} ({what}); which model they belong to is not '
+      'recorded in results.json (mlit eval records it)'
+    )
+  if record.get('sha256') != sha:
+    warnings.append(
+      f"{path} changed after mlit eval recorded it: its tuning counts may not be this model's"
+    )
+    return _by_code(stats), (
+      f'Tuning examples: {run_layout.LANGUAGE_STATS} ({what}), changed after mlit eval; '
+      'model not known'
+    )
+  fingerprint = record.get('fingerprint')
+  if fingerprint is not None and fingerprint != model.get('fingerprint'):
+    warnings.append(
+      f'{path} holds the tuning counts of model {fingerprint}, not of the evaluated '
+      f"{model.get('fingerprint')}: not shown (run mlit eval again to copy this model's)"
+    )
+    return {}, 'Tuning examples: not shown (the counts in the run belong to another model)'
+  where = (
+    f"the evaluated model's {record.get('file')}"
+    if fingerprint is not None
+    else f'{run_layout.LANGUAGE_STATS} of unrecorded origin'
+  )
+  return _by_code(stats), f'Tuning examples: {what}, from {where}'
+
+
+def recall_ks(run: Run) -> list[int]:
+  """The k of every recall@k in the results."""
+  ks = set()
+  for tasks in run.results['languages'].values():
+    for ms in tasks.values():
+      ks.update(
+        int(m.rsplit('@', 1)[1]) for m in ms if 'recall@' in m and m.rsplit('@', 1)[1].isdigit()
+      )
+  return sorted(ks)
+
+
+def main_column(run: Run, cols: list[Column], sort_by: str | None = None) -> Column | None:
+  """The score tables and summaries are sorted by: `sort_by` ('dataset/task' or
+  'dataset/task:metric') if given, else the top-1 accuracy scored in the most languages (a task
+  where most languages are missing or at chance must not set the order); UserError when
+  `sort_by` names no column."""
+  if sort_by:
+    task, _, metric = sort_by.partition(':')
+    found = [c for c in cols if c.task == task and (not metric or c.metric == metric)]
+    if not found:
+      names = ', '.join(f'{c.task}:{c.metric}' for c in cols)
+      raise UserError(f'--sort-by {sort_by}: no such score in the results; available: {names}')
+    return found[0]
+  if not cols:
+    return None
+
+  def n_scored(c):
+    return sum(run.score(l, c) is not None for l in run.results['languages'])
+
+  return max(cols, key=lambda c: (c.metric == ZEROSHOT_METRIC, n_scored(c), -cols.index(c)))
 
 
 def score_columns(run: Run, recall_k: int = 1) -> list[Column]:

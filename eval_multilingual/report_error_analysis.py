@@ -172,7 +172,12 @@ def emoji_imagenet_blocks(results: dict) -> list:
       m = results['languages'][lang].get(k)
       meta = results.get('meta', {}).get(lang, {}).get(k, {})
       row += (
-        [meta.get('n_examples', ''), meta.get('n_classes', ''), _pct(m['acc1']), _pct(m['acc5'])]
+        [
+          meta.get('n_examples', ''),
+          meta.get('n_classes', ''),
+          _pct(m.get('acc1')),
+          _pct(m.get('acc5')),
+        ]
         if m
         else ['', '', '', '']
       )

@@ -46,15 +46,22 @@ def script_colors(scripts) -> dict[str, str]:
 
 
 def _legend(ax, colors: dict[str, str], used, outside: bool = False) -> None:
-  handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s]) for s in colors if s in used]
-  labels = [_safe(languages.SCRIPT_NAMES.get(s, s)) for s in colors if s in used]
+  """Every palette script by name; the scripts beyond the palette, drawn grey, as one entry
+  that names them (a grey bar must not go unexplained)."""
+  named = [s for s in colors if s in used and colors[s] != _OTHER]
+  handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s]) for s in named]
+  labels = [_safe(languages.SCRIPT_NAMES.get(s, s)) for s in named]
+  other = sorted(s for s in colors if s in used and colors[s] == _OTHER)
+  if other:
+    handles.append(plt.Rectangle((0, 0), 1, 1, color=_OTHER))
+    labels.append(_safe(other_scripts_label(other)))
   if handles:
     where = (
       dict(loc='upper left', bbox_to_anchor=(1.01, 1.0)) if outside else dict(loc='upper right')
     )
     ax.legend(
-      handles[:12],
-      labels[:12],
+      handles,
+      labels,
       fontsize=7,
       ncol=1 if outside else 2,
       title='script',
@@ -62,6 +69,11 @@ def _legend(ax, colors: dict[str, str], used, outside: bool = False) -> None:
       framealpha=0.85,
       **where,
     )
+
+
+def other_scripts_label(scripts) -> str:
+  shown = ', '.join(scripts[:6]) + (f' +{len(scripts) - 6}' if len(scripts) > 6 else '')
+  return f'other scripts ({shown})'
 
 
 def bars(run: report_data.Run, col: report_data.Column, path: str) -> None:

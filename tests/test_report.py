@@ -181,3 +181,87 @@ def test_results_not_utf8_is_one_line_naming_the_file(tmp_path, capsys):
   assert report.main([str(tmp_path / 'r')]) == 2
   err = capsys.readouterr().err
   assert err.count('\n') == 1 and 'results.json: not UTF-8 text' in err, err
+
+
+def test_bad_flags_and_empty_results_are_one_line(tmp_path, capsys):
+  write_run(tmp_path / 'a', seed=1, evil=False)
+  a = str(tmp_path / 'a')
+  for flags, message in (
+    (['--threshold', '5'], '--threshold 5: a fraction in (0, 1] is expected (5% is 0.05)'),
+    (['--threshold', '0'], '--threshold 0: a fraction in (0, 1]'),
+    (['--min-n', '-3'], '--min-n -3: a count of examples, 0 or more'),
+    (['--recall-k', '7'], '--recall-k 7: the results have recall@k for k in 1, 5'),
+    (['--sort-by', 'nope/task'], '--sort-by nope/task: no such score in the results; available:'),
+  ):
+    assert report.main([a, *flags]) == 2, flags
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(f'mlit report: error: {message}'), err
+  (tmp_path / 'e').mkdir()
+  (tmp_path / 'e' / 'results.json').write_text('{"languages": {}, "macro": {}, "meta": {}}')
+  assert report.main([str(tmp_path / 'e')]) == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'no language has results; nothing to report' in err
+  assert report.main([a, '--recall-k', '5']) == 0  # a k the results have
+
+
+def test_sorted_by_the_main_score_and_every_kind_plotted(tmp_path):
+  """A task scored in 3 languages that sorts first by name does not set the order; with more
+  score columns than the old cap of 6 the retrieval scores are still plotted."""
+  data = write_run(tmp_path / 'a', seed=2, evil=False)
+  babel = 'emoji_babel_imagenet_heldout/zeroshot_classification'
+  for i, (lang, scores) in enumerate(data['languages'].items()):
+    if i < 3:
+      scores[babel] = {'acc1': 0.9 - 0.3 * i}
+    for t in range(5):
+      scores[f'extra{t}/zeroshot_classification'] = {'acc1': 0.1}
+  (tmp_path / 'a' / 'results.json').write_text(json.dumps(data))
+  assert report.main([str(tmp_path / 'a')]) == 0
+  out = tmp_path / 'a' / 'report'
+  md = (out / 'report.md').read_text(encoding='utf-8')
+  assert '\nSorted by emoji_cldr top-1 acc.\n' in md
+  header = next(l for l in md.splitlines() if l.startswith('| Language | Code |'))
+  assert header.split(' | ')[len(report.LANG_HEADERS)] == 'emoji_cldr top-1 acc %'
+  ranked = sorted(data['languages'], key=lambda l: -data['languages'][l][ZS]['acc1'])
+  lines = md.splitlines()
+  start = lines.index(header) + 2  # after the header and its rule
+  assert [r.split(' | ')[1] for r in lines[start : start + 3]] == ranked[:3]
+  pngs = {p.name for p in out.glob('bars_*.png')}
+  assert {
+    'bars_wit_retrieval_image_retrieval_recall_1.png',
+    f'bars_{ZS.replace("/", "_")}_acc1.png',
+  } <= pngs
+  # --sort-by picks another score; the caption names it.
+  assert report.main([str(tmp_path / 'a'), '--sort-by', f'{babel}:acc1']) == 0
+  md = (out / 'report.md').read_text(encoding='utf-8')
+  assert '\nSorted by emoji_babel_imagenet_heldout top-1 acc.\n' in md
+
+
+def test_script_legend_names_every_script():
+  import matplotlib.pyplot as plt
+
+  from eval_multilingual import report_plots
+
+  scripts = [
+    'Latn',
+    'Cyrl',
+    'Arab',
+    'Deva',
+    'Hani',
+    'Grek',
+    'Hebr',
+    'Thai',
+    'Jpan',
+    'Kore',
+    'Beng',
+    'Taml',
+    'Ethi',
+    'Geor',
+  ]
+  colors = report_plots.script_colors(scripts)
+  fig, ax = plt.subplots()
+  report_plots._legend(ax, colors, set(scripts))
+  labels = [t.get_text() for t in ax.get_legend().get_texts()]
+  plt.close(fig)
+  assert len(labels) == 13 and labels[-1].startswith('other scripts (')
+  grey = sorted(s for s in scripts if colors[s] == report_plots._OTHER)
+  assert len(grey) == 2 and all(s in labels[-1] for s in grey)

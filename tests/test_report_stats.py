@@ -1,6 +1,7 @@
 """Report statistics: Wilson intervals, minimum n, comparisons against the intervals, escaping."""
 
 import json
+import os
 
 import pytest
 
@@ -75,9 +76,26 @@ def test_eval_copies_the_trainers_tuning_counts(tmp_path):
     f'encoders.from_mlit_checkpoint.checkpoint_dir = "{model_dir}"\n'
   )
   assert gin.get_bindings(encoders.from_mlit_checkpoint)['checkpoint_dir'] == str(model_dir)
-  run.copy_tuning_counts(str(run_dir))
+  record = run.copy_tuning_counts(str(run_dir), {'fingerprint': 'F'})
+  results = {'languages': {'de': {}}, 'model': {'fingerprint': 'F'}, 'tuning_counts': record}
+  (run_dir / 'results.json').write_text(json.dumps(results))
+  loaded = report_data.load_run(str(run_dir))
+  assert report_data.n_tuning_examples(loaded, 'de') == 7 and not loaded.warnings
+  assert loaded.counts_note == (
+    "Tuning examples: unknown, from the evaluated model's "
+    + os.path.join('..', 'train', 'language_stats.json')
+  )
+  # results.json of another model beside these counts: not shown, and a warning says why.
+  (run_dir / 'results.json').write_text(json.dumps(dict(results, model={'fingerprint': 'G'})))
+  other = report_data.load_run(str(run_dir))
+  assert report_data.n_tuning_examples(other, 'de') is None
+  assert 'holds the tuning counts of model F, not of the evaluated G' in other.warnings[0]
+  # Counts without a record (written before eval recorded them, or by hand): shown, and the
+  # report says their model is not recorded.
   (run_dir / 'results.json').write_text('{"languages": {"de": {}}}')
-  assert report_data.n_tuning_examples(report_data.load_run(str(run_dir)), 'de') == 7
+  bare = report_data.load_run(str(run_dir))
+  assert report_data.n_tuning_examples(bare, 'de') == 7
+  assert 'not recorded' in bare.counts_note
 
 
 def test_report_marks_small_languages_and_says_whether_deltas_are_beyond_the_intervals(tmp_path):
