@@ -97,7 +97,7 @@ def test_impossible_schedule_is_a_user_error(capsys, tmp_path):
   argv = [
     'train',
     '--gin_file=local_tiny.gin',
-    f'--gin.MODEL_DIR="{tmp_path}"',
+    f'--gin.MODEL_DIR="{tmp_path / "run"}"',
     '--gin.TRAIN_STEPS=4',
     '--gin.WARMUP_STEPS=5',
   ]
@@ -105,6 +105,7 @@ def test_impossible_schedule_is_a_user_error(capsys, tmp_path):
   err = capsys.readouterr().err.strip().splitlines()[-1]
   assert err.startswith('mlit train: error: make_optimizer: warmup_steps=5 must be < total_steps=4')
   assert 'In call to configurable' not in err
+  assert not (tmp_path / 'run').exists()  # found in the set-up: no empty MODEL_DIR/checkpoints
 
 
 @pytest.mark.parametrize(

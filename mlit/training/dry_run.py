@@ -10,6 +10,7 @@ against it; a plan that does not fit stops with one line.
 """
 
 import math
+import os
 import time
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -26,8 +27,8 @@ _OTHER = 'heads and temperature'
 
 
 def size_text(n_bytes: float) -> str:
-  """Bytes in KiB, MiB or GiB, three significant digits."""
-  for unit, scale in (('GiB', 1 << 30), ('MiB', 1 << 20), ('KiB', 1 << 10)):
+  """Bytes in KiB, MiB, GiB or TiB, three significant digits."""
+  for unit, scale in (('TiB', 1 << 40), ('GiB', 1 << 30), ('MiB', 1 << 20), ('KiB', 1 << 10)):
     if n_bytes >= scale:
       return f'{n_bytes / scale:.3g} {unit}'
   return f'{int(n_bytes)} B'
@@ -57,10 +58,37 @@ def device_memory_limit() -> Optional[int]:
   return int(stats['bytes_limit']) if stats and stats.get('bytes_limit') else None
 
 
-def check_fits(plan_bytes: int, limit: Optional[int], device_name: str) -> str:
-  """The memory line; UserError when the plan exceeds the device's memory."""
+def host_memory() -> Optional[int]:
+  """Bytes of physical memory of this host (None where the OS does not say)."""
+  try:
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def check_fits(
+  plan_bytes: int,
+  limit: Optional[int],
+  device_name: str,
+  local_devices: int = 1,
+  host_bytes: Optional[int] = None,
+) -> str:
+  """The memory line; UserError when the plan exceeds the device's memory. Host CPU devices
+  report no limit and share the host's memory (host_bytes): a plan larger than it is said, not
+  refused, since CPU devices may stand in for a pod's to check the set-up."""
   if limit is None:
-    return f'{device_name} reports no memory limit: the plan is {size_text(plan_bytes)} per device'
+    line = f'{device_name} reports no memory limit: the plan is {size_text(plan_bytes)} per device'
+    if not host_bytes:
+      return line
+    total = plan_bytes * local_devices
+    if local_devices > 1:
+      line += f', {size_text(total)} for the {local_devices} devices of this host'
+    if total > host_bytes:
+      return (
+        f'{line}, more than its {size_text(host_bytes)} of memory: the run would run out of '
+        'memory here (as a stand-in for other devices, compare the per-device plan with theirs)'
+      )
+    return f'{line}, {total / host_bytes:.0%} of its {size_text(host_bytes)} of memory'
   if plan_bytes > limit:
     raise UserError(
       f'the train step needs {size_text(plan_bytes)} per device, {device_name} has {size_text(limit)}: '
@@ -131,7 +159,7 @@ def _compile_step(jit_step, state, batch_shardings, batch_size: int, info) -> tu
   return compiled, time.time() - t0
 
 
-def _device_name(device) -> str:
+def device_name(device) -> str:
   name = device.device_kind
   return name if device.platform in name.lower() else f'{name} ({device.platform})'
 
@@ -184,7 +212,13 @@ def run(
     f' (train state and batch), temporaries {size_text(plan["temporaries"])}, outputs '
     f'{size_text(plan["outputs"])} ({size_text(plan["aliased"])} of them into the donated state): '
     f'{size_text(plan["total"])} at most',
-    check_fits(plan['total'], device_memory_limit(), _device_name(devices[0])),
+    check_fits(
+      plan['total'],
+      device_memory_limit(),
+      device_name(devices[0]),
+      local_devices=len(jax.local_devices()),
+      host_bytes=host_memory() if devices[0].platform == 'cpu' else None,
+    ),
     f'{where}; nothing was trained or written',
   ]
   for line in lines:

@@ -13,7 +13,9 @@ from mlit.commands import cli
 
 cli.run_if_main(__name__, 'train')  # `python -m`: the command, before the heavy imports
 
+import contextlib
 import os
+import re
 import sys
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -273,8 +275,6 @@ def train(
     )
   _check_vocabulary(model, mixture_or_task_name, task_feature_lengths)
   train_data.use_task_cache(mixture_or_task_name, use_cached, task_cache_dirs)
-  if not dry_run:
-    os.makedirs(model_dir, exist_ok=True)
   mesh = partitioning.make_mesh(num_partitions)
   rules = partitioning.axis_rules(logical_axis_rules)
   data_size = mesh.shape['data']
@@ -286,7 +286,7 @@ def train(
     run_layout.checkpoints(model_dir),
     keep=keep_checkpoints,
     save_every=checkpoint_period,
-    create=not dry_run,
+    create=False,  # made once the set-up succeeded: a mistake found there leaves no directory
   )
   if not dry_run and jax.process_index() == 0:
     unfinished = ckpt.discard_unfinished_writes()
@@ -401,6 +401,7 @@ def train(
     finally:
       batches.close()
     return state
+  os.makedirs(ckpt.directory, exist_ok=True)  # MODEL_DIR and its checkpoints/
   if jax.process_index() == 0:
     changes = gin_flags.config_changes(model_dir) if start_step else []
     if changes:  # e.g. a longer TRAIN_STEPS moves the schedule under the resumed weights
@@ -459,7 +460,8 @@ def train(
   done = start_step  # steps whose update has been dispatched
   try:  # Ctrl-C anywhere from here, the final wait included, says where the run stands
     try:
-      with preemption.notice() as preempted:
+      # XLA runs the step asynchronously: its out-of-memory error surfaces where a result is read.
+      with _out_of_memory_line(batch_size), preemption.notice() as preempted:
         for step in range(start_step, train_steps):
           try:
             local = next(batches)
@@ -507,6 +509,23 @@ def train(
     ckpt.wait()  # a checkpoint being written is finished, not left half-written
     raise TrainingInterrupted(_interrupted_text(done, ckpt.latest_step(), ckpt.directory)) from e
   return state
+
+
+@contextlib.contextmanager
+def _out_of_memory_line(batch_size: int):
+  """XLA's out-of-memory error (a 50-line traceback) as one line saying what to change."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if 'RESOURCE_EXHAUSTED' not in str(e):
+      raise
+    wanted = re.search(r'allocating (\d+) bytes', str(e))
+    size = f' ({dry_run_lib.size_text(int(wanted.group(1)))} in one buffer)' if wanted else ''
+    raise UserError(
+      f'the train step ran out of memory on {dry_run_lib.device_name(jax.local_devices()[0])}{size} at '
+      f'BATCH_SIZE={batch_size}: lower BATCH_SIZE, raise train.train.num_partitions, or use more '
+      'devices (the same command with --dry_run prints what one device holds)'
+    ) from e
 
 
 def _interrupted_text(done: int, latest: Optional[int], directory: str) -> str:
