@@ -118,6 +118,8 @@ class InputReader:
     self.skipped = collections.Counter()
     # Texts whose language could not be detected, per Unicode script (ISO 15924).
     self.undetectable_scripts = collections.Counter()
+    # Texts per language whose language came from langdetect, not from --lang or a field.
+    self.detected = collections.Counter()
 
   def undetectable_message(self) -> str | None:
     """One line on the texts dropped as undetectable, by script, and how to keep them."""
@@ -163,12 +165,27 @@ class InputReader:
       self.skipped['empty_text'] += 1
       return None
     # Every text seen without a language is detected (no minimum length).
+    detected = not lang
     lang = language_codes.normalize(lang) if lang else langid.detect_language(text, min_length=1)
     if lang == language_codes.UNDETERMINED:
       self.skipped['language_not_detectable'] += 1
       self.undetectable_scripts[languages.detect_script(text)] += 1
       return None
+    if detected:
+      self.detected[lang] += 1
     return lang, text
+
+  def detection_warning(self) -> str | None:
+    """One line when any language was guessed: langdetect on short texts mixes up related
+    languages (Hindi as Nepali or Marathi, Ukrainian/Russian/Bulgarian/Macedonian)."""
+    if not self.detected:
+      return None
+    return (
+      f'warning: the language of {sum(self.detected.values())} texts ({len(self.detected)} '
+      'languages) was detected, not given; detection on short texts is unreliable, so those '
+      'rows (marked "detected") may name the wrong language. Pass --lang CODE, or a TSV/JSONL '
+      'language column (--lang-field)'
+    )
 
   def _jsonl(self, path):
     for where, obj in line_files.jsonl_objects(path, line_files.counting(self.skipped)):
@@ -236,7 +253,21 @@ HEADERS = (
   'byte-fallback share',
   'unk share',
   'truncated share',
+  'language from',
 )
+DETECTED_NOTE = (
+  'language from: "given" (--lang or a language field) or "detected" (langdetect, unreliable '
+  'on short texts: related languages are mixed up); "n of m detected" when both.'
+)
+
+
+def language_source(s: dict) -> str:
+  if 'n_detected' not in s:  # counted by a caller that does not say
+    return ''
+  n, total = s['n_detected'], s['n_texts']
+  if not n:
+    return 'given'
+  return 'detected' if n >= total else f'{n} of {total} detected'
 
 
 def rows(stats: dict[str, dict]) -> list[list]:
@@ -254,6 +285,7 @@ def rows(stats: dict[str, dict]) -> list[list]:
         s['byte_fallback_share'],
         s['unk_share'],
         s['truncated_share'],
+        language_source(s),
       ]
     )
   return out
@@ -309,13 +341,34 @@ def write_outputs(stats: dict[str, dict], out_dir: str, title: str = '') -> dict
   paths = {k: os.path.join(out_dir, 'coverage.' + k) for k in ('md', 'csv', 'json', 'png')}
   r = rows(stats)
   with open(paths['md'], 'w', encoding='utf-8') as f:
-    f.write(f'# {title or "Tokenizer coverage"}\n\n' + tables.markdown(HEADERS, r))
+    f.write(
+      f'# {title or "Tokenizer coverage"}\n\n{tables.md_escape(DETECTED_NOTE)}\n\n'
+      + tables.markdown(HEADERS, r)
+    )
   with open(paths['csv'], 'w', encoding='utf-8') as f:
     f.write(tables.csv_text(HEADERS, r))
   with open(paths['json'], 'w', encoding='utf-8') as f:
     json.dump(stats, f, indent=1, sort_keys=True)
   plot(stats, paths['png'], title)
   return paths
+
+
+def _say_what_is_replaced(path: str, stats: dict) -> None:
+  """A printed line when `path` (an earlier coverage.json or tokenizer_stats.json) held
+  languages this run does not: the report would lose their columns without a word."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    return
+  gone = sorted(set(old) - set(stats)) if isinstance(old, dict) else []
+  if gone:
+    shown = ', '.join(gone[:10]) + (f' and {len(gone) - 10} more' if len(gone) > 10 else '')
+    print(
+      f'warning: replacing {path} ({len(old)} languages) with {len(stats)} languages; no '
+      f'longer in it: {shown}',
+      file=sys.stderr,
+    )
 
 
 def main(argv=None) -> int:
@@ -352,6 +405,8 @@ def main(argv=None) -> int:
   reader = InputReader(args.lang, args.lang_field, args.text_field)
   pairs = (pair for path in args.texts for pair in reader.read(path))
   stats = coverage(sp, pairs, args.max_len)
+  for lang, s in stats.items():
+    s['n_detected'] = reader.detected[lang]
   title = (
     f'Tokenizer coverage of {os.path.basename(args.vocab)} (truncated: over {args.max_len} '
     'tokens incl. EOS)'
@@ -363,10 +418,14 @@ def main(argv=None) -> int:
       print(f'skipped {n} rows: {reason}', file=sys.stderr)
   if reader.undetectable_message():
     print(reader.undetectable_message(), file=sys.stderr)
+  if reader.detection_warning():
+    print(reader.detection_warning(), file=sys.stderr)
   if args.out:
+    _say_what_is_replaced(os.path.join(args.out, 'coverage.json'), stats)
     for path in write_outputs(stats, args.out, title).values():
       print(f'wrote {path}', file=sys.stderr)
   if args.stats_json:
+    _say_what_is_replaced(args.stats_json, stats)
     with open(args.stats_json, 'w', encoding='utf-8') as f:
       json.dump(
         {

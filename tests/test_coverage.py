@@ -135,6 +135,18 @@ def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
   with Image.open(out / 'coverage.png') as im:
     assert im.format == 'PNG' and im.size[0] > 300
   assert 'Greek' in (out / 'coverage.md').read_text(encoding='utf-8')
+  # The detected language is marked as such, in the table and on stderr.
+  assert '| en | English |' in captured.out and '| 1 of 2 detected |' in captured.out
+  assert '| given |' in captured.out and '"detected"' in (out / 'coverage.md').read_text()
+  assert 'was detected, not given; detection on short texts is unreliable' in captured.err
+  # Fewer languages into the same outputs: a line names what the old ones had.
+  argv = ['--vocab', str(vocab), str(tmp_path / 'c.txt'), '--out', str(out)]
+  assert coverage.main(argv + ['--stats-json', str(stats_json)]) == 0
+  err = capsys.readouterr().err
+  for path in (out / 'coverage.json', stats_json):
+    assert f'warning: replacing {path} (2 languages) with 1 languages; no longer in it: el' in err
+  assert coverage.main(argv) == 0  # the same languages again: nothing to say
+  assert 'replacing' not in capsys.readouterr().err
 
 
 def test_missing_text_column_is_a_clear_error(sp, tmp_path):
