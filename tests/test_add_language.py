@@ -507,7 +507,7 @@ def test_texts_report_lines_blanks_duplicates_and_what_was_not_checked(setup, tm
   assert 'skipped 3 blank lines' in captured.err
   assert f'The 250 el texts ({distinct} distinct) gave' in captured.out
   assert 'old languages: not checked (no --old-texts)' in captured.out
-  assert '(on the texts the pieces were trained on: held-out texts gain less)' in captured.out
+  assert '(measured on the texts the pieces were trained on)' in captured.out
 
 
 def test_coverage_error_names_the_given_text_field(setup, tmp_path, capsys):
@@ -518,6 +518,7 @@ def test_coverage_error_names_the_given_text_field(setup, tmp_path, capsys):
   assert add_language.main([*argv, str(jsonl)]) == 2
   err = capsys.readouterr().err.strip()
   assert "from the field --text-field 'name'" in err and 'first of' not in err
+  assert '(1 rows of other languages); the languages there: el 1;' in err
   assert "('text'" not in err and len(err.splitlines()) == 1
 
 

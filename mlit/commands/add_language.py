@@ -20,6 +20,7 @@ from mlit.commands import cli
 cli.run_if_main(__name__, 'add-language')  # `python -m`: the command, before the heavy imports
 
 import argparse
+import collections
 import gzip
 import json
 import os
@@ -47,7 +48,7 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
   """Texts of `lang`: TSV/JSONL rows whose language field is `lang`, every line of plain text.
   Rows skipped (no text field, empty, other languages) are counted on stderr."""
   fields = dict(text_field=getattr(args, 'text_field', None))
-  texts, skipped, other, lines = [], {}, 0, 0
+  texts, skipped, other, lines = [], {}, collections.Counter(), 0
   for path in paths:
     name = path[:-3] if path.endswith('.gz') else path
     structured = name.endswith(('.tsv', '.jsonl', '.json'))
@@ -66,11 +67,11 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
     except ValueError as e:  # a named --text-field/--lang-field the file lacks
       raise AddLanguageError(str(e)) from e
     texts += [t for l, t in pairs if l == lang]
-    other += sum(l != lang for l, _ in pairs)
+    other.update(l for l, _ in pairs if l != lang)
     for reason, n in reader.skipped.items():
       skipped[reason] = skipped.get(reason, 0) + n
   if other:
-    skipped['rows_of_other_languages'] = other
+    skipped['rows_of_other_languages'] = sum(other.values())
   if not texts:
     why = f' ({_skipped_text(skipped)})' if skipped else ''
     text_from = (
@@ -89,7 +90,12 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
       if skipped.get('no_text_field') or other
       else ''
     )
-    raise AddLanguageError(f'no texts of language {lang!r} in {", ".join(paths)}{why}{hint}')
+    found = (
+      '; the languages there: ' + ', '.join(f'{k} {n:,}' for k, n in other.most_common(5))
+      if other
+      else ''
+    )
+    raise AddLanguageError(f'no texts of language {lang!r} in {", ".join(paths)}{why}{found}{hint}')
   duplicates = len(texts) - len(set(texts))
   read = f'{lines:,} lines read, ' if lines else ''
   dup = f', {duplicates:,} of them duplicates (kept: frequency counts)' if duplicates else ''
@@ -357,7 +363,7 @@ def _extend_vocab(args) -> int:
     f'{rows[0]} -> {rows[1]}; {args.lang} byte-fallback share '
     f'{100 * before["byte_fallback_share"]:.1f}% -> {100 * after["byte_fallback_share"]:.1f}%'
     f', tokens/{after["unit"]} {before["tokens_per_unit"]:.2f} -> {after["tokens_per_unit"]:.2f}'
-    ' (on the texts the pieces were trained on: held-out texts gain less)'
+    ' (measured on the texts the pieces were trained on)'
   )
   if kind == 'mlit':
     print(
