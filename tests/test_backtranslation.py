@@ -384,3 +384,55 @@ def test_jsonl_rows_name_what_is_wrong():
   assert parse('[1, 2]') == 'bad_json: a list, not an object with id and text'
   assert parse('{"id": 1,').startswith('bad_json: ')
   assert parse('   ') is None
+
+
+def _cli_error(argv, capsys) -> str:
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  assert cli.main(['backtranslate', *argv]) == 2
+  err = capsys.readouterr().err.strip()
+  assert '\n' not in err and err.startswith('mlit backtranslate: error: '), err
+  return err
+
+
+def test_an_input_without_texts_is_one_line_and_records_nothing(tmp_path, capsys):
+  """An empty input, or one of only malformed rows, is exit 2 naming the file (and the rejected
+  rows), not exit 0 with an empty summary; no job.json is kept, so the fixed input runs there."""
+  (tmp_path / 'empty.tsv').write_bytes(b'\n')
+  out = tmp_path / 'bt'
+  _fake_backend(tmp_path)  # writes the translator program
+  fake = [
+    '--backend',
+    f'command:{sys.executable} {tmp_path / "fake_translator.py"} {{source}} {{target}} 0',
+  ]
+  argv = ['--input', str(tmp_path / 'empty.tsv'), '--out', str(out), '--pivots', 'xx', *fake]
+  err = _cli_error(argv, capsys)
+  assert f'no texts read from {tmp_path / "empty.tsv"}: it has no non-blank row' in err
+  assert not out.exists()
+  _write_tsv(tmp_path / 'bad.tsv', [], [b'only-one-column\n', b'8\t   \n'])
+  argv = ['--input', str(tmp_path / 'bad.tsv'), '--out', str(out), '--pivots', 'xx', *fake]
+  err = _cli_error(argv, capsys)
+  assert err.endswith(
+    f'no texts read from {tmp_path / "bad.tsv"} (2 rows rejected, the first at line 1: expected 2 '
+    f'tab-separated columns, got 1; see {out / "rejected_rows.jsonl"})'
+  )
+  assert os.listdir(out) == ['rejected_rows.jsonl']
+  assert [json.loads(l)['line'] for l in (out / 'rejected_rows.jsonl').open()] == [1, 2]
+  _write_tsv(tmp_path / 'bad.tsv', CAPTIONS[:2])
+  summary = backtranslate.run(
+    str(tmp_path / 'bad.tsv'),
+    str(out),
+    source='en',
+    pivots=['xx'],
+    backend=_fake_backend(tmp_path),
+    log=lambda line: None,
+  )
+  assert summary['texts'] == 2 and summary['rejected_rows'] == 0
+
+
+def test_pivots_is_neither_abbreviated_nor_repeated(tmp_path, capsys):
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS[:1])
+  argv = ['--input', str(tmp_path / 'in.tsv'), '--out', str(tmp_path / 'bt'), '--pivots', 'es']
+  assert 'unrecognized arguments: --pivot ca' in _cli_error([*argv, '--pivot', 'ca'], capsys)
+  assert '--pivots given twice (es and ca)' in _cli_error([*argv, '--pivots', 'ca'], capsys)
+  assert not (tmp_path / 'bt').exists()

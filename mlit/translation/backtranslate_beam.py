@@ -144,6 +144,7 @@ def main(argv=None):
     prog='mlit backtranslate-beam',
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
+    allow_abbrev=False,  # --pivot for --pivots would be taken silently, the last one winning
   )
   parser.add_argument('--input', required=True, help='file pattern of TSV or JSONL inputs')
   parser.add_argument('--out', required=True, help='output directory prefix')

@@ -109,6 +109,12 @@ def run(
   log=print,
 ):
   """Runs (or resumes) the job. Returns the final per-pivot summary."""
+  # A first pass counts the readable rows, for the progress line's ETA (translation is the slow
+  # part), and stops a job with nothing to translate before it records any setting.
+  first_rejected = []
+  total = sum(1 for _ in read_texts(input_path, first_rejected))
+  if not total:
+    raise UserError(_no_texts(input_path, out_dir, first_rejected))
   os.makedirs(out_dir, exist_ok=True)
   _check_settings(
     out_dir,
@@ -122,8 +128,6 @@ def run(
       'examples_per_shard': examples_per_shard,
     },
   )
-  # A first pass counts the readable rows, for the progress line's ETA (translation is the slow part).
-  total = sum(1 for _ in read_texts(input_path, []))
   num_shards = -(-total // examples_per_shard)
   progress = job_progress.Progress(total, 'texts')
   rejected, resumed = [], 0
@@ -153,9 +157,7 @@ def run(
     log(f'shard {index + 1} of {num_shards}: {len(failures)} failed batches; {progress.line()}')
   if resumed and not progress.advanced:  # every shard was complete
     log(_resumed_line(resumed, num_shards, progress.skipped))
-  with open(os.path.join(out_dir, 'rejected_rows.jsonl'), 'w', encoding='utf-8') as f:
-    for row in rejected:
-      f.write(json.dumps(row, ensure_ascii=False) + '\n')
+  _write_rejected(out_dir, rejected)
   summary = summarise_dir(out_dir)
   summary['rejected_rows'] = len(rejected)
   with open(os.path.join(out_dir, 'summary.json'), 'w', encoding='utf-8') as f:
@@ -163,11 +165,33 @@ def run(
   for pivot, s in summary['pivots'].items():
     log(pivot_line(pivot, s, summary['texts']))
   if rejected:
-    log(f'{len(rejected)} input rows rejected (see rejected_rows.jsonl)')
+    log(f'{len(rejected)} input rows rejected (see {REJECTED_FILE})')
   return summary
 
 
 SETTINGS_FILE = 'job.json'
+REJECTED_FILE = 'rejected_rows.jsonl'
+
+
+def _write_rejected(out_dir: str, rejected: list) -> str:
+  path = os.path.join(out_dir, REJECTED_FILE)
+  with open(path, 'w', encoding='utf-8') as f:
+    for row in rejected:
+      f.write(json.dumps(row, ensure_ascii=False) + '\n')
+  return path
+
+
+def _no_texts(input_path: str, out_dir: str, rejected: list) -> str:
+  """The one line for an input without a readable text; its rejected rows are written first."""
+  if not rejected:
+    return f'no texts read from {input_path}: it has no non-blank row (id<TAB>text or JSONL)'
+  os.makedirs(out_dir, exist_ok=True)
+  path = _write_rejected(out_dir, rejected)
+  first = rejected[0]
+  return (
+    f'no texts read from {input_path} ({len(rejected)} rows rejected, the first at line '
+    f'{first["line"]}: {first["reason"]}; see {path})'
+  )
 
 
 def _check_settings(out_dir: str, settings: dict) -> None:
@@ -233,10 +257,24 @@ def summarise_dir(out_dir: str) -> dict:
   return {'texts': len(records), 'pivots': backtranslation_core.finalise_summary(sums)}
 
 
+class _Once(argparse.Action):
+  """A flag given twice is refused: argparse would keep the last one without a word."""
+
+  def __call__(self, parser, namespace, values, option_string=None):
+    if getattr(namespace, self.dest, None) is not None:
+      parser.error(f'{option_string} given twice ({getattr(namespace, self.dest)} and {values})')
+    setattr(namespace, self.dest, values)
+
+
 def add_translation_flags(parser: argparse.ArgumentParser) -> None:
   """The options `mlit backtranslate` and `mlit backtranslate-beam` share."""
   parser.add_argument('--source', default='en', help='language of the input texts (default en)')
-  parser.add_argument('--pivots', required=True, help='comma-separated pivot languages, e.g. es,ca')
+  parser.add_argument(
+    '--pivots',
+    required=True,
+    action=_Once,
+    help='comma-separated pivot languages, e.g. es,ca (once)',
+  )
   parser.add_argument(
     '--backend',
     default='apertium',
@@ -255,7 +293,8 @@ def add_translation_flags(parser: argparse.ArgumentParser) -> None:
     '--max_chrf',
     type=float,
     default=backtranslation_core.QualityFilter.max_chrf,
-    help='drop round trips at or above this chrF as near-identical (default %(default)s)',
+    help='drop round trips at or above this chrF, or equal to the text once case, punctuation '
+    'and spacing are ignored, as near-identical (default %(default)s)',
   )
 
 
@@ -281,6 +320,7 @@ def main(argv=None):
     prog='mlit backtranslate',
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
+    allow_abbrev=False,  # --pivot for --pivots would be taken silently, the last one winning
   )
   parser.add_argument('--input', required=True, help='TSV (id<TAB>text) or JSONL (id, text)')
   parser.add_argument('--out', required=True, help='output directory (candidates, summary.json)')
