@@ -190,7 +190,17 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
       '--labels',
       'a,b',
     ],
-    'not a readable image': ['--model', run_dir, '--image', str(broken), '--labels', 'a,b'],
+    'no readable image among 1': ['--model', run_dir, '--image', str(broken), '--labels', 'a,b'],
+    "'a' is given twice (labels 1 and 3)": [
+      '--model',
+      run_dir,
+      '--image',
+      good,
+      '--labels',
+      'a,b,a',
+    ],
+    'unrecognized argument --lables: did you mean --labels?': ['--model', run_dir, '--image', good]
+    + ['--lables', 'a,b'],
     'empty label list': ['--model', run_dir, '--image', good, '--labels', ' , '],
     'not a trained mlit run': ['--model', str(tmp_path), '--image', good, '--labels', 'a'],
     'give --lang': [
@@ -222,6 +232,23 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
     assert cli.main(['predict', *args]) == 2, message
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_predict_skips_an_unreadable_image_among_good_ones(run_dir, tmp_path, capsys):
+  good = _images(str(tmp_path))[0]
+  broken = tmp_path / 'broken.png'
+  broken.write_text('not an image')
+  argv = ['predict', '--model', run_dir, '--image', str(broken), good, '--labels', 'a,b']
+  assert cli.main(argv) == 0
+  captured = capsys.readouterr()
+  assert captured.out.splitlines()[0] == good and len(captured.out.splitlines()) == 3
+  assert captured.err == f'mlit predict: skipped 1 (not a readable image): {broken}\n'
+  names = tmp_path / 'twice.txt'
+  names.write_text('a\n\nb\na\n', encoding='utf-8')
+  assert (
+    cli.main(['predict', '--model', run_dir, '--image', good, '--labels-file', str(names)]) == 2
+  )
+  assert f"--labels-file {names}: 'a' is given twice (lines 1 and 4)" in capsys.readouterr().err
 
 
 def test_predict_labels_from_a_file_or_full_width_commas(model, run_dir, tmp_path, capsys):

@@ -8,6 +8,7 @@ command line) shows the traceback and third-party INFO logging.
 import _thread
 import argparse
 import contextlib
+import difflib
 import importlib
 import logging
 import os
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import traceback
+from typing import Sequence
 
 # subcommand -> module whose main(argv) runs it.
 COMMANDS = {
@@ -180,11 +182,27 @@ _GIN_CALL_CHAIN = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)| i
 
 
 @contextlib.contextmanager
-def _flag_errors_raised(command: str):
+def _flag_errors_raised(command: str, argv: Sequence[str]):
   """argparse prints its usage block and exits on a bad flag; here the error becomes a UserError,
-  printed in one line like every other user error."""
+  printed in one line like every other user error, naming the options a misspelled flag may
+  have meant (argparse reports a missing required option first: `--lables` said only that one
+  of --labels or --labels-file is required)."""
 
   def error(parser, message):
+    options = [o for o in parser._option_string_actions if o.startswith('--')]  # pylint: disable=protected-access
+    meant = {}
+    for token in argv:
+      flag = token.split('=', 1)[0]
+      if flag.startswith('--') and flag not in options:
+        close = difflib.get_close_matches(flag, options, n=2, cutoff=0.75)
+        if close:
+          meant[flag] = close
+    if meant:
+      guesses = '; '.join(f'{flag}: did you mean {" or ".join(c)}?' for flag, c in meant.items())
+      if message.startswith(('the following arguments are required', 'one of the arguments')):
+        message = f'unrecognized argument {guesses}'
+      else:
+        message = f'{message} ({guesses})'
     raise UserError(f'{message} (mlit {command} --help lists the options)')
 
   from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
@@ -229,7 +247,7 @@ def main(argv=None):
         module = importlib.import_module(COMMANDS[command])
       if not verbose:
         quiet_third_party_logging()  # importing the module may have reset absl's verbosity
-      with _flag_errors_raised(command):
+      with _flag_errors_raised(command, argv[1:]):
         return module.main(argv[1:])
   except user_error_types() as e:
     if verbose:

@@ -22,6 +22,18 @@ import sys
 from tasks.user_error import UserError
 
 
+def _check_unique(labels: list[str], where: str, unit: str) -> None:
+  """A label given twice would split its probability between the two copies."""
+  first: dict[str, int] = {}
+  for i, label in enumerate(labels, 1):
+    if label in first:
+      raise UserError(
+        f'{where}: {label!r} is given twice ({unit} {first[label]} and {i}); the probabilities '
+        'are a softmax over the labels, so each label goes in once'
+      )
+    first[label] = i
+
+
 def parse_labels(text: str) -> list[str]:
   """Comma-separated names (ASCII or full-width commas)."""
   labels = [s.strip() for s in text.replace('，', ',').split(',')]
@@ -34,6 +46,7 @@ def parse_labels(text: str) -> list[str]:
       f'--labels {text}: a file; give --labels-file {text} (one label per line) or the names '
       'themselves, comma-separated'
     )
+  _check_unique(labels, '--labels', 'labels')
   return labels
 
 
@@ -44,9 +57,18 @@ def read_labels_file(path: str) -> list[str]:
       lines = f.read().splitlines()
   except (OSError, UnicodeDecodeError) as e:
     raise UserError(f'--labels-file {path}: unreadable ({e})') from e
-  labels = [line.strip() for line in lines if line.strip()]
+  numbered = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
+  labels = [label for _, label in numbered]
   if not labels:
     raise UserError(f'--labels-file {path}: no label (one per line)')
+  seen: dict[str, int] = {}
+  for n, label in numbered:
+    if label in seen:
+      raise UserError(
+        f'--labels-file {path}: {label!r} is given twice (lines {seen[label]} and {n}); the '
+        'probabilities are a softmax over the labels, so each label goes in once'
+      )
+    seen[label] = n
   if len(labels) < len(lines):
     print(
       f'mlit predict: --labels-file {path}: skipped {len(lines) - len(labels)} blank line(s)',
@@ -91,16 +113,28 @@ def resolve_templates(templates: str | None, lang: str | None) -> list[str] | No
   return list(sets[lang].templates)
 
 
-def _check_images(paths: list[str]) -> None:
-  """Every image opens: a bad one fails before the model loads."""
+def _readable_images(paths: list[str]) -> list[str]:
+  """The images that open, before the model loads. A missing path or a directory is a mistake
+  in the command (one line); a file that is not a readable image is skipped and named, as embed
+  and search do, and the others are still predicted."""
   from mlit.inference import preprocess  # pylint: disable=g-import-not-at-top
 
+  readable, unreadable = [], []
   for p in paths:
     if os.path.isdir(p):
       raise UserError(f'--image {p}: a directory; give image files (e.g. {p}/*.png)')
     if not os.path.isfile(p):
       raise UserError(f'--image {p}: no such file')
-    preprocess.load_images([p], 1)
+    try:
+      preprocess.load_images([p], 1)
+      readable.append(p)
+    except UserError:
+      unreadable.append(p)
+  if not readable:
+    raise UserError(f'--image: no readable image among {len(paths)}: {", ".join(paths[:10])}')
+  if unreadable:
+    cli.print_skipped('predict', {'not a readable image': unreadable})
+  return readable
 
 
 def main(argv=None) -> int:
@@ -129,13 +163,13 @@ def main(argv=None) -> int:
       f'{templates[0]!r}; the labels go in as given (in that language, for its templates)',
       file=sys.stderr,
     )
-  _check_images(args.image)
+  images = _readable_images(args.image)
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
   from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
 
   run_spec.find_model_dir(args.model)  # a missing run fails before anything loads
   model = model_lib.load(args.model)
-  probs = model.classify(args.image, labels, templates)
+  probs = model.classify(images, labels, templates)
   if len(labels) == 1:
     print(
       f'mlit predict: one label ({labels[0]!r}): its probability is 1 for every image, since '
@@ -144,7 +178,7 @@ def main(argv=None) -> int:
     )
   k = min(args.top_k, len(labels))
   width = max(len(s) for s in labels)
-  for path, p in zip(args.image, probs):
+  for path, p in zip(images, probs):
     print(path)
     for rank, c in enumerate(p.argsort()[::-1][:k], 1):
       print(f'  {rank:>2}  {labels[c]:<{width}}  {p[c]:.3f}')
