@@ -16,6 +16,7 @@ import collections
 import csv
 import dataclasses
 import functools
+import glob
 import gzip
 import json
 import math
@@ -353,6 +354,21 @@ def write_outputs(stats: dict[str, dict], out_dir: str, title: str = '') -> dict
   return paths
 
 
+def expand(paths: list[str]) -> list[str]:
+  """Paths, with a pattern no file is named after expanded (a README or script command run
+  without a shell passes 'texts/*.jsonl' as is); a pattern matching nothing is an error."""
+  out = []
+  for path in paths:
+    if os.path.exists(path) or not glob.has_magic(path):
+      out.append(path)
+      continue
+    found = sorted(glob.glob(path))
+    if not found:
+      raise UserError(f'{path}: no file matches this pattern')
+    out += found
+  return out
+
+
 def _say_what_is_replaced(path: str, stats: dict) -> None:
   """A printed line when `path` (an earlier coverage.json or tokenizer_stats.json) held
   languages this run does not: the report would lose their columns without a word."""
@@ -386,7 +402,8 @@ def main(argv=None) -> int:
     help='text files (.gz allowed): .tsv with a header row naming its columns (--text-field, '
     '--lang-field), .jsonl, or any other name as plain text (one text per line, all of --lang). '
     "A headerless id<TAB>text .tsv (mlit backtranslate's input) needs a header row first, or "
-    'cut -f2 it into a plain text file',
+    'cut -f2 it into a plain text file. A pattern (texts/*.jsonl) is expanded here when the '
+    'shell did not',
   )
   p.add_argument('--lang', help='language of every text (skips detection and language fields)')
   p.add_argument('--lang-field', help='language field/column (default: language, lang, locale)')
@@ -403,7 +420,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   sp = load_sentencepiece(args.vocab)
   reader = InputReader(args.lang, args.lang_field, args.text_field)
-  pairs = (pair for path in args.texts for pair in reader.read(path))
+  pairs = (pair for path in expand(args.texts) for pair in reader.read(path))
   stats = coverage(sp, pairs, args.max_len)
   for lang, s in stats.items():
     s['n_detected'] = reader.detected[lang]

@@ -9,6 +9,7 @@ import sentencepiece as spm
 from PIL import Image
 
 from eval_multilingual import coverage, languages
+from tasks.user_error import UserError
 
 WORDS = 'the cat sat on a mat with hat and dog ran far away to see big red sun in sky'.split()
 
@@ -147,6 +148,12 @@ def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
     assert f'warning: replacing {path} (2 languages) with 1 languages; no longer in it: el' in err
   assert coverage.main(argv) == 0  # the same languages again: nothing to say
   assert 'replacing' not in capsys.readouterr().err
+  # A pattern the shell left alone is expanded; one that matches nothing is an error.
+  pattern = str(tmp_path / '[ab].*')
+  assert coverage.main(['--vocab', str(vocab), pattern, '--out', str(out)]) == 0
+  assert json.loads((out / 'coverage.json').read_text())['el']['n_texts'] == 2
+  with pytest.raises(UserError, match=r'nothing\*\.jsonl: no file matches this pattern'):
+    coverage.main(['--vocab', str(vocab), str(tmp_path / 'nothing*.jsonl')])
 
 
 def test_missing_text_column_is_a_clear_error(sp, tmp_path):
