@@ -65,6 +65,24 @@ def test_changed_settings_are_named_with_then_and_now(data, tmp_path, capsys):
   assert "(shard_key 'url' then, 'key' now; num_shards 2 then, 3 now)" in err, err
 
 
+def test_another_wit_kind_into_the_same_output_is_refused(data, tmp_path, capsys):
+  """--wit_kind picks the texts: shards of two kinds in one output would mix without a word."""
+  rows = [
+    task_files.wit_row('en', f'http://img.example/{i}.jpg', f'a boat {i}', alt_text=f'boat {i}')
+    for i in range(N)
+  ]
+  task_files.write_wit(str(tmp_path / 'wit.tsv'), rows)
+  out = str(tmp_path / 'out')
+  argv = _argv(data, out) + ['--wit_kind', 'reference']
+  argv[argv.index('cc12m')] = 'wit'
+  argv[argv.index(data['tsv'])] = str(tmp_path / 'wit.tsv')
+  assert cli.main(argv) == 0
+  capsys.readouterr()
+  argv[-1] = 'alt_text'
+  assert cli.main(argv) == 2
+  assert "(wit_kind 'reference' then, 'alt_text' now)" in _error(capsys)
+
+
 @pytest.mark.parametrize(
   'flags, message',
   [

@@ -48,7 +48,21 @@ def _metadata_skips(result) -> dict:
   return out
 
 
-def run_settings(images, metadata, metadata_format, shard_key, language) -> dict:
+# Format-specific settings, recorded only for their format; a manifest written before they were
+# recorded has no value to compare.
+_FORMAT_SETTINGS = {'wit_kind': 'wit', 'detect_languages': 'yfcc'}
+
+
+def run_settings(
+  images,
+  metadata,
+  metadata_format,
+  shard_key,
+  language,
+  wit_kind='reference',
+  detect_languages=True,
+) -> dict:
+  given = {'wit_kind': wit_kind, 'detect_languages': detect_languages}
   return {
     'images': images,
     'metadata': metadata,
@@ -56,6 +70,7 @@ def run_settings(images, metadata, metadata_format, shard_key, language) -> dict
     'shard_key': shard_key,
     'language': language,
     'text_features': list(ingest_pipeline.text_features(metadata_format)),
+    **{k: given[k] for k, fmt in _FORMAT_SETTINGS.items() if fmt == metadata_format},
   }
 
 
@@ -66,7 +81,7 @@ def output_conflict(output_dir: str, run: dict, num_shards: int) -> str:
     return ''
   old = shard_io.read_json(path)
   now = run | {'num_shards': num_shards}
-  changed = [k for k in now if old.get(k) != now[k]]
+  changed = [k for k in now if old.get(k) != now[k] and (k in old or k not in _FORMAT_SETTINGS)]
   if 'format' in changed:  # text_features follows from the format: naming it too is noise
     changed = [k for k in changed if k != 'text_features']
   if not changed:
@@ -111,7 +126,9 @@ def ingest(
     raise ValueError('--metadata needs --format yfcc|cc12m|wit, and --format needs --metadata')
   image_files = file_io.expand_patterns(images)
   metadata_files = file_io.expand_patterns(metadata) if metadata else []
-  run = run_settings(images, metadata, metadata_format, shard_key, language)
+  run = run_settings(
+    images, metadata, metadata_format, shard_key, language, wit_kind, detect_languages
+  )
   conflict = output_conflict(output_dir, run, num_shards)
   if conflict:
     raise ValueError(conflict)
@@ -197,7 +214,15 @@ def main(argv=None) -> int:
     parser.error(f'--num_shards must be >= 1, got {args.num_shards}')
   if (args.format == 'none') != (not args.metadata):
     parser.error('--metadata needs --format yfcc|cc12m|wit, and --format needs --metadata')
-  run = run_settings(args.images, args.metadata, args.format, args.shard_key, args.language)
+  run = run_settings(
+    args.images,
+    args.metadata,
+    args.format,
+    args.shard_key,
+    args.language,
+    args.wit_kind or 'reference',
+    not args.no_detect_languages,
+  )
   conflict = output_conflict(args.output, run, args.num_shards)
   if conflict:
     parser.error(conflict)
