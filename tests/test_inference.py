@@ -358,7 +358,16 @@ def test_image_folder_is_embedded_a_batch_at_a_time(run_dir, tmp_path, capsys):
   model.encoder.embed_images = lambda x, kind: rows.append(len(x)) or embed_images(x, kind)
   ids, emb, skipped = image_folder.embed_directory(model, str(tmp_path), log_every=0)
   assert ids == sorted(os.path.basename(p) for p in paths) and rows == [1, 2, 1]
-  assert skipped == {'unreadable image': ['blue_broken.png']}
+  (tmp_path / 'more').mkdir()
+  assert skipped == {
+    'unreadable image': ['blue_broken.png'],
+    image_folder.NOT_AN_IMAGE_NAME: ['notes.txt'],
+  }
+  assert image_folder.embed_directory(model, str(tmp_path), log_every=0)[2][
+    'subdirectory, not read'
+  ] == ['more']
+  with pytest.raises(UserError, match='a file; give the directory of images'):
+    image_folder.embed_directory(model, paths[0])
   assert '--images' in capsys.readouterr().err  # 'done of total' lines between batches
   rows.clear()
   want = model.encode_image([str(tmp_path / i) for i in ids])  # the API decodes by batch too
