@@ -436,3 +436,21 @@ def test_pivots_is_neither_abbreviated_nor_repeated(tmp_path, capsys):
   assert 'unrecognized arguments: --pivot ca' in _cli_error([*argv, '--pivot', 'ca'], capsys)
   assert '--pivots given twice (es and ca)' in _cli_error([*argv, '--pivots', 'ca'], capsys)
   assert not (tmp_path / 'bt').exists()
+
+
+def test_beam_job_without_texts_is_one_line(tmp_path, capsys):
+  from mlit.translation import backtranslate_beam  # pylint: disable=import-outside-toplevel
+
+  _write_tsv(tmp_path / 'bad.tsv', [], [b'only-one-column\n', b'8\t   \n'])
+  _fake_backend(tmp_path)  # writes the translator program
+  spec = f'command:{sys.executable} {tmp_path / "fake_translator.py"} {{source}} {{target}} 0'
+  argv = ['--out', str(tmp_path / 'bt'), '--pivots', 'xx', '--backend', spec]
+  with pytest.raises(SystemExit) as e:
+    backtranslate_beam.main(['--input', str(tmp_path / 'bad.tsv'), *argv])
+  assert e.value.code == 2
+  assert capsys.readouterr().err == (
+    f'mlit backtranslate-beam: error: no texts read from {tmp_path / "bad.tsv"} (2 rows rejected: '
+    f'see {tmp_path / "bt"}/rejected_rows-*.jsonl)\n'
+  )
+  _write_tsv(tmp_path / 'good.tsv', CAPTIONS[:2])
+  assert backtranslate_beam.main(['--input', str(tmp_path / 'good.tsv'), *argv]) == 0

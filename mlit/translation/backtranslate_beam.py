@@ -14,6 +14,7 @@ import json
 import sys
 
 import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options import pipeline_options
 
 from mlit.translation import backends as translation_backends
@@ -36,6 +37,7 @@ class _ParseRow(beam.DoFn):
         _REJECTED, {'reason': parsed, 'row': raw[:200].decode('utf-8', 'replace')}
       )
     elif parsed is not None:
+      beam.metrics.Metrics.counter('backtranslate', 'texts').inc()
       yield parsed
 
 
@@ -152,18 +154,36 @@ def main(argv=None):
   args = parser.parse_args(own_args)
   pivots = single_machine.parse_pivots(args)
   options = pipeline_options.PipelineOptions(beam_args)
-  with beam.Pipeline(options=options) as pipeline:
-    build_pipeline(
-      pipeline,
-      args.input,
-      args.out,
-      source=args.source,
-      pivots=pivots,
-      backend_spec=args.backend,
-      quality=backtranslation_core.QualityFilter(args.min_chrf, args.max_chrf),
-      batch_size=args.batch_size,
+  pipeline = beam.Pipeline(options=options)
+  build_pipeline(
+    pipeline,
+    args.input,
+    args.out,
+    source=args.source,
+    pivots=pivots,
+    backend_spec=args.backend,
+    quality=backtranslation_core.QualityFilter(args.min_chrf, args.max_chrf),
+    batch_size=args.batch_size,
+  )
+  result = pipeline.run()
+  result.wait_until_finish()
+  counts = _counters(result)
+  if not counts.get('texts'):  # an empty job is a wrong input, not a success
+    rejected = counts.get('rejected_rows', 0)
+    parser.exit(
+      2,
+      f'{parser.prog}: error: no texts read from {args.input} ({rejected} rows rejected: see '
+      f'{args.out}/rejected_rows-*.jsonl)\n',
     )
   return 0
+
+
+def _counters(result) -> dict:
+  query = result.metrics().query(MetricsFilter().with_namespace('backtranslate'))
+  return {
+    c.key.metric.name: c.committed if c.committed is not None else c.attempted
+    for c in query['counters']
+  }
 
 
 if __name__ == '__main__':
