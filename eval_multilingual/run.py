@@ -7,10 +7,13 @@ eval_multilingual.encoders constructor) and `evaluate.evaluations` (a list of
 eval_multilingual.evaluations objects). Writes, under run_dir:
   per_task/<dataset>/<task>/<language>.json  {"metrics": {...}, "meta": {...}, "model": ...}
   results.json   {"model", "languages": {lang: {"<dataset>/<task>": metrics}},
-                  "macro": {"<dataset>/<task>": mean over languages}, "meta": {lang: ...}}
+                  "macro": {"<dataset>/<task>": mean over languages}, "meta": {lang: ...},
+                  "tuning_counts": {"file", "source", "fingerprint", "sha256"} when counted}
+  language_stats.json  the evaluated model's tuning examples per language (copy_tuning_counts)
   results.csv    language,dataset,task,metric,value,n_examples ('macro' rows last)
   eval_config.gin
-A per-task file of the same model is reused, so an interrupted run resumes.
+A per-task file of the same model is reused, so an interrupted run resumes, and results.json
+keeps the model's earlier evaluations in run_dir that this gin does not run.
 """
 
 from mlit.commands import cli
@@ -130,6 +133,8 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
           src,
         )
       if not os.path.exists(dst) or not os.path.samefile(src, dst):
+        if os.path.islink(dst):  # linked from another run (demo_compare): not written through
+          os.remove(dst)
         shutil.copyfile(src, dst)
       return {
         'file': os.path.relpath(src, run_dir),

@@ -414,9 +414,12 @@ def test_tuning_counts_belong_to_the_evaluated_model(tmp_path, caplog):
   assert json.loads(stats.read_text())['si']['n_train_examples'] == 7043
   assert rec_a['fingerprint'] == 'A' and rec_a['source'] == 'trained batches'
   assert rec_a['file'] == os.path.join('..', 'a', 'language_stats.json')
-  _bind_model_dir(b)  # model B's own file replaces A's
+  _bind_model_dir(b)  # model B's own file replaces A's, a link to it is not written through
+  stats.unlink()
+  stats.symlink_to(a / 'language_stats.json')
   rec_b = run.copy_tuning_counts(str(run_dir), {'fingerprint': 'B'}, rec_a)
   assert 'si' not in json.loads(stats.read_text()) and rec_b['fingerprint'] == 'B'
+  assert 'si' in json.loads((a / 'language_stats.json').read_text()) and not stats.is_symlink()
   assert any('replacing' in r.getMessage() for r in caplog.records)
   _bind_model_dir(c)  # no file in C's run: B's copy is not C's data
   assert run.copy_tuning_counts(str(run_dir), {'fingerprint': 'C'}, rec_b) is None
