@@ -124,18 +124,19 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
     model_dir = None
   for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
     src = run_layout.language_stats(d) if d else ''
-    if src and os.path.exists(src):
-      if os.path.exists(dst) and not os.path.samefile(src, dst) and _sha256(src) != _sha256(dst):
+    # RUN_DIR itself (the demo evaluates runs/demo/train into runs/demo) is not a source: its
+    # file may be another model's, and is judged below.
+    if src and os.path.exists(src) and not (os.path.exists(dst) and os.path.samefile(src, dst)):
+      if os.path.exists(dst) and _sha256(src) != _sha256(dst):
         logging.warning(
           "replacing %s (sources: %s) with the evaluated model's %s",
           dst,
           ', '.join(_count_sources(dst)),
           src,
         )
-      if not os.path.exists(dst) or not os.path.samefile(src, dst):
-        if os.path.islink(dst):  # linked from another run (demo_compare): not written through
-          os.remove(dst)
-        shutil.copyfile(src, dst)
+      if os.path.islink(dst):  # linked from another run (demo_compare): not written through
+        os.remove(dst)
+      shutil.copyfile(src, dst)
       return {
         'file': os.path.relpath(src, run_dir),
         'source': ', '.join(_count_sources(dst)),
@@ -145,10 +146,9 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
   if not os.path.exists(dst):
     return None
   prev = previous if isinstance(previous, dict) else {}
-  if prev.get('sha256') == _sha256(dst) and prev.get('fingerprint') not in (
-    None,
-    model['fingerprint'],
-  ):
+  if prev.get('sha256') == _sha256(dst) and prev.get('fingerprint') == model['fingerprint']:
+    return prev  # copied for this same model by an earlier eval
+  if prev.get('sha256') == _sha256(dst) and prev.get('fingerprint') is not None:
     # Copied by an earlier eval from another model's training run: not this model's data.
     os.remove(dst)
     logging.warning(

@@ -428,3 +428,12 @@ def test_tuning_counts_belong_to_the_evaluated_model(tmp_path, caplog):
   stats.write_text(json.dumps({'si': {'n_train_examples': 3}}))
   rec = run.copy_tuning_counts(str(run_dir), {'fingerprint': 'C'}, None)
   assert rec['fingerprint'] is None and rec['source'] == 'unknown' and stats.exists()
+  # RUN_DIR is the parent of the model dir (the demo's layout) and the model dir has no file:
+  # RUN_DIR's own file is not taken for the model's, unless recorded for it.
+  _bind_model_dir(run_dir / 'train')
+  assert run.copy_tuning_counts(str(run_dir), {'fingerprint': 'D'}, None)['fingerprint'] is None
+  assert run.copy_tuning_counts(str(run_dir), {'fingerprint': 'A'}, rec_a) != rec_a  # changed
+  _bind_model_dir(a)
+  again = run.copy_tuning_counts(str(run_dir), {'fingerprint': 'A'}, None)
+  _bind_model_dir(run_dir / 'train')
+  assert run.copy_tuning_counts(str(run_dir), {'fingerprint': 'A'}, again) == again
