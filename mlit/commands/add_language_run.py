@@ -309,7 +309,8 @@ def _run(args, out: str, base: str) -> int:
   }
   trained = _latest_step(model_dir)
   if trained is not None:
-    # More --steps continue the same schedule's run; other settings would mix two schedules.
+    # More --steps resume the run (as mlit train does); other settings would change the data
+    # or the warmup under steps already taken.
     _refuse_if_changed(out, 'train', record.steps.get('train'), train_inputs, ignore=('steps',))
     if args.steps < trained:
       raise UserError(
@@ -320,7 +321,11 @@ def _run(args, out: str, base: str) -> int:
     record.reused.append(f'train (step {trained})')
   else:
     if trained is not None:
-      print(f'== add-language train: continuing {model_dir} from step {trained}', flush=True)
+      print(
+        f'== add-language train: continuing {model_dir} from step {trained} to {args.steps} '
+        f'(steps after {trained} follow the learning-rate schedule of --steps {args.steps})',
+        flush=True,
+      )
     cmd = [
       *py,
       'mlit.commands.add_language',
