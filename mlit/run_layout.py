@@ -6,7 +6,8 @@
   metrics.jsonl         one record per logged step (mlit.training.progress_log)
   train/                TensorBoard events of the same steps
   data_stats.json       rows read, kept and skipped per reason (tasks.data_stats)
-  language_stats.json   tuning examples per language (training, or the demo's data manifest)
+  language_stats.json   tuning examples per language (the trainer's; mlit eval copies the
+                        evaluated model's into RUN_DIR)
   tokenizer_stats.json  vocabulary coverage per language (mlit coverage --stats-json)
   prompt_quality.json   round-trip chrF of translated prompts (mlit add-language)
   results.json          evaluation scores (mlit eval), beside results.csv and eval_config.gin

@@ -152,17 +152,6 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
   }
 
 
-def write_language_stats(run_dir: str) -> None:
-  """Tuning pairs per language, from the dataset manifest (the language is known by build)."""
-  with open(os.path.join(run_dir, 'data', 'manifest.json'), encoding='utf-8') as f:
-    languages = json.load(f)['languages']
-  stats = {
-    lang: {'n_train_examples': int(v.get('tuning_texts', 0))} for lang, v in languages.items()
-  }
-  with open(run_layout.language_stats(run_dir), 'w', encoding='utf-8') as f:
-    json.dump(stats, f, indent=1, ensure_ascii=False)
-
-
 _EXAMPLE = """example:
   mlit demo --run_dir=runs/demo_small --languages=en,de,ja --max_emoji=200 --train_steps=50"""
 
@@ -263,8 +252,6 @@ def main(argv=None) -> int:
     if proc.returncode != 0:
       print(f'mlit demo: stage {stage!r} failed (exit {proc.returncode})', file=sys.stderr)
       return proc.returncode
-    if stage == 'data':
-      write_language_stats(args.run_dir)
     timings[stage] = round(time.time() - start, 1)
     with open(timings_path, 'w', encoding='utf-8') as f:
       json.dump(timings, f, indent=1)

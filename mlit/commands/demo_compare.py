@@ -24,7 +24,7 @@ from mlit import run_layout
 
 # name -> (what changes, extra `mlit demo` flags, stages run, files linked from the base run)
 _SHARED = ['data', 'spm.model', 'spm.vocab', 'spm.json', 'image_tower.npz', 'image_tower.json']
-_SHARED += ['image_embeddings.npz', 'image_embeddings.json', 'language_stats.json']
+_SHARED += ['image_embeddings.npz', 'image_embeddings.json']
 _SHARED += ['tokenizer_stats.json', 'coverage']
 _TRAIN_EVAL = 'train,eval,report'
 VARIANTS = {
