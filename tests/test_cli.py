@@ -342,3 +342,16 @@ def test_ctrl_c_swallowed_in_a_gc_callback_still_stops_the_command(monkeypatch, 
       gc.callbacks.remove(pressed_in_gc)
   assert len(steps) < 100, len(steps)  # stopped a few steps later, not after 1000
   assert capsys.readouterr().err == 'mlit report: interrupted (Ctrl-C)\n'
+
+
+def test_a_hook_the_command_installed_stays_after_it(monkeypatch):
+  # orbax_read's filter of what abandoned checkpoint reads print (some of it at exit) was
+  # removed when the Ctrl-C hook was put back: 'Event loop is closed' tracebacks after the
+  # one-line error of a damaged checkpoint.
+  from mlit.checkpoints import orbax_read  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(sys, 'unraisablehook', sys.unraisablehook)
+  module = importlib.import_module(cli.COMMANDS['report'])
+  monkeypatch.setattr(module, 'main', lambda argv: orbax_read._quiet_abandoned_reads() or 0)
+  assert cli.main(['report']) == 0
+  assert isinstance(sys.unraisablehook, orbax_read._AbandonedReadFilter)

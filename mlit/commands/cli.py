@@ -132,10 +132,13 @@ def _ctrl_c_never_swallowed():
   hook has another thread deliver the signal again 10 ms later (delivered at once, it would raise
   into this same hook): the main thread then gets its KeyboardInterrupt where it is."""
   previous = sys.unraisablehook
+  active = True
 
   def hook(unraisable):
-    if isinstance(unraisable.exc_value, KeyboardInterrupt) and callable(
-      signal.getsignal(signal.SIGINT)
+    if (
+      active
+      and isinstance(unraisable.exc_value, KeyboardInterrupt)
+      and callable(signal.getsignal(signal.SIGINT))
     ):
       redeliver = threading.Timer(0.01, _thread.interrupt_main, args=(signal.SIGINT,))
       redeliver.daemon = True
@@ -147,7 +150,11 @@ def _ctrl_c_never_swallowed():
   try:
     yield
   finally:
-    sys.unraisablehook = previous
+    active = False
+    # A hook the command installed over this one stays (orbax_read's filter of the noise that
+    # abandoned checkpoint reads print, some of it at exit); it passes the rest on to this one.
+    if sys.unraisablehook is hook:
+      sys.unraisablehook = previous
 
 
 def quiet_third_party_logging() -> None:
