@@ -32,7 +32,8 @@ import sentencepiece as spm
 
 from eval_multilingual import coverage, languages
 from mlit import run_layout
-from mlit.language import codes, gin_file, grown_run, vocab_extension
+from mlit.commands import add_language_codes as codes
+from mlit.language import gin_file, grown_run, vocab_extension
 from tasks.user_error import UserError
 
 

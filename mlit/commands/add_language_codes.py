@@ -1,5 +1,6 @@
-"""The --lang of `mlit add-language`: the project's one spelling (tasks.language_codes), or a refusal
-that names the code to use.
+"""The --lang of `mlit add-language`: the project's one spelling (tasks.language_codes), or a
+refusal that names the code to use. Beside the command, as it reads eval_multilingual's language
+table (names and scripts).
 
 Data, evaluation and prompt files key a language by its shortest code ('si', not 'sin' or 'sinh');
 a three-letter ISO 639-3 (or 639-2/B) code of a language that has a two-letter one never matches
