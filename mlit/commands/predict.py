@@ -22,10 +22,11 @@ import sys
 from tasks.user_error import UserError
 
 
-def _check_unique(labels: list[str], where: str, unit: str) -> None:
-  """A label given twice would split its probability between the two copies."""
+def _check_unique(numbered: list[tuple[int, str]], where: str, unit: str) -> None:
+  """(position, label) pairs: a label given twice would split its probability between the two
+  copies."""
   first: dict[str, int] = {}
-  for i, label in enumerate(labels, 1):
+  for i, label in numbered:
     if label in first:
       raise UserError(
         f'{where}: {label!r} is given twice ({unit} {first[label]} and {i}); the probabilities '
@@ -46,7 +47,7 @@ def parse_labels(text: str) -> list[str]:
       f'--labels {text}: a file; give --labels-file {text} (one label per line) or the names '
       'themselves, comma-separated'
     )
-  _check_unique(labels, '--labels', 'labels')
+  _check_unique(list(enumerate(labels, 1)), '--labels', 'labels')
   return labels
 
 
@@ -61,14 +62,7 @@ def read_labels_file(path: str) -> list[str]:
   labels = [label for _, label in numbered]
   if not labels:
     raise UserError(f'--labels-file {path}: no label (one per line)')
-  seen: dict[str, int] = {}
-  for n, label in numbered:
-    if label in seen:
-      raise UserError(
-        f'--labels-file {path}: {label!r} is given twice (lines {seen[label]} and {n}); the '
-        'probabilities are a softmax over the labels, so each label goes in once'
-      )
-    seen[label] = n
+  _check_unique(numbered, f'--labels-file {path}', 'lines')
   if len(labels) < len(lines):
     print(
       f'mlit predict: --labels-file {path}: skipped {len(lines) - len(labels)} blank line(s)',
