@@ -93,7 +93,7 @@ def _sha256(path: str) -> str:
 
 def _count_sources(path: str) -> list[str]:
   """The 'source' of the entries of a language_stats.json ('trained batches' from the trainer);
-  'unknown' for entries without one (the demo's manifest counts, a file made by hand)."""
+  'unknown' for entries without one (a file made by hand, or by an older mlit)."""
   try:
     with open(path, encoding='utf-8') as f:
       stats = json.load(f)
@@ -113,7 +113,7 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
   it shows. `previous` is the record of the results.json this run replaces.
 
   The model's own file always replaces RUN_DIR's: a file left by an earlier eval of another
-  model (or the demo's manifest counts, distinct texts rather than trained batches) would put
+  model (or counts of another kind, e.g. distinct texts rather than trained batches) would put
   another meaning, or another model's data, under this model's scores."""
   dst = run_layout.language_stats(run_dir)
   from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
@@ -146,9 +146,10 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
   if not os.path.exists(dst):
     return None
   prev = previous if isinstance(previous, dict) else {}
-  if prev.get('sha256') == _sha256(dst) and prev.get('fingerprint') == model['fingerprint']:
+  dst_sha = _sha256(dst)
+  if prev.get('sha256') == dst_sha and prev.get('fingerprint') == model['fingerprint']:
     return prev  # copied for this same model by an earlier eval
-  if prev.get('sha256') == _sha256(dst) and prev.get('fingerprint') is not None:
+  if prev.get('sha256') == dst_sha and prev.get('fingerprint') is not None:
     # Copied by an earlier eval from another model's training run: not this model's data.
     os.remove(dst)
     logging.warning(
@@ -168,7 +169,7 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
     'file': run_layout.LANGUAGE_STATS,
     'source': ', '.join(_count_sources(dst)),
     'fingerprint': None,
-    'sha256': _sha256(dst),
+    'sha256': dst_sha,
   }
 
 
