@@ -186,3 +186,18 @@ def test_abandoned_read_noise_is_dropped_and_nothing_else():
   task_record = record(store_error)
   task_record.msg = 'Task exception was never retrieved'
   assert not log_filter.filter(task_record)
+
+  # A read future's error without the spec, raised in asyncio's frame (fresh clone of e9c0b2d).
+  def in_asyncio(message):
+    namespace = {}
+    source = f'def read():\n  raise ValueError({message!r})\n'
+    exec(compile(source, '/usr/lib/python3.11/asyncio/tasks.py', 'exec'), namespace)
+    try:
+      namespace['read']()
+    except ValueError as e:
+      task = record(e)
+      task.msg = 'Task exception was never retrieved'
+      return task
+
+  assert not log_filter.filter(in_asyncio('OUT_OF_RANGE: Error reading "x/0.0" in OCDBT database'))
+  assert log_filter.filter(in_asyncio('something else went wrong'))

@@ -7,6 +7,8 @@ when they are collected. `checked` turns a failed read into the caller's one-lin
 
 import gc
 import logging
+import os
+import re
 import sys
 from typing import Any, Callable
 
@@ -48,6 +50,12 @@ class _AbandonedReadFilter:
     self.previous(unraisable)
 
 
+_TENSORSTORE_STATUS = re.compile(
+  r'(OUT_OF_RANGE|DATA_LOSS|NOT_FOUND|INVALID_ARGUMENT|FAILED_PRECONDITION|UNKNOWN|INTERNAL|'
+  r'CANCELLED|ABORTED|UNAVAILABLE|PERMISSION_DENIED|RESOURCE_EXHAUSTED|DEADLINE_EXCEEDED): '
+)
+
+
 def _raised_in_orbax(exc) -> bool:
   """Raised in orbax's code, or a TensorStore read error (its message ends with the store's
   spec) that an orbax task awaited: the metadata read's tasks end in asyncio's own frames."""
@@ -56,7 +64,14 @@ def _raised_in_orbax(exc) -> bool:
   tb = getattr(exc, '__traceback__', None)
   while tb is not None and tb.tb_next is not None:
     tb = tb.tb_next
-  return tb is not None and 'orbax' in tb.tb_frame.f_code.co_filename
+  if tb is None:
+    return False
+  filename = tb.tb_frame.f_code.co_filename.replace(os.sep, '/')
+  # A TensorStore read future awaited by one of orbax's gathers: the error (a status code, the
+  # array and the byte range, sometimes without the spec) is raised in asyncio's own frame.
+  if filename.endswith('asyncio/tasks.py') and _TENSORSTORE_STATUS.match(str(exc)):
+    return True
+  return 'orbax' in filename
 
 
 class _UnretrievedReadFilter(logging.Filter):
