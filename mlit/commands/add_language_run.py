@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 from mlit import run_layout
-from mlit.commands import gin_flags, malloc_settings
+from mlit.commands import child_process, gin_flags
 from tasks.user_error import UserError
 
 METRIC = ('emoji_cldr/zeroshot_classification', 'acc1')
@@ -36,9 +36,7 @@ STEPS_RECORD = 'steps.json'
 def _step(name: str, cmd: list[str]) -> None:
   shown = ' '.join(cmd[2:] if cmd[:2] == [sys.executable, '-m'] else cmd)
   print(f'== add-language {name}: {shown}', flush=True)
-  proc = subprocess.run(
-    cmd, check=False, env=malloc_settings.environment({**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
-  )
+  proc = subprocess.run(cmd, check=False, env=child_process.environment())
   if proc.returncode != 0:
     raise SystemExit(proc.returncode)
 

@@ -28,7 +28,7 @@ import sys
 import time
 
 from mlit import run_layout
-from mlit.commands import demo_compare, gin_flags, malloc_settings
+from mlit.commands import child_process, demo_compare, gin_flags
 
 STAGES = ('data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report')
 # --image_tower: its gin file, and the renders it reads (size; augmentations, which only the ViT's
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
   if os.path.exists(timings_path):
     with open(timings_path, encoding='utf-8') as f:
       timings = json.load(f)
-  env = malloc_settings.environment({**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  env = child_process.environment()
   total = time.time()
   for stage in stages:
     commands = _commands(args.run_dir, args)  # after earlier stages: coverage lists built files

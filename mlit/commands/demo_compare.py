@@ -21,6 +21,7 @@ import sys
 
 from eval_multilingual import report_data
 from mlit import run_layout
+from mlit.commands import child_process
 
 # name -> (what changes, extra `mlit demo` flags, stages run, files linked from the base run)
 _SHARED = ['data', 'spm.model', 'spm.vocab', 'spm.json', 'image_tower.npz', 'image_tower.json']
@@ -72,7 +73,9 @@ def run_variant(run_dir: str, name: str, demo_args: list[str]) -> int:
   _link_shared(run_dir, out, shared)
   cmd = [sys.executable, '-m', 'mlit.commands.demo', '--run_dir', out, '--stages', stages]
   print(f'== mlit demo --compare: {name}', flush=True)
-  return subprocess.run(cmd + demo_args + flags, check=False).returncode
+  return subprocess.run(
+    cmd + demo_args + flags, check=False, env=child_process.environment()
+  ).returncode
 
 
 def headline(run_dir: str) -> dict:
@@ -165,4 +168,4 @@ def compare(run_dir: str, names: list[str], demo_args: list[str]) -> int:
   report = [sys.executable, '-m', 'eval_multilingual.report', run_dir, '--out']
   report += [os.path.join(out, 'report'), '--compare']
   report += [variant_dir(run_dir, n) for n in names]
-  return subprocess.run(report, check=False).returncode
+  return subprocess.run(report, check=False, env=child_process.environment()).returncode
