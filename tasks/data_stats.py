@@ -69,6 +69,7 @@ REASONS = (
   'bad_field',
   'not_in_subset',
   'not_a_photo',
+  'damaged_shard',  # an image shard cut short or corrupt: once per shard, its rest unreadable
 )
 _MAX_LOGGED_PER_REASON = 5
 

@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from tasks.user_error import UserError
+
 
 def is_remote(path: str) -> bool:
   """True for a path that names a filesystem by scheme (gs://bucket/x), which needs tf.io.gfile."""
@@ -84,6 +86,12 @@ def expand_patterns(patterns) -> list[str]:
   )
   if not files:
     raise FileNotFoundError(f'no file matches {patterns}')
+  folders = [f for f in files if not is_remote(f) and os.path.isdir(f)]
+  if folders:  # read as a file it would fail later, inside a reader, as a traceback
+    raise UserError(
+      f'{folders[0]} is a directory, not a data file (matched by {patterns}): '
+      'give a pattern of files, e.g. DIR/*.tsv'
+    )
   return files
 
 

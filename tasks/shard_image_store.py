@@ -15,6 +15,7 @@ import threading
 from typing import Optional
 
 import tensorflow as tf
+from absl import logging
 
 from tasks import file_io, image_shards, image_store
 
@@ -51,12 +52,15 @@ class ShardImageStore:
       return self._index
 
   def _add_shard(self, path: str) -> None:
-    for sample, location in image_shards.read_located(path):
-      image_id = image_shards.sample_id(sample, self.shard_key)
-      if image_id is None or image_id in self._index:
-        continue
-      problem = image_shards.image_problem(sample)
-      self._index[image_id] = problem or location
+    try:
+      for sample, location in image_shards.read_located(path):
+        image_id = image_shards.sample_id(sample, self.shard_key)
+        if image_id is None or image_id in self._index:
+          continue
+        problem = image_shards.image_problem(sample)
+        self._index[image_id] = problem or location
+    except image_shards.DamagedShard as e:  # rows of the unread rest count as missing_image
+      logging.warning('%s; its remaining samples are missing', e)
 
 
 @functools.lru_cache(maxsize=None)

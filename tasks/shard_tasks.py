@@ -26,14 +26,25 @@ def read_shard_examples(
   path: str, text_features: Sequence[str], shard_key: str = 'key', language: str = ''
 ) -> Iterator[dict]:
   """example_id, image bytes, the texts and language of each usable sample of one shard."""
-  for sample in image_shards.read_samples(path):
+  samples = image_shards.read_samples(path)
+  while True:
+    try:
+      sample = next(samples)
+    except StopIteration:
+      return
+    except image_shards.DamagedShard as e:  # the samples before the damage were kept
+      data_stats.skip('damaged_shard', str(e))
+      return
     problem = image_shards.image_problem(sample)
     if problem is not None:
       data_stats.skip(*problem)
       continue
     texts = {name: _text(sample, name) for name in text_features}
     if not any(texts.values()):
-      data_stats.skip('all_signals_empty', f'{sample.where}: no text')
+      if sample.text_problem:
+        data_stats.skip('invalid_utf8', sample.text_problem)
+      else:
+        data_stats.skip('all_signals_empty', f'{sample.where}: no text')
       continue
     example_id = image_shards.sample_id(sample, shard_key)
     if example_id is None:

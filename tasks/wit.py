@@ -81,8 +81,11 @@ def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
   with file_io.open_text(path) as f:
     reader = csv.reader(f, delimiter='\t', quotechar='"')
     _check_header(path, next(reader, None))
+    line = reader.line_num + 1  # where the next row starts: quoted fields may span lines
     for row in reader:
-      where = f'{path}:{reader.line_num}'
+      where, line = f'{path}:{line}', reader.line_num + 1
+      if not row:  # a blank line is no row (as in the other readers), not a malformed one
+        continue
       if len(row) != len(COLUMNS):
         data_stats.skip('wrong_column_count', f'{where} ({len(row)} columns)')
         continue

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tasks import file_io
+from tasks.user_error import UserError
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
@@ -60,3 +61,13 @@ def test_local_and_remote_paths_read_and_write_alike(tmp_path):
     'assert "tensorflow" not in sys.modules'
   )
   subprocess.run([sys.executable, '-c', probe], check=True)
+
+
+def test_a_directory_among_the_matches_is_one_line_naming_it(tmp_path):
+  """A pattern that matches a directory (`--metadata DIR`, a tsv_pattern of a folder) failed later
+  inside the reader, as a traceback through Beam or tf.data; now it is a user error naming it."""
+  (tmp_path / 'rows.tsv').write_text('1\ta\n')
+  (tmp_path / 'images').mkdir()
+  assert file_io.expand_patterns(f'{tmp_path}/*.tsv') == [f'{tmp_path}/rows.tsv']
+  with pytest.raises(UserError, match=f'^{tmp_path}/images is a directory, not a data file'):
+    file_io.expand_patterns(f'{tmp_path}/*')

@@ -6,6 +6,7 @@ per process disjoint and covering.
 
 import json
 import os
+import tarfile
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ import gin
 from mlit.commands import ingest, precompute
 from mlit.ingest import shards as shard_io
 from mlit.training import train
-from tasks import cc12m, data_stats, image_store, shard_tasks, yfcc
+from tasks import cc12m, data_stats, image_store, shard_image_store, shard_tasks, yfcc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 14  # CC12M rows; 0-6 in the tar, 7-12 in the TFRecord, 13 has no image anywhere
@@ -241,3 +242,76 @@ def test_ingest_that_keeps_nothing_fails_in_one_line(data, tmp_path, capsys):
   assert cli.main(['ingest', *argv]) == 2
   err = capsys.readouterr().err.strip()
   assert err.startswith('mlit ingest: error: ingest wrote no example to ') and '\n' not in err
+
+
+def test_damaged_shards_and_bad_sidecars_are_counted_not_fatal(tmp_path):
+  """A tar cut short keeps the samples before the cut; a file that is not a TFRecord, a json that
+  is not an object or whose size is not numbers, and a caption that is not UTF-8 are counted per
+  reason, naming the shard: none of them stops the reader (each was a traceback before)."""
+  good = [shard_files.sample(f'g{i}', _url(i), f'a red boat {i}') for i in range(3)]
+  _write_cut_tar(str(tmp_path / 'cut.tar'), good)
+  with open(tmp_path / 'not_a_record.tfrecord', 'wb') as f:
+    f.write(b'http://img.example/0.jpg\ta caption\n' * 20)
+  odd = [shard_files.sample(f'o{i}', _url(10 + i), f'odd {i}') for i in range(4)]
+  odd[0]['json'] = [1, 2]  # valid JSON, not an object
+  odd[1]['json']['width'] = 'wide'
+  odd[2]['txt'] = 'NOT_UTF_8'  # made not UTF-8 below, at the same length
+  odd[2]['json'].pop('caption')
+  path = str(tmp_path / 'odd.tar')
+  shard_files.write_webdataset_tar(path, odd)
+  with open(path, 'rb') as f:
+    raw = f.read().replace(b'NOT_UTF_8', b'\xffNOT_UTF8')
+  with open(path, 'wb') as f:
+    f.write(raw)
+  data_stats.reset()
+  kept = {}
+  for name in ('cut.tar', 'not_a_record.tfrecord', 'odd.tar'):
+    rows = shard_tasks.read_shard_examples(str(tmp_path / name), ('text',))
+    kept[name] = [r['example_id'] for r in rows]
+  assert kept == {'cut.tar': ['g0'], 'not_a_record.tfrecord': [], 'odd.tar': ['o0', 'o3']}
+  assert data_stats.snapshot()['skipped_rows'] == {
+    'damaged_shard': 2,
+    'bad_field': 1,
+    'invalid_utf8': 1,
+  }
+  # Metadata joined with the cut tar by key: the rows of its lost samples lack an image.
+  store = shard_image_store.ShardImageStore(str(tmp_path / 'cut.tar'))
+  assert store.read('g0')[:2] == b'\xff\xd8'
+  with pytest.raises(image_store.ImageError, match='no image for id g1'):
+    store.read('g1')
+
+
+def test_ingest_counts_damaged_shards_and_names_what_it_skips(tmp_path, capsys, caplog):
+  """`mlit ingest` over a tar cut short and a non-TFRecord file: the good samples are ingested,
+  the damage is counted per reason in the printed summary and the manifest, and each skipped
+  sample is logged with its shard and key."""
+  samples = [shard_files.sample(f'{i:09d}', _url(i), f'a red boat {i}') for i in range(4)]
+  samples[3]['image'] = b'\xff\xd8 not really a jpeg'
+  samples.append(shard_files.sample(f'{0:09d}', _url(0), 'the same key again'))
+  shard_files.write_webdataset_tar(str(tmp_path / 'a-00000.tar'), samples)
+  cut = [shard_files.sample(f'c{i}', _url(10 + i), f'a cut boat {i}') for i in range(3)]
+  _write_cut_tar(str(tmp_path / 'a-00001.tar'), cut)
+  with open(tmp_path / 'a-00002.tfrecord', 'wb') as f:
+    f.write(b'not a record\n' * 10)
+  out = str(tmp_path / 'out')
+  caplog.set_level('WARNING')
+  assert ingest.main(['--images', f'{tmp_path}/a-*', '--output', out, '--num_shards', '1']) == 0
+  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert summary['examples'] == 3 + 1  # the whole tar's good three, the cut one's first
+  assert summary['skipped_rows'] == {'damaged_shard': 2, 'unreadable_image': 1}
+  assert summary['duplicate_images'] == 1  # every sample read is in the printed line
+  assert sum(1 for _ in _records(os.path.join(out, shard_io.shard_name(0, 1)))) == 4
+  assert f'{tmp_path}/a-00000.tar:000000003.jpg: cannot decode image' in caplog.text
+  assert f'{tmp_path}/a-00002.tfrecord: not a TFRecord' in caplog.text
+
+
+def _write_cut_tar(path, samples):
+  """A webdataset tar of `samples` cut inside the second sample's image, as a download that
+  stopped there leaves it."""
+  shard_files.write_webdataset_tar(path, samples)
+  with tarfile.open(path) as tar:
+    second_image = [m for m in tar.getmembers() if m.name.startswith(samples[1]['key'])][0]
+  with open(path, 'rb') as f:
+    data = f.read()
+  with open(path, 'wb') as f:
+    f.write(data[: second_image.offset_data + 10])

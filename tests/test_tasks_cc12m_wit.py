@@ -105,3 +105,18 @@ def test_wit_parse_bool():
   assert wit.parse_bool('false') is False and wit.parse_bool('TRUE') is True
   with pytest.raises(ValueError):
     wit.parse_bool('')
+
+
+def test_wit_blank_lines_are_no_rows_and_skips_name_the_row_start(tmp_path, caplog):
+  """Blank lines (a file ending in '\n\n', say) are not rows, as in the other readers: they were
+  counted as wrong_column_count. A skipped row is named by the line it starts on, not the last
+  line of its multi-line quoted fields."""
+  rows = [task_files.wit_row('de', f'http://w/{i}.jpg', reference=f'Bild {i}') for i in range(3)]
+  rows[1]['is_main_image'] = 'yes'
+  path = str(tmp_path / 'wit.tsv')
+  task_files.write_wit(path, rows, extra_raw=b'\n\n')  # each row spans two lines
+  data_stats.reset()
+  kept = [r['text'] for r in data_stats.first_pass('wit', path, wit.read_wit(path, 'reference'))]
+  assert kept == ['Bild 0', 'Bild 2']
+  assert data_stats.snapshot()['corpus']['wit']['skipped'] == {'bad_field': 1}
+  assert f'{path}:4: expected' in caplog.text  # header 1, row 0 on lines 2-3, row 1 from line 4

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Optional
 
 import apache_beam as beam
+from absl import logging
 
 from mlit.ingest import shards as shard_io
 from tasks import cc12m, data_stats, image_shards, langid, signals, wit, yfcc_source
@@ -73,9 +74,25 @@ class _ReadImages(beam.DoFn):
     self.cfg = cfg
 
   def process(self, path):
-    for sample in image_shards.read_samples(path):
+    samples = image_shards.read_samples(path)
+    while True:
+      try:
+        sample = next(samples)
+      except StopIteration:
+        return
+      except image_shards.DamagedShard as e:  # the samples before the damage go on
+        data_stats.skip('damaged_shard', str(e))
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'skipped/damaged_shard').inc()
+        return
       image_id = image_shards.sample_id(sample, self.cfg.shard_key)
       if image_id is None:
+        if self.cfg.metadata_format == 'none':  # the sample is the row: a row without an id
+          data_stats.skip(
+            'bad_field', f'{sample.where}: no {self.cfg.shard_key!r} to use as the id'
+          )
+          beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'skipped/bad_field').inc()
+        else:
+          logging.warning('image sample without a %r at %s', self.cfg.shard_key, sample.where)
         beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'samples_without_id').inc()
         continue
       shard = shard_io.shard_of(image_id, self.cfg.num_shards)
@@ -104,15 +121,22 @@ class _Join(beam.DoFn):
       yield stat('images_without_metadata')
       return
     if not samples:
+      data_stats.skip('missing_image', f'id {example_id}: no image sample has it')
       yield stat('skipped/missing_image')
       return
     problem = image_shards.image_problem(samples[0])
     if problem is not None:
+      data_stats.skip(*problem)  # logs the first few of each reason, naming shard and key
       yield stat(f'skipped/{problem[0]}')
       return
     row = rows[0]
     if not any(row.get(t) for t in text_features(self.cfg.metadata_format)):
-      yield stat('skipped/all_signals_empty')
+      if self.cfg.metadata_format == 'none' and samples[0].text_problem:
+        data_stats.skip('invalid_utf8', samples[0].text_problem)
+        yield stat('skipped/invalid_utf8')
+      else:
+        data_stats.skip('all_signals_empty', f'{samples[0].where}: no text')
+        yield stat('skipped/all_signals_empty')
       return
     language = row.get('language') or self.cfg.language or langid.UNDETERMINED
     record = {**row, 'language': language, image_shards.PROJECT_IMAGE: samples[0].image}
