@@ -106,3 +106,13 @@ def test_a_flag_of_another_format_is_an_error(flags, message, tmp_path, capsys):
   assert cli.main(argv) == 2
   assert message in _error(capsys)
   assert not out.exists()
+
+
+def test_an_output_that_cannot_be_read_is_one_line(tmp_path, capsys):
+  """A gs:// --output on a machine without network or credentials (the help's example) ended in
+  TensorFlow's traceback; an unknown scheme fails the same way, without a network."""
+  argv = ['ingest', '--images', 'x.tar', '--output', 'foo://bucket/out', '--num_shards', '1']
+  assert cli.main(argv) == 2
+  assert "--output foo://bucket/out: cannot be read: File system scheme 'foo' not implemented" in (
+    _error(capsys)
+  )

@@ -48,6 +48,11 @@ def _metadata_skips(result) -> dict:
   return out
 
 
+# Rows and images neither kept nor skipped: with examples and skipped_rows they account for every
+# row read (a duplicate row's first copy is kept, the others counted here).
+_ALSO_COUNTED = ('duplicate_rows', 'duplicate_images', 'images_without_metadata')
+
+
 # Format-specific settings, recorded only for their format; a manifest written before they were
 # recorded has no value to compare.
 _FORMAT_SETTINGS = {'wit_kind': 'wit', 'detect_languages': 'yfcc'}
@@ -223,7 +228,10 @@ def main(argv=None) -> int:
     args.wit_kind or 'reference',
     not args.no_detect_languages,
   )
-  conflict = output_conflict(args.output, run, args.num_shards)
+  try:
+    conflict = output_conflict(args.output, run, args.num_shards)
+  except tf.errors.OpError as e:  # gs:// unreachable or without credentials, an unknown scheme
+    parser.error(f'--output {args.output}: cannot be read: {e.message}')
   if conflict:
     parser.error(conflict)
   manifest = ingest(
@@ -239,7 +247,8 @@ def main(argv=None) -> int:
     beam_args=argv[split + 1 :],
   )
   summary = {
-    k: manifest[k] for k in ('examples', 'bytes', 'skipped_rows', 'num_shards', 'last_run')
+    k: manifest[k]
+    for k in ('examples', 'bytes', 'skipped_rows', 'num_shards', 'last_run', *_ALSO_COUNTED)
   }
   print(json.dumps(summary, sort_keys=True))
   if not manifest['examples']:
