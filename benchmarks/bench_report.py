@@ -53,6 +53,12 @@ def _lit(result) -> list[str]:
           f'- {text}, {mode} (batch {b}): mlit / strongest peer ({m["best_peer"]}) = '
           f'**{_ratio(m["headline"])}**' + (f' {UNRELIABLE}' if m['unreliable'] else '')
         )
+      elif not m['comparisons']:
+        s = m['mlit_speed']
+        heads.append(
+          f'- {text}, {mode} (batch {b}): mlit alone {_spread(s["time"], b)} pairs/s, '
+          f'MFU {100 * s["mfu"]:.0f}% (no PyTorch peer timed)'
+        )
       for name, why in m.get('skipped', {}).items():
         notes.append(f'- {text}, {mode}: {name} not timed: {why}')
       if 'input' in m:

@@ -8,6 +8,7 @@ image tower costs its forward only, and only when it runs live.
 
 import dataclasses
 
+from benchmarks import command_line
 from mlit.models import image_tower, text_tower
 
 
@@ -101,4 +102,6 @@ def add_shape_flags(parser) -> None:
     choices=sorted(TEXT_SHAPES),
     help='text tower shape (benchmarks/model_shapes.py; default mt5_small_32k)',
   )
-  parser.add_argument('--batch', type=int, default=128, help='examples per step (default 128)')
+  parser.add_argument(
+    '--batch', type=command_line.at_least(1), default=128, help='examples per step (default 128)'
+  )

@@ -10,12 +10,10 @@ are not settings to train with.
   python -m benchmarks.optimizer_tail --batch 128 [--text mt5_small_32k] [--rounds 6] [--out F]
 """
 
-import argparse
 import json
-import os
 import statistics
 
-from benchmarks import lit_step, model_shapes, timing
+from benchmarks import command_line, lit_step, model_shapes, timing
 from mlit.commands import cli
 
 VARIANTS = {
@@ -81,21 +79,29 @@ def measure(
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = command_line.Parser(
+    prog='python -m benchmarks.optimizer_tail', description=__doc__.splitlines()[0]
+  )
   model_shapes.add_shape_flags(p)
-  p.add_argument('--rounds', type=int, default=6, help='interleaved rounds (default 6)')
   p.add_argument(
-    '--steps', type=int, default=4, help='timed steps per variant per round (default 4)'
+    '--rounds', type=command_line.at_least(1), default=6, help='interleaved rounds (default 6)'
+  )
+  p.add_argument(
+    '--steps',
+    type=command_line.at_least(1),
+    default=4,
+    help='timed steps per variant per round (default 4)',
   )
   p.add_argument('--out', help='also write the JSON here (folders are created)')
   args = p.parse_args(argv)
+  if args.out:
+    command_line.make_out_file_dir(p, args.out)
   cli.load_tensorflow_quietly()  # the trainer's seqio: TensorFlow off the GPUs and the log
   result = json.dumps(
     measure(args.text, batch=args.batch, rounds=args.rounds, steps=args.steps), indent=1
   )
   print(result)
   if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
       f.write(result + '\n')
 

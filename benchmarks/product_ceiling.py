@@ -18,17 +18,15 @@ The step's MFU over the ceiling is how much of the products' own speed the rest 
   python -m benchmarks.product_ceiling --batch 128 [--mode live] [--rounds 3] [--out F]
 """
 
-import argparse
 import json
 import math
-import os
 import statistics
 
 import jax
 import numpy as np
 from jax.extend import core as jax_core
 
-from benchmarks import lit_step, model_shapes, peak, timing
+from benchmarks import command_line, lit_step, model_shapes, peak, timing
 from mlit.commands import cli
 
 
@@ -169,7 +167,9 @@ def measure(
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = command_line.Parser(
+    prog='python -m benchmarks.product_ceiling', description=__doc__.splitlines()[0]
+  )
   model_shapes.add_shape_flags(p)
   p.add_argument(
     '--mode',
@@ -178,10 +178,15 @@ def main(argv=None):
     help='pre-computed image embeddings or the live locked ViT (default precomputed)',
   )
   p.add_argument(
-    '--rounds', type=int, default=3, help='alternating rounds of peak, products, step (default 3)'
+    '--rounds',
+    type=command_line.at_least(1),
+    default=3,
+    help='alternating rounds of peak, products, step (default 3)',
   )
   p.add_argument('--out', help='also write the JSON here (folders are created)')
   args = p.parse_args(argv)
+  if args.out:
+    command_line.make_out_file_dir(p, args.out)
   cli.load_tensorflow_quietly()  # the trainer's seqio: TensorFlow off the GPUs and the log
   result = measure(args.text, batch=args.batch, mode=args.mode, rounds=args.rounds)
   for q in result['products']:
@@ -197,7 +202,6 @@ def main(argv=None):
     + (' UNRELIABLE' if result['unreliable'] else '')
   )
   if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
       json.dump(result, f, indent=1)
       f.write('\n')

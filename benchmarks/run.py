@@ -23,7 +23,6 @@ The process runs with mlit's malloc settings (mlit/commands/malloc_settings.py),
 recorded in bench.json's environment; MLIT_MALLOC=system runs both sides without.
 """
 
-import argparse
 import json
 import os
 import platform
@@ -255,6 +254,8 @@ def _mode_rows(cfg, text, mode, peak_gflops, peers) -> dict:
   times = [c['a'] for c in out['comparisons'].values()]
   if 'input' in out:
     times.append(out['input']['a'])
+  if not times:  # no peer (--no-open-clip, or open_clip not installed) and no input comparison
+    times.append(timing.seconds(mlit, warmup=cfg['warmup'], repeats=cfg['repeats']))
   out['mlit_speed'] = _speed(info, _pooled(times), peak_gflops)
   if out['comparisons']:
     best = max(out['comparisons'], key=lambda n: out['comparisons'][n]['peer_speed']['pairs_per_s'])
@@ -426,9 +427,26 @@ def _rebase_mfu(tree, peak_gflops: float) -> None:
       _rebase_mfu(v, peak_gflops)
 
 
+def _vit_mismatch(variant: str, image_size: int | None) -> str | None:
+  """Why this ViT variant is unknown or cannot take images of this size (None: any), or None."""
+  from benchmarks import model_shapes  # pylint: disable=g-import-not-at-top
+
+  try:
+    patch = model_shapes.vit_kwargs(variant).get('patch_size')
+  except ValueError as e:
+    return str(e)
+  if not patch:
+    return "no patch size; give one, e.g. 'S/32'"
+  if image_size and image_size % patch[0]:
+    return f'--image-size {image_size} is not a multiple of its patch size {patch[0]}'
+  return None
+
+
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--out', required=True, help='output directory')
+  from benchmarks import command_line  # pylint: disable=g-import-not-at-top
+
+  p = command_line.Parser(prog='benchmarks/run.py', description=__doc__.splitlines()[0])
+  p.add_argument('--out', required=True, help='output directory (created with its parents)')
   p.add_argument(
     '--quick',
     action='store_true',
@@ -447,20 +465,46 @@ def main(argv=None) -> int:
     help='refuse to run (exit 2) while the 1-minute load exceeds half the cores',
   )
   overrides = {
-    'batch': 'examples per step of every timed step (default 128; quick 8)',
-    'repeats': 'timed repeats per figure (default 3; quick 1)',
-    'warmup': 'untimed calls before timing (default 1)',
-    'image_size': 'image side in pixels of the live rows (default 224; quick 32)',
-    'budget_mib': 'memory section: the largest batch whose step fits in this many MiB (default 2048)',
+    'batch': (1, 'examples per step of every timed step (default 128; quick 8)'),
+    'repeats': (1, 'timed repeats per figure (default 3; quick 1)'),
+    'warmup': (0, 'untimed calls before timing (default 1)'),
+    'image_size': (
+      1,
+      'image side in pixels of the live rows and of pre-computation (default 224; quick 32)',
+    ),
+    'budget_mib': (
+      1,
+      'memory section: the largest batch whose step fits in this many MiB (default 2048)',
+    ),
   }
-  for k, what in overrides.items():
-    p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help=what)
-  p.add_argument('--vit', default=None, help="e.g. 'S/32'")
+  for k, (low, what) in overrides.items():
+    p.add_argument(
+      '--' + k.replace('_', '-'), type=command_line.at_least(low), default=None, help=what
+    )
+  p.add_argument(
+    '--vit', default=None, help="ViT of the LiT steps, e.g. 'S/32' (default S/32; quick toy/8)"
+  )
   args = p.parse_args(argv)
   sections = [s for s in args.sections.split(',') if s]
-  bad = set(sections) - set(SECTIONS)
+  bad = [s for s in sections if s not in SECTIONS]
   if bad:
-    p.error(f'unknown sections {sorted(bad)}; known: {SECTIONS}')
+    p.error(f'--sections: unknown {", ".join(bad)}; known: {", ".join(SECTIONS)}')
+  if not sections:
+    p.error(f'--sections: none given; known: {", ".join(SECTIONS)}')
+  cfg = dict(QUICK if args.quick else FULL)
+  for k in ('batch', 'repeats', 'warmup', 'image_size', 'budget_mib', 'vit'):
+    if getattr(args, k) is not None:
+      cfg[k] = getattr(args, k)
+  live = {'lit', 'mfu', 'memory'} & set(sections)
+  towers = []
+  if live or {'breakdown', 'profile'} & set(sections):  # pre-computed: the ViT's width only
+    towers.append(('--vit' if args.vit else 'the ViT', cfg['vit'], bool(live)))
+  if 'precompute' in sections:
+    towers.append(('the pre-computation ViT', cfg['precompute_vit'], True))
+  for what, variant, sized in towers:
+    why = _vit_mismatch(variant, cfg['image_size'] if sized else None)
+    if why:
+      p.error(f'{what} {variant}: {why}')
   from benchmarks import timing  # pylint: disable=g-import-not-at-top
 
   if args.require_idle and timing.is_busy(timing.load()):
@@ -470,13 +514,9 @@ def main(argv=None) -> int:
       file=sys.stderr,
     )
     return 2
-  cfg = dict(QUICK if args.quick else FULL)
-  for k in ('batch', 'repeats', 'warmup', 'image_size', 'budget_mib', 'vit'):
-    if getattr(args, k) is not None:
-      cfg[k] = getattr(args, k)
   if args.no_torch_compile:
     cfg['skip_torch_compile'] = 'skipped on request (--no-torch-compile)'
-  os.makedirs(args.out, exist_ok=True)
+  command_line.make_out_dir(p, args.out)
   from mlit.commands import cli  # pylint: disable=g-import-not-at-top
 
   cli.load_tensorflow_quietly()  # the input pipeline's TensorFlow: off the GPUs and the log

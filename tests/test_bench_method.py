@@ -131,3 +131,102 @@ def test_pytorch_peers_train_the_precomputed_step(module):
   before = [p.detach().clone() for p in params]
   fn()
   assert any(not np.allclose(b, p.detach()) for b, p in zip(before, params))
+
+
+def _exit_code(main, argv):
+  try:
+    return main(argv)
+  except SystemExit as e:
+    return e.code
+
+
+def _never(*args, **kwargs):
+  raise AssertionError('a mistake in the flags must stop before any measurement')
+
+
+@pytest.mark.parametrize(
+  'flags, named',
+  [
+    (['--sections', 'peak,pek'], 'pek'),
+    (['--sections', ','], '--sections'),
+    (['--batch', '0'], '--batch'),
+    (['--repeats', '0'], '--repeats'),
+    (['--warmup', '-1'], '--warmup'),
+    (['--budget-mib', '0'], '--budget-mib'),
+    (['--vit', 'Q/99'], 'Q/99'),
+    (['--vit', 'S'], '--vit'),
+    (['--image-size', '12'], '--image-size'),  # quick's toy/8 takes multiples of 8
+    (['--out', 'FILE'], 'FILE'),
+    (['--out', 'FILE/sub'], 'FILE'),
+  ],
+)
+def test_run_flag_mistakes_are_one_line_exit_2(flags, named, monkeypatch, tmp_path, capsys):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('')
+  out = tmp_path / 'out'
+  flags = [f.replace('FILE', str(blocker)) for f in flags]
+  named = named.replace('FILE', str(blocker))
+  for section in run.SECTIONS:
+    monkeypatch.setattr(run, f'section_{section}', _never)
+  argv = ['--quick', '--sections', 'lit', '--out', str(out)] + flags
+  assert _exit_code(run.main, argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'Traceback' not in err and 'usage:' not in err, err
+  assert named in err and err.startswith('benchmarks/run.py: error:'), err
+  assert not out.exists()
+
+
+@pytest.mark.parametrize(
+  'script, flags, named',
+  [
+    ('product_ceiling', ['--batch', '0'], '--batch'),
+    ('product_ceiling', ['--rounds', '0'], '--rounds'),
+    ('product_ceiling', ['--out', 'DIR'], 'DIR'),
+    ('product_ceiling', ['--out', 'FILE/x.json'], 'FILE'),
+    ('optimizer_tail', ['--batch', '-3'], '--batch'),
+    ('optimizer_tail', ['--steps', '0'], '--steps'),
+    ('optimizer_tail', ['--out', 'FILE/sub/x.json'], 'FILE'),
+  ],
+)
+def test_one_shape_script_mistakes_stop_before_measuring(
+  script, flags, named, monkeypatch, tmp_path, capsys
+):
+  import importlib
+
+  module = importlib.import_module(f'benchmarks.{script}')
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('')
+  subs = {'FILE': str(blocker), 'DIR': str(tmp_path)}
+  for k, v in subs.items():
+    flags = [f.replace(k, v) for f in flags]
+    named = named.replace(k, v)
+  monkeypatch.setattr(module, 'measure', _never)
+  monkeypatch.setattr(module.cli, 'load_tensorflow_quietly', lambda: None)
+  argv = ['--text', 'local_tiny', '--batch', '8', '--rounds', '1'] + flags
+  assert _exit_code(module.main, argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'Traceback' not in err and 'usage:' not in err, err
+  assert named in err and f'benchmarks.{script}: error:' in err, err
+
+
+@pytest.mark.slow
+def test_lit_rows_without_peers_time_mlit_alone():
+  # --no-open-clip (or open_clip not installed): the live row has no peer and no input
+  # comparison; mlit's own step is still timed and reported (it was an IndexError).
+  cfg = dict(run.QUICK, repeats=2)
+  rows = run._mode_rows(cfg, 'local_tiny', 'live', 1.0, peers=[])
+  assert rows['comparisons'] == {} and 'best_peer' not in rows
+  assert rows['mlit_speed']['time']['repeats'] == 2 and rows['mlit_speed']['pairs_per_s'] > 0
+  result = {
+    'command': 'x',
+    'quick': True,
+    'seconds': 1.0,
+    'environment': {'cpu_count': 2, 'jax': '-', 'xla_flags': ''},
+    'load_start': [0.0] * 3,
+    'load_end': [0.0] * 3,
+    'busy_limit': 1.0,
+    'loads': {},
+    'lit': {'local_tiny': {'live': rows}},
+  }
+  md = bench_report.markdown(result)
+  assert 'local_tiny, live (batch 8): mlit alone' in md and 'no PyTorch peer' in md, md
