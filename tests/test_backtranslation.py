@@ -454,3 +454,20 @@ def test_beam_job_without_texts_is_one_line(tmp_path, capsys):
   )
   _write_tsv(tmp_path / 'good.tsv', CAPTIONS[:2])
   assert backtranslate_beam.main(['--input', str(tmp_path / 'good.tsv'), *argv]) == 0
+
+
+def test_counts_that_cannot_run_are_one_line_errors(tmp_path, capsys):
+  """No pivot (--pivots ,) ran to exit 0 translating nothing, --batch_size 0 put a shard in one
+  translator call, --examples_per_shard 0 and --retries -1 ended in a traceback."""
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS[:1])
+  argv = ['--input', str(tmp_path / 'in.tsv'), '--out', str(tmp_path / 'bt')]
+  assert "--pivots ',': no pivot language given" in _cli_error([*argv, '--pivots', ','], capsys)
+  argv.extend(['--pivots', 'es'])
+  for flag, value, least in [
+    ('--batch_size', '0', 1),
+    ('--examples_per_shard', '0', 1),
+    ('--retries', '-1', 0),
+  ]:
+    err = _cli_error([*argv, flag, value], capsys)
+    assert err.startswith(f'mlit backtranslate: error: {flag} must be >= {least}, got {value}')
+  assert not (tmp_path / 'bt').exists()

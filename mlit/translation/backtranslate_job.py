@@ -299,9 +299,13 @@ def add_translation_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_pivots(args) -> list[str]:
-  """--pivots as a list; repeats, the source itself and a chrF window that keeps nothing are
-  mistakes, said in one line before any translation."""
+  """--pivots as a list; none, repeats, the source itself, a --batch_size below 1 and a chrF window
+  that keeps nothing are mistakes, said in one line before any translation."""
   pivots = [p.strip() for p in args.pivots.split(',') if p.strip()]
+  if not pivots:
+    raise UserError(f'--pivots {args.pivots!r}: no pivot language given, e.g. --pivots es,ca')
+  if args.batch_size < 1:
+    raise UserError(f'--batch_size must be >= 1, got {args.batch_size}')
   repeated = sorted({p for p in pivots if pivots.count(p) > 1})
   if repeated:
     raise UserError(f'--pivots {args.pivots}: {", ".join(repeated)} given twice')
@@ -334,6 +338,10 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if not os.path.exists(args.input):
     parser.error(f'--input {args.input}: no such file')
+  if args.examples_per_shard < 1:
+    parser.error(f'--examples_per_shard must be >= 1, got {args.examples_per_shard}')
+  if args.retries < 0:
+    parser.error(f'--retries must be >= 0, got {args.retries}')
   pivots = parse_pivots(args)
   backend = translation_backends.make_backend(args.backend)
   translation_backends.check_pairs(backend, args.source, pivots)
