@@ -206,7 +206,8 @@ class InputReader:
       tf = self._pick(keys, self.text_field, TEXT_FIELDS, path, 'text')
       if tf is None:
         raise UserError(
-          f'{path}: header has no text column (one of {TEXT_FIELDS}); name it with --text-field'
+          f'{path}: header row {keys} has no text column (one of {TEXT_FIELDS}); name it with '
+          '--text-field, or put a header row first (a .tsv is read with one)'
         )
       lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
       for row in reader:
@@ -418,6 +419,10 @@ def main(argv=None) -> int:
   p.add_argument('--out', help='directory for coverage.{md,csv,json,png}')
   p.add_argument('--stats-json', help='also write tokenizer_stats.json here (e.g. RUN_DIR/...)')
   args = p.parse_args(argv)
+  if args.lang and args.lang_field:
+    p.error('--lang-field cannot apply with --lang: --lang is the language of every text')
+  if args.max_len < 1:
+    p.error(f'--max-len must be >= 1, got {args.max_len}')
   sp = load_sentencepiece(args.vocab)
   reader = InputReader(args.lang, args.lang_field, args.text_field)
   pairs = (pair for path in expand(args.texts) for pair in reader.read(path))

@@ -160,8 +160,30 @@ def test_missing_text_column_is_a_clear_error(sp, tmp_path):
   path = tmp_path / 'x.tsv'
   path.write_text('language\tbody\nen\thi\n', encoding='utf-8')
   reader = coverage.InputReader()
-  with pytest.raises(ValueError, match='x.tsv: header has no text column'):
+  with pytest.raises(ValueError, match=r"x.tsv: header row \['language', 'body'\] has no text col"):
     list(reader.read(str(path)))
+
+
+def test_flags_that_cannot_apply_are_one_line_errors(sp, tmp_path, capsys):
+  """--lang-field beside --lang was read past without a word (--lang wins), and --max-len 0
+  counted every text as truncated; a headerless id<TAB>text .tsv is told to get a header row."""
+  from mlit.commands import cli  # pylint: disable=import-outside-toplevel
+
+  vocab = tmp_path / 'v.model'
+  vocab.write_bytes(sp.serialized_model_proto())
+  texts = tmp_path / 'a.tsv'
+  texts.write_text('text\tlanguage\nthe cat\ten\n', encoding='utf-8')
+  base = ['coverage', '--vocab', str(vocab), str(texts)]
+  for flags, message in [
+    (['--lang', 'en', '--lang-field', 'language'], '--lang-field cannot apply with --lang'),
+    (['--max-len', '0'], '--max-len must be >= 1, got 0'),
+  ]:
+    assert cli.main([*base, *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert '\n' not in err and err.startswith(f'mlit coverage: error: {message}'), err
+  texts.write_text('a1\tthe cat\n', encoding='utf-8')
+  assert cli.main(base) == 2
+  assert 'or put a header row first' in capsys.readouterr().err
 
 
 def test_language_table_covers_cldr_and_wit():
