@@ -304,3 +304,20 @@ def test_two_processes_match_one_process_across_a_preemption(setup, reference):
   diff = _max_diff(_final(model_dir), reference)
   print(f'two processes (stopped at step {stopped[0]}, resumed) vs one: max abs diff {diff:g}')
   assert diff < 1e-5
+
+
+def test_process_flags_without_a_coordinator_are_an_error(tmp_path, capsys):
+  """--process_count/--process_index say '(with --coordinator_address)'; without it they were
+  dropped without a word and the job trained as one process."""
+  from mlit.commands import cli  # pylint: disable=import-outside-toplevel
+
+  model_dir = tmp_path / 'run'
+  argv = ['train', '--gin_file=local_tiny.gin', f'--gin.MODEL_DIR="{model_dir}"']
+  flags = ['--gin.TRAIN_STEPS=2', '--gin.WARMUP_STEPS=1', '--dry_run', '--process_count=2']
+  assert cli.main([*argv, *flags]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == (
+    'mlit train: error: --process_count: only with --coordinator_address (give it too; '
+    '--multiprocess alone finds the topology itself)'
+  )
+  assert not model_dir.exists()

@@ -610,6 +610,12 @@ def _add_train_flags(parser) -> None:
 
 
 def _init_distributed(args) -> None:
+  given = [f for f in ('process_count', 'process_index') if getattr(args, f) is not None]
+  if given and not args.coordinator_address:  # they would be ignored without a word
+    raise UserError(
+      f'{" and ".join("--" + f for f in given)}: only with --coordinator_address (give it too; '
+      '--multiprocess alone finds the topology itself)'
+    )
   if args.coordinator_address:
     if args.process_count is None or args.process_index is None:
       raise UserError('--coordinator_address needs --process_count and --process_index')
