@@ -607,3 +607,23 @@ def test_an_evaluation_of_another_step_or_other_arguments_is_stale():
   why = add_language_run.stale_evaluation(results, {**inputs, 'eval_gin': 'o.gin'}, inputs)
   assert why == "eval_gin 'o.gin' then, 'e.gin' now"
   assert 'no record' in add_language_run.stale_evaluation(results, None, inputs)
+
+
+def test_gin_and_run_refuse_steps_the_continued_run_cannot_take(setup, tmp_path, capsys):
+  """gin wrote --repeat 0 (the run then failed in the emoji tasks' registration) and --steps 0
+  (with --warmup -1) into the file; run took --warmup equal to --steps, grew the vocabulary and
+  then stopped at its gin step. Each is now one line before any work."""
+  d = setup[0]
+  gin = ['gin', '--lang', 'el', '--extension', str(tmp_path / 'ext')]
+  gin += ['--model-dir', str(tmp_path / 'cont'), '--out', str(tmp_path / 'el.gin')]
+  run_out = tmp_path / 'run'
+  cases = {
+    '--repeat 0: the minimum is 1': [*gin, '--repeat', '0'],
+    '--steps 0: the minimum is 1': [*gin, '--steps', '0', '--warmup', '-1'],
+    '--warmup 10: 0 to --steps - 1 (9)': _run_argv(d, run_out, '--steps', '10', '--warmup', '10'),
+  }
+  for message, argv in cases.items():
+    assert add_language.main(argv) == 2, message
+    err = capsys.readouterr().err.strip()
+    assert err == f'mlit add-language {argv[0]}: error: {message}', err
+  assert not (tmp_path / 'el.gin').exists() and not run_out.exists()

@@ -735,7 +735,8 @@ def resolve_checkpoint(path: str) -> str:
 
 
 def check_common_args(args) -> None:
-  """Flags every step shares, before any work: the language code, --checkpoint, --num-pieces."""
+  """Flags every step shares, before any work: the language code, --checkpoint, --num-pieces,
+  and gin's and run's --steps, --warmup and --repeat."""
   if getattr(args, 'lang', None) is not None:
     try:
       lang = codes.normalize_lang(args.lang)
@@ -750,6 +751,12 @@ def check_common_args(args) -> None:
     args.checkpoint = resolve_checkpoint(args.checkpoint)
   if getattr(args, 'num_pieces', None) is not None and args.num_pieces < 1:
     raise AddLanguageError(f'--num-pieces {args.num_pieces}: the minimum is 1 (pieces to add)')
+  if getattr(args, 'steps', None) is not None:  # gin and run: checked before the gin is written
+    for flag in ('steps', 'repeat'):
+      if getattr(args, flag) < 1:
+        raise AddLanguageError(f'--{flag} {getattr(args, flag)}: the minimum is 1')
+    if not 0 <= args.warmup < args.steps:  # as mlit train's optimizer takes them
+      raise AddLanguageError(f'--warmup {args.warmup}: 0 to --steps - 1 ({args.steps - 1})')
 
 
 def add_extend_args(e) -> None:

@@ -175,11 +175,6 @@ def check_inputs(args) -> None:
     raise UserError('--wit-train needs --wit-images (the directory of the WIT images)')
   if args.wit_images and not os.path.isdir(args.wit_images):
     raise UserError(f'--wit-images {args.wit_images}: no such directory')
-  for flag in ('steps', 'repeat'):
-    if getattr(args, flag) < 1:
-      raise UserError(f'--{flag} {getattr(args, flag)}: the minimum is 1')
-  if not 0 <= args.warmup <= args.steps:
-    raise UserError(f'--warmup {args.warmup}: 0 to --steps ({args.steps})')
 
 
 def _abs(paths):
