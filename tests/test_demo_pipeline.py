@@ -124,3 +124,16 @@ def test_small_demo_pipeline_end_to_end(tmp_path, capsys):
     os.chdir(old_cwd)
   assert (run_dir / 'coverage' / 'coverage.json').exists()
   assert '95% CI' in (run_dir / 'report' / 'report.md').read_text(encoding='utf-8')
+
+
+def test_a_size_below_one_is_refused_before_any_stage(tmp_path, capsys):
+  """--train_steps 0 and --max_emoji 0 were read as not given: the demo ran 700 steps on every
+  emoji without a word; a negative --vocab_size reached SentencePiece."""
+  from mlit.commands import cli  # pylint: disable=import-outside-toplevel
+
+  run_dir = tmp_path / 'demo'
+  for flag, value in [('--train_steps', '0'), ('--max_emoji', '0'), ('--vocab_size', '-5')]:
+    assert cli.main(['demo', f'--run_dir={run_dir}', flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f'mlit demo: error: {flag} must be >= 1, got {value}'), err
+  assert not run_dir.exists()

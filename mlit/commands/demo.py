@@ -224,6 +224,10 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   args.gin_bindings += gin_bindings
   args.gin_file = args.gin_file or [IMAGE_TOWERS[args.image_tower]['gin_file']]
+  for flag in ('max_emoji', 'vocab_size', 'train_steps', 'pretrain_steps'):
+    value = getattr(args, flag)
+    if value is not None and value < 1:  # 0 would be read as not given: the default, unsaid
+      parser.error(f'--{flag} must be >= 1, got {value}')
   if args.pretrain_steps and args.image_tower != 'emoji_vit':
     parser.error('--pretrain_steps applies to --image_tower emoji_vit only')
   compare = args.compare.split(',') if args.compare else []
