@@ -98,3 +98,33 @@ def test_rows_read_elsewhere_are_not_reported_as_none():
   line = cache_tasks._rows_read('--runner=DataflowRunner')
   assert line.startswith('while caching: rows kept and skipped are not counted in this process')
   assert "'--runner=DataflowRunner'" in line
+
+
+def test_tasks_and_runner_mistakes_are_one_line_before_the_pipeline(tmp_path, capsys):
+  """A --tasks that is no regex and a runner Beam does not know ended in tracebacks; a task
+  seqio cannot cache (the synthetic ones) was skipped by seqio with an INFO line, and mlit said
+  only that no cache came out."""
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  cache_dir = tmp_path / 'cache'
+  argv = ['cache-tasks', '--gin_file=local_tiny.gin', f'--gin.MODEL_DIR="{tmp_path / "run"}"']
+  argv.append(f'--output_cache_dir={cache_dir}')
+  cases = {
+    "--tasks '(': not a regular expression (missing ), unterminated subpattern": ['--tasks=('],
+    "--pipeline_options '--runner=NoSuchRunner': Unexpected pipeline runner: NoSuchRunner": [
+      '--tasks=mlit_synthetic_embeddings',
+      '--pipeline_options=--runner=NoSuchRunner',
+    ],
+    '--tasks: mlit_synthetic_embeddings cannot be cached (no seqio.CacheDatasetPlaceholder': [
+      '--tasks=mlit_synthetic_embeddings'
+    ],
+  }
+  try:
+    for message, flags in cases.items():
+      gin.clear_config()
+      assert cli.main([*argv, *flags]) == 2, message
+      err = capsys.readouterr().err.strip()
+      assert '\n' not in err and err.startswith(f'mlit cache-tasks: error: {message}'), err
+  finally:
+    gin.clear_config()
+  assert not cache_dir.exists()

@@ -56,6 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prog='mlit cache-tasks',
     example=_EXAMPLE,
   )
+  _check_runner(args.pipeline_options)
   registration.register_tasks()
   patterns = [p for p in args.tasks.split(',') if p]
   names = _matching_tasks(patterns)
@@ -115,12 +116,37 @@ def _matching_tasks(patterns: Sequence[str]) -> list[str]:
   registered = sorted(seqio.TaskRegistry.names())
   names = []
   for pattern in patterns:
-    matched = [n for n in registered if re.fullmatch(pattern, n)]
+    try:
+      regex = re.compile(pattern)
+    except re.error as e:
+      raise UserError(f'--tasks {pattern!r}: not a regular expression ({e})') from e
+    matched = [n for n in registered if regex.fullmatch(n)]
     if not matched:
       shown = ', '.join(registered[:20]) + (' ...' if len(registered) > 20 else '')
       raise UserError(f'--tasks {pattern!r} matches no registered task (registered: {shown})')
     names += [n for n in matched if n not in names]
+  # seqio's pipeline skips these with an INFO line, and nothing said why no cache came out.
+  uncachable = [n for n in names if not seqio.get_mixture_or_task(n).supports_caching]
+  if uncachable:
+    raise UserError(
+      f'--tasks: {", ".join(uncachable)} cannot be cached (no seqio.CacheDatasetPlaceholder '
+      'among its preprocessors); train on it uncached (USE_CACHED_TASKS = False)'
+    )
   return names
+
+
+def _check_runner(pipeline_options: str) -> None:
+  """A runner Beam does not know is one line, before the tasks are registered."""
+  from apache_beam.options import pipeline_options as beam_options  # pylint: disable=g-import-not-at-top
+  from apache_beam.runners import runner  # pylint: disable=g-import-not-at-top
+
+  options = beam_options.PipelineOptions(pipeline_options.split())
+  name = options.view_as(beam_options.StandardOptions).runner
+  if name:
+    try:
+      runner.create_runner(name)
+    except (ValueError, ImportError) as e:
+      raise UserError(f'--pipeline_options {pipeline_options!r}: {" ".join(str(e).split())}') from e
 
 
 def _is_cached(cache_dir: str, name: str) -> bool:
