@@ -249,7 +249,7 @@ def test_beam_pipeline_matches_single_machine_job(tmp_path):
 
   from mlit.translation import backtranslate_beam  # pylint: disable=import-outside-toplevel
 
-  _write_tsv(tmp_path / 'in.tsv', CAPTIONS, [b'broken row without tab\n'])
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS, [b'broken row without tab\n', *_REPEATED_IDS])
   script = tmp_path / 'fake_translator.py'
   script.write_text(FAKE_TRANSLATOR)
   spec = f'command:{sys.executable} {script} {{source}} {{target}} 0'
@@ -280,7 +280,50 @@ def test_beam_pipeline_matches_single_machine_job(tmp_path):
   rejected = []
   for path in (tmp_path / 'beam').glob('rejected_rows*.jsonl'):
     rejected += [json.loads(l) for l in open(path)]
-  assert len(rejected) == 1
+  reasons = sorted(r['reason'].split(':')[0] for r in rejected)
+  assert reasons == [
+    'duplicate_id',
+    'duplicate_id',
+    'duplicate_row',
+    'expected 2 tab-separated columns, got 1',
+  ]
+  single_rejected = [json.loads(l) for l in open(tmp_path / 'single' / 'rejected_rows.jsonl')]
+  assert sorted(r['reason'].split(':')[0] for r in single_rejected) == reasons
+
+
+# An id on two rows with one text (translated once) and an id on two rows with two texts (which
+# text its round trips belong to is unknown: neither is translated).
+_REPEATED_IDS = [
+  b'6\ta bird on a branch\n',
+  b'7\ta red apple on the table\n',
+  b'6\ta bird on a branch\n',
+  b'7\ta blue car in the street\n',
+]
+
+
+def test_repeated_ids_are_translated_once_or_rejected(tmp_path):
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS, _REPEATED_IDS)
+  lines = []
+  summary = backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'out'),
+    source='en',
+    pivots=['xx'],
+    backend=_fake_backend(tmp_path),
+    log=lines.append,
+  )
+  records = list(backtranslate.iter_records(str(tmp_path / 'out')))
+  assert [r['id'] for r in records] == ['1', '2', '3', '4', '5', '6']
+  assert summary['texts'] == 6 and summary['rejected_rows'] == 3
+  rejected = [json.loads(l) for l in open(tmp_path / 'out' / 'rejected_rows.jsonl')]
+  assert [(r['line'], r['reason'].split(':')[0]) for r in rejected] == [
+    (7, 'duplicate_id'),
+    (8, 'duplicate_row'),
+    (9, 'duplicate_id'),
+  ]
+  assert "id '7' is on 2 rows with different texts (first at line 7)" in rejected[0]['reason']
+  assert rejected[1]['reason'] == 'duplicate_row: the id and text of line 6, translated once'
+  assert '3 input rows rejected (see rejected_rows.jsonl)' in lines
 
 
 def _candidates_dir(tmp_path, n, k):

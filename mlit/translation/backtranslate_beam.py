@@ -41,6 +41,31 @@ class _ParseRow(beam.DoFn):
       yield parsed
 
 
+class _OneRowPerId(beam.DoFn):
+  """(id, its texts) -> (id, text), as the single-machine job's read_texts decides: the later
+  copies of an id's one text and every row of an id with several texts are rejected."""
+
+  def process(self, item):
+    example_id, texts = item
+    texts = list(texts)
+    if len(set(texts)) > 1:
+      reason = (
+        f'duplicate_id: id {example_id!r} is on {len(texts)} rows with different texts: which '
+        'text its round trips would belong to is unknown, so none is translated'
+      )
+      rejected = texts
+    else:
+      reason = 'duplicate_row: the id and text of another row, translated once'
+      rejected = texts[1:]
+      yield example_id, texts[0]
+    for text in rejected:
+      beam.metrics.Metrics.counter('backtranslate', 'rejected_rows').inc()
+      beam.metrics.Metrics.counter('backtranslate', 'texts').dec()
+      yield beam.pvalue.TaggedOutput(
+        _REJECTED, {'reason': reason, 'row': f'{example_id}\t{text}'[:200]}
+      )
+
+
 class _Backtranslate(beam.DoFn):
   """Translates a batch of (id, text); the backend is built once per worker."""
 
@@ -109,8 +134,13 @@ def build_pipeline(
     | 'Read' >> beam.io.ReadFromText(input_pattern, coder=beam.coders.BytesCoder())
     | 'Parse' >> beam.ParDo(_ParseRow(is_jsonl)).with_outputs(_REJECTED, main='rows')
   )
-  results = (
+  unique = (
     rows.rows
+    | 'ById' >> beam.GroupByKey()
+    | 'OneRowPerId' >> beam.ParDo(_OneRowPerId()).with_outputs(_REJECTED, main='rows')
+  )
+  results = (
+    unique.rows
     | 'Batch' >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
     | 'Backtranslate'
     >> beam.ParDo(_Backtranslate(backend_spec, source, pivots, quality, retries)).with_outputs(
@@ -129,7 +159,7 @@ def build_pipeline(
 
   write(results.records, 'candidates')
   write(results[_FAILURES], 'failures')
-  write(rows[_REJECTED], 'rejected_rows')
+  write((rows[_REJECTED], unique[_REJECTED]) | 'Rejected' >> beam.Flatten(), 'rejected_rows')
   summary = results.records | 'Summarise' >> beam.CombineGlobally(_SummaryFn())
   (
     summary

@@ -7,7 +7,7 @@ Input: a TSV of `id<TAB>text` (no header) or JSONL with "id" and "text" fields. 
   candidates-NNNNN.jsonl  one record per text: {id, text, candidates: [{pivot, pivot_text, text, chrf, bleu,
                           verdict}]}
   failures-NNNNN.jsonl    translator batches of that shard that failed after retries (ids, pivot, error)
-  rejected_rows.jsonl     input rows that could not be read (file, line, reason)
+  rejected_rows.jsonl     input rows that could not be read or repeat an id (file, line, reason)
   summary.json            per pivot: kept, dropped per reason, failed, mean chrF/BLEU of kept
 A shard file is written atomically once complete, so a killed job resumes at the first missing
 shard. The training-time substitution reads the candidates with verdict "kept"
@@ -59,16 +59,53 @@ def parse_row(raw: bytes, is_jsonl: bool):
   return example_id, text
 
 
-def read_texts(path: str, rejected: list) -> Iterator[tuple[str, str]]:
-  """Yields (id, text); unreadable rows are appended to `rejected` with file, line and reason."""
+def _rows(path: str) -> Iterator[tuple[int, object]]:
+  """(line number, parse_row's result) of every non-blank line."""
   is_jsonl = path.endswith(('.jsonl', '.json'))
   with open(path, 'rb') as f:
     for line_no, raw in enumerate(f, start=1):
       parsed = parse_row(raw, is_jsonl)
-      if isinstance(parsed, str):
-        rejected.append({'file': path, 'line': line_no, 'reason': parsed})
-      elif parsed is not None:
-        yield parsed
+      if parsed is not None:
+        yield line_no, parsed
+
+
+def repeated_ids(path: str) -> dict[str, tuple[int, int, bool]]:
+  """{id: (its first line, its rows, whether they all have one text)} for ids on several rows.
+
+  Training substitutes round trips by id (tasks/backtranslation.py), so an id must name one text:
+  an id whose rows disagree cannot say which text its round trips belong to."""
+  seen = {}  # id -> [first line, rows, hash of the first text, texts agree]
+  for line_no, parsed in _rows(path):
+    if isinstance(parsed, str):
+      continue
+    example_id, text = parsed
+    entry = seen.get(example_id)
+    if entry is None:
+      seen[example_id] = [line_no, 1, hash(text), True]
+    else:
+      entry[1] += 1
+      entry[3] = entry[3] and hash(text) == entry[2]
+  return {k: (v[0], v[1], v[3]) for k, v in seen.items() if v[1] > 1}
+
+
+def read_texts(path: str, rejected: list, repeated: dict) -> Iterator[tuple[str, str]]:
+  """Yields (id, text) once per id; unreadable rows and the rows of `repeated` ids
+  (`repeated_ids`) that cannot be translated are appended to `rejected` with file, line and
+  reason: the later copies of an id's one text, and every row of an id with several texts."""
+  for line_no, parsed in _rows(path):
+    if not isinstance(parsed, str) and parsed[0] in repeated:
+      first, rows, one_text = repeated[parsed[0]]
+      if not one_text:
+        parsed = (
+          f'duplicate_id: id {parsed[0]!r} is on {rows} rows with different texts (first at line '
+          f'{first}): which text its round trips would belong to is unknown, so none is translated'
+        )
+      elif line_no != first:
+        parsed = f'duplicate_row: the id and text of line {first}, translated once'
+    if isinstance(parsed, str):
+      rejected.append({'file': path, 'line': line_no, 'reason': parsed})
+    else:
+      yield parsed
 
 
 def shard_path(out_dir: str, index: int) -> str:
@@ -111,8 +148,8 @@ def run(
   """Runs (or resumes) the job. Returns the final per-pivot summary."""
   # A first pass counts the readable rows, for the progress line's ETA (translation is the slow
   # part), and stops a job with nothing to translate before it records any setting.
-  first_rejected = []
-  total = sum(1 for _ in read_texts(input_path, first_rejected))
+  first_rejected, repeated = [], repeated_ids(input_path)
+  total = sum(1 for _ in read_texts(input_path, first_rejected, repeated))
   if not total:
     raise UserError(_no_texts(input_path, out_dir, first_rejected))
   os.makedirs(out_dir, exist_ok=True)
@@ -131,7 +168,7 @@ def run(
   num_shards = -(-total // examples_per_shard)
   progress = job_progress.Progress(total, 'texts')
   rejected, resumed = [], 0
-  shards = _chunks(read_texts(input_path, rejected), examples_per_shard)
+  shards = _chunks(read_texts(input_path, rejected, repeated), examples_per_shard)
   for index, shard in enumerate(shards):
     path = shard_path(out_dir, index)
     if os.path.exists(path):
