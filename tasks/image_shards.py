@@ -47,9 +47,17 @@ def is_tar(path: str) -> bool:
   return path.endswith('.tar')
 
 
-def read_samples(path: str) -> Iterator[Sample]:
-  """Every sample of one shard (.tar: webdataset; anything else: TFRecord)."""
-  return (sample for sample, _ in read_located(path))
+def read_samples(path: str, on_damage=None) -> Iterator[Sample]:
+  """Every sample of one shard (.tar: webdataset; anything else: TFRecord). A damaged shard ends
+  after the samples before its damage, raising DamagedShard or, given `on_damage`, calling it
+  with the error."""
+  try:
+    for sample, _ in read_located(path):
+      yield sample
+  except DamagedShard as e:
+    if on_damage is None:
+      raise
+    on_damage(e)
 
 
 def read_located(path: str) -> Iterator[tuple[Sample, Optional[tuple[str, int, int]]]]:

@@ -22,19 +22,15 @@ import gin
 from tasks import data_stats, image_shards, langid, row_source, signals, task_builder, yfcc
 
 
+def _count_damaged_shard(error: Exception) -> None:  # the samples before the damage are kept
+  data_stats.skip('damaged_shard', str(error))
+
+
 def read_shard_examples(
   path: str, text_features: Sequence[str], shard_key: str = 'key', language: str = ''
 ) -> Iterator[dict]:
   """example_id, image bytes, the texts and language of each usable sample of one shard."""
-  samples = image_shards.read_samples(path)
-  while True:
-    try:
-      sample = next(samples)
-    except StopIteration:
-      return
-    except image_shards.DamagedShard as e:  # the samples before the damage were kept
-      data_stats.skip('damaged_shard', str(e))
-      return
+  for sample in image_shards.read_samples(path, on_damage=_count_damaged_shard):
     problem = image_shards.image_problem(sample)
     if problem is not None:
       data_stats.skip(*problem)

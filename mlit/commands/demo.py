@@ -29,6 +29,7 @@ import time
 
 from mlit import run_layout
 from mlit.commands import child_process, demo_compare, gin_flags
+from tasks.user_error import UserError
 
 STAGES = ('data', 'vocab', 'image', 'embed', 'train', 'coverage', 'eval', 'report')
 # --image_tower: its gin file, and the renders it reads (size; augmentations, which only the ViT's
@@ -240,6 +241,7 @@ def main(argv=None) -> int:
   unknown = sorted(set(stages) - set(STAGES))
   if unknown:
     parser.error(f'unknown stages {unknown}; choose from {",".join(STAGES)}')
+  _check_languages(args)
   os.makedirs(args.run_dir, exist_ok=True)
   timings_path = run_layout.timings(args.run_dir)
   timings = {}
@@ -271,6 +273,27 @@ def main(argv=None) -> int:
   if compare:
     return demo_compare.compare(args.run_dir, compare, _base_flags(args))
   return 0
+
+
+def _check_languages(args) -> None:
+  """--languages against CLDR's annotation files, before any stage runs (the data stage, a child
+  process, would fail only after the demo started); --vocab_languages among --languages."""
+  from tasks.emoji_cldr import cldr, sources  # pylint: disable=g-import-not-at-top
+
+  if args.languages:
+    try:
+      annotations = sources.find_input('annotations')
+    except sources.MissingPackageError:
+      annotations = None  # the data stage names the package to install
+    if annotations:
+      cldr.check_languages(annotations, args.languages.split(','))
+  if args.languages and args.vocab_languages:
+    outside = [l for l in args.vocab_languages.split(',') if l not in args.languages.split(',')]
+    if outside:
+      raise UserError(
+        f'--vocab_languages {",".join(outside)}: not among --languages {args.languages} '
+        '(the vocabulary is trained on the texts the data stage builds)'
+      )
 
 
 def _base_flags(args) -> list[str]:

@@ -73,17 +73,13 @@ class _ReadImages(beam.DoFn):
   def __init__(self, cfg: IngestConfig):
     self.cfg = cfg
 
+  @staticmethod
+  def _damaged(error):  # the samples before the damage go on
+    data_stats.skip('damaged_shard', str(error))
+    beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'skipped/damaged_shard').inc()
+
   def process(self, path):
-    samples = image_shards.read_samples(path)
-    while True:
-      try:
-        sample = next(samples)
-      except StopIteration:
-        return
-      except image_shards.DamagedShard as e:  # the samples before the damage go on
-        data_stats.skip('damaged_shard', str(e))
-        beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'skipped/damaged_shard').inc()
-        return
+    for sample in image_shards.read_samples(path, on_damage=self._damaged):
       image_id = image_shards.sample_id(sample, self.cfg.shard_key)
       if image_id is None:
         if self.cfg.metadata_format == 'none':  # the sample is the row: a row without an id

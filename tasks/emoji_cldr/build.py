@@ -126,6 +126,8 @@ def build(
 ) -> dict:
   """Builds (or reuses) the dataset in out_dir; returns the manifest."""
   paths = sources.find_all(root)
+  if config.languages is not None:  # before anything is written
+    cldr_lib.check_languages(paths['annotations'], config.languages)
   versions = source_versions(paths)
   cfg = _config_dict(config)
   old = load_manifest(out_dir)

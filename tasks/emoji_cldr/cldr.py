@@ -11,6 +11,8 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from tasks.user_error import UserError
+
 
 @dataclasses.dataclass
 class Annotation:
@@ -75,6 +77,32 @@ def cldr_version(dtd_path: str | None) -> str:
   return 'unknown'
 
 
+def locales(annotations_dir: str) -> list[str]:
+  """Every locale with an annotations file (base and variants), sorted; not 'root'."""
+  return sorted(f[:-4] for f in os.listdir(annotations_dir) if f.endswith('.xml') and f != 'root.xml')
+
+
+def check_languages(annotations_dir: str, languages) -> None:
+  """Raises UserError naming --languages and each code without an annotations file."""
+  known = locales(annotations_dir)
+  unknown = [l for l in dict.fromkeys(languages) if l not in set(known)]
+  if not unknown:
+    return
+  spelled = {k.lower(): k for k in known}
+  meant = [
+    f'{l!r}: did you mean {spelled[l.replace("-", "_").lower()]}?'
+    for l in unknown
+    if l.replace('-', '_').lower() in spelled
+  ]
+  base = [k for k in known if is_base_locale(k)]
+  raise UserError(
+    f'--languages: no CLDR emoji annotations for {", ".join(map(repr, unknown))}'
+    + (f' ({"; ".join(meant)})' if meant else '')
+    + f'; {len(base)} languages and {len(known) - len(base)} regional/script variants have them '
+    f'(e.g. {", ".join(base[:8])}; `ls {annotations_dir}` lists them all)'
+  )
+
+
 def parse_cldr(
   annotations_dir: str,
   derived_dir: str | None = None,
@@ -83,18 +111,14 @@ def parse_cldr(
   dtd_path: str | None = None,
 ) -> Cldr:
   """Reads every locale (base locales only unless include_variants) or `languages`."""
-  locales = sorted(f[:-4] for f in os.listdir(annotations_dir) if f.endswith('.xml'))
+  names = locales(annotations_dir)
   if languages is not None:
-    unknown = sorted(set(languages) - set(locales))
-    if unknown:
-      raise ValueError(f'{annotations_dir}: no annotation file for languages {unknown}')
-    locales = [l for l in locales if l in set(languages)]
+    check_languages(annotations_dir, languages)
+    names = [l for l in names if l in set(languages)]
   elif not include_variants:
-    locales = [l for l in locales if is_base_locale(l)]
-  else:
-    locales = [l for l in locales if l != 'root']
+    names = [l for l in names if is_base_locale(l)]
   out, skipped, base_keys = {}, collections.Counter(), set()
-  for loc in locales:
+  for loc in names:
     anns: dict[str, Annotation] = {}
     _parse_file(os.path.join(annotations_dir, f'{loc}.xml'), anns, skipped, True)
     base_keys.update(anns)
