@@ -17,6 +17,20 @@ sys.path.insert(0, ROOT)
 from benchmarks import bench_report, breakdown, run, timing  # noqa: E402
 
 
+def _bench_result(**sections) -> dict:
+  """A bench.json of a quick run on 2 cores holding `sections`, for bench_report.markdown."""
+  return {
+    'command': 'x',
+    'quick': True,
+    'seconds': 1.0,
+    'environment': {'cpu_count': 2, 'jax': '-', 'xla_flags': ''},
+    'load_start': [0.0] * 3,
+    'load_end': [0.0] * 3,
+    'busy_limit': 1.0,
+    **sections,
+  }
+
+
 def test_compare_interleaves_and_ratios_are_per_pair():
   calls = []
 
@@ -96,18 +110,11 @@ def test_pipeline_fed_step_and_report_markers(lit_and_breakdown):
   assert busy['unreliable']
   own = timing.load_record(snap(0, 0, 0), snap(10, 10 * os.cpu_count(), 10 * os.cpu_count()))
   assert not own['unreliable'] and own['other_cpu_cores'] == 0  # our own load is not others'
-  result = {
-    'command': 'x',
-    'quick': True,
-    'seconds': 1.0,
-    'environment': {'cpu_count': 2, 'jax': '-', 'xla_flags': ''},
-    'load_start': [0.0] * 3,
-    'load_end': [0.0] * 3,
-    'busy_limit': 1.0,
-    'loads': {'lit': busy},
-    'lit': {'local_tiny': {'precomputed': dict(rows, unreliable=True)}},
-    'breakdown': dict(bd, **busy),
-  }
+  result = _bench_result(
+    loads={'lit': busy},
+    lit={'local_tiny': {'precomputed': dict(rows, unreliable=True)}},
+    breakdown=dict(bd, **busy),
+  )
   md = bench_report.markdown(result)
   assert bench_report.UNRELIABLE in md and 'during lit' in md
   assert 'fed by the trainer' in md and bd['step_fingerprint'] in md
@@ -217,16 +224,6 @@ def test_lit_rows_without_peers_time_mlit_alone():
   rows = run._mode_rows(cfg, 'local_tiny', 'live', 1.0, peers=[])
   assert rows['comparisons'] == {} and 'best_peer' not in rows
   assert rows['mlit_speed']['time']['repeats'] == 2 and rows['mlit_speed']['pairs_per_s'] > 0
-  result = {
-    'command': 'x',
-    'quick': True,
-    'seconds': 1.0,
-    'environment': {'cpu_count': 2, 'jax': '-', 'xla_flags': ''},
-    'load_start': [0.0] * 3,
-    'load_end': [0.0] * 3,
-    'busy_limit': 1.0,
-    'loads': {},
-    'lit': {'local_tiny': {'live': rows}},
-  }
+  result = _bench_result(loads={}, lit={'local_tiny': {'live': rows}})
   md = bench_report.markdown(result)
   assert 'local_tiny, live (batch 8): mlit alone' in md and 'no PyTorch peer' in md, md
