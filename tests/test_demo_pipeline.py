@@ -137,3 +137,75 @@ def test_a_size_below_one_is_refused_before_any_stage(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f'mlit demo: error: {flag} must be >= 1, got {value}'), err
   assert not run_dir.exists()
+
+
+class _NoStage:
+  """Stands in for `subprocess` in mlit.commands.demo: a stage that would start fails the test."""
+
+  @staticmethod
+  def run(cmd, **kwargs):
+    raise AssertionError(f'a stage ran: {cmd}')
+
+
+@needs_debian_data
+def test_an_unknown_language_is_refused_before_any_stage(tmp_path, capsys, monkeypatch):
+  """--languages=en,de,xx ran the data stage, whose child process ended in a ValueError
+  traceback (exit 1) from the CLDR parser."""
+  from mlit.commands import cli, demo  # pylint: disable=import-outside-toplevel
+
+  monkeypatch.setattr(demo, 'subprocess', _NoStage)
+  run_dir = tmp_path / 'demo'
+  assert cli.main(['demo', f'--run_dir={run_dir}', '--languages=en,de,xx', '--stages=data']) == 2
+  err = capsys.readouterr().err.strip()
+  assert '\n' not in err, err
+  assert err.startswith("mlit demo: error: --languages: no CLDR emoji annotations for 'xx'; "), err
+  flags = ['--languages=en,de', '--vocab_languages=en,ja']
+  assert cli.main(['demo', f'--run_dir={run_dir}', *flags]) == 2
+  assert capsys.readouterr().err.strip() == (
+    'mlit demo: error: --vocab_languages ja: not among --languages en,de (the vocabulary is '
+    'trained on the texts the data stage builds)'
+  )
+  assert not run_dir.exists()
+
+
+def test_the_text_tower_is_sized_to_the_vocabulary_built(tmp_path, capsys, monkeypatch):
+  """The text tower embedded --vocab_size rows (32000) whatever the vocabulary had: a few
+  languages' texts gave 1666 pieces, and 30k rows were never looked up, without a word."""
+  import sentencepiece  # pylint: disable=import-outside-toplevel
+
+  from mlit.commands import demo  # pylint: disable=import-outside-toplevel
+
+  run_dir = tmp_path / 'demo'
+  run_dir.mkdir()
+  texts = ['grinning face', 'smiling face with heart eyes', 'red apple', 'Katze', 'Hund']
+  sentencepiece.SentencePieceTrainer.train(
+    sentence_iterator=iter(texts * 4),
+    model_prefix=str(run_dir / 'spm'),
+    vocab_size=32000,
+    hard_vocab_limit=False,
+    byte_fallback=True,
+    minloglevel=2,
+  )
+  pieces = sentencepiece.SentencePieceProcessor(model_file=str(run_dir / 'spm.model'))
+  pieces = pieces.get_piece_size()
+  assert 256 < pieces < 384
+  ran = []
+
+  class Stage:
+    @staticmethod
+    def run(cmd, **kwargs):
+      ran.append(cmd)
+      return subprocess.CompletedProcess(cmd, 0)
+
+  monkeypatch.setattr(demo, 'subprocess', Stage)
+  assert demo.main([f'--run_dir={run_dir}', '--stages=train', '--train_steps=5']) == 0
+  assert '--gin.text_tower.T5Config.vocab_size=384' in ran[0]
+  out = capsys.readouterr().out
+  assert (
+    f'== mlit demo: train: the vocabulary has {pieces} pieces, not the --vocab_size 32000 '
+    'asked; the text tower embeds 384 token ids (its pieces, rounded up to a multiple of 128)\n'
+  ) in out
+  # Before the vocabulary is built (its stage comes first), and for the default run's 32000
+  # pieces, the rows are --vocab_size's: `make demo` trains the same model as before.
+  assert demo.embedding_rows(str(tmp_path / 'none.model'), 32000) == (32000, None)
+  assert demo.embedding_rows(str(tmp_path / 'none.model'), 1666) == (1792, None)

@@ -88,6 +88,39 @@ def test_concepts_record_which_cldr_file_names_them(small, tmp_path):
     ds.concept_ids(split_lib.HELDOUT, 'derived')
 
 
+def test_unknown_language_is_one_line_before_anything_is_written(tmp_path, capsys):
+  """--languages with a code CLDR has no annotations for ended in a ValueError traceback (exit 1)
+  from the parser, after the build had made its output directory."""
+  from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top
+
+  out = tmp_path / 'data'
+  assert emoji_main.main(['build', '--out', str(out), '--languages', 'en,xx,de-ch']) == 2
+  err = capsys.readouterr().err.strip()
+  assert '\n' not in err, err
+  assert err.startswith(
+    "python -m tasks.emoji_cldr build: error: --languages: no CLDR emoji annotations for 'xx', "
+    "'de-ch' ('de-ch': did you mean de_CH?); "
+  ), err
+  annotations = sources.find_input('annotations')
+  assert err.endswith(f'`ls {annotations}` lists them all)'), err
+  assert not out.exists()
+
+
+def test_help_lists_each_command_with_an_example(capsys):
+  """`python -m tasks.emoji_cldr --help` printed only the usage line, to stderr, with exit 2."""
+  from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top
+
+  assert emoji_main.main(['--help']) == 0
+  out = capsys.readouterr().out
+  for name in ('build', 'vocab', 'texts', 'renders'):
+    line = next(l for l in out.splitlines() if l.startswith(f'  {name} '))
+    assert len(line.split()) > 4, line  # a description, not the bare name
+    assert f'e.g. python -m tasks.emoji_cldr {name} --' in out
+  assert emoji_main.main([]) == 2 and 'commands:' in capsys.readouterr().err
+  assert emoji_main.main(['bild']) == 2
+  assert capsys.readouterr().err.startswith("python -m tasks.emoji_cldr: unknown command 'bild'")
+
+
 def test_rebuild_is_reused(small):
   out, _ = small
   assert build_lib.build(out, SMALL)['reused']
@@ -170,6 +203,26 @@ def vocab_path(small, tmp_path_factory):
   assert info['vocab_size'] >= 259 and not info['reused']
   assert vocab.train_vocab(small[0], prefix, vocab_size=400)['reused']
   return prefix + '.model'
+
+
+def test_vocabulary_smaller_than_asked_is_said(small, tmp_path, capsys):
+  """SentencePiece's soft limit gave 1666 pieces for --vocab_size 32000 without a word."""
+  from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top
+
+  prefix = str(tmp_path / 'spm')
+  argv = ['vocab', '--data', small[0], '--out', prefix, '--vocab_size', '32000']
+  for _ in range(2):  # trained, then reused: said both times
+    assert emoji_main.main(argv) == 0
+    captured = capsys.readouterr()
+    pieces = json.loads(captured.out)['vocab_size']
+    assert pieces < 32000
+    assert captured.err.startswith(
+      f'python -m tasks.emoji_cldr vocab: warning: the vocabulary has {pieces} pieces, fewer '
+      'than the --vocab_size 32000 asked: SentencePiece found no more in the '
+    ), captured.err
+    assert captured.err.count('\n') == 1
+  assert emoji_main.main([*argv[:-1], str(pieces)]) == 0
+  assert capsys.readouterr().err == ''  # as many as asked: nothing to say
 
 
 def test_seqio_tasks_yield_examples(small, vocab_path):

@@ -53,6 +53,19 @@ def _max_len_flag(model_dir: str) -> list[str]:
     return ['--max-len', str(json.load(f)['text_length'])]
 
 
+def embedding_rows(vocab: str, vocab_size: int) -> tuple[int, int | None]:
+  """The text tower's token-embedding rows (a multiple of 128) and the vocabulary's pieces (None
+  before the vocab stage has built it: then --vocab_size's). SentencePiece gives fewer pieces
+  than asked when the texts hold no more (few languages or emoji); rows beyond them would never
+  be looked up."""
+  pieces = None
+  if os.path.isfile(vocab):
+    import sentencepiece  # pylint: disable=g-import-not-at-top
+
+    pieces = sentencepiece.SentencePieceProcessor(model_file=vocab).get_piece_size()
+  return -(-(pieces or vocab_size) // 128) * 128, pieces
+
+
 def _commands(run_dir: str, args) -> dict[str, list[str]]:
   py = sys.executable
   data, vocab_prefix = os.path.join(run_dir, 'data'), os.path.join(run_dir, 'spm')
@@ -70,8 +83,8 @@ def _commands(run_dir: str, args) -> dict[str, list[str]]:
     f'--gin.EMOJI_DATA={json.dumps(data)}',
     f'--gin.EMOJI_VOCAB={json.dumps(vocab)}',
     f'--gin.EMOJI_IMAGE_SIZE={tower_spec["image_size"]}',
-    # The token embedding covers the vocabulary --vocab_size builds (rows: a multiple of 128).
-    f'--gin.text_tower.T5Config.vocab_size={-(-args.vocab_size // 128) * 128}',
+    # The token embedding covers the vocabulary the vocab stage built (rows: a multiple of 128).
+    f'--gin.text_tower.T5Config.vocab_size={embedding_rows(vocab, args.vocab_size)[0]}',
   ]
   train = [
     py,
@@ -197,7 +210,11 @@ def main(argv=None) -> int:
     '--max_emoji', type=int, default=None, help='build data for at most this many emoji'
   )
   parser.add_argument(
-    '--vocab_size', type=int, default=32000, help='SentencePiece vocabulary size (default 32000)'
+    '--vocab_size',
+    type=int,
+    default=32000,
+    help='SentencePiece vocabulary size (default 32000; texts of few languages or emoji hold '
+    'fewer pieces: the vocabulary and the text tower then have those, and the demo says so)',
   )
   parser.add_argument(
     '--vocab_languages',
@@ -253,6 +270,15 @@ def main(argv=None) -> int:
   for stage in stages:
     commands = _commands(args.run_dir, args)  # after earlier stages: coverage lists built files
     print(f'== mlit demo: {stage}: {" ".join(commands[stage][1:])}', flush=True)
+    if stage == 'train':
+      rows, pieces = embedding_rows(os.path.join(args.run_dir, 'spm.model'), args.vocab_size)
+      if pieces is not None and pieces != args.vocab_size:
+        print(
+          f'== mlit demo: train: the vocabulary has {pieces} pieces, not the --vocab_size '
+          f'{args.vocab_size} asked; the text tower embeds {rows} token ids (its pieces, '
+          'rounded up to a multiple of 128)',
+          flush=True,
+        )
     start = time.time()
     proc = subprocess.run(commands[stage], env=env, check=False)
     if proc.returncode != 0:

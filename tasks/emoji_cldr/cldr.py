@@ -79,7 +79,9 @@ def cldr_version(dtd_path: str | None) -> str:
 
 def locales(annotations_dir: str) -> list[str]:
   """Every locale with an annotations file (base and variants), sorted; not 'root'."""
-  return sorted(f[:-4] for f in os.listdir(annotations_dir) if f.endswith('.xml') and f != 'root.xml')
+  return sorted(
+    f[:-4] for f in os.listdir(annotations_dir) if f.endswith('.xml') and f != 'root.xml'
+  )
 
 
 def check_languages(annotations_dir: str, languages) -> None:

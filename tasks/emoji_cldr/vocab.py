@@ -102,6 +102,18 @@ def train_vocab(
   return info
 
 
+def shortfall(info: dict) -> str:
+  """Why a vocabulary has fewer pieces than asked (SentencePiece's limit is soft here)."""
+  texts = f'{info["n_sampled"]} unique tuning texts'
+  if info['n_sampled'] < info['n_texts']:
+    texts += f' (a sample of {info["n_texts"]}: --max_texts)'
+  return (
+    f'the vocabulary has {info["vocab_size"]} pieces, fewer than the --vocab_size '
+    f'{info["config"]["vocab_size"]} asked: SentencePiece found no more in the {texts} it was '
+    'trained on (more languages or emoji give more)'
+  )
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog='python -m tasks.emoji_cldr vocab', description=__doc__)
   p.add_argument('--data', required=True, help='built emoji_cldr directory')
@@ -126,6 +138,8 @@ def main(argv=None) -> int:
     force=a.force,
   )
   print(json.dumps(info, indent=1))
+  if info['vocab_size'] < a.vocab_size:
+    print(f'python -m tasks.emoji_cldr vocab: warning: {shortfall(info)}', file=sys.stderr)
   return 0
 
 
