@@ -34,6 +34,24 @@ def test_help_lists_every_command_on_stdout(capsys):
     assert f'  {name}' in out and cli.SUMMARIES[name] in out
 
 
+def test_a_closed_stdout_ends_quietly():
+  # `mlit --help | head -1`: the reader is gone before the help is written (a BrokenPipeError
+  # traceback before). The pipe's read end is closed first, so every run hits it.
+  read, write = os.pipe()
+  os.close(read)
+  with os.fdopen(write, 'wb') as stdout:
+    proc = subprocess.run(
+      [sys.executable, '-m', 'mlit.commands.cli', '--help'],
+      stdout=stdout,
+      stderr=subprocess.PIPE,
+      text=True,
+      check=False,
+      env={**os.environ, 'MLIT_MALLOC': 'system'},
+      timeout=120,
+    )
+  assert proc.stderr == '' and proc.returncode == cli.BROKEN_PIPE == 141
+
+
 def test_unknown_command_says_so(capsys):
   assert cli.main(['tarin']) == 2
   err = capsys.readouterr().err

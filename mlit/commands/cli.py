@@ -64,6 +64,7 @@ SUMMARIES = {
 
 # Exit status after Ctrl-C: 128 + SIGINT, as a shell reports a process Ctrl-C stopped.
 INTERRUPTED = 130
+BROKEN_PIPE = 128 + signal.SIGPIPE  # the status a shell reports for a reader that went away
 
 # What running a command again keeps after Ctrl-C (during its steps, train's own line names the
 # checkpoint; this is for a Ctrl-C while it sets up).
@@ -286,7 +287,13 @@ def program_main(command: str | None = None) -> int:
 
   malloc_settings.reexec_with_settings()
   argv = sys.argv[1:]
-  code = main([command, *argv] if command else argv)
+  try:
+    code = main([command, *argv] if command else argv)
+  except BrokenPipeError:
+    # Whatever read stdout stopped (`mlit --help | head`): end quietly, as Unix tools do. stdout
+    # goes to /dev/null so that Python's own flush at exit does not raise the same error again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return BROKEN_PIPE
   if code == INTERRUPTED:
     # Threads that Ctrl-C left running (tf.data readers, XLA compiling) can crash the interpreter's
     # teardown (a segfault after the job's line, 1 exit in 3 when interrupted during set-up); the
