@@ -205,6 +205,7 @@ def test_the_text_tower_is_sized_to_the_vocabulary_built(tmp_path, capsys, monke
     f'== mlit demo: train: the vocabulary has {pieces} pieces, not the --vocab_size 32000 '
     'asked; the text tower embeds 384 token ids (its pieces, rounded up to a multiple of 128)\n'
   ) in out
+  assert '== results' not in out  # a run without them is not pointed at its results
   # Before the vocabulary is built (its stage comes first), and for the default run's 32000
   # pieces, the rows are --vocab_size's: `make demo` trains the same model as before.
   assert demo.embedding_rows(str(tmp_path / 'none.model'), 32000) == (32000, None)

@@ -292,10 +292,10 @@ def main(argv=None) -> int:
     + ', '.join(f'{s} {timings[s]}' for s in stages)
     + f'; total {time.time() - total:.0f}'
   )
-  print(
-    f'== results: {os.path.join(args.run_dir, "results.json")}; '
-    f'report: {os.path.join(args.run_dir, "report", "index.html")}'
-  )
+  results = run_layout.results(args.run_dir)
+  report = os.path.join(run_layout.report(args.run_dir), 'index.html')
+  if os.path.exists(results) and os.path.exists(report):  # not after --stages data,vocab
+    print(f'== results: {results}; report: {report}')
   if compare:
     return demo_compare.compare(args.run_dir, compare, _base_flags(args))
   return 0
