@@ -106,6 +106,18 @@ def test_unknown_language_is_one_line_before_anything_is_written(tmp_path, capsy
   assert not out.exists()
 
 
+def test_a_language_without_names_for_the_emoji_is_said(tmp_path, capsys):
+  # Sanskrit's CLDR file names 16 emoji, none of the first 20: it gets no texts (the default
+  # demo drops 6 languages this way), which the manifest alone recorded.
+  argv = ['--out', str(tmp_path / 'd'), '--languages', 'en,sa', '--max_emoji', '20']
+  assert build_main.main([*argv, '--image_size', '16', '--n_aug', '1']) == 0
+  err = capsys.readouterr().err
+  assert err.startswith(
+    'python -m tasks.emoji_cldr build: no texts for sa: their CLDR annotations name none of the '
+  )
+  assert err.endswith(' emoji (manifest.json languages_without_names)\n')
+
+
 def test_help_lists_each_command_with_an_example(capsys):
   """`python -m tasks.emoji_cldr --help` printed only the usage line, to stderr, with exit 2."""
   from tasks.emoji_cldr import __main__ as emoji_main  # pylint: disable=g-import-not-at-top

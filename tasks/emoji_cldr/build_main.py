@@ -50,6 +50,13 @@ def main(argv=None) -> int:
     return 1
   summary = {k: m[k] for k in ('counts', 'sources', 'seconds', 'reused')}
   print(json.dumps(summary, ensure_ascii=False, indent=1))
+  dropped = m['languages_without_names']
+  if dropped:  # their CLDR files exist but name none of these emoji: no texts, no evaluation
+    print(
+      f'{p.prog}: no texts for {", ".join(dropped)}: their CLDR annotations name none of the '
+      f'{m["counts"]["concepts"]} emoji (manifest.json languages_without_names)',
+      file=sys.stderr,
+    )
   return 0
 
 
