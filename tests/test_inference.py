@@ -276,6 +276,8 @@ def test_predict_labels_from_a_file_or_full_width_commas(model, run_dir, tmp_pat
   ), err
   with pytest.raises(UserError, match='give a list'):
     model.classify([red], 'red,green')
+  with pytest.raises(UserError, match="label 2 'red' is label 0 again"):  # as predict
+    model.classify([red], ['red', 'green', ' red'])
   np.testing.assert_array_equal(
     model.classify([red], ['red', 'green'], templates='a {} one'),
     model.classify([red], ['red', 'green'], templates=['a {} one']),
@@ -552,3 +554,66 @@ def test_a_relative_checkpoint_path_names_the_working_directory(tmp_path, monkey
   with pytest.raises(FileNotFoundError) as e:
     encoder.restore_params(str(tmp_path / 'nothing'))
   assert 'relative to' not in str(e.value)
+
+
+def test_encode_text_refuses_what_is_not_text_and_says_what_it_cuts(model):
+  """A text that is not a str, or is blank, is one UserError naming its position (before: a
+  TypeError of SentencePiece's, or an embedding of the end-of-text token alone); a text longer
+  than the run's text length is cut, as in training, and a warning counts it."""
+  cases = {
+    'text 0 is bytes, not str (decode it first': b'red',
+    'text 1 is NoneType, not str': ['red', None],
+    'text 1 is empty': ['red', ''],
+    'text 0 is blank': [' \t'],
+  }
+  for message, texts in cases.items():
+    with pytest.raises(UserError, match=re.escape(message)):
+      model.encode_text(texts)
+  np.testing.assert_array_equal(
+    model.encode_text(np.array(['red', 'κόκκινο'])), model.encode_text(['red', 'κόκκινο'])
+  )
+  assert model.text_length == 8
+  long = ' '.join(['red'] * 20)
+  with pytest.warns(UserWarning, match=r"1 of 2 texts are longer than the run's 7 tokens .*text 1"):
+    cut = model.encode_text(['red', long])
+  assert model.cut_texts(['red', long]) == [1]
+  first7 = model.encoder.tokenizer.pad([model.encoder.tokenizer.encode([long])[0][:7]])
+  np.testing.assert_allclose(cut[1], model.encoder._embed_token_ids(first7)[0], atol=1e-6)
+
+
+def test_embed_names_the_lines_it_cuts(model, run_dir, tmp_path, capsys):
+  texts = tmp_path / 'texts.txt'
+  texts.write_text('red\n' + ' '.join(['blue'] * 20) + '\n', encoding='utf-8')
+  out = str(tmp_path / 't.npy')
+  assert cli.main(['embed', '--model', run_dir, '--texts', str(texts), '--out', out]) == 0
+  assert json.loads((tmp_path / 't.json').read_text())['cut_ids'] == ['2']
+  err = capsys.readouterr().err
+  assert err == f"mlit embed: cut 1 line(s) to the run's 7 tokens, as in training: {texts}:2\n"
+
+
+def test_load_refuses_what_it_cannot_apply(run_dir, tmp_path):
+  """No checkpoint yet, a step the run lacks or that contradicts the checkpoint directory given,
+  a batch size below 1: one UserError each (before: FileNotFoundError 'no checkpoint for step
+  None', a checkpoints/700 directory's step silently replaced, a ValueError of range() at the
+  first batch). A run root whose name is a number is not a step."""
+  model_dir = os.path.join(run_dir, 'train')
+  (step,) = os.listdir(os.path.join(model_dir, 'checkpoints'))
+  fresh = tmp_path / 'fresh'
+  fresh.mkdir()
+  for name in ('mlit_model.json', 'vocabulary.model'):
+    shutil.copy(os.path.join(model_dir, name), fresh)
+  cases = {
+    f'{fresh}: no checkpoint yet': (str(fresh), {}),
+    'no checkpoint for step 3 (have': (run_dir, {'step': 3}),
+    f'step=3, but {model_dir}/checkpoints/{step} is the checkpoint of step {step}': (
+      f'{model_dir}/checkpoints/{step}',
+      {'step': 3},
+    ),
+    'batch_size 0: give an int of 1 or more': (run_dir, {'batch_size': 0}),
+  }
+  for message, (path, kwargs) in cases.items():
+    with pytest.raises(UserError, match=re.escape(message)):
+      mlit.load(path, **kwargs)
+  numbered = tmp_path / '2024'
+  shutil.copytree(run_dir, numbered)
+  assert mlit.load(str(numbered)).step == inference_run.STEPS

@@ -6,7 +6,8 @@ extension is
   1. the key itself (XM3600 '<image/key>.jpg', COCO '<file_name>'), or
   2. sha256(key as UTF-8) in hex (the recommended layout for downloaded URLs), or
   3. the URL-decoded last path component of the key (a WIT URL's filename),
-tried in this order. Images are decoded with Pillow, converted to RGB, resized to
+tried in this order. Images are decoded with Pillow, converted to RGB as mlit.load does
+(mlit/inference/preprocess.py: 16-bit grey keeps its top 8 bits), resized to
 image_size x image_size without cropping (the LiT evaluation protocol) and scaled to [-1, 1].
 
 Embedding store: an .npz with 'keys' (str [N]) and 'embeddings' (float [N, D]).
@@ -19,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from mlit.inference import preprocess
 
 
 def url_sha256(key: str) -> str:
@@ -66,7 +69,7 @@ class LocalImageStore:
       if p is None:
         raise KeyError(f'no image for {k!r} in {self.root}')
       with Image.open(p) as im:
-        im = im.convert('RGB').resize((self.image_size, self.image_size), Image.BILINEAR)
+        im = preprocess.to_rgb(im, p).resize((self.image_size, self.image_size), Image.BILINEAR)
         out[i] = np.asarray(im, np.float32) / 127.5 - 1.0
     return out
 

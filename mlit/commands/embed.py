@@ -8,7 +8,8 @@ file directly in the directory, by name, a batch at a time (any number of files)
 names. The .json beside OUT (names.npy -> names.json) holds the ids, the model's fingerprint, step
 and run directory (`mlit search --images OUT` checks it). Blank lines and unreadable images are
 skipped: the .json counts them by reason (`skipped`) and lists their ids (`skipped_ids`); stderr
-names the first 10.
+names the first 10. Lines longer than the run's text length are cut to it, as in training: the
+.json lists their ids (`cut_ids`) and stderr names them.
 """
 
 from mlit.commands import cli
@@ -18,6 +19,8 @@ cli.run_if_main(__name__, 'embed')  # `python -m`: the command, before the heavy
 import argparse
 import json
 import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -59,11 +62,14 @@ def main(argv=None) -> int:
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
 
   run_spec.find_model_dir(args.model)
-  skipped = {}
+  skipped, cut = {}, []
   if args.texts:
     ids, texts, skipped = _texts(args.texts)
     model = model_lib.load(args.model)
-    emb = model.encode_text(texts)
+    cut = [ids[i] for i in model.cut_texts(texts)]
+    with warnings.catch_warnings():  # the cut lines are named below, by line
+      warnings.filterwarnings('ignore', message='encode_text: .* were cut')
+      emb = model.encode_text(texts)
   else:
     model = model_lib.load(args.model)
     if model.image_size is None:
@@ -81,11 +87,20 @@ def main(argv=None) -> int:
     'model_dir': model.model_dir,
     'skipped': {reason: len(which) for reason, which in skipped.items()},
     'skipped_ids': skipped,
+    **({'cut_ids': cut} if args.texts else {}),
   }
   with open(out[: -len('.npy')] + '.json', 'w', encoding='utf-8') as f:
     json.dump(sidecar, f, indent=1, ensure_ascii=False)
   if args.texts:  # lines named as file:line
     cli.print_skipped('embed', {r: [f'{args.texts}:{i}' for i in w] for r, w in skipped.items()})
+    if cut:
+      shown = ', '.join(f'{args.texts}:{i}' for i in cut[:10])
+      more = f' and {len(cut) - 10} more' if len(cut) > 10 else ''
+      print(
+        f"mlit embed: cut {len(cut)} line(s) to the run's {model.text_length - 1} tokens, as in "
+        f'training: {shown}{more}',
+        file=sys.stderr,
+      )
   else:
     cli.print_skipped('embed', skipped)
   print(f'wrote {out} {tuple(emb.shape)} and its .json sidecar')

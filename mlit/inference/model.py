@@ -10,10 +10,12 @@ vocabulary copy beside it), so it works from any working directory:
 """
 
 import os
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from mlit import run_layout
 from mlit.inference import encoder as encoder_lib
 from mlit.inference import preprocess, run_spec
 from tasks.user_error import UserError
@@ -27,25 +29,57 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
 
 class Model:
   """A trained two-tower run. Attributes: model_dir, step, spec (mlit_model.json), encoder
-  (mlit.inference.encoder.TwoTowerEncoder), fingerprint, image_size, logit_scale."""
+  (mlit.inference.encoder.TwoTowerEncoder), fingerprint, image_size, text_length (tokens per
+  text, with the end-of-text token), logit_scale."""
 
   def __init__(self, model_dir: str, spec: dict, encoder, step: int):
     self.model_dir, self.spec, self.encoder, self.step = model_dir, spec, encoder, step
     self.fingerprint = encoder.fingerprint
     image = spec.get('image')
     self.image_size = image['size'] if image else None
+    self.text_length = encoder.tokenizer.length
     self.logit_scale = float(np.exp(np.asarray(encoder.params['t'])))
 
   def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-    """Texts -> [N, D] L2-normalised embeddings."""
-    if isinstance(texts, str):
+    """Texts -> [N, D] L2-normalised embeddings.
+
+    A text is cut to the run's text length (`text_length` tokens with the end-of-text token), as
+    in training; texts that are cut are counted in a warning. An empty or blank text, or one that
+    is not a str (bytes: decode it first), is a UserError naming its position."""
+    if isinstance(texts, (str, bytes)):
       texts = [texts]
-    return self.encoder.embed_texts(list(texts))
+    texts = list(texts)
+    for i, text in enumerate(texts):
+      if not isinstance(text, str):
+        raise UserError(
+          f'encode_text: text {i} is {type(text).__name__}, not str'
+          + (' (decode it first, e.g. .decode("utf-8"))' if isinstance(text, bytes) else '')
+        )
+      if not text.strip():
+        raise UserError(
+          f'encode_text: text {i} is {"empty" if not text else "blank"}: its embedding would be '
+          "the end-of-text token's alone; leave it out"
+        )
+    cut = self.cut_texts(texts)
+    if cut:
+      warnings.warn(
+        f"encode_text: {len(cut)} of {len(texts)} texts are longer than the run's "
+        f'{self.text_length - 1} tokens and were cut to them, as in training (first: text {cut[0]})',
+        stacklevel=2,
+      )
+    return self.encoder.embed_texts(texts)
+
+  def cut_texts(self, texts: Sequence[str]) -> list[int]:
+    """Positions of the texts longer than the run's text length (cut by encode_text)."""
+    keep = self.text_length - 1  # the last token is the end-of-text token
+    return [i for i, ids in enumerate(self.encoder.tokenizer.encode(texts)) if len(ids) > keep]
 
   def encode_image(self, images: Sequence[Any]) -> np.ndarray:
     """PIL images, uint8 arrays [H, W, 3] or file paths -> [N, D] L2-normalised embeddings.
 
-    Decoded a batch at a time: a long list of paths never holds all its pixels at once."""
+    Decoded a batch at a time: a long list of paths never holds all its pixels at once. Pixels
+    are read as stored, as in training and the evaluation (mlit/inference/preprocess.py): alpha
+    dropped, EXIF orientation not applied, an animation's first frame."""
     if self.image_size is None:
       raise UserError(
         f'{self.model_dir}: the run was tuned on pre-computed image embeddings and records no '
@@ -79,6 +113,15 @@ class Model:
     labels = [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
     if not labels or any(not aliases or not all(a.strip() for a in aliases) for aliases in labels):
       raise UserError('classify: the label list is empty or holds an empty label')
+    first: dict[tuple, int] = {}
+    for i, aliases in enumerate(labels):
+      key = tuple(a.strip() for a in aliases)
+      if key in first:  # as `mlit predict` refuses it
+        raise UserError(
+          f'classify: label {i} {" / ".join(key)!r} is label {first[key]} again; the '
+          'probabilities are a softmax over the labels, so each label goes in once'
+        )
+      first[key] = i
     templates = [templates] if isinstance(templates, str) else list(templates or [PLACEHOLDER])
     for t in templates:
       if t.count(PLACEHOLDER) != 1:
@@ -107,9 +150,23 @@ class Model:
 def load(path: str, step: Optional[int] = None, batch_size: int = 256) -> Model:
   """Loads a trained run: MODEL_DIR, a run root holding train/ (`mlit demo`), or a checkpoint
   directory inside MODEL_DIR. `step`: a checkpoint step (default: the latest)."""
+  if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    raise UserError(f'mlit.load: batch_size {batch_size!r}: give an int of 1 or more')
   model_dir = run_spec.find_model_dir(path)
-  if step is None and os.path.basename(os.path.normpath(path)).isdigit():
-    step = int(os.path.basename(os.path.normpath(path)))
+  ckpts = run_layout.checkpoints(model_dir)
+  where, named = os.path.split(os.path.abspath(path))
+  if where == ckpts and named.isdigit():  # a checkpoints/<step> directory
+    if step is not None and step != int(named):
+      raise UserError(f'mlit.load: step={step}, but {path} is the checkpoint of step {named}')
+    step = int(named)
+  steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit()) if os.path.isdir(ckpts) else []
+  if not steps:
+    raise UserError(
+      f'{model_dir}: no checkpoint yet (mlit train writes {ckpts}/<step> every '
+      'train.checkpoint_period steps and at the end)'
+    )
+  if step is not None and step not in steps:
+    raise UserError(f'{model_dir}: no checkpoint for step {step} (have {steps})')
   spec = run_spec.read(model_dir)
   model = run_spec.build_model(spec)
   vocabulary = run_spec.vocabulary_path(model_dir, spec)
