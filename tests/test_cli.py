@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 from debian_data import needs_debian_data
@@ -50,6 +51,18 @@ def test_a_closed_stdout_ends_quietly():
       timeout=120,
     )
   assert proc.stderr == '' and proc.returncode == cli.BROKEN_PIPE == 141
+
+
+def test_own_warnings_are_one_line_in_a_command(capsys):
+  # encode_text warns API users about cut texts; in `mlit predict` that is one line like the
+  # command's other warnings. A warning from another library keeps Python's format.
+  own = str(ROOT / 'mlit' / 'inference' / 'model.py')
+  other = str(ROOT / '.venv' / 'lib' / 'somelib.py')
+  with pytest.warns(DeprecationWarning, match='deprecated'):  # passed on to the usual display
+    with cli._own_warnings_one_line('predict'):
+      warnings.warn_explicit('2 of 3 texts were cut', UserWarning, own, 70)
+      warnings.warn_explicit('deprecated', DeprecationWarning, other, 5)
+  assert capsys.readouterr().err == 'mlit predict: warning: 2 of 3 texts were cut\n'
 
 
 def test_unknown_command_says_so(capsys):

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from typing import Sequence
 
 # subcommand -> module whose main(argv) runs it.
@@ -223,6 +224,34 @@ def _flag_errors_raised(command: str, argv: Sequence[str]):
     argparse.ArgumentParser.error = original
 
 
+# The folders of mlit's own code: its library warnings (e.g. encode_text's cut texts) are theirs.
+_OWN_CODE = tuple(
+  os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), name)
+  + os.sep
+  for name in ('mlit', 'tasks', 'eval_multilingual')
+)
+
+
+@contextlib.contextmanager
+def _own_warnings_one_line(command: str):
+  """A warning that mlit's own code raises (warnings.warn, for API users) is printed in a command
+  as one `mlit COMMAND: warning: ...` line, like the commands' other warnings, not as Python's
+  two lines with the source line; other libraries' warnings keep their format."""
+  original = warnings.showwarning
+
+  def show(message, category, filename, lineno, file=None, line=None):
+    if not os.path.abspath(filename).startswith(_OWN_CODE):
+      return original(message, category, filename, lineno, file, line)
+    print(f'mlit {command}: warning: {message}', file=file or sys.stderr)
+
+  warnings.showwarning = show
+  try:
+    yield
+  finally:
+    if warnings.showwarning is show:
+      warnings.showwarning = original
+
+
 def one_line(error: BaseException) -> str:
   text = ' '.join(_GIN_CALL_CHAIN.sub('', str(error)).split())
   if isinstance(error, FileNotFoundError) and error.filename and error.filename not in text:
@@ -255,7 +284,7 @@ def main(argv=None):
         module = importlib.import_module(COMMANDS[command])
       if not verbose:
         quiet_third_party_logging()  # importing the module may have reset absl's verbosity
-      with _flag_errors_raised(command, argv[1:]):
+      with _flag_errors_raised(command, argv[1:]), _own_warnings_one_line(command):
         return module.main(argv[1:])
   except user_error_types() as e:
     if verbose:
