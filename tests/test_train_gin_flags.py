@@ -2,8 +2,10 @@
 
 import os
 import pathlib
+import re
 
 import pytest
+from spm_fixture import spm_model_path  # noqa: F401
 
 import gin
 from mlit.commands import gin_flags
@@ -198,3 +200,103 @@ def test_config_changes_against_the_runs_saved_config(tmp_path):
   assert gin_flags.config_changes(str(run)) == []
   gin_flags.parse_flags([f'--gin_file={g}', f'--gin.MODEL_DIR="{run}"', '--gin.NAME="b.gin"'], 't')
   assert gin_flags.config_changes(str(run)) == ["- NAME = 'config.gin'", "+ NAME = 'b.gin'"]
+
+
+def test_user_search_paths_keep_mlit_gin_and_must_exist(tmp_path):
+  """As in T5X, a user's --gin_search_paths add to the package's configs: a file of one's own that
+  includes local_tiny.gin resolves. A search path that is not a directory is named."""
+  _write(tmp_path / 'my', 'mine.gin', "include 'local_tiny.gin'\nTRAIN_STEPS = 3\n")
+  gin_flags.parse_flags(
+    ['--gin_file=mine.gin', f'--gin_search_paths={tmp_path / "my"}', '--gin.MODEL_DIR="/m"'], 't'
+  )
+  assert gin.query_parameter('%TRAIN_STEPS') == 3
+  with pytest.raises(gin_flags.GinConfigError, match=r"^--gin_search_paths: '.*nope' is not a dir"):
+    gin_flags.parse_flags(['--gin_file=local_tiny.gin', f'--gin_search_paths={tmp_path}/nope'], 't')
+
+
+def test_misspelt_gin_file_or_include_is_named_with_the_close_names(tmp_path):
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_flags(['--gin_file=local_tiny.gin', '--gin_file=setups/lU.gin'], 't')
+  assert str(e.value).endswith('; did you mean setups/LU.gin, setups/Lu.gin?')
+  # An include that is not found is the include's fault, not the (found) file's.
+  _write(tmp_path, 'mine.gin', "TRAIN_STEPS = 3\ninclude 'runs/lit_tun.gin'\n")
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_flags([f'--gin_file={tmp_path}/mine.gin'], 't')
+  assert "its include 'runs/lit_tun.gin' (" in str(e.value) and 'mine.gin, line 2)' in str(e.value)
+  assert str(e.value).endswith('did you mean runs/lit_tune.gin?')
+
+
+def test_macro_of_a_file_not_given_names_that_file():
+  """A setup without the run file: MODEL_DIR is runs/lit_tune.gin's macro."""
+  with pytest.raises(gin_flags.GinConfigError, match=r"'MODEL_DIR'.*defined by runs/lit_tune.gin"):
+    gin_flags.parse_flags(
+      ['--gin_file=models/mt5/small.gin', '--gin_file=setups/Lu.gin', '--gin.MODEL_DIR="/m"'], 't'
+    )
+
+
+@pytest.mark.parametrize(
+  'binding, mlit_name',
+  [
+    ('utils.SaveCheckpointConfig.period=100', 'train.train.checkpoint_period'),
+    ('partitioning.PjitPartitioner.num_partitions=2', 'train.train.num_partitions'),
+  ],
+)
+def test_t5x_configurable_names_mlits_binding(binding, mlit_name):
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_flags(
+      ['--gin_file=local_tiny.gin', '--gin.MODEL_DIR="/m"', f'--gin.{binding}'], 't'
+    )
+  assert str(e.value).endswith(f'(a T5X configurable; mlit binds this as {mlit_name})')
+
+
+def test_setup_without_run_file_is_one_line(capsys):
+  """train.train's gin.REQUIRED parameters unbound (no runs/lit_tune.gin): one line, exit 2, not
+  gin's RuntimeError traceback."""
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  assert cli.main(['train', '--gin_file=models/t5_1_1/small.gin', '--gin_file=setups/Lu.gin']) == 2
+  err = capsys.readouterr().err
+  assert err == (
+    'mlit train: error: no gin binding for the required parameter(s) model_dir, model, '
+    'mixture_or_task_name, task_feature_lengths, train_steps, batch_size of train '
+    '(runs/lit_tune.gin binds them: is such a file missing from the --gin_file list?)\n'
+  )
+
+
+def test_eval_of_a_config_whose_vocabulary_the_model_cannot_use_is_one_line(
+  tmp_path,
+  capsys,
+  spm_model_path,  # noqa: F811
+):
+  """`mlit eval --gin_file=MODEL_DIR/config.gin`: local_tiny.gin's run trains on token ids, so its
+  config's VOCABULARY (mT5's gs:// model) was never read; evaluating with it was a TensorFlow
+  traceback offline, and online 250,100 pieces read through a 512-row embedding (XLA clamps)."""
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  args = [
+    'eval',
+    '--gin_file=local_tiny.gin',
+    '--gin_file=eval/xm3600.gin',
+    f'--gin.MODEL_DIR="{tmp_path}/run"',
+    f'--gin.RUN_DIR="{tmp_path}/eval"',
+    '--gin.XM3600_CAPTIONS="captions.jsonl"',
+    '--gin.XM3600_IMAGES="images"',
+  ]
+  vocab = '--gin.seqio.SentencePieceVocabulary.sentencepiece_model_file'
+  assert cli.main([*args, f'{vocab}="{tmp_path}/no.model"']) == 2
+  err = capsys.readouterr().err
+  assert err.startswith(
+    f"mlit eval: error: cannot read the SentencePiece model '{tmp_path}/no.model' (VOCABULARY, "
+  )
+  assert err.count('\n') == 1
+  extra = [
+    '--gin.seqio.SentencePieceVocabulary.extra_ids=0',
+    '--gin.text_tower.T5Config.vocab_size=256',
+  ]
+  assert cli.main([*args, f'{vocab}="{spm_model_path}"', *extra]) == 2
+  err = capsys.readouterr().err
+  assert re.search(
+    rf'the vocabulary {re.escape(spm_model_path)} \(VOCABULARY\) has \d+ pieces but the model embeds 256 ',
+    err,
+  )
+  assert err.count('\n') == 1

@@ -291,6 +291,16 @@ def main(argv=None):
       traceback.print_exc()
     print(f'mlit {command}: error: {one_line(e)}', file=sys.stderr)
     return 2
+  except RuntimeError as e:  # gin's "Required bindings for `train` ...": a composition mistake
+    from mlit.commands import gin_flags  # pylint: disable=g-import-not-at-top
+
+    error = gin_flags.required_bindings_error(e)
+    if error is None:
+      raise
+    if verbose:
+      traceback.print_exc()
+    print(f'mlit {command}: error: {one_line(error)}', file=sys.stderr)
+    return 2
   except KeyboardInterrupt as e:  # Ctrl-C: where the job stands, not the frame it was in
     if verbose:
       traceback.print_exc()

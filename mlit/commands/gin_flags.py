@@ -4,10 +4,12 @@
 `NAME = VALUE`), `--gin_bindings=...`, `--gin_search_paths=a,b` and
 `--module_import=MODULE` (repeatable, as in seqio's scripts: imported before the gin files are
 parsed, e.g. a module that registers tasks or gin configurables). Gin files are found relative to
-the search paths, which default to the repo's `gin/` directory and the installed `share/mlit/gin`.
+the search paths: `--gin_search_paths` first, then (as T5X's own configs stay reachable whatever
+search paths a user gives) the repo's `gin/` directory and the installed `share/mlit/gin`.
 """
 
 import argparse
+import difflib
 import importlib
 import importlib.util  # noqa: F401  gin's package-resource reader uses it without importing it
 import json
@@ -31,6 +33,13 @@ class GinConfigError(UserError):
   """A gin file or binding is wrong; raised before any work starts."""
 
 
+def _mlit_gin_dirs() -> list[pathlib.Path]:
+  """The repo's gin/ dir (source checkout) and the installed share/mlit/gin, where they exist."""
+  repo_gin = pathlib.Path(mlit.__file__).resolve().parent.parent / 'gin'
+  installed = pathlib.Path(sys.prefix) / 'share' / 'mlit' / 'gin'
+  return [d for d in (repo_gin, installed) if d.is_dir()]
+
+
 def default_search_paths() -> list[str]:
   """The repo's gin/ dir (source checkout) and the installed share/mlit/gin.
 
@@ -38,14 +47,114 @@ def default_search_paths() -> list[str]:
   from any working directory, like `--gin_file=local_tiny.gin`.
   """
   paths = []
-  repo_gin = pathlib.Path(mlit.__file__).resolve().parent.parent / 'gin'
-  installed = pathlib.Path(sys.prefix) / 'share' / 'mlit' / 'gin'
-  for d in (repo_gin, installed):
-    if d.is_dir():
-      for p in (str(d), str(d.parent)):
-        if p not in paths:
-          paths.append(p)
+  for d in _mlit_gin_dirs():
+    for p in (str(d), str(d.parent)):
+      if p not in paths:
+        paths.append(p)
   return paths
+
+
+def user_search_paths(flag_value: str) -> list[str]:
+  """`--gin_search_paths=a,b`: those directories first, then mlit's own (an include of
+  'runs/lit_tune.gin' in a user's file still resolves). A directory that is not there is an
+  error naming it, not a path silently skipped."""
+  paths = [p for p in flag_value.split(',') if p]
+  for p in paths:
+    if '://' not in p and not os.path.isdir(p):
+      raise GinConfigError(f'--gin_search_paths: {p!r} is not a directory')
+  return paths + [p for p in default_search_paths() if p not in paths]
+
+
+def _mlit_gin_files() -> list[tuple[str, pathlib.Path]]:
+  """(name relative to its gin/ dir, path) of every gin file mlit ships."""
+  return sorted(
+    (str(f.relative_to(d)), f) for d in _mlit_gin_dirs() for f in d.rglob('*.gin') if f.is_file()
+  )
+
+
+def _close_gin_files(name: str, paths: Sequence[str]) -> list[str]:
+  """Gin files on the search paths whose names are close to a missing `name`."""
+  candidates = {n for n, _ in _mlit_gin_files()}
+  for p in paths:
+    if os.path.isdir(p) and pathlib.Path(p) not in [d.parent for d in _mlit_gin_dirs()]:
+      candidates.update(str(f.relative_to(p)) for f in pathlib.Path(p).glob('*/*.gin'))
+      candidates.update(f.name for f in pathlib.Path(p).glob('*.gin'))
+  name = name[len('gin/') :] if name.startswith('gin/') else name
+  by_lower = {}
+  for c in sorted(candidates):
+    by_lower.setdefault(c.lower(), []).append(c)
+  if name.lower() in by_lower:  # only the case differs (setups/lU.gin): those, not more
+    return by_lower[name.lower()]
+  close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)
+  return [c for low in close for c in by_lower[low]][:3]
+
+
+def _files_defining_macro(name: str) -> list[str]:
+  """mlit's gin files that bind macro `name` at top level (e.g. MIXTURE_OR_TASK_NAME:
+  runs/lit_tune.gin), for the hint when the given files do not define it."""
+  line = re.compile(rf'^{re.escape(name)}\s*=', re.M)
+  found = []
+  for rel, path in _mlit_gin_files():
+    try:
+      if line.search(path.read_text(encoding='utf-8')):
+        found.append(rel)
+    except OSError:
+      continue
+  return found
+
+
+def required_bindings_error(error: BaseException) -> 'GinConfigError | None':
+  """gin's "Required bindings for `train` not provided in config: [...]" (a configurable called
+  with gin.REQUIRED parameters no file binds, e.g. a setup file given without the run file) as
+  one line naming the parameters and mlit's gin files that bind them; None for other errors."""
+  m = re.match(r'Required bindings for `([^`]+)` not provided in config: \[(.*?)\]', str(error))
+  if not isinstance(error, RuntimeError) or not m:
+    return None
+  fn, params = m.group(1), [p.strip().strip('\'"') for p in m.group(2).split(',') if p.strip()]
+  first = re.escape(params[0]) if params else ''
+  binds = re.compile(
+    rf'(^[\w.]*\b{re.escape(fn)}:[ \t]*\n(?:[ \t]+.*\n)*?[ \t]+{first}\s*=)'
+    rf'|(\b{re.escape(fn)}\.{first}\s*=)',
+    re.M,
+  )
+  files = [rel for rel, path in _mlit_gin_files() if binds.search(path.read_text(encoding='utf-8'))]
+  verb = 'binds' if len(files) == 1 else 'bind'
+  hint = f' ({", ".join(files[:3])} {verb} them: is such a file missing from the --gin_file list?)'
+  return GinConfigError(
+    f'no gin binding for the required parameter(s) {", ".join(params)} of {fn}'
+    + (hint if files else '')
+  )
+
+
+# T5X configurables a T5X user binds on the command line and mlit's binding for the same thing.
+_T5X_EQUIVALENTS = {
+  'utils.SaveCheckpointConfig.period': 'train.train.checkpoint_period',
+  'utils.SaveCheckpointConfig.keep': 'train.train.keep_checkpoints',
+  'utils.RestoreCheckpointConfig.path': 'INITIAL_CHECKPOINT_PATH (or CONTINUE_FROM for an mlit run)',
+  'partitioning.PjitPartitioner.num_partitions': 'train.train.num_partitions',
+  'partitioning.PjitPartitioner.logical_axis_rules': 'train.train.logical_axis_rules',
+  'train_script.train.random_seed': 'SEED',
+  'train_script.train.stats_period': 'train.train.log_period',
+  'train_script.train.total_steps': 'TRAIN_STEPS',
+  'utils.create_learning_rate_scheduler.warmup_steps': 'WARMUP_STEPS',
+  'utils.create_learning_rate_scheduler.base_learning_rate': 'LEARNING_RATE',
+}
+
+
+def _t5x_hint(binding: str, error: Exception) -> str:
+  """For a binding to a T5X configurable mlit does not have, mlit's binding for it."""
+  if 'No configurable matching' not in str(error):
+    return ''
+  name = binding.split('=', 1)[0].strip()
+  name = name.split('/')[-1]  # a scope (train/utils.DatasetConfig...) names the same parameter
+  if name in _T5X_EQUIVALENTS:
+    return f' (a T5X configurable; mlit binds this as {_T5X_EQUIVALENTS[name]})'
+  if name.split('.')[0] in ('utils', 'partitioning', 'train_script', 'models', 'adafactor'):
+    return (
+      ' (a T5X name? mlit has no T5X configurables: its run file runs/lit_tune.gin lists what '
+      'it binds)'
+    )
+  return ''
 
 
 def rewrite_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -95,7 +204,8 @@ def make_parser(
   p.add_argument(
     '--gin_search_paths',
     default=None,
-    help='comma-separated directories to find gin files in (default: the mlit gin/ directory)',
+    help='comma-separated directories to find gin files in, searched before the mlit gin/ '
+    'directory (which is always searched)',
   )
   p.add_argument(
     '--module_import',
@@ -220,7 +330,20 @@ def _parse_files(gin_files, paths):
     try:
       gin.parse_config_file(f)
     except (IOError, OSError) as e:
-      raise GinConfigError(f'gin file {f!r} not found (search paths: {paths}): {e}') from e
+      # gin: "Unable to open file: X. Searched config paths: [...]. In file "F", line N ..." for
+      # an include X of file F; without "In file" X is the --gin_file itself.
+      text = str(e)
+      m = re.search(r'Unable to open file: (.+?)\. Searched config paths', text)
+      missing = m.group(1) if m else f
+      where = re.search(r'In file "([^"]+)", line (\d+)', text)
+      close = _close_gin_files(missing, paths)
+      hint = f'; did you mean {", ".join(close)}?' if close else ''
+      if where and missing != f:
+        raise GinConfigError(
+          f'gin file {f!r}: its include {missing!r} ({where.group(1)}, line {where.group(2)}) '
+          f'is not found on the search paths {paths}{hint}'
+        ) from e
+      raise GinConfigError(f'gin file {f!r} not found (search paths: {paths}){hint}') from e
     except Exception as e:  # gin adds "In file X, line N" to its messages.
       hint = ''
       if 'parse' in str(e) and isinstance(e, SyntaxError):
@@ -263,13 +386,22 @@ def _parse_bindings(bindings):
         if _MACRO_NAME.match(name)
         else (f' (a parameter is bound with its configurable, e.g. --gin.train.train.{name}=...)')
       )
+      defining = _files_defining_macro(name) if _MACRO_NAME.match(name) else []
+      if defining:
+        shown = ', '.join(defining[:3]) + (
+          f' and {len(defining) - 3} more' if len(defining) > 3 else ''
+        )
+        hint = f' (defined by {shown}: is such a file missing from the --gin_file list?)'
+
       raise GinConfigError(
         f'unknown macro {name!r} in binding {b!r}{hint}: the gin files define {known}'
       )
     try:
       gin.parse_config(b)
     except Exception as e:  # pylint: disable=broad-except
-      raise GinConfigError(f'error in gin binding {b!r}: {e}{_quote_hint(b)}') from e
+      raise GinConfigError(
+        f'error in gin binding {b!r}: {e}{_quote_hint(b)}{_t5x_hint(b, e)}'
+      ) from e
   missing = [m for m in defined_macros() if _is_required(_macro_value(m))]
   if missing:
     flags = ' '.join(f'--gin.{m}=...' for m in missing)
@@ -296,9 +428,7 @@ def parse_flags(
     add_arguments(parser)
   args = parser.parse_args(argv)
   import_modules(args.module_import)
-  paths = None
-  if args.gin_search_paths:
-    paths = [p for p in args.gin_search_paths.split(',') if p]
+  paths = user_search_paths(args.gin_search_paths) if args.gin_search_paths else None
   parse_gin(args.gin_file, list(args.gin_bindings) + gin_args, paths)
   return args
 

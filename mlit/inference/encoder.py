@@ -25,6 +25,7 @@ import numpy as np
 from mlit import run_layout
 from mlit.inference import image_towers
 from mlit.inference.tokenizer import Tokenizer
+from tasks.user_error import UserError
 
 MIN_BATCH = 8
 WIDTH_STEP = 8  # text widths compiled: multiples of this, up to the text length
@@ -202,6 +203,14 @@ def from_mlit_checkpoint(
   embeddings), the encoder runs that tower on pixels of `image_size`, so evaluation sees
   images, not stored vectors.
   """
+  tokenizer = Tokenizer(vocabulary, text_length)
+  pieces, rows = tokenizer.processor.GetPieceSize(), model.text.vocab_size
+  if pieces > rows:  # XLA's gather would read every id past the last row as that row
+    raise UserError(
+      f'the vocabulary {tokenizer.vocab_path} (VOCABULARY) has {pieces} pieces but the model '
+      f'embeds {rows} (text_tower.T5Config.vocab_size): not the vocabulary it was trained with; '
+      'bind VOCABULARY (seqio.SentencePieceVocabulary.sentencepiece_model_file) to that one'
+    )
   params, step = restore_params(checkpoint_dir, step)
   name, report = f'mlit:{checkpoint_dir}@{step}', ''
   if (image_tower is None) != (image_checkpoint_path is None):
@@ -225,8 +234,6 @@ def from_mlit_checkpoint(
     )
     name += f'+{image_tower_kind}:{image_checkpoint_path}'
     report = f'img: {tower_report}'
-  encoder = TwoTowerEncoder(
-    model, params, Tokenizer(vocabulary, text_length), batch_size, name=name, load_report=report
-  )
+  encoder = TwoTowerEncoder(model, params, tokenizer, batch_size, name=name, load_report=report)
   encoder.step = step
   return encoder

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from tasks import file_io
+from tasks.user_error import UserError
 
 EOS_ID = 1
 PAD_ID = 0
@@ -31,8 +32,19 @@ class Tokenizer:
       self.processor = sentencepiece.SentencePieceProcessor()
       self.processor.LoadFromSerializedProto(proto)
     else:
-      proto, self.processor = vocabulary.sp_model, vocabulary.tokenizer
       self.vocab_path = str(vocabulary.sentencepiece_model_file)
+      try:
+        proto, self.processor = vocabulary.sp_model, vocabulary.tokenizer
+      except Exception as e:  # pylint: disable=broad-except
+        # seqio reads the model through tf.io.gfile: a missing or unreachable file (a gs:// path
+        # offline) is one of TensorFlow's errors, whose message alone does not say which setting.
+        if not type(e).__module__.startswith('tensorflow'):
+          raise
+        message = ' '.join(str(e).split())
+        raise UserError(
+          f'cannot read the SentencePiece model {self.vocab_path!r} (VOCABULARY, '
+          f'seqio.SentencePieceVocabulary.sentencepiece_model_file): {message}'
+        ) from e
     self.length = length
     self.vocab_digest = hashlib.sha256(proto).hexdigest()[:16]
     eos_id = self.processor.eos_id()
