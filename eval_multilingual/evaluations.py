@@ -14,8 +14,12 @@ from eval_multilingual.datasets import coco, image_store, wit, xm3600
 class RetrievalEvaluation:
   """Text<->image recall@k per language on WIT, XM3600 or COCO captions.
 
-  Images whose key is not in the store are dropped with their captions; the share
-  found is recorded per language ('image_found_share').
+  Images whose key is not in the store, or whose file cannot be decoded, are dropped with
+  their captions: the share found is recorded per language ('image_found_share'), the
+  dropped ones counted ('n_images_missing', 'n_images_unreadable') and the first named in a
+  warning. 'skipped' counts the language's skipped rows by reason; 'skipped_in_files' the
+  rows of the data files no language could hold (e.g. WIT's wrong column counts, XM3600's
+  lines that are no JSON), the same in every language.
   """
 
   def __init__(
@@ -38,6 +42,7 @@ class RetrievalEvaluation:
     self.store = image_store.open_store(image_dir, embeddings, image_size)
     self._pairs, self._counts = None, None
     self._image_cache: dict[str, np.ndarray] = {}
+    self._unreadable: dict[str, str] = {}  # key -> 'path: reason', files Pillow cannot decode
     self._cache_owner = None
 
   def _read(self):
@@ -58,27 +63,56 @@ class RetrievalEvaluation:
   def languages(self) -> list[str]:
     return sorted(lang for lang, p in self._read().items() if p.texts)
 
-  def _image_embeddings(self, encoder, keys: list[str]) -> np.ndarray:
+  def _embed_images(self, encoder, keys: list[str]) -> None:
+    """Embeds the keys not yet cached; undecodable files go to self._unreadable instead."""
     if self._cache_owner != encoder.fingerprint:  # images shared across languages
       self._image_cache, self._cache_owner = {}, encoder.fingerprint
-    todo = sorted({k for k in keys if k not in self._image_cache})
+    todo = sorted({k for k in keys if k not in self._image_cache and k not in self._unreadable})
     for s in range(0, len(todo), 1024):  # bounded memory for decoded images
       chunk = todo[s : s + 1024]
-      emb = encoder.embed_images(self.store.load(chunk), self.store.kind)
-      self._image_cache.update(zip(chunk, emb))
-    return np.stack([self._image_cache[k] for k in keys])
+      bad: dict[str, str] = {}
+      pixels = self.store.load(chunk, bad)
+      ok = [i for i, k in enumerate(chunk) if k not in bad]
+      self._unreadable.update(bad)
+      if ok:
+        emb = encoder.embed_images(pixels[ok], self.store.kind)
+        self._image_cache.update(zip([chunk[i] for i in ok], emb))
 
   def run(self, encoder, language: str) -> tuple[dict, dict]:
     pairs = self._read().get(language)
     if pairs is None or not pairs.texts:
       raise KeyError(f'{self.key}: no data for language {language!r}')
-    found = np.array([self.store.has(k) for k in pairs.image_keys])
+    stored = np.array([self.store.has(k) for k in pairs.image_keys])
+    self._embed_images(encoder, [k for k, f in zip(pairs.image_keys, stored) if f])
+    unreadable = [k for k, f in zip(pairs.image_keys, stored) if f and k in self._unreadable]
+    found = stored & np.array([k not in self._unreadable for k in pairs.image_keys])
+    missing = [k for k, f in zip(pairs.image_keys, stored) if not f]
     meta = {
       'n_images_total': len(pairs.image_keys),
       'n_texts_total': len(pairs.texts),
       'image_found_share': float(found.mean()),
+      'n_images_missing': len(missing),
+      'n_images_unreadable': len(unreadable),
       'skipped': dict(pairs.skipped),
+      'skipped_in_files': dict(self._counts),
     }
+    if missing:
+      logging.warning(
+        '%s %s: %d of %d images not in the store, left out with their texts (first: %s)',
+        self.key,
+        language,
+        len(missing),
+        len(found),
+        ', '.join(repr(k) for k in missing[:3]),
+      )
+    if unreadable:
+      logging.warning(
+        '%s %s: %d images cannot be decoded, left out with their texts (first: %s)',
+        self.key,
+        language,
+        len(unreadable),
+        '; '.join(self._unreadable[k] for k in unreadable[:3]),
+      )
     if not found.any():
       logging.warning('%s %s: none of %d images found', self.key, language, len(found))
       return {}, {**meta, 'n_examples': 0}
@@ -87,7 +121,7 @@ class RetrievalEvaluation:
     keep = [i for i, im in enumerate(pairs.text_to_image) if found[im]]
     texts = [pairs.texts[i] for i in keep]
     t2i = new_index[np.asarray(pairs.text_to_image)[keep]]
-    img = self._image_embeddings(encoder, keys)
+    img = np.stack([self._image_cache[k] for k in keys])
     txt = encoder.embed_texts(texts)
     metrics = retrieval.retrieval_metrics(txt, img, t2i, block=self.block)
     meta.update(n_examples=len(texts), n_images=len(keys), n_texts=len(texts))

@@ -9,6 +9,8 @@ extension is
 tried in this order. Images are decoded with Pillow, converted to RGB as mlit.load does
 (mlit/inference/preprocess.py: 16-bit grey keeps its top 8 bits), resized to
 image_size x image_size without cropping (the LiT evaluation protocol) and scaled to [-1, 1].
+An image file Pillow cannot decode is left out with its texts, counted and named by the
+evaluation (evaluations.RetrievalEvaluation), not fatal.
 
 Embedding store: an .npz with 'keys' (str [N]) and 'embeddings' (float [N, D]).
 """
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from mlit.inference import preprocess
+from tasks.user_error import UserError
 
 
 def url_sha256(key: str) -> str:
@@ -62,15 +65,22 @@ class LocalImageStore:
   def has(self, key: str) -> bool:
     return self.path(key) is not None
 
-  def load(self, keys: Sequence[str]) -> np.ndarray:
-    out = np.empty((len(keys), self.image_size, self.image_size, 3), np.float32)
+  def load(self, keys: Sequence[str], unreadable: dict | None = None) -> np.ndarray:
+    """Images of `keys`. Given `unreadable` (a dict), a file Pillow cannot decode is recorded
+    there ({key: 'path: reason'}) and its row left zero; without it, that is an error."""
+    out = np.zeros((len(keys), self.image_size, self.image_size, 3), np.float32)
     for i, k in enumerate(keys):
       p = self.path(k)
       if p is None:
         raise KeyError(f'no image for {k!r} in {self.root}')
-      with Image.open(p) as im:
-        im = preprocess.to_rgb(im, p).resize((self.image_size, self.image_size), Image.BILINEAR)
-        out[i] = np.asarray(im, np.float32) / 127.5 - 1.0
+      try:
+        with Image.open(p) as im:
+          im = preprocess.to_rgb(im, p).resize((self.image_size, self.image_size), Image.BILINEAR)
+          out[i] = np.asarray(im, np.float32) / 127.5 - 1.0
+      except (OSError, ValueError, UserError, Image.DecompressionBombError) as e:
+        if unreadable is None:
+          raise
+        unreadable[k] = f'{p}: {type(e).__name__}: {e}'
     return out
 
 
@@ -98,7 +108,8 @@ class EmbeddingStore:
   def has(self, key: str) -> bool:
     return key in self._index
 
-  def load(self, keys: Sequence[str]) -> np.ndarray:
+  def load(self, keys: Sequence[str], unreadable: dict | None = None) -> np.ndarray:
+    del unreadable  # every stored vector is readable
     try:
       return self.embeddings[[self._index[k] for k in keys]]
     except KeyError as e:

@@ -7,7 +7,9 @@ e.g. 'en', 'iw', 'zh-TW': all 108 WIT languages are read, none is hard-coded) th
 are (image_url, text), text = the first non-empty of `text_fields` (default: the
 reference description) with whitespace collapsed, de-duplicated by image_url (first row
 kept), capped at `max_pairs` per language in file order. Skipped rows are counted per
-language and reason, never fatal.
+language and reason, never fatal; the rows no language can hold (wrong column count, bad
+quoting, no language) are counted per reason in the file-level counts, and one warning
+line per reason names the count and the first rows ('path:line').
 """
 
 import collections
@@ -16,6 +18,7 @@ import dataclasses
 import glob
 import gzip
 import io
+import logging
 import re
 import sys
 from typing import Iterable, Sequence
@@ -42,6 +45,32 @@ class Pairs:
   skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
 
+class SkipLog:
+  """Counts skipped rows per reason and keeps the first few places ('path:line') of each."""
+
+  SHOWN = 3
+
+  def __init__(self):
+    self.first: dict[str, list[str]] = {}
+
+  def __call__(self, reason: str, where: str) -> None:
+    shown = self.first.setdefault(reason, [])
+    if len(shown) < self.SHOWN:
+      shown.append(where)
+
+  def warn(self, source: str, counts: dict) -> None:
+    """One warning line per reason: `counts[reason]` rows skipped, the first named."""
+    for reason, n in sorted(counts.items()):
+      logging.warning(
+        '%s: skipped %d row%s: %s (first: %s)',
+        source,
+        n,
+        '' if n == 1 else 's',
+        reason,
+        ', '.join(self.first.get(reason, [])),
+      )
+
+
 def _open(path: str):
   raw = gzip.open(path, 'rb') if path.endswith('.gz') else open(path, 'rb')
   # newline='' lets csv see the line breaks inside quoted fields.
@@ -60,8 +89,12 @@ def _expand(paths: Sequence[str] | str) -> list[str]:
   return files
 
 
-def iter_rows(path: str, counts: collections.Counter) -> Iterable[dict]:
-  """Rows of one file as dicts; malformed rows counted in `counts` and skipped."""
+def iter_rows(
+  path: str, counts: collections.Counter, log: SkipLog | None = None
+) -> Iterable[tuple[str, dict]]:
+  """('path:line', row as a dict) of one file; malformed rows counted in `counts` (and their places given to
+  `log`) and skipped. A row's place is 'path:line' of its first line."""
+  log = log or SkipLog()
   csv.field_size_limit(sys.maxsize)
   with _open(path) as f:
     reader = csv.reader(f, delimiter='\t', quotechar='"')
@@ -76,17 +109,20 @@ def iter_rows(path: str, counts: collections.Counter) -> Iterable[dict]:
         + (f' (missing {missing})' if missing else f': {header}')
       )
     while True:
+      where = f'{path}:{reader.line_num + 1}'
       try:
         row = next(reader)
       except StopIteration:
         return
       except csv.Error:
         counts['csv_error'] += 1
+        log('csv_error', where)
         continue
       if len(row) != len(COLUMNS):
         counts['wrong_column_count'] += 1
+        log('wrong_column_count', where)
         continue
-      yield dict(zip(COLUMNS, row))
+      yield where, dict(zip(COLUMNS, row))
 
 
 def read_wit(
@@ -103,12 +139,20 @@ def read_wit(
   wanted = set(languages) if languages else None
   out: dict[str, Pairs] = {}
   seen: dict[str, set] = collections.defaultdict(set)
-  file_counts = collections.Counter()
-  for path in _expand(paths):
-    for row in iter_rows(path, file_counts):
+  file_counts, log, lang_counts = collections.Counter(), SkipLog(), collections.Counter()
+
+  def skip(pairs: Pairs, lang: str, reason: str, where: str) -> None:
+    pairs.skipped[reason] += 1
+    lang_counts[f'{reason} ({lang})'] += 1
+    log(f'{reason} ({lang})', where)
+
+  files = _expand(paths)
+  for path in files:
+    for where, row in iter_rows(path, file_counts, log):
       lang = row['language'].strip()
       if not lang:
         file_counts['no_language'] += 1
+        log('no_language', where)
         continue
       if wanted is not None and lang not in wanted:
         continue
@@ -116,16 +160,19 @@ def read_wit(
       url = row['image_url'].strip()
       text = next((_SPACE.sub(' ', row[t]).strip() for t in text_fields if row[t].strip()), '')
       if not url:
-        pairs.skipped['no_image_url'] += 1
+        skip(pairs, lang, 'no_image_url', where)
       elif not text:
-        pairs.skipped['no_text'] += 1
+        skip(pairs, lang, 'no_text', where)
       elif url in seen[lang]:
-        pairs.skipped['duplicate_image_url'] += 1
+        skip(pairs, lang, 'duplicate_image_url', where)
       elif max_pairs is not None and len(pairs.texts) >= max_pairs:
-        pairs.skipped['over_cap'] += 1
+        pairs.skipped['over_cap'] += 1  # a chosen cap, not a fault of the row
       else:
         seen[lang].add(url)
         pairs.text_to_image.append(len(pairs.image_keys))
         pairs.image_keys.append(url)
         pairs.texts.append(text)
+  log.warn(
+    f'WIT ({len(files)} file{"" if len(files) == 1 else "s"})', {**file_counts, **lang_counts}
+  )
   return out, file_counts

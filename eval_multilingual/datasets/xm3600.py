@@ -3,13 +3,17 @@
 One JSON object per line: {"image/key": "<hex key>", "<lang>": {"caption": [...], ...},
 ...} for 36 languages; the images are '<image/key>.jpg' (see image_store.py). Per
 language: every image with a caption in that language, all its captions (image->text
-counts a hit when any of them is in the top k). Bad lines are counted, not fatal.
+counts a hit when any of them is in the top k). Bad lines are counted, not fatal, and one
+warning line per reason names the first ('path:line'): lines that are no JSON object or have
+no image/key, a repeated image/key (the first line kept: a second copy of an image would tie
+with it and count against the model), a language whose 'caption' is not a list of strings.
 """
 
 import collections
 
 from eval_multilingual.datasets import wit
 from tasks import line_files
+from tasks.user_error import UserError
 
 LANGUAGES = (
   'ar',
@@ -55,16 +59,40 @@ def read_xm3600(path: str, languages=None) -> tuple[dict[str, wit.Pairs], collec
   """({language: Pairs}, counts of skipped lines by reason)."""
   wanted = set(languages or LANGUAGES)
   out = {lang: wit.Pairs() for lang in sorted(wanted)}
-  counts = collections.Counter()
-  for _, obj in line_files.jsonl_objects(path, line_files.counting(counts)):
+  counts, log, lang_counts, seen = (
+    collections.Counter(),
+    wit.SkipLog(),
+    collections.Counter(),
+    set(),
+  )
+  entry_fields: list[str] = []  # the fields of the first language entry, for the error below
+
+  def skip(reason: str, where: str) -> None:
+    counts[reason] += 1
+    log(reason, where)
+
+  for where, obj in line_files.jsonl_objects(path, skip):
     key = obj.get('image/key')
     if not isinstance(key, str) or not key:
-      counts['no_image_key'] += 1
+      skip('no_image_key', where)
       continue
-    for lang in wanted:
+    if key in seen:
+      skip('duplicate_image_key', where)
+      continue
+    seen.add(key)
+    for lang in sorted(wanted):
       entry = obj.get(lang)
+      if isinstance(entry, dict) and not entry_fields:
+        entry_fields.extend(sorted(entry))
       caps = entry.get('caption') if isinstance(entry, dict) else None
-      caps = [c.strip() for c in caps or [] if isinstance(c, str) and c.strip()]
+      if caps is not None and not (
+        isinstance(caps, list) and all(isinstance(c, str) for c in caps)
+      ):
+        out[lang].skipped['caption_not_a_list_of_strings'] += 1
+        lang_counts[f'caption_not_a_list_of_strings ({lang})'] += 1
+        log(f'caption_not_a_list_of_strings ({lang})', where)
+        continue
+      caps = [c.strip() for c in caps or [] if c.strip()]
       if not caps:
         out[lang].skipped['no_caption'] += 1
         continue
@@ -72,6 +100,15 @@ def read_xm3600(path: str, languages=None) -> tuple[dict[str, wit.Pairs], collec
       pairs.image_keys.append(key)
       pairs.texts.extend(caps)
       pairs.text_to_image.extend([len(pairs.image_keys) - 1] * len(caps))
+  log.warn(f'XM3600 {path}', {**counts, **lang_counts})
   if not any(p.texts for p in out.values()):
-    raise ValueError(f'{path}: no captions for languages {sorted(wanted)}')
+    has = (
+      f"the language entries have {entry_fields}, no 'caption'"
+      if entry_fields and 'caption' not in entry_fields
+      else f'languages {", ".join(sorted(wanted))}'
+    )
+    raise UserError(
+      f'{path}: no captions ({has}); each line is {{"image/key": ..., "<lang>": '
+      '{"caption": [...]}, ...}'
+    )
   return out, counts

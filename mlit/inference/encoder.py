@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlit import run_layout
-from mlit.inference import image_towers
+from mlit.inference import image_towers, run_spec
 from mlit.inference.tokenizer import Tokenizer
 from tasks.user_error import UserError
 
@@ -117,6 +117,13 @@ class TwoTowerEncoder:
     return out
 
   def embed_images(self, x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == 'image' and self.model.image is None:
+      raise UserError(
+        f'{self.name}: the model was tuned on pre-computed image embeddings and has no image '
+        'tower to embed pixels: bind encoders.from_mlit_checkpoint.image_tower and '
+        'image_checkpoint_path (the locked tower; read from MODEL_DIR/mlit_model.json when it '
+        'records one), or give the evaluation pre-computed embeddings'
+      )
     if kind == 'image':
       return self._batched(self._image_fn, np.asarray(x, np.float32), 'images')
     if kind == 'embedding':
@@ -186,12 +193,12 @@ def from_mlit_checkpoint(
   model,
   checkpoint_dir: str,
   vocabulary,
-  text_length: int = 16,
+  text_length: int | None = None,
   batch_size: int = 256,
   step: int | None = None,
   image_tower: dict | None = None,
   image_checkpoint_path: str | None = None,
-  image_size: int = 224,
+  image_size: int | None = None,
   image_tower_kind: str = 'vit',
 ) -> TwoTowerEncoder:
   """A TwoTower with the params of an mlit training checkpoint (MODEL_DIR or its
@@ -202,7 +209,52 @@ def from_mlit_checkpoint(
   mlit.inference.image_towers) and `image_checkpoint_path` (the locked tower that made the
   embeddings), the encoder runs that tower on pixels of `image_size`, so evaluation sees
   images, not stored vectors.
+
+  What is not bound comes from the run's mlit_model.json (written by the trainer, read by
+  mlit.load): `text_length` the model's, and for a model without a tower the locked tower
+  recorded there (at its recorded size unless `image_size` is given), so a generic evaluation
+  gin (eval/common.gin) scores a run as mlit.load embeds it. A bound text length or image
+  size other than the recorded one is used, with a warning.
   """
+  spec = _run_spec(checkpoint_dir)
+  if text_length is None:
+    if spec is None:
+      raise UserError(
+        f'{checkpoint_dir}: no {run_spec.FILENAME} to give the text length; bind '
+        'encoders.from_mlit_checkpoint.text_length (the tokens per text the model was trained with)'
+      )
+    text_length = int(spec['text_length'])
+  elif spec is not None and text_length != spec['text_length']:
+    logging.warning(
+      'evaluating at text_length %d; the model was trained at %d (%s)',
+      text_length,
+      spec['text_length'],
+      run_spec.FILENAME,
+    )
+  recorded = (spec or {}).get('image') or {}
+  if image_tower is None and model.image is None and recorded.get('route') == 'locked':
+    image_tower, image_tower_kind = recorded['config'], recorded['kind']
+    image_checkpoint_path = run_spec.image_checkpoint_path(spec)
+    logging.info(
+      'image tower: the locked %s %s of %s (%s)',
+      image_tower_kind,
+      image_checkpoint_path,
+      checkpoint_dir,
+      run_spec.FILENAME,
+    )
+  if recorded.get('size') and image_size is not None and image_size != recorded['size']:
+    logging.warning(
+      'evaluating images at %d px; the model saw %d px (%s in %s): image_size %d '
+      '(--gin.EVAL_IMAGE_SIZE=%d with eval/common.gin) evaluates as mlit.load embeds',
+      image_size,
+      recorded['size'],
+      run_spec.FILENAME,
+      checkpoint_dir,
+      recorded['size'],
+      recorded['size'],
+    )
+  if image_size is None:
+    image_size = int(recorded.get('size') or 224)
   tokenizer = Tokenizer(vocabulary, text_length)
   pieces, rows = tokenizer.processor.GetPieceSize(), model.text.vocab_size
   if pieces > rows:  # XLA's gather would read every id past the last row as that row
@@ -237,3 +289,11 @@ def from_mlit_checkpoint(
   encoder = TwoTowerEncoder(model, params, tokenizer, batch_size, name=name, load_report=report)
   encoder.step = step
   return encoder
+
+
+def _run_spec(checkpoint_dir: str) -> dict | None:
+  """The run's mlit_model.json (in MODEL_DIR, or above its checkpoints/ directory), or None."""
+  for d in (checkpoint_dir, os.path.dirname(os.path.normpath(checkpoint_dir))):
+    if os.path.isfile(os.path.join(d, run_spec.FILENAME)):
+      return run_spec.read(d)
+  return None

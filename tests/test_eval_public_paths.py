@@ -1,0 +1,172 @@
+"""The README's public-benchmark commands (eval/wit.gin, eval/xm3600.gin after a run's
+config.gin) on small copies of the documented formats, with hostile rows: every malformed row
+counted and named, and the scores recomputable from mlit.load's embeddings with the rank rule."""
+
+import csv
+import gzip
+import hashlib
+import json
+import logging
+import os
+
+import inference_run
+import numpy as np
+import pytest
+from PIL import Image
+
+import mlit
+from eval_multilingual import run
+from eval_multilingual.datasets import wit, xm3600
+from tasks.user_error import UserError
+
+COLOURS = list(inference_run.COLOURS.items())  # ((en, de, ru, el, ja, ar), rgb)
+DE = 1  # index of German in the colour names
+
+
+def _wit_row(**fields) -> list[str]:
+  row = dict.fromkeys(wit.COLUMNS, '')
+  row.update(fields)
+  return [row[c] for c in wit.COLUMNS]
+
+
+def _url(i: int) -> str:
+  return f'https://upload.wikimedia.org/wikipedia/commons/{i}/Farbe_{i}.png'
+
+
+def _write_wit(path, rows, extra_lines=()):
+  with gzip.open(path, 'wt', newline='', encoding='utf-8') as f:
+    w = csv.writer(f, delimiter='\t', lineterminator='\n')
+    w.writerow(wit.COLUMNS)
+    for r in rows:
+      w.writerow(r)
+    for line in extra_lines:
+      f.write(line + '\n')
+
+
+def _hostile_wit(path):
+  """Lines: 1 header, 2-5 the German colours, 6 empty caption, 7 repeated URL, 8 no URL,
+  9 no language, 10 too few columns."""
+  rows = [
+    _wit_row(language='de', image_url=_url(i), caption_reference_description=names[DE])
+    for i, (names, _) in enumerate(COLOURS)
+  ]
+  rows += [
+    _wit_row(language='de', image_url=_url(9), caption_reference_description=''),
+    _wit_row(language='de', image_url=_url(0), caption_reference_description='noch einmal'),
+    _wit_row(language='de', image_url='', caption_reference_description='ohne Bild'),
+    _wit_row(language='', image_url=_url(8), caption_reference_description='ohne Sprache'),
+  ]
+  _write_wit(path, rows, ['de\tzu\twenige Spalten'])
+
+
+def test_wit_malformed_rows_are_counted_and_named(tmp_path, caplog):
+  path = str(tmp_path / 'wit_v1.test.all-00000-of-00001.tsv.gz')
+  _hostile_wit(path)
+  with caplog.at_level(logging.WARNING):
+    pairs, file_counts = wit.read_wit(str(tmp_path / 'wit_v1.test.all-*.tsv.gz'))
+  assert pairs['de'].texts == [names[DE] for names, _ in COLOURS]
+  assert dict(pairs['de'].skipped) == {'no_text': 1, 'duplicate_image_url': 1, 'no_image_url': 1}
+  assert dict(file_counts) == {'no_language': 1, 'wrong_column_count': 1}
+  named = {r.getMessage().split(': ', 2)[2] for r in caplog.records}
+  assert named == {
+    f'no_text (de) (first: {path}:6)',
+    f'duplicate_image_url (de) (first: {path}:7)',
+    f'no_image_url (de) (first: {path}:8)',
+    f'no_language (first: {path}:9)',
+    f'wrong_column_count (first: {path}:10)',
+  }
+
+
+def test_xm3600_malformed_lines_are_counted_and_named(tmp_path, caplog):
+  path = tmp_path / 'captions.jsonl'
+  lines = [
+    json.dumps({'image/key': 'a', 'de': {'caption': ['rot', 'ganz rot']}}),
+    json.dumps({'image/key': 'b', 'de': {'caption': 'ein Text, keine Liste'}}),
+    json.dumps({'image/key': 'a', 'de': {'caption': ['dasselbe Bild']}}),
+    '{kein json',
+    json.dumps({'de': {'caption': ['ohne Schlüssel']}}),
+  ]
+  path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+  with caplog.at_level(logging.WARNING):
+    pairs, counts = xm3600.read_xm3600(str(path), ['de'])
+  # A string caption is one malformed entry, not a caption per character; the repeated image
+  # would tie with its first copy and count against the model.
+  assert pairs['de'].texts == ['rot', 'ganz rot'] and pairs['de'].image_keys == ['a']
+  assert dict(pairs['de'].skipped) == {'caption_not_a_list_of_strings': 1}
+  assert dict(counts) == {'duplicate_image_key': 1, 'invalid_json': 1, 'no_image_key': 1}
+  named = {r.getMessage().split(': ', 2)[2] for r in caplog.records}
+  assert named == {
+    f'caption_not_a_list_of_strings (de) (first: {path}:2)',
+    f'duplicate_image_key (first: {path}:3)',
+    f'invalid_json (first: {path}:4)',
+    f'no_image_key (first: {path}:5)',
+  }
+  wrong = tmp_path / 'wrong.jsonl'
+  wrong.write_text(json.dumps({'image/key': 'a', 'de': {'captions': ['rot']}}) + '\n')
+  with pytest.raises(UserError, match=r"have \['captions'\], no 'caption'"):
+    xm3600.read_xm3600(str(wrong), ['de'])
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+  return os.path.dirname(inference_run.build(str(tmp_path_factory.mktemp('inference'))))
+
+
+def _recall(text_emb, image_emb, ks=(1, 5, 10)):
+  """One caption per image, text i describes image i; rank = wrong candidates scoring >= the
+  correct one (README: ties count against the model)."""
+  s = text_emb @ image_emb.T
+  n, out = len(s), {}
+  t2i = [(np.delete(s[q], q) >= s[q, q]).sum() for q in range(n)]
+  i2t = [(np.delete(s[:, q], q) >= s[q, q]).sum() for q in range(n)]
+  for k in ks:
+    out[f'image_retrieval_recall@{k}'] = float(np.mean(np.array(t2i) < k))
+    out[f'text_retrieval_recall@{k}'] = float(np.mean(np.array(i2t) < k))
+  return out
+
+
+def test_readme_wit_command_on_a_run_tuned_on_precomputed_embeddings(run_dir, tmp_path, caplog):
+  """The command as the README prints it, on a Lu run like the demo's (no image tower in the
+  checkpoint): the locked tower and text length come from the run's mlit_model.json, an
+  undecodable image is left out and named, and the numbers equal mlit.load's."""
+  caplog.set_level(logging.INFO)
+  data, images = tmp_path / 'wit', tmp_path / 'wit' / 'images'
+  images.mkdir(parents=True)
+  _hostile_wit(str(data / 'wit_v1.test.all-00000-of-00001.tsv.gz'))
+  paths = []
+  for i, (_, rgb) in enumerate(COLOURS):
+    paths.append(str(images / f'{hashlib.sha256(_url(i).encode()).hexdigest()}.png'))
+    Image.fromarray(inference_run.colour_image(rgb, np.random.default_rng(i))).save(paths[-1])
+  # Line 7 repeats _url(0); add one more German row whose stored image is no image file.
+  bad_url = 'https://upload.wikimedia.org/kaputt.png'
+  (images / f'{hashlib.sha256(bad_url.encode()).hexdigest()}.png').write_bytes(b'no png')
+  _write_wit(
+    str(data / 'wit_v1.test.all-00001-of-00001.tsv.gz'),
+    [_wit_row(language='de', image_url=bad_url, caption_reference_description='kaputt')],
+  )
+  model = mlit.load(run_dir)  # the embeddings anyone recomputes the scores from
+  want = _recall(model.encode_text([names[DE] for names, _ in COLOURS]), model.encode_image(paths))
+  out = tmp_path / 'eval_wit'
+  argv = [
+    f'--gin_file={os.path.join(run_dir, "train", "config.gin")}',
+    '--gin_file=eval/wit.gin',
+    f'--gin.RUN_DIR="{out}"',
+    f'--gin.WIT_FILES="{data}/wit_v1.test.all-*.tsv.gz"',
+    f'--gin.WIT_IMAGES="{images}"',
+    f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
+  ]
+  cwd = os.getcwd()
+  os.chdir(tmp_path)  # not the run's working directory: its config names the tower relatively
+  try:
+    assert run.main(argv) == 0
+  finally:
+    os.chdir(cwd)
+  results = json.loads((out / 'results.json').read_text())
+  meta = results['meta']['de']['wit/retrieval']
+  assert meta['n_examples'] == meta['n_images'] == len(COLOURS)
+  assert meta['n_images_unreadable'] == 1 and meta['n_images_missing'] == 0
+  assert meta['skipped_in_files'] == {'no_language': 1, 'wrong_column_count': 1}
+  assert meta['text']['text_length'] == 8  # the run's, not eval/common.gin's old 16
+  assert any('1 images cannot be decoded' in r.getMessage() for r in caplog.records)
+
+  assert results['languages']['de']['wit/retrieval'] == want
