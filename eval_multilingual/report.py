@@ -236,9 +236,13 @@ def build(
     )
   counts_what = run.counts_note.split(':', 1)[-1].strip() if run.counts_note else ''
   plotted = []  # (score label, [(png filename, caption)]): bars, then the two small plots
+  unplotted = []  # scores no language has --min-n examples for: an empty axis says nothing
   for col in cols[:max_plots]:
     group = []
     plot_run = report_data.large_enough(run, col, min_n)  # small languages stay off the plots
+    if all(plot_run.score(l, col) is None for l in plot_run.results['languages']):
+      unplotted.append(col.label)
+      continue
     p = f'bars_{col.slug}.png'
     report_plots.bars(plot_run, col, os.path.join(out_dir, p))
     group.append((p, f'{col.label}: per language, sorted (English outlined; dashed: chance)'))
@@ -249,6 +253,10 @@ def build(
     report_plots.script_boxes(plot_run, col, os.path.join(out_dir, p))
     group.append((p, f'{col.label} by script'))
     plotted.append((col.label, group))
+  if unplotted:
+    run.warnings.append(
+      f'no plots of {", ".join(unplotted)}: no language has {min_n} examples or more (--min-n)'
+    )
   headers = LANG_HEADERS + [h for c in cols for h in (f'{c.label} %', f'{c.label} 95% CI')]
   rows = language_rows(run, cols, order_col, min_n)
   sums = [report_data.summarize(run, c, threshold, min_n) for c in cols]

@@ -265,3 +265,17 @@ def test_script_legend_names_every_script():
   assert len(labels) == 13 and labels[-1].startswith('other scripts (')
   grey = sorted(s for s in scripts if colors[s] == report_plots._OTHER)
   assert len(grey) == 2 and all(s in labels[-1] for s in grey)
+
+
+def test_no_empty_plots_when_no_language_has_min_n(tmp_path, capsys):
+  # Every language's zero-shot score rests on 200 examples: at --min-n 500 none is plotted, and
+  # the report says so instead of drawing empty axes (the WIT scores here record no n: plotted).
+  data = write_run(tmp_path / 'a', seed=1)
+  data['meta'] = {lang: {ZS: {'n_examples': 200}} for lang in data['languages']}
+  (tmp_path / 'a' / 'results.json').write_text(json.dumps(data), encoding='utf-8')
+  assert report.main([str(tmp_path / 'a'), '--min-n', '500']) == 0
+  out = tmp_path / 'a' / 'report'
+  pngs = [p.name for p in out.glob('*.png')]
+  assert not [p for p in pngs if 'emoji_cldr' in p] and [p for p in pngs if 'wit' in p]
+  assert 'no plots of emoji_cldr top-1 acc' in (out / 'report.md').read_text(encoding='utf-8')
+  assert 'no language has 500 examples or more (--min-n)' in capsys.readouterr().err
