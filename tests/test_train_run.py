@@ -306,6 +306,56 @@ def test_two_processes_match_one_process_across_a_preemption(setup, reference):
   assert diff < 1e-5
 
 
+@pytest.mark.slow
+def test_a_killed_process_stops_the_other_with_one_line_and_resumes_exactly(setup, reference):
+  """kill -9 of process 1: process 0's next collective fails; it said so in a 50-line traceback,
+  then waited out jax.distributed's heartbeat timeout (100 s) and aborted with a C++ trace, and
+  named as its last checkpoint a save the kill had cut short. Now one line, at once, naming the
+  last complete checkpoint; the same commands resume to the one-process result."""
+  root, data, gin_file = setup
+  model_dir = root / 'two_proc_killed'
+  procs = _two_processes(gin_file, model_dir, data)
+  metrics = model_dir / 'metrics.jsonl'
+  deadline = time.time() + 300
+  while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
+    assert all(p.poll() is None for p in procs), [p.communicate()[1][-3000:] for p in procs]
+    time.sleep(0.01)
+  procs[1].kill()
+  try:
+    err = procs[0].communicate(timeout=60)[1]
+  except subprocess.TimeoutExpired:
+    procs[0].kill()
+    pytest.fail(
+      'process 0 still running 60 s after process 1 was killed: '
+      + procs[0].communicate()[1][-3000:]
+    )
+  procs[1].communicate()
+  assert procs[0].returncode == train.LOST, err[-3000:]
+  line = err.strip().splitlines()[-1]
+  match = re.fullmatch(
+    r"mlit train: error: process 0 lost the run's other processes after step (\d+) \(.*\): one of "
+    r'them stopped \(its own output says why\); (.*)',
+    line,
+  )
+  assert match and int(match[1]) < STEPS, line
+  kept = re.fullmatch(
+    r'the last checkpoint is step (\d+) in (.*): the same command on every process resumes from it',
+    match[2],
+  )
+  if kept:  # a checkpoint before the kill (none when it came before step 4)
+    assert kept[2] == str(model_dir / 'checkpoints'), line
+    assert (model_dir / 'checkpoints' / kept[1] / 'state').is_dir(), line
+  else:
+    assert match[2].startswith('no checkpoint was written'), line
+  procs = _two_processes(gin_file, model_dir, data)
+  errs = [p.communicate(timeout=600)[1] for p in procs]
+  for p, err in zip(procs, errs):
+    assert p.returncode == 0, err[-3000:]
+  diff = _max_diff(_final(model_dir), reference)
+  print(f'two processes (one killed after step {match[1]}, resumed) vs one: max abs diff {diff:g}')
+  assert diff < 1e-5
+
+
 def test_process_flags_without_a_coordinator_are_an_error(tmp_path, capsys):
   """--process_count/--process_index say '(with --coordinator_address)'; without it they were
   dropped without a word and the job trained as one process."""

@@ -135,6 +135,12 @@ class Checkpoints:
     """The newest complete checkpoint step, or None."""
     return self._mgr.latest_step()
 
+  def latest_on_disk(self) -> Optional[int]:
+    """The newest checkpoint complete on disk. After a save that failed (another process of the
+    run lost in its middle), latest_step still names the step that save began."""
+    self._mgr.reload()
+    return self._mgr.latest_step()
+
   def all_steps(self) -> list[int]:
     """All complete checkpoint steps, ascending."""
     return sorted(self._mgr.all_steps())

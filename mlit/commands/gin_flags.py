@@ -440,7 +440,11 @@ def config_changes(model_dir: str, filename: str = run_layout.CONFIG) -> list[st
   if not os.path.isfile(path):
     return []
   with open(path, encoding='utf-8') as f:
-    old = f.read()
+    return binding_changes(f.read(), gin.config_str())
+
+
+def binding_changes(old: str, new: str) -> list[str]:
+  """Binding lines of gin config text `new` that differ from `old` ('- old' / '+ new')."""
 
   def bindings(text):  # a binding continued over lines (a long dict) is one entry
     out, current = [], ''
@@ -455,7 +459,7 @@ def config_changes(model_dir: str, filename: str = run_layout.CONFIG) -> list[st
         current = line.strip()
     return out + ([current] if current else [])
 
-  before, now = bindings(old), bindings(gin.config_str())
+  before, now = bindings(old), bindings(new)
   return [f'- {b}' for b in before if b not in now] + [f'+ {b}' for b in now if b not in before]
 
 

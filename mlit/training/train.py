@@ -14,9 +14,13 @@ from mlit.commands import cli
 cli.run_if_main(__name__, 'train')  # `python -m`: the command, before the heavy imports
 
 import contextlib
+import errno
+import hashlib
 import os
 import re
+import socket
 import sys
+import threading
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import flax.linen as nn
@@ -24,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 import gin
 from mlit import run_layout
@@ -43,6 +48,15 @@ from tasks.user_error import UserError
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or infinite; the run stops, checkpoints stay."""
+
+
+class ProcessLost(RuntimeError):
+  """A collective with the other processes failed: one of them was killed or stopped on an error of
+  its own; the message says which checkpoint the same commands resume from."""
+
+
+# Exit status when another process of the run was lost.
+LOST = 1
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -508,6 +522,20 @@ def train(
   except KeyboardInterrupt as e:
     ckpt.wait()  # a checkpoint being written is finished, not left half-written
     raise TrainingInterrupted(_interrupted_text(done, ckpt.latest_step(), ckpt.directory)) from e
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() < 2:
+      raise
+    latest = ckpt.latest_on_disk()
+    kept = (
+      f'the last checkpoint is step {latest} in {ckpt.directory}: the same command on every '
+      'process resumes from it'
+      if latest is not None
+      else f'no checkpoint was written ({ckpt.directory}): the same command starts the run again'
+    )
+    raise ProcessLost(
+      f"process {jax.process_index()} lost the run's other processes after step {done} "
+      f'({" ".join(str(e).split())[:300]}): one of them stopped (its own output says why); {kept}'
+    ) from e
   return state
 
 
@@ -609,6 +637,13 @@ def _add_train_flags(parser) -> None:
   )
 
 
+# How long the processes wait for each other to connect (jax.distributed's default): a pod's
+# workers start minutes apart. A process that stopped before connecting (a mistake in its command)
+# leaves the others waiting this long; jax.distributed then aborts with a C++ trace, so mlit's
+# own clock, shorter than the one jax.distributed is given, ends the wait with one line.
+CONNECT_TIMEOUT_S = 300
+
+
 def _init_distributed(args) -> None:
   given = [f for f in ('process_count', 'process_index') if getattr(args, f) is not None]
   if given and not args.coordinator_address:  # they would be ignored without a word
@@ -619,17 +654,109 @@ def _init_distributed(args) -> None:
   if args.coordinator_address:
     if args.process_count is None or args.process_index is None:
       raise UserError('--coordinator_address needs --process_count and --process_index')
-    jax.distributed.initialize(
-      args.coordinator_address, num_processes=args.process_count, process_id=args.process_index
-    )
-  elif args.multiprocess:
-    try:
-      jax.distributed.initialize()
-    except ValueError as e:  # no cluster to detect: not on a TPU pod or a known scheduler
+    if args.process_count < 1:
+      raise UserError(f'--process_count={args.process_count}: must be at least 1')
+    if not 0 <= args.process_index < args.process_count:
       raise UserError(
-        f'--multiprocess: {" ".join(str(e).split())} (on a TPU VM pod it finds the topology by '
-        'itself; elsewhere give --coordinator_address, --process_count and --process_index)'
-      ) from e
+        f'--process_index={args.process_index}: must be 0 to {args.process_count - 1} '
+        f'(--process_count={args.process_count}; 0 is the coordinator)'
+      )
+    host, _, port = args.coordinator_address.rpartition(':')
+    if not host or not port.isdigit():
+      raise UserError(
+        f'--coordinator_address={args.coordinator_address}: must be host:port (of process 0)'
+      )
+    kwargs = dict(
+      coordinator_address=args.coordinator_address,
+      num_processes=args.process_count,
+      process_id=args.process_index,
+    )
+    where = f'--coordinator_address={args.coordinator_address}'
+    if args.process_index == 0:
+      _check_port_free(int(port), where)
+  elif args.multiprocess:
+    kwargs, where = {}, '--multiprocess'
+  else:
+    return
+  timer = threading.Timer(CONNECT_TIMEOUT_S, _not_connected, (where,))
+  timer.daemon = True
+  timer.start()
+  try:
+    jax.distributed.initialize(**kwargs, initialization_timeout=CONNECT_TIMEOUT_S + 60)
+  except ValueError as e:  # no cluster to detect: not on a TPU pod or a known scheduler
+    if args.coordinator_address:
+      raise
+    raise UserError(
+      f'--multiprocess: {" ".join(str(e).split())} (on a TPU VM pod it finds the topology by '
+      'itself; elsewhere give --coordinator_address, --process_count and --process_index)'
+    ) from e
+  except jax.errors.JaxRuntimeError as e:
+    if 'Failed to start RPC server' not in str(e):
+      raise
+    raise UserError(
+      f'{where}: process 0 cannot start the coordinator there ({" ".join(str(e).split())}): '
+      'is the port in use, by another run or program? Give every process another port'
+    ) from e
+  finally:
+    timer.cancel()
+
+
+def _check_port_free(port: int, where: str) -> None:
+  """Process 0 serves the coordinator on `port` of all its addresses (as jax.distributed binds it).
+  A port in use crashes jax.distributed (a segmentation fault, or 'Failed to start RPC server')."""
+  if os.environ.get('JAX_COORDINATOR_BIND_ADDRESS'):
+    return  # bound where that says
+  for family, address in ((socket.AF_INET6, '::'), (socket.AF_INET, '')):
+    try:
+      with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC: TIME_WAIT is free
+        probe.bind((address, port))
+      return
+    except OSError as e:
+      if e.errno == errno.EADDRINUSE:
+        raise UserError(
+          f'{where}: port {port} is in use on this machine (another run, or another program): '
+          'process 0 serves the coordinator there; give every process another port'
+        ) from e
+      # no IPv6 here: try IPv4
+
+
+def _not_connected(where: str) -> None:
+  print(
+    f"mlit train: error: {where}: the run's processes did not all connect within "
+    f'{CONNECT_TIMEOUT_S} s (is every process started, with the same --coordinator_address and '
+    '--process_count? A process that stopped on an error of its own never connects: see its '
+    'output); nothing was trained',
+    file=sys.stderr,
+    flush=True,
+  )
+  os._exit(2)  # jax.distributed's connect holds the main thread; it would abort with a C++ trace
+
+
+def _check_processes_agree(args) -> None:
+  """Every process must run the same command. Processes with different configs (TRAIN_STEPS, a
+  batch size, MODEL_DIR, --dry_run) wait for each other's different collectives for ever (seen:
+  TRAIN_STEPS=8 on one process, 4 on the other); all of them stop here instead, with one line."""
+  if jax.process_count() < 2:
+    return
+  text = f'--process_count = {args.process_count}\n--dry_run = {args.dry_run}\n{gin.config_str()}'
+  data = np.frombuffer(text.encode('utf-8'), np.uint8)
+  digest = np.frombuffer(hashlib.sha256(data.tobytes()).digest(), np.uint8)
+  digests = np.asarray(multihost_utils.process_allgather(digest))
+  if (digests == digests[0]).all():
+    return
+  sizes = np.asarray(multihost_utils.process_allgather(np.int64(data.size)))
+  padded = np.zeros(int(sizes.max()), np.uint8)
+  padded[: data.size] = data
+  texts = np.asarray(multihost_utils.process_allgather(padded))
+  other = next(i for i in range(len(digests)) if (digests[i] != digests[0]).any())
+  first, theirs = (bytes(texts[i][: sizes[i]]).decode('utf-8') for i in (0, other))
+  changes = gin_flags.binding_changes(first, theirs)
+  shown = '; '.join(changes[:8]) + (f'; and {len(changes) - 8} more' if len(changes) > 8 else '')
+  raise UserError(
+    f"the processes' commands differ: process {other}'s config differs from process 0's "
+    f'({shown}); every process of a run runs the same command (flags and gin files)'
+  )
 
 
 _EXAMPLE = (
@@ -650,6 +777,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     example=_EXAMPLE,
   )
   _init_distributed(args)
+  _check_processes_agree(args)
   try:
     # The gin files register train() (dynamic registration); call it via gin.
     kwargs = {'dry_run': True} if args.dry_run else {}
@@ -660,4 +788,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except preemption.TrainingPreempted as e:
     print(f'mlit train: {cli.one_line(e)}', file=sys.stderr)
     return preemption.PREEMPTED
+  except ProcessLost as e:
+    print(f'mlit train: error: {cli.one_line(e)}', file=sys.stderr, flush=True)
+    # Not a return: at exit jax.distributed waits for every process at a shutdown barrier, which
+    # a lost process never reaches: the wait runs out the heartbeat timeout (100 s) and aborts
+    # with a C++ trace. The run's files were closed by train()'s finally blocks.
+    sys.stdout.flush()
+    os._exit(LOST)
   return 0
