@@ -270,18 +270,24 @@ def _two_processes(gin_file, model_dir, data):
   ]
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process_across_a_preemption(setup, reference):
-  """SIGTERM (a preemption notice) to process 1 only: JAX's preemption service makes both save
-  the same step and stop; the same command resumes, and the end matches one process."""
-  root, data, gin_file = setup
-  model_dir = root / 'two_proc'
+def _two_processes_logging(gin_file, model_dir, data):
+  """Two processes of one run, returned once the run has logged its first step."""
   procs = _two_processes(gin_file, model_dir, data)
   metrics = model_dir / 'metrics.jsonl'
   deadline = time.time() + 300
   while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
     assert all(p.poll() is None for p in procs), [p.communicate()[1][-3000:] for p in procs]
     time.sleep(0.01)
+  return procs
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_across_a_preemption(setup, reference):
+  """SIGTERM (a preemption notice) to process 1 only: JAX's preemption service makes both save
+  the same step and stop; the same command resumes, and the end matches one process."""
+  root, data, gin_file = setup
+  model_dir = root / 'two_proc'
+  procs = _two_processes_logging(gin_file, model_dir, data)
   procs[1].send_signal(signal.SIGTERM)
   errs = [p.communicate(timeout=600)[1] for p in procs]
   stopped = []
@@ -314,12 +320,7 @@ def test_a_killed_process_stops_the_other_with_one_line_and_resumes_exactly(setu
   last complete checkpoint; the same commands resume to the one-process result."""
   root, data, gin_file = setup
   model_dir = root / 'two_proc_killed'
-  procs = _two_processes(gin_file, model_dir, data)
-  metrics = model_dir / 'metrics.jsonl'
-  deadline = time.time() + 300
-  while not (metrics.exists() and metrics.read_text()) and time.time() < deadline:
-    assert all(p.poll() is None for p in procs), [p.communicate()[1][-3000:] for p in procs]
-    time.sleep(0.01)
+  procs = _two_processes_logging(gin_file, model_dir, data)
   procs[1].kill()
   try:
     err = procs[0].communicate(timeout=60)[1]
