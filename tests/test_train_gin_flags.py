@@ -281,6 +281,9 @@ def test_eval_of_a_config_whose_vocabulary_the_model_cannot_use_is_one_line(
     f'--gin.RUN_DIR="{tmp_path}/eval"',
     '--gin.XM3600_CAPTIONS="captions.jsonl"',
     '--gin.XM3600_IMAGES="images"',
+    # No run here to read the text length from (mlit_model.json): bound, so the vocabulary's
+    # check is what this meets.
+    '--gin.encoders.from_mlit_checkpoint.text_length=16',
   ]
   vocab = '--gin.seqio.SentencePieceVocabulary.sentencepiece_model_file'
   assert cli.main([*args, f'{vocab}="{tmp_path}/no.model"']) == 2
