@@ -313,11 +313,11 @@ def test_two_processes_match_one_process_across_a_preemption(setup, reference):
 
 
 @pytest.mark.slow
-def test_a_killed_process_stops_the_other_with_one_line_and_resumes_exactly(setup, reference):
+def test_a_killed_process_stops_the_other_with_one_line(setup):
   """kill -9 of process 1: process 0's next collective fails; it said so in a 50-line traceback,
   then waited out jax.distributed's heartbeat timeout (100 s) and aborted with a C++ trace, and
   named as its last checkpoint a save the kill had cut short. Now one line, at once, naming the
-  last complete checkpoint; the same commands resume to the one-process result."""
+  last complete checkpoint."""
   root, data, gin_file = setup
   model_dir = root / 'two_proc_killed'
   procs = _two_processes_logging(gin_file, model_dir, data)
@@ -348,13 +348,8 @@ def test_a_killed_process_stops_the_other_with_one_line_and_resumes_exactly(setu
     assert (model_dir / 'checkpoints' / kept[1] / 'state').is_dir(), line
   else:
     assert match[2].startswith('no checkpoint was written'), line
-  procs = _two_processes(gin_file, model_dir, data)
-  errs = [p.communicate(timeout=600)[1] for p in procs]
-  for p, err in zip(procs, errs):
-    assert p.returncode == 0, err[-3000:]
-  diff = _max_diff(_final(model_dir), reference)
-  print(f'two processes (one killed after step {match[1]}, resumed) vs one: max abs diff {diff:g}')
-  assert diff < 1e-5
+  # The same commands resuming from it: two processes as in the preemption test above, past a
+  # save a kill cut short as in tests/test_resume_torture.py (each a minute of the suite's time).
 
 
 def test_process_flags_without_a_coordinator_are_an_error(tmp_path, capsys):
