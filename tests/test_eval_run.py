@@ -271,6 +271,13 @@ def test_end_to_end_eval_run(tmp_path, caplog):
     fresh.embed_texts(['ein Hund', t[1], 'eine Katze']),
   )
   assert len(enc._text_memo) == 3 and enc.embed_texts([]).shape == (0, txt.shape[1])
+  # More distinct texts in one call than the memo holds: embedded a memo's worth at a time and
+  # not remembered (the memo had kept them all, beside every text's token ids); same rows.
+  many = ['ein Hund', t[1], 'eine Katze', t[0], 'ein Vogel', t[2], 'ein Haus']
+  np.testing.assert_allclose(
+    enc.embed_texts([*many, many[3]]), fresh.embed_texts([*many, many[3]]), atol=1e-6
+  )
+  assert not enc._text_memo
   direct = retrieval.retrieval_metrics(txt, img, [0, 1, 2])
   for k, v in direct.items():
     assert wit_de[k] == pytest.approx(v, abs=1e-9)

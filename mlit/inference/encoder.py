@@ -95,15 +95,33 @@ class TwoTowerEncoder:
     """Embeds each distinct text once per encoder: evaluations of one run share class
     names (zero-shot on a concept subset, retrieval on the same names)."""
     texts = list(texts)
+    if not texts:
+      return np.zeros((0, self.model.out_dim), np.float32)
     new = list(dict.fromkeys(t for t in texts if t not in self._text_memo))
     if new:
       if len(self._text_memo) + len(new) > self.text_memo_size:
         self._text_memo.clear()
         new = list(dict.fromkeys(texts))
+      if len(new) > self.text_memo_size:  # more than the memo holds: a chunk at a time, not kept
+        return self._embed_unremembered(new, texts)
       self._text_memo.update(zip(new, self._embed_token_ids(self.tokenizer(new))))
-    if not texts:
-      return np.zeros((0, self.model.out_dim), np.float32)
     return np.stack([self._text_memo[t] for t in texts])
+
+  def _embed_unremembered(self, distinct: list[str], texts: list[str]) -> np.ndarray:
+    """A call with more distinct texts than the memo holds (a corpus embedded through the API):
+    tokenized and embedded a memo's worth at a time, so memory holds the embeddings, not also
+    every text's token ids and a second copy in the memo."""
+    step = self.text_memo_size
+    out = np.concatenate(
+      [
+        self._embed_token_ids(self.tokenizer(distinct[s : s + step]))
+        for s in range(0, len(distinct), step)
+      ]
+    )
+    if len(distinct) == len(texts):  # no repeats: already in order
+      return out
+    row = {t: i for i, t in enumerate(distinct)}
+    return out[[row[t] for t in texts]]
 
   def _embed_token_ids(self, ids: np.ndarray) -> np.ndarray:
     """[N, L] padded token ids -> [N, D]; each width group at its own width (module doc)."""
