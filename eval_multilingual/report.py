@@ -156,18 +156,22 @@ def script_section(sums: list[report_data.Summary]) -> list[doc.Block]:
 def compare_section(
   run: Run, others: list[Run], col: Column, min_n: int = report_data.DEFAULT_MIN_N
 ) -> tuple[list[str], list[list]]:
-  """Scores, deltas, and whether each delta is outside the two runs' 95% intervals (they do not
-  overlap: 'yes'; 'no' means the difference may be noise)."""
-  headers = ['Language', 'Code', run.name]
+  """Scores with their 95% intervals and n, deltas, and whether each delta is outside the two
+  runs' intervals (they do not overlap: 'yes'; 'no' means the difference may be noise): every
+  'yes' can be checked against the two intervals beside it."""
+  headers = ['Language', 'Code', run.name, f'{run.name} 95% CI']
   for o in others:
-    headers += [o.name, f'Δ {o.name}', f'{o.name}: beyond 95% CIs']
+    headers += [o.name, f'{o.name} 95% CI', f'Δ {o.name}', f'{o.name}: beyond 95% CIs']
   rows = []
   for lang in report_data.ordered_languages(run, col, min_n):
     row = [report_data.language_info(run, lang).name, lang, _pct(run.score(lang, col))]
+    row.append(_ci(run, lang, col, min_n))
     for o in others:
       d = report_data.deltas(run, o, col).get(lang)
       outside = report_data.delta_outside_intervals(run, o, lang, col) if d is not None else None
-      row += [_pct(o.score(lang, col)), _pct(d, signed=True), _yes_no(outside)]
+      scored = o.score(lang, col) is not None
+      row += [_pct(o.score(lang, col)), _ci(o, lang, col, min_n) if scored else '']
+      row += [_pct(d, signed=True), _yes_no(outside)]
     rows.append(row)
   return headers, rows
 

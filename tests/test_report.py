@@ -136,7 +136,9 @@ def test_compare_deltas(tmp_path):
   a = write_run(tmp_path / 'a', seed=1)
   b = write_run(tmp_path / 'b', seed=1, boost=0.1, with_stats=False)
   del b['languages']['de']  # a language missing from one run has no delta
-  (tmp_path / 'b' / 'results.json').write_text(json.dumps(b))
+  for run, name in ((a, 'a'), (b, 'b')):  # the zero-shot scores rest on 200 images each
+    run['meta'] = {lang: {ZS: {'n_examples': 200}} for lang in run['languages']}
+    (tmp_path / name / 'results.json').write_text(json.dumps(run))
   out = tmp_path / 'cmp'
   assert (
     report.main([str(tmp_path / 'a'), '--compare', str(tmp_path / 'b'), '--out', str(out)]) == 0
@@ -150,10 +152,17 @@ def test_compare_deltas(tmp_path):
     )
   assert d['en'] == 0.0
   md = (out / 'report.md').read_text(encoding='utf-8')
-  # Row of a boosted language in the comparison table: a, b, delta in points.
+  # Row of a boosted language in the comparison table: a and b with their 95% Wilson intervals
+  # and n, the delta in points, and whether it lies beyond both intervals (checkable beside it).
   fr_a, fr_b = a['languages']['fr'][ZS]['acc1'], b['languages']['fr'][ZS]['acc1']
-  row = f'| French | fr | {100 * fr_a:.1f} | {100 * fr_b:.1f} | {100 * (fr_b - fr_a):+.1f} |'
-  assert row in md
+  (lo_a, hi_a), (lo_b, hi_b) = report_data.wilson(fr_a, 200), report_data.wilson(fr_b, 200)
+  beyond = 'yes' if hi_a < lo_b or hi_b < lo_a else 'no'
+  row = (
+    f'| French | fr | {100 * fr_a:.1f} | {100 * lo_a:.1f}–{100 * hi_a:.1f} (n=200) | '
+    f'{100 * fr_b:.1f} | {100 * lo_b:.1f}–{100 * hi_b:.1f} (n=200) | '
+    f'{100 * (fr_b - fr_a):+.1f} | {beyond} |'
+  )
+  assert row in md, md
   delta_pngs = list(out.glob('delta_*.png'))
   assert delta_pngs and all(_is_png(p) for p in delta_pngs)
   assert (out / 'index.html').read_text(encoding='utf-8').count('data:image/png') >= 9
