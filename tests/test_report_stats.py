@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 
@@ -114,8 +115,17 @@ def test_report_marks_small_languages_and_says_whether_deltas_are_beyond_the_int
   assert summary.startswith('| emoji_cldr top-1 acc | 2 | 35.0 |')
   assert any('under 20 examples' in l and '(rm)' in l for l in lines)
   assert '<b>' not in md and 'other &lt;b&gt;' in md
-  de_row = next(l for l in lines if '| de | 30.0 | 31.0 | +1.0 |' in l)
-  en_row = next(l for l in lines if '| en | 40.0 | 55.0 | +15.0 |' in l)
+  # Comparison rows: each run's score with its interval and n, the delta, beyond both or not.
+  de_row = next(
+    l
+    for l in lines
+    if re.search(r'\| de \| 30\.0 \| [^|]+ \(n=300\) \| 31\.0 \| [^|]+ \(n=300\) \| \+1\.0 \|', l)
+  )
+  en_row = next(
+    l
+    for l in lines
+    if re.search(r'\| en \| 40\.0 \| [^|]+ \(n=400\) \| 55\.0 \| [^|]+ \(n=400\) \| \+15\.0 \|', l)
+  )
   assert de_row.rstrip(' |').endswith('no') and en_row.rstrip(' |').endswith('yes')
   # The comparison's headline over en and de (rm has 4 names: left out): +15 and +1 points.
   assert (
