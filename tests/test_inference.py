@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import inference_run
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image
 import gin
 import mlit
 from mlit.commands import cli
+from mlit.inference import tokenizer as tokenizer_lib
 from tasks.user_error import UserError
 
 COLOUR_NAMES = list(inference_run.COLOURS)
@@ -579,7 +581,9 @@ def test_encode_text_refuses_what_is_not_text_and_says_what_it_cuts(model):
   long = ' '.join(['red'] * 20)
   with pytest.warns(UserWarning, match=r"1 of 2 texts are longer than the run's 7 tokens .*text 1"):
     cut = model.encode_text(['red', long])
-  assert model.cut_texts(['red', long]) == [1]
+  again, cut_positions = model.encode_text_and_cuts(['red', long])
+  assert cut_positions == [1]
+  np.testing.assert_array_equal(again, cut)
   first7 = model.encoder.tokenizer.pad([model.encoder.tokenizer.encode([long])[0][:7]])
   np.testing.assert_allclose(cut[1], model.encoder._embed_token_ids(first7)[0], atol=1e-6)
 
@@ -592,6 +596,29 @@ def test_embed_names_the_lines_it_cuts(model, run_dir, tmp_path, capsys):
   assert json.loads((tmp_path / 't.json').read_text())['cut_ids'] == ['2']
   err = capsys.readouterr().err
   assert err == f"mlit embed: cut 1 line(s) to the run's 7 tokens, as in training: {texts}:2\n"
+
+
+def test_embed_tokenizes_each_text_once(model, run_dir, tmp_path, monkeypatch):
+  """`mlit embed --texts` tokenized every line three times (the cut check in the command, again
+  in encode_text, then for the embedding): one pass now gives both the cuts and the ids."""
+  texts = tmp_path / 'texts.txt'
+  lines = ['red', ' '.join(['blue'] * 20), 'green', 'red']
+  texts.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+  tokenized = []
+  real_encode = tokenizer_lib.Tokenizer.encode
+  monkeypatch.setattr(
+    tokenizer_lib.Tokenizer,
+    'encode',
+    lambda self, some: tokenized.extend(list(some)) or real_encode(self, some),
+  )
+  out = str(tmp_path / 't.npy')
+  assert cli.main(['embed', '--model', run_dir, '--texts', str(texts), '--out', out]) == 0
+  assert tokenized == lines
+  monkeypatch.undo()
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    want = model.encode_text(lines)
+  np.testing.assert_allclose(np.load(out), want, atol=1e-6)
 
 
 def test_load_refuses_what_it_cannot_apply(run_dir, tmp_path):

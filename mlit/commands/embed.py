@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
 import numpy as np
 
@@ -66,10 +65,8 @@ def main(argv=None) -> int:
   if args.texts:
     ids, texts, skipped = _texts(args.texts)
     model = model_lib.load(args.model)
-    cut = [ids[i] for i in model.cut_texts(texts)]
-    with warnings.catch_warnings():  # the cut lines are named below, by line
-      warnings.filterwarnings('ignore', message='encode_text: .* were cut')
-      emb = model.encode_text(texts)
+    emb, cut_positions = model.encode_text_and_cuts(texts)  # the cut lines are named below
+    cut = [ids[i] for i in cut_positions]
   else:
     model = model_lib.load(args.model)
     if model.image_size is None:

@@ -91,32 +91,35 @@ class TwoTowerEncoder:
       return np.zeros((0, self.model.out_dim), np.float32)
     return np.concatenate(outs).astype(np.float32)
 
-  def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+  def embed_texts(self, texts: Sequence[str], token_ids: np.ndarray | None = None) -> np.ndarray:
     """Embeds each distinct text once per encoder: evaluations of one run share class
-    names (zero-shot on a concept subset, retrieval on the same names)."""
+    names (zero-shot on a concept subset, retrieval on the same names). `token_ids`: the texts'
+    ids as the tokenizer gives them ([N, length]), when the caller has them already."""
     texts = list(texts)
     if not texts:
       return np.zeros((0, self.model.out_dim), np.float32)
+    row = None if token_ids is None else {t: i for i, t in enumerate(texts)}
+
+    def padded(some: list[str]) -> np.ndarray:
+      return self.tokenizer(some) if row is None else token_ids[[row[t] for t in some]]
+
     new = list(dict.fromkeys(t for t in texts if t not in self._text_memo))
     if new:
       if len(self._text_memo) + len(new) > self.text_memo_size:
         self._text_memo.clear()
         new = list(dict.fromkeys(texts))
       if len(new) > self.text_memo_size:  # more than the memo holds: a chunk at a time, not kept
-        return self._embed_unremembered(new, texts)
-      self._text_memo.update(zip(new, self._embed_token_ids(self.tokenizer(new))))
+        return self._embed_unremembered(new, texts, padded)
+      self._text_memo.update(zip(new, self._embed_token_ids(padded(new))))
     return np.stack([self._text_memo[t] for t in texts])
 
-  def _embed_unremembered(self, distinct: list[str], texts: list[str]) -> np.ndarray:
+  def _embed_unremembered(self, distinct: list[str], texts: list[str], padded) -> np.ndarray:
     """A call with more distinct texts than the memo holds (a corpus embedded through the API):
     tokenized and embedded a memo's worth at a time, so memory holds the embeddings, not also
     every text's token ids and a second copy in the memo."""
     step = self.text_memo_size
     out = np.concatenate(
-      [
-        self._embed_token_ids(self.tokenizer(distinct[s : s + step]))
-        for s in range(0, len(distinct), step)
-      ]
+      [self._embed_token_ids(padded(distinct[s : s + step])) for s in range(0, len(distinct), step)]
     )
     if len(distinct) == len(texts):  # no repeats: already in order
       return out

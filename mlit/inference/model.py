@@ -46,6 +46,18 @@ class Model:
     A text is cut to the run's text length (`text_length` tokens with the end-of-text token), as
     in training; texts that are cut are counted in a warning. An empty or blank text, or one that
     is not a str (bytes: decode it first), is a UserError naming its position."""
+    embeddings, cut = self.encode_text_and_cuts(texts)
+    if cut:
+      warnings.warn(
+        f"encode_text: {len(cut)} of {len(embeddings)} texts are longer than the run's "
+        f'{self.text_length - 1} tokens and were cut to them, as in training (first: text {cut[0]})',
+        stacklevel=2,
+      )
+    return embeddings
+
+  def encode_text_and_cuts(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    """encode_text's embeddings and the positions of the texts it cut, without the warning
+    (`mlit embed` names the cut lines itself). Each text is tokenized once."""
     if isinstance(texts, (str, bytes)):
       texts = [texts]
     texts = list(texts)
@@ -60,19 +72,14 @@ class Model:
           f'encode_text: text {i} is {"empty" if not text else "blank"}: its embedding would be '
           "the end-of-text token's alone; leave it out"
         )
-    cut = self.cut_texts(texts)
-    if cut:
-      warnings.warn(
-        f"encode_text: {len(cut)} of {len(texts)} texts are longer than the run's "
-        f'{self.text_length - 1} tokens and were cut to them, as in training (first: text {cut[0]})',
-        stacklevel=2,
-      )
-    return self.encoder.embed_texts(texts)
-
-  def cut_texts(self, texts: Sequence[str]) -> list[int]:
-    """Positions of the texts longer than the run's text length (cut by encode_text)."""
-    keep = self.text_length - 1  # the last token is the end-of-text token
-    return [i for i, ids in enumerate(self.encoder.tokenizer.encode(texts)) if len(ids) > keep]
+    tokenizer, keep = self.encoder.tokenizer, self.text_length - 1  # and the end-of-text token
+    chunk = self.encoder.text_memo_size  # untruncated ids as Python lists: a chunk's at a time
+    padded, cut = [np.zeros((0, tokenizer.length), np.int32)], []
+    for s in range(0, len(texts), chunk):
+      ids = tokenizer.encode(texts[s : s + chunk])
+      cut += [s + i for i, row in enumerate(ids) if len(row) > keep]
+      padded.append(tokenizer.pad(ids))
+    return self.encoder.embed_texts(texts, token_ids=np.concatenate(padded)), cut
 
   def encode_image(self, images: Sequence[Any]) -> np.ndarray:
     """PIL images, uint8 arrays [H, W, 3] or file paths -> [N, D] L2-normalised embeddings.
