@@ -5,6 +5,7 @@ vocabulary copy beside it), so it works from any working directory:
 
   model = mlit.load('runs/demo')                # or MODEL_DIR, or .../checkpoints/<step>
   model.encode_text(['pizza', 'piza'])          # [N, D], L2-normalised
+  model.encode_text_and_cuts(texts)             # ([N, D], positions of the texts cut to length)
   model.encode_image(['a.png', pil_image, uint8_array])   # the run's size and range
   model.classify(images, ['cat', 'dog'], templates=['a photo of a {}.'])  # [N, C] probabilities
 """
