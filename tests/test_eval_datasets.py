@@ -176,6 +176,26 @@ def test_npz_classification_source(tmp_path):
   assert [len(b[1]) for b in batches] == [2, 2, 1] and batches[0][2] == [[0], [0]]
 
 
+def test_tfds_missing_split_or_feature_is_a_user_error(monkeypatch):
+  # A prepared dataset without the split (or feature) asked for: one line naming the setting,
+  # not a KeyError traceback. A stand-in for tensorflow_datasets keeps the test cheap.
+  import sys
+  import types
+
+  from tasks.user_error import UserError
+
+  info = types.SimpleNamespace(splits={'train': None}, features={'image': None, 'label': None})
+  builder = types.SimpleNamespace(is_prepared=lambda: True, info=info, data_dir='/d/imagenet2012')
+  fake = types.SimpleNamespace(builder=lambda name, data_dir=None: builder)
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', fake)
+  with pytest.raises(
+    UserError, match=r"has splits \['train'\], not 'validation' \(TfdsImages.split\)"
+  ):
+    image_classification.TfdsImages('imagenet2012', 'validation', data_dir='/d')
+  with pytest.raises(UserError, match="no feature 'real_label'"):
+    image_classification.TfdsImages('imagenet2012', 'train', multilabel_key='real_label')
+
+
 @pytest.mark.slow
 def test_tfds_classification_source(tmp_path):
   tf = pytest.importorskip('tensorflow')

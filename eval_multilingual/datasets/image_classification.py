@@ -14,6 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
+from tasks.user_error import UserError
+
 Batch = tuple[np.ndarray, np.ndarray, list[list[int]] | None]
 
 
@@ -40,13 +42,14 @@ class TfdsImages:
         'evaluation never downloads'
       )
     if split not in self.builder.info.splits:
-      raise KeyError(
-        f'TFDS dataset {name!r} has splits {list(self.builder.info.splits)}, not {split!r}'
+      raise UserError(
+        f'TFDS dataset {name!r} in {self.builder.data_dir} has splits '
+        f'{list(self.builder.info.splits)}, not {split!r} (TfdsImages.split)'
       )
     feats = self.builder.info.features
     for key in ('image', label_key) + ((multilabel_key,) if multilabel_key else ()):
       if key not in feats:
-        raise KeyError(f'TFDS dataset {name!r} has no feature {key!r} (has {list(feats)})')
+        raise UserError(f'TFDS dataset {name!r} has no feature {key!r} (has {list(feats)})')
     self.name, self.split, self.image_size = name, split, image_size
     self.label_key, self.multilabel_key, self.max_examples = label_key, multilabel_key, max_examples
     self.cache_key = (
