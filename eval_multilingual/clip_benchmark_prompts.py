@@ -21,6 +21,7 @@ import importlib.resources
 import json
 
 from eval_multilingual import prompts as prompts_lib
+from tasks.user_error import UserError
 
 IMAGENET = 'clip_benchmark/imagenet1k'
 BABEL_IMAGENET = 'clip_benchmark/babel_imagenet'
@@ -30,8 +31,8 @@ IMAGENET_LANGUAGES = {'ar': 'ar', 'zh': 'cn', 'it': 'it', 'ja': 'jp', 'en': 'en'
 NUM_IMAGENET_CLASSES = 1000
 
 
-class ClipBenchmarkMissing(ImportError):
-  pass
+class ClipBenchmarkMissing(UserError, ImportError):
+  """The package or one of its data files is not installed: one line, no traceback."""
 
 
 def _data_dir():

@@ -115,6 +115,25 @@ def test_clip_benchmark_imagenet_languages():
     cbp.imagenet_prompt_set('xx')
 
 
+def test_clip_benchmark_missing_is_a_user_error(monkeypatch, tmp_path):
+  # No package, or one without the data files: mlit's one-line error, not an ImportError trace.
+  from tasks.user_error import UserError
+
+  def no_package(name):
+    raise ModuleNotFoundError(name)
+
+  cbp._read_json.cache_clear()
+  try:
+    monkeypatch.setattr(cbp.importlib.resources, 'files', no_package)
+    with pytest.raises(UserError, match='clip-benchmark package is not installed'):
+      cbp.imagenet_prompt_set('en')
+    monkeypatch.setattr(cbp.importlib.resources, 'files', lambda name: tmp_path)
+    with pytest.raises(UserError, match='not found in the installed clip-benchmark'):
+      cbp.babel_imagenet_languages()
+  finally:
+    cbp._read_json.cache_clear()
+
+
 def test_babel_imagenet_93_languages_load():
   langs = cbp.babel_imagenet_languages()
   assert len(langs) == 93 and 'de' in langs and 'zh' in langs
