@@ -9,6 +9,7 @@ import numpy as np
 from eval_multilingual import clip_benchmark_prompts, retrieval, text_stats, zeroshot
 from eval_multilingual import prompts as prompts_lib
 from eval_multilingual.datasets import coco, image_store, wit, xm3600
+from tasks.user_error import UserError
 
 
 class RetrievalEvaluation:
@@ -190,20 +191,26 @@ class ZeroShotEvaluation:
         embs.append(encoder.embed_images(x, self.images.kind))
         labels.append(y)
         sets = None if s is None or sets is None else sets + s
+      if not embs:
+        raise UserError(f'{self.images.name}: no image could be read (see the warnings above)')
       _IMAGE_EMBEDDINGS.clear()  # keep one dataset in memory
-      _IMAGE_EMBEDDINGS[key] = (np.concatenate(embs), np.concatenate(labels), sets)
+      unreadable = getattr(self.images, 'n_unreadable', 0)  # left out by batches()
+      _IMAGE_EMBEDDINGS[key] = (np.concatenate(embs), np.concatenate(labels), sets, unreadable)
     return _IMAGE_EMBEDDINGS[key]
 
   def run(self, encoder, language: str) -> tuple[dict, dict]:
     ps = self.prompt_set(language)
     for w in ps.warnings[:5]:
       logging.info('%s', w)
-    emb, labels, sets = self._image_embeddings(encoder)
+    emb, labels, sets, unreadable = self._image_embeddings(encoder)
     weights, cached = zeroshot.cached_classifier_weights(
       encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint
     )
     metrics, meta = zeroshot.evaluate_language(encoder, ps, emb, labels, weights, sets)
     meta.update(
-      n_templates=len(ps.templates), classifier_cached=cached, n_prompt_warnings=len(ps.warnings)
+      n_templates=len(ps.templates),
+      classifier_cached=cached,
+      n_prompt_warnings=len(ps.warnings),
+      n_images_unreadable=unreadable,
     )
     return metrics, meta

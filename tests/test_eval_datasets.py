@@ -196,6 +196,43 @@ def test_tfds_missing_split_or_feature_is_a_user_error(monkeypatch):
     image_classification.TfdsImages('imagenet2012', 'train', multilabel_key='real_label')
 
 
+def test_tfds_undecodable_images_are_left_out_and_counted(monkeypatch, caplog):
+  # A prepared split holding files that do not decode (a cut JPEG, junk bytes): the others are
+  # scored, the failures counted and the first named; it crashed the evaluation in TensorFlow.
+  import io
+  import sys
+  import types
+
+  tf = pytest.importorskip('tensorflow')
+  jpegs = []
+  for grey in (20, 220):
+    buf = io.BytesIO()
+    Image.new('RGB', (10, 12), (grey,) * 3).save(buf, 'JPEG')
+    jpegs.append(buf.getvalue())
+  rows = {
+    'image': [jpegs[0], jpegs[1][:40], b'not an image', jpegs[1]],
+    'label': np.array([0, 1, 2, 1], np.int64),
+    'file_name': ['a.JPEG', 'cut.JPEG', 'junk.JPEG', 'd.JPEG'],
+  }
+  split = types.SimpleNamespace(num_examples=4)
+  info = types.SimpleNamespace(splits={'validation': split}, features=dict.fromkeys(rows))
+  builder = types.SimpleNamespace(
+    is_prepared=lambda: True,
+    info=info,
+    as_dataset=lambda **kw: tf.data.Dataset.from_tensor_slices(rows),
+  )
+  fake = types.SimpleNamespace(
+    builder=lambda name, data_dir=None: builder,
+    decode=types.SimpleNamespace(SkipDecoding=lambda: None),
+  )
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', fake)
+  src = image_classification.TfdsImages('imagenet2012', 'validation', image_size=4)
+  with caplog.at_level('WARNING'):
+    got = list(src.batches(8))
+  assert sorted(got[0][1].tolist()) == [0, 1] and src.n_unreadable == 2
+  assert '2 of 4 images cannot be decoded, left out (first: cut.JPEG, junk.JPEG)' in caplog.text
+
+
 @pytest.mark.slow
 def test_tfds_classification_source(tmp_path):
   tf = pytest.importorskip('tensorflow')

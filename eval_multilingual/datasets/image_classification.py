@@ -2,7 +2,8 @@
 
 TFDS: `tfds.builder(name, data_dir=...)` of an already prepared dataset (imagenet2012
 'validation', imagenet_v2 'test', cifar100 'test', ...); nothing is ever downloaded.
-Images are resized to image_size x image_size (no crop) and scaled to [-1, 1].
+Images are resized to image_size x image_size (no crop) and scaled to [-1, 1]; an image that
+cannot be decoded is left out with a warning naming the first (`n_unreadable`).
 `multilabel_key` (e.g. 'real_label' of imagenet2012_real) adds label sets for the
 "any correct" metrics.
 
@@ -10,6 +11,7 @@ Embeddings (.npz): 'embeddings' float [N, D], 'labels' int [N], optional
 'multi_labels' int [N, K] padded with -1.
 """
 
+import logging
 from typing import Iterator
 
 import numpy as np
@@ -50,6 +52,8 @@ class TfdsImages:
     for key in ('image', label_key) + ((multilabel_key,) if multilabel_key else ()):
       if key not in feats:
         raise UserError(f'TFDS dataset {name!r} has no feature {key!r} (has {list(feats)})')
+    self.name_key = 'file_name' if 'file_name' in feats else None
+    self.n_unreadable = 0  # images of the last batches() pass that could not be decoded
     self.name, self.split, self.image_size = name, split, image_size
     self.label_key, self.multilabel_key, self.max_examples = label_key, multilabel_key, max_examples
     self.cache_key = (
@@ -59,19 +63,21 @@ class TfdsImages:
   def batches(self, batch_size: int) -> Iterator[Batch]:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    ds = self.builder.as_dataset(split=self.split, shuffle_files=False)
-    if self.max_examples:
-      ds = ds.take(self.max_examples)
+    ds = self._encoded()
     size = self.image_size
 
     def prep(ex):
-      img = tf.image.resize(tf.cast(ex['image'], tf.float32), (size, size), antialias=True)
+      # Decoded here, as TFDS's Image feature would, so a file that fails drops alone.
+      img = tf.io.decode_image(ex['image'], channels=3, expand_animations=False)
+      img = tf.image.resize(tf.cast(img, tf.float32), (size, size), antialias=True)
       out = {'image': img / 127.5 - 1.0, 'label': ex[self.label_key]}
       if self.multilabel_key:
         out['multi'] = ex[self.multilabel_key]
+      if self.name_key:
+        out['name'] = ex[self.name_key]
       return out
 
-    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
     if self.multilabel_key:
       ds = ds.padded_batch(
         batch_size,
@@ -83,11 +89,44 @@ class TfdsImages:
       )
     else:
       ds = ds.batch(batch_size)
+    n, seen = 0, set()
     for b in ds.as_numpy_iterator():
       sets = None
       if self.multilabel_key:
         sets = [[int(v) for v in row if v >= 0] for row in b['multi']]
+      n += len(b['label'])
+      if self.name_key:
+        seen.update(b['name'].tolist())
       yield b['image'].astype(np.float32), b['label'].astype(np.int64), sets
+    self._count_unreadable(n, seen)
+
+  def _encoded(self):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    ds = self.builder.as_dataset(
+      split=self.split, shuffle_files=False, decoders={'image': tfds.decode.SkipDecoding()}
+    )
+    return ds.take(self.max_examples) if self.max_examples else ds
+
+  def _count_unreadable(self, n: int, seen: set) -> None:
+    total = self.builder.info.splits[self.split].num_examples
+    total = min(total, self.max_examples) if self.max_examples else total
+    self.n_unreadable = total - n
+    if self.n_unreadable <= 0:
+      return
+    first = ''
+    if self.name_key:  # a second pass over the names only, when some image failed
+      names = self._encoded().map(lambda ex: ex[self.name_key]).as_numpy_iterator()
+      bad = [v.decode('utf-8', 'replace') for v in names if v not in seen]
+      first = f' (first: {", ".join(bad[:3])})'
+    logging.warning(
+      'TFDS %s %s: %d of %d images cannot be decoded, left out%s',
+      self.name,
+      self.split,
+      self.n_unreadable,
+      total,
+      first,
+    )
 
 
 class EmbeddingImages:
