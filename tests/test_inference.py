@@ -621,6 +621,19 @@ def test_embed_tokenizes_each_text_once(model, run_dir, tmp_path, monkeypatch):
   np.testing.assert_allclose(np.load(out), want, atol=1e-6)
 
 
+def test_eval_encoder_names_a_missing_model_dir(tmp_path, monkeypatch):
+  """A MODEL_DIR that is not there (a copied run's config.gin names where it trained) is one
+  UserError naming MODEL_DIR; it read 'no mlit_model.json ... bind text_length'."""
+  from mlit.inference import encoder  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(
+    UserError,
+    match=re.escape(f'runs/demo/train: no such directory (MODEL_DIR, relative to {tmp_path})'),
+  ):
+    encoder.from_mlit_checkpoint(None, 'runs/demo/train', None)
+
+
 def test_load_refuses_what_it_cannot_apply(run_dir, tmp_path):
   """No checkpoint yet, a step the run lacks or that contradicts the checkpoint directory given,
   a batch size below 1: one UserError each (before: FileNotFoundError 'no checkpoint for step

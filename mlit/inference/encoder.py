@@ -237,6 +237,13 @@ def from_mlit_checkpoint(
   gin (eval/common.gin) scores a run as mlit.load embeds it. A bound text length or image
   size other than the recorded one is used, with a warning.
   """
+  if '://' not in checkpoint_dir and not os.path.isdir(checkpoint_dir):
+    # e.g. a run's config.gin read from a copy elsewhere: its MODEL_DIR names where it trained
+    where = '' if os.path.isabs(checkpoint_dir) else f', relative to {os.getcwd()}'
+    raise UserError(
+      f'{checkpoint_dir}: no such directory (MODEL_DIR{where}); bind --gin.MODEL_DIR to the '
+      'trained run (the directory of its config.gin and mlit_model.json)'
+    )
   spec = _run_spec(checkpoint_dir)
   if text_length is None:
     if spec is None:
