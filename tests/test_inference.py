@@ -660,3 +660,32 @@ def test_load_refuses_what_it_cannot_apply(run_dir, tmp_path):
   numbered = tmp_path / '2024'
   shutil.copytree(run_dir, numbered)
   assert mlit.load(str(numbered)).step == inference_run.STEPS
+
+
+def test_a_run_root_moved_whole_finds_its_locked_tower(run_dir, model, tmp_path):
+  """mlit_model.json recorded the locked tower by absolute path only, so a run root copied to
+  another folder or machine, its original gone, could neither be loaded nor evaluated ('file of
+  the run is missing'). The trainer now also records the tower's path relative to MODEL_DIR;
+  loading falls back to it (sha256 checked as before)."""
+  root = tmp_path / 'moved'
+  shutil.copytree(os.path.dirname(run_dir), root)  # spm/, work/tower.npz, run/train
+  model_dir = root / 'run' / 'train'
+  spec = json.loads((model_dir / 'mlit_model.json').read_text())
+  assert spec['image']['checkpoint']['relative_path'] == os.path.join(
+    '..', '..', 'work', 'tower.npz'
+  )
+  spec['image']['checkpoint']['path'] = str(tmp_path / 'gone' / 'tower.npz')  # the original, gone
+  (model_dir / 'mlit_model.json').write_text(json.dumps(spec))
+  images = _images(str(tmp_path))
+  np.testing.assert_allclose(
+    mlit.load(str(root / 'run')).encode_image(images), model.encode_image(images), atol=1e-6
+  )
+  from mlit.inference import encoder as encoder_lib  # the evaluation's way in
+
+  enc = encoder_lib.from_mlit_checkpoint(
+    model.encoder.model, str(model_dir / 'checkpoints'), model.encoder.tokenizer.vocab_path
+  )
+  assert enc.model.image is not None
+  (root / 'work' / 'tower.npz').unlink()
+  with pytest.raises(UserError, match=r'gone/tower.npz: file of the run is missing .* and so is '):
+    mlit.load(str(root / 'run'))

@@ -244,7 +244,7 @@ def from_mlit_checkpoint(
       f'{checkpoint_dir}: no such directory (MODEL_DIR{where}); bind --gin.MODEL_DIR to the '
       'trained run (the directory of its config.gin and mlit_model.json)'
     )
-  spec = _run_spec(checkpoint_dir)
+  spec_dir, spec = _run_spec(checkpoint_dir)
   if text_length is None:
     if spec is None:
       raise UserError(
@@ -262,7 +262,7 @@ def from_mlit_checkpoint(
   recorded = (spec or {}).get('image') or {}
   if image_tower is None and model.image is None and recorded.get('route') == 'locked':
     image_tower, image_tower_kind = recorded['config'], recorded['kind']
-    image_checkpoint_path = run_spec.image_checkpoint_path(spec)
+    image_checkpoint_path = run_spec.image_checkpoint_path(spec_dir, spec)
     logging.info(
       'image tower: the locked %s %s of %s (%s)',
       image_tower_kind,
@@ -319,9 +319,10 @@ def from_mlit_checkpoint(
   return encoder
 
 
-def _run_spec(checkpoint_dir: str) -> dict | None:
-  """The run's mlit_model.json (in MODEL_DIR, or above its checkpoints/ directory), or None."""
+def _run_spec(checkpoint_dir: str) -> tuple[str, dict | None]:
+  """(MODEL_DIR, its mlit_model.json): in checkpoint_dir or above its checkpoints/ directory;
+  (checkpoint_dir, None) without one."""
   for d in (checkpoint_dir, os.path.dirname(os.path.normpath(checkpoint_dir))):
     if os.path.isfile(os.path.join(d, run_spec.FILENAME)):
-      return run_spec.read(d)
-  return None
+      return d, run_spec.read(d)
+  return checkpoint_dir, None

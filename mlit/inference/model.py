@@ -182,7 +182,7 @@ def load(path: str, step: Optional[int] = None, batch_size: int = 256) -> Model:
   if image and image['route'] == 'locked':
     tower = dict(
       image_tower=image['config'],
-      image_checkpoint_path=run_spec.image_checkpoint_path(spec),
+      image_checkpoint_path=run_spec.image_checkpoint_path(model_dir, spec),
       image_size=image['size'],
       image_tower_kind=image['kind'],
     )

@@ -9,7 +9,8 @@ may name relative paths and gin files found only through search paths):
   image          how inference sees pixels, or null: {'route': 'live' (the tower is in the
                  checkpoint) | 'locked' (run the locked tower that made the pre-computed
                  embeddings), 'kind' (mlit.inference.image_towers), 'config', 'size',
-                 'range': [-1, 1], 'checkpoint': {'path' (absolute), 'sha256'} | null}
+                 'range': [-1, 1], 'checkpoint': {'path' (absolute), 'relative_path' (from
+                 MODEL_DIR: a run root moved or copied whole finds it there), 'sha256'} | null}
 """
 
 import dataclasses
@@ -50,7 +51,7 @@ def _vocabulary(task_name: str, text_key: str, model_dir: str) -> Optional[dict]
   }
 
 
-def _image(model, info, image_checkpoint_path, inference_image) -> Optional[dict]:
+def _image(model, info, image_checkpoint_path, inference_image, model_dir) -> Optional[dict]:
   if model.image is not None:
     if inference_image is not None:
       logging.warning('train.inference_image is not used: the model tunes its own image tower')
@@ -71,13 +72,16 @@ def _image(model, info, image_checkpoint_path, inference_image) -> Optional[dict
   if not image_checkpoint_path:
     raise UserError('train.inference_image needs IMAGE_CHECKPOINT_PATH (the locked tower weights)')
   path = os.path.abspath(image_checkpoint_path)
+  checkpoint = {'path': path, 'sha256': file_io.file_sha256(path)}
+  if '://' not in model_dir:
+    checkpoint['relative_path'] = os.path.relpath(path, os.path.abspath(model_dir))
   return {
     'route': 'locked',
     'kind': inference_image['kind'],
     'config': dict(inference_image['config']),
     'size': int(inference_image['size']),
     'range': [-1, 1],
-    'checkpoint': {'path': path, 'sha256': file_io.file_sha256(path)},
+    'checkpoint': checkpoint,
   }
 
 
@@ -112,7 +116,7 @@ def write(
     },
     'text_length': int(info.shapes[feed_key][0]),
     'vocabulary': _vocabulary(task_name, text_key, model_dir),
-    'image': _image(model, info, image_checkpoint_path, inference_image),
+    'image': _image(model, info, image_checkpoint_path, inference_image, model_dir),
   }
   path = os.path.join(model_dir, FILENAME)
   text = json.dumps(spec, indent=1, default=_json_default)
@@ -171,9 +175,20 @@ def vocabulary_path(model_dir: str, spec: Mapping[str, Any]) -> str:
   return _checked(os.path.join(model_dir, vocab['file']), vocab['sha256'])
 
 
-def image_checkpoint_path(spec: Mapping[str, Any]) -> str:
+def image_checkpoint_path(model_dir: str, spec: Mapping[str, Any]) -> str:
+  """The locked tower's weights: at the recorded absolute path or, when that is gone (the run
+  root moved or copied elsewhere), at the same place relative to MODEL_DIR."""
   ckpt = spec['image']['checkpoint']
-  return _checked(ckpt['path'], ckpt['sha256'])
+  relative = ckpt.get('relative_path')
+  if os.path.isfile(ckpt['path']) or not relative:
+    return _checked(ckpt['path'], ckpt['sha256'])
+  moved = os.path.normpath(os.path.join(model_dir, relative))
+  if not os.path.isfile(moved):
+    raise UserError(
+      f'{ckpt["path"]}: file of the run is missing (recorded in {FILENAME}), and so is {moved}, '
+      'its place relative to MODEL_DIR'
+    )
+  return _checked(moved, ckpt['sha256'])
 
 
 def _checked(path: str, sha256: str) -> str:
