@@ -135,6 +135,13 @@ class RetrievalEvaluation:
 _IMAGE_EMBEDDINGS: dict = {}
 
 
+def prompt_notes(warnings: Sequence[str]) -> str:
+  """A prompt set's notes (repeated templates, one name for several classes) as one log line:
+  Babel-ImageNet has them in most of its 93 languages, and a line each buried the run's log."""
+  more = len(warnings) - 1
+  return warnings[0] + (f' (and {more} more notes: meta n_prompt_warnings)' if more else '')
+
+
 class ZeroShotEvaluation:
   """Zero-shot classification with per-language prompt sets.
 
@@ -200,8 +207,8 @@ class ZeroShotEvaluation:
 
   def run(self, encoder, language: str) -> tuple[dict, dict]:
     ps = self.prompt_set(language)
-    for w in ps.warnings[:5]:
-      logging.info('%s', w)
+    if ps.warnings:
+      logging.info('%s', prompt_notes(ps.warnings))
     emb, labels, sets, unreadable = self._image_embeddings(encoder)
     weights, cached = zeroshot.cached_classifier_weights(
       encoder.embed_texts, ps, self.cache_dir, encoder.fingerprint

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from eval_multilingual import clip_benchmark_prompts as cbp
+from eval_multilingual import evaluations
 from eval_multilingual import prompts as prompts_lib
 
 
@@ -97,6 +98,11 @@ def test_duplicates_are_reported(tmp_path):
   assert "'{}!' appears 2 times" in w
   assert "name 'a' used by classes [0, 1]" in w
   assert 'languages.de given more than once' in w
+  # The evaluation logs a language's notes as one line (Babel-ImageNet: ~400 lines before).
+  line = evaluations.prompt_notes(sets['de'].warnings)
+  assert '\n' not in line and line.startswith(sets['de'].warnings[0])
+  assert line.endswith(f'(and {len(sets["de"].warnings) - 1} more notes: meta n_prompt_warnings)')
+  assert evaluations.prompt_notes(['only one']) == 'only one'
 
 
 def test_clip_benchmark_imagenet_languages():
