@@ -286,6 +286,7 @@ def test_eval_of_a_config_whose_vocabulary_the_model_cannot_use_is_one_line(
     '--gin.encoders.from_mlit_checkpoint.text_length=16',
   ]
   vocab = '--gin.seqio.SentencePieceVocabulary.sentencepiece_model_file'
+  (tmp_path / 'run').mkdir()  # a MODEL_DIR that is not there is its own one line (test_inference)
   assert cli.main([*args, f'{vocab}="{tmp_path}/no.model"']) == 2
   err = capsys.readouterr().err
   assert err.startswith(
