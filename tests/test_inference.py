@@ -3,6 +3,7 @@
 exports that transformers, the T5X reader and the big_vision reader load back."""
 
 import json
+import logging
 import os
 import pathlib
 import re
@@ -88,6 +89,52 @@ def test_api_equals_eval_encoder_from_another_directory(run_dir, tmp_path, monke
   assert np.abs(got_text - want_text).max() <= 1e-6
   assert np.abs(got_image - want_image).max() <= 1e-6
   assert model.step == inference_run.STEPS and len(model.fingerprint) == 24
+
+
+def test_eval_from_another_folder_uses_the_runs_own_files(run_dir, model, tmp_path, monkeypatch):
+  """A run's config.gin names its vocabulary and locked tower as given when it trained (often
+  relative to that folder): evaluated from another folder, evaluation stopped at the first
+  ('cannot read the SentencePiece model'). It now reads the run's own (mlit_model.json, sha256
+  checked), with a warning naming each; a bound file that is there but is not the one the run
+  trained with is used, with a warning."""
+  from spm_fixture import train_tiny_spm
+
+  from eval_multilingual import encoders
+  from mlit.commands import gin_flags
+
+  (tmp_path / 'eval.gin').write_text(EVAL_GIN)
+  monkeypatch.chdir(tmp_path)  # the config's IMAGE_CHECKPOINT_PATH, 'tower.npz', is not here
+  files = [os.path.join(run_dir, 'train', 'config.gin'), str(tmp_path / 'eval.gin')]
+  gone = "seqio.SentencePieceVocabulary.sentencepiece_model_file = 'spm/tiny_spm.model'"
+  warnings_seen = []
+  handler = logging.Handler()
+  handler.emit = lambda record: warnings_seen.append(record.getMessage())
+  handler.setLevel(logging.WARNING)
+  logging.getLogger().addHandler(handler)
+  try:
+    gin_flags.parse_gin(files, [gone])
+    enc = gin.get_configurable(encoders.from_mlit_checkpoint)()
+    assert len(warnings_seen) == 2, warnings_seen
+    assert warnings_seen[0].startswith(f'tower.npz: no such file (relative to {tmp_path}), for the')
+    assert warnings_seen[1].startswith('spm/tiny_spm.model: no such file (relative to')
+    assert (
+      "using the run's own, " + os.path.join(run_dir, 'train', 'vocabulary.model')
+      in (warnings_seen[1])
+    )
+    other = train_tiny_spm(str(tmp_path / 'other'), vocab_size=300)
+    warnings_seen.clear()
+    gin_flags.parse_gin(files, [gone.replace('spm/tiny_spm.model', other)])
+    gin.get_configurable(encoders.from_mlit_checkpoint)()  # another vocabulary: used, named
+  finally:
+    logging.getLogger().removeHandler(handler)
+  assert len(warnings_seen) == 2 and warnings_seen[1].startswith(f'{other} (sha256 '), warnings_seen
+  assert 'is not the file' in warnings_seen[1] and warnings_seen[1].endswith('evaluating with it')
+  images = np.stack([inference_run.colour_image(rgb) for rgb in inference_run.COLOURS.values()])
+  pixels = images * (2.0 / 255.0) - 1.0
+  np.testing.assert_allclose(enc.embed_texts(TEXTS), model.encode_text(TEXTS), atol=1e-6)
+  np.testing.assert_allclose(
+    enc.embed_images(pixels, 'image'), model.encode_image(list(images)), atol=1e-6
+  )
 
 
 def test_classify_is_softmax_of_scaled_cosines(model, tmp_path):

@@ -25,6 +25,7 @@ import numpy as np
 from mlit import run_layout
 from mlit.inference import image_towers, run_spec
 from mlit.inference.tokenizer import Tokenizer
+from tasks import file_io
 from tasks.user_error import UserError
 
 MIN_BATCH = 8
@@ -235,7 +236,10 @@ def from_mlit_checkpoint(
   mlit.load): `text_length` the model's, and for a model without a tower the locked tower
   recorded there (at its recorded size unless `image_size` is given), so a generic evaluation
   gin (eval/common.gin) scores a run as mlit.load embeds it. A bound text length or image
-  size other than the recorded one is used, with a warning.
+  size other than the recorded one is used, with a warning. A bound vocabulary or locked tower
+  that is not there (a config.gin read from another folder names the folder the run trained in)
+  is replaced by the run's own, and one that is not the file the run trained with is used, each
+  with a warning (`_run_file`).
   """
   if '://' not in checkpoint_dir and not os.path.isdir(checkpoint_dir):
     # e.g. a run's config.gin read from a copy elsewhere: its MODEL_DIR names where it trained
@@ -260,6 +264,14 @@ def from_mlit_checkpoint(
       run_spec.FILENAME,
     )
   recorded = (spec or {}).get('image') or {}
+  if image_checkpoint_path is not None and recorded.get('checkpoint'):
+    image_checkpoint_path = _run_file(
+      image_checkpoint_path,
+      'the locked image tower (image_checkpoint_path)',
+      recorded['checkpoint']['sha256'],
+      lambda: run_spec.image_checkpoint_path(spec_dir, spec),
+      checkpoint_dir,
+    )
   if image_tower is None and model.image is None and recorded.get('route') == 'locked':
     image_tower, image_tower_kind = recorded['config'], recorded['kind']
     image_checkpoint_path = run_spec.image_checkpoint_path(spec_dir, spec)
@@ -283,6 +295,14 @@ def from_mlit_checkpoint(
     )
   if image_size is None:
     image_size = int(recorded.get('size') or 224)
+  if spec is not None and spec.get('vocabulary'):
+    vocabulary = _run_file(
+      vocabulary,
+      'the vocabulary (VOCABULARY)',
+      spec['vocabulary']['sha256'],
+      lambda: run_spec.vocabulary_path(spec_dir, spec),
+      checkpoint_dir,
+    )
   tokenizer = Tokenizer(vocabulary, text_length)
   pieces, rows = tokenizer.processor.GetPieceSize(), model.text.vocab_size
   if pieces > rows:  # XLA's gather would read every id past the last row as that row
@@ -317,6 +337,42 @@ def from_mlit_checkpoint(
   encoder = TwoTowerEncoder(model, params, tokenizer, batch_size, name=name, load_report=report)
   encoder.step = step
   return encoder
+
+
+def _run_file(bound, what: str, trained_sha256: str, run_copy, checkpoint_dir: str):
+  """A bound file the run also records (vocabulary, locked tower): the run's own when the bound
+  local path is not there (a config.gin read from another folder names the folder the run
+  trained in); the bound one, with a warning, when it is another file than the run trained with.
+
+  `bound` is a path or a seqio vocabulary; `run_copy()` gives the run's file, sha256 checked."""
+  path = bound if isinstance(bound, (str, os.PathLike)) else bound.sentencepiece_model_file
+  path = os.fspath(path)
+  if '://' in path:
+    return bound  # a remote store: read as bound
+  if not os.path.isfile(path):
+    own = run_copy()
+    where = '' if os.path.isabs(path) else f' (relative to {os.getcwd()})'
+    logging.warning(
+      "%s: no such file%s, for %s; using the run's own, %s (the file it trained with)",
+      path,
+      where,
+      what,
+      own,
+    )
+    return own
+  sha256 = file_io.file_sha256(path)
+  if sha256 != trained_sha256:
+    logging.warning(
+      '%s (sha256 %s...), bound as %s, is not the file %s trained with (sha256 %s..., %s): '
+      'evaluating with it',
+      path,
+      sha256[:12],
+      what,
+      checkpoint_dir,
+      trained_sha256[:12],
+      run_spec.FILENAME,
+    )
+  return bound
 
 
 def _run_spec(checkpoint_dir: str) -> tuple[str, dict | None]:
