@@ -1,7 +1,8 @@
 """`mlit train --dry_run`: a run set up and its step compiled; nothing trained, nothing written.
 
 For the minutes before a pod run: the gin config resolves, the task's first batch is read (files,
-columns, shapes), pre-trained weights load strictly into the model (or the run's newest checkpoint
+columns, shapes), pre-trained weights load into the model as training loads them (T5X and
+EfficientNet strictly, a ViT .npz naming what stays at init; or the run's newest checkpoint
 restores), the batch fits the mesh, and the train step compiles for the run's devices. XLA's
 buffer plan of the compiled step (memory_analysis, per device) says what one device holds at
 most: the train state and batch it is given, the activations and temporaries, and the outputs
