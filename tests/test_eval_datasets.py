@@ -3,6 +3,7 @@
 import csv
 import gzip
 import json
+import os
 
 import numpy as np
 import pytest
@@ -153,6 +154,28 @@ def test_local_image_store_lookup_and_scaling(tmp_path):
   assert not store.has(U + 'Fehlt.jpg')
   with pytest.raises(KeyError, match='no image for'):
     store.load([U + 'Fehlt.jpg'])
+
+
+def test_local_image_store_prefers_the_image_over_its_webdataset_sidecars(tmp_path):
+  # An extracted webdataset/img2dataset shard: '<key>.jpg' beside '<key>.txt' and '<key>.json'.
+  # The sidecars are written before the image for half the keys and after it for the rest, so
+  # whatever order the file system lists a directory in, some stem sees a sidecar first.
+  keys = [f'{i:09d}' for i in range(20)]
+  for i, key in enumerate(keys):
+    sidecars = [(tmp_path / f'{key}.txt', 'a red circle'), (tmp_path / f'{key}.json', '{}')]
+    if i % 2:
+      for path, text in sidecars:
+        path.write_text(text)
+    Image.new('RGB', (8, 8), (255, 0, 0)).save(tmp_path / f'{key}.jpg')
+    if not i % 2:
+      for path, text in sidecars:
+        path.write_text(text)
+  store = image_store.LocalImageStore(str(tmp_path), image_size=4)
+  assert [os.path.basename(store.path(k)) for k in keys] == [f'{k}.jpg' for k in keys]
+  unreadable = {}
+  x = store.load(keys, unreadable)
+  assert unreadable == {}
+  np.testing.assert_allclose(x[..., 0], 1.0, atol=0.02)  # red, as JPEG stores it
 
 
 def test_embedding_store(tmp_path):

@@ -6,7 +6,9 @@ extension is
   1. the key itself (XM3600 '<image/key>.jpg', COCO '<file_name>'), or
   2. sha256(key as UTF-8) in hex (the recommended layout for downloaded URLs), or
   3. the URL-decoded last path component of the key (a WIT URL's filename),
-tried in this order. Images are decoded with Pillow, converted to RGB as mlit.load does
+tried in this order. Where several files share a name without extension (a webdataset or
+img2dataset folder: '<key>.jpg' beside '<key>.txt' and '<key>.json'), the one with an image
+suffix is the image. Images are decoded with Pillow, converted to RGB as mlit.load does
 (mlit/inference/preprocess.py: 16-bit grey keeps its top 8 bits), resized to
 image_size x image_size without cropping (the LiT evaluation protocol) and scaled to [-1, 1].
 An image file Pillow cannot decode is left out with its texts, counted and named by the
@@ -24,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from mlit.inference import preprocess
+from mlit.inference.image_folder import IMAGE_SUFFIXES
 from tasks.user_error import UserError
 
 
@@ -34,6 +37,10 @@ def url_sha256(key: str) -> str:
 def _url_basename(key: str) -> str:
   path = urllib.parse.urlparse(key).path or key
   return urllib.parse.unquote(path.rsplit('/', 1)[-1])
+
+
+def _image_name(name: str) -> bool:
+  return name.lower().endswith(IMAGE_SUFFIXES)
 
 
 class LocalImageStore:
@@ -50,7 +57,11 @@ class LocalImageStore:
       for f in files:
         p = os.path.join(dirpath, f)
         self._by_name.setdefault(f, p)
-        self._by_stem.setdefault(os.path.splitext(f)[0], p)
+        stem = os.path.splitext(f)[0]
+        # An image file wins its stem over a sidecar ('<key>.txt', '<key>.json'), whatever
+        # order the directory lists them in.
+        if stem not in self._by_stem or (_image_name(f) and not _image_name(self._by_stem[stem])):
+          self._by_stem[stem] = p
 
   def path(self, key: str) -> str | None:
     for name in (key, os.path.basename(key)):
