@@ -20,6 +20,7 @@ from tasks import signals, task_builder, yfcc
 
 MANIFEST = 'manifest.json'
 SHARD_PATTERN = 'embeddings-*-of-*.tfrecord'
+_TOWERS: dict[str, dict] = {}  # registered task name -> the manifests' tower
 
 
 def read_manifest(directory: str) -> dict:
@@ -72,6 +73,7 @@ def register_precomputed(
 ) -> list:
   """A YFCC-style (mode as in tasks.yfcc) or single-'text' task over embeddings."""
   source = embedding_source(list(embedding_dirs))
+  _TOWERS[name] = check_same_tower([read_manifest(d) for d in embedding_dirs], embedding_dirs)
   if mode == 'text':  # CC12M/WIT embeddings: the text is already one feature
     text_names, post, cached_texts = ('text',), [], ('text',)
   else:
@@ -88,3 +90,16 @@ def register_precomputed(
     backtranslate_features=cached_texts,
   )
   return [name]
+
+
+def tower_of(task_or_mixture: str) -> Optional[dict]:
+  """The locked tower that made a registered `*_precomputed` task's embeddings, as its manifest
+  records it (kind, 'vit' config, image_size, checkpoint path and sha256); for a mixture, its
+  tasks' tower when they all name the same one; None otherwise."""
+  try:
+    provider = seqio.get_mixture_or_task(task_or_mixture)
+  except ValueError:
+    return None
+  names = [t.name for t in getattr(provider, 'tasks', [provider])]
+  towers = {json.dumps(_TOWERS.get(n), sort_keys=True) for n in names}
+  return json.loads(towers.pop()) if len(towers) == 1 else None

@@ -315,3 +315,78 @@ def _write_cut_tar(path, samples):
     data = f.read()
   with open(path, 'wb') as f:
     f.write(data[: second_image.offset_data + 10])
+
+
+_PRECOMPUTED_GIN = """
+from __gin__ import dynamic_registration
+import tasks.registration
+import tasks.precomputed
+import tasks.vocabularies
+from mlit.training import train
+
+include 'local_tiny.gin'
+tasks.vocabularies.vocabulary.path = '{spm}'
+tasks.precomputed.register_precomputed.embedding_dirs = ['{emb}']
+tasks.precomputed.register_precomputed.name = 'shapes_precomputed'
+tasks.precomputed.register_precomputed.mode = 'text'
+tasks.registration.register_tasks.registrations = [@tasks.precomputed.register_precomputed]
+tasks.registration.registered_task.name = 'shapes_precomputed'
+MIXTURE_OR_TASK_NAME = @tasks.registration.registered_task()
+TASK_FEATURE_LENGTHS = {{'text': 8}}
+TRAIN_STEPS = 2
+WARMUP_STEPS = 1
+BATCH_SIZE = 4
+"""
+
+
+@pytest.mark.slow
+def test_a_run_on_precomputed_embeddings_records_the_tower_that_made_them(
+  data,
+  spm_model_path,  # noqa: F811
+  tmp_path,
+):
+  """webdataset tar -> `mlit precompute` with a locked tower checkpoint -> `mlit train` on the
+  embeddings, no train.train.inference_image bound: the run runs that tower on pixels, and an
+  image's embedding through it is the one through its pre-computed embedding."""
+  import flax  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  import mlit  # pylint: disable=g-import-not-at-top
+  from mlit.models import image_tower  # pylint: disable=g-import-not-at-top
+
+  params = image_tower.ViT(**VIT).init(jax.random.PRNGKey(1), jnp.zeros((1, 16, 16, 3)))
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params['params']), sep='/')
+  tower = str(tmp_path / 'tower.npz')
+  np.savez(tower, **{k: np.asarray(v) for k, v in flat.items()})
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
+  shard_tasks.register_image_shards(os.path.join(data['dir'], 'cc-00000.tar'), name='shapes')
+  emb = str(tmp_path / 'emb')
+  precompute.precompute('shapes', emb, VIT, tower, image_size=16, batch_size=4)
+  gin.clear_config()
+  gin_path = tmp_path / 'train.gin'
+  gin_path.write_text(_PRECOMPUTED_GIN.format(spm=spm_model_path, emb=emb))
+  model_dir = tmp_path / 'run'
+  args = [f'--gin_search_paths={ROOT}/gin', f'--gin_file={gin_path}']
+  try:
+    assert train.main([*args, f'--gin.MODEL_DIR="{model_dir}"']) == 0
+  finally:
+    gin.clear_config()
+    gin.config._set_config_is_locked(False)  # pylint: disable=protected-access
+  image = json.loads((model_dir / 'mlit_model.json').read_text())['image']
+  assert image['route'] == 'locked' and image['kind'] == 'vit' and image['size'] == 16
+  assert image['checkpoint']['path'] == tower
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  raw = next(iter(tf.data.TFRecordDataset(f'{emb}/embeddings-00000-of-00001.tfrecord')))
+  feats = tf.train.Example.FromString(raw.numpy()).features.feature
+  key = feats['example_id'].bytes_list.value[0].decode()
+  embedding = np.asarray(feats['image_embedding'].float_list.value, np.float32)
+  with tarfile.open(os.path.join(data['dir'], 'cc-00000.tar')) as tar:
+    (tmp_path / 'one.jpg').write_bytes(tar.extractfile(f'{key}.jpg').read())
+  model = mlit.load(str(model_dir))
+  np.testing.assert_allclose(
+    model.encode_image([str(tmp_path / 'one.jpg')]),
+    model.encode_image_embedding(embedding[None]),
+    atol=1e-2,  # JPEG decoding and resizing differ a little between TensorFlow and Pillow
+  )

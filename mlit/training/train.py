@@ -42,7 +42,7 @@ from mlit.training import optimizer as optimizer_lib
 from mlit.training import partitioning, preemption
 from mlit.training import progress_log as train_log
 from mlit.training import state as state_lib
-from tasks import backtranslation, data_stats
+from tasks import backtranslation, data_stats, file_io, precomputed
 from tasks.user_error import UserError
 
 
@@ -118,6 +118,29 @@ def _check_vocabulary(model: two_tower.TwoTower, task_name: str, text_features) 
         f'the text tower embeds {rows} (text_tower.T5Config.vocab_size); set '
         f'--gin.text_tower.T5Config.vocab_size={need}'
       )
+
+
+def _inference_tower(model, task_name, image_checkpoint_path, inference_image):
+  """(checkpoint path, inference_image) for MODEL_DIR/mlit_model.json. A run on embeddings that
+  `mlit precompute` wrote, with no train.train.inference_image bound, records the locked tower
+  its manifest names (kind, config, size, checkpoint), when that file is still the one that made
+  them (sha256), so that `mlit.load` and `mlit predict` run it on pixels."""
+  if model.image is not None or inference_image is not None:
+    return image_checkpoint_path, inference_image
+  tower = precomputed.tower_of(task_name)
+  path = (tower or {}).get('checkpoint')
+  if not path:
+    return image_checkpoint_path, inference_image
+  if not os.path.isfile(path) or file_io.file_sha256(path) != tower.get('checkpoint_sha256'):
+    train_log.log(
+      f'warning: {task_name} was pre-computed with the image tower {path}, which is no longer '
+      'there as it was (sha256): mlit_model.json records no tower to run on pixels (bind '
+      "IMAGE_CHECKPOINT_PATH and train.train.inference_image = {'kind': ..., 'config': ..., "
+      "'size': ...})"
+    )
+    return image_checkpoint_path, inference_image
+  image = {'kind': tower.get('kind', 'vit'), 'config': tower['vit'], 'size': tower['image_size']}
+  return path, image
 
 
 def _freeze_rules(image_locked: bool, text_locked: bool, has_image_tower: bool) -> list[str]:
@@ -433,8 +456,7 @@ def train(
       task_feature_lengths,
       mixture_or_task_name,
       info,
-      image_checkpoint_path,
-      inference_image,
+      *_inference_tower(model, mixture_or_task_name, image_checkpoint_path, inference_image),
     )
 
   log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
