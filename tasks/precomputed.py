@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import gin
 from tasks import signals, task_builder, yfcc
+from tasks.user_error import UserError
 
 MANIFEST = 'manifest.json'
 SHARD_PATTERN = 'embeddings-*-of-*.tfrecord'
@@ -73,7 +74,15 @@ def register_precomputed(
 ) -> list:
   """A YFCC-style (mode as in tasks.yfcc) or single-'text' task over embeddings."""
   source = embedding_source(list(embedding_dirs))
-  _TOWERS[name] = check_same_tower([read_manifest(d) for d in embedding_dirs], embedding_dirs)
+  manifests = [read_manifest(d) for d in embedding_dirs]
+  _TOWERS[name] = check_same_tower(manifests, embedding_dirs)
+  texts = set.intersection(*(set(m['string_features']) for m in manifests))
+  if mode != 'text' and not set(signals.SIGNALS) <= texts:
+    raise UserError(
+      f'tasks.precomputed.register_precomputed: the embeddings in {list(embedding_dirs)} carry '
+      f"{sorted(texts)}, not YFCC's {list(signals.SIGNALS)} that mode {mode!r} reads: set "
+      "tasks.precomputed.register_precomputed.mode = 'text' (image shards, CC12M, WIT)"
+    )
   if mode == 'text':  # CC12M/WIT embeddings: the text is already one feature
     text_names, post, cached_texts = ('text',), [], ('text',)
   else:

@@ -121,6 +121,27 @@ def test_unfinished_embeddings_refused(tmp_path):
     precomputed.embedding_source([str(d)])
 
 
+def test_single_text_embeddings_in_the_default_yfcc_mode_are_one_line(tmp_path, spm_model_path):  # noqa: F811
+  """Embeddings of image shards carry one 'text': the default mode ('joint', YFCC's three
+  signals) names the mode to set, where it failed inside tf.data with KeyError 'tags'."""
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  d = tmp_path / 'e'
+  d.mkdir()
+  manifest = {'tower': {}, 'complete': True, 'embedding_dim': 4}
+  manifest['string_features'] = ['example_id', 'language', 'text']
+  (d / 'manifest.json').write_text(json.dumps(manifest))
+  gin.clear_config()
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
+  try:
+    with pytest.raises(UserError, match=r"register_precomputed.mode = 'text'"):
+      precomputed.register_precomputed([str(d)], name='one_text')
+    assert precomputed.register_precomputed([str(d)], name='one_text', mode='text') == ['one_text']
+    assert set(seqio.get_mixture_or_task('one_text').output_features) == {'text', 'image_embedding'}
+  finally:
+    gin.clear_config()
+
+
 def test_precompute_refuses_a_checkpoint_missing_an_array(tmp_path, yfcc_task):
   """A .npz without one of the tower's arrays must not embed with that layer at random init."""
   model = image_tower.ViT(**VIT)
