@@ -390,3 +390,36 @@ def test_a_run_on_precomputed_embeddings_records_the_tower_that_made_them(
     model.encode_image_embedding(embedding[None]),
     atol=1e-2,  # JPEG decoding and resizing differ a little between TensorFlow and Pillow
   )
+
+
+def test_a_task_name_the_gin_registrations_register_is_found_without_registered_task(
+  data,
+  spm_model_path,  # noqa: F811
+):
+  """MIXTURE_OR_TASK_NAME as the plain name of a task that the gin file's
+  register_tasks.registrations register (as `mlit precompute` reads them) is found by the
+  trainer's input; a misspelt one names what they registered."""
+  from mlit.training import input_pipeline  # pylint: disable=g-import-not-at-top
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  gin.clear_config()
+  tar = os.path.join(data['dir'], 'cc-00000.tar')
+  try:
+    gin.parse_config(
+      [
+        'import tasks.registration',
+        f"tasks.vocabularies.vocabulary.path = '{spm_model_path}'",
+        'tasks.registration.register_tasks.registrations = '
+        '[@tasks.shard_tasks.register_image_shards]',
+        f"tasks.shard_tasks.register_image_shards.pattern = '{tar}'",
+        "tasks.shard_tasks.register_image_shards.name = 'own_captions_plain_name'",
+      ]
+    )
+    if 'own_captions_plain_name' in seqio.TaskRegistry.names():
+      seqio.TaskRegistry.remove('own_captions_plain_name')
+    task = input_pipeline.mixture_or_task('own_captions_plain_name')
+    assert task.name == 'own_captions_plain_name' and task.source.list_shards('train') == [tar]
+    with pytest.raises(UserError, match="register 'own_captions_plain_name'"):
+      input_pipeline.mixture_or_task('own_captions_plain_nmae')
+  finally:
+    gin.clear_config()

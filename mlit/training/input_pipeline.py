@@ -48,13 +48,31 @@ class InputInfo:
 
 
 def mixture_or_task(name: str):
-  """The registered seqio task or mixture; UserError naming MIXTURE_OR_TASK_NAME otherwise."""
+  """The registered seqio task or mixture; UserError naming MIXTURE_OR_TASK_NAME otherwise.
+
+  A name not registered yet is looked for once more after the gin file's own registrations
+  (tasks.registration.register_tasks.registrations) have run, as `mlit precompute` and `mlit
+  cache-tasks` run them: MIXTURE_OR_TASK_NAME may be the plain name of a task they register."""
+  try:
+    return seqio.get_mixture_or_task(name)
+  except ValueError:
+    pass
+  from tasks import registration  # pylint: disable=g-import-not-at-top
+
+  registered = registration.register_tasks()
   try:
     return seqio.get_mixture_or_task(name)
   except ValueError as e:
+    if registered:
+      shown = ', '.join(repr(n) for n in registered[:10])
+      raise UserError(
+        f'MIXTURE_OR_TASK_NAME {name!r} is not a registered seqio task or mixture: the gin '
+        f"file's tasks.registration.register_tasks.registrations register {shown}"
+      ) from e
     raise UserError(
       f'MIXTURE_OR_TASK_NAME {name!r} is not a registered seqio task or mixture ({e}); import '
-      'the module that registers it in a gin file (or --module_import)'
+      'the module that registers it in a gin file (or --module_import), or bind '
+      'tasks.registration.register_tasks.registrations'
     ) from e
 
 
