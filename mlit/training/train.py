@@ -106,11 +106,21 @@ def _check_setup(
 def _check_vocabulary(model: two_tower.TwoTower, task_name: str, text_features) -> None:
   """A vocabulary larger than the token embedding would be read wrongly without a word: XLA's
   gather clamps ids past the last row to it."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the input pipeline has it loaded)
+
   rows = model.text.vocab_size
   features = train_data.mixture_or_task(task_name).output_features
   for name in text_features:
     vocab = features[name].vocabulary if name in features else None
-    if vocab is not None and vocab.vocab_size > rows:
+    try:
+      size = vocab.vocab_size if vocab is not None else 0
+    except tf.errors.OpError as e:  # seqio reads a remote model lazily, here
+      where = getattr(vocab, 'sentencepiece_model_file', '') or type(vocab).__name__
+      raise UserError(
+        f"{task_name} feature '{name}': cannot read its vocabulary {where} "
+        f'({cli.one_line(e)}); bind tasks.vocabularies.vocabulary.path to a SentencePiece .model'
+      ) from e
+    if size > rows:
       need = -(-vocab.vocab_size // 128) * 128
       where = getattr(vocab, 'sentencepiece_model_file', '') or type(vocab).__name__
       raise UserError(
