@@ -1,7 +1,9 @@
 """The SentencePiece vocabulary and the seqio output features of every mlit task.
 
-`VOCABULARY` (a gin macro in T5X style) names the .model file: by default mT5's
-mc4 vocabulary; any local or gfile SentencePiece .model works.
+The tasks tokenize with the model's vocabulary: the file the model gin gives `VOCABULARY`
+(T5X style, `seqio.SentencePieceVocabulary.sentencepiece_model_file`; gin/models/ name mT5's
+mc4 or T5's cc_all model), unless `tasks.vocabularies.vocabulary.path` names another; mT5's mc4
+model without either. Any local or gfile SentencePiece .model works.
 """
 
 import os
@@ -17,12 +19,28 @@ DEFAULT_TEXT_LENGTH = 16  # tokens, EOS included (the paper's choice)
 
 
 @gin.configurable
-def vocabulary(path: str = MT5_VOCABULARY, extra_ids: int = 0) -> seqio.SentencePieceVocabulary:
-  """The SentencePiece vocabulary at `path`; a local path is checked here (seqio loads lazily,
-  so a wrong file would otherwise fail deep inside a tf.data pipeline)."""
+def vocabulary(path: str | None = None, extra_ids: int = 0) -> seqio.SentencePieceVocabulary:
+  """The SentencePiece vocabulary at `path`, by default the model's (module doc); a local path is
+  checked here (seqio loads lazily, so a wrong file would otherwise fail deep inside a tf.data
+  pipeline)."""
+  path = path or model_vocabulary_file() or MT5_VOCABULARY
   if '://' not in path:
     check_model_file(path)
   return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
+
+
+def model_vocabulary_file() -> str | None:
+  """The .model file gin binds for VOCABULARY (seqio.SentencePieceVocabulary, as gin/models/ and
+  T5X configure it), or None where no gin file binds one. Without this, binding VOCABULARY's
+  file changed what the evaluation read but not what training tokenized with."""
+  try:
+    configured = gin.get_configurable('seqio.SentencePieceVocabulary')
+  except ValueError:  # no gin file registered it (no `import seqio` under dynamic_registration)
+    return None
+  try:
+    return os.fspath(configured().sentencepiece_model_file)
+  except TypeError:  # registered, but its file is not bound (e.g. after gin.clear_config())
+    return None
 
 
 def check_model_file(path: str) -> None:

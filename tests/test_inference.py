@@ -91,12 +91,12 @@ def test_api_equals_eval_encoder_from_another_directory(run_dir, tmp_path, monke
   assert model.step == inference_run.STEPS and len(model.fingerprint) == 24
 
 
-def test_eval_from_another_folder_uses_the_runs_own_files(run_dir, model, tmp_path, monkeypatch):
+def test_eval_from_another_folder_uses_the_runs_own_files(run_dir, tmp_path, monkeypatch):
   """A run's config.gin names its vocabulary and locked tower as given when it trained (often
   relative to that folder): evaluated from another folder, evaluation stopped at the first
   ('cannot read the SentencePiece model'). It now reads the run's own (mlit_model.json, sha256
-  checked), with a warning naming each; a bound file that is there but is not the one the run
-  trained with is used, with a warning."""
+  checked), with a warning naming each. A bound vocabulary that is not the one the run trained
+  with (or a remote one, not read) is not used either: its ids are the embedding's rows."""
   from spm_fixture import train_tiny_spm
 
   from eval_multilingual import encoders
@@ -122,18 +122,25 @@ def test_eval_from_another_folder_uses_the_runs_own_files(run_dir, model, tmp_pa
       in (warnings_seen[1])
     )
     other = train_tiny_spm(str(tmp_path / 'other'), vocab_size=300)
-    warnings_seen.clear()
-    gin_flags.parse_gin(files, [gone.replace('spm/tiny_spm.model', other)])
-    gin.get_configurable(encoders.from_mlit_checkpoint)()  # another vocabulary: used, named
+    remote = 'gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model'  # offline: unreadable
+    for bound, why in ((other, 'is not the file'), (remote, 'is not read')):
+      warnings_seen.clear()
+      gin_flags.parse_gin(files, [gone.replace('spm/tiny_spm.model', bound)])
+      again = gin.get_configurable(encoders.from_mlit_checkpoint)()
+      assert len(warnings_seen) == 2 and warnings_seen[1].startswith(bound), warnings_seen
+      assert why in warnings_seen[1]
+      assert warnings_seen[1].endswith(
+        "tokenizing with the run's own, " + os.path.join(run_dir, 'train', 'vocabulary.model')
+      )
+      np.testing.assert_array_equal(again.embed_texts(TEXTS), enc.embed_texts(TEXTS))
   finally:
     logging.getLogger().removeHandler(handler)
-  assert len(warnings_seen) == 2 and warnings_seen[1].startswith(f'{other} (sha256 '), warnings_seen
-  assert 'is not the file' in warnings_seen[1] and warnings_seen[1].endswith('evaluating with it')
   images = np.stack([inference_run.colour_image(rgb) for rgb in inference_run.COLOURS.values()])
   pixels = images * (2.0 / 255.0) - 1.0
-  np.testing.assert_allclose(enc.embed_texts(TEXTS), model.encode_text(TEXTS), atol=1e-6)
+  fresh = mlit.load(run_dir)  # not the session's model: its memo would keep these batches' bits
+  np.testing.assert_allclose(enc.embed_texts(TEXTS), fresh.encode_text(TEXTS), atol=1e-6)
   np.testing.assert_allclose(
-    enc.embed_images(pixels, 'image'), model.encode_image(list(images)), atol=1e-6
+    enc.embed_images(pixels, 'image'), fresh.encode_image(list(images)), atol=1e-6
   )
 
 

@@ -304,3 +304,25 @@ def test_eval_of_a_config_whose_vocabulary_the_model_cannot_use_is_one_line(
     err,
   )
   assert err.count('\n') == 1
+
+
+def test_the_tasks_tokenize_with_the_models_vocabulary(spm_model_path):  # noqa: F811
+  """Binding VOCABULARY's file (T5X's seqio.SentencePieceVocabulary.sentencepiece_model_file)
+  changed what the evaluation read but not what the tasks tokenized with: they read mT5's mc4
+  model unless tasks.vocabularies.vocabulary.path was bound, even under T5's model gin. They
+  now take the model's; the tasks' own path, where bound, still wins."""
+  from tasks import vocabularies
+
+  def tasks_vocab(files, bindings=()):
+    gin_flags.parse_gin(files, list(bindings), finalize=False)
+    return vocabularies.vocabulary().sentencepiece_model_file
+
+  t5 = 'gs://t5-data/vocabs/cc_all.32000.100extra/sentencepiece.model'
+  assert tasks_vocab(['models/t5_1_1/small.gin']) == t5
+  assert tasks_vocab(['models/mt5/small.gin']) == vocabularies.MT5_VOCABULARY
+  mine = f"seqio.SentencePieceVocabulary.sentencepiece_model_file = '{spm_model_path}'"
+  assert tasks_vocab(['models/mt5/small.gin'], [mine]) == spm_model_path
+  tasks_own = "tasks.vocabularies.vocabulary.path = 'gs://b/tasks.model'"
+  assert tasks_vocab(['models/mt5/small.gin'], [mine, tasks_own]) == 'gs://b/tasks.model'
+  gin.clear_config()
+  assert vocabularies.vocabulary().sentencepiece_model_file == vocabularies.MT5_VOCABULARY

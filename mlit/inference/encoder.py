@@ -238,8 +238,8 @@ def from_mlit_checkpoint(
   gin (eval/common.gin) scores a run as mlit.load embeds it. A bound text length or image
   size other than the recorded one is used, with a warning. A bound vocabulary or locked tower
   that is not there (a config.gin read from another folder names the folder the run trained in)
-  is replaced by the run's own, and one that is not the file the run trained with is used, each
-  with a warning (`_run_file`).
+  is replaced by the run's own, with a warning; so is a bound vocabulary that is not the one the
+  run trained with (a locked tower that is not is used, with a warning; `_run_file`).
   """
   if '://' not in checkpoint_dir and not os.path.isdir(checkpoint_dir):
     # e.g. a run's config.gin read from a copy elsewhere: its MODEL_DIR names where it trained
@@ -268,9 +268,10 @@ def from_mlit_checkpoint(
     image_checkpoint_path = _run_file(
       image_checkpoint_path,
       'the locked image tower (image_checkpoint_path)',
-      recorded['checkpoint']['sha256'],
+      recorded['checkpoint'],
       lambda: run_spec.image_checkpoint_path(spec_dir, spec),
       checkpoint_dir,
+      model_part=False,
     )
   if image_tower is None and model.image is None and recorded.get('route') == 'locked':
     image_tower, image_tower_kind = recorded['config'], recorded['kind']
@@ -299,9 +300,10 @@ def from_mlit_checkpoint(
     vocabulary = _run_file(
       vocabulary,
       'the vocabulary (VOCABULARY)',
-      spec['vocabulary']['sha256'],
+      spec['vocabulary'],
       lambda: run_spec.vocabulary_path(spec_dir, spec),
       checkpoint_dir,
+      model_part=True,
     )
   tokenizer = Tokenizer(vocabulary, text_length)
   pieces, rows = tokenizer.processor.GetPieceSize(), model.text.vocab_size
@@ -339,16 +341,30 @@ def from_mlit_checkpoint(
   return encoder
 
 
-def _run_file(bound, what: str, trained_sha256: str, run_copy, checkpoint_dir: str):
-  """A bound file the run also records (vocabulary, locked tower): the run's own when the bound
-  local path is not there (a config.gin read from another folder names the folder the run
-  trained in); the bound one, with a warning, when it is another file than the run trained with.
+def _run_file(bound, what: str, recorded: dict, run_copy, checkpoint_dir: str, model_part: bool):
+  """A bound file the run also records (`recorded`: its sha256, and for the vocabulary the
+  `source` it was copied from): the run's own when the bound local path is not there (a
+  config.gin read from another folder names the folder the run trained in). Another file than
+  the run trained with is used with a warning, unless it is `model_part` (the vocabulary: its ids
+  are the embedding's rows), which is always the run's own; a warning says the bound one is not.
 
   `bound` is a path or a seqio vocabulary; `run_copy()` gives the run's file, sha256 checked."""
   path = bound if isinstance(bound, (str, os.PathLike)) else bound.sentencepiece_model_file
   path = os.fspath(path)
-  if '://' in path:
-    return bound  # a remote store: read as bound
+  if '://' in path:  # a remote store: not read when the run has its own copy
+    if not model_part:
+      return bound
+    own = run_copy()
+    if path != recorded.get('source'):
+      logging.warning(
+        "%s, bound as %s, is not read: %s trained with %s; tokenizing with the run's own, %s",
+        path,
+        what,
+        checkpoint_dir,
+        recorded.get('source') or 'another vocabulary',
+        own,
+      )
+    return own
   if not os.path.isfile(path):
     own = run_copy()
     where = '' if os.path.isabs(path) else f' (relative to {os.getcwd()})'
@@ -361,18 +377,20 @@ def _run_file(bound, what: str, trained_sha256: str, run_copy, checkpoint_dir: s
     )
     return own
   sha256 = file_io.file_sha256(path)
-  if sha256 != trained_sha256:
-    logging.warning(
-      '%s (sha256 %s...), bound as %s, is not the file %s trained with (sha256 %s..., %s): '
-      'evaluating with it',
-      path,
-      sha256[:12],
-      what,
-      checkpoint_dir,
-      trained_sha256[:12],
-      run_spec.FILENAME,
-    )
-  return bound
+  if sha256 == recorded['sha256']:
+    return bound
+  own = run_copy() if model_part else None
+  logging.warning(
+    '%s (sha256 %s...), bound as %s, is not the file %s trained with (sha256 %s..., %s): %s',
+    path,
+    sha256[:12],
+    what,
+    checkpoint_dir,
+    recorded['sha256'][:12],
+    run_spec.FILENAME,
+    f"tokenizing with the run's own, {own}" if model_part else 'evaluating with it',
+  )
+  return own if model_part else bound
 
 
 def _run_spec(checkpoint_dir: str) -> tuple[str, dict | None]:
