@@ -427,7 +427,7 @@ def test_a_task_name_the_gin_registrations_register_is_found_without_registered_
 
 def test_an_unreadable_remote_vocabulary_is_one_line_naming_the_key(data):
   """A task vocabulary on a store that cannot be read (offline, the default mC4 model on gs://)
-  stops the trainer's first check with one line naming tasks.vocabularies.vocabulary.path."""
+  stops the trainer's first check with one line naming the bindings that set it."""
   from mlit.models import text_tower, two_tower  # pylint: disable=g-import-not-at-top
   from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
 
@@ -437,7 +437,9 @@ def test_an_unreadable_remote_vocabulary_is_one_line_naming_the_key(data):
     tar = os.path.join(data['dir'], 'cc-00000.tar')
     shard_tasks.register_image_shards(tar, name='own_captions_remote_vocab')
     model = two_tower.TwoTower(text=text_tower.T5Config(512, 8, 2, 1, 4, 16), out_dim=8)
-    with pytest.raises(UserError, match=r'ram://no-such-store/spm.model .*vocabulary.path'):
+    with pytest.raises(
+      UserError, match=r'ram://no-such-store/spm.model .*sentencepiece_model_file.*vocabulary.path'
+    ):
       train._check_vocabulary(model, 'own_captions_remote_vocab', {'text': 8})
   finally:
     gin.clear_config()

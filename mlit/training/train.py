@@ -118,7 +118,9 @@ def _check_vocabulary(model: two_tower.TwoTower, task_name: str, text_features) 
       where = getattr(vocab, 'sentencepiece_model_file', '') or type(vocab).__name__
       raise UserError(
         f"{task_name} feature '{name}': cannot read its vocabulary {where} "
-        f'({cli.one_line(e)}); bind tasks.vocabularies.vocabulary.path to a SentencePiece .model'
+        f'({cli.one_line(e)}); bind VOCABULARY to a readable SentencePiece .model '
+        "(--gin.seqio.SentencePieceVocabulary.sentencepiece_model_file, or the tasks' own "
+        'tasks.vocabularies.vocabulary.path)'
       ) from e
     if size > rows:
       need = -(-vocab.vocab_size // 128) * 128
