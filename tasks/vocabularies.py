@@ -44,7 +44,10 @@ def model_vocabulary_file() -> str | None:
 
 
 def check_model_file(path: str) -> None:
-  """Raises UserError naming `path` unless it is a readable SentencePiece model."""
+  """Raises UserError naming `path` unless it is a readable SentencePiece model with T5's ids
+  (pad 0, eos 1): the tasks and the text tower take id 0 as padding, which the attention mask
+  and the pooling leave out, so a model with SentencePiece's default ids (unk 0, bos 1, eos 2)
+  would train on texts whose unknown pieces vanish and whose end is not marked."""
   import sentencepiece  # pylint: disable=g-import-not-at-top
 
   if not os.path.isfile(path):
@@ -52,10 +55,18 @@ def check_model_file(path: str) -> None:
     raise UserError(f'{path}: {what}, expected a SentencePiece .model file (VOCABULARY)')
   with open(path, 'rb') as f:
     proto = f.read()
+  processor = sentencepiece.SentencePieceProcessor()
   try:
-    sentencepiece.SentencePieceProcessor().LoadFromSerializedProto(proto)
+    processor.LoadFromSerializedProto(proto)
   except Exception as e:  # protobuf DecodeError, RuntimeError from the C++ loader
     raise UserError(f'{path}: not a SentencePiece model ({str(e).strip()[:200]})') from e
+  if (processor.pad_id(), processor.eos_id()) != (0, 1):
+    raise UserError(
+      f'{path}: a SentencePiece model with pad id {processor.pad_id()}, eos {processor.eos_id()}, '
+      f'unk {processor.unk_id()}, bos {processor.bos_id()}; mlit (as T5) needs pad 0 and eos 1: '
+      'train it with pad_id=0 eos_id=1 unk_id=2 bos_id=-1 (tasks.vocabularies.train_sentencepiece '
+      'does)'
+    )
 
 
 def text_feature(vocab: seqio.Vocabulary) -> seqio.Feature:

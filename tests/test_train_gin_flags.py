@@ -326,3 +326,30 @@ def test_the_tasks_tokenize_with_the_models_vocabulary(spm_model_path):  # noqa:
   assert tasks_vocab(['models/mt5/small.gin'], [mine, tasks_own]) == 'gs://b/tasks.model'
   gin.clear_config()
   assert vocabularies.vocabulary().sentencepiece_model_file == vocabularies.MT5_VOCABULARY
+
+
+def test_a_vocabulary_with_sentencepieces_default_ids_is_one_line(tmp_path, spm_model_path):  # noqa: F811
+  """SentencePiece's default ids (unk 0, bos 1, eos 2, no pad) were accepted: id 0, padding to
+  the tasks and the tower, would have been every unknown piece. Refused in one line that says
+  how to train one; T5's ids (the fixture's) pass."""
+  import sentencepiece
+  from spm_fixture import sample_sentences
+
+  from tasks import vocabularies
+  from tasks.user_error import UserError
+
+  (tmp_path / 'corpus.txt').write_text('\n'.join(sample_sentences(500)))
+  sentencepiece.SentencePieceTrainer.train(
+    input=str(tmp_path / 'corpus.txt'),
+    model_prefix=str(tmp_path / 'defaults'),
+    vocab_size=60,
+    minloglevel=2,
+  )
+  with pytest.raises(UserError) as e:
+    vocabularies.vocabulary(str(tmp_path / 'defaults.model'))
+  assert str(e.value).splitlines()[0] == (  # gin adds the configurable's name below
+    f'{tmp_path}/defaults.model: a SentencePiece model with pad id -1, eos 2, unk 0, bos 1; mlit '
+    '(as T5) needs pad 0 and eos 1: train it with pad_id=0 eos_id=1 unk_id=2 bos_id=-1 '
+    '(tasks.vocabularies.train_sentencepiece does)'
+  )
+  assert vocabularies.vocabulary(spm_model_path).vocab_size > 0
