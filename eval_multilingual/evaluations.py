@@ -20,7 +20,8 @@ class RetrievalEvaluation:
   dropped ones counted ('n_images_missing', 'n_images_unreadable') and the first named in a
   warning. 'skipped' counts the language's skipped rows by reason; 'skipped_in_files' the
   rows of the data files no language could hold (e.g. WIT's wrong column counts, XM3600's
-  lines that are no JSON), the same in every language.
+  lines that are no JSON), the same in every language. `name` replaces the dataset's in the
+  results' key (`NAME/retrieval`) for pairs of your own in one of these formats.
   """
 
   def __init__(
@@ -34,11 +35,14 @@ class RetrievalEvaluation:
     text_fields: Sequence[str] = wit.DEFAULT_TEXT_FIELDS,
     image_size: int = 224,
     block: int = 1024,
+    name: str | None = None,
   ):
     if dataset not in ('wit', 'xm3600', 'coco'):
       raise ValueError(f'unknown retrieval dataset {dataset!r} (wit | xm3600 | coco)')
+    if name is not None and (not name or '/' in name or name != name.strip()):
+      raise UserError(f'retrieval name {name!r}: a non-empty name without "/" or spaces around it')
     self.dataset, self.path, self.block = dataset, path, block
-    self.key = f'{dataset}/retrieval'
+    self.key = f'{name or dataset}/retrieval'  # name: pairs of your own in one of the formats
     self._languages, self.max_pairs, self.text_fields = languages, max_pairs, tuple(text_fields)
     self.store = image_store.open_store(image_dir, embeddings, image_size)
     self._pairs, self._counts = None, None

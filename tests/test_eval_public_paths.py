@@ -170,3 +170,43 @@ def test_readme_wit_command_on_a_run_tuned_on_precomputed_embeddings(run_dir, tm
   assert any('1 images cannot be decoded' in r.getMessage() for r in caplog.records)
 
   assert results['languages']['de']['wit/retrieval'] == want
+
+
+def test_own_pairs_with_eval_captions_gin_beside_webdataset_sidecars(run_dir, tmp_path):
+  """README's evaluation of your own pairs (eval/captions.gin: XM3600's format under your name)
+  on a folder extracted from a webdataset shard, where <key>.txt and <key>.json sit beside
+  <key>.jpg: the image wins its stem, and the scores equal mlit.load's."""
+  images = tmp_path / 'mine_eval'
+  images.mkdir()
+  lines, paths = [], []
+  for i, (names, rgb) in enumerate(COLOURS):
+    key = f'{i:09d}'
+    (images / f'{key}.json').write_text(json.dumps({'key': key, 'language': 'de'}))
+    (images / f'{key}.txt').write_text(names[DE], encoding='utf-8')
+    paths.append(str(images / f'{key}.png'))
+    Image.fromarray(inference_run.colour_image(rgb, np.random.default_rng(i))).save(paths[-1])
+    lines.append(json.dumps({'image/key': key, 'de': {'caption': [names[DE]]}}))
+  (tmp_path / 'captions.jsonl').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+  model = mlit.load(run_dir)
+  want = _recall(model.encode_text([names[DE] for names, _ in COLOURS]), model.encode_image(paths))
+  out = tmp_path / 'eval_mine'
+  argv = [
+    f'--gin_file={os.path.join(run_dir, "train", "config.gin")}',
+    '--gin_file=eval/captions.gin',
+    f'--gin.RUN_DIR="{out}"',
+    f'--gin.CAPTIONS="{tmp_path / "captions.jsonl"}"',
+    f'--gin.CAPTION_IMAGES="{images}"',
+    '--gin.CAPTIONS_NAME="mine"',
+    f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
+  ]
+  cwd = os.getcwd()
+  os.chdir(tmp_path)
+  try:
+    assert run.main(argv) == 0
+  finally:
+    os.chdir(cwd)
+  results = json.loads((out / 'results.json').read_text())
+  assert results['languages']['de'] == {'mine/retrieval': want}
+  assert results['meta']['de']['mine/retrieval']['n_images'] == len(COLOURS)
+  with pytest.raises(UserError, match='retrieval name'):
+    run.main([*argv[:-2], '--gin.CAPTIONS_NAME="mine/x"'])
