@@ -113,9 +113,15 @@ class InputReader:
   """Reads (language, text) pairs from TSV/JSONL/plain text; counts malformed rows per reason."""
 
   def __init__(
-    self, lang: str | None = None, lang_field: str | None = None, text_field: str | None = None
+    self,
+    lang: str | None = None,
+    lang_field: str | None = None,
+    text_field: str | None = None,
+    detect: bool = True,
   ):
+    """detect=False: a text without a language is 'und' (kept), not detected with langdetect."""
     self.lang, self.lang_field, self.text_field = lang, lang_field, text_field
+    self.detect = detect
     self.skipped = collections.Counter()
     # Texts whose language could not be detected, per Unicode script (ISO 15924).
     self.undetectable_scripts = collections.Counter()
@@ -167,6 +173,8 @@ class InputReader:
       return None
     # Every text seen without a language is detected (no minimum length).
     detected = not lang
+    if detected and not self.detect:
+      return language_codes.UNDETERMINED, text
     lang = language_codes.normalize(lang) if lang else langid.detect_language(text, min_length=1)
     if lang == language_codes.UNDETERMINED:
       self.skipped['language_not_detectable'] += 1

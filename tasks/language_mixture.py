@@ -24,6 +24,25 @@ def temperature_rates(counts: dict, temperature: float) -> dict:
   return {k: w / total for k, w in sorted(weights.items())}
 
 
+def temperature_sample(texts: dict, total: int, temperature: float, seed: int = 0) -> dict:
+  """{lang: texts drawn}: about `total` texts (at most as many as all languages hold), each
+  language's share from temperature_rates of its text count. A language whose share exceeds its
+  texts gives each of them that many times over (whole repeats, then a sample of the rest), as
+  up-sampling a mixture repeats its examples. Deterministic for a seed."""
+  import random  # pylint: disable=g-import-not-at-top
+
+  counts = {lang: len(t) for lang, t in texts.items()}
+  rates = temperature_rates(counts, temperature)
+  total = min(total, sum(counts.values()))
+  rng = random.Random(seed)
+  out = {}
+  for lang in sorted(rates):
+    pool, want = texts[lang], max(1, round(total * rates[lang]))
+    repeats, rest = divmod(want, len(pool))
+    out[lang] = pool * repeats + rng.sample(pool, rest)
+  return out
+
+
 def load_language_counts(path: str) -> dict:
   with tf.io.gfile.GFile(path) as f:
     stats = json.load(f)

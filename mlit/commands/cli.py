@@ -36,6 +36,7 @@ COMMANDS = {
   'embed': 'mlit.commands.embed',
   'export': 'mlit.commands.export',
   'search': 'mlit.commands.search',
+  'vocab': 'mlit.commands.vocab',
 }
 
 # Commands whose code never imports TensorFlow skip its load (5-6 s of every start); what they
@@ -61,6 +62,7 @@ SUMMARIES = {
   'embed': 'text or image embeddings of a trained run to .npy (+ JSON sidecar)',
   'export': "a trained run's towers as transformers, T5X or big_vision files",
   'search': 'images ranked for text queries with a trained run (a folder or mlit embed output)',
+  'vocab': "a SentencePiece vocabulary with T5's ids from your texts, languages balanced as mT5's",
 }
 
 # Exit status after Ctrl-C: 128 + SIGINT, as a shell reports a process Ctrl-C stopped.

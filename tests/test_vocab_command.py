@@ -1,0 +1,75 @@
+"""`mlit vocab`: a vocabulary with T5's ids from a user's texts, languages balanced as mT5's."""
+
+import csv
+import json
+import random
+
+import pytest
+import sentencepiece
+
+from mlit.commands import cli
+from tasks import language_mixture, vocabularies
+
+EN = 'sunset over the sea beach boat city street night dog cat bird tree flower mountain'.split()
+SI = 'සූර්යයා මුහුද බල්ලා පූසා ගස මල කන්ද විල'.split()
+
+
+def _corpus(d):
+  rng = random.Random(0)
+  with open(d / 'captions.tsv', 'w', newline='', encoding='utf-8') as f:
+    w = csv.writer(f, delimiter='\t')
+    w.writerow(['caption', 'language'])
+    for i in range(1500):
+      w.writerow([' '.join(rng.choice(EN) for _ in range(rng.randint(2, 8))) + f' n{i}', 'en'])
+    for _ in range(30):
+      w.writerow([' '.join(rng.choice(SI) for _ in range(rng.randint(2, 6))), 'si'])
+    w.writerow(['', 'en'])  # skipped and counted
+  (d / 'plain.txt').write_text(''.join(f'ein Hund im Park {i}\n' for i in range(20)))
+  return [str(d / 'captions.tsv'), str(d / 'plain.txt')]
+
+
+def test_a_balanced_vocabulary_with_t5_ids(tmp_path, capsys):
+  files = _corpus(tmp_path)
+  out = tmp_path / 'v' / 'spm'
+  assert cli.main(['vocab', '--out', str(out), '--vocab-size', '400', *files]) == 0
+  vocabularies.check_model_file(str(out) + '.model')  # pad 0, eos 1: what the tasks take
+  info = json.loads((tmp_path / 'v' / 'spm.json').read_text())
+  read = {k: v['texts_read'] for k, v in info['languages'].items()}
+  assert read == {'en': 1500, 'si': len(set(_si_texts(files[0]))), 'und': 20}
+  rates = language_mixture.temperature_rates(read, 1 / 0.3)
+  total = sum(read.values())
+  drawn = {k: v['texts_drawn'] for k, v in info['languages'].items()}
+  assert drawn == {k: round(total * rates[k]) for k in read}
+  assert drawn['si'] > read['si'] and drawn['en'] < read['en']  # up- and down-sampled
+  assert info['skipped_rows'] == {'empty_text': 1} and info['pieces'] == 400
+  captured = capsys.readouterr()
+  assert '| si | Sinhala | Sinh | ' in captured.out and 'skipped 1 rows: empty_text' in captured.err
+  sp = sentencepiece.SentencePieceProcessor(model_file=str(out) + '.model')
+  assert (sp.pad_id(), sp.eos_id(), sp.unk_id(), sp.bos_id()) == (0, 1, 2, -1)
+  assert not (tmp_path / 'v' / 'spm.corpus.txt').exists()
+  # The same command again writes the same model (the sample and the training are seeded; the
+  # model's bytes name its output path, so the same one).
+  assert cli.main(['vocab', '--out', str(out), '--vocab-size', '400', *files]) == 0
+  assert json.loads((tmp_path / 'v' / 'spm.json').read_text())['sha256'] == info['sha256']
+
+
+def _si_texts(path):
+  with open(path, encoding='utf-8') as f:
+    return [r['caption'] for r in csv.DictReader(f, delimiter='\t') if r['language'] == 'si']
+
+
+@pytest.mark.parametrize(
+  'args,message',
+  [
+    (['--vocab-size', '100'], '--vocab-size must be >= 300'),
+    (['--lang', 'en', '--lang-field', 'language'], '--lang-field cannot apply with --lang'),
+    (['--text-field', 'title'], "no text field 'title'"),
+  ],
+)
+def test_vocab_mistakes_are_one_line(tmp_path, capsys, args, message):
+  files = _corpus(tmp_path)
+  assert cli.main(['vocab', '--out', str(tmp_path / 'o'), *args, *files]) == 2
+  assert message in capsys.readouterr().err
+  (tmp_path / 'empty.txt').write_text('\n \n')
+  assert cli.main(['vocab', '--out', str(tmp_path / 'o'), str(tmp_path / 'empty.txt')]) == 2
+  assert 'no text to train a vocabulary on' in capsys.readouterr().err
