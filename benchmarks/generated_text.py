@@ -6,7 +6,7 @@ Nothing is downloaded: the words are listed here. T5 ids: pad 0, eos 1, unk 2.
 import os
 import random
 
-from tasks import vocabularies
+from tasks import sentencepiece_training
 
 WORDS = (
   'a photo of the small big red blue dog cat bird car tree house boat river mountain flower '
@@ -27,6 +27,6 @@ def texts(n: int, seed: int, min_words: int = 3, max_words: int = 10) -> list[st
 def train_spm(directory: str, vocab_size: int = 400, n_texts: int = 3000) -> str:
   """A byte-fallback unigram model on `n_texts` generated texts; returns the .model path."""
   os.makedirs(directory, exist_ok=True)
-  return vocabularies.train_sentencepiece(
+  return sentencepiece_training.train_t5_sentencepiece(
     texts(n_texts, 0), os.path.join(directory, 'bench_spm'), vocab_size
   )

@@ -64,8 +64,7 @@ def check_model_file(path: str) -> None:
     raise UserError(
       f'{path}: a SentencePiece model with pad id {processor.pad_id()}, eos {processor.eos_id()}, '
       f'unk {processor.unk_id()}, bos {processor.bos_id()}; mlit (as T5) needs pad 0 and eos 1: '
-      'train it with pad_id=0 eos_id=1 unk_id=2 bos_id=-1 (tasks.vocabularies.train_sentencepiece '
-      'does)'
+      'train it with pad_id=0 eos_id=1 unk_id=2 bos_id=-1 (`mlit vocab` does)'
     )
 
 
@@ -91,29 +90,3 @@ def output_features(text_names, vocab, image: str = 'image') -> dict:
   elif image is not None:
     raise ValueError(f"image feature must be 'image', 'image_embedding' or None, got {image!r}")
   return features
-
-
-def train_sentencepiece(lines, model_prefix: str, vocab_size: int) -> str:
-  """A byte-fallback unigram SentencePiece model with T5's ids (pad 0, eos 1, unk 2, no bos) on
-  `lines`; writes `model_prefix`.model/.vocab and returns the .model path."""
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
-
-  corpus = model_prefix + '.corpus.txt'
-  with open(corpus, 'w', encoding='utf-8') as f:
-    f.write('\n'.join(lines) + '\n')
-  spm.SentencePieceTrainer.train(
-    input=corpus,
-    model_prefix=model_prefix,
-    vocab_size=vocab_size,
-    model_type='unigram',
-    byte_fallback=True,
-    character_coverage=1.0,
-    pad_id=0,
-    eos_id=1,
-    unk_id=2,
-    bos_id=-1,
-    hard_vocab_limit=False,
-    num_threads=1,
-    minloglevel=2,
-  )
-  return model_prefix + '.model'

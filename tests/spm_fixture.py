@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from tasks import vocabularies
+from tasks import sentencepiece_training
 
 _WORDS = (
   'sunset over the sea beach boat city street night dog cat bird tree '
@@ -28,7 +28,7 @@ def sample_sentences(n: int, seed: int = 0) -> list:
 def train_tiny_spm(directory: str, vocab_size: int = 400, sentences=None) -> str:
   """Trains a byte-fallback unigram model; returns the .model path."""
   os.makedirs(directory, exist_ok=True)
-  return vocabularies.train_sentencepiece(
+  return sentencepiece_training.train_t5_sentencepiece(
     sentences or sample_sentences(2000), os.path.join(directory, 'tiny_spm'), vocab_size
   )
 

@@ -3,7 +3,7 @@ loaded with AutoTokenizer as the model card does, gives mlit's ids (mlit.inferen
 SentencePiece ids cut to length - 1, EOS 1, PAD 0) on any text: characters the byte-fallback
 vocabulary lacks (CJK, Greek, emoji, combining marks), truncation, runs of whitespace, empty
 texts, special-token text. The tiny SentencePiece model is trained here as mlit trains its own
-(tasks.vocabularies.train_sentencepiece: unigram, byte fallback)."""
+(tasks.sentencepiece_training: unigram, byte fallback)."""
 
 import shutil
 

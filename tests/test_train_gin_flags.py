@@ -350,6 +350,6 @@ def test_a_vocabulary_with_sentencepieces_default_ids_is_one_line(tmp_path, spm_
   assert str(e.value).splitlines()[0] == (  # gin adds the configurable's name below
     f'{tmp_path}/defaults.model: a SentencePiece model with pad id -1, eos 2, unk 0, bos 1; mlit '
     '(as T5) needs pad 0 and eos 1: train it with pad_id=0 eos_id=1 unk_id=2 bos_id=-1 '
-    '(tasks.vocabularies.train_sentencepiece does)'
+    '(`mlit vocab` does)'
   )
   assert vocabularies.vocabulary(spm_model_path).vocab_size > 0

@@ -25,7 +25,7 @@ import os
 import sys
 
 from eval_multilingual import coverage, tables
-from tasks import file_io, language_mixture, vocabularies
+from tasks import file_io, language_mixture, sentencepiece_training, vocabularies
 from tasks.user_error import UserError
 
 MT5_TEMPERATURE = 1 / 0.3  # mT5's vocabulary: languages sampled with alpha = 0.3
@@ -93,8 +93,7 @@ def main(argv=None) -> int:
     file=sys.stderr,
     flush=True,
   )
-  model = vocabularies.train_sentencepiece(lines, args.out, args.vocab_size)
-  os.remove(args.out + '.corpus.txt')  # the drawn texts: OUT.json counts them
+  model = sentencepiece_training.train_t5_sentencepiece(lines, args.out, args.vocab_size)
   vocabularies.check_model_file(model)
 
   sp = coverage.load_sentencepiece(model)

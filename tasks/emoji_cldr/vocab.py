@@ -17,6 +17,7 @@ import time
 
 import sentencepiece as spm
 
+from tasks import sentencepiece_training
 from tasks.emoji_cldr import data as data_lib
 from tasks.emoji_cldr import pairs as pairs_lib
 
@@ -71,22 +72,13 @@ def train_vocab(
     raise ValueError(f'{data_dir}: no tuning texts to train a vocabulary on')
   texts = random.Random(0).sample(all_texts, max_texts) if len(all_texts) > max_texts else all_texts
   os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
-  spm.SentencePieceTrainer.train(
-    sentence_iterator=iter(texts),
-    model_prefix=out_prefix,
-    vocab_size=vocab_size,
-    model_type='unigram',
-    byte_fallback=True,
+  sentencepiece_training.train_t5_sentencepiece(
+    texts,
+    out_prefix,
+    vocab_size,
     character_coverage=character_coverage,
-    pad_id=0,
-    eos_id=1,
-    unk_id=2,
-    bos_id=-1,
-    hard_vocab_limit=False,
-    num_threads=num_threads,
     split_digits=True,
-    train_extremely_large_corpus=False,
-    minloglevel=2,
+    num_threads=num_threads,
   )
   sp = spm.SentencePieceProcessor(model_file=out_prefix + '.model')
   info = {
