@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import os
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -95,12 +96,28 @@ def expand_patterns(patterns) -> list[str]:
   return files
 
 
+# A local file's digest by (path, size, mtime): a run's start and an evaluation check the same
+# tower and vocabulary files more than once (their recorded sha256 against the file), each a
+# full read of up to hundreds of MB. Only files last modified over 2 s before they were hashed
+# are kept: a file rewritten within the filesystem's timestamp granularity keeps its mtime.
+_SHA256_OF: dict[tuple[str, int, int], str] = {}
+
+
 def file_sha256(path: str) -> str:
-  """SHA-256 hex digest of a file's bytes (local or gfile), read in 1 MiB blocks."""
+  """SHA-256 hex digest of a file's bytes (local or gfile), read in 1 MiB blocks; a local file
+  unchanged since it was last hashed in this process (same size and mtime) is not read again."""
+  key = None
+  if not is_remote(path):
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key in _SHA256_OF:
+      return _SHA256_OF[key]
   digest = hashlib.sha256()
   with _open_raw(path) as f:
     for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
+  if key is not None and time.time() - key[2] / 1e9 > 2:
+    _SHA256_OF[key] = digest.hexdigest()
   return digest.hexdigest()
 
 

@@ -43,8 +43,11 @@ def check_same_tower(manifests: Sequence[dict], directories: Sequence[str]) -> d
   return manifests[0]['tower']
 
 
-def embedding_source(directories: Sequence[str]) -> seqio.TFExampleDataSource:
-  manifests = [read_manifest(d) for d in directories]
+def embedding_source(
+  directories: Sequence[str], manifests: Optional[Sequence[dict]] = None
+) -> seqio.TFExampleDataSource:
+  """The embeddings' source; `manifests`: the directories' manifests, when the caller read them."""
+  manifests = manifests or [read_manifest(d) for d in directories]
   check_same_tower(manifests, directories)
   incomplete = [d for d, m in zip(directories, manifests) if not m.get('complete')]
   if incomplete:
@@ -73,9 +76,9 @@ def register_precomputed(
   language: Optional[str] = None,
 ) -> list:
   """A YFCC-style (mode as in tasks.yfcc) or single-'text' task over embeddings."""
-  source = embedding_source(list(embedding_dirs))
   manifests = [read_manifest(d) for d in embedding_dirs]
-  _TOWERS[name] = check_same_tower(manifests, embedding_dirs)
+  source = embedding_source(list(embedding_dirs), manifests)
+  _TOWERS[name] = manifests[0]['tower']  # the same in all: embedding_source checked
   texts = set.intersection(*(set(m['string_features']) for m in manifests))
   if mode != 'text' and not set(signals.SIGNALS) <= texts:
     raise UserError(

@@ -123,10 +123,10 @@ def _check_vocabulary(model: two_tower.TwoTower, task_name: str, text_features) 
         'tasks.vocabularies.vocabulary.path)'
       ) from e
     if size > rows:
-      need = -(-vocab.vocab_size // 128) * 128
+      need = -(-size // 128) * 128
       where = getattr(vocab, 'sentencepiece_model_file', '') or type(vocab).__name__
       raise UserError(
-        f"{task_name} feature '{name}': its vocabulary ({where}) has {vocab.vocab_size} ids but "
+        f"{task_name} feature '{name}': its vocabulary ({where}) has {size} ids but "
         f'the text tower embeds {rows} (text_tower.T5Config.vocab_size); set '
         f'--gin.text_tower.T5Config.vocab_size={need}'
       )
