@@ -8,6 +8,7 @@ written by `count_languages` over a task's source.
 
 import collections
 import json
+import random
 
 import tensorflow as tf
 
@@ -29,8 +30,6 @@ def temperature_sample(texts: dict, total: int, temperature: float, seed: int = 
   language's share from temperature_rates of its text count. A language whose share exceeds its
   texts gives each of them that many times over (whole repeats, then a sample of the rest), as
   up-sampling a mixture repeats its examples. Deterministic for a seed."""
-  import random  # pylint: disable=g-import-not-at-top
-
   counts = {lang: len(t) for lang, t in texts.items()}
   rates = temperature_rates(counts, temperature)
   total = min(total, sum(counts.values()))

@@ -7,6 +7,7 @@ model without either. Any local or gfile SentencePiece .model works.
 """
 
 import os
+import time
 
 import seqio
 import tensorflow as tf
@@ -25,8 +26,16 @@ def vocabulary(path: str | None = None, extra_ids: int = 0) -> seqio.SentencePie
   pipeline)."""
   path = path or model_vocabulary_file() or MT5_VOCABULARY
   if '://' not in path:
-    check_model_file(path)
+    st = os.stat(path) if os.path.isfile(path) else None
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
+    if key not in _CHECKED:  # every task registers with it: YFCC's per-language tasks are 100+
+      check_model_file(path)
+      if key and time.time() - st.st_mtime > 2:  # as file_io.file_sha256's memo
+        _CHECKED.add(key)
   return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
+
+
+_CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files check_model_file passed
 
 
 def model_vocabulary_file() -> str | None:
