@@ -125,6 +125,16 @@ def _recall(text_emb, image_emb, ks=(1, 5, 10)):
   return out
 
 
+def _eval_from(directory, argv):
+  """`mlit eval ARGV` run from `directory`."""
+  cwd = os.getcwd()
+  os.chdir(directory)
+  try:
+    assert run.main(argv) == 0
+  finally:
+    os.chdir(cwd)
+
+
 def test_readme_wit_command_on_a_run_tuned_on_precomputed_embeddings(run_dir, tmp_path, caplog):
   """The command as the README prints it, on a Lu run like the demo's (no image tower in the
   checkpoint): the locked tower and text length come from the run's mlit_model.json, an
@@ -155,12 +165,8 @@ def test_readme_wit_command_on_a_run_tuned_on_precomputed_embeddings(run_dir, tm
     f'--gin.WIT_IMAGES="{images}"',
     f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
   ]
-  cwd = os.getcwd()
-  os.chdir(tmp_path)  # not the run's working directory: its config names the tower relatively
-  try:
-    assert run.main(argv) == 0
-  finally:
-    os.chdir(cwd)
+  # Not the run's working directory: its config names the tower relatively.
+  _eval_from(tmp_path, argv)
   results = json.loads((out / 'results.json').read_text())
   meta = results['meta']['de']['wit/retrieval']
   assert meta['n_examples'] == meta['n_images'] == len(COLOURS)
@@ -199,12 +205,7 @@ def test_own_pairs_with_eval_captions_gin_beside_webdataset_sidecars(run_dir, tm
     '--gin.CAPTIONS_NAME="mine"',
     f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
   ]
-  cwd = os.getcwd()
-  os.chdir(tmp_path)
-  try:
-    assert run.main(argv) == 0
-  finally:
-    os.chdir(cwd)
+  _eval_from(tmp_path, argv)
   results = json.loads((out / 'results.json').read_text())
   assert results['languages']['de'] == {'mine/retrieval': want}
   assert results['meta']['de']['mine/retrieval']['n_images'] == len(COLOURS)

@@ -204,18 +204,23 @@ train.train.log_period = 1
 """
 
 
-@pytest.mark.slow
-def test_train_and_precompute_on_ingested_shards(ingested, spm_model_path, tmp_path):  # noqa: F811
-  pattern = f'{ingested}/shards-*.tfrecord'
-  gin_path = tmp_path / 'ingested.gin'
-  gin_path.write_text(_GIN.format(spm=spm_model_path, pattern=pattern, vit=VIT))
-  model_dir = tmp_path / 'run'
+def _train_in_process(gin_path, model_dir):
+  """`mlit train --gin_file=gin_path` in this process; gin left clear for the next test."""
   args = [f'--gin_search_paths={ROOT}/gin', f'--gin_file={gin_path}']
   try:
     assert train.main([*args, f'--gin.MODEL_DIR="{model_dir}"']) == 0
   finally:
     gin.clear_config()
     gin.config._set_config_is_locked(False)  # pylint: disable=protected-access
+  return model_dir
+
+
+@pytest.mark.slow
+def test_train_and_precompute_on_ingested_shards(ingested, spm_model_path, tmp_path):  # noqa: F811
+  pattern = f'{ingested}/shards-*.tfrecord'
+  gin_path = tmp_path / 'ingested.gin'
+  gin_path.write_text(_GIN.format(spm=spm_model_path, pattern=pattern, vit=VIT))
+  model_dir = _train_in_process(gin_path, tmp_path / 'run')
   with open(model_dir / 'metrics.jsonl') as f:
     records = [json.loads(line) for line in f]
   assert records[-1]['step'] == 2 and all(np.isfinite(r['loss']) for r in records)
@@ -366,13 +371,7 @@ def test_a_run_on_precomputed_embeddings_records_the_tower_that_made_them(
   gin.clear_config()
   gin_path = tmp_path / 'train.gin'
   gin_path.write_text(_PRECOMPUTED_GIN.format(spm=spm_model_path, emb=emb))
-  model_dir = tmp_path / 'run'
-  args = [f'--gin_search_paths={ROOT}/gin', f'--gin_file={gin_path}']
-  try:
-    assert train.main([*args, f'--gin.MODEL_DIR="{model_dir}"']) == 0
-  finally:
-    gin.clear_config()
-    gin.config._set_config_is_locked(False)  # pylint: disable=protected-access
+  model_dir = _train_in_process(gin_path, tmp_path / 'run')
   image = json.loads((model_dir / 'mlit_model.json').read_text())['image']
   assert image['route'] == 'locked' and image['kind'] == 'vit' and image['size'] == 16
   assert image['checkpoint']['path'] == tower
