@@ -6,6 +6,7 @@ mc4 or T5's cc_all model), unless `tasks.vocabularies.vocabulary.path` names ano
 model without either. Any local or gfile SentencePiece .model works.
 """
 
+import logging
 import os
 import time
 
@@ -24,7 +25,17 @@ def vocabulary(path: str | None = None, extra_ids: int = 0) -> seqio.SentencePie
   """The SentencePiece vocabulary at `path`, by default the model's (module doc); a local path is
   checked here (seqio loads lazily, so a wrong file would otherwise fail deep inside a tf.data
   pipeline)."""
-  path = path or model_vocabulary_file() or MT5_VOCABULARY
+  model_file = model_vocabulary_file()
+  if path and model_file and path != model_file and (path, model_file) not in _WARNED:
+    _WARNED.add((path, model_file))  # once per process, not per registered task
+    logging.warning(
+      "the tasks tokenize with %s (tasks.vocabularies.vocabulary.path), not with VOCABULARY's "
+      '%s, which training does not read; the run records %s for evaluation and inference',
+      path,
+      model_file,
+      path,
+    )
+  path = path or model_file or MT5_VOCABULARY
   if '://' not in path:
     st = os.stat(path) if os.path.isfile(path) else None
     key = (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
@@ -36,6 +47,7 @@ def vocabulary(path: str | None = None, extra_ids: int = 0) -> seqio.SentencePie
 
 
 _CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files check_model_file passed
+_WARNED: set[tuple[str, str]] = set()  # (tasks' path, VOCABULARY's file) pairs warned about
 
 
 def model_vocabulary_file() -> str | None:

@@ -1,5 +1,6 @@
 """T5X-style gin command line: rewriting, search paths, clear errors."""
 
+import logging
 import os
 import pathlib
 import re
@@ -306,7 +307,7 @@ def test_eval_of_a_config_whose_vocabulary_the_model_cannot_use_is_one_line(
   assert err.count('\n') == 1
 
 
-def test_the_tasks_tokenize_with_the_models_vocabulary(spm_model_path):  # noqa: F811
+def test_the_tasks_tokenize_with_the_models_vocabulary(spm_model_path, caplog):  # noqa: F811
   """Binding VOCABULARY's file (T5X's seqio.SentencePieceVocabulary.sentencepiece_model_file)
   changed what the evaluation read but not what the tasks tokenized with: they read mT5's mc4
   model unless tasks.vocabularies.vocabulary.path was bound, even under T5's model gin. They
@@ -323,7 +324,13 @@ def test_the_tasks_tokenize_with_the_models_vocabulary(spm_model_path):  # noqa:
   mine = f"seqio.SentencePieceVocabulary.sentencepiece_model_file = '{spm_model_path}'"
   assert tasks_vocab(['models/mt5/small.gin'], [mine]) == spm_model_path
   tasks_own = "tasks.vocabularies.vocabulary.path = 'gs://b/tasks.model'"
-  assert tasks_vocab(['models/mt5/small.gin'], [mine, tasks_own]) == 'gs://b/tasks.model'
+  with caplog.at_level(logging.WARNING):
+    assert tasks_vocab(['models/mt5/small.gin'], [mine, tasks_own]) == 'gs://b/tasks.model'
+  assert [r.getMessage() for r in caplog.records] == [  # VOCABULARY's file is not read: said
+    'the tasks tokenize with gs://b/tasks.model (tasks.vocabularies.vocabulary.path), not with '
+    f"VOCABULARY's {spm_model_path}, which training does not read; the run records "
+    'gs://b/tasks.model for evaluation and inference'
+  ]
   gin.clear_config()
   assert vocabularies.vocabulary().sentencepiece_model_file == vocabularies.MT5_VOCABULARY
 
