@@ -12,6 +12,8 @@ import tensorflow as tf
 from absl import flags
 from seqio.scripts import cache_tasks_main
 
+from tasks import beam_pipeline
+
 
 def cache(
   task_names: Sequence[str],
@@ -26,7 +28,7 @@ def cache(
   tf.io.gfile.makedirs(output_cache_dir)
   seqio.add_global_cache_dirs([output_cache_dir])
   options = beam.options.pipeline_options.PipelineOptions(list(pipeline_options))
-  with beam.Pipeline(options=options) as pipeline:
+  with beam_pipeline.new_pipeline(options) as pipeline:
     out = cache_tasks_main.run_pipeline(
       pipeline,
       list(task_names),

@@ -245,15 +245,16 @@ def test_job_resumes_after_sigkill(tmp_path):
 
 @pytest.mark.slow
 def test_beam_pipeline_matches_single_machine_job(tmp_path):
-  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from apache_beam.options import pipeline_options  # pylint: disable=import-outside-toplevel
 
   from mlit.translation import backtranslate_beam  # pylint: disable=import-outside-toplevel
+  from tasks import beam_pipeline  # pylint: disable=import-outside-toplevel
 
   _write_tsv(tmp_path / 'in.tsv', CAPTIONS, [b'broken row without tab\n', *_REPEATED_IDS])
   script = tmp_path / 'fake_translator.py'
   script.write_text(FAKE_TRANSLATOR)
   spec = f'command:{sys.executable} {script} {{source}} {{target}} 0'
-  with beam.Pipeline(runner='DirectRunner') as pipeline:
+  with beam_pipeline.new_pipeline(pipeline_options.PipelineOptions([])) as pipeline:
     backtranslate_beam.build_pipeline(
       pipeline,
       str(tmp_path / 'in.tsv'),

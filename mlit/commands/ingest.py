@@ -24,14 +24,13 @@ import json
 import sys
 import time
 
-import apache_beam as beam
 import tensorflow as tf
 from apache_beam.metrics import metric
 from apache_beam.options import pipeline_options
 
 from mlit.ingest import pipeline as ingest_pipeline
 from mlit.ingest import shards as shard_io
-from tasks import data_stats, file_io
+from tasks import beam_pipeline, data_stats, file_io
 from tasks.user_error import UserError
 
 
@@ -153,7 +152,7 @@ def ingest(
   )
   start = time.time()
   if cfg.todo or not tf.io.gfile.exists(manifest_path):
-    p = beam.Pipeline(options=pipeline_options.PipelineOptions(list(beam_args)))
+    p = beam_pipeline.new_pipeline(pipeline_options.PipelineOptions(list(beam_args)))
     ingest_pipeline.build_pipeline(p, cfg, image_files, metadata_files)
     result = p.run()
     result.wait_until_finish()

@@ -20,6 +20,7 @@ from apache_beam.options import pipeline_options
 from mlit.translation import backends as translation_backends
 from mlit.translation import backtranslate_job as single_machine
 from mlit.translation import backtranslation as backtranslation_core
+from tasks import beam_pipeline
 
 _REJECTED = 'rejected'
 _FAILURES = 'failures'
@@ -184,7 +185,7 @@ def main(argv=None):
   args = parser.parse_args(own_args)
   pivots = single_machine.parse_pivots(args)
   options = pipeline_options.PipelineOptions(beam_args)
-  pipeline = beam.Pipeline(options=options)
+  pipeline = beam_pipeline.new_pipeline(options)
   build_pipeline(
     pipeline,
     args.input,
