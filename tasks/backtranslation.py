@@ -6,7 +6,10 @@ Randomness comes from seqio's per-example stateless seeds, so the output is a fu
 
 Candidates come from `mlit backtranslate` output directories. They are looked up by
 `<example id>/<feature>` first (for multi-signal corpora, run the job with such ids), then by
-`<example id>`. Enable with gin/augment/backtranslation.gin, which binds the candidates directory
+`<example id>`, and used only when the text the job translated is the example's text (up to case
+and whitespace): round trips of another text under the same id (a job run on other texts) would
+pair the image with a caption of something else, so they are counted and warned about instead.
+Enable with gin/augment/backtranslation.gin, which binds the candidates directory
 and p; tasks put `backtranslation.maybe_backtranslate` in their preprocessor list before tokenizing.
 """
 
@@ -22,15 +25,27 @@ import tensorflow as tf
 import gin
 from tasks.user_error import UserError
 
-# Joins a text's candidates in one lookup-table value; a unit separator never occurs in captions.
+# Joins a text's candidates in one lookup-table value, after the text they were translated from;
+# unit and record separators never occur in captions.
 _SEPARATOR = '\x1f'
+_SOURCE_SEPARATOR = '\x1e'
 FIRED_FEATURE = 'bt_fired'
 TEXTS_FEATURE = 'bt_texts'
-CANDIDATES_FEATURE = 'bt_candidates'  # counted by tasks.data_stats, never seen by the model
+# Counted by tasks.data_stats, never seen by the model: texts with round trips of their own text,
+# and texts whose id has round trips of another text.
+CANDIDATES_FEATURE = 'bt_candidates'
+OTHER_TEXT_FEATURE = 'bt_other_text'
+COUNTED_FEATURES = (FIRED_FEATURE, TEXTS_FEATURE, CANDIDATES_FEATURE, OTHER_TEXT_FEATURE)
 
 
-def load_candidates(directory: str) -> dict[str, list[str]]:
-  """{id: [kept candidate texts]} from the candidates-*.jsonl shards of a backtranslation job."""
+class Record(NamedTuple):
+  text: str  # the text the job translated
+  kept: list[str]  # its round trips with verdict "kept"
+
+
+def load_candidates(directory: str) -> dict[str, Record]:
+  """{id: Record} of the ids with a kept round trip, from the candidates-*.jsonl shards of a
+  backtranslation job."""
   paths = sorted(glob.glob(os.path.join(directory, 'candidates-*.jsonl')))
   if not paths:
     raise FileNotFoundError(f'no candidates-*.jsonl in {directory}: run `mlit backtranslate` first')
@@ -40,38 +55,65 @@ def load_candidates(directory: str) -> dict[str, list[str]]:
       for line_no, line in enumerate(f, start=1):
         try:
           record = json.loads(line)
-          kept = [c['text'] for c in record['candidates'] if c['verdict'] == 'kept']
-          key = str(record['id'])
+          kept = [str(c['text']) for c in record['candidates'] if c['verdict'] == 'kept']
+          key, text = str(record['id']), str(record['text'])
         except (ValueError, KeyError, TypeError) as e:
-          raise ValueError(f'{path}:{line_no}: not a backtranslation record ({e})') from e
+          raise UserError(
+            f'{path}:{line_no}: not a backtranslation record ({e}); the same `mlit backtranslate` '
+            'command rewrites a damaged shard once the file is removed'
+          ) from e
         if kept:
-          table[key] = [k.replace(_SEPARATOR, ' ') for k in kept]
+          table[key] = Record(text, kept)
   return table
 
 
 class _Candidates(NamedTuple):
-  table: tf.lookup.StaticHashTable  # id -> the id's kept round trips, joined by _SEPARATOR
+  # id -> the text translated, _SOURCE_SEPARATOR, the id's kept round trips joined by _SEPARATOR
+  table: tf.lookup.StaticHashTable
   texts: int  # ids with at least one kept round trip
   round_trips: int
+
+
+def _clean(text: str) -> str:
+  return text.replace(_SEPARATOR, ' ').replace(_SOURCE_SEPARATOR, ' ')
 
 
 @functools.lru_cache(maxsize=4)
 def _candidates(directory: str) -> _Candidates:
   candidates = load_candidates(directory)  # the table keeps them; the dict goes
   keys = list(candidates) or ['']
-  values = [_SEPARATOR.join(candidates[k]) for k in candidates] or ['']
+  values = [
+    _clean(r.text) + _SOURCE_SEPARATOR + _SEPARATOR.join(_clean(k) for k in r.kept)
+    for r in candidates.values()
+  ] or ['']
   table = tf.lookup.StaticHashTable(
     tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default_value=''
   )
-  return _Candidates(table, len(candidates), sum(len(c) for c in candidates.values()))
+  return _Candidates(table, len(candidates), sum(len(r.kept) for r in candidates.values()))
 
 
 def describe(directory: str, probability: float) -> str:
-  """One line for the run's log: p, and how many texts of the directory have a kept round trip."""
+  """The run's log line(s): p, how many texts of the directory have a kept round trip, and a
+  warning when the job that wrote it has not finished (no summary.json yet)."""
   c = _candidates(directory)
-  return (
+  line = (
     f'backtranslation: p = {probability:g}; {c.texts:,} texts with {c.round_trips:,} kept round '
     f'trips in {directory}'
+  )
+  if not tf.io.gfile.exists(os.path.join(directory, 'summary.json')):
+    shards = len(glob.glob(os.path.join(directory, 'candidates-*.jsonl')))
+    line += (
+      f'\nwarning: {directory} has no summary.json: the `mlit backtranslate` job writing it has '
+      f'not finished ({shards} candidates files so far); texts of its missing shards are not '
+      'replaced until the same command completes it'
+    )
+  return line
+
+
+def _normalised(text):
+  """A text up to case and runs of whitespace (a TSV's tabs and newlines became spaces)."""
+  return tf.strings.lower(
+    tf.strings.strip(tf.strings.regex_replace(text, r'\s+', ' ')), encoding='utf-8'
   )
 
 
@@ -87,11 +129,27 @@ def substitute(text, candidates_joined, seed, probability):
   return chosen, fired
 
 
+def _checked_probability(probability) -> float:
+  """The substitution probability, or one line naming the binding when it is not one."""
+  if isinstance(probability, bool) or not isinstance(probability, (int, float)):
+    raise UserError(
+      f'maybe_backtranslate.probability (BT_PROBABILITY) = {probability!r}: a number in [0, 1], '
+      'e.g. --gin.BT_PROBABILITY=0.1'
+    )
+  if not 0.0 <= probability <= 1.0:  # NaN included
+    raise UserError(
+      f'maybe_backtranslate.probability (BT_PROBABILITY) = {probability!r} is not in [0, 1] '
+      '(0 turns backtranslation off)'
+    )
+  return float(probability)
+
+
 def settings() -> tuple[str, float] | None:
   """(candidates directory, probability) when gin turns backtranslation on
   (gin/augment/backtranslation.gin binds them), else None."""
   bindings = gin.get_bindings(maybe_backtranslate)
-  directory, probability = bindings.get('candidates_dir'), float(bindings.get('probability', 0.0))
+  directory = bindings.get('candidates_dir')
+  probability = _checked_probability(bindings.get('probability', 0.0))
   return (directory, probability) if directory and probability > 0.0 else None
 
 
@@ -104,17 +162,29 @@ def requested() -> bool:
 _COVERAGE_CHECK_TEXTS = 1000
 
 
-def coverage_warning(counts: dict, directory: str | None) -> str | None:
-  """A warning when the texts read so far (tasks.data_stats.backtranslation_counts) had no
-  candidate at all: the ids of the candidates then match none of the task's example ids.
+def coverage_warning(counts: dict, directory: str | None, final: bool = False) -> str | None:
+  """A warning, once the run has read enough texts (or at its end, `final`), when the texts so far
+  (tasks.data_stats.backtranslation_counts) had no candidate at all (the candidates' ids then
+  match none of the task's example ids) or some ids had round trips of another text.
   `directory` is None when a task binds it itself rather than through gin."""
-  if counts['texts'] < _COVERAGE_CHECK_TEXTS or counts['with_candidates']:
+  if not counts['texts'] or (counts['texts'] < _COVERAGE_CHECK_TEXTS and not final):
     return None
   where = directory or 'its candidates directory'
+  first = f'the first {counts["texts"]:,} texts'
+  if counts.get('other_text'):
+    return (
+      f'warning: backtranslation: {counts["other_text"]:,} of {first} have round trips in '
+      f'{where} under their id that were translated from another text (the job ran on other '
+      "texts than the task's): those texts are not replaced; run `mlit backtranslate` on the "
+      "task's own texts"
+    )
+  if counts['with_candidates']:
+    return None
   return (
-    f'warning: backtranslation is on, but none of the first {counts["texts"]:,} texts has a kept '
-    f"round trip in {where}: the candidates' ids must be the task's example ids (for "
-    'emoji_cldr, `python -m tasks.emoji_cldr texts` writes them); no text is being replaced'
+    f'warning: backtranslation is on, but none of {first} has a kept round trip in {where}: the '
+    "candidates' ids must be the task's example ids (an image shard's sample key, or its URL's "
+    "sha1 with shard_key='url'; YFCC's photo id; for emoji_cldr `python -m tasks.emoji_cldr "
+    'texts` writes them); no text is being replaced'
   )
 
 
@@ -142,13 +212,12 @@ def maybe_backtranslate(
   """Substitutes backtranslations with `probability`; a no-op unless gin sets candidates_dir.
 
   Adds int32 features `bt_fired` (how many text features of the example were substituted),
-  `bt_texts` (how many were considered) and `bt_candidates` (how many had a kept round trip), so
-  the trainer can log the substitution rate and tell when the candidates' ids match no text.
+  `bt_texts` (how many were considered), `bt_candidates` (how many had a kept round trip of their
+  own text) and `bt_other_text` (how many had round trips of another text under their id), so the
+  trainer can log the substitution rate and tell when the candidates do not fit the texts.
   """
-  if not candidates_dir or probability <= 0.0:
+  if not candidates_dir or _checked_probability(probability) == 0.0:
     return dataset
-  if not 0.0 <= probability <= 1.0:
-    raise ValueError(f'maybe_backtranslate.probability must be in [0, 1], got {probability}')
   table = _candidates(candidates_dir).table
   features = tuple(text_features)
 
@@ -170,15 +239,22 @@ def maybe_backtranslate(
     )
     fired_count = tf.constant(0, tf.int32)
     with_candidates = tf.constant(0, tf.int32)
+    other_text = tf.constant(0, tf.int32)
     for i, feature in enumerate(features):
       by_feature = table.lookup(tf.strings.join([example_id, '/', feature]))
-      joined = tf.where(tf.strings.length(by_feature) > 0, by_feature, table.lookup(example_id))
+      value = tf.where(tf.strings.length(by_feature) > 0, by_feature, table.lookup(example_id))
+      found = tf.strings.length(value) > 0
+      parts = tf.strings.split(value, _SOURCE_SEPARATOR, maxsplit=1)  # [''] when none was found
+      own = tf.logical_and(found, tf.equal(_normalised(parts[0]), _normalised(example[feature])))
+      joined = tf.where(own, parts[-1], '')
       feature_seed = tf.cast(seeds[i], tf.int32) + tf.constant([seed, 0], tf.int32)
       example[feature], fired = substitute(example[feature], joined, feature_seed, probability)
       fired_count += tf.cast(fired, tf.int32)
-      with_candidates += tf.cast(tf.strings.length(joined) > 0, tf.int32)
+      with_candidates += tf.cast(own, tf.int32)
+      other_text += tf.cast(tf.logical_and(found, tf.logical_not(own)), tf.int32)
     example[FIRED_FEATURE] = fired_count
     example[CANDIDATES_FEATURE] = with_candidates
+    example[OTHER_TEXT_FEATURE] = other_text
     example[TEXTS_FEATURE] = tf.constant(len(features), tf.int32)
     return example
 

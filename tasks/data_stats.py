@@ -14,9 +14,11 @@ the run directory's data_stats.json, mlit.run_layout). Its fields:
                 run counts the steps before its restart too), not what the input read ahead.
   texts         {feature: {n_texts, n_truncated, truncated_share}}: the texts of the batches
                 this process trained on since it started, and how many were cut to the length.
-  backtranslation  {texts, with_candidates, replaced, candidates_share, replaced_share}: of the
-                texts backtranslation considered in those batches, how many had a kept round trip
-                and how many it replaced (absent when backtranslation is off).
+  backtranslation  {texts, with_candidates, other_text, replaced, candidates_share,
+                replaced_share}: of the texts backtranslation considered in those batches, how
+                many had a kept round trip of their own text, how many had round trips of another
+                text under their id (not used), and how many it replaced (absent when
+                backtranslation is off).
   skipped_rows, kept_rows  every read of a row: each epoch and the input's read-ahead count
                 again, so these grow past the corpus; the corpus figures are in `corpus`.
 """
@@ -42,11 +44,12 @@ _truncated = collections.Counter()  # feature -> texts longer than the length
 # Examples per value of the tasks' 'language' feature in the batches trained on.
 _languages = collections.Counter()
 LANGUAGE_KEY = 'language'
-# Sums of tasks.backtranslation's per-example counts: texts, with_candidates, replaced.
+# Sums of tasks.backtranslation's per-example counts: texts, with_candidates, other_text, replaced.
 _backtranslation = collections.Counter()
 _BACKTRANSLATION_FEATURES = {
   backtranslation.TEXTS_FEATURE: 'texts',
   backtranslation.CANDIDATES_FEATURE: 'with_candidates',
+  backtranslation.OTHER_TEXT_FEATURE: 'other_text',
   backtranslation.FIRED_FEATURE: 'replaced',
 }
 _examples_logged = collections.Counter()  # reason -> how many were logged
@@ -210,6 +213,36 @@ def snapshot() -> dict:
       'languages': dict(_languages),
       **({'backtranslation': _backtranslation_shares()} if _backtranslation['texts'] else {}),
     }
+
+
+# A run is told once when more than this share of a text feature's texts is cut to its length.
+_TRUNCATION_WARN_SHARE = 0.5
+_TRUNCATION_CHECK_TEXTS = 1000
+
+
+def truncation_warning(feature_lengths: dict, final: bool = False) -> str | None:
+  """A warning when most texts of a feature so far (at least 1,000 of them, or all of a run at its
+  end, `final`) were longer than the feature's length and cut to it."""
+  with _lock:
+    cut = [
+      (f, n, _truncated[f])
+      for f, n in sorted(_texts.items())
+      if n
+      and (n >= _TRUNCATION_CHECK_TEXTS or final)
+      and _truncated[f] > _TRUNCATION_WARN_SHARE * n
+    ]
+  if not cut:
+    return None
+  parts = '; '.join(
+    f"{100 * t / n:.0f}% of the first {n:,} '{f}' texts were longer than its "
+    f'{feature_lengths.get(f, "?")} tokens (EOS included) and were cut'
+    for f, n, t in cut
+  )
+  return (
+    f'warning: {parts}: the model sees only their beginnings. Raise TASK_FEATURE_LENGTHS (e.g. '
+    '--gin.TASK_FEATURE_LENGTHS="{\'text\': 32}"), or train the vocabulary on more text (one '
+    'trained on few texts splits words into many pieces)'
+  )
 
 
 def _backtranslation_shares() -> dict:

@@ -5,7 +5,7 @@ Task features -> model features:
     a text was truncated its last token is forced to EOS (id 1), the "sticky"
     EOS of contrastive text towers;
   'image' float32 [H, W, 3] or 'image_embedding' float32 [D] passes through;
-  optional scalar extras ('bt_fired', 'bt_texts', 'bt_candidates', 'language',
+  optional scalar extras ('bt_fired', 'bt_texts', 'bt_candidates', 'bt_other_text', 'language',
     'truncated/<feature>') pass through when present.
 LiT never packs examples (each example is one image-text pair), so pack=True
 is refused.
@@ -69,12 +69,7 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     use_custom_packing_ops: bool = False,
     apply_length_check: bool = True,
     bos_id: int = 0,
-    passthrough_keys: Sequence[str] = (
-      backtranslation.FIRED_FEATURE,
-      backtranslation.TEXTS_FEATURE,
-      backtranslation.CANDIDATES_FEATURE,
-      'language',
-    ),
+    passthrough_keys: Sequence[str] = (*backtranslation.COUNTED_FEATURES, 'language'),
     passthrough_prefixes: Sequence[str] = ('truncated/',),
     image_key: str | None = None,
   ):

@@ -395,6 +395,9 @@ def test_coverage_warning_with_and_without_a_gin_bound_directory():
   )
   assert backtranslation.coverage_warning({'texts': 1000, 'with_candidates': 1}, None) is None
   assert backtranslation.coverage_warning({'texts': 999, 'with_candidates': 0}, None) is None
+  # A run that ends before 1,000 texts is told at its last step.
+  few = {'texts': 320, 'with_candidates': 0}
+  assert 'none of the first 320 texts' in backtranslation.coverage_warning(few, 'bt/', final=True)
 
 
 def test_preprocessor_is_noop_without_candidates_and_checks_inputs(tmp_path):
@@ -406,8 +409,55 @@ def test_preprocessor_is_noop_without_candidates_and_checks_inputs(tmp_path):
   bad.mkdir()
   (bad / 'candidates-00000.jsonl').write_text('{not json\n')
   backtranslation._candidates.cache_clear()
-  with pytest.raises(ValueError, match='candidates-00000.jsonl:1'):
+  with pytest.raises(UserError, match='candidates-00000.jsonl:1: not a backtranslation record'):
     backtranslation.maybe_backtranslate(ds, candidates_dir=str(bad), probability=0.1)
+  # BT_PROBABILITY outside [0, 1] or not a number is one line naming it, before any candidate is
+  # read (a negative one turned backtranslation off without a word).
+  for p in (-0.1, 1.5, '0.5', float('nan'), True):
+    with pytest.raises(UserError, match=r'maybe_backtranslate.probability \(BT_PROBABILITY\)'):
+      backtranslation.maybe_backtranslate(ds, candidates_dir=str(bad), probability=p)
+
+
+def test_round_trips_of_another_text_under_the_id_are_counted_not_used(tmp_path):
+  """A job run on other texts under the same ids (a regenerated dataset reusing its keys): their
+  round trips would caption the image with something else, so they are not used, and counted.
+  Case and whitespace do not count as another text (a TSV turns tabs and newlines into spaces)."""
+  directory = _candidates_dir(tmp_path, 40, 2)
+  examples = {'example_id': [str(i) for i in range(40)], 'text': [f'orig {i}' for i in range(40)]}
+  examples['text'][:10] = [f'another caption {i}' for i in range(10)]
+  examples['text'][10:20] = [f'  ORIG\t{i}\n' for i in range(10, 20)]
+  import seqio  # pylint: disable=import-outside-toplevel
+
+  with seqio.map_seed_manager(0):
+    ds = backtranslation.maybe_backtranslate(
+      tf.data.Dataset.from_tensor_slices(examples), candidates_dir=directory, probability=1.0
+    )
+  out = list(ds.as_numpy_iterator())
+  assert [e['text'].decode() for e in out[:10]] == examples['text'][:10]
+  assert all(e['text'].decode().startswith('bt') for e in out[10:])
+  assert [int(e['bt_other_text']) for e in out] == [1] * 10 + [0] * 30
+  assert [int(e['bt_candidates']) for e in out] == [0] * 10 + [1] * 30
+  assert [int(e['bt_fired']) for e in out] == [0] * 10 + [1] * 30
+  counts = {'texts': 1280, 'with_candidates': 960, 'other_text': 320}
+  assert backtranslation.coverage_warning(counts, 'bt/') == (
+    'warning: backtranslation: 320 of the first 1,280 texts have round trips in bt/ under their '
+    "id that were translated from another text (the job ran on other texts than the task's): "
+    "those texts are not replaced; run `mlit backtranslate` on the task's own texts"
+  )
+
+
+def test_a_job_that_has_not_finished_is_said_at_the_start(tmp_path):
+  directory = _candidates_dir(tmp_path, 3, 1)
+  backtranslation._candidates.cache_clear()
+  lines = backtranslation.describe(directory, 0.1).splitlines()
+  assert lines[0] == f'backtranslation: p = 0.1; 3 texts with 3 kept round trips in {directory}'
+  assert lines[1] == (
+    f'warning: {directory} has no summary.json: the `mlit backtranslate` job writing it has not '
+    'finished (1 candidates files so far); texts of its missing shards are not replaced until the '
+    'same command completes it'
+  )
+  (tmp_path / 'cands' / 'summary.json').write_text('{}')
+  assert len(backtranslation.describe(directory, 0.1).splitlines()) == 1
 
 
 @apertium
@@ -428,6 +478,11 @@ def test_jsonl_rows_name_what_is_wrong():
   assert parse('[1, 2]') == 'bad_json: a list, not an object with id and text'
   assert parse('{"id": 1,').startswith('bad_json: ')
   assert parse('   ') is None
+  assert parse('{"id": "", "text": "a dog"}') == 'empty_id'
+  tsv = lambda line: backtranslate.parse_row(line.encode() + b'\n', is_jsonl=False)  # noqa: E731
+  assert tsv('id\ttext').startswith('header_row: ') and tsv('ID\tText ').startswith('header_row')
+  assert tsv('\ta dog') == 'empty_id' and tsv('7\t ') == 'empty_text'
+  assert tsv('id7\ta dog') == ('id7', 'a dog')
 
 
 def _cli_error(argv, capsys) -> str:

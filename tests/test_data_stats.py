@@ -30,3 +30,20 @@ def test_a_skipped_row_read_again_is_logged_once(caplog):
     assert data_stats.snapshot()['skipped_rows'] == {'not_a_photo': 4}
   finally:
     data_stats.reset()
+
+
+def test_truncation_warning_when_most_texts_are_cut():
+  data_stats.reset()
+  marks = lambda n, cut: {'truncated/text': [1] * cut + [0] * (n - cut)}  # noqa: E731
+  data_stats.count_batch(marks(600, 600))
+  # Under 1,000 texts only at the run's end; half cut is not "most".
+  assert data_stats.truncation_warning({'text': 8}) is None
+  assert data_stats.truncation_warning({'text': 8}, final=True).startswith(
+    "warning: 100% of the first 600 'text' texts were longer than its 8 tokens (EOS included) and "
+    'were cut: the model sees only their beginnings. Raise TASK_FEATURE_LENGTHS'
+  )
+  data_stats.count_batch(marks(400, 0))
+  assert "60% of the first 1,000 'text' texts" in data_stats.truncation_warning({'text': 8})
+  data_stats.count_batch(marks(200, 0))  # 600 of 1,200: half, not most
+  assert data_stats.truncation_warning({'text': 8}, final=True) is None
+  data_stats.reset()

@@ -463,13 +463,14 @@ def test_backtranslation_substitutes_emoji_tuning_texts(small, vocab_path, tmp_p
   out, _ = small
   tsv = str(tmp_path / 'en.tsv')
   n = texts_main.write_texts(out, 'en', tsv)
-  ids = [line.split('\t')[0] for line in open(tsv, encoding='utf-8')]
-  assert n == len(ids) > 0 and all(i.startswith('en/') for i in ids)
+  rows = [line.rstrip('\n').split('\t') for line in open(tsv, encoding='utf-8')]
+  assert n == len(rows) > 0 and all(i.startswith('en/') for i, _ in rows)
   bt_dir = tmp_path / 'bt'
   bt_dir.mkdir()
+  # The job's records carry the texts it translated: the `texts` command's are the tasks' own.
   records = [
-    {'id': i, 'text': 't', 'candidates': [{'pivot': 'es', 'text': 'zebra', 'verdict': 'kept'}]}
-    for i in ids
+    {'id': i, 'text': t, 'candidates': [{'pivot': 'es', 'text': 'zebra', 'verdict': 'kept'}]}
+    for i, t in rows
   ]
   (bt_dir / 'candidates-00000.jsonl').write_text('\n'.join(json.dumps(r) for r in records) + '\n')
   gin.bind_parameter('tasks.backtranslation.maybe_backtranslate.candidates_dir', str(bt_dir))

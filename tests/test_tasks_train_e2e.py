@@ -209,6 +209,10 @@ def test_yfcc_joint_command_line_writes_data_stats(data):
   # Texts of the batches trained on: 2 steps x 4; every description was cut.
   assert stats['texts']['description'] == {'n_texts': 8, 'n_truncated': 8, 'truncated_share': 1.0}
   assert stats['texts']['title']['n_truncated'] == 0
+  # And the run says so, once, at its end (fewer than 1,000 texts): the titles are not named.
+  out = proc.stdout + proc.stderr
+  assert out.count("warning: 100% of the first 8 'description' texts were longer than its") == 1
+  assert "'title' texts" not in out
 
 
 @pytest.mark.slow

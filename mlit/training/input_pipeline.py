@@ -131,9 +131,7 @@ def _task_examples(
   if isinstance(provider, seqio.Mixture):
     # A mixture keeps only its output features unless told otherwise.
     kwargs['passthrough_features'] = [
-      backtranslation.FIRED_FEATURE,
-      backtranslation.TEXTS_FEATURE,
-      backtranslation.CANDIDATES_FEATURE,
+      *backtranslation.COUNTED_FEATURES,
       data_stats.LANGUAGE_KEY,
       *(token_preprocessors.truncated_key(k) for k in lengths),
     ]
@@ -172,6 +170,7 @@ def _counted_only(key: str) -> bool:
   return key.startswith(_TRUNCATED) or key in (
     data_stats.LANGUAGE_KEY,
     backtranslation.CANDIDATES_FEATURE,
+    backtranslation.OTHER_TEXT_FEATURE,
   )
 
 

@@ -474,9 +474,10 @@ def train(
   log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
   pending = None  # metrics of the last step, checked one step late
   bt_warned = False  # the coverage warning is printed once
+  cut_warned = False  # and the truncation warning
 
   def check(step, metrics):
-    nonlocal bt_warned
+    nonlocal bt_warned, cut_warned
     metrics = jax.device_get(metrics)
     value = float(metrics['loss'])
     update = float(metrics['update_norm'])
@@ -499,10 +500,17 @@ def train(
         record.update(
           bt_replaced_share=bt['replaced_share'], bt_candidates_share=bt['candidates_share']
         )
-        warning = backtranslation.coverage_warning(bt, bt_settings and bt_settings[0])
+        warning = backtranslation.coverage_warning(
+          bt, bt_settings and bt_settings[0], final=step == train_steps
+        )
         if warning and not bt_warned:
           train_log.log(warning)
           bt_warned = True
+      if not cut_warned:
+        warning = data_stats.truncation_warning(task_feature_lengths, final=step == train_steps)
+        if warning:
+          train_log.log(warning)
+          cut_warned = True
       log.write(step, record)
 
   done = start_step  # steps whose update has been dispatched

@@ -3,7 +3,8 @@ r"""Offline backtranslation: every text to K pivot languages and back, scored, f
 example:
   mlit backtranslate --input captions.tsv --out bt/ --source en --pivots es,ca --backend apertium
 
-Input: a TSV of `id<TAB>text` (no header) or JSONL with "id" and "text" fields. Output in --out:
+Input: a TSV of `id<TAB>text` (no header needed; a row `id<TAB>text` is set aside as header_row) or
+JSONL with "id" and "text" fields; rows without an id or a text are set aside too. Output in --out:
   candidates-NNNNN.jsonl  one record per text: {id, text, candidates: [{pivot, pivot_text, text, chrf, bleu,
                           verdict}]}
   failures-NNNNN.jsonl    translator batches of that shard that failed after retries (ids, pivot, error)
@@ -54,6 +55,10 @@ def parse_row(raw: bytes, is_jsonl: bool):
     if len(fields) != 2:
       return f'expected 2 tab-separated columns, got {len(fields)}'
     example_id, text = fields
+    if [f.strip().lower() for f in fields] == ['id', 'text']:
+      return 'header_row: column names, not an id and its text (no header is needed)'
+  if not example_id.strip():
+    return 'empty_id'
   if not text.strip():
     return 'empty_text'
   return example_id, text
