@@ -126,6 +126,32 @@ def _check() -> dict:
   return out
 
 
+def test_a_num_partitions_that_does_not_divide_the_heads_is_one_line():
+  """6 heads over 4 model devices: one line naming the gin key and the dimension, before any
+  placement or restore (XLA's IndivisibleError was a traceback; on resume it read as a model
+  change)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from flax import linen as nn  # pylint: disable=g-import-not-at-top
+
+  from mlit.training import partitioning  # pylint: disable=g-import-not-at-top
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  leaf = lambda shape, names: nn.Partitioned(jax.ShapeDtypeStruct(shape, np.float32), names)  # noqa: E731
+  params = {
+    'relpos_bias': leaf((32, 6), ('relpos_buckets', 'heads')),
+    'query': leaf((48, 48), ('embed', 'joined_kv')),
+    'scale': jax.ShapeDtypeStruct((48,), np.float32),
+  }
+  partitioning.check_divisible(params, jax.sharding.AbstractMesh((4, 2), ('data', 'model')))
+  with pytest.raises(UserError) as e:
+    partitioning.check_divisible(params, jax.sharding.AbstractMesh((2, 4), ('data', 'model')))
+  assert str(e.value) == (
+    "train.train.num_partitions = 4 does not divide the model's heads (6): 1 parameter "
+    "dimension, e.g. relpos_bias's heads dimension of 6; choose a num_partitions that divides "
+    "them (and the devices' count), or 1"
+  )
+
+
 @pytest.mark.slow
 def test_mesh_matches_single_device():
   env = dict(os.environ)

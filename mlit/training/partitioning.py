@@ -88,6 +88,35 @@ def param_shardings(boxed_params: Any, mesh: Mesh, rules: Rules = LOGICAL_AXIS_R
   return nn.logical_to_mesh_sharding(specs, mesh, list(rules))
 
 
+def check_divisible(boxed_params: Any, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> None:
+  """One line naming the parameters whose dimensions the mesh cannot split evenly (e.g. 6 heads
+  over num_partitions 4), before anything is placed or restored: XLA's own error is a traceback."""
+  mesh_axis = dict(axis_rules(rules))
+  specs = jax.tree_util.tree_leaves_with_path(logical_specs(boxed_params), is_leaf=_is_spec)
+  shapes = jax.tree_util.tree_leaves(nn.unbox(boxed_params))
+  bad = []
+  for (path, spec), leaf in zip(specs, shapes):
+    for size, name in zip(np.shape(leaf), tuple(spec)):
+      axis = mesh_axis.get(name) if isinstance(name, str) else None
+      if axis and size % mesh.shape[axis]:
+        bad.append((name, size, axis, jax.tree_util.keystr(path, simple=True, separator='/')))
+  if not bad:
+    return
+  name, size, axis, where = bad[0]
+  sizes = sorted({(n, s) for n, s, a, _ in bad if a == axis})
+  dims = ', '.join(f'{n} ({s})' for n, s in sizes)
+  count = f'{len(bad)} parameter dimension' + ('s' if len(bad) > 1 else '')
+  raise UserError(
+    f"train.train.num_partitions = {mesh.shape[axis]} does not divide the model's {dims}: "
+    f"{count}, e.g. {where}'s {name} dimension of {size}; choose a num_partitions that divides "
+    "them (and the devices' count), or 1"
+  )
+
+
+def _is_spec(x) -> bool:
+  return isinstance(x, P)
+
+
 def batch_sharding(mesh: Mesh, ndim: int = 1) -> NamedSharding:
   """Leading (batch) dimension over 'data', the rest replicated."""
   return NamedSharding(mesh, P('data', *([None] * (ndim - 1))))

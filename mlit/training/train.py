@@ -374,6 +374,7 @@ def train(
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
 
   abstract = state_lib.abstract_params(model, info, seed)
+  partitioning.check_divisible(abstract, mesh, rules)
   shardings = partitioning.param_shardings(abstract, mesh, rules)
   freeze_rules = _freeze_rules(image_locked, text_locked, has_image_tower)
   tx, lr_fn = optimizer_lib.make_optimizer(
