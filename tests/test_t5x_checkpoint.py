@@ -177,12 +177,15 @@ def test_reads_checkpoint_file_path_and_drivers(tmp_path, driver):
   assert flat and all(k.startswith('encoder/') for k in flat)
 
 
-def test_orbax_checkpoint(tmp_path):
+def test_orbax_checkpoint(tmp_path, monkeypatch):
   model, init, target = _small_target(gated=False)
   ckpt = str(tmp_path / 'checkpoint_3')
   writer.write_orbax_checkpoint(ckpt, target)
-  params, report = t5x_checkpoint.load_text_tower_from_t5x(ckpt, init)
-  assert not report.dropped  # the decoder was never read
+  # A relative path, as INITIAL_CHECKPOINT_PATH often is (Orbax itself takes absolute ones only).
+  monkeypatch.chdir(tmp_path)
+  params, report = t5x_checkpoint.load_text_tower_from_t5x('checkpoint_3', init)
+  # The decoder is not read, but the report names it (it said "dropped 0").
+  assert report.dropped == sorted(k for k in target if k.startswith('decoder/')) != []
   np.testing.assert_array_equal(
     nn.unbox(params)['encoder']['layers_0']['mlp']['wi']['kernel'],
     target['encoder/layers_0/mlp/wi/kernel'],
@@ -246,6 +249,44 @@ def test_shape_mismatch_is_named(tmp_path):
     t5x_checkpoint.CheckpointError, match=r'token_embedder/embedding: checkpoint \(41, 16\)'
   ):
     t5x_checkpoint.text_tower_params_from_t5x(target, init)
+  # Through the loader: the path first, then the setting that differs, not every key.
+  ckpt = str(tmp_path / 'checkpoint_1')
+  writer.write_legacy_checkpoint(ckpt, target)
+  with pytest.raises(t5x_checkpoint.CheckpointError) as err:
+    t5x_checkpoint.load_text_tower_from_t5x(ckpt, init)
+  assert str(err.value) == (
+    f'{ckpt}: T5X checkpoint does not match the text tower: token_embedder/embedding: checkpoint '
+    '(41, 16) vs model (40, 16) (text_tower.T5Config.vocab_size, emb_dim); shapes differ: '
+    "['token_embedder/embedding: checkpoint (41, 16) vs model (40, 16)']"
+  )
+  # A checkpoint with a layer more: the layer counts, not its nine keys.
+  _, init, target = _small_target()
+  for k in [k for k in target if k.startswith('encoder/layers_0/')]:
+    target[k.replace('layers_0', 'layers_1')] = target[k]
+  writer.write_legacy_checkpoint(str(tmp_path / 'checkpoint_2'), target)
+  with pytest.raises(t5x_checkpoint.CheckpointError) as err:
+    t5x_checkpoint.load_text_tower_from_t5x(str(tmp_path / 'checkpoint_2'), init)
+  assert str(err.value).endswith(
+    'T5X checkpoint does not match the text tower: the checkpoint has 2 encoder layers, the '
+    'model 1 (text_tower.T5Config.num_encoder_layers)'
+  )
+
+
+def test_a_directory_that_holds_checkpoints_or_an_mlit_run_says_so(tmp_path):
+  _, _, target = _small_target()
+  writer.write_legacy_checkpoint(str(tmp_path / 'export' / 'checkpoint_30'), target)
+  with pytest.raises(t5x_checkpoint.CheckpointError) as err:
+    t5x_checkpoint.read_t5x_checkpoint(str(tmp_path / 'export'))
+  assert str(err.value).endswith(
+    f'it holds checkpoint_30: give {tmp_path / "export" / "checkpoint_30"}'
+  )
+  (tmp_path / 'run' / 'checkpoints' / '30').mkdir(parents=True)
+  for where in ('run', 'run/checkpoints/30'):
+    with pytest.raises(t5x_checkpoint.CheckpointError, match='this is an mlit run.*CONTINUE_FROM'):
+      t5x_checkpoint.read_t5x_checkpoint(str(tmp_path / where))
+  (tmp_path / 'spm.model').write_bytes(b'x')
+  with pytest.raises(t5x_checkpoint.CheckpointError, match='a file, not a T5X checkpoint'):
+    t5x_checkpoint.read_t5x_checkpoint(str(tmp_path / 'spm.model'))
 
 
 def test_malformed_checkpoint_file_is_named(tmp_path):

@@ -116,7 +116,7 @@ def _as_array(ckpt_dir: str, key: str, value: Any) -> np.ndarray:
   )
 
 
-def _read_legacy(ckpt_dir: str, include: Optional[re.Pattern]):
+def _read_legacy(ckpt_dir: str, include: Optional[re.Pattern], skipped: list):
   path = os.path.join(ckpt_dir, 'checkpoint')
   with open(path, 'rb') as f:
     try:
@@ -140,6 +140,7 @@ def _read_legacy(ckpt_dir: str, include: Optional[re.Pattern]):
   out = {}
   for key, value in _flatten(state['target']).items():
     if include is not None and not include.search(key):
+      skipped.append(key)
       continue
     if _is_ts_spec(value):
       arr = _read_ts(ckpt_dir, 'target/' + key, value)
@@ -159,7 +160,7 @@ def _key_name(entry: Any) -> str:
   return str(entry)
 
 
-def _read_orbax(item_dir: str, include: Optional[re.Pattern]):
+def _read_orbax(item_dir: str, include: Optional[re.Pattern], skipped: list):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from etils import epath  # pylint: disable=g-import-not-at-top
 
@@ -171,17 +172,27 @@ def _read_orbax(item_dir: str, include: Optional[re.Pattern]):
   )
   tree = getattr(meta, 'tree', meta)
   if not isinstance(tree, Mapping) or 'target' not in tree:
-    raise CheckpointError(f'{item_dir}: Orbax tree has no `target` entry')
+    ckpt_dir = os.path.dirname(item_dir) if os.path.basename(item_dir) == 'state' else item_dir
+    raise CheckpointError(
+      f'{item_dir}: Orbax tree has no `target` entry, so not a T5X checkpoint'
+      f'{_what_it_holds(ckpt_dir)}'
+    )
 
   def wanted(path):
     names = [_key_name(p) for p in path]
-    return names[0] == 'target' and (include is None or include.search('/'.join(names[1:])))
+    if names[0] != 'target':
+      return False
+    if include is None or include.search('/'.join(names[1:])):
+      return True
+    skipped.append('/'.join(names[1:]))
+    return False
 
+  keep = {}
   item = jax.tree_util.tree_map_with_path(
-    lambda p, m: m if wanted(p) else ocp.PLACEHOLDER, dict(tree)
+    lambda p, m: m if keep.setdefault(p, wanted(p)) else ocp.PLACEHOLDER, dict(tree)
   )
   restore_args = jax.tree_util.tree_map_with_path(
-    lambda p, m: ocp.RestoreArgs(restore_type=np.ndarray) if wanted(p) else ocp.PLACEHOLDER,
+    lambda p, m: ocp.RestoreArgs(restore_type=np.ndarray) if keep[p] else ocp.PLACEHOLDER,
     dict(tree),
   )
   restored = orbax_read.checked(
@@ -195,7 +206,9 @@ def _read_orbax(item_dir: str, include: Optional[re.Pattern]):
   return {k: np.asarray(v) for k, v in flat.items() if v is not ocp.PLACEHOLDER}
 
 
-def read_t5x_checkpoint(path: str, *, include: Optional[str] = None) -> Dict[str, np.ndarray]:
+def read_t5x_checkpoint(
+  path: str, *, include: Optional[str] = None, skipped: Optional[list] = None
+) -> Dict[str, np.ndarray]:
   """Reads the model parameters (`target`) of a T5X checkpoint.
 
   Args:
@@ -204,29 +217,50 @@ def read_t5x_checkpoint(path: str, *, include: Optional[str] = None) -> Dict[str
       PyTree item directory.
     include: optional regex; only keys it matches (re.search) are read, which
       saves reading a decoder that will be dropped anyway.
+    skipped: a list that gets the keys `include` left out.
 
   Returns:
     {'encoder/layers_0/attention/query/kernel': np.ndarray, ...}.
   """
   path = os.fspath(path)
   pattern = re.compile(include) if include is not None else None
+  skipped = [] if skipped is None else skipped
   if os.path.isfile(path) and os.path.basename(path) == 'checkpoint':
     path = os.path.dirname(path)
   if not os.path.isdir(path):
-    raise CheckpointError(f'{path}: no such T5X checkpoint directory')
+    what = 'a file, not a' if os.path.exists(path) else 'no such'
+    raise CheckpointError(f'{path}: {what} T5X checkpoint directory')
   if os.path.isdir(os.path.join(path, 'state')):
-    return _read_orbax(os.path.join(path, 'state'), pattern)
+    # Orbax takes absolute paths only; the legacy reader any.
+    return _read_orbax(os.path.abspath(os.path.join(path, 'state')), pattern, skipped)
   if os.path.isfile(os.path.join(path, 'checkpoint')) and not os.path.exists(
     os.path.join(path, '_METADATA')
   ):
-    return _read_legacy(path, pattern)
+    return _read_legacy(path, pattern, skipped)
   if os.path.exists(os.path.join(path, '_METADATA')) or os.path.exists(
     os.path.join(path, 'manifest.ocdbt')
   ):
-    return _read_orbax(path, pattern)
+    return _read_orbax(os.path.abspath(path), pattern, skipped)
   raise CheckpointError(
-    f'{path}: neither a legacy T5X checkpoint (no `checkpoint` file) nor an Orbax one (no `state/`)'
+    f'{path}: neither a legacy T5X checkpoint (no `checkpoint` file) nor an Orbax one (no '
+    f'`state/`){_what_it_holds(path)}'
   )
+
+
+def _what_it_holds(path: str) -> str:
+  """A hint for a directory that holds checkpoints or is an mlit run."""
+  inner = sorted(n for n in os.listdir(path) if re.fullmatch(r'checkpoint_\d+', n))
+  if inner:
+    return f'; it holds {", ".join(inner[-3:])}: give {os.path.join(path, inner[-1])}'
+  if (
+    os.path.isdir(os.path.join(path, 'checkpoints'))
+    or os.path.basename(os.path.dirname(os.path.abspath(path))) == 'checkpoints'
+  ):
+    return (
+      '; this is an mlit run (or its checkpoint): continue it with CONTINUE_FROM '
+      '(train.init_from_run), or export its text tower with `mlit export --format t5x`'
+    )
+  return ''
 
 
 @dataclasses.dataclass
@@ -253,7 +287,11 @@ class LoadReport:
 
 
 def text_tower_params_from_t5x(
-  flat: Mapping[str, np.ndarray], init_txt_params: Any, *, strict: bool = True
+  flat: Mapping[str, np.ndarray],
+  init_txt_params: Any,
+  *,
+  strict: bool = True,
+  source: Optional[str] = None,
 ) -> Tuple[Any, LoadReport]:
   """Puts T5X token_embedder + encoder weights into a TextTower param tree.
 
@@ -264,6 +302,7 @@ def text_tower_params_from_t5x(
       checkpoint does not have (the linear head).
     strict: raise on missing, unused or mis-shaped T5 keys; otherwise only
       report them and keep the initial values.
+    source: what the error names (the checkpoint's path).
 
   Returns:
     (params with the same structure and boxes as init_txt_params, LoadReport).
@@ -298,19 +337,62 @@ def text_tower_params_from_t5x(
   for name in ('loaded', 'missing', 'fresh', 'shape_mismatch'):
     getattr(report, name).sort()
   if strict and (report.missing or report.unused or report.shape_mismatch):
-    raise CheckpointError(
-      'T5X checkpoint does not match the text tower: missing keys '
-      f'{report.missing}, unused keys {report.unused}, shape mismatches '
-      f'{report.shape_mismatch}'
-    )
+    where = f'{source}: ' if source else ''
+    raise CheckpointError(where + _mismatch_line(report, ckpt, init_flat))
   if report.missing or report.unused or report.shape_mismatch:
     print(f'warning: non-strict T5X load keeps init values: {report}', file=sys.stderr)
   return traverse_util.unflatten_dict(new_flat, sep='/'), report
 
 
+def _layers(keys) -> int:
+  return len({m.group(1) for k in keys if (m := re.match(r'encoder/layers_(\d+)/', k))})
+
+
+def _listed(name: str, keys: List[str]) -> str:
+  return f'{name} {keys[:3]}' + (f' and {len(keys) - 3} more' if len(keys) > 3 else '')
+
+
+def _mismatch_line(report: LoadReport, ckpt: Mapping[str, Any], init_flat: Mapping[str, Any]):
+  """What does not fit, in one line: the settings that differ first, then a few keys of each kind."""
+  parts = []
+  have, want = _layers(ckpt), _layers(init_flat)
+  if have != want:
+    parts.append(
+      f'the checkpoint has {have} encoder layers, the model {want} '
+      '(text_tower.T5Config.num_encoder_layers)'
+    )
+  embedding = next((m for m in report.shape_mismatch if m.startswith('token_embedder/')), None)
+  if embedding:
+    parts.append(f'{embedding} (text_tower.T5Config.vocab_size, emb_dim)')
+  for name in ('shape_mismatch', 'missing', 'unused'):
+    keys = getattr(report, name)
+    if keys and not (name != 'shape_mismatch' and have != want and _only_layers(keys, have, want)):
+      parts.append(
+        _listed(
+          {'shape_mismatch': 'shapes differ:', 'missing': 'missing keys', 'unused': 'unused keys'}[
+            name
+          ],
+          keys,
+        )
+      )
+  return 'T5X checkpoint does not match the text tower: ' + '; '.join(parts)
+
+
+def _only_layers(keys: List[str], have: int, want: int) -> bool:
+  """Whether these keys are all in the layers one side has and the other lacks."""
+  return all(
+    (m := re.match(r'encoder/layers_(\d+)/', k)) and int(m.group(1)) >= min(have, want)
+    for k in keys
+  )
+
+
 def load_text_tower_from_t5x(
   path: str, init_txt_params: Any, *, strict: bool = True
 ) -> Tuple[Any, LoadReport]:
-  """Reads only the text-tower part of a T5X checkpoint and fits it in."""
-  flat = read_t5x_checkpoint(path, include=r'^(token_embedder|encoder)/')
-  return text_tower_params_from_t5x(flat, init_txt_params, strict=strict)
+  """Reads only the text-tower part of a T5X checkpoint and fits it in; the report's `dropped`
+  names the keys not read (the decoder, ...)."""
+  skipped = []
+  flat = read_t5x_checkpoint(path, include=r'^(token_embedder|encoder)/', skipped=skipped)
+  params, report = text_tower_params_from_t5x(flat, init_txt_params, strict=strict, source=path)
+  report.dropped = sorted(set(report.dropped) | set(skipped))
+  return params, report
