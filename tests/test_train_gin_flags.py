@@ -360,3 +360,34 @@ def test_a_vocabulary_with_sentencepieces_default_ids_is_one_line(tmp_path, spm_
     '(`mlit vocab` does)'
   )
   assert vocabularies.vocabulary(spm_model_path).vocab_size > 0
+
+
+def test_bindings_the_run_never_read_are_one_warning(tmp_path):
+  """A misspelt macro in a file of yours, or a parameter of a configurable the run does not call
+  (or calls with its own argument), binds fine in gin and does nothing: the trainer says so."""
+  from mlit.commands import gin_unread  # pylint: disable=g-import-not-at-top
+
+  @gin.configurable
+  def unread_probe(a=0, b=0):
+    return a + b
+
+  mine = _write(
+    tmp_path,
+    'mine.gin',
+    "include 'local_tiny.gin'\nLEARNING_RAT = 0.3\nMY_B = 2\nunread_probe.a = 1\n"
+    'unread_probe.b = %MY_B\nother/unread_probe.a = 5\n',
+  )
+  gin_flags.parse_gin([str(mine)], ['MODEL_DIR = "x"', 'unread_probe.b = 3'])
+  assert gin_unread.unread_warning(gin_flags.mlit_defines_macro).endswith(
+    f'LEARNING_RAT ({mine}:2; did you mean LEARNING_RATE?); MY_B ({mine}:3; nothing refers to it)'
+    f'; unread_probe.a ({mine}:4); unread_probe.b ({mine}:5); other/unread_probe.a ({mine}:6); '
+    'unread_probe.b (--gin.unread_probe.b)'
+  )
+  assert gin.get_configurable(unread_probe)() == 4
+  # What the run read is not named; mlit's own macros (TRAIN_STEPS, ...) never are.
+  assert gin_unread.unread_warning(gin_flags.mlit_defines_macro) == (
+    'warning: gin bindings this run never read (a misspelt name, a setting the model passes '
+    f'itself, or one for another command): LEARNING_RAT ({mine}:2; did you mean LEARNING_RATE?); '
+    f'MY_B ({mine}:3; nothing refers to it); other/unread_probe.a ({mine}:6; what the run '
+    'read: test_train_gin_flags.unread_probe.a)'
+  )

@@ -23,6 +23,7 @@ from typing import Sequence
 import gin
 import mlit
 from mlit import run_layout
+from mlit.commands import gin_unread
 from tasks.user_error import UserError
 
 _GIN_ARG = re.compile(r'^--gin\.([A-Za-z_][\w.]*(?:/[\w.]+)*)=(.*)$', re.S)
@@ -87,6 +88,11 @@ def _close_gin_files(name: str, paths: Sequence[str]) -> list[str]:
     return by_lower[name.lower()]
   close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)
   return [c for low in close for c in by_lower[low]][:3]
+
+
+def mlit_defines_macro(name: str) -> bool:
+  """Whether one of mlit's gin files binds macro `name`."""
+  return bool(_files_defining_macro(name))
 
 
 def _files_defining_macro(name: str) -> list[str]:
@@ -297,6 +303,7 @@ def parse_gin(
   finally:
     logging.getLogger().removeFilter(quiet)
   _parse_bindings(bindings)
+  gin_unread.record(gin_files, bindings, paths, _mlit_gin_dirs())
   if finalize:
     try:
       gin.finalize()

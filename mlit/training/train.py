@@ -33,7 +33,7 @@ from jax.experimental import multihost_utils
 import gin
 from mlit import run_layout
 from mlit.checkpoints import run_state as checkpointing
-from mlit.commands import gin_flags
+from mlit.commands import gin_flags, gin_unread
 from mlit.inference import run_spec
 from mlit.models import losses, two_tower
 from mlit.training import dry_run as dry_run_lib
@@ -431,6 +431,10 @@ def train(
       out_shardings=(state_sh, None),
       donate_argnums=(0,),
     )
+  if jax.process_index() == 0:  # every configurable the run uses has been called by now
+    unread = gin_unread.unread_warning(gin_flags.mlit_defines_macro)
+    if unread:
+      train_log.log(unread)
   if dry_run:
     try:
       dry_run_lib.run(

@@ -1,0 +1,127 @@
+"""Bindings of the user's own gin files and --gin flags that nothing in the run read.
+
+Gin accepts a binding to any parameter a configurable has and a macro of any name, whether or not
+the run ever calls that configurable or refers to that macro: `LEARNING_RAT = 3e-1` in a file of
+yours defines a macro nobody reads, and `text_tower.TextTower.pooling` binds a class the model
+builds with its own arguments. After set-up the trainer compares what the user bound with gin's
+operative config (what was read) and warns about the rest. mlit's own gin files are not checked:
+their macros (VOCABULARY for evaluation, ...) need not all be read by every command.
+"""
+
+import dataclasses
+import difflib
+import os
+from typing import Sequence
+
+import gin
+from gin import config_parser
+
+
+@dataclasses.dataclass(frozen=True)
+class _Binding:
+  scope: str
+  selector: str  # as written; a macro's name
+  arg: str  # '' for a macro
+  where: str  # 'FILE:LINE' or '--gin flag'
+
+  @property
+  def name(self) -> str:
+    scoped = f'{self.scope}/{self.selector}' if self.scope else self.selector
+    return f'{scoped}.{self.arg}' if self.arg else scoped
+
+
+_recorded: list[_Binding] = []
+
+
+def _statements(text: str):
+  return config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True))
+
+
+def _resolve(name: str, paths: Sequence[str]) -> str | None:
+  if os.path.isabs(name):
+    return name if os.path.isfile(name) else None
+  for prefix in ['', *paths]:
+    path = os.path.join(prefix, name)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def record(gin_files: Sequence[str], bindings: Sequence[str], paths: Sequence[str], own_dirs):
+  """Notes the bindings of the given files outside `own_dirs` (mlit's gin/), of the files they
+  include outside them, and of the --gin bindings; call once the config parsed."""
+  _recorded.clear()
+  own = [os.path.realpath(d) + os.sep for d in own_dirs]
+  seen = set()
+
+  def visit(name: str):
+    path = _resolve(name, paths)
+    if path is None or os.path.realpath(path) in seen:
+      return
+    seen.add(os.path.realpath(path))
+    if any(os.path.realpath(path).startswith(d) for d in own):
+      return
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+    for st in _statements(text):
+      if isinstance(st, config_parser.IncludeStatement):
+        visit(st.filename)
+      elif isinstance(st, config_parser.BindingStatement):
+        where = f'{path}:{st.location.line_num}'
+        _recorded.append(_Binding(st.scope, st.selector, st.arg_name, where))
+
+  for name in gin_files:
+    visit(name)
+  for b in bindings:
+    for st in _statements(b):
+      if isinstance(st, config_parser.BindingStatement):
+        _recorded.append(_Binding(st.scope, st.selector, st.arg_name, f'--gin.{b.split("=")[0].strip()}'))
+
+
+def _operative() -> dict:
+  return gin.config._OPERATIVE_CONFIG  # pylint: disable=protected-access
+
+
+def _read(b: _Binding) -> bool:
+  if not b.arg:
+    return (b.selector, 'gin.macro') in _operative()
+  return any(
+    scope == b.scope
+    and (selector == b.selector or selector.endswith('.' + b.selector))
+    and b.arg in params
+    for (scope, selector), params in _operative().items()
+  )
+
+
+def _hint(b: _Binding, defined_by_mlit) -> str:
+  if not b.arg:
+    if defined_by_mlit(b.selector):
+      return ''
+    config = gin.config._CONFIG  # pylint: disable=protected-access
+    defined = sorted(s for s, sel in config if sel == 'gin.macro' and s != b.selector)
+    close = difflib.get_close_matches(b.selector, defined, n=1, cutoff=0.7)
+    return f'; did you mean {close[0]}?' if close else '; nothing refers to it'
+  readers = sorted(
+    sel.rsplit('.', 2)[-2] + '.' + sel.rsplit('.', 1)[-1] + '.' + b.arg
+    for (scope, sel), params in _operative().items()
+    if b.arg in params and not scope
+  )
+  return f'; what the run read: {", ".join(readers[:3])}' if readers else ''
+
+
+def unread_warning(defined_by_mlit) -> str | None:
+  """One warning line naming the user's bindings nothing read so far, or None.
+
+  `defined_by_mlit(name)`: whether mlit's gin files define macro `name` (an override of such a
+  macro is not a typo, and not every command reads all of them)."""
+  unread = []
+  for b in _recorded:
+    if _read(b) or (not b.arg and defined_by_mlit(b.selector)):
+      continue
+    unread.append(f'{b.name} ({b.where}{_hint(b, defined_by_mlit)})')
+  if not unread:
+    return None
+  return (
+    'warning: gin bindings this run never read (a misspelt name, a setting the model passes '
+    f'itself, or one for another command): {"; ".join(dict.fromkeys(unread))}'
+  )
