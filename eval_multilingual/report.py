@@ -35,7 +35,9 @@ LANG_HEADERS = [
 def _pct(v: float | None, signed: bool = False) -> str:
   if v is None:
     return ''
-  return f'{100 * v:+.1f}' if signed else f'{100 * v:.1f}'
+  if signed:  # a difference that rounds to zero reads +0.0, not -0.0
+    return f'{round(100 * v, 1) + 0.0:+.1f}'
+  return f'{100 * v:.1f}'
 
 
 def _ci(run: Run, lang: str, col: Column, min_n: int) -> str:

@@ -329,8 +329,8 @@ def test_predict_labels_from_a_file_or_full_width_commas(model, run_dir, tmp_pat
   assert re.fullmatch(
     r'mlit predict: each label in \d+ templates of clip_benchmark/babel_imagenet \(el\), e\.g\. '
     r"'.*\{\}.*'; the labels go in as given \(in that language, for its templates\)\n"
-    r"(mlit predict: warning: encode_text: \d+ of \d+ texts are longer than the run's 7 tokens "
-    r'and were cut to them, as in training \(first: text \d+\)\n)',
+    r"(mlit predict: warning: encode_text: \d+ of \d+ texts are longer than the run's 8 tokens "
+    r'\(EOS included\) and were cut, as in training \(first: texts\[\d+\]\)\n)',
     err,
   ), err
   with pytest.raises(UserError, match='give a list'):
@@ -541,6 +541,10 @@ def test_export_t5x_round_trips_bit_exactly(model, run_dir, tmp_path):
   loaded, report = t5x_checkpoint.load_text_tower_from_t5x(str(ckpt), model.encoder.params['txt'])
   assert report.fresh == ['head/bias', 'head/kernel'] and not report.missing
   assert (tmp_path / 'text_projection.safetensors').exists()
+  # The vocabulary the embedding rows were trained with goes with them.
+  assert (tmp_path / 'vocabulary.model').read_bytes() == open(
+    model.encoder.tokenizer.vocab_path, 'rb'
+  ).read()
 
 
 def test_export_big_vision_npz(model, run_dir, tmp_path):
@@ -633,7 +637,9 @@ def test_encode_text_refuses_what_is_not_text_and_says_what_it_cuts(model):
   )
   assert model.text_length == 8
   long = ' '.join(['red'] * 20)
-  with pytest.warns(UserWarning, match=r"1 of 2 texts are longer than the run's 7 tokens .*text 1"):
+  with pytest.warns(
+    UserWarning, match=r"1 of 2 texts are longer than the run's 8 tokens .*texts\[1\]"
+  ):
     cut = model.encode_text(['red', long])
   again, cut_positions = model.encode_text_and_cuts(['red', long])
   assert cut_positions == [1]
@@ -649,7 +655,10 @@ def test_embed_names_the_lines_it_cuts(model, run_dir, tmp_path, capsys):
   assert cli.main(['embed', '--model', run_dir, '--texts', str(texts), '--out', out]) == 0
   assert json.loads((tmp_path / 't.json').read_text())['cut_ids'] == ['2']
   err = capsys.readouterr().err
-  assert err == f"mlit embed: cut 1 line(s) to the run's 7 tokens, as in training: {texts}:2\n"
+  assert (
+    err
+    == f"mlit embed: cut 1 line(s) to the run's 8 tokens (EOS included), as in training: {texts}:2\n"
+  )
 
 
 def test_embed_tokenizes_each_text_once(model, run_dir, tmp_path, monkeypatch):

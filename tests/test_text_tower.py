@@ -151,14 +151,16 @@ GIN_MODELS = [
 
 @pytest.mark.parametrize('path,vocab,emb,heads,layers,head_dim,mlp', GIN_MODELS)
 def test_gin_model_files(tmp_path, path, vocab, emb, heads, layers, head_dim, mlp):
-  gin.clear_config()
+  from mlit.commands import gin_flags  # pylint: disable=g-import-not-at-top
+
   try:
-    gin.add_config_file_search_path(GIN_DIR)
-    gin.parse_config_files_and_bindings([path], ['DROPOUT_RATE = 0.1', f'MODEL_DIR = "{tmp_path}"'])
+    bindings = ['DROPOUT_RATE = 0.1'] + ([f'MODEL_DIR = "{tmp_path}"'] if 'tiny' in path else [])
+    gin_flags.parse_gin([path], bindings, [GIN_DIR])
     cfg = gin.get_configurable(text_tower.T5Config)()
-    tower = gin.get_configurable(text_tower.TextTower)()
     with gin.unlock_config():
       pooling = gin.query_parameter('%TEXT_POOLING')
+    # As two_tower.TwoTower builds it from TEXT_CONFIG and TEXT_POOLING (runs/lit_tune.gin).
+    tower = text_tower.TextTower(config=cfg, pooling=pooling)
   finally:
     gin.clear_config()
   got = (

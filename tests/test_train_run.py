@@ -135,6 +135,28 @@ def test_local_tiny_out_of_the_box(tmp_path):
   records = [json.loads(l) for l in (model_dir / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in records] == [10, 20, 30, 40]
   assert records[-1]['loss'] < 0.7 * records[0]['loss'], records
+  # Evaluating this run of token ids: one line saying so, not a read of mT5's gs:// vocabulary.
+  argv = ['eval', f'--gin_file={model_dir / "config.gin"}', '--gin_file=eval/captions.gin']
+  argv += [f'--gin.RUN_DIR="{tmp_path / "eval"}"', '--gin.CAPTIONS="c.jsonl"']
+  argv += ['--gin.CAPTION_IMAGES="."', '--gin.CAPTIONS_NAME="x"']
+  proc = subprocess.run(
+    [
+      sys.executable,
+      '-c',
+      'import sys; from mlit.commands import cli; sys.exit(cli.main(sys.argv[1:]))',
+      *argv,
+    ],
+    cwd=REPO,
+    env=_env(tmp_path),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == (
+    f'mlit eval: error: {model_dir}: the run was tuned on token ids (task '
+    "'mlit_synthetic_embeddings' has no SentencePiece vocabulary), so it cannot encode text"
+  ), proc.stderr[-3000:]
   assert list((model_dir / 'train').glob('events.out.tfevents.*'))
 
 
@@ -161,6 +183,9 @@ def test_dry_run_sets_up_compiles_and_writes_nothing(setup, reference, capsys):
   assert train.main(_args(gin_file, done, '--dry_run', '--gin.TRAIN_STEPS=20')) == 0
   err = capsys.readouterr().err
   assert f'the run would resume from step 12 of 20 ({done / "checkpoints"})' in err, err
+  # What the run would warn about before replacing config.gin, said by the dry run too.
+  changed = [l for l in err.splitlines() if "the config differs from the run's config.gin" in l]
+  assert len(changed) == 1 and 'TRAIN_STEPS' in changed[0], err
   assert {p: p.stat().st_mtime_ns for p in done.rglob('*')} == before
   # A changed model setting: every intact checkpoint refuses the shapes; said once, with why.
   args = _args(gin_file, done, '--dry_run', '--gin.text_tower.T5Config.mlp_dim=24')

@@ -94,8 +94,8 @@ def main(argv=None) -> int:
       shown = ', '.join(f'{args.texts}:{i}' for i in cut[:10])
       more = f' and {len(cut) - 10} more' if len(cut) > 10 else ''
       print(
-        f"mlit embed: cut {len(cut)} line(s) to the run's {model.text_length - 1} tokens, as in "
-        f'training: {shown}{more}',
+        f"mlit embed: cut {len(cut)} line(s) to the run's {model.text_length} tokens (EOS "
+        f'included), as in training: {shown}{more}',
         file=sys.stderr,
       )
   else:

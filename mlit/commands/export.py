@@ -6,7 +6,8 @@
 
 transformers: the text tower as an (M)T5EncoderModel directory with its tokenizer, text head,
 pooling and a model card (mlit.inference.export_transformers); t5x: the text tower as a T5X
-checkpoint (mlit.inference.export_t5x); big_vision: the image tower as a ViT .npz
+checkpoint with the text head and the vocabulary beside it (mlit.inference.export_t5x);
+big_vision: the image tower as a ViT .npz
 (mlit.inference.export_big_vision), for runs whose image tower is a ViT (the demo's
 EfficientNet-Lite0 is not one: that run says so and exits 2).
 """

@@ -296,6 +296,10 @@ def from_mlit_checkpoint(
     )
   if image_size is None:
     image_size = int(recorded.get('size') or 224)
+  if spec is not None and not spec.get('vocabulary'):
+    # Tuned on token ids (tasks.synthetic): no text can be encoded, and the gin's VOCABULARY
+    # (mT5's, on gs://) is not worth a network read to find that out.
+    run_spec.vocabulary_path(spec_dir, spec)
   if spec is not None and spec.get('vocabulary'):
     vocabulary = _run_file(
       vocabulary,

@@ -51,7 +51,8 @@ class Model:
     if cut:
       warnings.warn(
         f"encode_text: {len(cut)} of {len(embeddings)} texts are longer than the run's "
-        f'{self.text_length - 1} tokens and were cut to them, as in training (first: text {cut[0]})',
+        f'{self.text_length} tokens (EOS included) and were cut, as in training (first: '
+        f'texts[{cut[0]}])',
         stacklevel=2,
       )
     return embeddings

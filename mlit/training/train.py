@@ -431,11 +431,21 @@ def train(
       out_shardings=(state_sh, None),
       donate_argnums=(0,),
     )
+  changes = []
   if jax.process_index() == 0:  # every configurable the run uses has been called by now
     unread = gin_unread.unread_warning(gin_flags.mlit_defines_macro)
     if unread:
       train_log.log(unread)
+    changes = gin_flags.config_changes(model_dir) if start_step else []
+  shown_changes = '; '.join(changes[:12]) + (
+    f'; and {len(changes) - 12} more' if len(changes) > 12 else ''
+  )
   if dry_run:
+    if changes:  # what the run would warn about, before it replaces config.gin
+      train_log.log(
+        f"dry run: the config differs from the run's config.gin (the run would resume at step "
+        f'{start_step} with this one and replace it): {shown_changes}'
+      )
     try:
       dry_run_lib.run(
         jit_step,
@@ -457,14 +467,10 @@ def train(
     return state
   os.makedirs(ckpt.directory, exist_ok=True)  # MODEL_DIR and its checkpoints/
   if jax.process_index() == 0:
-    changes = gin_flags.config_changes(model_dir) if start_step else []
     if changes:  # e.g. a longer TRAIN_STEPS moves the schedule under the resumed weights
-      shown = '; '.join(changes[:12]) + (
-        f'; and {len(changes) - 12} more' if len(changes) > 12 else ''
-      )
       train_log.log(
         f"warning: resuming at step {start_step} with a config that differs from the run's "
-        f'config.gin (now replaced by this one): {shown}'
+        f'config.gin (now replaced by this one): {shown_changes}'
       )
     gin_flags.write_config(model_dir)
     run_spec.write(
