@@ -75,7 +75,9 @@ def record(gin_files: Sequence[str], bindings: Sequence[str], paths: Sequence[st
   for b in bindings:
     for st in _statements(b):
       if isinstance(st, config_parser.BindingStatement):
-        _recorded.append(_Binding(st.scope, st.selector, st.arg_name, f'--gin.{b.split("=")[0].strip()}'))
+        _recorded.append(
+          _Binding(st.scope, st.selector, st.arg_name, f'--gin.{b.split("=")[0].strip()}')
+        )
 
 
 def _operative() -> dict:
