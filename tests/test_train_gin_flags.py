@@ -240,6 +240,7 @@ def test_macro_of_a_file_not_given_names_that_file():
   [
     ('utils.SaveCheckpointConfig.period=100', 'train.train.checkpoint_period'),
     ('partitioning.PjitPartitioner.num_partitions=2', 'train.train.num_partitions'),
+    ('network.T5Config.emb_dim=64', 'text_tower.T5Config.emb_dim'),
   ],
 )
 def test_t5x_configurable_names_mlits_binding(binding, mlit_name):
@@ -248,6 +249,19 @@ def test_t5x_configurable_names_mlits_binding(binding, mlit_name):
       ['--gin_file=local_tiny.gin', '--gin.MODEL_DIR="/m"', f'--gin.{binding}'], 't'
     )
   assert str(e.value).endswith(f'(a T5X configurable; mlit binds this as {mlit_name})')
+
+
+def test_a_misspelt_configurable_or_an_unquoted_string_is_said_plainly():
+  flags = ['--gin_file=local_tiny.gin', '--gin.MODEL_DIR="/m"']
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_flags([*flags, '--gin.text_tower.T5Confg.emb_dim=64'], 't')
+  assert str(e.value).endswith('(did you mean text_tower.T5Config?)')
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_flags(['--gin_file=local_tiny.gin', '--gin.MODEL_DIR=runs/x'], 't')
+  assert str(e.value) == (
+    "error in gin binding 'MODEL_DIR = runs/x': not a value. A string value needs quotes: "
+    '--gin.MODEL_DIR=\\"runs/x\\" in a shell, or the binding MODEL_DIR = "runs/x"'
+  )  # not Python's parser's words (an ast node's repr)
 
 
 def test_setup_without_run_file_is_one_line(capsys):

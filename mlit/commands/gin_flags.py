@@ -155,12 +155,24 @@ def _t5x_hint(binding: str, error: Exception) -> str:
   name = name.split('/')[-1]  # a scope (train/utils.DatasetConfig...) names the same parameter
   if name in _T5X_EQUIVALENTS:
     return f' (a T5X configurable; mlit binds this as {_T5X_EQUIVALENTS[name]})'
+  if name.startswith('network.T5Config.'):  # T5X's model config: mlit's has T5X's field names
+    return f' (a T5X configurable; mlit binds this as text_tower.{name[len("network.") :]})'
   if name.split('.')[0] in ('utils', 'partitioning', 'train_script', 'models', 'adafactor'):
     return (
       ' (a T5X name? mlit has no T5X configurables: its run file runs/lit_tune.gin lists what '
       'it binds)'
     )
-  return ''
+  selector = name.rsplit('.', 1)[0]
+  registry = gin.config._REGISTRY  # pylint: disable=protected-access
+  known = {k for k, _ in registry.items()} | {
+    s
+    for _, s in gin.config._CONFIG  # pylint: disable=protected-access
+    if s != 'gin.macro'
+  }
+  # The names a binding uses: module and class (text_tower.T5Config), not the full module path.
+  short = sorted({'.'.join(k.split('.')[-2:]) for k in known})
+  close = difflib.get_close_matches(selector, short, n=1, cutoff=0.8)
+  return f' (did you mean {close[0]}?)' if close else ''
 
 
 def rewrite_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -406,9 +418,10 @@ def _parse_bindings(bindings):
     try:
       gin.parse_config(b)
     except Exception as e:  # pylint: disable=broad-except
-      raise GinConfigError(
-        f'error in gin binding {b!r}: {e}{_quote_hint(b)}{_t5x_hint(b, e)}'
-      ) from e
+      quote = _quote_hint(b)
+      if quote:  # gin's own words here are Python's parser's (an ast node's repr)
+        raise GinConfigError(f'error in gin binding {b!r}: not a value{quote}') from e
+      raise GinConfigError(f'error in gin binding {b!r}: {e}{_t5x_hint(b, e)}') from e
   missing = [m for m in defined_macros() if _is_required(_macro_value(m))]
   if missing:
     flags = ' '.join(f'--gin.{m}=...' for m in missing)
