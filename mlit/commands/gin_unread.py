@@ -87,10 +87,12 @@ def _operative() -> dict:
 def _read(b: _Binding) -> bool:
   if not b.arg:
     return (b.selector, 'gin.macro') in _operative()
+  # The written selector may go through an import alias (a run's config.gin writes
+  # `emoji_tasks.register_emoji_cldr_tasks` for tasks.emoji_cldr.tasks...): the configurable's own
+  # name decides.
+  name = b.selector.rsplit('.', 1)[-1]
   return any(
-    scope == b.scope
-    and (selector == b.selector or selector.endswith('.' + b.selector))
-    and b.arg in params
+    scope == b.scope and selector.rsplit('.', 1)[-1] == name and b.arg in params
     for (scope, selector), params in _operative().items()
   )
 
