@@ -103,23 +103,27 @@ def reference(setup):
   return _final(model_dir)
 
 
-@pytest.mark.slow
-def test_local_tiny_out_of_the_box(tmp_path):
-  model_dir = tmp_path / 'tiny'
-  proc = subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'mlit.training.train',
-      '--gin_file=gin/local_tiny.gin',
-      f'--gin.MODEL_DIR="{model_dir}"',
-      '--gin.TRAIN_STEPS=40',
-    ],
+def _mlit(tmp_path, *argv) -> subprocess.CompletedProcess:
+  """`mlit ARGV` in a fresh process, as a user runs it."""
+  return subprocess.run(
+    [sys.executable, '-m', 'mlit.commands.cli', *argv],
     cwd=REPO,
     env=_env(tmp_path),
     capture_output=True,
     text=True,
     timeout=600,
+  )
+
+
+@pytest.mark.slow
+def test_local_tiny_out_of_the_box(tmp_path):
+  model_dir = tmp_path / 'tiny'
+  proc = _mlit(
+    tmp_path,
+    'train',
+    '--gin_file=gin/local_tiny.gin',
+    f'--gin.MODEL_DIR="{model_dir}"',
+    '--gin.TRAIN_STEPS=40',
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'step 40/40 loss' in proc.stderr and 'pairs/s' in proc.stderr
@@ -139,19 +143,7 @@ def test_local_tiny_out_of_the_box(tmp_path):
   argv = ['eval', f'--gin_file={model_dir / "config.gin"}', '--gin_file=eval/captions.gin']
   argv += [f'--gin.RUN_DIR="{tmp_path / "eval"}"', '--gin.CAPTIONS="c.jsonl"']
   argv += ['--gin.CAPTION_IMAGES="."', '--gin.CAPTIONS_NAME="x"']
-  proc = subprocess.run(
-    [
-      sys.executable,
-      '-c',
-      'import sys; from mlit.commands import cli; sys.exit(cli.main(sys.argv[1:]))',
-      *argv,
-    ],
-    cwd=REPO,
-    env=_env(tmp_path),
-    capture_output=True,
-    text=True,
-    timeout=600,
-  )
+  proc = _mlit(tmp_path, *argv)
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert proc.stderr.strip().splitlines()[-1] == (
     f'mlit eval: error: {model_dir}: the run was tuned on token ids (task '

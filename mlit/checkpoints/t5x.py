@@ -364,17 +364,12 @@ def _mismatch_line(report: LoadReport, ckpt: Mapping[str, Any], init_flat: Mappi
   embedding = next((m for m in report.shape_mismatch if m.startswith('token_embedder/')), None)
   if embedding:
     parts.append(f'{embedding} (text_tower.T5Config.vocab_size, emb_dim)')
-  for name in ('shape_mismatch', 'missing', 'unused'):
-    keys = getattr(report, name)
-    if keys and not (name != 'shape_mismatch' and have != want and _only_layers(keys, have, want)):
-      parts.append(
-        _listed(
-          {'shape_mismatch': 'shapes differ:', 'missing': 'missing keys', 'unused': 'unused keys'}[
-            name
-          ],
-          keys,
-        )
-      )
+  if report.shape_mismatch:
+    parts.append(_listed('shapes differ:', report.shape_mismatch))
+  for what, keys in (('missing keys', report.missing), ('unused keys', report.unused)):
+    # The keys of the layers one side lacks are said by the layer counts above.
+    if keys and not (have != want and _only_layers(keys, have, want)):
+      parts.append(_listed(what, keys))
   return 'T5X checkpoint does not match the text tower: ' + '; '.join(parts)
 
 

@@ -97,10 +97,8 @@ def _read(b: _Binding) -> bool:
   )
 
 
-def _hint(b: _Binding, defined_by_mlit) -> str:
+def _hint(b: _Binding) -> str:
   if not b.arg:
-    if defined_by_mlit(b.selector):
-      return ''
     config = gin.config._CONFIG  # pylint: disable=protected-access
     defined = sorted(s for s, sel in config if sel == 'gin.macro' and s != b.selector)
     close = difflib.get_close_matches(b.selector, defined, n=1, cutoff=0.7)
@@ -122,7 +120,7 @@ def unread_warning(defined_by_mlit) -> str | None:
   for b in _recorded:
     if _read(b) or (not b.arg and defined_by_mlit(b.selector)):
       continue
-    unread.append(f'{b.name} ({b.where}{_hint(b, defined_by_mlit)})')
+    unread.append(f'{b.name} ({b.where}{_hint(b)})')
   if not unread:
     return None
   return (
