@@ -44,6 +44,7 @@ def test_a_balanced_vocabulary_with_t5_ids(tmp_path, capsys):
   assert info['skipped_rows'] == {'empty_text': 1} and info['pieces'] == 400
   captured = capsys.readouterr()
   assert '| si | Sinhala | Sinh | ' in captured.out and 'skipped 1 rows: empty_text' in captured.err
+  assert 'warning' not in captured.err  # the 400 pieces asked for were made
   sp = sentencepiece.SentencePieceProcessor(model_file=str(out) + '.model')
   assert (sp.pad_id(), sp.eos_id(), sp.unk_id(), sp.bos_id()) == (0, 1, 2, -1)
   # The same command again writes the same model (the sample and the training are seeded; the
@@ -72,3 +73,14 @@ def test_vocab_mistakes_are_one_line(tmp_path, capsys, args, message):
   (tmp_path / 'empty.txt').write_text('\n \n')
   assert cli.main(['vocab', '--out', str(tmp_path / 'o'), str(tmp_path / 'empty.txt')]) == 2
   assert 'no text to train a vocabulary on' in capsys.readouterr().err
+
+
+def test_a_vocabulary_smaller_than_asked_is_warned(tmp_path, capsys):
+  (tmp_path / 'few.txt').write_text(''.join(f'a red circle {i}\n' for i in range(40)))
+  assert cli.main(['vocab', '--out', str(tmp_path / 'o'), str(tmp_path / 'few.txt')]) == 0
+  pieces = json.loads((tmp_path / 'o.json').read_text())['pieces']
+  assert pieces < 32000
+  err = capsys.readouterr().err
+  assert (
+    f'warning: --vocab-size 32,000 asked, {pieces:,} pieces made ({pieces - 259:,} beyond' in err
+  )

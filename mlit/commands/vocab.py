@@ -123,4 +123,13 @@ def main(argv=None) -> int:
     f'{n_read:,} distinct read in {len(texts)} languages; {args.out}.json has the counts',
     file=sys.stderr,
   )
+  if sp.GetPieceSize() < args.vocab_size:
+    # SentencePiece's limit is soft here: a small corpus gives a small vocabulary, most of it
+    # perhaps the byte pieces, which a user asking for 32,000 should hear about.
+    print(
+      f'mlit vocab: warning: --vocab-size {args.vocab_size:,} asked, {sp.GetPieceSize():,} '
+      f'pieces made ({sp.GetPieceSize() - 259:,} beyond the 256 bytes and 3 special pieces): '
+      f'SentencePiece found no more in the {n_drawn:,} texts drawn; more or longer texts give more',
+      file=sys.stderr,
+    )
   return 0
