@@ -2,6 +2,7 @@
 
   config.gin            the gin config as given (mlit.commands.gin_flags)
   operative_config.gin  the bindings training actually used
+  initialization.json   what step 0 started from: the T5X / image / base-run load reports
   checkpoints/<step>/   Orbax checkpoints (mlit.checkpoints.run_state)
   metrics.jsonl         one record per logged step (mlit.training.progress_log)
   train/                TensorBoard events of the same steps
@@ -21,6 +22,7 @@ import os
 
 CONFIG = 'config.gin'
 OPERATIVE_CONFIG = 'operative_config.gin'
+INITIALIZATION = 'initialization.json'
 CHECKPOINTS = 'checkpoints'
 METRICS = 'metrics.jsonl'
 TENSORBOARD = 'train'
@@ -41,6 +43,10 @@ def config(run_dir: str) -> str:
 
 def operative_config(run_dir: str) -> str:
   return os.path.join(run_dir, OPERATIVE_CONFIG)
+
+
+def initialization(run_dir: str) -> str:
+  return os.path.join(run_dir, INITIALIZATION)
 
 
 def checkpoints(run_dir: str) -> str:

@@ -207,6 +207,14 @@ def test_continued_run_is_configured_by_the_generated_gin(flow):
   config = (d / 'cont' / 'config.gin').read_text(encoding='utf-8')
   assert 'emoji_tasks.register_emoji_cldr_tasks.exclude_languages = []' in config
   assert "language_repeats = {'si': 3}" in config
+  # initialization.json records what each run started from: the base at random, the
+  # continued run from the grown checkpoint.
+  base_init = json.loads((d / 'base' / 'initialization.json').read_text(encoding='utf-8'))
+  assert base_init['text'] == 'random (SEED 0)' and base_init['image'].startswith('none')
+  cont_init = json.loads((d / 'cont' / 'initialization.json').read_text(encoding='utf-8'))
+  assert cont_init['run']['path'] == os.path.join(ext, 'checkpoints')
+  assert str(cont_init['run']['step']) in os.listdir(cont_init['run']['path'])
+  assert cont_init['run']['loaded'] == 'params (fresh optimizer)'
 
 
 def test_extend_vocab_refuses_a_vocabulary_the_run_was_not_tuned_with(flow, tmp_path, capsys):

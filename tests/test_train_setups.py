@@ -2,6 +2,7 @@
 a T5X checkpoint; the locked tower stays bit-identical and holds no optimizer
 state. Setup/data mismatches stop before any work."""
 
+import json
 import pathlib
 
 import flax.linen as nn
@@ -87,6 +88,12 @@ def test_lu_live_images_pretrained_towers(tmp_path):
   opt_leaves = jax.tree_util.tree_leaves(state['opt_state'])
   trainable = sum(v.size for k, v in params.items() if not k.startswith('img/'))
   assert sum(np.size(x) for x in opt_leaves) <= 2 * trainable + 16
+  # The load reports printed at set-up are kept with the run.
+  init = json.loads((tmp_path / 'run' / 'initialization.json').read_text())
+  assert init['text']['path'] == str(t5x) and init['image']['path'] == str(npz)
+  assert sorted(init['text']['loaded']) == sorted(k for k in txt_init if not k.startswith('head/'))
+  assert init['text']['missing'] == init['text']['shape_mismatch'] == []
+  assert init['image']['summary'].startswith(f'{npz}: loaded {len(vit_init)} arrays')
 
 
 def test_setup_mismatches_stop_before_work(tmp_path):

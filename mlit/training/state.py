@@ -5,6 +5,8 @@ optax state}, placed on the ('data', 'model') mesh; the mesh, the logical axis
 rules and the parameter and batch shardings come from mlit.training.partitioning.
 """
 
+import dataclasses
+import os
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -71,10 +73,11 @@ def load_pretrained(
   image_kind: str = 'vit',
   image_config: Optional[dict] = None,
 ):
-  """Replaces params['txt'] / params['img'] with pre-trained weights (the image tower's
-  format by its kind: mlit.checkpoints.image_weights)."""
+  """(params with params['txt'] / params['img'] replaced by pre-trained weights, the image
+  tower's format by its kind: mlit.checkpoints.image_weights; a record of what was loaded)."""
+  record = {}  # what was loaded, for MODEL_DIR/initialization.json
   if not text_path and not image_path:
-    return params
+    return params, record
   params = dict(params)
   if text_path:
     from mlit.checkpoints import t5x as t5x_checkpoint  # pylint: disable=g-import-not-at-top
@@ -82,6 +85,11 @@ def load_pretrained(
     host = _to_host(params['txt'])
     txt, report = t5x_checkpoint.load_text_tower_from_t5x(text_path, host)
     train_log.log(f'text tower from {text_path}: {report}')
+    record['text'] = {
+      'path': os.path.abspath(text_path),
+      'summary': str(report),
+      **dataclasses.asdict(report),
+    }
     params['txt'] = _place(jax.device_get(txt), shardings['txt'])
   if image_path:
     from mlit.checkpoints import image_weights  # pylint: disable=g-import-not-at-top
@@ -98,8 +106,9 @@ def load_pretrained(
       strict=False,  # the report below (and a warning) names what stays at init
     )
     train_log.log(f'image tower from {image_path}: {summary}')
+    record['image'] = {'path': os.path.abspath(image_path), 'summary': summary}
     params['img'] = _place(img, shardings['img'])
-  return params
+  return params, record
 
 
 def _check_same_params(params, abstract, where: str) -> None:
@@ -126,7 +135,8 @@ def _check_same_params(params, abstract, where: str) -> None:
 
 
 def state_from_run(run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bool = False):
-  """A step-0 train state from the latest checkpoint of an mlit run (train.init_from_run).
+  """(a step-0 train state from the latest checkpoint of an mlit run, train.init_from_run;
+  a record of what was loaded).
 
   Params come over exactly; the optimizer state is fresh unless `keep_optimizer`: then the run's
   Adam moments continue (same optimizer needed) and every step count in it restarts at 0, so this
@@ -155,7 +165,7 @@ def state_from_run(run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bo
     state = init_state(tx, _place(cast, state_sh['params']), state_sh)
     what = 'params (fresh optimizer)'
   train_log.log(f'continuing from {directory} step {step}: {what}')
-  return state
+  return state, {'run': {'path': os.path.abspath(directory), 'step': step, 'loaded': what}}
 
 
 def _key_names(path) -> tuple[str, ...]:

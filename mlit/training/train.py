@@ -16,6 +16,7 @@ cli.run_if_main(__name__, 'train')  # `python -m`: the command, before the heavy
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import socket
@@ -130,6 +131,20 @@ def _check_vocabulary(model: two_tower.TwoTower, task_name: str, text_features) 
         f'the text tower embeds {rows} (text_tower.T5Config.vocab_size); set '
         f'--gin.text_tower.T5Config.vocab_size={need}'
       )
+
+
+def _write_initialization(model_dir: str, record: dict, seed: int, has_image_tower: bool) -> None:
+  """MODEL_DIR/initialization.json: what step 0 started from, the load reports printed at set-up
+  kept beside the run (which T5X keys were loaded, dropped or left at init)."""
+  if 'run' not in record:
+    record = {
+      'text': f'random (SEED {seed})',
+      'image': f'random (SEED {seed})' if has_image_tower else 'none: pre-computed embeddings',
+      **record,
+    }
+  path = run_layout.initialization(model_dir)
+  with file_io.atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+    json.dump({'seed': seed, **record}, f, indent=1)
 
 
 def _inference_tower(model, task_name, image_checkpoint_path, inference_image):
@@ -381,6 +396,7 @@ def train(
     abstract, total_steps=train_steps, freeze=freeze_rules + list(freeze)
   )
   state_sh = state_lib.state_shardings(tx, abstract, shardings, mesh)
+  init_record = None  # what the run starts from; a resumed run keeps its initialization.json
   if start_step:
     state, data_state, _, restored = ckpt.restore_newest_readable(
       state_lib.abstract_state(tx, abstract, state_sh)
@@ -404,12 +420,12 @@ def train(
           '(a larger TRAIN_STEPS continues it)'
         )
   elif init_from_run:
-    state = state_lib.state_from_run(
+    state, init_record = state_lib.state_from_run(
       init_from_run, tx, abstract, state_sh, keep_optimizer=init_from_run_optimizer
     )
   else:
     params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
-    params = state_lib.load_pretrained(
+    params, init_record = state_lib.load_pretrained(
       params,
       shardings,
       text_path=initial_checkpoint_path if text_init == 'pretrained' else None,
@@ -473,6 +489,8 @@ def train(
         f'config.gin (now replaced by this one): {shown_changes}'
       )
     gin_flags.write_config(model_dir)
+    if init_record is not None:
+      _write_initialization(model_dir, init_record, seed, has_image_tower)
     run_spec.write(
       model_dir,
       model,
