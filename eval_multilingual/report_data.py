@@ -133,11 +133,16 @@ def load_run(run_dir: str) -> Run:
         continue
       clean[lang][task] = {}
       for m, v in metrics.items():
-        if _is_number(v):
-          clean[lang][task][m] = v
-        else:
+        if not _is_number(v):
           warnings.append(f'{path}: languages.{lang}.{task}.{m} = {v!r} is not a number; ignored')
+        elif not 0 <= v <= 1:  # every score mlit eval writes is a share (accuracy, recall@k)
+          warnings.append(
+            f'{path}: languages.{lang}.{task}.{m} = {v!r} is not a share in [0, 1]; ignored'
+          )
+        else:
+          clean[lang][task][m] = v
   results = dict(results, languages=clean)
+  warnings += _count_warnings(path, results)
   model = results.get('model') if isinstance(results.get('model'), dict) else {}
   # The run directory names a run in titles and comparison columns (short, chosen by the
   # user); the model's own name (checkpoint path and step) stays in results['model'].
@@ -153,6 +158,31 @@ def load_run(run_dir: str) -> Run:
     prompt_quality=_by_code(_read_json(run_layout.prompt_quality(run_dir), False)),
     warnings=warnings,
   )
+
+
+def _count_warnings(path: str, results: dict) -> list[str]:
+  """Lines for example counts (meta.LANG.TASK.n_examples, n_texts, n_images) that are not
+  positive whole numbers, and for scores with no count: their intervals and the min-n mark need
+  one, so those scores are shown without them."""
+  out, uncounted = [], []
+  meta = results.get('meta') if isinstance(results.get('meta'), dict) else {}
+  for lang, tasks in results['languages'].items():
+    lang_meta = meta.get(lang) if isinstance(meta.get(lang), dict) else {}
+    for task, metrics in tasks.items():
+      task_meta = lang_meta.get(task) if isinstance(lang_meta.get(task), dict) else {}
+      for key in ('n_examples', 'n_texts', 'n_images'):
+        v = task_meta.get(key)
+        if v is not None and not (_is_number(v) and v == int(v) and v > 0):
+          out.append(f'{path}: meta.{lang}.{task}.{key} = {v!r} is not a positive whole number')
+      if metrics and not _is_number(task_meta.get('n_examples')):
+        uncounted.append(f'{lang} {task}')
+  if uncounted:
+    out.append(
+      f'{path}: {len(uncounted)} language/task results have no example count (meta.LANG.TASK.n_examples), so '
+      f'no interval or min-n mark: {", ".join(uncounted[:5])}'
+      + (f' and {len(uncounted) - 5} more' if len(uncounted) > 5 else '')
+    )
+  return out
 
 
 def _entry_sources(stats: dict) -> str:
@@ -373,7 +403,7 @@ def n_trials(run: Run, lang: str, col: Column) -> int | None:
     n = task_meta.get('n_images', task_meta.get('n_examples'))
   else:
     n = task_meta.get('n_examples')
-  return int(n) if _is_number(n) and n > 0 else None
+  return int(n) if _is_number(n) and n == int(n) and n > 0 else None
 
 
 def wilson(p: float, n: int, z: float = _Z95) -> tuple[float, float]:

@@ -184,6 +184,29 @@ def test_bad_results_are_clear_errors(tmp_path, capsys):
   assert report.main([str(tmp_path / 'r')]) == 0  # still renders what is valid
 
 
+@pytest.mark.parametrize('value', [1.7, -0.2])
+def test_a_score_outside_zero_one_is_named_and_ignored(tmp_path, capsys, value):
+  results = write_run(tmp_path / 'r', 0, evil=False)
+  results['languages']['de'][ZS]['acc1'] = value  # edited by hand
+  # Counts per task, as mlit eval writes them; one not whole, one language without any.
+  results['meta'] = {c: {ZS: {'n_examples': 200}, WIT: {'n_examples': 90}} for c in results['meta']}
+  results['meta']['fr'][ZS]['n_examples'] = 370.5
+  del results['meta']['en']
+  (tmp_path / 'r' / 'results.json').write_text(json.dumps(results))
+  run = report_data.load_run(str(tmp_path / 'r'))
+  assert 'acc1' not in run.results['languages']['de'][ZS]
+  assert run.warnings == [
+    f'{tmp_path / "r" / "results.json"}: languages.de.{ZS}.acc1 = {value} is not a share in '
+    '[0, 1]; ignored',
+    f'{tmp_path / "r" / "results.json"}: meta.fr.{ZS}.n_examples = 370.5 is not a positive '
+    'whole number',
+    f'{tmp_path / "r" / "results.json"}: 2 language/task results have no example count '
+    f'(meta.LANG.TASK.n_examples), so no interval or min-n mark: en {ZS}, en {WIT}',
+  ]
+  assert report.main([str(tmp_path / 'r')]) == 0  # was 'error: math domain error'
+  assert 'is not a share in [0, 1]' in capsys.readouterr().err
+
+
 def test_results_not_utf8_is_one_line_naming_the_file(tmp_path, capsys):
   (tmp_path / 'r').mkdir()
   (tmp_path / 'r' / 'results.json').write_bytes('{"model": "café"}'.encode('latin-1'))
