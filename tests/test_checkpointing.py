@@ -62,6 +62,35 @@ def test_round_trip_keep_and_interval(tmp_path):
   _assert_trees_equal(params, state['params'])
 
 
+def test_read_params_leaves_the_optimizer_state_unread(tmp_path, monkeypatch):
+  """Inference and evaluation read the params only: Adam's moments, twice their bytes, were read
+  and dropped (and a damaged moment stopped an mlit.load that never needed it)."""
+  state, _ = _state()
+  ckpt = checkpointing.Checkpoints(str(tmp_path / 'ckpt'), keep=1)
+  ckpt.save(7, state, data_state={'batches_consumed': 7}, force=True)
+  ckpt.close()
+  requested = []
+  real_restore = checkpointing.ocp.PyTreeCheckpointer.restore
+
+  def restore(self, path, *args, **kwargs):
+    item = kwargs['args'].item if 'args' in kwargs else kwargs.get('restore_args')
+    requested.append(sorted(item))
+    return real_restore(self, path, *args, **kwargs)
+
+  monkeypatch.setattr(checkpointing.ocp.PyTreeCheckpointer, 'restore', restore)
+  params, _ = checkpointing.read_params(str(tmp_path / 'ckpt'))
+  _assert_trees_equal(params, state['params'])
+  assert requested == [['params']]
+  whole = checkpointing.read_item(str(tmp_path / 'ckpt'), 7, 'state')
+
+  # Read without a target: plain dicts in another order, the same arrays.
+  def sums(tree):
+    return sorted(float(np.sum(x)) for x in jax.tree_util.tree_leaves(tree))
+
+  assert sums(whole['opt_state']) == pytest.approx(sums(state['opt_state']), rel=1e-5)
+  assert requested[-1] == ['opt_state', 'params', 'step']
+
+
 def test_ctrl_c_in_save_lands_after_it_and_unfinished_writes_are_removed(tmp_path):
   state, _ = _state()
   root = tmp_path / 'ckpt'

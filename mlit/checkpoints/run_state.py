@@ -296,14 +296,18 @@ def read_params(directory: str, step: Optional[int] = None) -> tuple[Any, int]:
     hint=f'; other steps here: {others} (to read one, give MODEL_DIR/checkpoints/<step>)'
     if others
     else '',
+    only='params',  # not Adam's moments: twice the params' bytes that inference would drop
   )
   if not isinstance(state, dict) or 'params' not in state:
     raise KeyError(f'{directory}/{step}: the state has no "params" entry')
   return state['params'], step
 
 
-def read_item(directory: str, step: int, item: str, *, hint: str = '') -> Any:
-  """One item of a checkpoint as a host (NumPy) tree, whatever mesh wrote it.
+def read_item(
+  directory: str, step: int, item: str, *, hint: str = '', only: Optional[str] = None
+) -> Any:
+  """One item of a checkpoint as a host (NumPy) tree, whatever mesh wrote it; with `only`, just
+  that top-level entry of it (the rest is not read).
 
   A damaged item raises CheckpointUnreadableError naming DIR/step and the root cause, + hint."""
   path = os.path.join(os.path.abspath(directory), str(step), item)
@@ -311,7 +315,14 @@ def read_item(directory: str, step: int, item: str, *, hint: str = '') -> Any:
 
   def read():
     tree = checkpointer.metadata(path).item_metadata.tree
+    partial = only is not None and isinstance(tree, dict) and only in tree
+    if partial:
+      tree = {only: tree[only]}
     as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-    return checkpointer.restore(path, restore_args=as_numpy)
+    if not partial:
+      return checkpointer.restore(path, restore_args=as_numpy)
+    return checkpointer.restore(
+      path, args=ocp.args.PyTreeRestore(item=tree, restore_args=as_numpy, partial_restore=True)
+    )
 
   return orbax_read.checked(read, f'{directory}/{step}', CheckpointUnreadableError, hint)
