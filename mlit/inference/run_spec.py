@@ -176,19 +176,32 @@ def vocabulary_path(model_dir: str, spec: Mapping[str, Any]) -> str:
 
 
 def image_checkpoint_path(model_dir: str, spec: Mapping[str, Any]) -> str:
-  """The locked tower's weights: at the recorded absolute path or, when that is gone (the run
-  root moved or copied elsewhere), at the same place relative to MODEL_DIR."""
+  """The locked tower's weights: at the recorded absolute path or, when that is gone or holds
+  other weights (the run root moved or copied, its old place reused), at the same place relative
+  to MODEL_DIR; either one only with the recorded sha256."""
   ckpt = spec['image']['checkpoint']
   relative = ckpt.get('relative_path')
-  if os.path.isfile(ckpt['path']) or not relative:
+  if not relative:
     return _checked(ckpt['path'], ckpt['sha256'])
   moved = os.path.normpath(os.path.join(model_dir, relative))
-  if not os.path.isfile(moved):
+  found = [p for p in dict.fromkeys((ckpt['path'], moved)) if os.path.isfile(p)]
+  if not found:
     raise UserError(
       f'{ckpt["path"]}: file of the run is missing (recorded in {FILENAME}), and so is {moved}, '
       'its place relative to MODEL_DIR'
     )
-  return _checked(moved, ckpt['sha256'])
+  if len(found) == 1 or os.path.samefile(*found):
+    return _checked(found[0], ckpt['sha256'])
+  if file_io.file_sha256(ckpt['path']) == ckpt['sha256']:
+    return ckpt['path']
+  path = _checked(moved, ckpt['sha256'])  # the copy's own tower
+  logging.warning(
+    '%s holds other weights than the run was trained with (sha256); using %s, its place '
+    "relative to MODEL_DIR, which holds the run's",
+    ckpt['path'],
+    path,
+  )
+  return path
 
 
 def _checked(path: str, sha256: str) -> str:
