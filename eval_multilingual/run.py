@@ -50,6 +50,30 @@ def _write_json(path: str, obj) -> None:
     json.dump(obj, f, indent=1, ensure_ascii=False, sort_keys=True)
 
 
+def _checksum(record: dict) -> str:
+  """sha256 of a per_task record's scores and counts: a file edited by hand (or damaged) is
+  evaluated again instead of reused into results.json."""
+  body = {k: record.get(k) for k in ('metrics', 'meta', 'per_class', 'model')}
+  return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _per_task_record(path: str) -> tuple[dict | None, str]:
+  """(the per_task file's record, '') or (None, why it cannot be reused)."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      record = json.load(f)
+  except (OSError, ValueError) as e:
+    return None, f'unreadable ({type(e).__name__})'
+  fields = ('metrics', 'meta', 'model', 'dataset', 'task', 'language')
+  if not isinstance(record, dict) or not all(
+    isinstance(record.get(k), (dict, str)) for k in fields
+  ):
+    return None, 'not a per_task record'
+  if 'checksum' in record and record['checksum'] != _checksum(record):
+    return None, 'changed since mlit eval wrote it (its checksum differs)'
+  return record, ''
+
+
 def aggregate(per_task: dict, model: dict) -> dict:
   """{(key, lang): (metrics, meta)} -> the results.json object (CONTRACTS.md)."""
   languages, meta, values = {}, {}, {}
@@ -173,8 +197,22 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
   }
 
 
+# Codes a user may type for a language the evaluations spell otherwise (deprecated ISO 639-1
+# codes, and Norwegian Bokmål for Norwegian).
+_OTHER_SPELLING = {
+  'iw': 'he',
+  'in': 'id',
+  'ji': 'yi',
+  'jw': 'jv',
+  'mo': 'ro',
+  'nb': 'no',
+  'no': 'nb',
+}
+
+
 def _suggest(code: str, available: set[str]) -> str:
-  for c in (language_codes.normalize(code), language_codes.normalize(code).split('-')[0]):
+  base = language_codes.normalize(code)
+  for c in (base, base.split('-')[0], _OTHER_SPELLING.get(base.split('-')[0], '')):
     if c in available:
       return c
   close = difflib.get_close_matches(code, sorted(available), n=1, cutoff=0.6)
@@ -200,14 +238,12 @@ def _earlier_results(run_dir: str, model: dict, done: set) -> tuple[dict, dict]:
   per_task, per_class = {}, {}
   root = os.path.join(run_dir, 'per_task')
   for path in sorted(glob.glob(os.path.join(root, '*', '*', '*.json'))):
-    try:
-      with open(path, encoding='utf-8') as f:
-        old = json.load(f)
-      key = f'{old["dataset"]}/{old["task"]}'
-      lang = old['language']
-    except (OSError, ValueError, KeyError, TypeError):
+    old, why = _per_task_record(path)
+    if old is None:
+      logging.warning('%s: %s; left out of results.json', path, why)
       continue
-    if (key, lang) in done or old.get('model', {}).get('fingerprint') != model['fingerprint']:
+    key, lang = f'{old["dataset"]}/{old["task"]}', old['language']
+    if (key, lang) in done or old['model'].get('fingerprint') != model['fingerprint']:
       continue
     per_task[(key, lang)] = (old['metrics'], old['meta'])
     per_class[(key, lang)] = old.get('per_class')
@@ -234,6 +270,13 @@ def evaluate(
   """Runs every evaluation in every language (restricted to `languages` if given)."""
   model = encoder.describe()
   jobs = []
+  if isinstance(languages, str):  # languages = 'en,de' for ['en', 'de']
+    languages = [c.strip() for c in languages.split(',') if c.strip()]
+  if languages is not None and not languages:
+    raise UserError(
+      'run.evaluate.languages is empty: nothing to evaluate (leave it unbound, None, for every '
+      'language the evaluations have)'
+    )
   if languages is not None:
     check_languages(languages, {l for ev in evaluations for l in ev.languages()})
   for ev in evaluations:
@@ -250,9 +293,10 @@ def evaluate(
     dataset, task = ev.key.split('/', 1)
     path = os.path.join(run_dir, 'per_task', dataset, task, f'{lang}.json')
     if resume and os.path.exists(path):
-      with open(path, encoding='utf-8') as f:
-        old = json.load(f)
-      if old.get('model', {}).get('fingerprint') == model['fingerprint']:
+      old, why = _per_task_record(path)
+      if old is None:
+        logging.warning('%s: %s; evaluating it again', path, why)
+      elif old['model'].get('fingerprint') == model['fingerprint']:
         per_task[(ev.key, lang)] = (old['metrics'], old['meta'])
         per_class[(ev.key, lang)] = old.get('per_class')
         progress.skip()
@@ -262,18 +306,18 @@ def evaluate(
     meta['seconds'] = round(time.time() - t0, 3)
     per_class[(ev.key, lang)] = meta.pop('per_class', None)  # per_class.json, not results.json
     per_task[(ev.key, lang)] = (metrics, meta)
-    _write_json(
-      path,
-      {
-        'metrics': metrics,
-        'meta': meta,
-        'model': model,
-        'dataset': dataset,
-        'task': task,
-        'language': lang,
-        'per_class': per_class[(ev.key, lang)],
-      },
-    )
+    record = {
+      'metrics': metrics,
+      'meta': meta,
+      'model': model,
+      'dataset': dataset,
+      'task': task,
+      'language': lang,
+      'per_class': per_class[(ev.key, lang)],
+    }
+    # Through JSON first, so the checksum is over what the file will read back as.
+    record = json.loads(json.dumps(record))
+    _write_json(path, {**record, 'checksum': _checksum(record)})
     progress.advance()
     shown = ', '.join(f'{k}={v:.3f}' for k, v in list(metrics.items())[:3])
     logging.info(

@@ -324,6 +324,26 @@ def test_end_to_end_eval_run(tmp_path, caplog):
     with pytest.raises(UserError, match=f'run.evaluate.languages: no evaluation has {named};'):
       run.main(argv + [f'--gin.run.evaluate.languages={flag}'])
   assert (run_dir / 'results.json').read_text() == before
+  # A string of codes is those codes (it was taken letter by letter: 'e', 'n'); none is a line.
+  caplog.clear()
+  assert run.main(argv + ["--gin.run.evaluate.languages='de, en'"]) == 0
+  assert '5 of 5 evaluations reused' in caplog.text  # de and en of the 6 (fr only on WIT)
+  with pytest.raises(UserError, match='run.evaluate.languages is empty: nothing to evaluate'):
+    run.main(argv + ['--gin.run.evaluate.languages=[]'])
+
+  # A per_task file damaged, or edited by hand, is evaluated again with a warning: it was a
+  # JSONDecodeError traceback, and an edited score went into results.json unchecked.
+  de = run_dir / 'per_task' / 'tiny3' / 'zeroshot_classification' / 'de.json'
+  fr = run_dir / 'per_task' / 'wit' / 'retrieval' / 'fr.json'
+  de.write_text('{"broken')
+  edited = json.loads(fr.read_text())
+  edited['metrics']['image_retrieval_recall@1'] = 0.99
+  fr.write_text(json.dumps(edited))
+  caplog.clear()
+  assert run.main(argv) == 0
+  assert f'{de}: unreadable (JSONDecodeError); evaluating it again' in caplog.text
+  assert f'{fr}: changed since mlit eval wrote it (its checksum differs); evaluating' in caplog.text
+  assert json.loads((run_dir / 'results.json').read_text())['languages'] == res['languages']
 
 
 def test_t5x_text_tower_plus_npz_image_tower(tmp_path):
@@ -390,6 +410,8 @@ def test_unknown_language_codes_are_named_with_a_suggestion():
     "mean 'zh'?), 'xx'; available: en, si, zh"
   )
   run.check_languages(['si'], {'si', 'zh'})  # all known: no error
+  with pytest.raises(UserError, match="'nb' \\(did you mean 'no'\\?\\), 'iw' \\(did you mean 'he'"):
+    run.check_languages(['nb', 'iw'], {'no', 'he'})
 
 
 def _bind_model_dir(model_dir):
