@@ -17,8 +17,10 @@ English accuracy minus the language's; among equal gaps, classes whose name is t
 collides with another class's come first, then longer names: the usual tokenizer causes.
 """
 
-import json
 import os
+
+from eval_multilingual import report_data
+from tasks.user_error import UserError
 
 ENGLISH = 'en'
 TOP_K = 10
@@ -102,9 +104,40 @@ def analyse(per_class: dict, top_k: int = TOP_K) -> dict:
   return {'english': ENGLISH, 'tasks': tasks}
 
 
+_COUNTS = ('n_classes', 'n_english_right_language_wrong', 'n_language_right_english_wrong')
+_LISTS = ('english_right_language_wrong', 'language_right_english_wrong')
+
+
 def load(run_dir: str) -> dict | None:
+  """RUN_DIR/per_class.json (None when absent); UserError naming the file and the key when it is
+  not the JSON object analyse() writes, as far as the report reads it."""
   path = os.path.join(run_dir, FILENAME)
   if not os.path.exists(path):
     return None
-  with open(path, encoding='utf-8') as f:
-    return json.load(f)
+  data = report_data.read_json(path, required=True)
+  tasks = _object(path, 'tasks', data.get('tasks', {}))
+  for key, task in tasks.items():
+    gaps = _object(path, f'tasks.{key}.gaps', _object(path, f'tasks.{key}', task).get('gaps', {}))
+    for lang, gap in gaps.items():
+      _check_gap(path, f'tasks.{key}.gaps.{lang}', _object(path, f'tasks.{key}.gaps.{lang}', gap))
+  return data
+
+
+def _object(path: str, key: str, value) -> dict:
+  if not isinstance(value, dict):
+    raise UserError(f'{path}: {key} is not an object')
+  return value
+
+
+def _check_gap(path: str, key: str, gap: dict) -> None:
+  for name in _COUNTS:
+    v = gap.get(name)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+      raise UserError(f'{path}: {key}.{name} = {v!r} is not a count')
+  for name in _LISTS:
+    entries = gap.get(name, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+      raise UserError(f'{path}: {key}.{name} is not a list of objects')
+    for i, e in enumerate(entries):
+      if not isinstance(e.get('collides_with_names', []), list):
+        raise UserError(f'{path}: {key}.{name}[{i}].collides_with_names is not a list')

@@ -40,6 +40,30 @@ def _pct(v: float | None, signed: bool = False) -> str:
   return f'{100 * v:.1f}'
 
 
+def _number(text) -> float | None:
+  """The number a cell starts with ('30.9 (139-way)' -> 30.9); None for an empty cell."""
+  try:
+    return float(str(text).split(' ', 1)[0])
+  except ValueError:
+    return None
+
+
+def language_label(run: Run, code: str) -> str:
+  """'German (de)'; the code alone when the language has no known name."""
+  name = report_data.language_info(run, code).name
+  return code if name == code else f'{name} ({code})'
+
+
+def _score_cell(run: Run, lang: str, col: Column, usual: int | None) -> str:
+  """The score in %, with '(N-way)' when the language was scored among fewer candidates than
+  the task's usual: its chance is higher and it is not comparable with the rest."""
+  text = _pct(run.score(lang, col))
+  n = report_data.n_candidates(run, lang, col)
+  if text and n is not None and usual is not None and n < usual:
+    text += f' ({n}-way)'
+  return text
+
+
 def _ci(run: Run, lang: str, col: Column, min_n: int) -> str:
   """'lo–hi (n=N)' of the 95% Wilson interval; † when n is under min_n."""
   n, ci = report_data.n_trials(run, lang, col), report_data.interval(run, lang, col)
@@ -53,6 +77,7 @@ def language_rows(
   run: Run, cols: list[Column], order_col: Column | None, min_n: int = report_data.DEFAULT_MIN_N
 ) -> list[list]:
   rows = []
+  usual = {c: report_data.usual_candidates(run, c) for c in cols}
   for lang in report_data.ordered_languages(run, order_col, min_n):
     info = report_data.language_info(run, lang)
     tok = report_data.side_stats(run.tokenizer_stats, lang)
@@ -70,13 +95,44 @@ def language_rows(
         _pct(tok.get('truncated_share')),
         '' if chrf is None else f'{float(chrf):.1f}',
       ]
-      + [v for c in cols for v in (_pct(run.score(lang, c)), _ci(run, lang, c, min_n))]
+      + [v for c in cols for v in (_score_cell(run, lang, c, usual[c]), _ci(run, lang, c, min_n))]
     )
   return rows
 
 
 def _names(run: Run, codes: list[str]) -> str:
-  return ', '.join(f'{report_data.language_info(run, c).name} ({c})' for c in codes) or 'none'
+  return ', '.join(language_label(run, c) for c in codes) or 'none'
+
+
+_NOTE_NAMES = 12  # languages named in a note; the per-language table has them all
+
+
+def candidates_note(run: Run, col: Column) -> str | None:
+  """Which languages were scored among fewer candidates than the task's usual, with their
+  counts and chance; None when every language had the usual count."""
+  usual = report_data.usual_candidates(run, col)
+  fewer = {
+    lang: n
+    for lang in report_data.ordered_languages(run, col)
+    if run.score(lang, col) is not None
+    and (n := report_data.fewer_candidates(run, lang, col)) is not None
+  }
+  if not fewer:
+    return None
+  fewest = sorted(fewer.items(), key=lambda kv: (kv[1], kv[0]))
+  shown = '; '.join(
+    f'{language_label(run, l)} {n}, chance {_pct(report_data.chance(run, l, col))}%'
+    for l, n in fewest[:_NOTE_NAMES]
+  )
+  more = (
+    f'; and {len(fewer) - _NOTE_NAMES} more (per-language table)'
+    if len(fewer) > _NOTE_NAMES
+    else ''
+  )
+  return (
+    f'{col.label}: {len(fewer)} languages scored among fewer candidates than the usual {usual} '
+    f'(shown "N-way"; higher chance, not comparable with the rest), fewest first: {shown}{more}.'
+  )
 
 
 def headline_section(
@@ -89,9 +145,11 @@ def headline_section(
     'Macro avg %',
     'English %',
     'Median of rest %',
-    'English − median',
+    'English − median (pp)',
     'At/below chance',
     f'Below {_pct(threshold)}%',
+    'Usual candidates (chance %)',
+    'Fewer candidates',
   ]
   rows, notes = [], []
   for s in sums:
@@ -111,8 +169,12 @@ def headline_section(
         _pct(gap, signed=True),
         len(s.below_chance),
         len(s.below_threshold),
+        _usual_cell(run, s.col),
+        len(_fewer(run, s.col)),
       ]
     )
+    if line := candidates_note(run, s.col):
+      notes.append(line)
     if s.below_chance:
       notes.append(f'{s.col.label}, at or below chance: {_names(run, s.below_chance)}.')
     if s.below_threshold:
@@ -129,30 +191,54 @@ def headline_section(
   return [doc.Heading('Summary'), doc.Table(headers, rows, 1), doc.Bullets(notes)]
 
 
-def script_section(sums: list[report_data.Summary]) -> list[doc.Block]:
-  """Per writing system: languages, and mean/median of every score."""
+def _usual_cell(run: Run, col: Column) -> str:
+  """The task's usual number of candidates and its chance in %: '371 (0.3)'."""
+  usual = report_data.usual_candidates(run, col)
+  return '' if usual is None else f'{usual} ({_pct(report_data.chance_among(col, usual))})'
+
+
+def _fewer(run: Run, col: Column) -> list[str]:
+  return [
+    l
+    for l in run.results['languages']
+    if run.score(l, col) is not None and report_data.fewer_candidates(run, l, col) is not None
+  ]
+
+
+def script_section(run: Run, sums: list[report_data.Summary]) -> list[doc.Block]:
+  """Per writing system: mean/median of every score over its languages (counted per score)."""
   per = {}
   for s in sums:
     for script, n, mean, med, lo, hi in s.by_script:
-      per.setdefault(script, {'n': 0})
-      per[script]['n'] = max(per[script]['n'], n)
-      per[script][s.col] = (mean, med, lo, hi)
-  headers = ['Script', 'Languages'] + [f'{s.col.label} mean / median %' for s in sums]
+      per.setdefault(script, {})[s.col] = (mean, med, lo, hi, n)
+  headers = ['Script'] + [f'{s.col.label} mean / median % (languages)' for s in sums]
   if sums:
     headers += [f'Lowest / highest ({sums[0].col.label})']
   first = sums[0].col if sums else None
-  order = sorted(per, key=lambda k: -(per[k].get(first, (0, 0))[1]))
+  order = sorted(per, key=lambda k: (-(per[k][first][1] if first in per[k] else -1.0), k))
   rows = []
   for k in order:
-    row = [f'{languages.SCRIPT_NAMES.get(k, k)} ({k})', per[k]['n']]
+    row = [f'{languages.SCRIPT_NAMES.get(k, k)} ({k})']
     row += [
-      f'{_pct(per[k][s.col][0])} / {_pct(per[k][s.col][1])}' if s.col in per[k] else ''
+      f'{_pct(per[k][s.col][0])} / {_pct(per[k][s.col][1])} ({per[k][s.col][4]})'
+      if s.col in per[k]
+      else ''
       for s in sums
     ]
     if first in per[k]:
-      row.append(f'{per[k][first][2]} / {per[k][first][3]}')
+      row.append(
+        f'{language_label(run, per[k][first][2])} / {language_label(run, per[k][first][3])}'
+      )
     rows.append(row)
-  return [doc.Heading('By script'), doc.Table(headers, rows, 1)]
+  sorted_by = f'median {first.label}, highest first' if first else 'name'
+  return [
+    doc.Heading('By script'),
+    doc.Line(
+      f'Scripts sorted by {sorted_by}. In parentheses: the languages of the script scored on '
+      'that score with at least --min-n examples (the mean and median are over them).'
+    ),
+    doc.Table(headers, rows, 1),
+  ]
 
 
 def compare_section(
@@ -166,6 +252,8 @@ def compare_section(
     headers += [o.name, f'{o.name} 95% CI', f'Δ {o.name}', f'{o.name}: beyond 95% CIs']
   rows = []
   for lang in report_data.ordered_languages(run, col, min_n):
+    if all(r.score(lang, col) is None for r in [run, *others]):
+      continue  # no run scored it on this task: an empty row says nothing
     row = [report_data.language_info(run, lang).name, lang, _pct(run.score(lang, col))]
     row.append(_ci(run, lang, col, min_n))
     for o in others:
@@ -176,6 +264,21 @@ def compare_section(
       row += [_pct(d, signed=True), _yes_no(outside)]
     rows.append(row)
   return headers, rows
+
+
+def only_in_others_note(run: Run, others: list[Run], col: Column) -> str | None:
+  """The languages a compared run scored on `col` that this run has no results for (they have
+  no row: rows are this run's languages)."""
+  parts = []
+  for o in others:
+    only = [
+      l
+      for l in o.results['languages']
+      if l not in run.results['languages'] and o.score(l, col) is not None
+    ]
+    if only:
+      parts.append(f'{o.name}: {_names(o, sorted(only))}')
+  return f'Scored only in the other run, not shown: {"; ".join(parts)}.' if parts else None
 
 
 def compare_summary(run: Run, other: Run, col: Column, min_n: int) -> str | None:
@@ -201,9 +304,8 @@ def _yes_no(flag: bool | None) -> str:
 
 
 def _heat(value_text: str, vmax: float) -> str | None:
-  try:
-    v = float(value_text)
-  except ValueError:
+  v = _number(value_text)
+  if v is None:
     return None
   a = 0.05 + 0.5 * max(0.0, min(1.0, v / vmax)) if vmax > 0 else 0.0
   return f'background-color:rgba(85,168,104,{a:.2f})'
@@ -216,6 +318,78 @@ def _delta_style(value_text: str) -> str | None:
     return None
   a = min(0.6, 0.08 + abs(v) / 20)
   return f'background-color:rgba({"85,168,104" if v >= 0 else "196,78,82"},{a:.2f})'
+
+
+FEWER_CANDIDATES_NOTE = (
+  '"(N-way)": the language was scored among N candidates (classes; for recall, images for '
+  'T→I and texts for I→T), fewer than the task\'s usual number (Summary: "Usual candidates"): '
+  "its chance, 1/N for top-1 and k/N for top-k and R@k, is higher than the rest's, so the "
+  'score is not comparable with theirs.'
+)
+
+
+def how_to_read(min_n: int) -> list[doc.Block]:
+  """What the report's numbers are, once, before the first table."""
+  return [
+    doc.Heading('How to read this report'),
+    doc.Bullets(
+      [
+        'Scores are percentages; a difference between two scores (English − median, Δ) is in '
+        'percentage points (pp).',
+        'top-1 / top-5 acc: the share of images whose class is ranked first / among the first '
+        'five of the candidate classes ("classes": the classes the language\'s images are '
+        'classified among; chance is 1/classes for top-1, 5/classes for top-5).',
+        'T→I R@k (text to image): the share of texts whose image is among the k images ranked '
+        'highest for it; I→T R@k (image to text): the share of images whose text is among the k '
+        'texts ranked highest. Chance is k over the images (T→I) or texts (I→T) ranked.',
+        'n: what a score averages over: images for zero-shot accuracy; for recall the query '
+        'side, texts for T→I and images for I→T.',
+        '95% CI: the Wilson score interval of the score as a proportion of n.',
+        f'†: scored on fewer than {min_n} examples (--min-n): shown, ordered last, and left out '
+        'of macro averages, medians, per-script summaries and plots.',
+        'Median of rest: the median over every language except English, leaving out those '
+        'under --min-n; English − median is English minus it, in pp.',
+        FEWER_CANDIDATES_NOTE,
+      ]
+    ),
+  ]
+
+
+def _without_empty(headers: list, rows: list[list], names: list[str]) -> tuple[list, list]:
+  """Leaves out the named columns when they are empty in every row (no data for them)."""
+  drop = {j for j, h in enumerate(headers) if h in names and all(r[j] in ('', None) for r in rows)}
+  keep = [j for j in range(len(headers)) if j not in drop]
+  return [headers[j] for j in keep], [[r[j] for j in keep] for r in rows]
+
+
+def comparison_blocks(
+  run: Run, others: list[Run], cols: list[Column], min_n: int, out_dir: str
+) -> list[doc.Block]:
+  """Per score: the summary line per compared run, the delta plot and the side-by-side table."""
+  if not others:
+    return []
+  blocks = [doc.Heading('Comparison (Δ = other − this run, percentage points)')]
+  for col in cols:
+    ch, cr = compare_section(run, others, col, min_n)
+
+    def delta_style(i, j, ch=ch, cr=cr):
+      return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
+
+    blocks.append(doc.Heading(col.label, 3))
+    for o in others:
+      line = compare_summary(run, o, col, min_n)
+      if line:
+        blocks.append(doc.Line(line))
+    p = f'delta_{col.slug}.png'
+    big = [report_data.large_enough(o, col, min_n) for o in others]
+    if report_plots.delta_bars(
+      report_data.large_enough(run, col, min_n), big, col, os.path.join(out_dir, p)
+    ):
+      blocks.append(doc.Figures([(p, f'{col.label}: per-language deltas')]))
+    blocks.append(doc.Table(ch, cr, 2, cell_style=delta_style, collapsed=True))
+    if note := only_in_others_note(run, others, col):
+      blocks.append(doc.Line(note))
+  return blocks
 
 
 def build(
@@ -251,7 +425,12 @@ def build(
       continue
     p = f'bars_{col.slug}.png'
     report_plots.bars(plot_run, col, os.path.join(out_dir, p))
-    group.append((p, f'{col.label}: per language, sorted (English outlined; dashed: chance)'))
+    group.append(
+      (
+        p,
+        f'{col.label}: per language, sorted (English outlined; red tick over each bar: its chance level)',
+      )
+    )
     p = f'vs_data_{col.slug}.png'
     if report_plots.score_vs_data(plot_run, col, os.path.join(out_dir, p)):
       group.append((p, f'{col.label} vs tuning examples in the language ({counts_what})'))
@@ -265,10 +444,14 @@ def build(
     )
   headers = LANG_HEADERS + [h for c in cols for h in (f'{c.label} %', f'{c.label} 95% CI')]
   rows = language_rows(run, cols, order_col, min_n)
+  headers, rows = _without_empty(headers, rows, ['Prompt chrF'])
   sums = [report_data.summarize(run, c, threshold, min_n) for c in cols]
 
   model = run.results.get('model') if isinstance(run.results.get('model'), dict) else {}
   model_rows = [[k, v if isinstance(v, (int, float, str)) else repr(v)] for k, v in model.items()]
+  error_blocks = report_error_analysis.blocks(
+    run.path, run.results, min_n, run.warnings, lambda code: language_label(run, code)
+  )
   warnings = run.warnings + [w for o in others for w in o.warnings]
   title = f'Language report: {run.name}'
   stamp = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
@@ -287,35 +470,17 @@ def build(
   ]
   if model_line:
     blocks.append(doc.Line(f'Model: {model_line}'))
-  blocks += headline_section(run, sums, threshold) + script_section(sums)
-  if others:
-    blocks.append(doc.Heading('Comparison (Δ = other − this run, points)'))
-    for col in cols:
-      ch, cr = compare_section(run, others, col, min_n)
-
-      def delta_style(i, j, ch=ch, cr=cr):
-        return _delta_style(cr[i][j]) if ch[j].startswith('Δ ') else None
-
-      blocks.append(doc.Heading(col.label, 3))
-      for o in others:
-        line = compare_summary(run, o, col, min_n)
-        if line:
-          blocks.append(doc.Line(line))
-      p = f'delta_{col.slug}.png'
-      big = [report_data.large_enough(o, col, min_n) for o in others]
-      if report_plots.delta_bars(
-        report_data.large_enough(run, col, min_n), big, col, os.path.join(out_dir, p)
-      ):
-        blocks.append(doc.Figures([(p, f'{col.label}: per-language deltas')]))
-      blocks.append(doc.Table(ch, cr, 2, cell_style=delta_style, collapsed=True))
-  blocks += report_error_analysis.blocks(run.path, run.results)
+  blocks += how_to_read(min_n)
+  blocks += headline_section(run, sums, threshold) + script_section(run, sums)
+  blocks += comparison_blocks(run, others, cols, min_n, out_dir)
+  blocks += error_blocks
   blocks.append(doc.Heading('Plots'))
   for label, group in plotted:
     blocks += [doc.Heading(label, 3), doc.Figures(group)]
 
-  score_start = len(LANG_HEADERS)
+  score_start = next((j for j, h in enumerate(headers) if h.endswith(' 95% CI')), len(headers)) - 1
   vmax = {
-    j: max([float(r[j]) for r in rows if r[j]] or [0.0])
+    j: max([v for r in rows if (v := _number(r[j])) is not None] or [0.0])
     for j in range(score_start, len(headers))
     if headers[j].endswith(' %')
   }
@@ -328,6 +493,8 @@ def build(
   if run.counts_note:
     blocks.append(doc.Line(run.counts_note + '.'))
   blocks.append(doc.Table(headers, rows, 3, cell_style=lang_style))
+  if any('-way)' in str(c) for r in rows for c in r):
+    blocks.append(doc.Line(FEWER_CANDIDATES_NOTE))
   if warnings:
     blocks += [doc.Heading('Input warnings'), doc.Bullets(warnings, css_class='warn')]
 
@@ -337,6 +504,29 @@ def build(
   with open(paths['html'], 'w', encoding='utf-8') as f:
     f.write(doc.html_page(title, blocks, out_dir))
   return paths
+
+
+def name_compared_runs(run: Run, others: list[Run]) -> None:
+  """Gives every compared run a name of its own (equal names make the comparison columns
+  ambiguous: 'x/s1' beside 's1'), and warns about one that is this run again (every Δ 0)."""
+  taken = {run.name}
+  for o in others:
+    if (why := report_data.same_run(run, o)) is not None:
+      run.warnings.append(f'--compare {o.path}: {why}; its deltas compare the run with itself')
+    if o.name in taken:
+      o.name = _unique_name(o, taken)
+    taken.add(o.name)
+
+
+def _unique_name(o: Run, taken: set[str]) -> str:
+  """The run folder with its parent ('x/s1'), numbered when that is taken too."""
+  parent = os.path.basename(os.path.dirname(os.path.abspath(o.path)))
+  name = f'{parent}/{o.name}' if parent else o.name
+  i = 2
+  candidate = name
+  while candidate in taken:
+    candidate, i = f'{name} #{i}', i + 1
+  return candidate
 
 
 def _error(message: str) -> int:
@@ -403,11 +593,7 @@ def main(argv=None) -> int:
     if args.recall_k is not None and not ks:
       run.warnings.append(f'--recall-k {args.recall_k}: the results have no retrieval scores')
     others = [report_data.load_run(d) for d in args.compare]
-    taken = {run.name}
-    for o in others:  # Equal names would make the comparison columns ambiguous.
-      if o.name in taken:
-        o.name = f'{o.name} ({os.path.basename(os.path.normpath(o.path))})'
-      taken.add(o.name)
+    name_compared_runs(run, others)
     paths = build(
       run,
       others,

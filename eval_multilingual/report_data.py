@@ -80,7 +80,9 @@ def _is_number(v: Any) -> bool:
   return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _read_json(path: str, required: bool) -> dict:
+def read_json(path: str, required: bool) -> dict:
+  """The JSON object in `path`; UserError naming the file when it is not UTF-8, not JSON or not
+  an object ({} for a missing optional file)."""
   if not os.path.exists(path):
     if required:
       raise FileNotFoundError(f'{path}: no such file (expected the evaluation results)')
@@ -116,7 +118,7 @@ def side_stats(side_file: dict, lang: str) -> dict:
 def load_run(run_dir: str) -> Run:
   """Loads and validates a run directory; malformed metric entries are dropped with a warning."""
   path = run_layout.results(run_dir)
-  results = _read_json(path, required=True)
+  results = read_json(path, required=True)
   langs = results.get('languages')
   if not isinstance(langs, dict):
     raise UserError(f'{path}: key "languages" missing or not an object')
@@ -146,7 +148,8 @@ def load_run(run_dir: str) -> Run:
   model = results.get('model') if isinstance(results.get('model'), dict) else {}
   # The run directory names a run in titles and comparison columns (short, chosen by the
   # user); the model's own name (checkpoint path and step) stays in results['model'].
-  name = os.path.basename(os.path.normpath(run_dir)) or str(model.get('name') or run_dir)
+  # The absolute path: `mlit report .` is named after the folder, not '.'.
+  name = os.path.basename(os.path.abspath(run_dir)) or str(model.get('name') or run_dir)
   stats, note = tuning_counts(run_dir, results, warnings)
   return Run(
     name=name,
@@ -154,8 +157,8 @@ def load_run(run_dir: str) -> Run:
     results=results,
     counts_note=note,
     language_stats=stats,
-    tokenizer_stats=_by_code(_read_json(run_layout.tokenizer_stats(run_dir), False)),
-    prompt_quality=_by_code(_read_json(run_layout.prompt_quality(run_dir), False)),
+    tokenizer_stats=_by_code(read_json(run_layout.tokenizer_stats(run_dir), False)),
+    prompt_quality=_by_code(read_json(run_layout.prompt_quality(run_dir), False)),
     warnings=warnings,
   )
 
@@ -195,7 +198,7 @@ def tuning_counts(run_dir: str, results: dict, warnings: list[str]) -> tuple[dic
   and what they count, from the record `mlit eval` keeps in results.json ('tuning_counts').
   Counts recorded for another model are not shown (a warning says so)."""
   path = run_layout.language_stats(run_dir)
-  stats = _read_json(path, False)
+  stats = read_json(path, False)
   if not stats:
     return {}, ''
   record = results.get('tuning_counts')
@@ -252,8 +255,7 @@ def main_column(run: Run, cols: list[Column], sort_by: str | None = None) -> Col
     task, _, metric = sort_by.partition(':')
     found = [c for c in cols if c.task == task and (not metric or c.metric == metric)]
     if not found:
-      names = ', '.join(f'{c.task}:{c.metric}' for c in cols)
-      raise UserError(f'--sort-by {sort_by}: no such score in the results; available: {names}')
+      raise UserError(f'--sort-by {sort_by}: {_why_not_sortable(run, task, metric, cols)}')
     return found[0]
   if not cols:
     return None
@@ -262,6 +264,21 @@ def main_column(run: Run, cols: list[Column], sort_by: str | None = None) -> Col
     return sum(run.score(l, c) is not None for l in run.results['languages'])
 
   return max(cols, key=lambda c: (c.metric == ZEROSHOT_METRIC, n_scored(c), -cols.index(c)))
+
+
+def _why_not_sortable(run: Run, task: str, metric: str, cols: list[Column]) -> str:
+  """Why --sort-by TASK:METRIC names no column, and the scores it can sort by."""
+  names = ', '.join(f'{c.task}:{c.metric}' for c in cols)
+  in_results = any(
+    task in tasks and (not metric or metric in tasks[task])
+    for tasks in run.results['languages'].values()
+  )
+  if in_results:
+    return (
+      'in the results, but the report shows and sorts by top-1 accuracy and recall@k '
+      f'(--recall-k) only; it can sort by: {names}'
+    )
+  return f'no such score in the results; it can sort by: {names}'
 
 
 def score_columns(run: Run, recall_k: int = 1) -> list[Column]:
@@ -284,25 +301,53 @@ def score_columns(run: Run, recall_k: int = 1) -> list[Column]:
   return cols
 
 
-def chance(run: Run, lang: str, col: Column) -> float | None:
-  """Chance level: k/n_classes for top-k accuracy, k/(images or texts ranked) for recall@k.
+def n_candidates(run: Run, lang: str, col: Column) -> int | None:
+  """How many candidates a query is ranked among: classes for top-k accuracy, images for
+  text->image recall, texts for image->text recall (n_examples when those counts are absent).
 
   Counts come from results.json meta[lang][task] (or meta[lang]); None when unknown.
   """
   meta = run.meta(lang)
   task_meta = meta.get(col.task) if isinstance(meta.get(col.task), dict) else {}
-  k = 5 if col.metric == 'acc5' else 1
-  if '@' in col.metric:
-    k = int(col.metric.rsplit('@', 1)[1])
   if col.metric.startswith('acc'):
     n = task_meta.get('n_classes', meta.get('n_classes'))
   elif 'recall@' in col.metric:
-    # Text->image ranks images, image->text ranks texts; n_examples when counts are absent.
     which = 'n_images' if col.metric.startswith('image_') else 'n_texts'
     n = task_meta.get(which, task_meta.get('n_examples', meta.get('n_examples')))
   else:
     return None
-  return min(1.0, k / n) if _is_number(n) and n > 0 else None
+  return int(n) if _is_number(n) and n > 0 else None
+
+
+def chance_among(col: Column, n: int) -> float:
+  """Chance level of `col` among n candidates: k/n for top-k accuracy and recall@k."""
+  k = 5 if col.metric == 'acc5' else 1
+  if '@' in col.metric:
+    k = int(col.metric.rsplit('@', 1)[1])
+  return min(1.0, k / n)
+
+
+def chance(run: Run, lang: str, col: Column) -> float | None:
+  """Chance level: k/n_classes for top-k accuracy, k/(images or texts ranked) for recall@k."""
+  n = n_candidates(run, lang, col)
+  return None if n is None else chance_among(col, n)
+
+
+def usual_candidates(run: Run, col: Column) -> int | None:
+  """The task's most common number of candidates over the languages scored (the larger on a
+  tie): scores ranked among fewer are easier and not comparable with the rest."""
+  counts = collections.Counter(
+    n
+    for lang in run.results['languages']
+    if run.score(lang, col) is not None and (n := n_candidates(run, lang, col)) is not None
+  )
+  return max(counts, key=lambda n: (counts[n], n)) if counts else None
+
+
+def fewer_candidates(run: Run, lang: str, col: Column) -> int | None:
+  """The language's number of candidates when it is under the task's usual, else None."""
+  n, usual = n_candidates(run, lang, col), usual_candidates(run, col)
+  return n if n is not None and usual is not None and n < usual else None
 
 
 def language_info(run: Run, lang: str) -> languages.Language:
@@ -317,7 +362,11 @@ def tokens_per_unit(stats: dict) -> tuple[float | None, str]:
 
 
 def n_tuning_examples(run: Run, lang: str) -> int | None:
-  v = side_stats(run.language_stats, lang).get('n_train_examples')
+  """The language's tuning examples: 0 when the run's counts do not list it (counts are kept
+  for languages seen in training), None when the run has no counts."""
+  if not run.language_stats:
+    return None
+  v = side_stats(run.language_stats, lang).get('n_train_examples', 0)
   return int(v) if _is_number(v) else None
 
 
@@ -437,6 +486,20 @@ def delta_outside_intervals(base: Run, other: Run, lang: str, col: Column) -> bo
   if a is None or b is None:
     return None
   return a[1] < b[0] or b[1] < a[0]
+
+
+def same_run(a: Run, b: Run) -> str | None:
+  """Why b is the same run as a (same folder, or same model in results.json), None if not."""
+  if os.path.realpath(a.path) == os.path.realpath(b.path):
+    return 'the same run directory as RUN_DIR'
+  model_a, model_b = (r.results.get('model') for r in (a, b))
+  if not isinstance(model_a, dict) or not isinstance(model_b, dict):
+    return None
+  # The fingerprint decides when both have one (a retrained model may keep its name).
+  key = 'fingerprint' if model_a.get('fingerprint') and model_b.get('fingerprint') else 'name'
+  if model_a.get(key) and model_a.get(key) == model_b.get(key):
+    return f'the same model as RUN_DIR (results.json model.{key} {model_a[key]})'
+  return None
 
 
 def deltas(base: Run, other: Run, col: Column) -> dict[str, float]:

@@ -5,6 +5,7 @@ import math
 import matplotlib
 
 matplotlib.use('Agg')
+import matplotlib.lines  # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from eval_multilingual import languages, report_data
@@ -45,7 +46,7 @@ def script_colors(scripts) -> dict[str, str]:
   return {s: (_PALETTE[i] if i < len(_PALETTE) else _OTHER) for i, s in enumerate(ranked)}
 
 
-def _legend(ax, colors: dict[str, str], used, outside: bool = False) -> None:
+def _legend(ax, colors: dict[str, str], used, outside: bool = False, extra=()) -> None:
   """Every palette script by name; the scripts beyond the palette, drawn grey, as one entry
   that names them (a grey bar must not go unexplained)."""
   named = [s for s in colors if s in used and colors[s] != _OTHER]
@@ -55,6 +56,9 @@ def _legend(ax, colors: dict[str, str], used, outside: bool = False) -> None:
   if other:
     handles.append(plt.Rectangle((0, 0), 1, 1, color=_OTHER))
     labels.append(_safe(other_scripts_label(other)))
+  for handle, label in extra:  # other marks of the plot (chance), after the scripts
+    handles.append(handle)
+    labels.append(label)
   if handles:
     where = (
       dict(loc='upper left', bbox_to_anchor=(1.01, 1.0)) if outside else dict(loc='upper right')
@@ -88,19 +92,29 @@ def bars(run: report_data.Run, col: report_data.Column, path: str) -> None:
   if 'en' in langs:
     i = langs.index('en')
     ax.bar([i], [vals[i]], color='none', edgecolor='black', linewidth=1.2, width=0.8)
-  chances = [report_data.chance(run, l, col) for l in langs]
-  known = [c for c in chances if c is not None]
-  if known:
-    ax.axhline(100 * max(known), color='#c44e52', ls='--', lw=1, label='chance')
+  _chance_marks(ax, [report_data.chance(run, l, col) for l in langs])
   ax.set_xticks(range(len(langs)), [_tick(l) for l in langs], rotation=90, fontsize=7)
   ax.set_xlim(-0.6, len(langs) - 0.4)
   ax.set_ylabel(f'{_safe(col.label)} [%]')
   ax.set_title(_safe(f'{run.name}: {col.label} per language (English outlined)'), fontsize=10)
   ax.grid(axis='y', alpha=0.3)
-  _legend(ax, colors, set(scripts.values()))
+  chance_handle = matplotlib.lines.Line2D([], [], color=_CHANCE, lw=1.2)
+  _legend(ax, colors, set(scripts.values()), extra=[(chance_handle, 'chance (per language)')])
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+_CHANCE = 'black'  # the palette's red is a script's colour: black shows on every bar
+
+
+def _chance_marks(ax, chances: list[float | None]) -> None:
+  """A short line over each bar at its own chance level: languages are scored among
+  different numbers of candidates (4 to 371 classes), so one line for all would mislead."""
+  xs = [i for i, c in enumerate(chances) if c is not None]
+  if xs:
+    ys = [100 * chances[i] for i in xs]
+    ax.hlines(ys, [x - 0.45 for x in xs], [x + 0.45 for x in xs], colors=_CHANCE, lw=1.2, zorder=3)
 
 
 def score_vs_data(run: report_data.Run, col: report_data.Column, path: str) -> bool:

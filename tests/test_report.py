@@ -223,7 +223,15 @@ def test_bad_flags_and_empty_results_are_one_line(tmp_path, capsys):
     (['--threshold', '0'], '--threshold 0: a fraction in (0, 1]'),
     (['--min-n', '-3'], '--min-n -3: a count of examples, 0 or more'),
     (['--recall-k', '7'], '--recall-k 7: the results have recall@k for k in 1, 5'),
-    (['--sort-by', 'nope/task'], '--sort-by nope/task: no such score in the results; available:'),
+    (
+      ['--sort-by', 'nope/task'],
+      '--sort-by nope/task: no such score in the results; it can sort by: ' + ZS + ':acc1,',
+    ),
+    (  # in results.json, but not a column: the message says what it can sort by
+      ['--sort-by', f'{ZS}:acc5'],
+      f'--sort-by {ZS}:acc5: in the results, but the report shows and sorts by top-1 accuracy '
+      f'and recall@k (--recall-k) only; it can sort by: {ZS}:acc1, {WIT}:image_retrieval',
+    ),
   ):
     assert report.main([a, *flags]) == 2, flags
     err = capsys.readouterr().err
