@@ -47,6 +47,8 @@ def write_legacy_checkpoint(
   """
   import tensorstore as ts  # pylint: disable=g-import-not-at-top
 
+  # TensorStore's file driver refuses '..' in a path ('Invalid file path'): '../out' must work.
+  ckpt_dir = os.path.abspath(ckpt_dir)
   os.makedirs(ckpt_dir, exist_ok=True)
   leaves = {}
   for key, arr in target.items():

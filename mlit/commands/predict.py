@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 
+from mlit.inference import user_text
 from tasks.user_error import UserError
 
 
@@ -38,9 +39,10 @@ def _check_unique(numbered: list[tuple[int, str]], where: str, unit: str) -> Non
 def parse_labels(text: str) -> list[str]:
   """Comma-separated names (ASCII or full-width commas)."""
   labels = [s.strip() for s in text.replace('，', ',').split(',')]
-  if not any(labels):
+  blank = [user_text.is_blank(label) for label in labels]  # zero-width characters look empty too
+  if all(blank):
     raise UserError('--labels: empty label list (give e.g. --labels "cat,dog")')
-  if not all(labels):
+  if any(blank):
     raise UserError(f'--labels: empty label in {text!r}')
   if len(labels) == 1 and os.path.isfile(text):
     raise UserError(
@@ -54,11 +56,11 @@ def parse_labels(text: str) -> list[str]:
 def read_labels_file(path: str) -> list[str]:
   """One label per line (names may hold commas); blank lines are skipped and counted."""
   try:
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:  # a BOM (Notepad's UTF-8) is no part of a label
       lines = f.read().splitlines()
   except (OSError, UnicodeDecodeError) as e:
     raise UserError(f'--labels-file {path}: unreadable ({e})') from e
-  numbered = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
+  numbered = [(n, line.strip()) for n, line in enumerate(lines, 1) if not user_text.is_blank(line)]
   labels = [label for _, label in numbered]
   if not labels:
     raise UserError(f'--labels-file {path}: no label (one per line)')
@@ -107,28 +109,87 @@ def resolve_templates(templates: str | None, lang: str | None) -> list[str] | No
   return list(sets[lang].templates)
 
 
-def _readable_images(paths: list[str]) -> list[str]:
-  """The images that open, before the model loads. A missing path or a directory is a mistake
-  in the command (one line); a file that is not a readable image is skipped and named, as embed
-  and search do, and the others are still predicted."""
-  from mlit.inference import preprocess  # pylint: disable=g-import-not-at-top
-
-  readable, unreadable = [], []
+def _check_paths(paths: list[str]) -> None:
+  """A missing path or a directory is a mistake in the command: one line, before the model
+  loads. (A file that is not a readable image is skipped later, when it is decoded.)"""
   for p in paths:
     if os.path.isdir(p):
       raise UserError(f'--image {p}: a directory; give image files (e.g. {p}/*.png)')
     if not os.path.isfile(p):
       raise UserError(f'--image {p}: no such file')
-    try:
-      preprocess.load_images([p], 1)
-      readable.append(p)
-    except UserError:
-      unreadable.append(p)
-  if not readable:
-    raise UserError(f'--image: no readable image among {len(paths)}: {", ".join(paths[:10])}')
-  if unreadable:
-    cli.print_skipped('predict', {'not a readable image': unreadable})
-  return readable
+
+
+def _embed(model, paths: list[str]):
+  """(decoded paths, [N, D] embeddings, {reason: skipped paths}), a batch of files at a time
+  (one batch of pixels in memory). Each file is decoded once, at the run's size; one that is not
+  a readable image is skipped and named, as embed and search do, and the others are predicted."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from mlit.inference import preprocess  # pylint: disable=g-import-not-at-top
+
+  kept, parts, skipped = [], [], {}
+  batch = model.encoder.batch_size
+  for start in range(0, len(paths), batch):
+    pixels = []
+    for p in paths[start : start + batch]:
+      try:
+        pixels.append(preprocess.load_images([p], model.image_size))
+        kept.append(p)
+      except UserError as e:
+        skipped.setdefault(getattr(e, 'reason', UNREADABLE), []).append(p)
+    if pixels:
+      parts.append(model.encoder.embed_images(np.concatenate(pixels), 'image'))
+  return kept, (np.concatenate(parts) if parts else None), skipped
+
+
+UNREADABLE = 'not a readable image'
+
+
+def _class_embeddings(model, labels: list[str], templates: list[str] | None):
+  """model.class_embeddings, with its cut-text warning (which names positions in its internal
+  list of label x template texts) replaced by a line naming the labels and templates given."""
+  import warnings  # pylint: disable=g-import-not-at-top
+
+  _say_cut_labels(model, labels, templates)
+  with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message='encode_text: .* were cut', category=UserWarning)
+    return model.class_embeddings(labels, templates)
+
+
+def _say_cut_labels(model, labels: list[str], templates: list[str] | None) -> None:
+  forms = templates or ['{}']
+  keep = model.text_length - 1  # and the end-of-text token
+  cut = {}
+  for label in labels:
+    ids = model.encoder.tokenizer.encode([t.replace('{}', label) for t in forms])
+    cut_in = [t for t, row in zip(forms, ids) if len(row) > keep]
+    if cut_in:
+      cut[label] = cut_in
+  if not cut:
+    return
+  if templates is None:
+    named = ', '.join(repr(label) for label in list(cut)[:10])
+  else:
+    named = ', '.join(
+      f'{label!r} (in {len(ts)} of {len(forms)} templates, e.g. {ts[0]!r})'
+      for label, ts in list(cut.items())[:10]
+    )
+  more = f' and {len(cut) - 10} more' if len(cut) > 10 else ''
+  print(
+    f"mlit predict: {len(cut)} of {len(labels)} labels are cut to the run's {model.text_length} "
+    f'tokens (EOS included), as in training: {named}{more}',
+    file=sys.stderr,
+  )
+
+
+def _probabilities(model, image_emb, weights):
+  """model.classify's probabilities [N, C]: softmax of the logit scale times the cosines."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  emb = image_emb / np.maximum(np.linalg.norm(image_emb, axis=-1, keepdims=True), 1e-12)
+  logits = model.logit_scale * (emb @ weights.T)
+  p = np.exp(logits - logits.max(axis=1, keepdims=True))
+  return p / p.sum(axis=1, keepdims=True)
 
 
 def main(argv=None) -> int:
@@ -157,13 +218,21 @@ def main(argv=None) -> int:
       f'{templates[0]!r}; the labels go in as given (in that language, for its templates)',
       file=sys.stderr,
     )
-  images = _readable_images(args.image)
+  _check_paths(args.image)
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
   from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
 
   run_spec.find_model_dir(args.model)  # a missing run fails before anything loads
   model = model_lib.load(args.model)
-  probs = model.classify(images, labels, templates)
+  if model.image_size is None:
+    model.encode_image([])  # raises the run's reason
+  images, image_emb, skipped = _embed(model, args.image)
+  if not images:
+    raise UserError(
+      f'--image: no readable image among {len(args.image)}: {", ".join(args.image[:10])}'
+    )
+  cli.print_skipped('predict', skipped)
+  probs = _probabilities(model, image_emb, _class_embeddings(model, labels, templates))
   if len(labels) == 1:
     print(
       f'mlit predict: one label ({labels[0]!r}): its probability is 1 for every image, since '
@@ -171,10 +240,10 @@ def main(argv=None) -> int:
       file=sys.stderr,
     )
   k = min(args.top_k, len(labels))
-  width = max(len(s) for s in labels)
+  width = max(user_text.display_width(s) for s in labels)  # CJK takes two columns
   for path, p in zip(images, probs):
     print(path)
     for rank, c in enumerate(p.argsort()[::-1][:k], 1):
-      print(f'  {rank:>2}  {labels[c]:<{width}}  {p[c]:.3f}')
+      print(f'  {rank:>2}  {user_text.pad(labels[c], width)}  {p[c]:.3f}')
   sys.stdout.flush()
   return 0

@@ -6,7 +6,9 @@
 
 --images is a directory (every image file directly in it, embedded a batch at a time) or a .npy
 that `mlit embed --images` wrote: its .json sidecar must name this run's weights (fingerprint).
-Each query prints the top-k images with their cosine similarity to the query.
+Each query prints the top-k images with their cosine similarity to the query (names aligned by
+terminal width, CJK counting two columns; bytes of a file name that are not UTF-8 print as
+\\xff). A query of only whitespace or zero-width characters is refused as empty.
 """
 
 from mlit.commands import cli
@@ -20,6 +22,7 @@ import sys
 
 import numpy as np
 
+from mlit.inference import user_text
 from tasks.user_error import UserError
 
 
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
   parser.add_argument('--top-k', type=int, default=5, help='images shown per query (default 5)')
   args = parser.parse_args(argv)
   queries = [q.strip() for q in args.query]
-  if not all(queries):
+  if any(user_text.is_blank(q) for q in queries):  # zero-width characters only look empty too
     raise UserError(f'--query: empty query in {args.query!r}')
   if args.top_k < 1:
     raise UserError(f'--top-k {args.top_k}: give 1 or more')
@@ -87,12 +90,21 @@ def main(argv=None) -> int:
       model.encode_image([])  # raises the run's reason
     ids, images, skipped = image_folder.embed_directory(model, args.images)
     cli.print_skipped('search', skipped)
-  scores = model.encode_text(queries) @ images.T
+  query_emb, cut = model.encode_text_and_cuts(queries)
+  if cut:  # named by the query the user typed, not by a position in a list
+    shown = ', '.join(repr(queries[i]) for i in cut[:5]) + (' ...' if len(cut) > 5 else '')
+    print(
+      f"mlit search: {len(cut)} of {len(queries)} queries are longer than the run's "
+      f'{model.text_length} tokens (EOS included) and were cut, as in training: {shown}',
+      file=sys.stderr,
+    )
+  scores = query_emb @ images.T
   top = np.argsort(-scores, axis=1, kind='stable')[:, : args.top_k]
-  width = max(len(ids[i]) for i in top.flat)
+  names = [user_text.printable(i) for i in ids]  # a name that is not UTF-8 prints as \xff
+  width = max(user_text.display_width(names[i]) for i in top.flat)
   for query, row, best in zip(queries, scores, top):
     print(query)
     for rank, i in enumerate(best, 1):
-      print(f'  {rank:>2}  {ids[i]:<{width}}  {row[i]:.3f}')
+      print(f'  {rank:>2}  {user_text.pad(names[i], width)}  {row[i]:.3f}')
   sys.stdout.flush()
   return 0

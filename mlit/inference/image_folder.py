@@ -2,7 +2,9 @@
 
 Only one batch of decoded pixels is held at once, so a folder of any size fits in memory (the
 embeddings themselves are D floats per image). Unreadable files, files without an image suffix
-and subdirectories are skipped and returned by name, never dropped silently; a progress line (done of total, rate, ETA) goes to stderr every 30 s.
+and subdirectories are skipped and returned by name, never dropped silently (a file above PIL's
+size limit under its own reason, 'too large (N pixels, ...)'); a progress line (done of total,
+rate, ETA) goes to stderr every 30 s.
 """
 
 import os
@@ -55,15 +57,15 @@ def embed_directory(model, directory: str, flag: str = '--images', log_every: fl
     raise UserError(f'{flag} {directory}: no image file ({", ".join(IMAGE_SUFFIXES)})')
   batch = model.encoder.batch_size
   progress = job_progress.Progress(len(names), 'images')
-  ids, parts, unreadable, last_log = [], [], [], time.monotonic()
+  ids, parts, unreadable, last_log = [], [], {}, time.monotonic()
   for start in range(0, len(names), batch):
     pixels = []
     for name in names[start : start + batch]:
       try:
         pixels.append(preprocess.load_images([os.path.join(directory, name)], model.image_size))
         ids.append(name)
-      except UserError:
-        unreadable.append(name)
+      except UserError as e:
+        unreadable.setdefault(getattr(e, 'reason', UNREADABLE), []).append(name)
     if pixels:
       parts.append(model.encoder.embed_images(np.concatenate(pixels), 'image'))
     progress.advance(min(batch, len(names) - start))
@@ -72,4 +74,4 @@ def embed_directory(model, directory: str, flag: str = '--images', log_every: fl
       print(f'{flag} {directory}: {progress.line()}', file=sys.stderr, flush=True)
   if not ids:
     raise UserError(f'{flag} {directory}: no readable image among {len(names)} files')
-  return ids, np.concatenate(parts), {**({UNREADABLE: unreadable} if unreadable else {}), **others}
+  return ids, np.concatenate(parts), {**unreadable, **others}

@@ -4,9 +4,14 @@ the evaluation protocol), float32 in [-1, 1] (the image contract of mlit's tower
 Pixels are read as stored, like TensorFlow's decode in training and the evaluation's Pillow: an
 alpha channel is dropped (the colour stored under transparent pixels shows), an EXIF orientation
 is not applied and an animation gives its first frame. 16-bit samples keep their top 8 bits.
+A file above PIL's decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS, doubled) is refused
+as ImageTooLarge, saying its size; one between the limit and twice it is decoded, without PIL's
+raw warning.
 """
 
 import os
+import re
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,6 +24,29 @@ def to_unit_range(pixels: np.ndarray) -> np.ndarray:
   return np.asarray(pixels).astype(np.float32) * (2.0 / 255.0) - 1.0
 
 
+class ImageTooLarge(UserError):
+  """A file above PIL's decompression-bomb limit; `reason` says by how much, for skip lines."""
+
+  def __init__(self, path: str, error: Exception):
+    sizes = re.search(r'\((\d+) pixels\) exceeds limit of (\d+) pixels', str(error))
+    self.reason = (
+      f"too large ({sizes[1]} pixels, PIL's limit {sizes[2]})" if sizes else f'too large ({error})'
+    )
+    super().__init__(f'{path}: {self.reason}; PIL.Image.MAX_IMAGE_PIXELS sets the limit')
+
+
+def _open_file(path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  # PIL warns (DecompressionBombWarning, with its own source line) above MAX_IMAGE_PIXELS and
+  # refuses above twice that: the image between is decoded without the raw warning.
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+    with Image.open(path) as im:
+      im.load()
+      return im
+
+
 def _pil(image: Any, where: str):
   from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
 
@@ -26,12 +54,11 @@ def _pil(image: Any, where: str):
     return image
   if isinstance(image, (str, os.PathLike)):
     try:
-      with Image.open(image) as im:
-        im.load()
-        return im
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-      hint = ' (PIL.Image.MAX_IMAGE_PIXELS sets the limit)' if 'bomb' in str(e) else ''
-      raise UserError(f'{os.fspath(image)}: not a readable image ({e}){hint}') from e
+      return _open_file(image)
+    except Image.DecompressionBombError as e:
+      raise ImageTooLarge(os.fspath(image), e) from e
+    except (OSError, UnidentifiedImageError) as e:
+      raise UserError(f'{os.fspath(image)}: not a readable image ({e})') from e
   arr = np.asarray(image)
   if (
     arr.dtype != np.uint8
