@@ -325,12 +325,13 @@ def test_predict_labels_from_a_file_or_full_width_commas(model, run_dir, tmp_pat
   # --lang puts the labels in that language's templates, and says so (bare labels say nothing).
   assert cli.main([*argv, '--labels', 'κόκκινο,πράσινο', '--lang', 'el']) == 0
   err = capsys.readouterr().err
-  # The test run's texts are 8 tokens: the Greek templates are cut, which is said in one line.
+  # The test run's texts are 8 tokens: the Greek templates are cut, which is said in one line
+  # naming the labels given (it named 'texts[80]', a position in an internal list).
   assert re.fullmatch(
     r'mlit predict: each label in \d+ templates of clip_benchmark/babel_imagenet \(el\), e\.g\. '
     r"'.*\{\}.*'; the labels go in as given \(in that language, for its templates\)\n"
-    r"(mlit predict: warning: encode_text: \d+ of \d+ texts are longer than the run's 8 tokens "
-    r'\(EOS included\) and were cut, as in training \(first: texts\[\d+\]\)\n)',
+    r"mlit predict: 2 of 2 labels are cut to the run's 8 tokens \(EOS included\), as in "
+    r"training: 'κόκκινο' \(in \d+ of \d+ templates, e\.g\. '.*'\), 'πράσινο' \(in .*\)\n",
     err,
   ), err
   with pytest.raises(UserError, match='give a list'):
@@ -563,7 +564,7 @@ def test_export_big_vision_npz(model, run_dir, tmp_path):
 
 def test_failed_export_leaves_no_directory(run_dir, tmp_path, monkeypatch):
   """A write that fails half-way (here: the disk fills up) removes the directory the export made,
-  and leaves a directory that was already there, with its files, as it was."""
+  and leaves a directory that was already there as it was."""
   from mlit.checkpoints import big_vision_npz
 
   def disk_full(path, params):
@@ -578,10 +579,9 @@ def test_failed_export_leaves_no_directory(run_dir, tmp_path, monkeypatch):
   assert not (tmp_path / 'new').exists()
   old = tmp_path / 'old'
   old.mkdir()
-  (old / 'notes.txt').write_text('mine')
   with pytest.raises(OSError, match='No space left'):
     cli.main(['export', '--model', run_dir, '--format', 'big_vision', '--out', str(old)])
-  assert (old / 'notes.txt').read_text() == 'mine'
+  assert os.listdir(old) == [] and os.listdir(tmp_path) == ['old']  # no temporary left either'
 
 
 def test_texts_are_embedded_at_the_width_they_need(model):
@@ -628,6 +628,7 @@ def test_encode_text_refuses_what_is_not_text_and_says_what_it_cuts(model):
     'text 1 is NoneType, not str': ['red', None],
     'text 1 is empty': ['red', ''],
     'text 0 is blank': [' \t'],
+    'text 1 is blank': ['red', '\u200b\ufeff '],  # zero-width: looks empty, was embedded
   }
   for message, texts in cases.items():
     with pytest.raises(UserError, match=re.escape(message)):
@@ -697,6 +698,33 @@ def test_eval_encoder_names_a_missing_model_dir(tmp_path, monkeypatch):
     encoder.from_mlit_checkpoint(None, 'runs/demo/train', None)
 
 
+def test_a_copied_runs_config_gin_evaluates_that_run(run_dir, model, tmp_path, monkeypatch, caplog):
+  """config.gin names MODEL_DIR as training was given it (relative to where it ran): read from
+  a copy elsewhere, evaluation stopped ('no such directory (MODEL_DIR ...)'). The trainer writes
+  config.gin into MODEL_DIR, so a config.gin beside mlit_model.json is that run's: it is
+  evaluated, with a warning. A MODEL_DIR given as a flag is taken as typed."""
+  from eval_multilingual import encoders
+  from mlit.commands import gin_flags
+
+  copy = tmp_path / 'elsewhere' / 'mine'
+  shutil.copytree(os.path.dirname(run_dir), tmp_path / 'elsewhere', dirs_exist_ok=True)
+  shutil.copytree(os.path.join(run_dir, 'train'), copy)
+  config = copy / 'config.gin'
+  text = re.sub(r'(?m)^MODEL_DIR = .*$', "MODEL_DIR = 'runs/mine'", config.read_text())
+  config.write_text(text)
+  (tmp_path / 'eval.gin').write_text(EVAL_GIN)
+  monkeypatch.chdir(tmp_path)  # no runs/mine here
+  gin_flags.parse_gin([str(config), str(tmp_path / 'eval.gin')], [])
+  enc = gin.get_configurable(encoders.from_mlit_checkpoint)()
+  assert f"MODEL_DIR 'runs/mine' (as {config} names it) is not here; evaluating {copy}" in (
+    caplog.text
+  )
+  np.testing.assert_allclose(enc.embed_texts(TEXTS), model.encode_text(TEXTS), atol=1e-6)
+  gin_flags.parse_gin([str(config), str(tmp_path / 'eval.gin')], ["MODEL_DIR = 'runs/mine'"])
+  with pytest.raises(UserError, match=re.escape('runs/mine: no such directory (MODEL_DIR')):
+    gin.get_configurable(encoders.from_mlit_checkpoint)()
+
+
 def test_load_refuses_what_it_cannot_apply(run_dir, tmp_path):
   """No checkpoint yet, a step the run lacks or that contradicts the checkpoint directory given,
   a batch size below 1: one UserError each (before: FileNotFoundError 'no checkpoint for step
@@ -716,13 +744,18 @@ def test_load_refuses_what_it_cannot_apply(run_dir, tmp_path):
       {'step': 3},
     ),
     'batch_size 0: give an int of 1 or more': (run_dir, {'batch_size': 0}),
+    f"step '{step}': give an int (a checkpoint step) or None": (run_dir, {'step': step}),
   }
   for message, (path, kwargs) in cases.items():
     with pytest.raises(UserError, match=re.escape(message)):
       mlit.load(path, **kwargs)
   numbered = tmp_path / '2024'
   shutil.copytree(run_dir, numbered)
-  assert mlit.load(str(numbered)).step == inference_run.STEPS
+  model = mlit.load(str(numbered))
+  assert model.step == inference_run.STEPS
+  # Pre-computed embeddings of another width: one line, not flax's ScopeParamShapeError.
+  with pytest.raises(UserError, match=r'embeddings of shape \(2, 3\); the run takes \[N, \d+\]'):
+    model.encode_image_embedding(np.zeros((2, 3)))
 
 
 def test_a_run_root_moved_whole_finds_its_locked_tower(run_dir, model, tmp_path, caplog):

@@ -80,6 +80,12 @@ def record(gin_files: Sequence[str], bindings: Sequence[str], paths: Sequence[st
         )
 
 
+def macro_bound_in(name: str) -> str | None:
+  """Where the user last bound macro `name` ('FILE:LINE' or '--gin flag'); None if nowhere."""
+  found = [b.where for b in _recorded if not b.arg and not b.scope and b.selector == name]
+  return found[-1] if found else None
+
+
 def _operative() -> dict:
   return gin.config._OPERATIVE_CONFIG  # pylint: disable=protected-access
 

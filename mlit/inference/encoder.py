@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import gin
 from mlit import run_layout
 from mlit.inference import image_towers, run_spec
 from mlit.inference.tokenizer import Tokenizer
@@ -211,6 +212,35 @@ def restore_params(checkpoint_dir: str, step: int | None = None) -> tuple[Any, i
   return run_state.read_params(checkpoint_dir, step)
 
 
+def _run_of_config_gin(checkpoint_dir: str) -> str:
+  """The run whose config.gin bound MODEL_DIR, when `checkpoint_dir` (that MODEL_DIR) is not
+  here: a config.gin names MODEL_DIR as the training command was given it (relative to where
+  it ran, or another machine's path), and the trainer writes config.gin into MODEL_DIR, so a
+  config.gin beside mlit_model.json is that run's, wherever it is now."""
+  from mlit.commands import gin_unread  # pylint: disable=g-import-not-at-top
+
+  try:
+    bound = gin.query_parameter('%MODEL_DIR')
+  except ValueError:  # no MODEL_DIR macro: not a run's config
+    return checkpoint_dir
+  where = gin_unread.macro_bound_in('MODEL_DIR')
+  if bound != checkpoint_dir or not where or where.startswith('--gin'):
+    return checkpoint_dir  # bound by a flag: what the user typed is what they meant
+  config = where.rsplit(':', 1)[0]
+  run = os.path.dirname(os.path.abspath(config))
+  if os.path.basename(config) != run_layout.CONFIG or not os.path.isfile(
+    os.path.join(run, run_spec.FILENAME)
+  ):
+    return checkpoint_dir
+  logging.warning(
+    'MODEL_DIR %r (as %s names it) is not here; evaluating %s, the run that config.gin belongs to',
+    checkpoint_dir,
+    config,
+    run,
+  )
+  return run
+
+
 def from_mlit_checkpoint(
   model,
   checkpoint_dir: str,
@@ -241,6 +271,8 @@ def from_mlit_checkpoint(
   is replaced by the run's own, with a warning; so is a bound vocabulary that is not the one the
   run trained with (a locked tower that is not is used, with a warning; `_run_file`).
   """
+  if '://' not in checkpoint_dir and not os.path.isdir(checkpoint_dir):
+    checkpoint_dir = _run_of_config_gin(checkpoint_dir)
   if '://' not in checkpoint_dir and not os.path.isdir(checkpoint_dir):
     # e.g. a run's config.gin read from a copy elsewhere: its MODEL_DIR names where it trained
     where = '' if os.path.isabs(checkpoint_dir) else f', relative to {os.getcwd()}'

@@ -18,7 +18,7 @@ import numpy as np
 
 from mlit import run_layout
 from mlit.inference import encoder as encoder_lib
-from mlit.inference import preprocess, run_spec
+from mlit.inference import preprocess, run_spec, user_text
 from tasks.user_error import UserError
 
 PLACEHOLDER = '{}'
@@ -69,7 +69,7 @@ class Model:
           f'encode_text: text {i} is {type(text).__name__}, not str'
           + (' (decode it first, e.g. .decode("utf-8"))' if isinstance(text, bytes) else '')
         )
-      if not text.strip():
+      if user_text.is_blank(text):  # zero-width characters too: they look empty
         raise UserError(
           f'encode_text: text {i} is {"empty" if not text else "blank"}: its embedding would be '
           "the end-of-text token's alone; leave it out"
@@ -109,7 +109,15 @@ class Model:
 
   def encode_image_embedding(self, embeddings: np.ndarray) -> np.ndarray:
     """Pre-computed image-tower embeddings [N, D_img] -> [N, D] (the run's image head)."""
-    return self.encoder.embed_images(np.asarray(embeddings, np.float32), 'embedding')
+    embeddings = np.asarray(embeddings, np.float32)
+    head = self.encoder.params.get('img_head')
+    width = head['kernel'].shape[0] if head else self.spec['two_tower']['out_dim']
+    if embeddings.ndim != 2 or embeddings.shape[1] != width:
+      raise UserError(
+        f'encode_image_embedding: embeddings of shape {embeddings.shape}; the run takes '
+        f"[N, {width}], the locked image tower's output width"
+      )
+    return self.encoder.embed_images(embeddings, 'embedding')
 
   def class_embeddings(self, labels: Sequence[Any], templates: Optional[Sequence[str]] = None):
     """[C, D]: per class, every alias in every template, normalised, averaged, renormalised
@@ -161,6 +169,8 @@ def load(path: str, step: Optional[int] = None, batch_size: int = 256) -> Model:
   directory inside MODEL_DIR. `step`: a checkpoint step (default: the latest)."""
   if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
     raise UserError(f'mlit.load: batch_size {batch_size!r}: give an int of 1 or more')
+  if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+    raise UserError(f'mlit.load: step {step!r}: give an int (a checkpoint step) or None')
   model_dir = run_spec.find_model_dir(path)
   ckpts = run_layout.checkpoints(model_dir)
   where, named = os.path.split(os.path.abspath(path))
