@@ -248,3 +248,13 @@ def test_search_names_the_queries_it_cuts(run_dir, tmp_path, capsys):
     rf"cut, as in training: '{long}'\n",
     err,
   ), err
+
+
+def test_export_without_transformers_installed_is_one_line(run_dir, tmp_path, capsys, monkeypatch):
+  """mlit's core install leaves transformers out: the export was a ModuleNotFoundError traceback."""
+  import sys
+
+  monkeypatch.setitem(sys.modules, 'transformers', None)  # import transformers -> ImportError
+  assert _export(run_dir, 'transformers', str(tmp_path / 'hf')) == 2
+  _one_error_line(capsys, '--format transformers needs the transformers package', "'.[demo]'")
+  assert not (tmp_path / 'hf').exists()

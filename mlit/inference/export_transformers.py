@@ -32,7 +32,13 @@ def _transformers():
   # never uses. Loaded here once, under the filter; later imports reuse the loaded modules.
   with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='Failed to load image Python extension')
-    import transformers  # pylint: disable=g-import-not-at-top
+    try:
+      import transformers  # pylint: disable=g-import-not-at-top
+    except ImportError as e:  # mlit's core install leaves it out; the demo and test extras have it
+      raise UserError(
+        f"--format transformers needs the transformers package ({e}): pip install -e '.[demo]' "
+        "(make demo installs it) or pip install 'transformers>=4.40,<6'"
+      ) from e
     import transformers.modeling_utils  # noqa: F401  # pylint: disable=g-import-not-at-top
 
   return transformers
