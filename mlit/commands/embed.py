@@ -14,7 +14,7 @@ characters count as blank; a BOM at the file's start is not part of the first li
 
 OUT is a file name (not a directory). Both files are written to temporary names and renamed
 when complete, the .json last. An existing OUT.json that is not an earlier `mlit embed` sidecar
-is refused, not replaced. File names that are not UTF-8 are kept exactly (\udcff escapes in the
+is refused, not replaced. File names that are not UTF-8 are kept exactly (\\udcff escapes in the
 JSON read back to os.listdir's names).
 """
 
