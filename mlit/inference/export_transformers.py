@@ -40,6 +40,8 @@ def _transformers():
         "(make demo installs it) or pip install 'transformers>=4.40,<6'"
       ) from e
     import transformers.modeling_utils  # noqa: F401  # pylint: disable=g-import-not-at-top
+  # Its 'Writing model shards' bar for a one-shard model is noise beside mlit's own 'wrote' line.
+  transformers.utils.logging.disable_progress_bar()
 
   return transformers
 
