@@ -375,6 +375,48 @@ def test_gin_file_emoji_adds_the_language_back():
   assert 'language_repeats = {"si": 4}' in text and 'text_tower.T5Config.vocab_size = 17024' in text
 
 
+def test_gin_file_checks_the_base_runs_emoji_data_and_makes_its_paths_absolute(
+  tmp_path, monkeypatch
+):
+  """Own texts of a language the emoji data lacks (haw): the file warned 'the base run already
+  tuned on haw' and then trained into register_emoji_cldr_tasks' traceback. The base config's
+  relative paths (EMOJI_DATA = 'runs/demo/data') made the file train only from the base run's
+  folder; they are now absolute."""
+  from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / 'runs' / 'data').mkdir(parents=True)
+  manifest = {'languages': {'en': {}, 'si': {}, 'am': {}}}
+  (tmp_path / 'runs' / 'data' / 'manifest.json').write_text(json.dumps(manifest))
+  base = _BASE.format(tower='None') + "EMOJI_DATA = 'runs/data'\nMODEL_DIR = 'runs/base'\n"
+  with pytest.raises(gin_file.GinFileError, match="haw is not in the base run's emoji/CLDR data"):
+    gin_file.write(**{**_GIN_ARGS, 'lang': 'haw', 'base_config': base})
+  text, warnings = gin_file.write(**{**_GIN_ARGS, 'base_config': base})
+  assert not warnings
+  assert f'EMOJI_DATA = "{tmp_path / "runs" / "data"}"' in text
+  assert 'MODEL_DIR = "cont"' in text and 'runs/base' not in text  # its own, not made absolute
+  (tmp_path / 'elsewhere').mkdir()
+  monkeypatch.chdir(tmp_path / 'elsewhere')  # the data cannot be found from here: said
+  _, warnings = gin_file.write(**{**_GIN_ARGS, 'base_config': base})
+  assert warnings == [
+    f"the base run's EMOJI_DATA 'runs/data' has no readable manifest.json from {tmp_path}"
+    '/elsewhere: run this from the folder the base run trained in, or bind EMOJI_DATA to its '
+    'absolute path'
+  ]
+
+
+_GIN_ARGS = dict(
+  lang='si',
+  language_name='Sinhala',
+  base_run='base',
+  extension=_EXT,
+  model_dir='cont',
+  steps=100,
+  warmup=10,
+  repeat=4,
+)
+
+
 def test_gin_file_wit_names_a_registered_task(tmp_path):
   from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
   from tasks import wit  # pylint: disable=g-import-not-at-top

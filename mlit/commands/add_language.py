@@ -380,6 +380,14 @@ def _extend_vocab(args) -> int:
   return 0
 
 
+def _run_root(path: str) -> str:
+  """MODEL_DIR of a path that may name its checkpoints/ directory."""
+  path = os.path.normpath(path)
+  if os.path.basename(path) == run_layout.CHECKPOINTS:
+    path = os.path.dirname(path)
+  return os.path.abspath(path)
+
+
 def _base_config(run: str) -> str:
   path = run_layout.config(run)
   if not os.path.isfile(path):
@@ -404,10 +412,15 @@ def cmd_gin(args) -> int:
     raise AddLanguageError(
       f'--extension {args.extension} is for {ext["language"]}, not {args.lang}'
     )
-  base_run = args.base_run or ext['old_checkpoint']
-  if os.path.basename(os.path.normpath(base_run)) == run_layout.CHECKPOINTS:
-    base_run = os.path.dirname(os.path.normpath(base_run))
-  base_run = os.path.abspath(base_run)
+  base_run = _run_root(args.base_run or ext['old_checkpoint'])
+  grown_from = _run_root(ext['old_checkpoint'])
+  if args.base_run and os.path.realpath(base_run) != os.path.realpath(grown_from):
+    print(
+      f'warning: --base-run {args.base_run} is not the run the extension grew '
+      f"({grown_from}, extension.json's old_checkpoint): this file takes its config.gin with "
+      "the other run's weights",
+      file=sys.stderr,
+    )
   wit = None
   if args.wit_train or args.wit_images:
     wit = {'train': args.wit_train, 'images': args.wit_images}

@@ -217,12 +217,29 @@ def _refuse_if_changed(out: str, step: str, recorded: dict | None, inputs: dict,
     )
 
 
+def _check_emoji_language(base: str, lang: str) -> None:
+  """The continued run tunes on the base run's emoji/CLDR data: a language it lacks is refused
+  before any step (the train step refused it after the extension and two evaluations)."""
+  from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
+
+  path = run_layout.config(base)
+  if os.path.isfile(path):
+    with open(path, encoding='utf-8') as f:
+      config = f.read()
+    try:
+      gin_file.check_emoji_language(config, lang)
+    except gin_file.GinFileError as e:
+      raise UserError(str(e)) from e
+
+
 def run(args) -> int:
   check_inputs(args)
   out = os.path.abspath(args.out)
   base = os.path.abspath(args.checkpoint)
   if os.path.basename(base) == run_layout.CHECKPOINTS:
     base = os.path.dirname(base)
+  if not args.wit_train:
+    _check_emoji_language(base, args.lang)
   created = not os.path.exists(out)
   os.makedirs(out, exist_ok=True)
   try:

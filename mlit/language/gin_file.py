@@ -14,6 +14,7 @@ written only when their paths are given.
 
 import datetime
 import json
+import os
 import re
 
 WIT_KIND = 'reference'
@@ -26,6 +27,62 @@ class GinFileError(ValueError):
 def _macro(config: str, name: str) -> str | None:
   m = re.search(rf'^{name} = (.*)$', config, re.M)
   return m.group(1).strip() if m else None
+
+
+_STRING_MACRO = re.compile(r"""^([A-Z_][A-Z0-9_]*) = (['"])([^'"\n]*)\2[ \t]*$""", re.M)
+# Set by this file itself (MODEL_DIR, the vocabulary) or not a path of the base run's.
+_OWN_MACROS = {'MODEL_DIR', 'VOCABULARY_FILE', 'EMOJI_VOCAB', 'EMOJI_TASK'}
+
+
+def _string_macro(config: str, name: str) -> str | None:
+  for m in _STRING_MACRO.finditer(config):
+    if m.group(1) == name:
+      return m.group(3)
+  return None
+
+
+def absolute_path_lines(config: str) -> list[str]:
+  """The base config's macros that are paths relative to this folder (as its training command
+  was given them), bound again as absolute paths: the file then trains from any folder."""
+  lines = []
+  for m in _STRING_MACRO.finditer(config):
+    name, value = m.group(1), m.group(3)
+    if name in _OWN_MACROS or not value or os.path.isabs(value) or '://' in value:
+      continue
+    if os.path.exists(value):
+      lines.append(f'{name} = {json.dumps(os.path.abspath(value))}')
+  if lines:
+    lines = [
+      "# The base run's paths, given relative to the folder it trained in: made absolute here.",
+      *lines,
+      '',
+    ]
+  return lines
+
+
+def emoji_data_languages(config: str) -> tuple[str | None, set[str] | None]:
+  """(the base run's EMOJI_DATA, the languages its manifest.json lists); None for what cannot
+  be read here."""
+  data = _string_macro(config, 'EMOJI_DATA')
+  if not data:
+    return None, None
+  try:
+    with open(os.path.join(data, 'manifest.json'), encoding='utf-8') as f:
+      return data, set(json.load(f)['languages'])
+  except (OSError, ValueError, KeyError, TypeError):
+    return data, None
+
+
+def check_emoji_language(config: str, lang: str) -> None:
+  """GinFileError when the base run's emoji/CLDR data has no `lang`: the emoji tasks cannot tune
+  on it (register_emoji_cldr_tasks refuses at set-up, after the work before it)."""
+  data, langs = emoji_data_languages(config)
+  if langs is not None and lang not in langs:
+    raise GinFileError(
+      f"{lang} is not in the base run's emoji/CLDR data ({data}: {len(langs)} languages), so "
+      f'the emoji set cannot tune on it; give --wit-train and --wit-images to tune on WIT rows '
+      f'of {lang}'
+    )
 
 
 def wit_task_name(lang: str) -> str:
@@ -44,6 +101,13 @@ def _emoji_lines(config: str, lang: str, repeat: int, warnings: list) -> list[st
   if value.startswith('%'):  # e.g. demo/leave_out.gin's %LEFT_OUT_LANGUAGES
     value = _macro(config, value[1:]) or '[]'
   excluded = json.loads(value.replace("'", '"'))
+  check_emoji_language(config, lang)
+  data, langs = emoji_data_languages(config)
+  if data and langs is None:
+    warnings.append(
+      f"the base run's EMOJI_DATA {data!r} has no readable manifest.json from {os.getcwd()}: "
+      'run this from the folder the base run trained in, or bind EMOJI_DATA to its absolute path'
+    )
   if lang not in excluded and _macro(config, 'EMOJI_TASK') == "'emoji_cldr.all'":
     warnings.append(
       f'the base run already tuned on {lang} (not in its exclude_languages); the continued run '
@@ -134,6 +198,7 @@ def write(
     f'WARMUP_STEPS = {int(warmup)}',
     f'train.train.checkpoint_period = {int(steps)}',
     '',
+    *absolute_path_lines(base_config),
   ]
   warnings = []
   if wit:
