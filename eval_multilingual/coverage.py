@@ -153,7 +153,7 @@ class InputReader:
 
   def _open(self, path):
     opener = gzip.open if path.endswith('.gz') else open
-    return opener(path, 'rt', encoding='utf-8', newline='')
+    return opener(path, 'rt', encoding='utf-8-sig', newline='')
 
   def _pick(self, keys, wanted, defaults, path, what):
     if wanted:

@@ -1,10 +1,11 @@
 """TSV and JSONL files read line by line: a malformed line is counted by reason and skipped.
 
 `skip(reason, where)` receives every skipped line (`where` = 'path:line'): seqio sources pass
-tasks.data_stats.skip, one-off readers a Counter's bump. Blank lines are ignored. Files may be
+tasks.data_stats.skip, one-off readers a Counter's bump. Blank lines and a byte order mark are ignored. Files may be
 plain, .gz or .bz2, local or on any tf.io.gfile filesystem.
 """
 
+import codecs
 import json
 from typing import Callable, Iterator
 
@@ -16,6 +17,8 @@ Skip = Callable[[str, str], None]
 def _decoded_lines(path: str, skip: Skip) -> Iterator[tuple[str, str]]:
   with file_io.open_binary(path) as f:
     for line_no, raw in enumerate(f, 1):
+      if line_no == 1 and raw.startswith(codecs.BOM_UTF8):  # a Windows editor's mark, not text
+        raw = raw[len(codecs.BOM_UTF8) :]
       where = f'{path}:{line_no}'
       if not raw.strip():
         continue

@@ -164,6 +164,19 @@ def test_missing_text_column_is_a_clear_error(sp, tmp_path):
     list(reader.read(str(path)))
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
+  """Files saved by Windows editors start with a BOM: a .tsv's header read '\\ufefftext' (no text
+  column), a .jsonl's first row was invalid JSON, a plain file's first text carried it."""
+  bom = '\ufeff'
+  (tmp_path / 'a.tsv').write_text(f'{bom}text\tlang\r\nwai\thaw\r\n', encoding='utf-8')
+  (tmp_path / 'a.jsonl').write_text(bom + '{"text": "wai", "lang": "haw"}\n', encoding='utf-8')
+  (tmp_path / 'a.txt').write_text(f'{bom}wai\n', encoding='utf-8')
+  for name in ('a.tsv', 'a.jsonl', 'a.txt'):
+    reader = coverage.InputReader(lang=None if name != 'a.txt' else 'haw')
+    assert list(reader.read(str(tmp_path / name))) == [('haw', 'wai')], name
+    assert not reader.skipped, (name, reader.skipped)
+
+
 def test_flags_that_cannot_apply_are_one_line_errors(sp, tmp_path, capsys):
   """--lang-field beside --lang was read past without a word (--lang wins), and --max-len 0
   counted every text as truncated; a headerless id<TAB>text .tsv is told to get a header row."""
