@@ -163,6 +163,34 @@ def test_pieces_that_would_change_old_languages_are_left_out(setup):
   assert allowed == cands[:2] and not excluded and changed['en'] == first['en']
 
 
+def test_pieces_not_added_are_split_by_why():
+  """1,000 requested, 972 new candidates, 231 left out: the line said all 259 missing pieces were
+  the texts running out; 231 are the left-out ones, 28 the texts'."""
+  report = {
+    'requested': 1000,
+    'added': 741,
+    'trained_model_pieces': 2000,
+    'already_in_vocabulary': 700,
+    'special_pieces': 328,
+    'new_candidates': 972,
+    'excluded_changing_old_languages': 231,
+    'excluded_pieces': ['▁ab'],
+    'not_added': 259,
+    'old_language_changed': {},
+    'old_language_changed_if_all_added': {},
+    'old_language_texts': {},
+  }
+  lines = add_language._piece_report_lines('yo', ['a'], report, True)
+  assert (
+    '  259 not added: 231 for the pieces left out above; 28 because the texts offer no more new '
+    'pieces' in '\n'.join(lines)
+  )
+  report.update(new_candidates=5000, not_added=0, added=1000)
+  assert not [
+    l for l in add_language._piece_report_lines('yo', ['a'], report, True) if 'not added' in l
+  ]
+
+
 def test_grown_checkpoint_reproduces_old_embeddings_exactly(setup):
   d, out, old_params, rows = setup
   summary = json.loads((out / 'extension.json').read_text(encoding='utf-8'))
@@ -223,6 +251,24 @@ def test_coverage_step(setup, capsys):
   )
   line = capsys.readouterr().out
   assert line.startswith('Greek (el), 300 texts:') and 'byte-fallback' in line
+
+
+def test_a_backend_that_loses_every_class_slot_is_one_line(tmp_path, capsys):
+  """A translator that mangles the slot marker (here: upper-cases everything) left no usable
+  template: a ValueError traceback, exit 1."""
+  english = {
+    'name': 'toy',
+    'num_classes': 1,
+    'languages': {'en': {'classes': ['cat'], 'templates': ['a photo of a {}.', 'a {}.']}},
+  }
+  (tmp_path / 'en.json').write_text(json.dumps(english), encoding='utf-8')
+  argv = ['prompts', '--lang', 'es', '--english', str(tmp_path / 'en.json')]
+  argv += ['--backend', 'command:tr a-z A-Z', '--out', str(tmp_path / 'p.json')]
+  assert add_language.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.splitlines() == [err] and 'Traceback' not in err
+  assert '--backend command:tr a-z A-Z: es: no template kept its class slot' in err
+  assert not (tmp_path / 'p.json').exists()
 
 
 def _apertium_has(pair):

@@ -190,10 +190,17 @@ def _piece_report_lines(lang: str, texts: list[str], r: dict, old_checked: bool)
       + ', '.join(repr(p) for p in r['excluded_pieces'][:8])
     )
   if r['not_added']:
-    lines.append(
-      f'  {r["not_added"]} not added: the texts offer no more new pieces (SentencePiece keeps no '
-      'piece below its frequency floor; more texts give more pieces)'
-    )
+    # Fewer new pieces than requested is the texts' doing; the rest are the left-out ones.
+    from_texts = min(r['not_added'], max(0, r['requested'] - r['new_candidates']))
+    reasons = []
+    if r['not_added'] > from_texts:
+      reasons.append(f'{r["not_added"] - from_texts} for the pieces left out above')
+    if from_texts:
+      reasons.append(
+        f'{from_texts} because the texts offer no more new pieces (SentencePiece keeps no '
+        'piece below its frequency floor; more texts give more pieces)'
+      )
+    lines.append(f'  {r["not_added"]} not added: ' + '; '.join(reasons))
   changed, changed_all = r['old_language_changed'], r['old_language_changed_if_all_added']
   sizes = r['old_language_texts']
   if sizes:
@@ -539,7 +546,10 @@ def cmd_prompts(args) -> int:
       prompt_translation.round_trip_quality(backend, args.lang, english, ps) if backend else None
     )
   else:
-    t = prompt_translation.translate_prompt_set(backend, english, args.lang, english.name)
+    try:
+      t = prompt_translation.translate_prompt_set(backend, english, args.lang, english.name)
+    except ValueError as e:  # e.g. no template kept its class slot: nothing usable to write
+      raise AddLanguageError(f'--backend {args.backend}: {e}') from e
     ps, dropped, quality = t.prompt_set, t.dropped_templates, t.quality
   for w in ps.warnings:
     print(f'warning: {w}', file=sys.stderr)
