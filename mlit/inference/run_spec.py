@@ -176,9 +176,8 @@ def vocabulary_path(model_dir: str, spec: Mapping[str, Any]) -> str:
 
 
 def image_checkpoint_path(model_dir: str, spec: Mapping[str, Any]) -> str:
-  """The locked tower's weights: at the recorded absolute path or, when that is gone or holds
-  other weights (the run root moved or copied, its old place reused), at the same place relative
-  to MODEL_DIR; either one only with the recorded sha256."""
+  """The locked tower's weights: at its place relative to MODEL_DIR (the run root moved or
+  copied whole) or at the recorded absolute path, whichever holds the recorded sha256."""
   ckpt = spec['image']['checkpoint']
   relative = ckpt.get('relative_path')
   if not relative:
@@ -192,16 +191,15 @@ def image_checkpoint_path(model_dir: str, spec: Mapping[str, Any]) -> str:
     )
   if len(found) == 1 or os.path.samefile(*found):
     return _checked(found[0], ckpt['sha256'])
-  if file_io.file_sha256(ckpt['path']) == ckpt['sha256']:
-    return ckpt['path']
-  path = _checked(moved, ckpt['sha256'])  # the copy's own tower
-  logging.warning(
-    '%s holds other weights than the run was trained with (sha256); using %s, its place '
-    "relative to MODEL_DIR, which holds the run's",
-    ckpt['path'],
-    path,
+  # Both there: the run's own copy first (a run copied whole stays self-contained), then the
+  # recorded place; whichever holds the weights the run was trained with.
+  for path in (moved, ckpt['path']):
+    if file_io.file_sha256(path) == ckpt['sha256']:
+      return path
+  raise UserError(
+    f'{moved} and {ckpt["path"]}: neither holds the locked tower the run was trained with '
+    f'(sha256 {ckpt["sha256"][:12]}..., {FILENAME})'
   )
-  return path
 
 
 def _checked(path: str, sha256: str) -> str:
