@@ -31,3 +31,24 @@ def test_report_joins_side_files_across_spellings(tmp_path):
   run = report_data.load_run(str(tmp_path))
   assert report_data.n_tuning_examples(run, 'zh-TW') == 7
   assert report_data.n_tuning_examples(run, 'zh') == 9
+
+
+def test_subtags_after_a_singleton_are_no_script_or_region():
+  assert language_codes.normalize('x-mine') == 'x-mine'  # not 'x-Mine' (a script)
+  assert language_codes.normalize('en-x-abcd-us') == 'en-x-abcd-us'
+  assert language_codes.normalize('de_u_co_PHONEBK') == 'de-u-co-phonebk'
+  assert language_codes.normalize('sr_latn_x_test') == 'sr-Latn-x-test'
+  assert language_codes.is_private_use('x-mine') and language_codes.is_private_use('qtz')
+  assert not language_codes.is_private_use('qu') and not language_codes.is_private_use('qua')
+
+
+def test_data_codes_of_any_shape_still_normalize_while_check_tag_says_why():
+  # Data pipelines normalize whatever a data file holds; only a typed code is checked.
+  assert language_codes.normalize('ha_w') == 'ha-w'
+  assert language_codes.check_tag('ha_w') == (
+    "'w' is not a script (4 letters), region (2 letters or 3 digits) or variant (5-8 characters)"
+  )
+  assert "'hawaiianlang' is not a language code" in language_codes.check_tag('hawaiianlang')
+  assert "'x' is not a script" in language_codes.check_tag('en-x')
+  for ok in ('x-mine', 'en-x-a', 'sr_Latn', 'es-419', 'be-tarask', 'zh-yue', 'de-u-co-phonebk'):
+    assert language_codes.check_tag(ok) is None, ok

@@ -7,6 +7,10 @@ a three-letter ISO 639-3 (or 639-2/B) code of a language that has a two-letter o
 them, so it is refused with the two-letter code rather than written as a new key.
 """
 
+import difflib
+import re
+import sys
+
 from eval_multilingual import languages
 from tasks import language_codes
 
@@ -39,12 +43,18 @@ _SAME_SCRIPT = [{'Hani', 'Hans', 'Hant', 'Jpan', 'Hira', 'Kana'}, {'Hang', 'Kore
 
 
 def normalize_lang(code: str, flag: str = '--lang') -> str:
-  """`code` in the project's spelling; a UserError naming the code to use for a three-letter
-  code of a language that has a two-letter one."""
+  """`code` in the project's spelling; a UserError for a malformed code, or naming the code to use
+  for a three-letter code of a language that has a two-letter one. Prints a warning for a code
+  mlit's language tables do not know."""
   from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
 
   if not code or not code.strip():
     raise UserError(f'{flag}: empty language code')
+  problem = language_codes.check_tag(code)
+  if problem:
+    word = _first_subtag(code)
+    hint = '' if word.isalpha() and 2 <= len(word) <= 3 else _did_you_mean(word)
+    raise UserError(f'{flag} {code}: {problem}{hint}')
   canonical = language_codes.normalize(code)
   lang, script, region, rest = language_codes.split(canonical)
   if lang in ISO639_3 and not languages.is_known(lang):
@@ -56,7 +66,40 @@ def normalize_lang(code: str, flag: str = '--lang') -> str:
   # Simplified Chinese of the mainland is plain 'zh' in this project (tasks.language_codes).
   if lang == 'zh' and script == 'Hans' and region in (None, 'CN') and not rest:
     return 'zh'
+  unknown = unknown_lang(canonical)
+  if unknown:
+    print(f'warning: {flag} {code}: {unknown}', file=sys.stderr)
   return canonical
+
+
+def unknown_lang(code: str) -> str | None:
+  """Why a well-formed `code` gets no name or script from mlit's tables; None if they know it."""
+  if languages.is_known(code):
+    return None
+  lang = language_codes.split(code)[0]
+  if language_codes.is_private_use(code):
+    return "a private-use code (x-..., qaa..qtz): mlit's language tables have no name for it"
+  if len(lang) > 3:
+    return f'{lang!r} is not an ISO 639 code (2-3 letters){_did_you_mean(lang)}'
+  return (
+    f"mlit's language tables have no name or script for {lang!r}: check that it is the ISO 639 "
+    'code you mean'
+  )
+
+
+def _first_subtag(code: str) -> str:
+  return re.split(r'[-_]', code.strip())[0].lower()
+
+
+def _did_you_mean(word: str) -> str:
+  """': did you mean ...' naming the known languages whose name is close to `word` ('greek' ->
+  'el'), else a pointer to ISO 639."""
+  known = {c for c in {*languages.WIT_LANGUAGES, *ISO639_3.values()} if languages.is_known(c)}
+  names = {languages.lookup(c).name.lower(): c for c in sorted(known)}
+  close = difflib.get_close_matches(word, list(names), n=3, cutoff=0.75)
+  if not close:
+    return ": use the language's ISO 639 code"
+  return ': did you mean ' + ' or '.join(f'{names[n]!r} ({n.title()})' for n in close) + '?'
 
 
 def script_mismatch(lang: str, texts: list[str], sample: int = 200) -> str | None:
