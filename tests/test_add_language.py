@@ -253,16 +253,21 @@ def test_coverage_step(setup, capsys):
   assert line.startswith('Greek (el), 300 texts:') and 'byte-fallback' in line
 
 
-def test_a_backend_that_loses_every_class_slot_is_one_line(tmp_path, capsys):
-  """A translator that mangles the slot marker (here: upper-cases everything) left no usable
-  template: a ValueError traceback, exit 1."""
+def _one_class_prompts(tmp_path, *templates) -> str:
+  """An English prompt file of one class, 'cat' (templates: 'a {}.' and those given)."""
   english = {
     'name': 'toy',
     'num_classes': 1,
-    'languages': {'en': {'classes': ['cat'], 'templates': ['a photo of a {}.', 'a {}.']}},
+    'languages': {'en': {'classes': ['cat'], 'templates': [*templates, 'a {}.']}},
   }
   (tmp_path / 'en.json').write_text(json.dumps(english), encoding='utf-8')
-  argv = ['prompts', '--lang', 'es', '--english', str(tmp_path / 'en.json')]
+  return str(tmp_path / 'en.json')
+
+
+def test_a_backend_that_loses_every_class_slot_is_one_line(tmp_path, capsys):
+  """A translator that mangles the slot marker (here: upper-cases everything) left no usable
+  template: a ValueError traceback, exit 1."""
+  argv = ['prompts', '--lang', 'es', '--english', _one_class_prompts(tmp_path, 'a photo of a {}.')]
   argv += ['--backend', 'command:tr a-z A-Z', '--out', str(tmp_path / 'p.json')]
   assert add_language.main(argv) == 2
   err = capsys.readouterr().err.strip()
@@ -373,13 +378,7 @@ def test_gin_step_needs_an_mlit_run(setup, tmp_path, capsys):
 
 
 def test_prompts_step_names_the_apertium_modes_before_work(tmp_path, capsys):
-  english = {
-    'name': 'toy',
-    'num_classes': 1,
-    'languages': {'en': {'classes': ['cat'], 'templates': ['a {}.']}},
-  }
-  (tmp_path / 'en.json').write_text(json.dumps(english), encoding='utf-8')
-  argv = ['prompts', '--lang', 'oc', '--english', str(tmp_path / 'en.json'), '--backend']
+  argv = ['prompts', '--lang', 'oc', '--english', _one_class_prompts(tmp_path), '--backend']
   argv += ['apertium:/bin/true', '--out', str(tmp_path / 'p.json')]  # lists no mode at all
   assert add_language.main(argv) == 2
   err = capsys.readouterr().err.strip()
@@ -396,21 +395,22 @@ emoji_tasks.register_emoji_cldr_tasks.exclude_languages = %LEFT_OUT_LANGUAGES
 _EXT = {'vocabulary': 'v.model', 'embedding_rows': [16000, 17024], 'checkpoint_root': 'ext'}
 
 
+_GIN_ARGS = dict(
+  lang='si',
+  language_name='Sinhala',
+  base_run='base',
+  extension=_EXT,
+  model_dir='cont',
+  steps=100,
+  warmup=10,
+  repeat=4,
+)
+
+
 def _write_gin(tower='None', wit=None):
   from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
 
-  return gin_file.write(
-    lang='si',
-    language_name='Sinhala',
-    base_config=_BASE.format(tower=tower),
-    base_run='base',
-    extension=_EXT,
-    model_dir='cont',
-    steps=100,
-    warmup=10,
-    repeat=4,
-    wit=wit,
-  )
+  return gin_file.write(**_GIN_ARGS, base_config=_BASE.format(tower=tower), wit=wit)
 
 
 def test_gin_file_emoji_adds_the_language_back():
@@ -449,18 +449,6 @@ def test_gin_file_checks_the_base_runs_emoji_data_and_makes_its_paths_absolute(
     '/elsewhere: run this from the folder the base run trained in, or bind EMOJI_DATA to its '
     'absolute path'
   ]
-
-
-_GIN_ARGS = dict(
-  lang='si',
-  language_name='Sinhala',
-  base_run='base',
-  extension=_EXT,
-  model_dir='cont',
-  steps=100,
-  warmup=10,
-  repeat=4,
-)
 
 
 def test_gin_file_wit_names_a_registered_task(tmp_path):
