@@ -279,19 +279,50 @@ def reset() -> None:
     _files_counted.clear()
 
 
-def write_language_stats(path: str) -> str | None:
+def write_language_stats(path: str, base_path: str | None = None) -> str | None:
   """`path` (a run's language_stats.json): {lang: {n_train_examples}} from the batches trained on, the
-  per-language tuning counts `mlit report` plots scores against. None when no task gave a language."""
+  per-language tuning counts `mlit report` plots scores against. None when no task gave a language.
+
+  `base_path`: the language_stats.json of the run this one continues (CONTINUE_FROM): its counts
+  are added, since the model saw those batches too, and `n_this_run` keeps this run's own.
+  """
   with _lock:
     counts = dict(_languages)
   if not counts:
     return None
-  stats = {
-    l: {'n_train_examples': n, 'source': 'trained batches'} for l, n in sorted(counts.items())
-  }
+  base = _base_counts(base_path) if base_path else None
+  if base is None:
+    stats = {
+      l: {'n_train_examples': n, 'source': 'trained batches'} for l, n in sorted(counts.items())
+    }
+  else:
+    stats = {
+      l: {
+        'n_train_examples': counts.get(l, 0) + base.get(l, 0),
+        'n_this_run': counts.get(l, 0),
+        'source': "trained batches, the base run's included",
+      }
+      for l in sorted(set(counts) | set(base))
+    }
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(stats, f, indent=1, ensure_ascii=False)
   return path
+
+
+def _base_counts(path: str) -> dict[str, int] | None:
+  """{lang: n_train_examples} of a base run's language_stats.json; None if it has none."""
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      stats = json.load(f)
+  except (OSError, ValueError, tf.errors.OpError):
+    return None
+  if not isinstance(stats, dict):
+    return None
+  return {
+    l: int(v['n_train_examples'])
+    for l, v in stats.items()
+    if isinstance(v, dict) and isinstance(v.get('n_train_examples'), int)
+  }
 
 
 def write_json(path: str) -> str:

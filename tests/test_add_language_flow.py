@@ -215,6 +215,17 @@ def test_continued_run_is_configured_by_the_generated_gin(flow):
   assert cont_init['run']['path'] == os.path.join(ext, 'checkpoints')
   assert str(cont_init['run']['step']) in os.listdir(cont_init['run']['path'])
   assert cont_init['run']['loaded'] == 'params (fresh optimizer)'
+  # Tuning counts: the grown checkpoint carries the base run's, and the continued run adds its
+  # own batches to them (the report showed the continued run's alone).
+  read = lambda p: json.loads(p.read_text(encoding='utf-8'))  # noqa: E731
+  base_stats = read(d / 'base' / 'language_stats.json')
+  assert read(d / 'ext' / 'language_stats.json') == base_stats
+  cont_stats = read(d / 'cont' / 'language_stats.json')
+  assert 'si' not in base_stats and cont_stats['si']['n_this_run'] > 0
+  for lang, v in base_stats.items():
+    own = cont_stats[lang]['n_this_run']
+    assert cont_stats[lang]['n_train_examples'] == v['n_train_examples'] + own > own > 0
+  assert cont_stats['en']['source'] == "trained batches, the base run's included"
 
 
 def test_extend_vocab_refuses_a_vocabulary_the_run_was_not_tuned_with(flow, tmp_path, capsys):

@@ -675,7 +675,24 @@ def _write_data_stats(model_dir: str) -> None:
   language -> language_stats.json (what `mlit report` plots scores against)."""
   if jax.process_index() == 0:
     data_stats.write_json(run_layout.data_stats(model_dir))
-    data_stats.write_language_stats(run_layout.language_stats(model_dir))
+    data_stats.write_language_stats(
+      run_layout.language_stats(model_dir), _continued_run_stats(model_dir)
+    )
+
+
+def _continued_run_stats(model_dir: str) -> str | None:
+  """language_stats.json of the run this one continues (initialization.json's 'run'), if any."""
+  try:
+    with open(run_layout.initialization(model_dir), encoding='utf-8') as f:
+      base = json.load(f).get('run')
+  except (OSError, ValueError, AttributeError):
+    return None
+  if not isinstance(base, dict) or not base.get('path'):
+    return None
+  root = os.path.normpath(base['path'])
+  if os.path.basename(root) == run_layout.CHECKPOINTS:
+    root = os.path.dirname(root)
+  return run_layout.language_stats(root)
 
 
 def _add_train_flags(parser) -> None:
