@@ -80,6 +80,11 @@ def _is_number(v: Any) -> bool:
   return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _is_count(v: Any) -> bool:
+  """A positive whole number (an example count)."""
+  return _is_number(v) and v == int(v) and v > 0
+
+
 def read_json(path: str, required: bool) -> dict:
   """The JSON object in `path`; UserError naming the file when it is not UTF-8, not JSON or not
   an object ({} for a missing optional file)."""
@@ -175,7 +180,7 @@ def _count_warnings(path: str, results: dict) -> list[str]:
       task_meta = lang_meta.get(task) if isinstance(lang_meta.get(task), dict) else {}
       for key in ('n_examples', 'n_texts', 'n_images'):
         v = task_meta.get(key)
-        if v is not None and not (_is_number(v) and v == int(v) and v > 0):
+        if v is not None and not _is_count(v):
           out.append(f'{path}: meta.{lang}.{task}.{key} = {v!r} is not a positive whole number')
       if metrics and not _is_number(task_meta.get('n_examples')):
         uncounted.append(f'{lang} {task}')
@@ -452,7 +457,7 @@ def n_trials(run: Run, lang: str, col: Column) -> int | None:
     n = task_meta.get('n_images', task_meta.get('n_examples'))
   else:
     n = task_meta.get('n_examples')
-  return int(n) if _is_number(n) and n == int(n) and n > 0 else None
+  return int(n) if _is_count(n) else None
 
 
 def wilson(p: float, n: int, z: float = _Z95) -> tuple[float, float]:

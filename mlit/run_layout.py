@@ -49,6 +49,14 @@ def initialization(run_dir: str) -> str:
   return os.path.join(run_dir, INITIALIZATION)
 
 
+def model_dir_of(path: str) -> str:
+  """MODEL_DIR of a path that names it or its checkpoints/ directory (absolute)."""
+  path = os.path.normpath(path)
+  if os.path.basename(path) == CHECKPOINTS:
+    path = os.path.dirname(path)
+  return os.path.abspath(path)
+
+
 def checkpoints(run_dir: str) -> str:
   return os.path.join(run_dir, CHECKPOINTS)
 

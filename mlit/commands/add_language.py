@@ -228,9 +228,7 @@ def _run_spec(checkpoint: str) -> tuple[str, dict | None]:
   """(MODEL_DIR, its mlit_model.json or None) of an mlit run given as MODEL_DIR or checkpoints/."""
   from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
 
-  model_dir = os.path.normpath(checkpoint)
-  if os.path.basename(model_dir) == run_layout.CHECKPOINTS:
-    model_dir = os.path.dirname(model_dir)
+  model_dir = run_layout.model_dir_of(checkpoint)
   if not os.path.isfile(os.path.join(model_dir, run_spec.FILENAME)):
     return model_dir, None
   return model_dir, run_spec.read(model_dir)
@@ -387,14 +385,6 @@ def _extend_vocab(args) -> int:
   return 0
 
 
-def _run_root(path: str) -> str:
-  """MODEL_DIR of a path that may name its checkpoints/ directory."""
-  path = os.path.normpath(path)
-  if os.path.basename(path) == run_layout.CHECKPOINTS:
-    path = os.path.dirname(path)
-  return os.path.abspath(path)
-
-
 def _base_config(run: str) -> str:
   path = run_layout.config(run)
   if not os.path.isfile(path):
@@ -419,8 +409,8 @@ def cmd_gin(args) -> int:
     raise AddLanguageError(
       f'--extension {args.extension} is for {ext["language"]}, not {args.lang}'
     )
-  base_run = _run_root(args.base_run or ext['old_checkpoint'])
-  grown_from = _run_root(ext['old_checkpoint'])
+  base_run = run_layout.model_dir_of(args.base_run or ext['old_checkpoint'])
+  grown_from = run_layout.model_dir_of(ext['old_checkpoint'])
   if args.base_run and os.path.realpath(base_run) != os.path.realpath(grown_from):
     print(
       f'warning: --base-run {args.base_run} is not the run the extension grew '

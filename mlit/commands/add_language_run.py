@@ -235,9 +235,7 @@ def _check_emoji_language(base: str, lang: str) -> None:
 def run(args) -> int:
   check_inputs(args)
   out = os.path.abspath(args.out)
-  base = os.path.abspath(args.checkpoint)
-  if os.path.basename(base) == run_layout.CHECKPOINTS:
-    base = os.path.dirname(base)
+  base = run_layout.model_dir_of(args.checkpoint)
   if not args.wit_train:
     _check_emoji_language(base, args.lang)
   created = not os.path.exists(out)

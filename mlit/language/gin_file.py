@@ -35,10 +35,10 @@ _OWN_MACROS = {'MODEL_DIR', 'VOCABULARY_FILE', 'EMOJI_VOCAB', 'EMOJI_TASK'}
 
 
 def _string_macro(config: str, name: str) -> str | None:
-  for m in _STRING_MACRO.finditer(config):
-    if m.group(1) == name:
-      return m.group(3)
-  return None
+  """A macro bound to a quoted string, unquoted; None for another value or none."""
+  value = _macro(config, name)
+  m = re.fullmatch(r"""(['"])([^'"]*)\1""", value or '')
+  return m.group(2) if m else None
 
 
 def absolute_path_lines(config: str) -> list[str]:
@@ -73,9 +73,9 @@ def emoji_data_languages(config: str) -> tuple[str | None, set[str] | None]:
     return data, None
 
 
-def check_emoji_language(config: str, lang: str) -> None:
-  """GinFileError when the base run's emoji/CLDR data has no `lang`: the emoji tasks cannot tune
-  on it (register_emoji_cldr_tasks refuses at set-up, after the work before it)."""
+def check_emoji_language(config: str, lang: str) -> tuple[str | None, set[str] | None]:
+  """emoji_data_languages(config); GinFileError when that data has no `lang`: the emoji tasks
+  cannot tune on it (register_emoji_cldr_tasks refuses at set-up, after the work before it)."""
   data, langs = emoji_data_languages(config)
   if langs is not None and lang not in langs:
     raise GinFileError(
@@ -83,6 +83,7 @@ def check_emoji_language(config: str, lang: str) -> None:
       f'the emoji set cannot tune on it; give --wit-train and --wit-images to tune on WIT rows '
       f'of {lang}'
     )
+  return data, langs
 
 
 def wit_task_name(lang: str) -> str:
@@ -101,8 +102,7 @@ def _emoji_lines(config: str, lang: str, repeat: int, warnings: list) -> list[st
   if value.startswith('%'):  # e.g. demo/leave_out.gin's %LEFT_OUT_LANGUAGES
     value = _macro(config, value[1:]) or '[]'
   excluded = json.loads(value.replace("'", '"'))
-  check_emoji_language(config, lang)
-  data, langs = emoji_data_languages(config)
+  data, langs = check_emoji_language(config, lang)
   if data and langs is None:
     warnings.append(
       f"the base run's EMOJI_DATA {data!r} has no readable manifest.json from {os.getcwd()}: "

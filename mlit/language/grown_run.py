@@ -87,7 +87,7 @@ def grow_run(run: str, extension: vocab_extension.Extension, out_dir: str, pad_t
   ckpt.close()
   # The grown checkpoint carries the base run's tuning: its per-language counts go with it, so
   # evaluations of it and of the run continuing it count what the model was tuned on.
-  root = os.path.dirname(directory) if os.path.basename(directory) == run_layout.CHECKPOINTS else ''
-  if root and os.path.isfile(run_layout.language_stats(root)):
-    shutil.copyfile(run_layout.language_stats(root), run_layout.language_stats(out_dir))
+  base_stats = run_layout.language_stats(run_layout.model_dir_of(directory))
+  if os.path.isfile(base_stats):
+    shutil.copyfile(base_stats, run_layout.language_stats(out_dir))
   return {'checkpoint': out, 'step': step, 'rows': [int(emb.shape[0]), int(grown.shape[0])]}

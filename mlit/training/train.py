@@ -689,10 +689,7 @@ def _continued_run_stats(model_dir: str) -> str | None:
     return None
   if not isinstance(base, dict) or not base.get('path'):
     return None
-  root = os.path.normpath(base['path'])
-  if os.path.basename(root) == run_layout.CHECKPOINTS:
-    root = os.path.dirname(root)
-  return run_layout.language_stats(root)
+  return run_layout.language_stats(run_layout.model_dir_of(base['path']))
 
 
 def _add_train_flags(parser) -> None:
