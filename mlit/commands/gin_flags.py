@@ -411,7 +411,9 @@ def _parse_bindings(bindings):
           f' and {len(defining) - 3} more' if len(defining) > 3 else ''
         )
         hint = f' (defined by {shown}: is such a file missing from the --gin_file list?)'
-
+      close = difflib.get_close_matches(name, defined_macros(), n=1, cutoff=0.7)
+      if close and not defining:
+        hint = f' (did you mean {close[0]}?)'
       raise GinConfigError(
         f'unknown macro {name!r} in binding {b!r}{hint}: the gin files define {known}'
       )
@@ -451,6 +453,13 @@ def parse_flags(
   paths = user_search_paths(args.gin_search_paths) if args.gin_search_paths else None
   parse_gin(args.gin_file, list(args.gin_bindings) + gin_args, paths)
   return args
+
+
+def check_positive(**values) -> None:
+  """Each gin key's value (a count: steps, a period, a batch) must be a positive integer."""
+  for key, value in values.items():
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise UserError(f'{key} must be a positive integer, got {value!r}')
 
 
 def config_changes(model_dir: str, filename: str = run_layout.CONFIG) -> list[str]:

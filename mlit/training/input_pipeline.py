@@ -11,6 +11,7 @@ and a run resumed at step s skips exactly the s batches it consumed before.
 
 import atexit
 import dataclasses
+import difflib
 import logging
 import weakref
 from typing import Callable, Iterator, Mapping, Optional, Sequence
@@ -20,6 +21,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+import gin
 from tasks import backtranslation, data_stats, feature_converter, tf_host, token_preprocessors
 from tasks import length_buckets as length_buckets_lib
 from tasks.user_error import UserError
@@ -57,7 +59,10 @@ def mixture_or_task(name: str):
     return seqio.get_mixture_or_task(name)
   except ValueError:
     pass
-  from tasks import registration  # pylint: disable=g-import-not-at-top
+  # Its modules define configurables: new to a config that gin has locked (the trainer's, parsed
+  # without them) unless unlocked for the import.
+  with gin.unlock_config():
+    from tasks import registration  # pylint: disable=g-import-not-at-top
 
   registered = registration.register_tasks()
   try:
@@ -70,10 +75,17 @@ def mixture_or_task(name: str):
         f"file's tasks.registration.register_tasks.registrations register {shown}"
       ) from e
     raise UserError(
-      f'MIXTURE_OR_TASK_NAME {name!r} is not a registered seqio task or mixture ({e}); import '
-      'the module that registers it in a gin file (or --module_import), or bind '
-      'tasks.registration.register_tasks.registrations'
+      f'MIXTURE_OR_TASK_NAME {name!r} is not a registered seqio task or mixture'
+      f'{close_task_names(name)}; import the module that registers it in a gin file (or '
+      '--module_import), or bind tasks.registration.register_tasks.registrations'
     ) from e
+
+
+def close_task_names(name: str) -> str:
+  """' (did you mean 'a', 'b'?)' over the registered tasks and mixtures, or ''."""
+  known = [*seqio.TaskRegistry.names(), *seqio.MixtureRegistry.names()]
+  close = difflib.get_close_matches(name, known, n=3, cutoff=0.8)
+  return f' (did you mean {", ".join(map(repr, close))}?)' if close else ''
 
 
 def use_task_cache(name: str, use_cached: bool, cache_dirs: Sequence[str]) -> None:
@@ -149,7 +161,10 @@ def _length_bounds(
   if jax.process_count() > 1:
     # Each process would pick its own widths; the global batch needs one.
     raise UserError('length_buckets runs on one process only (got %d)' % jax.process_count())
-  return length_buckets_lib.check_bounds(bounds, *text.values())
+  try:
+    return length_buckets_lib.check_bounds(bounds, *text.values())
+  except ValueError as e:  # the library's words, with the gin keys they are about
+    raise UserError(f'train.train.{e} (TASK_FEATURE_LENGTHS={text})') from e
 
 
 def _concat(*batches):

@@ -11,6 +11,7 @@ big_vision. Three kinds of rules exist:
             steps (paper Appendix F, the "delay" schedule).
 """
 
+import difflib
 import re
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
@@ -76,8 +77,18 @@ def check_rules_match(params: Any, rules: Sequence[tuple[str, Any]], kind: str) 
   for rx, _ in _compile(rules, kind):
     if not any(rx.search(n) for n in names):
       raise UserError(
-        f'{kind} rule {rx.pattern!r} matches no parameter; names look like {names[:3]}'
+        f'{kind} rule {rx.pattern!r} matches no parameter{_close_prefixes(rx.pattern, names)}; '
+        f'names look like {names[:: max(len(names) // 3, 1)][:3]}'
       )
+
+
+def _close_prefixes(pattern: str, names: Sequence[str]) -> str:
+  """' (did you mean 'txt/encoder/'?)' for a misspelt path in a rule, or ''. The first names
+  alone ('img_head/bias', ...) would not show the text tower's."""
+  parts = [n.split('/') for n in names]
+  prefixes = {'/'.join(p[:depth]) + '/' for p in parts for depth in range(1, len(p))}
+  close = difflib.get_close_matches(pattern.strip('^$'), sorted(prefixes), n=2, cutoff=0.8)
+  return f' (did you mean {" or ".join(map(repr, close))}?)' if close else ''
 
 
 def frozen_mask(params: Any, freeze: Sequence[str], check: bool = True) -> Any:

@@ -170,6 +170,57 @@ def _inference_tower(model, task_name, image_checkpoint_path, inference_image):
   return path, image
 
 
+def _check_model_dir_of_run_config(model_dir: str) -> None:
+  """A run's own config.gin given to resume it from another folder: its relative MODEL_DIR would
+  start a new run from step 0 under this folder."""
+  where = gin_unread.macro_bound_in('MODEL_DIR')  # 'FILE:LINE', or a --gin flag
+  config = where.rsplit(':', 1)[0] if where else ''
+  if os.path.isabs(model_dir) or os.path.basename(config) != run_layout.CONFIG:
+    return
+  run_dir = os.path.dirname(os.path.realpath(config))
+  if os.path.realpath(model_dir) != run_dir:
+    raise UserError(
+      f"MODEL_DIR {model_dir!r}, relative in {config}, is not that run's directory from this "
+      f'folder ({os.path.realpath(model_dir)}, not {run_dir}): run from the folder the run '
+      f'started in, or give --gin.MODEL_DIR=\\"{run_dir}\\" to resume it'
+    )
+
+
+def _check_unread_settings(
+  model, init_from_run, keep_optimizer, image_dont_load, image_init, image_path, inference_image
+) -> None:
+  """Settings this run would not read: an error or a warning, not a silent no-op."""
+  if keep_optimizer and not init_from_run:
+    raise UserError(
+      'train.train.init_from_run_optimizer = True continues the optimizer of the run that '
+      'CONTINUE_FROM names, but CONTINUE_FROM is None: set it, or drop init_from_run_optimizer'
+    )
+  if image_dont_load and (model.image is None or image_init != 'pretrained' or init_from_run):
+    raise UserError(
+      f'train.train.image_dont_load = {list(image_dont_load)} but this run loads no image '
+      'checkpoint (it needs a live image tower, image_init = pretrained and no CONTINUE_FROM)'
+    )
+  if image_path and model.image is None and inference_image is None:
+    train_log.log(
+      f'warning: IMAGE_CHECKPOINT_PATH = {image_path!r} is not loaded: the task gives '
+      'pre-computed embeddings (IMAGE_TOWER = None); it is recorded in mlit_model.json only with '
+      'train.train.inference_image, the tower that made them'
+    )
+
+
+def _check_inference_image(model, info, model_dir, checkpoint_path, image) -> None:
+  """The locked tower mlit_model.json records, checked before any work (and by --dry_run):
+  run_spec.write reads it only once the run's directory exists."""
+  if model.image is not None or image is None:
+    return
+  if checkpoint_path and '://' not in checkpoint_path and not os.path.isfile(checkpoint_path):
+    raise UserError(
+      f'IMAGE_CHECKPOINT_PATH {checkpoint_path!r}: no such file (train.train.inference_image '
+      'records it in mlit_model.json as the tower that made the embeddings)'
+    )
+  run_spec._image(model, info, checkpoint_path, image, model_dir)  # pylint: disable=protected-access
+
+
 def _freeze_rules(image_locked: bool, text_locked: bool, has_image_tower: bool) -> list[str]:
   rules = []
   if image_locked and has_image_tower:
@@ -271,7 +322,7 @@ def train(
   num_partitions: int = 1,
   logical_axis_rules: Optional[Sequence[tuple[str, Any]]] = None,
   checkpoint_period: int = 1000,
-  keep_checkpoints: int = 3,
+  keep_checkpoints: Optional[int] = 3,
   log_period: int = 50,
   inference_image: Optional[Mapping[str, Any]] = None,
   dry_run: bool = False,
@@ -316,7 +367,7 @@ def train(
     num_partitions: size of the 'model' mesh axis (rest is 'data').
     logical_axis_rules: T5X-style (logical, mesh axis) rules; None = default.
     checkpoint_period: save every this many steps (and at the end).
-    keep_checkpoints: how many checkpoints Orbax keeps.
+    keep_checkpoints: how many checkpoints Orbax keeps (None: all).
     log_period: progress line / metrics every this many steps.
     inference_image: for runs on pre-computed embeddings, the locked tower that made them, as
       `mlit.load` runs it on pixels: {'kind': 'vit', 'config': ViT kwargs, 'size': pixels};
@@ -327,9 +378,17 @@ def train(
     argv: unused; the command line, recorded in the log.
   """
   del argv
-  for macro, value in (('BATCH_SIZE', batch_size), ('TRAIN_STEPS', train_steps)):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-      raise UserError(f'{macro} must be a positive integer, got {value!r}')
+  gin_flags.check_positive(
+    BATCH_SIZE=batch_size,
+    TRAIN_STEPS=train_steps,
+    **{'train.train.checkpoint_period': checkpoint_period, 'train.train.log_period': log_period},
+  )
+  if keep_checkpoints is not None:  # None keeps every checkpoint
+    # 0 would have Orbax keep none: the run would end without a checkpoint to resume or evaluate.
+    gin_flags.check_positive(**{'train.train.keep_checkpoints': keep_checkpoints})
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):  # found after set-up otherwise
+    raise UserError(f'MODEL_DIR {model_dir!r} is a file, not a directory')
+  _check_model_dir_of_run_config(model_dir)
   _loss_fn(loss)  # a wrong name stops before any data is read
   if init_from_run:
     _check_init_from_run(init_from_run, initial_checkpoint_path)
@@ -337,7 +396,19 @@ def train(
     _check_pretrained(
       text_init, initial_checkpoint_path, image_init, image_checkpoint_path, model.image is not None
     )
-  _check_vocabulary(model, mixture_or_task_name, task_feature_lengths)
+  _check_unread_settings(
+    model,
+    init_from_run,
+    init_from_run_optimizer,
+    image_dont_load,
+    image_init,
+    image_checkpoint_path,
+    inference_image,
+  )
+  _check_vocabulary(model, mixture_or_task_name, task_feature_lengths)  # registers the task
+  inference_tower = _inference_tower(
+    model, mixture_or_task_name, image_checkpoint_path, inference_image
+  )
   train_data.use_task_cache(mixture_or_task_name, use_cached, task_cache_dirs)
   mesh = partitioning.make_mesh(num_partitions)
   rules = partitioning.axis_rules(logical_axis_rules)
@@ -385,6 +456,7 @@ def train(
   if bt_settings:
     train_log.log(backtranslation.describe(*bt_settings))
   _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
+  _check_inference_image(model, info, model_dir, *inference_tower)
   has_image_tower = model.image is not None
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
 
@@ -398,8 +470,8 @@ def train(
   state_sh = state_lib.state_shardings(tx, abstract, shardings, mesh)
   init_record = None  # what the run starts from; a resumed run keeps its initialization.json
   if start_step:
-    state, data_state, _, restored = ckpt.restore_newest_readable(
-      state_lib.abstract_state(tx, abstract, state_sh)
+    state, data_state, _, restored = _restore(
+      ckpt, state_lib.abstract_state(tx, abstract, state_sh), model_dir
     )
     if restored != start_step:  # the newest was unreadable: resume the data where this one did
       batches.close()
@@ -453,9 +525,7 @@ def train(
     if unread:
       train_log.log(unread)
     changes = gin_flags.config_changes(model_dir) if start_step else []
-  shown_changes = '; '.join(changes[:12]) + (
-    f'; and {len(changes) - 12} more' if len(changes) > 12 else ''
-  )
+  shown_changes = _changes_text(changes)
   if dry_run:
     if changes:  # what the run would warn about, before it replaces config.gin
       train_log.log(
@@ -481,6 +551,9 @@ def train(
     finally:
       batches.close()
     return state
+  if start_step >= train_steps:  # nothing trained: config.gin keeps the values the run ran with
+    batches.close()
+    return state
   os.makedirs(ckpt.directory, exist_ok=True)  # MODEL_DIR and its checkpoints/
   if jax.process_index() == 0:
     if changes:  # e.g. a longer TRAIN_STEPS moves the schedule under the resumed weights
@@ -497,7 +570,7 @@ def train(
       task_feature_lengths,
       mixture_or_task_name,
       info,
-      *_inference_tower(model, mixture_or_task_name, image_checkpoint_path, inference_image),
+      *inference_tower,
     )
 
   log = train_log.ProgressLog(model_dir, train_steps, batch_size, start_step)
@@ -608,6 +681,28 @@ def train(
       f'({" ".join(str(e).split())[:300]}): one of them stopped (its own output says why); {kept}'
     ) from e
   return state
+
+
+def _changes_text(changes: Sequence[str], most: int = 12) -> str:
+  return '; '.join(changes[:most]) + (
+    f'; and {len(changes) - most} more' if len(changes) > most else ''
+  )
+
+
+def _restore(ckpt: checkpointing.Checkpoints, target, model_dir: str):
+  """The newest readable checkpoint; when none restores into this config and the run's config.gin
+  differs from it, MODEL_DIR is likely another config's run: said with the differences."""
+  try:
+    return ckpt.restore_newest_readable(target)
+  except checkpointing.CheckpointUnreadableError as e:
+    changes = gin_flags.config_changes(model_dir)
+    if not changes:
+      raise
+    raise UserError(
+      f'MODEL_DIR {model_dir}: no checkpoint restores into this config, which differs from the '
+      f"run's config.gin ({_changes_text(changes, 6)}): another config's run? Give this run a new "
+      f'MODEL_DIR, or resume that one with its own config ({cli.one_line(e)})'
+    ) from e
 
 
 @contextlib.contextmanager
