@@ -332,6 +332,11 @@ def test_multiprocess_off_a_pod_is_one_line(tmp_path):
       'mlit eval: interrupted (Ctrl-C); the same command reuses the evaluations that finished',
     ),
     ('report', 'mlit report: interrupted (Ctrl-C)'),
+    (
+      'ingest',
+      'mlit ingest: interrupted (Ctrl-C); the same command keeps the complete shards and writes '
+      'the rest',
+    ),
   ],
 )
 def test_ctrl_c_is_one_line_and_exit_130(command, line, monkeypatch, capsys):

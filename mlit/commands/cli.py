@@ -76,6 +76,7 @@ KEPT_ON_RERUN = {
   'eval': 'the same command reuses the evaluations that finished',
   'precompute': 'the same command resumes at the first unfinished shard',
   'backtranslate': 'the same command resumes at the first unfinished shard',
+  'ingest': 'the same command keeps the complete shards and writes the rest',
   'demo': 'the same command reuses the stages that finished (training from its checkpoint)',
 }
 

@@ -21,6 +21,7 @@ cli.run_if_main(__name__, 'ingest')  # `python -m`: the command, before the heav
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -172,6 +173,36 @@ def ingest(
   return manifest
 
 
+def _unrecognized(extra, argv) -> str:
+  """argparse's line, with the likely cause when the extra arguments are files: the shell expanded
+  an unquoted --images or --metadata pattern (its first file became the flag's value)."""
+  text = f'unrecognized arguments: {" ".join(extra)}'
+  if not all(os.path.exists(e) for e in extra):
+    return text
+  before = argv[: argv.index(extra[0])]
+  flag = next((a for a in reversed(before) if a.startswith('--')), '--images')
+  pattern = os.path.join(os.path.dirname(extra[0]), '*' + os.path.splitext(extra[0])[1])
+  return (
+    f'{text}: files, so the shell expanded an unquoted {flag} pattern; quote it for mlit to '
+    f"expand, e.g. {flag} '{pattern}'"
+  )
+
+
+def _runner_error(beam_args) -> str:
+  """Why Beam refuses the options after `--` (a misspelt --runner, DataflowRunner without its
+  project, region or GCS paths), or ''. Checked before any work: Beam would say it in a traceback
+  once the output directory exists."""
+  options = pipeline_options.PipelineOptions(list(beam_args))
+  if beam_pipeline.runs_in_process(options):
+    return ''
+  try:
+    beam_pipeline.new_pipeline(options)  # creates the runner and validates its options
+  except (ValueError, ImportError) as e:
+    name = options.view_as(pipeline_options.StandardOptions).runner
+    return f'the Beam options after -- (--runner={name}): {cli.one_line(e)}'
+  return ''
+
+
 def main(argv=None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   split = argv.index('--') if '--' in argv else len(argv)
@@ -206,7 +237,9 @@ def main(argv=None) -> int:
     action='store_true',
     help='--format yfcc: skip langdetect (rows then take --language)',
   )
-  args = parser.parse_args(argv[:split])
+  args, extra = parser.parse_known_args(argv[:split])
+  if extra:
+    parser.error(_unrecognized(extra, argv[:split]))
   # A format-specific flag given with another format would do nothing: say so instead.
   for flag, given, fmt in (
     ('--wit_kind', args.wit_kind is not None, 'wit'),
@@ -218,6 +251,9 @@ def main(argv=None) -> int:
     parser.error(f'--num_shards must be >= 1, got {args.num_shards}')
   if (args.format == 'none') != (not args.metadata):
     parser.error('--metadata needs --format yfcc|cc12m|wit, and --format needs --metadata')
+  runner_error = _runner_error(argv[split + 1 :])
+  if runner_error:
+    parser.error(runner_error)
   run = run_settings(
     args.images,
     args.metadata,

@@ -36,6 +36,7 @@ from mlit import job_progress
 from mlit.checkpoints import image_weights
 from mlit.commands import gin_flags
 from mlit.models import fixed_batch, two_tower
+from mlit.training import input_pipeline
 from tasks import data_stats, file_io, image_preprocessors, precomputed, registration
 from tasks.user_error import UserError
 
@@ -113,6 +114,7 @@ def precompute(
   `vit` is the tower's keyword arguments: a ViT's, or with kind='efficientnet_lite' an
   EfficientNet-Lite's ({'variant': 'lite0'}; checkpoint from mlit.checkpoints.efficientnet_pth).
   """
+  gin_flags.check_positive(**{'precompute.batch_size': batch_size})
   if checkpoint_path and not tf.io.gfile.exists(checkpoint_path):
     # Checked first: the readers would name a missing sidecar (.json) of it instead.
     raise UserError(f'precompute.checkpoint_path {checkpoint_path}: no such file')
@@ -127,6 +129,11 @@ def precompute(
     'checkpoint_sha256': None,
     'init_seed': None if checkpoint_path else seed,
   }
+  if not checkpoint_path:  # fine for tests and toys; a LiT tower is pre-trained (paper, Sec. 3)
+    _log(
+      f'warning: precompute.checkpoint_path (IMAGE_CHECKPOINT_PATH) is None: embedding with a '
+      f'randomly initialised tower (seed {seed}), not pre-trained weights'
+    )
   if checkpoint_path:
     params, _ = image_weights.load(
       kind, checkpoint_path, params, config=vit, image_size=image_size, strict=True
@@ -135,13 +142,19 @@ def precompute(
   embed = fixed_batch.FixedBatchApply(
     lambda p, x: model.apply({'params': p}, x)[0], params, batch_size
   )
+  if embed.batch_size != batch_size:  # said, as the manifest's last_run records it
+    _log(
+      f'precompute.batch_size {batch_size} rounded up to {embed.batch_size}, a multiple of the '
+      f'{jax.local_device_count()} local devices'
+    )
 
   try:
     task = seqio.get_mixture_or_task(task_name)
   except ValueError as e:
     raise UserError(
-      f'precompute.task_name {task_name!r} is not a registered seqio task ({e}); import the module '
-      'that registers it in the gin file (or --module_import)'
+      f'PRECOMPUTE_TASK (precompute.task_name) {task_name!r} is not a registered seqio task'
+      f'{input_pipeline.close_task_names(task_name)}; import the module that registers it in the '
+      'gin file (or --module_import)'
     ) from e
   shards = task.source.list_shards(split)
   features = task.source.get_dataset(split, shuffle=False).element_spec

@@ -10,11 +10,15 @@ the samples' own captions are the texts (img2dataset output as it comes).
 
 import collections
 import dataclasses
+import sys
+import threading
+import time
 from typing import Optional
 
 import apache_beam as beam
 from absl import logging
 
+from mlit import job_progress
 from mlit.ingest import shards as shard_io
 from tasks import cc12m, data_stats, image_shards, langid, signals, wit, yfcc_source
 
@@ -41,6 +45,48 @@ class IngestConfig:
   def __post_init__(self):
     if self.metadata_format not in METADATA_FORMATS:
       raise ValueError(f'metadata format {self.metadata_format!r} not in {METADATA_FORMATS}')
+
+
+PROGRESS_EVERY_S = 30.0  # a job of seconds prints no progress line
+
+
+class _Phase:
+  """Progress lines on stderr as the work is done (image files read, shards written): done of
+  total, items/s and ETA, at most one per PROGRESS_EVERY_S, and the phase's end once one was
+  printed. Counted per process: with DirectRunner, mlit's default, this one runs the whole job; a
+  distributed runner's workers each count their own (its UI shows the job's)."""
+
+  def __init__(self, total: int, unit: str, item: str, already_done: int = 0):
+    self.progress = job_progress.Progress(total, unit)
+    self.progress.skip(already_done)  # a resumed job's complete shards count as done
+    self.item, self.items = item, 0
+    self.start = self.last_line = time.monotonic()
+    self.printed = False
+    self.lock = threading.Lock()  # Beam's multi_threading mode runs DoFns in threads
+
+  def done(self, items: int, what: str) -> None:
+    with self.lock:
+      self.progress.advance()
+      self.items += items
+      now = time.monotonic()
+      finished = self.progress.done == self.progress.total
+      if now - self.last_line < PROGRESS_EVERY_S and not (finished and self.printed):
+        return
+      rate = f'{self.items / max(now - self.start, 1e-9):.1f} {self.item}/s'
+      print(
+        f'mlit ingest: {self.progress.line(rate_text=rate)} ({what})', file=sys.stderr, flush=True
+      )
+      self.last_line, self.printed = now, True
+
+
+_PHASES: dict = {}  # name -> _Phase of the pipeline being run in this process
+
+
+def _phase(name: str, *args) -> _Phase:
+  """The phase `name`, made with _Phase(*args) by the first DoFn set up for it."""
+  if name not in _PHASES:
+    _PHASES[name] = _Phase(*args)
+  return _PHASES[name]
 
 
 def read_metadata(path: str, cfg: IngestConfig):
@@ -70,8 +116,11 @@ class _ReadMetadata(beam.DoFn):
 class _ReadImages(beam.DoFn):
   """(shard, id) -> Sample for every sample of one image shard."""
 
-  def __init__(self, cfg: IngestConfig):
-    self.cfg = cfg
+  def __init__(self, cfg: IngestConfig, num_files: int):
+    self.cfg, self.num_files = cfg, num_files
+
+  def setup(self):  # the clock starts with the phase's work
+    self.progress = _phase('read', self.num_files, 'image files read', 'samples')
 
   @staticmethod
   def _damaged(error):  # the samples before the damage go on
@@ -79,7 +128,9 @@ class _ReadImages(beam.DoFn):
     beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'skipped/damaged_shard').inc()
 
   def process(self, path):
+    samples = 0
     for sample in image_shards.read_samples(path, on_damage=self._damaged):
+      samples += 1
       image_id = image_shards.sample_id(sample, self.cfg.shard_key)
       if image_id is None:
         if self.cfg.metadata_format == 'none':  # the sample is the row: a row without an id
@@ -94,6 +145,7 @@ class _ReadImages(beam.DoFn):
       shard = shard_io.shard_of(image_id, self.cfg.num_shards)
       if shard in self.cfg.todo:
         yield (shard, image_id), sample
+    self.progress.done(samples, f'{path}: {samples:,} samples')
 
 
 class _Join(beam.DoFn):
@@ -151,6 +203,10 @@ class _WriteShard(beam.DoFn):
   def __init__(self, cfg: IngestConfig):
     self.cfg = cfg
 
+  def setup(self):
+    done = self.cfg.num_shards - len(self.cfg.todo)
+    self.progress = _phase('write', self.cfg.num_shards, 'shards written', 'examples', done)
+
   def process(self, element):
     shard, grouped = element
     records = list(grouped['records'])
@@ -171,6 +227,7 @@ class _WriteShard(beam.DoFn):
       self.cfg.output_dir, shard, self.cfg.num_shards, [r[:2] for r in records], stats
     )
     beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'shards_written').inc()
+    self.progress.done(len(records), f'shard {shard:05d}: {len(records):,} examples')
     yield shard
 
 
@@ -178,11 +235,12 @@ def build_pipeline(
   pipeline, cfg: IngestConfig, image_files: list, metadata_files: Optional[list] = None
 ):
   """Adds the ingest to `pipeline`; the shards in cfg.todo are written when it runs."""
+  _PHASES.clear()  # a new job's progress, also in a process that ran one before
   samples = (
     pipeline
     | 'ImageShards' >> beam.Create(sorted(image_files))
     | 'Reshuffle' >> beam.Reshuffle()
-    | 'ReadImages' >> beam.ParDo(_ReadImages(cfg))
+    | 'ReadImages' >> beam.ParDo(_ReadImages(cfg, len(image_files)))
   )
   inputs = {'image': samples}
   if cfg.metadata_format != 'none':
