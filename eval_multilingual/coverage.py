@@ -27,7 +27,7 @@ from typing import Iterable, Iterator
 import sentencepiece as spm
 
 from eval_multilingual import languages, tables
-from tasks import langid, language_codes, line_files
+from tasks import file_io, langid, language_codes, line_files
 from tasks.user_error import UserError
 
 LANG_FIELDS = ('language', 'lang', 'locale')
@@ -153,7 +153,8 @@ class InputReader:
 
   def _open(self, path):
     opener = gzip.open if path.endswith('.gz') else open
-    return opener(path, 'rt', encoding='utf-8-sig', newline='')
+    # A bad byte is one row skipped (file_io.has_invalid_utf8), not the file's end.
+    return opener(path, 'rt', encoding='utf-8-sig', errors='surrogateescape', newline='')
 
   def _pick(self, keys, wanted, defaults, path, what):
     if wanted:
@@ -210,7 +211,10 @@ class InputReader:
   def _tsv(self, path):
     with self._open(path) as f:
       reader = csv.DictReader(f, delimiter='\t')
-      keys = reader.fieldnames or []
+      try:
+        keys = reader.fieldnames or []
+      except file_io.DAMAGED_FILE_ERRORS as e:
+        raise UserError(f'{path}: line 1: unreadable ({type(e).__name__}: {e})') from e
       tf = self._pick(keys, self.text_field, TEXT_FIELDS, path, 'text')
       if tf is None:
         raise UserError(
@@ -218,21 +222,33 @@ class InputReader:
           '--text-field, or put a header row first (a .tsv is read with one)'
         )
       lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
-      for row in reader:
+      for row in self._rows_to_damage(reader):
         if None in row:
           self.skipped['extra_columns'] += 1
+          continue
+        if any(file_io.has_invalid_utf8(v) for v in row.values() if isinstance(v, str)):
+          self.skipped['invalid_utf8'] += 1
           continue
         pair = self._emit(row.get(lf) if lf else None, row.get(tf))
         if pair:
           yield pair
 
+  def _rows_to_damage(self, reader):
+    """The rows of a csv reader up to a .gz cut short or corrupt (counted once)."""
+    while True:
+      try:
+        yield next(reader)
+      except StopIteration:
+        return
+      except file_io.DAMAGED_FILE_ERRORS:
+        self.skipped['damaged_file'] += 1
+        return
+
   def _plain(self, path):
-    with self._open(path) as f:
-      for line in f:
-        if line.strip():
-          pair = self._emit(None, line)
-          if pair:
-            yield pair
+    for _, line in line_files.text_lines(path, line_files.counting(self.skipped)):
+      pair = self._emit(None, line)
+      if pair:
+        yield pair
 
 
 def coverage(
@@ -435,6 +451,13 @@ def main(argv=None) -> int:
   reader = InputReader(args.lang, args.lang_field, args.text_field)
   pairs = (pair for path in expand(args.texts) for pair in reader.read(path))
   stats = coverage(sp, pairs, args.max_len)
+  if not stats:  # nothing to write: an empty table would replace the languages of earlier files
+    if reader.undetectable_message():
+      print(reader.undetectable_message(), file=sys.stderr)
+    skipped = ', '.join(f'{r} {n}' for r, n in sorted(reader.skipped.items()))
+    raise UserError(
+      f'no text read from {", ".join(args.texts)}' + (f' (skipped: {skipped})' if skipped else '')
+    )
   for lang, s in stats.items():
     s['n_detected'] = reader.detected[lang]
   title = (

@@ -11,6 +11,7 @@ import tensorflow as tf
 import gin
 from tasks import (
   data_stats,
+  file_io,
   image_store,
   line_files,
   row_source,
@@ -53,8 +54,10 @@ def register_cc12m(
   )
   names = ['example_id', 'text'] + (['image'] if images else [])
   signature = {n: tf.TensorSpec((), tf.string) for n in names}
+  file_io.check_patterns('register_cc12m.tsv_pattern', tsv_pattern)
   splits = {'train': tsv_pattern}
   if eval_tsv_pattern:
+    file_io.check_patterns('register_cc12m.eval_tsv_pattern', eval_tsv_pattern)
     splits['validation'] = eval_tsv_pattern
   source = row_source.RowSource(lambda p: read_cc12m(p, images), signature, splits, name='cc12m')
   task_builder.add_task('cc12m', source, text_names=('text',), image='image' if images else None)

@@ -73,6 +73,7 @@ REASONS = (
   'not_in_subset',
   'not_a_photo',
   'damaged_shard',  # an image shard cut short or corrupt: once per shard, its rest unreadable
+  'damaged_file',  # a compressed data file cut short or corrupt: once per file, its rest unread
 )
 _MAX_LOGGED_PER_REASON = 5
 

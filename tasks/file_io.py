@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -66,6 +67,16 @@ def open_binary(path: str) -> BinaryIO:
   return raw
 
 
+# What reading on in a compressed file cut short or corrupt raises (gzip's EOFError and
+# BadGzipFile, an OSError; bz2's OSError; zlib's error): the rows before it are good, the rest lost.
+DAMAGED_FILE_ERRORS = (EOFError, zlib.error, OSError)
+
+
+def damaged_at(path: str, line: int, error: Exception) -> str:
+  """The `where` of a damaged file's skip: 'path:line (what broke)'."""
+  return f'{path}:{line} ({type(error).__name__}: {error})'
+
+
 def open_text(path: str) -> io.TextIOWrapper:
   """A text stream for the csv module: undecodable bytes become surrogates.
 
@@ -94,6 +105,15 @@ def expand_patterns(patterns) -> list[str]:
       'give a pattern of files, e.g. DIR/*.tsv'
     )
   return files
+
+
+def check_patterns(binding: str, patterns) -> None:
+  """At a task's registration: a pattern that matches no file is one line naming the binding,
+  not an error when seqio first reads the split, or a task that is silently empty."""
+  try:
+    expand_patterns(patterns)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f'{binding} {patterns!r} matches no file') from e
 
 
 # A local file's digest by (path, size, mtime): a run's start and an evaluation check the same

@@ -8,7 +8,11 @@ region ('zh-TW'): training data, evaluation and reports then count it apart from
 Chinese under the same code.
 """
 
+import difflib
 import re
+from typing import Sequence
+
+from tasks.user_error import UserError
 
 UNDETERMINED = 'und'
 _ALIASES = {'zh-CN': 'zh'}
@@ -89,6 +93,17 @@ def check_tag(code: str) -> str | None:
   return None
 
 
+def check_task_language(code: str) -> str | None:
+  """Why `code`, typed into a task registration's `languages`, cannot name a language of the
+  data, or None: check_tag's reasons, and a word ('french'), which BCP 47's 5-8 letter language
+  subtags would admit but no data file uses."""
+  why = check_tag(code)
+  lang = _subtags(code)[0]
+  if why is None and lang.isalpha() and len(lang) > 3:
+    why = f"{lang!r} is not an ISO 639 code (2-3 letters, e.g. 'fr' for French)"
+  return why
+
+
 def normalize(code: str | None) -> str:
   """The canonical spelling of `code` (see the module docstring)."""
   try:
@@ -102,3 +117,43 @@ def normalize(code: str | None) -> str:
 def task_name_part(code: str) -> str:
   """`code` as part of a seqio task name, which allows no '-' ('zh-TW' -> 'zh_TW')."""
   return code.replace('-', '_')
+
+
+# Codes a user may type for a language the data spell otherwise (deprecated ISO 639-1
+# codes, Norwegian Bokmål for Norwegian, and country codes that are no language's: jp, cn...).
+_OTHER_SPELLING = {
+  'jp': 'ja',
+  'cn': 'zh',
+  'gr': 'el',
+  'dk': 'da',
+  'cz': 'cs',
+  'ua': 'uk',
+  'iw': 'he',
+  'in': 'id',
+  'ji': 'yi',
+  'jw': 'jv',
+  'mo': 'ro',
+  'nb': 'no',
+  'no': 'nb',
+}
+
+
+def _suggest(code: str, available: set[str]) -> str:
+  base = normalize(code)
+  for c in (base, base.split('-')[0], _OTHER_SPELLING.get(base.split('-')[0], '')):
+    if c in available:
+      return c
+  close = difflib.get_close_matches(code, sorted(available), n=1, cutoff=0.6)
+  return close[0] if close else ''
+
+
+def check_languages(languages: Sequence[str], available: set[str], where: str, source: str) -> None:
+  """UserError naming the codes of `languages` (a binding, `where`) that are not `available`,
+  each with the code it was probably meant as: '<where>: <source> 'jp' (did you mean 'ja'?)'."""
+  unknown = [c for c in languages if c not in available]
+  if not unknown:
+    return
+  named = ', '.join(
+    f'{c!r}' + (f' (did you mean {s!r}?)' if (s := _suggest(c, available)) else '') for c in unknown
+  )
+  raise UserError(f'{where}: {source} {named}; available: {", ".join(sorted(available))}')

@@ -13,6 +13,7 @@ import random
 import tensorflow as tf
 
 from tasks import langid
+from tasks.user_error import UserError
 
 
 def temperature_rates(counts: dict, temperature: float) -> dict:
@@ -43,12 +44,14 @@ def temperature_sample(texts: dict, total: int, temperature: float, seed: int = 
 
 
 def load_language_counts(path: str) -> dict:
-  with tf.io.gfile.GFile(path) as f:
-    stats = json.load(f)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'language counts file {path!r} does not exist')
   try:
+    with tf.io.gfile.GFile(path) as f:
+      stats = json.load(f)
     return {lang: int(v['n_train_examples']) for lang, v in stats.items()}
-  except (KeyError, TypeError, ValueError) as e:
-    raise ValueError(f"{path}: expected {{lang: {{'n_train_examples': int}}}}: {e}") from e
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    raise UserError(f"{path}: expected {{lang: {{'n_train_examples': int}}}} ({e!r})") from e
 
 
 def count_languages(source, split: str = 'train', output_path=None, key: str = 'language') -> dict:

@@ -2,7 +2,8 @@
 
 `skip(reason, where)` receives every skipped line (`where` = 'path:line'): seqio sources pass
 tasks.data_stats.skip, one-off readers a Counter's bump. Blank lines and a byte order mark are ignored. Files may be
-plain, .gz or .bz2, local or on any tf.io.gfile filesystem.
+plain, .gz or .bz2, local or on any tf.io.gfile filesystem; one cut short or corrupt is one skip
+('damaged_file', where it broke), its lines before that read.
 """
 
 import codecs
@@ -14,9 +15,19 @@ from tasks import file_io
 Skip = Callable[[str, str], None]
 
 
-def _decoded_lines(path: str, skip: Skip) -> Iterator[tuple[str, str]]:
+def text_lines(path: str, skip: Skip) -> Iterator[tuple[str, str]]:
+  """(where, line without its line break) of every non-blank line that is UTF-8."""
   with file_io.open_binary(path) as f:
-    for line_no, raw in enumerate(f, 1):
+    lines = enumerate(f, 1)
+    line_no = 0
+    while True:
+      try:
+        line_no, raw = next(lines)
+      except StopIteration:
+        return
+      except file_io.DAMAGED_FILE_ERRORS as e:  # a cut .gz: its lines so far stay counted
+        skip('damaged_file', file_io.damaged_at(path, line_no + 1, e))
+        return
       if line_no == 1 and raw.startswith(codecs.BOM_UTF8):  # a Windows editor's mark, not text
         raw = raw[len(codecs.BOM_UTF8) :]
       where = f'{path}:{line_no}'
@@ -32,13 +43,13 @@ def _decoded_lines(path: str, skip: Skip) -> Iterator[tuple[str, str]]:
 
 def tsv_rows(path: str, skip: Skip) -> Iterator[tuple[str, list[str]]]:
   """(where, columns) of every non-blank line (no header handling, no quoting)."""
-  for where, line in _decoded_lines(path, skip):
+  for where, line in text_lines(path, skip):
     yield where, line.split('\t')
 
 
 def jsonl_objects(path: str, skip: Skip) -> Iterator[tuple[str, dict]]:
   """(where, object) of every line holding a JSON object."""
-  for where, line in _decoded_lines(path, skip):
+  for where, line in text_lines(path, skip):
     try:
       obj = json.loads(line)
     except json.JSONDecodeError:

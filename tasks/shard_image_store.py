@@ -18,6 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from tasks import file_io, image_shards, image_store
+from tasks.user_error import UserError
 
 
 class ShardImageStore:
@@ -76,9 +77,12 @@ def make_image_store(
 ):
   """The image lookup a task's gin options ask for: a directory, shards, or none (text only)."""
   if image_dir is not None and image_shards_pattern is not None:
-    raise ValueError('give image_dir or image_shards, not both')
+    raise UserError('image_dir and image_shards are both bound: give one')
   if image_shards_pattern is not None:
     return _shared_store(image_shards_pattern, shard_key)
   if image_dir is not None:
+    # Else every row is skipped as missing_image and the task is silently empty.
+    if not tf.io.gfile.isdir(image_dir):
+      raise FileNotFoundError(f'image_dir {image_dir!r}: no such directory')
     return image_store.ImageStore(image_dir, image_path_format)
   return None

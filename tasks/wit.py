@@ -70,9 +70,14 @@ def check_headers(tsv_pattern: str) -> None:
   """Every file's header, at registration: a file that is not WIT's TSV stops the run before
   any work, in one line, instead of inside the input pipeline mid-run."""
   csv.field_size_limit(sys.maxsize)
+  file_io.check_patterns('register_wit.tsv_pattern', tsv_pattern)
   for path in sorted(tf.io.gfile.glob(tsv_pattern)):
     with file_io.open_text(path) as f:
-      _check_header(path, next(csv.reader(f, delimiter='\t', quotechar='"'), None))
+      try:
+        header = next(csv.reader(f, delimiter='\t', quotechar='"'), None)
+      except file_io.DAMAGED_FILE_ERRORS as e:
+        raise UserError(f'{path}:1: unreadable ({type(e).__name__}: {e})') from e
+      _check_header(path, header)
 
 
 def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
@@ -82,7 +87,14 @@ def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
     reader = csv.reader(f, delimiter='\t', quotechar='"')
     _check_header(path, next(reader, None))
     line = reader.line_num + 1  # where the next row starts: quoted fields may span lines
-    for row in reader:
+    while True:
+      try:
+        row = next(reader)
+      except StopIteration:
+        return
+      except file_io.DAMAGED_FILE_ERRORS as e:  # a cut .gz: its rows so far stay counted
+        data_stats.skip('damaged_file', file_io.damaged_at(path, line, e))
+        return
       where, line = f'{path}:{line}', reader.line_num + 1
       if not row:  # a blank line is no row (as in the other readers), not a malformed one
         continue
@@ -105,13 +117,22 @@ def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
       example = {
         'example_id': image_store.url_id(rec['image_url']),
         'text': text,
-        'language': rec['language'].strip(),
+        'language': language_codes.normalize(rec['language']),
         'is_main_image': str(flags['is_main_image']).lower(),
       }
       if not image_store.attach_image(example, images, where):
         continue
       data_stats.keep('wit')
       yield example
+
+
+def _typed_language(code: str) -> str:
+  """A code of register_wit.languages in the data's spelling ('zh_tw' -> 'zh-TW'); one that
+  cannot be a language is one line, not a task that would stay empty."""
+  why = language_codes.check_task_language(code)
+  if why:
+    raise UserError(f'register_wit.languages: {code!r}: {why}')
+  return language_codes.normalize(code)
 
 
 @gin.configurable
@@ -143,7 +164,7 @@ def register_wit(
       {'train': tsv_pattern},
       name='wit',
     )
-    for lang in (None, *languages):
+    for lang in (None, *map(_typed_language, languages)):
       name = f'wit_{kind}' + (f'.{language_codes.task_name_part(lang)}' if lang else '')
       pre = [task_builder.filter_equal('language', lang)] if lang else []
       task_builder.add_task(

@@ -15,7 +15,16 @@ import functools
 from typing import Optional, Sequence
 
 import gin
-from tasks import language_codes, language_mixture, row_source, signals, task_builder, yfcc_source
+from tasks import (
+  file_io,
+  language_codes,
+  language_mixture,
+  row_source,
+  signals,
+  task_builder,
+  yfcc_source,
+)
+from tasks.user_error import UserError
 
 SINGLE_SIGNAL_MODES = signals.SIGNALS  # train on one signal only: 'title', ...
 
@@ -45,7 +54,25 @@ def mode_preprocessors(mode: str):
       functools.partial(_keep_signal, signal=mode),
       functools.partial(_rename_signal, signal=mode),
     ]
-  raise ValueError(f'YFCC signal mode {mode!r} not in {signals.MODES + SINGLE_SIGNAL_MODES}')
+  raise UserError(
+    f'mode {mode!r}: not a YFCC signal mode ({", ".join(signals.MODES + SINGLE_SIGNAL_MODES)})'
+  )
+
+
+def _typed_languages(languages: Sequence[str], counts: dict | None, counts_path: str) -> list:
+  """register_yfcc.languages in the data's spelling ('zh_tw' -> 'zh-TW', as langid writes the
+  language feature). A code that cannot be a language, or that the counts file lacks, is one
+  line: its task would be empty and the mixture would leave it out in silence."""
+  for lang in languages:
+    why = language_codes.check_task_language(lang)
+    if why:
+      raise UserError(f'register_yfcc.languages: {lang!r}: {why}')
+  languages = [language_codes.normalize(lang) for lang in languages]
+  if counts is not None:
+    language_codes.check_languages(
+      languages, set(counts), 'register_yfcc.languages', f'{counts_path} has no count for'
+    )
+  return languages
 
 
 @gin.configurable
@@ -69,8 +96,10 @@ def register_yfcc(
 ) -> list:
   """Registers the YFCC tasks; returns their names."""
   text_names, post_cache = mode_preprocessors(mode)
+  file_io.check_patterns('register_yfcc.tsv_pattern', tsv_pattern)
   splits = {'train': tsv_pattern}
   if eval_tsv_pattern:
+    file_io.check_patterns('register_yfcc.eval_tsv_pattern', eval_tsv_pattern)
     splits['validation'] = eval_tsv_pattern
   image = 'image' if image_dir is not None or image_shards is not None else None
 
@@ -103,10 +132,14 @@ def register_yfcc(
   counts = (
     language_mixture.load_language_counts(language_counts_path) if language_counts_path else None
   )
+  languages = _typed_languages(languages, counts, language_counts_path)  # not the file's codes
   if counts is not None and not languages:
     languages = language_mixture.trainable_languages(counts, min_language_examples)
   if languages and not detect_languages:
-    raise ValueError('per-language YFCC tasks need detect_languages=True')
+    raise UserError(
+      'register_yfcc.languages: per-language YFCC tasks need detect_languages=True (the language '
+      'feature is detected)'
+    )
   lang_tasks = [
     add(
       f'yfcc100m_full.{language_codes.task_name_part(lang)}',

@@ -121,6 +121,13 @@ def _matching_tasks(patterns: Sequence[str]) -> list[str]:
     except re.error as e:
       raise UserError(f'--tasks {pattern!r}: not a regular expression ({e})') from e
     matched = [n for n in registered if regex.fullmatch(n)]
+    mixtures = [n for n in sorted(seqio.MixtureRegistry.names()) if regex.fullmatch(n)]
+    if not matched and mixtures:  # a mixture is cached as its tasks, which training then mixes
+      parts = [t.name for t in seqio.get_mixture_or_task(mixtures[0]).tasks]
+      raise UserError(
+        f'--tasks {pattern!r}: {mixtures[0]} is a mixture, cached as its tasks: give those '
+        f'(--tasks={",".join(parts)}); training on the mixture then reads their caches'
+      )
     if not matched:
       shown = ', '.join(registered[:20]) + (' ...' if len(registered) > 20 else '')
       raise UserError(f'--tasks {pattern!r} matches no registered task (registered: {shown})')

@@ -107,6 +107,12 @@ def load(data_dir: str) -> EmojiData:
   """The dataset in data_dir (cached until its manifest changes)."""
   path = os.path.join(data_dir, 'manifest.json')
   if not os.path.isfile(path):
+    if not os.path.isabs(path) and not os.path.isdir(data_dir):  # e.g. a run's config.gin
+      raise FileNotFoundError(
+        f'{path} not found (relative to the working directory {os.getcwd()}; a config.gin names '
+        'paths as the run was given them: run from the directory it was trained in, or bind the '
+        "data directory as it is from here: --gin.EMOJI_DATA in the demo's gin files)"
+      )
     raise FileNotFoundError(
       f'{path} not found: build the dataset first '
       f'(python -m tasks.emoji_cldr build --out {data_dir})'
