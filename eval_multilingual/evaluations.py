@@ -2,13 +2,21 @@
 `languages()` and `run(encoder, language) -> (metrics, meta)`."""
 
 import logging
+import os
 from typing import Sequence
 
 import numpy as np
 
-from eval_multilingual import clip_benchmark_prompts, retrieval, text_stats, zeroshot
+from eval_multilingual import (
+  clip_benchmark_prompts,
+  language_choice,
+  retrieval,
+  text_stats,
+  zeroshot,
+)
 from eval_multilingual import prompts as prompts_lib
 from eval_multilingual.datasets import coco, image_store, wit, xm3600
+from tasks import file_io
 from tasks.user_error import UserError
 
 
@@ -38,7 +46,12 @@ class RetrievalEvaluation:
     name: str | None = None,
   ):
     if dataset not in ('wit', 'xm3600', 'coco'):
-      raise ValueError(f'unknown retrieval dataset {dataset!r} (wit | xm3600 | coco)')
+      raise UserError(f'RetrievalEvaluation.dataset {dataset!r}: not wit, xm3600 or coco')
+    if max_pairs is not None and (not isinstance(max_pairs, int) or max_pairs < 1):
+      raise UserError(
+        f'RetrievalEvaluation.max_pairs (WIT_MAX_PAIRS) {max_pairs!r}: the pairs kept per '
+        'language, >= 1, or None for all'
+      )
     if name is not None and (not name or '/' in name or name != name.strip()):
       raise UserError(f'retrieval name {name!r}: a non-empty name without "/" or spaces around it')
     self.dataset, self.path, self.block = dataset, path, block
@@ -55,18 +68,30 @@ class RetrievalEvaluation:
       if self.dataset == 'wit':
         self._pairs, self._counts = wit.read_wit(
           self.path,
-          languages=self._languages,
           text_fields=self.text_fields,
           max_pairs=self.max_pairs,
         )
       elif self.dataset == 'xm3600':
-        self._pairs, self._counts = xm3600.read_xm3600(self.path, self._languages)
+        self._pairs, self._counts = xm3600.read_xm3600(self.path)
       else:
         self._pairs, self._counts = coco.read_coco(self.path, self.max_pairs)
     return self._pairs
 
+  def settings(self) -> dict:
+    """What the scores depend on besides the model (run.py reuses a per_task file only for the
+    same): the data files by path and size, the image store and size, the cap and text fields."""
+    files = wit.expand(self.path) if self.dataset == 'wit' else [self.path]
+    return {
+      'files': [[os.path.abspath(f), os.path.getsize(f)] for f in files],
+      'images': os.path.abspath(getattr(self.store, 'root', None) or self.store.path_),
+      'image_size': getattr(self.store, 'image_size', None),
+      'max_pairs': self.max_pairs,
+      'text_fields': list(self.text_fields),
+    }
+
   def languages(self) -> list[str]:
-    return sorted(lang for lang, p in self._read().items() if p.texts)
+    have = sorted(lang for lang, p in self._read().items() if p.texts)
+    return language_choice.chosen(self._languages, have, self.key, f'no texts in {self.path} for')
 
   def _embed_images(self, encoder, keys: list[str]) -> None:
     """Embeds the keys not yet cached; undecodable files go to self._unreadable instead."""
@@ -119,7 +144,7 @@ class RetrievalEvaluation:
         '; '.join(self._unreadable[k] for k in unreadable[:3]),
       )
     if not found.any():
-      logging.warning('%s %s: none of %d images found', self.key, language, len(found))
+      logging.warning('%s %s: none of %d images found and readable', self.key, language, len(found))
       return {}, {**meta, 'n_examples': 0}
     new_index = np.cumsum(found) - 1
     keys = [k for k, f in zip(pairs.image_keys, found) if f]
@@ -181,12 +206,17 @@ class ZeroShotEvaluation:
       if self._file is not None
       else clip_benchmark_prompts.languages(self.prompts)
     )
-    if self._languages is None:
-      return have
-    missing = sorted(set(self._languages) - set(have))
-    if missing:
-      raise KeyError(f'{self.key}: no prompts for languages {missing} in {self.prompts}')
-    return list(self._languages)
+    return language_choice.chosen(
+      self._languages, have, self.key, f'no prompts in {self.prompts} for'
+    )
+
+  def settings(self) -> dict:
+    """What the scores depend on besides the model: the images (source, split, size) and the
+    prompts (a file by its sha256)."""
+    prompts = self.prompts
+    if self._file is not None:
+      prompts = [os.path.abspath(self.prompts), file_io.file_sha256(self.prompts)]
+    return {'images': self.images.cache_key, 'prompts': prompts}
 
   def prompt_set(self, language: str) -> prompts_lib.PromptSet:
     if self._file is not None:

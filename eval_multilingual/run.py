@@ -5,15 +5,16 @@ r"""Evaluates one model on a gin-configured list of evaluations, in every chosen
 (or `mlit eval ...`). The gin file binds `evaluate.run_dir`, `evaluate.encoder` (an
 eval_multilingual.encoders constructor) and `evaluate.evaluations` (a list of
 eval_multilingual.evaluations objects). Writes, under run_dir:
-  per_task/<dataset>/<task>/<language>.json  {"metrics": {...}, "meta": {...}, "model": ...}
+  per_task/<dataset>/<task>/<language>.json  {"metrics": {...}, "meta": {...}, "model": ...,
+                  "settings": the evaluation's data files, image size, prompts... (or null)}
   results.json   {"model", "languages": {lang: {"<dataset>/<task>": metrics}},
                   "macro": {"<dataset>/<task>": mean over languages}, "meta": {lang: ...},
                   "tuning_counts": {"file", "source", "fingerprint", "sha256"} when counted}
   language_stats.json  the evaluated model's tuning examples per language (copy_tuning_counts)
   results.csv    language,dataset,task,metric,value,n_examples ('macro' rows last)
   eval_config.gin
-A per-task file of the same model is reused, so an interrupted run resumes, and results.json
-keeps the model's earlier evaluations in run_dir that this gin does not run.
+A per-task file of the same model and settings is reused, so an interrupted run resumes, and
+results.json keeps the model's earlier evaluations in run_dir that this gin does not run.
 """
 
 from mlit.commands import cli
@@ -21,7 +22,6 @@ from mlit.commands import cli
 cli.run_if_main(__name__, 'eval')  # `python -m`: the command, before the heavy imports
 
 import csv
-import difflib
 import glob
 import hashlib
 
@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 import gin
-from eval_multilingual import error_analysis
+from eval_multilingual import error_analysis, language_choice
 from mlit import job_progress, run_layout
 from tasks import file_io, language_codes
 from tasks.user_error import UserError
@@ -197,44 +197,41 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
   }
 
 
-# Codes a user may type for a language the evaluations spell otherwise (deprecated ISO 639-1
-# codes, and Norwegian Bokmål for Norwegian).
-_OTHER_SPELLING = {
-  'iw': 'he',
-  'in': 'id',
-  'ji': 'yi',
-  'jw': 'jv',
-  'mo': 'ro',
-  'nb': 'no',
-  'no': 'nb',
-}
-
-
-def _suggest(code: str, available: set[str]) -> str:
-  base = language_codes.normalize(code)
-  for c in (base, base.split('-')[0], _OTHER_SPELLING.get(base.split('-')[0], '')):
-    if c in available:
-      return c
-  close = difflib.get_close_matches(code, sorted(available), n=1, cutoff=0.6)
-  return close[0] if close else ''
-
-
 def check_languages(languages: Sequence[str], available: set[str]) -> None:
-  """UserError naming the codes of `languages` that no evaluation has."""
-  unknown = [c for c in languages if c not in available]
-  if not unknown:
-    return
-  named = ', '.join(
-    f'{c!r}' + (f' (did you mean {s!r}?)' if (s := _suggest(c, available)) else '') for c in unknown
-  )
-  raise UserError(
-    f'run.evaluate.languages: no evaluation has {named}; available: {", ".join(sorted(available))}'
+  """UserError naming the codes of run.evaluate.languages that no evaluation has."""
+  language_codes.check_languages(
+    languages, available, 'run.evaluate.languages', 'no evaluation has'
   )
 
 
-def _earlier_results(run_dir: str, model: dict, done: set) -> tuple[dict, dict]:
+def _settings(ev) -> dict | None:
+  """The evaluation's data and settings its scores depend on (its `settings()`, as JSON reads
+  them back), None for an evaluation without any beyond the model."""
+  settings = getattr(ev, 'settings', None)
+  return json.loads(json.dumps(settings())) if settings else None
+
+
+def _changed(old: dict | None, new: dict | None) -> str:
+  """'' when a per_task file's settings are these, else what differs ('image_size 224, now
+  160'): a reused score must come from the same data, images and prompts as a fresh one."""
+  if old == new:
+    return ''
+  if not isinstance(old, dict) or not isinstance(new, dict):
+    return 'settings (not recorded)'
+  keys = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+  shown = [
+    f'{k} {old.get(k)!r}, now {new.get(k)!r}'
+    if len(repr(old.get(k)) + repr(new.get(k))) < 60
+    else k
+    for k in keys
+  ]
+  return '; '.join(shown)
+
+
+def _earlier_results(run_dir: str, model: dict, done: set, settings: dict) -> tuple[dict, dict]:
   """per_task files of this model in run_dir outside `done` ((key, lang) pairs this run
-  evaluates): evaluations of an earlier, larger gin stay in results.json."""
+  evaluates): evaluations of an earlier, larger gin stay in results.json, unless this run has
+  their evaluation with other settings (`settings`: key -> settings), e.g. other data files."""
   per_task, per_class = {}, {}
   root = os.path.join(run_dir, 'per_task')
   for path in sorted(glob.glob(os.path.join(root, '*', '*', '*.json'))):
@@ -244,6 +241,9 @@ def _earlier_results(run_dir: str, model: dict, done: set) -> tuple[dict, dict]:
       continue
     key, lang = f'{old["dataset"]}/{old["task"]}', old['language']
     if (key, lang) in done or old['model'].get('fingerprint') != model['fingerprint']:
+      continue
+    if key in settings and (changed := _changed(old.get('settings'), settings[key])):
+      logging.warning('%s: evaluated with other %s; left out of results.json', path, changed)
       continue
     per_task[(key, lang)] = (old['metrics'], old['meta'])
     per_class[(key, lang)] = old.get('per_class')
@@ -270,13 +270,7 @@ def evaluate(
   """Runs every evaluation in every language (restricted to `languages` if given)."""
   model = encoder.describe()
   jobs = []
-  if isinstance(languages, str):  # languages = 'en,de' for ['en', 'de']
-    languages = [c.strip() for c in languages.split(',') if c.strip()]
-  if languages is not None and not languages:
-    raise UserError(
-      'run.evaluate.languages is empty: nothing to evaluate (leave it unbound, None, for every '
-      'language the evaluations have)'
-    )
+  languages = language_choice.parse(languages, 'run.evaluate.languages')
   if languages is not None:
     check_languages(languages, {l for ev in evaluations for l in ev.languages()})
   for ev in evaluations:
@@ -286,6 +280,7 @@ def evaluate(
     jobs += [(ev, lang) for lang in langs]
   if not jobs:
     raise UserError('run.evaluate: no evaluation has any language to run (evaluations empty?)')
+  settings = {ev.key: _settings(ev) for ev in evaluations}
   logging.info('%d evaluations x languages to run', len(jobs))
   per_task, per_class = {}, {}
   progress = job_progress.Progress(len(jobs), 'evaluations')
@@ -296,7 +291,11 @@ def evaluate(
       old, why = _per_task_record(path)
       if old is None:
         logging.warning('%s: %s; evaluating it again', path, why)
-      elif old['model'].get('fingerprint') == model['fingerprint']:
+      elif old['model'].get('fingerprint') != model['fingerprint']:
+        pass  # another model's: evaluated afresh, replacing it
+      elif changed := _changed(old.get('settings'), settings[ev.key]):
+        logging.warning('%s: evaluated with other %s; evaluating it again', path, changed)
+      else:
         per_task[(ev.key, lang)] = (old['metrics'], old['meta'])
         per_class[(ev.key, lang)] = old.get('per_class')
         progress.skip()
@@ -314,6 +313,7 @@ def evaluate(
       'task': task,
       'language': lang,
       'per_class': per_class[(ev.key, lang)],
+      'settings': settings[ev.key],
     }
     # Through JSON first, so the checksum is over what the file will read back as.
     record = json.loads(json.dumps(record))
@@ -340,7 +340,7 @@ def evaluate(
       os.path.join(run_dir, 'per_task'),
       model['fingerprint'],
     )
-  earlier, earlier_classes = _earlier_results(run_dir, model, set(per_task))
+  earlier, earlier_classes = _earlier_results(run_dir, model, set(per_task), settings)
   if earlier:
     logging.warning(
       'results.json also keeps %d earlier evaluations of this model in %s (%s); a new RUN_DIR '
@@ -363,6 +363,12 @@ def evaluate(
       ', '.join(gone) or 'nothing',
     )
   results = aggregate({**earlier, **per_task}, model)
+  if not results['languages']:  # e.g. XM3600_IMAGES naming another folder: exit 0 and '{}'
+    raise UserError(
+      f'run.evaluate: no score in any language of {", ".join(sorted({k for k, _ in per_task}))}: '
+      'none of their images was found or readable (the warnings above name the first; '
+      'n_images_missing in the per_task files); check the image directory'
+    )
   counts = copy_tuning_counts(run_dir, model, old.get(TUNING_COUNTS))
   if counts:
     results[TUNING_COUNTS] = counts

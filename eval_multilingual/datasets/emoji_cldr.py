@@ -16,8 +16,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from eval_multilingual import language_choice, retrieval, text_stats, zeroshot
 from eval_multilingual import prompts as prompts_lib
-from eval_multilingual import retrieval, text_stats, zeroshot
 from tasks.emoji_cldr import data as emoji_data
 from tasks.emoji_cldr import split as split_lib
 
@@ -94,14 +94,9 @@ class EmojiZeroShotEvaluation:
 
   def languages(self) -> list[str]:
     have = [lang for lang in self.data.languages if heldout_names(self.data, lang, self.cldr_file)]
-    if self._languages is None:
-      return have
-    missing = sorted(set(self._languages) - set(have))
-    if missing:
-      raise KeyError(
-        f'{self.key}: no held-out names for languages {missing} in {self.data.data_dir}'
-      )
-    return list(self._languages)
+    return language_choice.chosen(
+      self._languages, have, self.key, f'no held-out names in {self.data.data_dir} for'
+    )
 
   def prompt_set(self, language: str) -> prompts_lib.PromptSet:
     position = {c: i for i, c in enumerate(_heldout(self.data, self.cldr_file).tolist())}
@@ -156,7 +151,9 @@ class EmojiRetrievalEvaluation:
 
   def languages(self) -> list[str]:
     have = [lang for lang in self.data.languages if heldout_names(self.data, lang)]
-    return have if self._languages is None else [l for l in self._languages if l in have]
+    return language_choice.chosen(
+      self._languages, have, self.key, f'no held-out names in {self.data.data_dir} for'
+    )
 
   def run(self, encoder, language: str) -> tuple[dict, dict]:
     if self._embeddings is None or self._embeddings[0] != encoder.fingerprint:

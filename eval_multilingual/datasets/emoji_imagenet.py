@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eval_multilingual import clip_benchmark_prompts, zeroshot
+from eval_multilingual import clip_benchmark_prompts, language_choice, zeroshot
 from eval_multilingual import prompts as prompts_lib
 from tasks.emoji_cldr import data as emoji_data
 from tasks.emoji_cldr import split as split_lib
@@ -62,6 +62,9 @@ def read_mapping(path: str = MAPPING) -> list[Mapping]:
 _IMAGE_EMBEDDINGS: dict = {}  # (data_dir, mapping, domain, model fingerprint) -> [N, D]
 
 
+_WARNED: set = set()  # (mapping, build, count) already reported
+
+
 class EmojiImageNetImages:
   """Renders of the mapped concepts found in an emoji build; labels are ImageNet ids."""
 
@@ -73,7 +76,9 @@ class EmojiImageNetImages:
     index = {' '.join(c['codepoints']): c for c in self.data.concepts}
     self.rows = [r for r in rows if r.codepoints in index]
     self.n_not_in_build = len(rows) - len(self.rows)
-    if self.n_not_in_build:
+    warning = (self.mapping, self.data_dir, self.n_not_in_build)
+    if self.n_not_in_build and warning not in _WARNED:  # once, not once per evaluation of the gin
+      _WARNED.add(warning)
       logging.warning(
         '%s: %d of %d mapped concepts are not in the emoji build %s',
         mapping,
@@ -148,12 +153,9 @@ class EmojiImageNetEvaluation:
 
   def languages(self) -> list[str]:
     have = [l for l in clip_benchmark_prompts.languages(self.prompts) if self._covered(l)]
-    if self._languages is None:
-      return have
-    missing = sorted(set(self._languages) - set(have))
-    if missing:
-      raise KeyError(f'{self.key}: no prompts covering the mapped emoji for {missing}')
-    return list(self._languages)
+    return language_choice.chosen(
+      self._languages, have, self.key, 'no prompts covering the mapped emoji for'
+    )
 
   def _embed_images(self, encoder) -> np.ndarray:
     # The subsets (held-out, tuning) and prompt sets of one build share the renders: embedded

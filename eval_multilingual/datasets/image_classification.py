@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from eval_multilingual.datasets import image_store
 from tasks.user_error import UserError
 
 Batch = tuple[np.ndarray, np.ndarray, list[list[int]] | None]
@@ -36,6 +37,7 @@ class TfdsImages:
   ):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
+    image_store.check_image_size(image_size)
     self.builder = tfds.builder(name, data_dir=data_dir)
     if not self.builder.is_prepared():
       raise FileNotFoundError(

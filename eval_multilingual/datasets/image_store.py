@@ -43,12 +43,22 @@ def _image_name(name: str) -> bool:
   return name.lower().endswith(IMAGE_SUFFIXES)
 
 
+def check_image_size(image_size) -> None:
+  """EVAL_IMAGE_SIZE (an evaluation's image_size) as pixels, or one line: at 0 every image
+  failed to resize and was reported as undecodable, the run ending with no score."""
+  if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+    raise UserError(
+      f'image_size (EVAL_IMAGE_SIZE in eval/common.gin) {image_size!r}: a number of pixels >= 1'
+    )
+
+
 class LocalImageStore:
   """Images on disk; `kind` is 'image' (arrays [H, W, 3] in [-1, 1])."""
 
   kind = 'image'
 
   def __init__(self, root: str, image_size: int = 224):
+    check_image_size(image_size)
     if not os.path.isdir(root):
       raise FileNotFoundError(f'image store directory {root!r} does not exist')
     self.root, self.image_size = root, image_size

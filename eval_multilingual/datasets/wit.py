@@ -8,21 +8,21 @@ are (image_url, text), text = the first non-empty of `text_fields` (default: the
 reference description) with whitespace collapsed, de-duplicated by image_url (first row
 kept), capped at `max_pairs` per language in file order. Skipped rows are counted per
 language and reason, never fatal; the rows no language can hold (wrong column count, bad
-quoting, no language) are counted per reason in the file-level counts, and one warning
-line per reason names the count and the first rows ('path:line').
+quoting, a byte that is not UTF-8, no language, a .gz cut short or corrupt: the rows before the
+damage are read) are counted per reason in the file-level counts, and one warning line per
+reason names the count and the first rows ('path:line').
 """
 
 import collections
 import csv
 import dataclasses
 import glob
-import gzip
-import io
 import logging
 import re
 import sys
 from typing import Iterable, Sequence
 
+from tasks import file_io
 from tasks import wit as wit_columns
 from tasks.user_error import UserError
 
@@ -71,13 +71,7 @@ class SkipLog:
       )
 
 
-def _open(path: str):
-  raw = gzip.open(path, 'rb') if path.endswith('.gz') else open(path, 'rb')
-  # newline='' lets csv see the line breaks inside quoted fields.
-  return io.TextIOWrapper(raw, encoding='utf-8', errors='replace', newline='')
-
-
-def _expand(paths: Sequence[str] | str) -> list[str]:
+def expand(paths: Sequence[str] | str) -> list[str]:
   if isinstance(paths, str):
     paths = [paths]
   files = []
@@ -96,12 +90,14 @@ def iter_rows(
   `log`) and skipped. A row's place is 'path:line' of its first line."""
   log = log or SkipLog()
   csv.field_size_limit(sys.maxsize)
-  with _open(path) as f:
+  with file_io.open_text(path) as f:  # a bad byte marks its row (has_invalid_utf8), no more
     reader = csv.reader(f, delimiter='\t', quotechar='"')
     try:
       header = next(reader)
     except StopIteration:
       raise WitFormatError(f'{path}: empty file (expected a header row)') from None
+    except file_io.DAMAGED_FILE_ERRORS as e:
+      raise WitFormatError(f'{path}: line 1: unreadable ({type(e).__name__}: {e})') from e
     if tuple(header) != COLUMNS:
       missing = sorted(set(COLUMNS) - set(header))
       raise WitFormatError(
@@ -118,9 +114,17 @@ def iter_rows(
         counts['csv_error'] += 1
         log('csv_error', where)
         continue
+      except file_io.DAMAGED_FILE_ERRORS as e:  # a cut .gz: the rows before it are kept
+        counts['damaged_file'] += 1
+        log('damaged_file', file_io.damaged_at(path, reader.line_num + 1, e))
+        return
       if len(row) != len(COLUMNS):
         counts['wrong_column_count'] += 1
         log('wrong_column_count', where)
+        continue
+      if any(file_io.has_invalid_utf8(v) for v in row):  # was kept with U+FFFD in its text
+        counts['invalid_utf8'] += 1
+        log('invalid_utf8', where)
         continue
       yield where, dict(zip(COLUMNS, row))
 
@@ -135,7 +139,7 @@ def read_wit(
   """Reads WIT TSV files: ({language: Pairs}, file-level skip counts)."""
   for t in text_fields:
     if t not in COLUMNS:
-      raise ValueError(f'text field {t!r} is not a WIT column; choose from {COLUMNS}')
+      raise UserError(f'text_fields: {t!r} is not a WIT column; choose from {", ".join(COLUMNS)}')
   wanted = set(languages) if languages else None
   out: dict[str, Pairs] = {}
   seen: dict[str, set] = collections.defaultdict(set)
@@ -146,7 +150,7 @@ def read_wit(
     lang_counts[f'{reason} ({lang})'] += 1
     log(f'{reason} ({lang})', where)
 
-  files = _expand(paths)
+  files = expand(paths)
   for path in files:
     for where, row in iter_rows(path, file_counts, log):
       lang = row['language'].strip()

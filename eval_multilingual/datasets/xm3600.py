@@ -1,7 +1,7 @@
 """Crossmodal-3600 (XM3600) retrieval pairs from captions.jsonl.
 
 One JSON object per line: {"image/key": "<hex key>", "<lang>": {"caption": [...], ...},
-...} for 36 languages; the images are '<image/key>.jpg' (see image_store.py). Per
+...} for 36 languages (a file of your own may hold others); the images are '<image/key>.jpg' (see image_store.py). Per
 language: every image with a caption in that language, all its captions (image->text
 counts a hit when any of them is in the top k). Bad lines are counted, not fatal, and one
 warning line per reason names the first ('path:line'): lines that are no JSON object or have
@@ -56,9 +56,11 @@ LANGUAGES = (
 
 
 def read_xm3600(path: str, languages=None) -> tuple[dict[str, wit.Pairs], collections.Counter]:
-  """({language: Pairs}, counts of skipped lines by reason)."""
-  wanted = set(languages or LANGUAGES)
-  out = {lang: wit.Pairs() for lang in sorted(wanted)}
+  """({language: Pairs}, counts of skipped lines by reason). Every language entry of the file
+  (a key whose value is an object) is read unless `languages` names some: a file of your own
+  may hold languages beyond XM3600's 36 (LANGUAGES)."""
+  wanted = set(languages) if languages else None
+  out = {lang: wit.Pairs() for lang in sorted(wanted or ())}
   counts, log, lang_counts, seen = (
     collections.Counter(),
     wit.SkipLog(),
@@ -80,32 +82,37 @@ def read_xm3600(path: str, languages=None) -> tuple[dict[str, wit.Pairs], collec
       skip('duplicate_image_key', where)
       continue
     seen.add(key)
-    for lang in sorted(wanted):
-      entry = obj.get(lang)
-      if isinstance(entry, dict) and not entry_fields:
+    entries = {k: v for k, v in obj.items() if isinstance(v, dict)}
+    for lang in sorted(wanted if wanted is not None else entries):
+      entry = entries.get(lang)
+      if entry is not None and not entry_fields:
         entry_fields.extend(sorted(entry))
-      caps = entry.get('caption') if isinstance(entry, dict) else None
+      pairs = out.setdefault(lang, wit.Pairs())
+      caps = entry.get('caption') if entry is not None else None
       if caps is not None and not (
         isinstance(caps, list) and all(isinstance(c, str) for c in caps)
       ):
-        out[lang].skipped['caption_not_a_list_of_strings'] += 1
+        pairs.skipped['caption_not_a_list_of_strings'] += 1
         lang_counts[f'caption_not_a_list_of_strings ({lang})'] += 1
         log(f'caption_not_a_list_of_strings ({lang})', where)
         continue
       caps = [c.strip() for c in caps or [] if c.strip()]
-      if not caps:
-        out[lang].skipped['no_caption'] += 1
-        continue
-      pairs = out[lang]
-      pairs.image_keys.append(key)
-      pairs.texts.extend(caps)
-      pairs.text_to_image.extend([len(pairs.image_keys) - 1] * len(caps))
+      if caps:
+        pairs.image_keys.append(key)
+        pairs.texts.extend(caps)
+        pairs.text_to_image.extend([len(pairs.image_keys) - 1] * len(caps))
+  for pairs in out.values():  # the images without a caption in the language
+    uncaptioned = len(seen) - len(pairs.image_keys) - pairs.skipped['caption_not_a_list_of_strings']
+    if uncaptioned:
+      pairs.skipped['no_caption'] = uncaptioned
   log.warn(f'XM3600 {path}', {**counts, **lang_counts})
   if not any(p.texts for p in out.values()):
     has = (
       f"the language entries have {entry_fields}, no 'caption'"
       if entry_fields and 'caption' not in entry_fields
       else f'languages {", ".join(sorted(wanted))}'
+      if wanted
+      else 'no language entry'
     )
     raise UserError(
       f'{path}: no captions ({has}); each line is {{"image/key": ..., "<lang>": '
