@@ -34,6 +34,20 @@ def _fresh_gin_config():
   gin.config._set_config_is_locked(False)  # pylint: disable=protected-access
 
 
+@pytest.fixture
+def vocab(spm_model_path):
+  """The tasks' vocabulary bound to the tiny SentencePiece model, with gin and the data counts
+  clean around the test. A module using it imports spm_model_path (spm_fixture), as it does for
+  the model itself."""
+  from tasks import data_stats, vocabularies  # pylint: disable=g-import-not-at-top
+
+  gin.clear_config()
+  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
+  data_stats.reset()
+  yield vocabularies.vocabulary()
+  gin.clear_config()
+
+
 def pytest_collection_modifyitems(items):
   """Files with slow tests run first (stable: each file's tests stay together and in order).
 

@@ -13,22 +13,12 @@ import seqio
 import task_files
 from spm_fixture import spm_model_path  # noqa: F401
 
-import gin
 from eval_multilingual.datasets import wit as wit_eval
 from eval_multilingual.datasets import xm3600
-from tasks import cc12m, data_stats, vocabularies, wit, yfcc
+from tasks import cc12m, data_stats, wit, yfcc
 from tasks.user_error import UserError
 
 N_ROWS = 300
-
-
-@pytest.fixture
-def vocab(spm_model_path):  # noqa: F811
-  gin.clear_config()
-  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
-  data_stats.reset()
-  yield vocabularies.vocabulary()
-  gin.clear_config()
 
 
 def _noise(i: int) -> str:

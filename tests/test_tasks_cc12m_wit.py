@@ -5,18 +5,8 @@ import seqio
 import task_files
 from spm_fixture import spm_model_path  # noqa: F401
 
-import gin
-from tasks import cc12m, data_stats, image_store, vocabularies, wit
+from tasks import cc12m, data_stats, image_store, wit
 from tasks.user_error import UserError
-
-
-@pytest.fixture
-def vocab(spm_model_path):  # noqa: F811
-  gin.clear_config()
-  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
-  data_stats.reset()
-  yield vocabularies.vocabulary()
-  gin.clear_config()
 
 
 def _examples(name, length=32):

@@ -26,15 +26,6 @@ from tasks import (
 LENGTHS = {'title': 16, 'description': 16, 'tags': 16}
 
 
-@pytest.fixture
-def vocab(spm_model_path):  # noqa: F811
-  gin.clear_config()
-  gin.bind_parameter('tasks.vocabularies.vocabulary.path', spm_model_path)
-  data_stats.reset()
-  yield vocabularies.vocabulary()
-  gin.clear_config()
-
-
 def _good_rows(layout, n=6, start=100):
   return [
     task_files.yfcc_row(
