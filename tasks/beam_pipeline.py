@@ -10,8 +10,12 @@ the same way on- and offline. Any other runner (DataflowRunner, FlinkRunner, Pri
 explicitly, ...) is Beam's own.
 """
 
+from typing import Sequence
+
 import apache_beam as beam
 from apache_beam.options import pipeline_options
+
+from tasks.user_error import UserError
 
 # Beam's names for its default local runner ('direct' is its short form; 'SwitchingDirectRunner'
 # is the class DirectRunner names).
@@ -40,3 +44,18 @@ def new_pipeline(options: pipeline_options.PipelineOptions) -> beam.Pipeline:
     beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
   )
   return beam.Pipeline(runner=fn_runner.FnApiRunner(provision_info=provision), options=options)
+
+
+def check_options(args: Sequence[str], where: str) -> None:
+  """UserError, before any work, when Beam refuses the options of a job (`where` names them for
+  the user, e.g. 'the Beam options after --'): a runner it does not know, or one whose options it
+  rejects (DataflowRunner without its project, region or GCS paths). Beam would say so in a
+  traceback once the job's output directory exists."""
+  options = pipeline_options.PipelineOptions(list(args))
+  if runs_in_process(options):
+    return
+  try:
+    new_pipeline(options)  # creates the runner, which validates its options; submits nothing
+  except (ValueError, ImportError) as e:
+    name = options.view_as(pipeline_options.StandardOptions).runner
+    raise UserError(f'{where} (--runner={name}): {" ".join(str(e).split())}') from e

@@ -555,6 +555,23 @@ def test_beam_job_without_texts_is_one_line(tmp_path, capsys):
   assert backtranslate_beam.main(['--input', str(tmp_path / 'good.tsv'), *argv]) == 0
 
 
+def test_beam_options_beam_refuses_are_one_line_before_any_output(tmp_path, capsys):
+  """A misspelt --runner after -- was Beam's traceback (the same check as ingest and cache-tasks)."""
+  from mlit.translation import backtranslate_beam  # pylint: disable=import-outside-toplevel
+
+  _write_tsv(tmp_path / 'good.tsv', CAPTIONS[:2])
+  argv = ['--input', str(tmp_path / 'good.tsv'), '--out', str(tmp_path / 'bt'), '--pivots', 'de']
+  with pytest.raises(SystemExit) as e:
+    backtranslate_beam.main([*argv, '--', '--runner=DirectRuner'])
+  assert e.value.code == 2
+  [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+  assert line.startswith(
+    'mlit backtranslate-beam: error: the Beam options after -- (--runner=DirectRuner): '
+    'Unexpected pipeline runner: DirectRuner.'
+  ), line
+  assert not (tmp_path / 'bt').exists()
+
+
 def test_counts_that_cannot_run_are_one_line_errors(tmp_path, capsys):
   """No pivot (--pivots ,) ran to exit 0 translating nothing, --batch_size 0 put a shard in one
   translator call, --examples_per_shard 0 and --retries -1 ended in a traceback."""

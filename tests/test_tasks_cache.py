@@ -111,7 +111,7 @@ def test_tasks_and_runner_mistakes_are_one_line_before_the_pipeline(tmp_path, ca
   argv.append(f'--output_cache_dir={cache_dir}')
   cases = {
     "--tasks '(': not a regular expression (missing ), unterminated subpattern": ['--tasks=('],
-    "--pipeline_options '--runner=NoSuchRunner': Unexpected pipeline runner: NoSuchRunner": [
+    '--pipeline_options (--runner=NoSuchRunner): Unexpected pipeline runner: NoSuchRunner': [
       '--tasks=mlit_synthetic_embeddings',
       '--pipeline_options=--runner=NoSuchRunner',
     ],

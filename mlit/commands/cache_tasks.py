@@ -143,17 +143,10 @@ def _matching_tasks(patterns: Sequence[str]) -> list[str]:
 
 
 def _check_runner(pipeline_options: str) -> None:
-  """A runner Beam does not know is one line, before the tasks are registered."""
-  from apache_beam.options import pipeline_options as beam_options  # pylint: disable=g-import-not-at-top
-  from apache_beam.runners import runner  # pylint: disable=g-import-not-at-top
+  """Options Beam refuses are one line, before the tasks are registered."""
+  from tasks import beam_pipeline  # pylint: disable=g-import-not-at-top
 
-  options = beam_options.PipelineOptions(pipeline_options.split())
-  name = options.view_as(beam_options.StandardOptions).runner
-  if name:
-    try:
-      runner.create_runner(name)
-    except (ValueError, ImportError) as e:
-      raise UserError(f'--pipeline_options {pipeline_options!r}: {" ".join(str(e).split())}') from e
+  beam_pipeline.check_options(pipeline_options.split(), '--pipeline_options')
 
 
 def _is_cached(cache_dir: str, name: str) -> bool:

@@ -188,21 +188,6 @@ def _unrecognized(extra, argv) -> str:
   )
 
 
-def _runner_error(beam_args) -> str:
-  """Why Beam refuses the options after `--` (a misspelt --runner, DataflowRunner without its
-  project, region or GCS paths), or ''. Checked before any work: Beam would say it in a traceback
-  once the output directory exists."""
-  options = pipeline_options.PipelineOptions(list(beam_args))
-  if beam_pipeline.runs_in_process(options):
-    return ''
-  try:
-    beam_pipeline.new_pipeline(options)  # creates the runner and validates its options
-  except (ValueError, ImportError) as e:
-    name = options.view_as(pipeline_options.StandardOptions).runner
-    return f'the Beam options after -- (--runner={name}): {cli.one_line(e)}'
-  return ''
-
-
 def main(argv=None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   split = argv.index('--') if '--' in argv else len(argv)
@@ -251,9 +236,10 @@ def main(argv=None) -> int:
     parser.error(f'--num_shards must be >= 1, got {args.num_shards}')
   if (args.format == 'none') != (not args.metadata):
     parser.error('--metadata needs --format yfcc|cc12m|wit, and --format needs --metadata')
-  runner_error = _runner_error(argv[split + 1 :])
-  if runner_error:
-    parser.error(runner_error)
+  try:
+    beam_pipeline.check_options(argv[split + 1 :], 'the Beam options after --')
+  except UserError as e:
+    parser.error(str(e))
   run = run_settings(
     args.images,
     args.metadata,

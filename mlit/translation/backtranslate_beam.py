@@ -21,6 +21,7 @@ from mlit.translation import backends as translation_backends
 from mlit.translation import backtranslate_job as single_machine
 from mlit.translation import backtranslation as backtranslation_core
 from tasks import beam_pipeline
+from tasks.user_error import UserError
 
 _REJECTED = 'rejected'
 _FAILURES = 'failures'
@@ -184,6 +185,10 @@ def main(argv=None):
   single_machine.add_translation_flags(parser)
   args = parser.parse_args(own_args)
   pivots = single_machine.parse_pivots(args)
+  try:
+    beam_pipeline.check_options(beam_args, 'the Beam options after --')
+  except UserError as e:
+    parser.error(str(e))
   options = pipeline_options.PipelineOptions(beam_args)
   pipeline = beam_pipeline.new_pipeline(options)
   build_pipeline(
