@@ -6,6 +6,7 @@ per process disjoint and covering.
 
 import json
 import os
+import re
 import tarfile
 
 import numpy as np
@@ -247,6 +248,20 @@ def test_ingest_that_keeps_nothing_fails_in_one_line(data, tmp_path, capsys):
   assert cli.main(['ingest', *argv]) == 2
   err = capsys.readouterr().err.strip()
   assert err.startswith('mlit ingest: error: ingest wrote no example to ') and '\n' not in err
+
+
+def test_a_shard_key_no_sample_has_is_named(data, tmp_path, capsys, caplog):
+  """--shard_key naming a json field the samples lack: every sample without an id. The one line
+  says so (it said only that every row was skipped), and the per-sample warning stops at 5."""
+  from mlit.commands import cli  # pylint: disable=g-import-not-at-top
+
+  argv = _ingest_args(data, str(tmp_path / 'out'), num_shards=1)
+  argv[argv.index('url')] = 'urll'
+  assert cli.main(['ingest', *argv]) == 2
+  err = capsys.readouterr().err.strip()
+  assert re.search(r"none of the [\d,]+ image samples has a 'urll' \(--shard_key\)$", err), err
+  warned = [r for r in caplog.records if 'image sample without a' in r.getMessage()]
+  assert 0 < len(warned) <= 5
 
 
 def test_damaged_shards_and_bad_sidecars_are_counted_not_fatal(tmp_path):

@@ -35,22 +35,26 @@ from tasks import beam_pipeline, data_stats, file_io
 from tasks.user_error import UserError
 
 
-def _metadata_skips(result) -> dict:
+def _counters(result) -> dict:
   query = result.metrics().query(
     metric.MetricsFilter().with_namespace(ingest_pipeline.METRICS_NAMESPACE)
   )
   out = {}
   for counter in query['counters']:
     name = counter.key.metric.name
-    if name.startswith('skipped/'):
-      value = counter.committed if counter.committed is not None else counter.attempted
-      out[name.split('/', 1)[1]] = out.get(name.split('/', 1)[1], 0) + value
+    value = counter.committed if counter.committed is not None else counter.attempted
+    out[name] = out.get(name, 0) + value
   return out
+
+
+def _metadata_skips(counters: dict) -> dict:
+  return {k.split('/', 1)[1]: v for k, v in counters.items() if k.startswith('skipped/')}
 
 
 # Rows and images neither kept nor skipped: with examples and skipped_rows they account for every
 # row read (a duplicate row's first copy is kept, the others counted here).
 _ALSO_COUNTED = ('duplicate_rows', 'duplicate_images', 'images_without_metadata')
+_SAMPLE_COUNTS = ('image_samples_read', 'image_samples_without_id')
 
 
 # Format-specific settings, recorded only for their format; a manifest written before they were
@@ -157,14 +161,18 @@ def ingest(
     ingest_pipeline.build_pipeline(p, cfg, image_files, metadata_files)
     result = p.run()
     result.wait_until_finish()
-    metadata_skips = _metadata_skips(result)
+    counters = _counters(result)
+    metadata_skips = _metadata_skips(counters)
   else:  # every shard complete: nothing to read again
+    counters = {}
     metadata_skips = shard_io.read_json(manifest_path)['metadata_skipped_rows']
   manifest = shard_io.build_manifest(output_dir, num_shards, run, metadata_skips)
   manifest['last_run'] = {
     'shards_written': len(cfg.todo),
     'shards_already_complete': len(done),
     'seconds': round(time.time() - start, 2),
+    'image_samples_read': counters.get('samples_read', 0),
+    'image_samples_without_id': counters.get('samples_without_id', 0),  # no --shard_key in them
   }
   if not manifest['examples']:
     _remove_empty_output(output_dir, num_shards, created_dir)
@@ -274,9 +282,12 @@ def main(argv=None) -> int:
   print(json.dumps(summary, sort_keys=True))
   if not manifest['examples']:
     skipped = data_stats.reasons_text(manifest['skipped_rows'])
+    read, without_id = (manifest['last_run'][k] for k in _SAMPLE_COUNTS)
+    check = "Check --format, --shard_key and that the images are the metadata rows'"
+    if read and without_id == read:  # e.g. --shard_key naming a json field the samples lack
+      check = f'none of the {read:,} image samples has a {args.shard_key!r} (--shard_key)'
     raise UserError(
       f'ingest wrote no example to {args.output}: every row was skipped ({skipped or "none read"})'
-      '; the empty shards were removed. Check --format, --shard_key and that the images are the '
-      "metadata rows'"
+      f'; the empty shards were removed. {check}'
     )
   return 0

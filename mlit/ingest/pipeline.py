@@ -47,6 +47,7 @@ class IngestConfig:
       raise ValueError(f'metadata format {self.metadata_format!r} not in {METADATA_FORMATS}')
 
 
+_MAX_LOGGED_WITHOUT_ID = 5  # warnings per reader; the samples_without_id counter has them all
 PROGRESS_EVERY_S = 30.0  # a job of seconds prints no progress line
 
 
@@ -121,6 +122,7 @@ class _ReadImages(beam.DoFn):
 
   def setup(self):  # the clock starts with the phase's work
     self.progress = _phase('read', self.num_files, 'image files read', 'samples')
+    self.without_id = 0
 
   @staticmethod
   def _damaged(error):  # the samples before the damage go on
@@ -138,13 +140,15 @@ class _ReadImages(beam.DoFn):
             'bad_field', f'{sample.where}: no {self.cfg.shard_key!r} to use as the id'
           )
           beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'skipped/bad_field').inc()
-        else:
+        elif self.without_id < _MAX_LOGGED_WITHOUT_ID:  # a wrong --shard_key misses every one
           logging.warning('image sample without a %r at %s', self.cfg.shard_key, sample.where)
+        self.without_id += 1
         beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'samples_without_id').inc()
         continue
       shard = shard_io.shard_of(image_id, self.cfg.num_shards)
       if shard in self.cfg.todo:
         yield (shard, image_id), sample
+    beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'samples_read').inc(samples)
     self.progress.done(samples, f'{path}: {samples:,} samples')
 
 
