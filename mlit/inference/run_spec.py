@@ -51,7 +51,10 @@ def _vocabulary(task_name: str, text_key: str, model_dir: str) -> Optional[dict]
   }
 
 
-def _image(model, info, image_checkpoint_path, inference_image, model_dir) -> Optional[dict]:
+def image_record(model, info, image_checkpoint_path, inference_image, model_dir) -> Optional[dict]:
+  """mlit_model.json's `image`: the live tower, the locked tower that made the pre-computed
+  embeddings (train.inference_image, sha256 and paths of its weights), or None. An
+  inference_image it cannot record is a UserError (the trainer checks it before any work)."""
   if model.image is not None:
     if inference_image is not None:
       logging.warning('train.inference_image is not used: the model tunes its own image tower')
@@ -116,7 +119,7 @@ def write(
     },
     'text_length': int(info.shapes[feed_key][0]),
     'vocabulary': _vocabulary(task_name, text_key, model_dir),
-    'image': _image(model, info, image_checkpoint_path, inference_image, model_dir),
+    'image': image_record(model, info, image_checkpoint_path, inference_image, model_dir),
   }
   path = os.path.join(model_dir, FILENAME)
   text = json.dumps(spec, indent=1, default=_json_default)

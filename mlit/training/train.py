@@ -218,7 +218,7 @@ def _check_inference_image(model, info, model_dir, checkpoint_path, image) -> No
       f'IMAGE_CHECKPOINT_PATH {checkpoint_path!r}: no such file (train.train.inference_image '
       'records it in mlit_model.json as the tower that made the embeddings)'
     )
-  run_spec._image(model, info, checkpoint_path, image, model_dir)  # pylint: disable=protected-access
+  run_spec.image_record(model, info, checkpoint_path, image, model_dir)
 
 
 def _freeze_rules(image_locked: bool, text_locked: bool, has_image_tower: bool) -> list[str]:
