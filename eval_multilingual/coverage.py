@@ -222,7 +222,7 @@ class InputReader:
           '--text-field, or put a header row first (a .tsv is read with one)'
         )
       lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
-      for row in self._rows_to_damage(reader):
+      for row in file_io.until_damaged(reader, self._damaged):
         if None in row:
           self.skipped['extra_columns'] += 1
           continue
@@ -233,16 +233,9 @@ class InputReader:
         if pair:
           yield pair
 
-  def _rows_to_damage(self, reader):
-    """The rows of a csv reader up to a .gz cut short or corrupt (counted once)."""
-    while True:
-      try:
-        yield next(reader)
-      except StopIteration:
-        return
-      except file_io.DAMAGED_FILE_ERRORS:
-        self.skipped['damaged_file'] += 1
-        return
+  def _damaged(self, error) -> None:  # a .gz cut short or corrupt: its rows so far are read
+    del error
+    self.skipped['damaged_file'] += 1
 
   def _plain(self, path):
     for _, line in line_files.text_lines(path, line_files.counting(self.skipped)):

@@ -77,6 +77,21 @@ def damaged_at(path: str, line: int, error: Exception) -> str:
   return f'{path}:{line} ({type(error).__name__}: {error})'
 
 
+def until_damaged(items: Iterator, on_damage) -> Iterator:
+  """The items of an iterator reading a file (lines, csv rows), up to where a compressed file is
+  cut short or corrupt: there `on_damage(error)` is called once and the items end; the ones
+  before it stay read."""
+  while True:
+    try:
+      item = next(items)
+    except StopIteration:
+      return
+    except DAMAGED_FILE_ERRORS as e:
+      on_damage(e)
+      return
+    yield item
+
+
 def open_text(path: str) -> io.TextIOWrapper:
   """A text stream for the csv module: undecodable bytes become surrogates.
 

@@ -17,17 +17,13 @@ Skip = Callable[[str, str], None]
 
 def text_lines(path: str, skip: Skip) -> Iterator[tuple[str, str]]:
   """(where, line without its line break) of every non-blank line that is UTF-8."""
+  line_no = 0
+
+  def damaged(error):  # a cut .gz: its lines so far stay counted
+    skip('damaged_file', file_io.damaged_at(path, line_no + 1, error))
+
   with file_io.open_binary(path) as f:
-    lines = enumerate(f, 1)
-    line_no = 0
-    while True:
-      try:
-        line_no, raw = next(lines)
-      except StopIteration:
-        return
-      except file_io.DAMAGED_FILE_ERRORS as e:  # a cut .gz: its lines so far stay counted
-        skip('damaged_file', file_io.damaged_at(path, line_no + 1, e))
-        return
+    for line_no, raw in file_io.until_damaged(enumerate(f, 1), damaged):
       if line_no == 1 and raw.startswith(codecs.BOM_UTF8):  # a Windows editor's mark, not text
         raw = raw[len(codecs.BOM_UTF8) :]
       where = f'{path}:{line_no}'

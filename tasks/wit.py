@@ -87,14 +87,11 @@ def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
     reader = csv.reader(f, delimiter='\t', quotechar='"')
     _check_header(path, next(reader, None))
     line = reader.line_num + 1  # where the next row starts: quoted fields may span lines
-    while True:
-      try:
-        row = next(reader)
-      except StopIteration:
-        return
-      except file_io.DAMAGED_FILE_ERRORS as e:  # a cut .gz: its rows so far stay counted
-        data_stats.skip('damaged_file', file_io.damaged_at(path, line, e))
-        return
+
+    def damaged(error):  # a cut .gz: its rows so far stay counted
+      data_stats.skip('damaged_file', file_io.damaged_at(path, line, error))
+
+    for row in file_io.until_damaged(reader, damaged):
       where, line = f'{path}:{line}', reader.line_num + 1
       if not row:  # a blank line is no row (as in the other readers), not a malformed one
         continue
