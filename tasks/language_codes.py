@@ -104,6 +104,16 @@ def check_task_language(code: str) -> str | None:
   return why
 
 
+def typed_task_language(code: str, binding: str) -> str:
+  """A code a user typed into a task registration's languages (`binding` names it), in the data's
+  spelling ('zh_tw' -> 'zh-TW'); one that cannot name a language is one line, not a task that
+  would stay empty."""
+  why = check_task_language(code)
+  if why:
+    raise UserError(f'{binding}: {code!r}: {why}')
+  return normalize(code)
+
+
 def normalize(code: str | None) -> str:
   """The canonical spelling of `code` (see the module docstring)."""
   try:

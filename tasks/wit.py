@@ -123,15 +123,6 @@ def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
       yield example
 
 
-def _typed_language(code: str) -> str:
-  """A code of register_wit.languages in the data's spelling ('zh_tw' -> 'zh-TW'); one that
-  cannot be a language is one line, not a task that would stay empty."""
-  why = language_codes.check_task_language(code)
-  if why:
-    raise UserError(f'register_wit.languages: {code!r}: {why}')
-  return language_codes.normalize(code)
-
-
 @gin.configurable
 def register_wit(
   tsv_pattern: str = gin.REQUIRED,
@@ -161,7 +152,8 @@ def register_wit(
       {'train': tsv_pattern},
       name='wit',
     )
-    for lang in (None, *map(_typed_language, languages)):
+    typed = [language_codes.typed_task_language(c, 'register_wit.languages') for c in languages]
+    for lang in (None, *typed):
       name = f'wit_{kind}' + (f'.{language_codes.task_name_part(lang)}' if lang else '')
       pre = [task_builder.filter_equal('language', lang)] if lang else []
       task_builder.add_task(

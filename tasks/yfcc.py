@@ -63,11 +63,7 @@ def _typed_languages(languages: Sequence[str], counts: dict | None, counts_path:
   """register_yfcc.languages in the data's spelling ('zh_tw' -> 'zh-TW', as langid writes the
   language feature). A code that cannot be a language, or that the counts file lacks, is one
   line: its task would be empty and the mixture would leave it out in silence."""
-  for lang in languages:
-    why = language_codes.check_task_language(lang)
-    if why:
-      raise UserError(f'register_yfcc.languages: {lang!r}: {why}')
-  languages = [language_codes.normalize(lang) for lang in languages]
+  languages = [language_codes.typed_task_language(c, 'register_yfcc.languages') for c in languages]
   if counts is not None:
     language_codes.check_languages(
       languages, set(counts), 'register_yfcc.languages', f'{counts_path} has no count for'
