@@ -196,6 +196,8 @@ def test_missing_files_and_translator_pairs_are_one_line(tmp_path, capsys):
   assert cli.main(argv) == 2
   err = capsys.readouterr().err.strip()
   assert err.count('\n') == 0 and 'cannot translate en->xx, xx->en' in err
+  # `make test` installs apertium-eng-spa and apertium-eng-cat: the line says what a typo missed
+  assert 'installed both ways for en: ca, es;' in err, err
 
 
 def test_bad_flag_value_is_one_line(capsys):

@@ -134,10 +134,21 @@ class ApertiumBackend(_LinePipeBackend):
     return [self.executable, *flags, f'{self.code(source)}-{self.code(target)}']
 
   def supports(self, source, target):
+    return f'{self.code(source)}-{self.code(target)}' in self.installed_modes()
+
+  def installed_modes(self) -> set[str]:
+    """The modes `apertium -l` lists (e.g. 'eng-spa'); none when apertium is not installed."""
     if shutil.which(self.executable) is None:
-      return False
+      return set()
     proc = subprocess.run([self.executable, '-l'], capture_output=True, text=True, check=False)
-    return f'{self.code(source)}-{self.code(target)}' in proc.stdout.split()
+    return set(proc.stdout.split())
+
+  def round_trips(self, source: str) -> list[str]:
+    """The pivots the installed modes translate `source` to and back, as --pivots spells them."""
+    modes, own = self.installed_modes(), self.code(source)
+    by_code = {code: lang for lang, code in _APERTIUM_CODES.items()}
+    pivots = {m.split('-')[1] for m in modes if m.count('-') == 1 and m.startswith(own + '-')}
+    return sorted(by_code.get(p, p) for p in pivots if f'{p}-{own}' in modes)
 
 
 class CommandBackend(_LinePipeBackend):
@@ -217,7 +228,12 @@ def check_pairs(backend: TranslationBackend, source: str, pivots: Sequence[str])
   hint = ''
   if isinstance(backend, ApertiumBackend):
     pairs = sorted({f'apertium-{backend.code(source)}-{backend.code(p)}' for p in bad_pivots})
-    hint = f' (apertium -l lists the installed pairs; install e.g. {", ".join(pairs)})'
+    # A typo ('ess' for 'es') is a real ISO 639-3 code too: what is installed shows it.
+    installed = backend.round_trips(source)
+    have = f'installed both ways for {source}: {", ".join(installed)}'
+    if not installed:
+      have = f'no pair installed translates {source} both ways'
+    hint = f' ({have}; install e.g. {", ".join(pairs)})'
   raise UserError(f'--pivots: backend {backend.name} cannot translate {", ".join(missing)}{hint}')
 
 
