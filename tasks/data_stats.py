@@ -13,12 +13,14 @@ the run directory's data_stats.json, mlit.run_layout). Its fields:
   consumed      {steps, examples, batch_size}: what the training took, from step 0 (a resumed
                 run counts the steps before its restart too), not what the input read ahead.
   texts         {feature: {n_texts, n_truncated, truncated_share}}: the texts of the batches
-                this process trained on since it started, and how many were cut to the length.
+                trained on (every process's part, from step 0 across resumes), and how many
+                were cut to the length.
   backtranslation  {texts, with_candidates, other_text, replaced, candidates_share,
                 replaced_share}: of the texts backtranslation considered in those batches, how
                 many had a kept round trip of their own text, how many had round trips of another
                 text under their id (not used), and how many it replaced (absent when
-                backtranslation is off).
+                backtranslation is off). Counted like `texts`, as is `languages`.
+  corpus, skipped_rows and kept_rows are what process 0 read.
   skipped_rows, kept_rows  every read of a row: each epoch and the input's read-ahead count
                 again, so these grow past the corpus; the corpus figures are in `corpus`.
 """
@@ -182,6 +184,40 @@ def count_batch(batch) -> None:
       _truncated[feature] += truncated
 
 
+# The counters count_batch adds to: what the batches trained on hold. A checkpoint keeps them
+# (the trainer's data_state), so a resumed run counts from step 0, as `consumed` does.
+_BATCH_COUNTERS = {
+  'texts': _texts,
+  'truncated': _truncated,
+  'languages': _languages,
+  'backtranslation': _backtranslation,
+}
+
+
+def batch_counts() -> dict:
+  """A JSON-ready copy of the counts of the batches trained on (texts, cut texts, languages,
+  backtranslation): what a checkpoint keeps and what processes add up."""
+  with _lock:
+    return {name: dict(counter) for name, counter in _BATCH_COUNTERS.items()}
+
+
+def added_batch_counts(*counts: dict) -> dict:
+  """The sum of several `batch_counts()` (every process's, for the run's files)."""
+  total = {name: collections.Counter() for name in _BATCH_COUNTERS}
+  for c in counts:
+    for name, counter in total.items():
+      counter.update({k: int(v) for k, v in (c.get(name) or {}).items()})
+  return {name: dict(counter) for name, counter in total.items()}
+
+
+def add_batch_counts(counts: dict) -> None:
+  """Adds `batch_counts()` of other batches: a checkpoint's (the steps before a resume) or
+  another process's (its part of each global batch)."""
+  with _lock:
+    for name, counter in _BATCH_COUNTERS.items():
+      counter.update({k: int(v) for k, v in (counts.get(name) or {}).items()})
+
+
 def rows_read_line() -> str:
   """E.g. 'rows kept 0, skipped 47 (missing_image 42, not_a_photo 5)': why a task gave no data."""
   with _lock:
@@ -198,8 +234,12 @@ def reasons_text(counts) -> str:
   return ', '.join(f'{r} {n:,}' for r, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
-def snapshot() -> dict:
-  """A JSON-ready copy of every counter."""
+def snapshot(counts: dict | None = None) -> dict:
+  """A JSON-ready copy of every counter; `counts` (batch_counts() of the whole run, e.g. every
+  process's added up) in place of this process's batch counts."""
+  counts = batch_counts() if counts is None else counts
+  texts, truncated = counts.get('texts') or {}, counts.get('truncated') or {}
+  bt = collections.Counter(counts.get('backtranslation') or {})
   with _lock:
     return {
       'skipped_rows': dict(_skipped),
@@ -207,12 +247,16 @@ def snapshot() -> dict:
       'corpus': {s: dict(e, skipped=dict(e['skipped'])) for s, e in _corpus.items()},
       'consumed': dict(_consumed),
       'texts': {
-        f: {'n_texts': n, 'n_truncated': _truncated[f], 'truncated_share': _truncated[f] / n}
-        for f, n in _texts.items()
+        f: {
+          'n_texts': n,
+          'n_truncated': truncated.get(f, 0),
+          'truncated_share': truncated.get(f, 0) / n,
+        }
+        for f, n in texts.items()
         if n
       },
-      'languages': dict(_languages),
-      **({'backtranslation': _backtranslation_shares()} if _backtranslation['texts'] else {}),
+      'languages': dict(counts.get('languages') or {}),
+      **({'backtranslation': _backtranslation_shares(bt)} if bt['texts'] else {}),
     }
 
 
@@ -246,8 +290,8 @@ def truncation_warning(feature_lengths: dict, final: bool = False) -> str | None
   )
 
 
-def _backtranslation_shares() -> dict:
-  counts = {name: _backtranslation[name] for name in _BACKTRANSLATION_FEATURES.values()}
+def _backtranslation_shares(sums=_backtranslation) -> dict:
+  counts = {name: sums[name] for name in _BACKTRANSLATION_FEATURES.values()}
   n = max(counts['texts'], 1)
   return {
     **counts,
@@ -280,15 +324,18 @@ def reset() -> None:
     _files_counted.clear()
 
 
-def write_language_stats(path: str, base_path: str | None = None) -> str | None:
+def write_language_stats(
+  path: str, base_path: str | None = None, counts: dict | None = None
+) -> str | None:
   """`path` (a run's language_stats.json): {lang: {n_train_examples}} from the batches trained on, the
   per-language tuning counts `mlit report` plots scores against. None when no task gave a language.
 
   `base_path`: the language_stats.json of the run this one continues (CONTINUE_FROM): its counts
   are added, since the model saw those batches too, and `n_this_run` keeps this run's own.
+  `counts`: batch_counts() of the whole run in place of this process's, as in `snapshot`.
   """
-  with _lock:
-    counts = dict(_languages)
+  run = batch_counts() if counts is None else counts
+  counts = dict(run.get('languages') or {})
   if not counts:
     return None
   base = _base_counts(base_path) if base_path else None
@@ -326,9 +373,10 @@ def _base_counts(path: str) -> dict[str, int] | None:
   }
 
 
-def write_json(path: str) -> str:
-  """Logs the counters and writes them to `path` (a run's data_stats.json)."""
-  stats = snapshot()
+def write_json(path: str, counts: dict | None = None) -> str:
+  """Logs the counters and writes them to `path` (a run's data_stats.json); `counts` as in
+  `snapshot`."""
+  stats = snapshot(counts)
   logging.info('data stats: %s', json.dumps(stats, sort_keys=True))
   tf.io.gfile.makedirs(os.path.dirname(path) or '.')
   with tf.io.gfile.GFile(path, 'w') as f:

@@ -70,6 +70,12 @@ def _slow(ds):
   return ds.map(sleep)
 
 
+def _with_language(ds):
+  """A 'language' per example, as multilingual tasks give it (the runs count examples per
+  language): 'en' or 'de' by the sign of the first embedding value."""
+  return ds.map(lambda ex: {**ex, 'language': tf.where(ex['image_embedding'][0] > 0, 'en', 'de')})
+
+
 def _nan_after(n):
   def fn(ds):
     ds = ds.enumerate()
@@ -109,7 +115,7 @@ def _register(name, directory, text_keys, extra=()):
 def register(directory: str) -> None:
   _register('lit_test_embeddings', directory, ('text',))
   _register('lit_test_multi_signal', directory, ('title', 'description', 'tags'))
-  _register('lit_test_slow', directory, ('text',), (_slow,))
+  _register('lit_test_slow', directory, ('text',), (_slow, _with_language))
   for n in (40, 100):
     _register(f'lit_test_nan_after_{n}', directory, ('text',), (_nan_after(n),))
 

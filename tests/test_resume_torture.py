@@ -106,6 +106,11 @@ def test_kills_and_a_damaged_checkpoint_end_bit_identical(setup, reference, capf
   assert _logged_steps(model_dir) == list(range(2, STEPS + 1, 2))  # each step once
   stats = json.loads((model_dir / 'data_stats.json').read_text())
   assert stats['consumed'] == {'steps': STEPS, 'examples': STEPS * 16, 'batch_size': 16}
+  # The examples per language of every batch trained on, the steps before each resume included
+  # (checkpoints keep the counts): they counted from the last resume only.
+  uninterrupted = json.loads((root / 'reference' / 'language_stats.json').read_text())
+  assert sum(v['n_train_examples'] for v in uninterrupted.values()) == STEPS * 16
+  assert json.loads((model_dir / 'language_stats.json').read_text()) == uninterrupted
 
 
 def _start_interruptible(gin_file, model_dir, data):

@@ -324,6 +324,11 @@ def test_two_processes_match_one_process_across_a_preemption(setup, reference):
   for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
   assert f'resumed from step {stopped[0]}' in errs[0]  # process 0 logs for the run
+  # Examples per language of every process's part of each batch, the steps before the resume
+  # included: process 0 wrote its own half since the resume.
+  one = json.loads((root / 'reference' / 'language_stats.json').read_text())
+  assert sum(v['n_train_examples'] for v in one.values()) == STEPS * 16
+  assert json.loads((model_dir / 'language_stats.json').read_text()) == one
   diff = _max_diff(_final(model_dir), reference)
   print(f'two processes (stopped at step {stopped[0]}, resumed) vs one: max abs diff {diff:g}')
   assert diff < 1e-5

@@ -30,13 +30,16 @@ def is_mlit_run(path: str) -> bool:
   )
 
 
-def _read_config(directory: str, step: int) -> str:
-  for name in ('metadata', 'config.json', ''):  # orbax's JSON item file name varies by version
-    path = os.path.join(directory, str(step), 'config', name)
+def _read_json_item(directory: str, step: int, item: str) -> dict:
+  """A JSON item of a checkpoint ('config': the gin text; 'data': the data position and the batch
+  counts); {} when there is none."""
+  for name in ('metadata', f'{item}.json', ''):  # orbax's JSON item file name varies by version
+    path = os.path.join(directory, str(step), item, name)
     if os.path.isfile(path):
       with open(path, encoding='utf-8') as f:
-        return json.load(f).get('gin', '')
-  return ''
+        found = json.load(f)
+      return found if isinstance(found, dict) else {}
+  return {}
 
 
 def _grow_rows(tree, old_rows: int, new_rows: int, path=()):
@@ -80,8 +83,9 @@ def grow_run(run: str, extension: vocab_extension.Extension, out_dir: str, pad_t
   ckpt.save(
     step,
     state,
-    data_state={'batches_consumed': step},
-    config_text=_read_config(directory, step),
+    # The base run's data item: its batch counts go on with the step they count.
+    data_state={**_read_json_item(directory, step, 'data'), 'batches_consumed': step},
+    config_text=_read_json_item(directory, step, 'config').get('gin', ''),
     force=True,
   )
   ckpt.close()

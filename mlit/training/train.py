@@ -484,6 +484,7 @@ def train(
         f'checkpoint {start_step} in {ckpt.directory} consumed '
         f'{consumed} batches; expected {start_step}'
       )
+    _restore_batch_counts(data_state, start_step, ckpt.directory, dry_run)
     if not dry_run:  # the dry run says what the run would do, last
       train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
       if start_step >= train_steps:
@@ -640,14 +641,15 @@ def train(
           if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
             check(*pending)  # never save a state reached through a NaN step
             pending = None
+            counts = _run_batch_counts()
             ckpt.save(
               step + 1,
               state,
               force=True,
-              data_state={'batches_consumed': step + 1},
+              data_state={'batches_consumed': step + 1, 'batch_counts': counts},
               config_text=gin.config_str(),
             )
-            _write_data_stats(model_dir)
+            _write_data_stats(model_dir, counts)
           if stop and step + 1 < train_steps:
             ckpt.wait()
             raise preemption.TrainingPreempted(
@@ -660,7 +662,10 @@ def train(
       ckpt.wait()
       log.close()
       batches.close()  # stop reading ahead
-      _write_data_stats(model_dir)
+      # With several processes, adding up their counts is a collective that a failed process
+      # never joins: the last checkpoint's save wrote the files.
+      if jax.process_count() < 2:
+        _write_data_stats(model_dir, data_stats.batch_counts())
     if jax.process_index() == 0:
       gin_flags.write_operative_config(model_dir)
   except KeyboardInterrupt as e:
@@ -765,13 +770,29 @@ def _check_pretrained(text_init, text_path, image_init, image_path, has_image_to
     )
 
 
-def _write_data_stats(model_dir: str) -> None:
+def _write_data_stats(model_dir: str, counts: dict) -> None:
   """Skipped rows per reason and truncated texts so far -> data_stats.json; examples per
-  language -> language_stats.json (what `mlit report` plots scores against)."""
+  language -> language_stats.json (what `mlit report` plots scores against). `counts`: the run's
+  batch counts (_run_batch_counts)."""
   if jax.process_index() == 0:
-    data_stats.write_json(run_layout.data_stats(model_dir))
+    data_stats.write_json(run_layout.data_stats(model_dir), counts)
     data_stats.write_language_stats(
-      run_layout.language_stats(model_dir), _continued_run_stats(model_dir)
+      run_layout.language_stats(model_dir), _continued_run_stats(model_dir), counts
+    )
+
+
+def _restore_batch_counts(data_state: dict, step: int, directory: str, dry_run: bool) -> None:
+  """The batch counts of the steps before `step`, kept by its checkpoint, counted again on process
+  0 (the run's total is every process's added up), so that the run's files count from step 0."""
+  counts = data_state.get('batch_counts')
+  if isinstance(counts, dict):
+    if jax.process_index() == 0:
+      data_stats.add_batch_counts(counts)
+  elif not dry_run:
+    train_log.log(
+      f'warning: checkpoint {step} in {directory} keeps no counts of the batches before it (an '
+      'earlier mlit wrote it): data_stats.json and language_stats.json count the batches from '
+      f'step {step} on'
     )
 
 
@@ -913,6 +934,25 @@ def _not_connected(where: str) -> None:
   os._exit(2)  # jax.distributed's connect holds the main thread; it would abort with a C++ trace
 
 
+def _allgather_texts(text: str) -> list[str]:
+  """Every process's `text`, in process order (a collective: every process calls it)."""
+  data = np.frombuffer(text.encode('utf-8'), np.uint8)
+  sizes = np.asarray(multihost_utils.process_allgather(np.int64(data.size)))
+  padded = np.zeros(int(sizes.max()), np.uint8)
+  padded[: data.size] = data
+  texts = np.asarray(multihost_utils.process_allgather(padded))
+  return [bytes(texts[i][: sizes[i]]).decode('utf-8') for i in range(len(sizes))]
+
+
+def _run_batch_counts() -> dict:
+  """The counts of the batches trained on (data_stats.batch_counts), every process's part of
+  each global batch added up (a collective: every process calls it)."""
+  if jax.process_count() < 2:
+    return data_stats.batch_counts()
+  parts = _allgather_texts(json.dumps(data_stats.batch_counts()))
+  return data_stats.added_batch_counts(*(json.loads(p) for p in parts))
+
+
 def _check_processes_agree(args) -> None:
   """Every process must run the same command. Processes with different configs (TRAIN_STEPS, a
   batch size, MODEL_DIR, --dry_run) wait for each other's different collectives for ever (seen:
@@ -925,12 +965,9 @@ def _check_processes_agree(args) -> None:
   digests = np.asarray(multihost_utils.process_allgather(digest))
   if (digests == digests[0]).all():
     return
-  sizes = np.asarray(multihost_utils.process_allgather(np.int64(data.size)))
-  padded = np.zeros(int(sizes.max()), np.uint8)
-  padded[: data.size] = data
-  texts = np.asarray(multihost_utils.process_allgather(padded))
+  texts = _allgather_texts(text)
   other = next(i for i in range(len(digests)) if (digests[i] != digests[0]).any())
-  first, theirs = (bytes(texts[i][: sizes[i]]).decode('utf-8') for i in (0, other))
+  first, theirs = texts[0], texts[other]
   changes = gin_flags.binding_changes(first, theirs)
   shown = '; '.join(changes[:8]) + (f'; and {len(changes) - 8} more' if len(changes) > 8 else '')
   raise UserError(
