@@ -8,6 +8,7 @@ re-run checks the demo's: the dataset build is reused and the trained checkpoint
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,13 +21,16 @@ LANGUAGES = ['en', 'de', 'ja', 'sw']
 @pytest.mark.slow
 @needs_debian_data
 def test_small_demo_pipeline_end_to_end(tmp_path, capsys):
-  run_dir = tmp_path / 'demo'
+  # As `make demo` runs it: from the checkout, writing runs/demo (its config.gin's paths relative)
+  work = tmp_path / 'cwd'
+  run_dir = work / 'runs' / 'demo'
+  os.makedirs(run_dir.parent)
   cmd = [
     sys.executable,
     '-m',
     'mlit.commands.demo',
     '--run_dir',
-    str(run_dir),
+    'runs/demo',
     '--languages',
     ','.join(LANGUAGES),
     '--max_emoji',
@@ -38,7 +42,7 @@ def test_small_demo_pipeline_end_to_end(tmp_path, capsys):
     '--gin_bindings',
     'BATCH_SIZE=128',
   ]  # the default locked tower: ImageNet EfficientNet-Lite0 converted from its wheel
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=work)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
   results = json.loads((run_dir / 'results.json').read_text())
@@ -75,6 +79,7 @@ def test_small_demo_pipeline_end_to_end(tmp_path, capsys):
     capture_output=True,
     text=True,
     check=False,
+    cwd=work,
   )
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   out = proc.stdout + proc.stderr
@@ -93,10 +98,8 @@ def test_small_demo_pipeline_end_to_end(tmp_path, capsys):
   # README's Evaluation block (<!-- test: demo -->), as printed, on this run as runs/demo.
   import readme_blocks  # pylint: disable=g-import-not-at-top
 
-  os.makedirs(tmp_path / 'cwd' / 'runs')
-  os.symlink(run_dir, tmp_path / 'cwd' / 'runs' / 'demo')
   old_cwd = os.getcwd()
-  os.chdir(tmp_path / 'cwd')
+  os.chdir(work)
   try:
     for block, extra in readme_blocks.group_blocks('demo'):
       for command in block.commands:
@@ -120,6 +123,28 @@ def test_small_demo_pipeline_end_to_end(tmp_path, capsys):
     assert readme_blocks.run(search) == 0
     ranked = capsys.readouterr().out.splitlines()
     assert ranked[0] == 'Hund' and sorted(line.split()[1] for line in ranked[1:]) == pngs
+    # The same evaluation from another folder, the run's config.gin given by its path: its
+    # relative data paths ('runs/demo/data') stopped it ('manifest.json not found'); they are
+    # read where the run trained, with one warning, and every score is the run's own (reused).
+    elsewhere = tmp_path / 'elsewhere'
+    os.makedirs(elsewhere)
+    evaluate = [
+      sys.executable,
+      '-m',
+      'mlit.commands.cli',
+      'eval',
+      f'--gin_file={run_dir}/train/config.gin',
+      '--gin_file=demo/eval_emoji.gin',
+      f'--gin.RUN_DIR="{run_dir}"',
+    ]
+    proc = subprocess.run(evaluate, capture_output=True, text=True, check=False, cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+      f'warning: {run_dir}/train/config.gin names EMOJI_DATA, EMOJI_IMAGE_EMBEDDINGS, EMOJI_VOCAB, '
+      'IMAGE_CHECKPOINT_PATH relative to the folder the run trained in; they are not in this one '
+      f'({elsewhere}): reading them from {work}'
+    ) in proc.stderr, proc.stderr[-3000:]
+    assert re.search(r'(\d+) of \1 evaluations reused from ', proc.stderr), proc.stderr[-3000:]
   finally:
     os.chdir(old_cwd)
   assert (run_dir / 'coverage' / 'coverage.json').exists()

@@ -23,7 +23,7 @@ from typing import Sequence
 import gin
 import mlit
 from mlit import run_layout
-from mlit.commands import gin_unread
+from mlit.commands import gin_run_paths, gin_unread
 from tasks.user_error import UserError
 
 _GIN_ARG = re.compile(r'^--gin\.([A-Za-z_][\w.]*(?:/[\w.]+)*)=(.*)$', re.S)
@@ -316,6 +316,7 @@ def parse_gin(
     logging.getLogger().removeFilter(quiet)
   _parse_bindings(bindings)
   gin_unread.record(gin_files, bindings, paths, _mlit_gin_dirs())
+  gin_run_paths.rebind_moved_paths(gin_files)
   if finalize:
     try:
       gin.finalize()

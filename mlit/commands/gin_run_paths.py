@@ -1,0 +1,87 @@
+"""A run's config.gin read from another folder: its relative input paths, found where it trained.
+
+The trainer writes config.gin with paths as the training command was given them, relative to the
+folder it ran in (`EMOJI_DATA = 'runs/demo/data'`). Given to `mlit eval` (or any command) from
+another folder, those paths name nothing. The folder the run trained in is known: config.gin sits
+in MODEL_DIR, so MODEL_DIR's absolute path less its bound relative form is that folder. A macro of
+the run's config.gin whose relative path is not here but is there is bound to the path there,
+with one warning naming them; the MODEL_DIR macro itself is left to the commands (they find the run by its
+config.gin, see mlit.inference.encoder).
+"""
+
+import ast
+import glob
+import os
+import sys
+from typing import Sequence
+
+import gin
+from mlit import run_layout
+from mlit.commands import gin_unread
+from mlit.inference import run_spec
+
+# Found by the commands themselves: the run is where its config.gin is.
+_LEFT_TO_THE_COMMANDS = ('MODEL_DIR',)
+
+
+def trained_in(config_path: str) -> str | None:
+  """The folder a run's config.gin was written from, or None: `config_path` must be a run's
+  config.gin (mlit_model.json beside it) binding a relative MODEL_DIR that its folder ends with."""
+  run = os.path.dirname(os.path.abspath(config_path))
+  if os.path.basename(config_path) != run_layout.CONFIG or not os.path.isfile(
+    os.path.join(run, run_spec.FILENAME)
+  ):
+    return None
+  bound = _model_dir_in(config_path)  # as the file binds it: a flag may bind another
+  if not bound or os.path.isabs(bound):
+    return None
+  parts = os.path.normpath(bound).split(os.sep)
+  if '..' in parts or run.split(os.sep)[-len(parts) :] != parts:
+    return None
+  return os.sep.join(run.split(os.sep)[: -len(parts)]) or os.sep
+
+
+def _model_dir_in(config_path: str) -> str | None:
+  """MODEL_DIR as a config.gin the trainer wrote binds it (`MODEL_DIR = 'runs/demo/train'`)."""
+  with open(config_path, encoding='utf-8') as f:
+    for line in f:
+      name, eq, value = line.partition('=')
+      if eq and name.strip() == 'MODEL_DIR':
+        try:
+          bound = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+          return None
+        return bound if isinstance(bound, str) else None
+  return None
+
+
+def _exists(path: str) -> bool:
+  return bool(glob.glob(path)) if glob.has_magic(path) else os.path.exists(path)
+
+
+def rebind_moved_paths(gin_files: Sequence[str]) -> list[str]:
+  """Binds each relative path macro of a run's config.gin in `gin_files` that is not found here
+  but is found where the run trained; returns the macros rebound (one warning names them)."""
+  configs = {os.path.abspath(f): trained_in(f) for f in gin_files}
+  rebound = {}  # (config.gin, the folder it trained in) -> macros
+  for (name, selector), params in list(gin.config._CONFIG.items()):  # pylint: disable=protected-access
+    value = params.get('value')
+    if selector != 'gin.macro' or name in _LEFT_TO_THE_COMMANDS or not isinstance(value, str):
+      continue
+    if not value or os.path.isabs(value) or _exists(value):
+      continue
+    where = gin_unread.macro_bound_in(name)  # the last binding: a flag or a later file wins
+    config = os.path.abspath(where.rsplit(':', 1)[0]) if where else None
+    origin = configs.get(config)
+    if not origin or not _exists(os.path.join(origin, value)):
+      continue
+    gin.bind_parameter(f'{name}/gin.macro.value', os.path.join(origin, value))
+    rebound.setdefault((config, origin), []).append(name)
+  for (config, origin), names in rebound.items():
+    print(
+      f'warning: {config} names {", ".join(sorted(names))} relative to the folder the run '
+      f'trained in; they are not in this one ({os.getcwd()}): reading them from {origin}',
+      file=sys.stderr,
+      flush=True,
+    )
+  return sorted(n for names in rebound.values() for n in names)
