@@ -484,7 +484,8 @@ def train(
         f'checkpoint {start_step} in {ckpt.directory} consumed '
         f'{consumed} batches; expected {start_step}'
       )
-    _restore_batch_counts(data_state, start_step, ckpt.directory, dry_run)
+    finished = start_step >= train_steps  # nothing will be counted: no warning
+    _restore_batch_counts(data_state, start_step, ckpt.directory, quiet=dry_run or finished)
     if not dry_run:  # the dry run says what the run would do, last
       train_log.log(f'resumed from step {start_step} in {ckpt.directory}')
       if start_step >= train_steps:
@@ -781,14 +782,14 @@ def _write_data_stats(model_dir: str, counts: dict) -> None:
     )
 
 
-def _restore_batch_counts(data_state: dict, step: int, directory: str, dry_run: bool) -> None:
+def _restore_batch_counts(data_state: dict, step: int, directory: str, quiet: bool) -> None:
   """The batch counts of the steps before `step`, kept by its checkpoint, counted again on process
   0 (the run's total is every process's added up), so that the run's files count from step 0."""
   counts = data_state.get('batch_counts')
   if isinstance(counts, dict):
     if jax.process_index() == 0:
       data_stats.add_batch_counts(counts)
-  elif not dry_run:
+  elif not quiet:
     train_log.log(
       f'warning: checkpoint {step} in {directory} keeps no counts of the batches before it (an '
       'earlier mlit wrote it): data_stats.json and language_stats.json count the batches from '
