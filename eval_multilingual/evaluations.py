@@ -83,7 +83,7 @@ class RetrievalEvaluation:
     files = wit.expand(self.path) if self.dataset == 'wit' else [self.path]
     return {
       'files': [[os.path.abspath(f), os.path.getsize(f)] for f in files],
-      'images': os.path.abspath(getattr(self.store, 'root', None) or self.store.path_),
+      'images': os.path.abspath(self.store.source),
       'image_size': getattr(self.store, 'image_size', None),
       'max_pairs': self.max_pairs,
       'text_fields': list(self.text_fields),

@@ -53,7 +53,7 @@ def check_image_size(image_size) -> None:
 
 
 class LocalImageStore:
-  """Images on disk; `kind` is 'image' (arrays [H, W, 3] in [-1, 1])."""
+  """Images on disk; `kind` is 'image' (arrays [H, W, 3] in [-1, 1]); `source`: their folder."""
 
   kind = 'image'
 
@@ -61,7 +61,7 @@ class LocalImageStore:
     check_image_size(image_size)
     if not os.path.isdir(root):
       raise FileNotFoundError(f'image store directory {root!r} does not exist')
-    self.root, self.image_size = root, image_size
+    self.source, self.image_size = root, image_size
     self._by_name, self._by_stem = {}, {}
     for dirpath, _, files in os.walk(root):
       for f in files:
@@ -93,7 +93,7 @@ class LocalImageStore:
     for i, k in enumerate(keys):
       p = self.path(k)
       if p is None:
-        raise KeyError(f'no image for {k!r} in {self.root}')
+        raise KeyError(f'no image for {k!r} in {self.source}')
       try:
         with Image.open(p) as im:
           im = preprocess.to_rgb(im, p).resize((self.image_size, self.image_size), Image.BILINEAR)
@@ -106,7 +106,7 @@ class LocalImageStore:
 
 
 class EmbeddingStore:
-  """Pre-computed image embeddings; `kind` is 'embedding' (vectors [D])."""
+  """Pre-computed image embeddings; `kind` is 'embedding' (vectors [D]); `source`: their file."""
 
   kind = 'embedding'
 
@@ -123,7 +123,7 @@ class EmbeddingStore:
         f"{path}: 'embeddings' must be [N, D] with N = len(keys) = {len(keys)}, "
         f'got {self.embeddings.shape}'
       )
-    self.path_ = path
+    self.source = path
     self._index = {k: i for i, k in enumerate(keys)}
 
   def has(self, key: str) -> bool:
@@ -134,7 +134,7 @@ class EmbeddingStore:
     try:
       return self.embeddings[[self._index[k] for k in keys]]
     except KeyError as e:
-      raise KeyError(f'no embedding for {e.args[0]!r} in {self.path_}') from e
+      raise KeyError(f'no embedding for {e.args[0]!r} in {self.source}') from e
 
 
 def open_store(image_dir: str | None = None, embeddings: str | None = None, image_size: int = 224):
