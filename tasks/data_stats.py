@@ -20,9 +20,10 @@ the run directory's data_stats.json, mlit.run_layout). Its fields:
                 many had a kept round trip of their own text, how many had round trips of another
                 text under their id (not used), and how many it replaced (absent when
                 backtranslation is off). Counted like `texts`, as is `languages`.
-  corpus, skipped_rows and kept_rows are what process 0 read.
   skipped_rows, kept_rows  every read of a row: each epoch and the input's read-ahead count
                 again, so these grow past the corpus; the corpus figures are in `corpus`.
+With several processes, every count is the run's: each process's added up (a file that several
+of them read counts once in `corpus`).
 """
 
 import collections
@@ -58,8 +59,8 @@ _examples_logged = collections.Counter()  # reason -> how many were logged
 _places_logged = set()  # (reason, where): a row read again (a later epoch) is not logged again
 _captured = threading.local()  # .counter: this thread's skips too, inside `capture()`
 _reading = threading.local()  # .tally: the _FileTally of the file this thread is reading
-_corpus = {}  # source -> {'files_read', 'rows', 'kept', 'skipped'}: one pass per file
-_files_counted = set()  # (source, path) already in _corpus
+# (source, path) -> {'kept': n, 'skipped': {reason: n}}: each file's first complete read
+_files = {}
 _consumed = {}  # set by the trainer: {'steps', 'examples', 'batch_size'}
 
 # Rows skipped for these reasons (the names are part of data_stats.json).
@@ -147,16 +148,7 @@ def first_pass(source: str, path: str, rows: Iterator) -> Iterator:
       _reading.tally = previous
     yield row
   with _lock:
-    if (source, path) in _files_counted:
-      return
-    _files_counted.add((source, path))
-    entry = _corpus.setdefault(
-      source, {'files_read': 0, 'rows': 0, 'kept': 0, 'skipped': collections.Counter()}
-    )
-    entry['files_read'] += 1
-    entry['kept'] += tally.kept
-    entry['skipped'].update(tally.skipped)
-    entry['rows'] += tally.kept + sum(tally.skipped.values())
+    _files.setdefault((source, path), {'kept': tally.kept, 'skipped': dict(tally.skipped)})
 
 
 def set_consumed(steps: int, batch_size: int) -> None:
@@ -234,17 +226,53 @@ def reasons_text(counts) -> str:
   return ', '.join(f'{r} {n:,}' for r, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
-def snapshot(counts: dict | None = None) -> dict:
-  """A JSON-ready copy of every counter; `counts` (batch_counts() of the whole run, e.g. every
-  process's added up) in place of this process's batch counts."""
-  counts = batch_counts() if counts is None else counts
-  texts, truncated = counts.get('texts') or {}, counts.get('truncated') or {}
-  bt = collections.Counter(counts.get('backtranslation') or {})
+def read_counts() -> dict:
+  """A JSON-ready copy of what the readers counted: every read of a row (`skipped_rows`,
+  `kept_rows`) and each file's first complete read (`files`: [source, path, kept, skipped])."""
   with _lock:
     return {
       'skipped_rows': dict(_skipped),
       'kept_rows': dict(_kept),
-      'corpus': {s: dict(e, skipped=dict(e['skipped'])) for s, e in _corpus.items()},
+      'files': [[s, p, f['kept'], dict(f['skipped'])] for (s, p), f in _files.items()],
+    }
+
+
+def added_read_counts(*reads: dict) -> dict:
+  """Several processes' read_counts() as one: reads added up; a file read by several processes
+  (a task with fewer files than processes shards each file's rows) counted once."""
+  skipped, kept, files = collections.Counter(), collections.Counter(), {}
+  for r in reads:
+    skipped.update(r.get('skipped_rows') or {})
+    kept.update(r.get('kept_rows') or {})
+    for source, path, n_kept, n_skipped in r.get('files') or ():
+      files.setdefault((source, path), [source, path, n_kept, n_skipped])
+  return {'skipped_rows': dict(skipped), 'kept_rows': dict(kept), 'files': list(files.values())}
+
+
+def _corpus_of(files) -> dict:
+  corpus = {}
+  for source, _, kept, skipped in files:
+    entry = corpus.setdefault(source, {'files_read': 0, 'rows': 0, 'kept': 0, 'skipped': {}})
+    entry['files_read'] += 1
+    entry['kept'] += kept
+    entry['rows'] += kept + sum(skipped.values())
+    for reason, n in skipped.items():
+      entry['skipped'][reason] = entry['skipped'].get(reason, 0) + n
+  return corpus
+
+
+def snapshot(counts: dict | None = None, reads: dict | None = None) -> dict:
+  """A JSON-ready copy of every counter; `counts` and `reads` (batch_counts() and read_counts()
+  of the whole run, every process's added up) in place of this process's."""
+  counts = batch_counts() if counts is None else counts
+  reads = read_counts() if reads is None else reads
+  texts, truncated = counts.get('texts') or {}, counts.get('truncated') or {}
+  bt = collections.Counter(counts.get('backtranslation') or {})
+  with _lock:
+    return {
+      'skipped_rows': dict(reads.get('skipped_rows') or {}),
+      'kept_rows': dict(reads.get('kept_rows') or {}),
+      'corpus': _corpus_of(reads.get('files') or ()),
       'consumed': dict(_consumed),
       'texts': {
         f: {
@@ -315,13 +343,12 @@ def reset() -> None:
       _truncated,
       _examples_logged,
       _places_logged,
-      _corpus,
+      _files,
       _consumed,
       _languages,
       _backtranslation,
     ):
       c.clear()
-    _files_counted.clear()
 
 
 def write_language_stats(
@@ -373,10 +400,10 @@ def _base_counts(path: str) -> dict[str, int] | None:
   }
 
 
-def write_json(path: str, counts: dict | None = None) -> str:
-  """Logs the counters and writes them to `path` (a run's data_stats.json); `counts` as in
-  `snapshot`."""
-  stats = snapshot(counts)
+def write_json(path: str, counts: dict | None = None, reads: dict | None = None) -> str:
+  """Logs the counters and writes them to `path` (a run's data_stats.json); `counts` and
+  `reads` as in `snapshot`."""
+  stats = snapshot(counts, reads)
   logging.info('data stats: %s', json.dumps(stats, sort_keys=True))
   tf.io.gfile.makedirs(os.path.dirname(path) or '.')
   with tf.io.gfile.GFile(path, 'w') as f:

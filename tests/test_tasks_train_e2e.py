@@ -9,6 +9,7 @@ share its imports.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -213,6 +214,70 @@ def test_yfcc_joint_command_line_writes_data_stats(data):
   out = proc.stdout + proc.stderr
   assert out.count("warning: 100% of the first 8 'description' texts were longer than its") == 1
   assert "'title' texts" not in out
+
+
+@pytest.mark.slow
+def test_yfcc_on_two_processes_counts_the_whole_run(data):
+  """Two processes, each reading one of two files: data_stats.json had process 0's file only
+  (corpus: 1 file, 5 rows) and its half of each batch's texts; now the run's."""
+  rows = [
+    task_files.yfcc_row(10 + i, f'Boat {i}', 'Harbour at dusk ' * 8, ['sea'], line=i)
+    for i in range(N)
+  ]
+  task_files.write_lines(
+    os.path.join(data['dir'], 'split-0.tsv.gz'), rows[:4] + ['only\tthree\tcolumns']
+  )
+  task_files.write_lines(
+    os.path.join(data['dir'], 'split-1.tsv.gz'), rows[4:] + [task_files.yfcc_row(99, '', '', [])]
+  )
+  gin_path = _gin(
+    data,
+    'yfcc_split',
+    module='yfcc',
+    register='register_yfcc',
+    pattern=f'{data["dir"]}/split-*.tsv.gz',
+    task='yfcc100m_full',
+    lengths=_SIGNAL_LENGTHS,
+    extra='tasks.yfcc.register_yfcc.detect_languages = False',
+  )
+  model_dir = os.path.join(data['dir'], 'run_two_processes')
+  with socket.socket() as sock:
+    sock.bind(('localhost', 0))
+    port = sock.getsockname()[1]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        '-m',
+        'mlit.training.train',
+        *_args(gin_path, model_dir),
+        f'--coordinator_address=localhost:{port}',
+        '--process_count=2',
+        f'--process_index={i}',
+      ],
+      cwd=ROOT,
+      env={**os.environ, 'PYTHONPATH': ROOT, 'CUDA_VISIBLE_DEVICES': ''},
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  for p in procs:
+    err = p.communicate(timeout=600)[1]
+    assert p.returncode == 0, err[-3000:]
+  with open(os.path.join(model_dir, 'data_stats.json')) as f:
+    stats = json.load(f)
+  assert stats['corpus'] == {
+    'yfcc100m': {
+      'files_read': 2,
+      'rows': N + 2,
+      'kept': N,
+      'skipped': {'wrong_column_count': 1, 'all_signals_empty': 1},
+    }
+  }
+  assert set(stats['skipped_rows']) == {'wrong_column_count', 'all_signals_empty'}
+  assert stats['texts']['description'] == {'n_texts': 8, 'n_truncated': 8, 'truncated_share': 1.0}
 
 
 @pytest.mark.slow

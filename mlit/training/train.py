@@ -642,7 +642,7 @@ def train(
           if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
             check(*pending)  # never save a state reached through a NaN step
             pending = None
-            counts = _run_batch_counts()
+            counts, reads = _run_counts()
             ckpt.save(
               step + 1,
               state,
@@ -650,7 +650,7 @@ def train(
               data_state={'batches_consumed': step + 1, 'batch_counts': counts},
               config_text=gin.config_str(),
             )
-            _write_data_stats(model_dir, counts)
+            _write_data_stats(model_dir, counts, reads)
           if stop and step + 1 < train_steps:
             ckpt.wait()
             raise preemption.TrainingPreempted(
@@ -666,7 +666,7 @@ def train(
       # With several processes, adding up their counts is a collective that a failed process
       # never joins: the last checkpoint's save wrote the files.
       if jax.process_count() < 2:
-        _write_data_stats(model_dir, data_stats.batch_counts())
+        _write_data_stats(model_dir, *_run_counts())
     if jax.process_index() == 0:
       gin_flags.write_operative_config(model_dir)
   except KeyboardInterrupt as e:
@@ -771,12 +771,12 @@ def _check_pretrained(text_init, text_path, image_init, image_path, has_image_to
     )
 
 
-def _write_data_stats(model_dir: str, counts: dict) -> None:
+def _write_data_stats(model_dir: str, counts: dict, reads: dict) -> None:
   """Skipped rows per reason and truncated texts so far -> data_stats.json; examples per
-  language -> language_stats.json (what `mlit report` plots scores against). `counts`: the run's
-  batch counts (_run_batch_counts)."""
+  language -> language_stats.json (what `mlit report` plots scores against). `counts`, `reads`:
+  the run's (_run_counts)."""
   if jax.process_index() == 0:
-    data_stats.write_json(run_layout.data_stats(model_dir), counts)
+    data_stats.write_json(run_layout.data_stats(model_dir), counts, reads)
     data_stats.write_language_stats(
       run_layout.language_stats(model_dir), _continued_run_stats(model_dir), counts
     )
@@ -945,13 +945,18 @@ def _allgather_texts(text: str) -> list[str]:
   return [bytes(texts[i][: sizes[i]]).decode('utf-8') for i in range(len(sizes))]
 
 
-def _run_batch_counts() -> dict:
-  """The counts of the batches trained on (data_stats.batch_counts), every process's part of
-  each global batch added up (a collective: every process calls it)."""
+def _run_counts() -> tuple[dict, dict]:
+  """The run's data_stats.batch_counts() (every process's part of each global batch) and
+  read_counts() (every process's files), each process's added up (a collective: every process
+  calls it)."""
   if jax.process_count() < 2:
-    return data_stats.batch_counts()
-  parts = _allgather_texts(json.dumps(data_stats.batch_counts()))
-  return data_stats.added_batch_counts(*(json.loads(p) for p in parts))
+    return data_stats.batch_counts(), data_stats.read_counts()
+  mine = {'batches': data_stats.batch_counts(), 'reads': data_stats.read_counts()}
+  parts = [json.loads(p) for p in _allgather_texts(json.dumps(mine))]
+  return (
+    data_stats.added_batch_counts(*(p['batches'] for p in parts)),
+    data_stats.added_read_counts(*(p['reads'] for p in parts)),
+  )
 
 
 def _check_processes_agree(args) -> None:
