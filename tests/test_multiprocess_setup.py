@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import local_processes
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -20,12 +21,6 @@ def _env():
   env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL='2')
   env.pop('XLA_FLAGS', None)
   return env
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
 
 
 def _train(*args, code=''):
@@ -108,7 +103,7 @@ def test_coordinator_port_in_use_is_one_line(tmp_path, capsys):
 def test_processes_with_different_configs_stop_with_one_line(tmp_path):
   """Two processes with a different TRAIN_STEPS (and a wrong --process_count on one) waited for
   each other's collectives for ever; both now stop before any step, naming the difference."""
-  port = _free_port()
+  port = local_processes.free_port()
   common = [f'--gin.MODEL_DIR="{tmp_path / "run"}"', f'--coordinator_address=localhost:{port}']
   procs = [
     _train(*TINY, *common, '--process_count=2', '--process_index=0'),
@@ -129,7 +124,7 @@ def test_processes_with_different_configs_stop_with_one_line(tmp_path):
 def test_a_process_alone_stops_at_the_connect_timeout_with_one_line(tmp_path):
   """Process 1 of 2 without its process 0 (which stopped on a mistake of its own, say) waited 300 s
   and aborted with a C++ trace; mlit's clock (here 3 s) ends the wait with one line, exit 2."""
-  port = _free_port()
+  port = local_processes.free_port()
   proc = _train(
     *TINY,
     f'--gin.MODEL_DIR="{tmp_path / "run"}"',

@@ -9,10 +9,10 @@ share its imports.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
+import local_processes
 import numpy as np
 import pytest
 import task_files
@@ -241,28 +241,8 @@ def test_yfcc_on_two_processes_counts_the_whole_run(data):
     extra='tasks.yfcc.register_yfcc.detect_languages = False',
   )
   model_dir = os.path.join(data['dir'], 'run_two_processes')
-  with socket.socket() as sock:
-    sock.bind(('localhost', 0))
-    port = sock.getsockname()[1]
-  procs = [
-    subprocess.Popen(
-      [
-        sys.executable,
-        '-m',
-        'mlit.training.train',
-        *_args(gin_path, model_dir),
-        f'--coordinator_address=localhost:{port}',
-        '--process_count=2',
-        f'--process_index={i}',
-      ],
-      cwd=ROOT,
-      env={**os.environ, 'PYTHONPATH': ROOT, 'CUDA_VISIBLE_DEVICES': ''},
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE,
-      text=True,
-    )
-    for i in range(2)
-  ]
+  env = {**os.environ, 'PYTHONPATH': ROOT, 'CUDA_VISIBLE_DEVICES': ''}
+  procs = local_processes.start_training(_args(gin_path, model_dir), env)
   for p in procs:
     err = p.communicate(timeout=600)[1]
     assert p.returncode == 0, err[-3000:]

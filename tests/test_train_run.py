@@ -11,13 +11,13 @@ import os
 import pathlib
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import jax
 import lit_test_tasks
+import local_processes
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -33,6 +33,7 @@ _TEST_GIN = (
   """
 from __gin__ import dynamic_registration
 import lit_test_tasks
+import local_processes
 from mlit.training import train
 
 include 'local_tiny.gin'
@@ -258,33 +259,8 @@ def _bytes(text):
   return float(number) * {'B': 1, 'KiB': 1 << 10, 'MiB': 1 << 20, 'GiB': 1 << 30}[unit]
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
 def _two_processes(gin_file, model_dir, data):
-  port = _free_port()
-  return [
-    subprocess.Popen(
-      [
-        sys.executable,
-        '-m',
-        'mlit.training.train',
-        *_args(gin_file, model_dir),
-        f'--coordinator_address=localhost:{port}',
-        '--process_count=2',
-        f'--process_index={i}',
-      ],
-      cwd=REPO,
-      env=_env(data),
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE,
-      text=True,
-    )
-    for i in range(2)
-  ]
+  return local_processes.start_training(_args(gin_file, model_dir), _env(data))
 
 
 def _two_processes_logging(gin_file, model_dir, data):
