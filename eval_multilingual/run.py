@@ -130,11 +130,15 @@ def _count_sources(path: str) -> list[str]:
   )
 
 
-def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) -> dict | None:
+def copy_tuning_counts(
+  run_dir: str, model: dict, previous: dict | None = None, model_dir: str | None = None
+) -> dict | None:
   """RUN_DIR/language_stats.json (tuning examples per language, for `mlit report`) from the
   evaluated model's training run, which the trainer writes; returns the record results.json
   keeps of it (file, source, model fingerprint, sha256) so the report can tell whose counts
-  it shows. `previous` is the record of the results.json this run replaces.
+  it shows. `previous` is the record of the results.json this run replaces; `model_dir` the
+  evaluated run's directory as the encoder found it (a config.gin read from another folder
+  binds MODEL_DIR relative to the folder it trained in), by default the bound checkpoint_dir.
 
   The model's own file always replaces RUN_DIR's: a file left by an earlier eval of another
   model (or counts of another kind, e.g. distinct texts rather than trained batches) would put
@@ -142,10 +146,11 @@ def copy_tuning_counts(run_dir: str, model: dict, previous: dict | None = None) 
   dst = run_layout.language_stats(run_dir)
   from eval_multilingual import encoders  # pylint: disable=g-import-not-at-top
 
-  try:  # registered by the gin files that evaluate an mlit checkpoint
-    model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
-  except ValueError:
-    model_dir = None
+  if model_dir is None:
+    try:  # registered by the gin files that evaluate an mlit checkpoint
+      model_dir = gin.get_bindings(encoders.from_mlit_checkpoint).get('checkpoint_dir')
+    except ValueError:
+      model_dir = None
   for d in (model_dir, os.path.dirname(os.path.normpath(model_dir or ''))):
     src = run_layout.language_stats(d) if d else ''
     # RUN_DIR itself (the demo evaluates runs/demo/train into runs/demo) is not a source: its
@@ -369,7 +374,9 @@ def evaluate(
       'none of their images was found or readable (the warnings above name the first; '
       'n_images_missing in the per_task files); check the image directory'
     )
-  counts = copy_tuning_counts(run_dir, model, old.get(TUNING_COUNTS))
+  counts = copy_tuning_counts(
+    run_dir, model, old.get(TUNING_COUNTS), getattr(encoder, 'model_dir', None)
+  )
   if counts:
     results[TUNING_COUNTS] = counts
   analysis = error_analysis.analyse({**earlier_classes, **per_class})

@@ -5,6 +5,8 @@ EVAL_IMAGE_SIZE) is evaluated again, never mixed into results.json with the fres
 import json
 import logging
 import os
+import re
+import shutil
 
 import inference_run
 import numpy as np
@@ -34,10 +36,10 @@ def _captions(root, n):
   (root / 'captions.jsonl').write_text('\n'.join(lines) + '\n', encoding='utf-8')
 
 
-def _eval(run_dir, root, *bindings):
+def _eval(run_dir, root, *bindings, config=None):
   return run.main(
     [
-      f'--gin_file={os.path.join(run_dir, "train", "config.gin")}',
+      f'--gin_file={config or os.path.join(run_dir, "train", "config.gin")}',
       '--gin_file=eval/captions.gin',
       f'--gin.RUN_DIR="{root / "eval"}"',
       f'--gin.CAPTIONS="{root / "captions.jsonl"}"',
@@ -99,3 +101,28 @@ def test_an_image_folder_without_the_images_is_one_line(run_dir, tmp_path):
   with pytest.raises(UserError, match='no score in any language of captions/retrieval: none of'):
     _eval(run_dir, tmp_path, f'--gin.CAPTION_IMAGES="{tmp_path / "other"}"')
   assert not (tmp_path / 'eval' / 'results.json').exists()
+
+
+def test_a_run_evaluated_from_another_folder_keeps_its_tuning_counts(run_dir, tmp_path, caplog):
+  """A run's config.gin names MODEL_DIR relative to the folder it trained in: evaluated from
+  another folder, the encoder found the run beside config.gin, but the tuning counts were looked
+  up at the relative MODEL_DIR: no language_stats.json in RUN_DIR, no tuning_counts in
+  results.json, and not a word (the report then had no "Tuning examples")."""
+  copy = tmp_path / 'elsewhere' / 'mine'
+  shutil.copytree(os.path.dirname(run_dir), tmp_path / 'elsewhere', dirs_exist_ok=True)
+  shutil.copytree(os.path.join(run_dir, 'train'), copy)
+  config = copy / 'config.gin'
+  config.write_text(re.sub(r'(?m)^MODEL_DIR = .*$', "MODEL_DIR = 'runs/mine'", config.read_text()))
+  counts = {'de': {'n_train_examples': 7, 'source': 'trained batches'}}
+  (copy / 'language_stats.json').write_text(json.dumps(counts))
+  _captions(tmp_path, 2)
+  caplog.set_level(logging.INFO)
+  cwd = os.getcwd()
+  os.chdir(tmp_path)  # no runs/mine here
+  try:
+    assert _eval(run_dir, tmp_path, config=config) == 0
+  finally:
+    os.chdir(cwd)
+  assert f"MODEL_DIR 'runs/mine' (as {config} names it) is not here" in caplog.text
+  assert json.loads((tmp_path / 'eval' / 'language_stats.json').read_text()) == counts
+  assert _results(tmp_path)['tuning_counts']['source'] == 'trained batches'

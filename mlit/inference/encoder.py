@@ -374,6 +374,7 @@ def from_mlit_checkpoint(
     report = f'img: {tower_report}'
   encoder = TwoTowerEncoder(model, params, tokenizer, batch_size, name=name, load_report=report)
   encoder.step = step
+  encoder.model_dir = checkpoint_dir  # the run evaluated (found beside config.gin when moved)
   return encoder
 
 
