@@ -78,3 +78,33 @@ def test_no_folder_is_guessed(tmp_path, monkeypatch, model_dir, marker):
   monkeypatch.chdir(elsewhere)
   assert gin_run_paths.trained_in(config) is None
   assert _parse(config)['EMOJI_DATA'] == 'runs/r/data'
+
+
+@gin.configurable
+def _path_probe(tsv_pattern=None, split=None):
+  return tsv_pattern, split
+
+
+def test_a_parameters_relative_path_is_read_there_too(tmp_path, monkeypatch, capsys):
+  """Not only macros: a run's own gin file binds a task's files as a parameter
+  (`tasks.wit.register_wit.tsv_pattern = 'data/wit-*.tsv.gz'`); resumed or evaluated from another
+  folder, registration stopped with 'tsv_pattern ... matches no file', before the line that names
+  the run's folder. A word that a folder there happens to hold ('train') is not a path."""
+  work, config, elsewhere = _run(tmp_path)
+  (work / 'data').mkdir()
+  (work / 'data' / 'wit-0.tsv.gz').write_text('')
+  (work / 'train').mkdir()
+  with open(config, 'a', encoding='utf-8') as f:
+    f.write(f"{__name__}._path_probe.tsv_pattern = 'data/wit-*.tsv.gz'\n")
+    f.write(f"{__name__}._path_probe.split = 'train'\n")
+  monkeypatch.chdir(elsewhere)
+  got = _parse(config)
+  assert got['EMOJI_DATA'] == f'{work}/runs/r/data'
+  assert gin.get_configurable(_path_probe)() == (f'{work}/data/wit-*.tsv.gz', 'train')
+  assert capsys.readouterr().err == (
+    f'warning: {config} names EMOJI_DATA, _path_probe.tsv_pattern relative to the folder the run '
+    f'trained in; they are not in this one ({elsewhere}): reading them from {work}\n'
+  )
+  # A flag binding it: what the user typed is what they meant
+  gin_flags.parse_gin([config], [f"{__name__}._path_probe.tsv_pattern = 'mine/*.tsv'"])
+  assert gin.get_configurable(_path_probe)()[0] == 'mine/*.tsv'

@@ -3,10 +3,11 @@
 The trainer writes config.gin with paths as the training command was given them, relative to the
 folder it ran in (`EMOJI_DATA = 'runs/demo/data'`). Given to `mlit eval` (or any command) from
 another folder, those paths name nothing. The folder the run trained in is known: config.gin sits
-in MODEL_DIR, so MODEL_DIR's absolute path less its bound relative form is that folder. A macro of
-the run's config.gin whose relative path is not here but is there is bound to the path there,
-with one warning naming them; the MODEL_DIR macro itself is left to the commands (they find the run by its
-config.gin, see mlit.inference.encoder).
+in MODEL_DIR, so MODEL_DIR's absolute path less its bound relative form is that folder. A macro or
+parameter (`register_wit.tsv_pattern = 'data/wit-*.tsv.gz'`) of the run's config.gin whose relative
+path is not here but is there is bound to the path there, with one warning naming them; the
+MODEL_DIR macro itself is left to the commands (they find the run by its config.gin, see
+mlit.inference.encoder).
 """
 
 import ast
@@ -60,23 +61,33 @@ def _exists(path: str) -> bool:
 
 
 def rebind_moved_paths(gin_files: Sequence[str]) -> list[str]:
-  """Binds each relative path macro of a run's config.gin in `gin_files` that is not found here
-  but is found where the run trained; returns the macros rebound (one warning names them)."""
+  """Binds each relative path of a run's config.gin in `gin_files` (a macro's, or a parameter's:
+  `tasks.wit.register_wit.tsv_pattern = 'data/wit-*.tsv.gz'`) that is not found here but is found
+  where the run trained; returns the names rebound (one warning names them)."""
   configs = {os.path.abspath(f): trained_in(f) for f in gin_files}
-  rebound = {}  # (config.gin, the folder it trained in) -> macros
-  for (name, selector), params in list(gin.config._CONFIG.items()):  # pylint: disable=protected-access
-    value = params.get('value')
-    if selector != 'gin.macro' or name in _LEFT_TO_THE_COMMANDS or not isinstance(value, str):
-      continue
-    if not value or os.path.isabs(value) or _exists(value):
-      continue
-    where = gin_unread.macro_bound_in(name)  # the last binding: a flag or a later file wins
-    config = os.path.abspath(where.rsplit(':', 1)[0]) if where else None
-    origin = configs.get(config)
-    if not origin or not _exists(os.path.join(origin, value)):
-      continue
-    gin.bind_parameter(f'{name}/gin.macro.value', os.path.join(origin, value))
-    rebound.setdefault((config, origin), []).append(name)
+  rebound = {}  # (config.gin, the folder it trained in) -> names
+  for (scope, selector), params in list(gin.config._CONFIG.items()):  # pylint: disable=protected-access
+    for arg, value in list(params.items()):
+      if not isinstance(value, str) or not value or os.path.isabs(value) or _exists(value):
+        continue
+      if selector == 'gin.macro':  # (name, 'gin.macro'): {'value': ...}
+        if scope in _LEFT_TO_THE_COMMANDS:
+          continue
+        name, key, where = scope, f'{scope}/gin.macro.value', gin_unread.macro_bound_in(scope)
+      else:
+        key = f'{scope}/{selector}.{arg}' if scope else f'{selector}.{arg}'
+        name = key.replace(selector, selector.rsplit('.', 1)[-1])
+        where = gin_unread.bound_in(scope, selector, arg)
+      # The last binding: a flag or a later file wins.
+      config = os.path.abspath(where.rsplit(':', 1)[0]) if where else None
+      origin = configs.get(config)
+      there = os.path.join(origin, value) if origin else ''
+      if not origin or not _exists(there):
+        continue
+      if selector != 'gin.macro' and os.sep not in value and not os.path.isfile(there):
+        continue  # a parameter's word ('train', 'mean') that a folder there happens to hold
+      gin.bind_parameter(key, there)
+      rebound.setdefault((config, origin), []).append(name)
   for (config, origin), names in rebound.items():
     print(
       f'warning: {config} names {", ".join(sorted(names))} relative to the folder the run '
