@@ -405,3 +405,20 @@ def test_bindings_the_run_never_read_are_one_warning(tmp_path):
     f'MY_B ({mine}:3; nothing refers to it); other/unread_probe.a ({mine}:6; what the run '
     'read: test_train_gin_flags.unread_probe.a)'
   )
+
+
+def test_a_binding_read_inside_a_macros_scope_is_read(tmp_path):
+  """A task registered by a gin reference (`MIXTURE_OR_TASK_NAME = @registered_task()`) reads its
+  bindings in the scope 'MIXTURE_OR_TASK_NAME': a run's config.gin resumed from another folder
+  was told `tasks4.vocabulary.path (config.gin:131)` was never read, the path it tokenized with."""
+  from mlit.commands import gin_unread  # pylint: disable=g-import-not-at-top
+
+  @gin.configurable
+  def scoped_probe(a=0):
+    return a
+
+  mine = _write(tmp_path, 'mine.gin', "include 'local_tiny.gin'\nscoped_probe.a = 1\n")
+  gin_flags.parse_gin([str(mine)], ['MODEL_DIR = "x"'])
+  with gin.config_scope('MIXTURE_OR_TASK_NAME'):
+    assert gin.get_configurable(scoped_probe)() == 1
+  assert gin_unread.unread_warning(gin_flags.mlit_defines_macro) is None

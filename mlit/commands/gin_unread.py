@@ -86,6 +86,18 @@ def macro_bound_in(name: str) -> str | None:
   return found[-1] if found else None
 
 
+def bound_in(scope: str, selector: str, arg: str) -> str | None:
+  """Where the user last bound parameter `arg` of the configurable `selector` (gin's name for it;
+  a file may write it through an import alias, as a run's config.gin does) in `scope`."""
+  name = selector.rsplit('.', 1)[-1]
+  found = [
+    b.where
+    for b in _recorded
+    if b.arg == arg and b.scope == scope and b.selector.rsplit('.', 1)[-1] == name
+  ]
+  return found[-1] if found else None
+
+
 def _operative() -> dict:
   return gin.config._OPERATIVE_CONFIG  # pylint: disable=protected-access
 
@@ -96,9 +108,12 @@ def _read(b: _Binding) -> bool:
   # The written selector may go through an import alias (a run's config.gin writes
   # `emoji_tasks.register_emoji_cldr_tasks` for tasks.emoji_cldr.tasks...): the configurable's own
   # name decides.
+  # A binding applies in its scope and every scope nested in it: an unscoped one in all (the
+  # tasks a gin reference registers, `MIXTURE_OR_TASK_NAME = @registered_task()`, read their
+  # bindings in the scope 'MIXTURE_OR_TASK_NAME').
   name = b.selector.rsplit('.', 1)[-1]
   return any(
-    scope == b.scope and selector.rsplit('.', 1)[-1] == name and b.arg in params
+    b.scope in ('', *scope.split('/')) and selector.rsplit('.', 1)[-1] == name and b.arg in params
     for (scope, selector), params in _operative().items()
   )
 
