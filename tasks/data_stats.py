@@ -293,17 +293,21 @@ _TRUNCATION_WARN_SHARE = 0.5
 _TRUNCATION_CHECK_TEXTS = 1000
 
 
-def truncation_warning(feature_lengths: dict, final: bool = False) -> str | None:
+def truncation_warning(
+  feature_lengths: dict, final: bool = False, counts: dict | None = None
+) -> str | None:
   """A warning when most texts of a feature so far (at least 1,000 of them, or all of a run at its
-  end, `final`) were longer than the feature's length and cut to it."""
+  end, `final`) were longer than the feature's length and cut to it; `counts` as in `snapshot`."""
   with _lock:
-    cut = [
-      (f, n, _truncated[f])
-      for f, n in sorted(_texts.items())
-      if n
-      and (n >= _TRUNCATION_CHECK_TEXTS or final)
-      and _truncated[f] > _TRUNCATION_WARN_SHARE * n
-    ]
+    texts = dict(_texts) if counts is None else counts.get('texts') or {}
+    truncated = dict(_truncated) if counts is None else counts.get('truncated') or {}
+  cut = [
+    (f, n, truncated.get(f, 0))
+    for f, n in sorted(texts.items())
+    if n
+    and (n >= _TRUNCATION_CHECK_TEXTS or final)
+    and truncated.get(f, 0) > _TRUNCATION_WARN_SHARE * n
+  ]
   if not cut:
     return None
   parts = '; '.join(

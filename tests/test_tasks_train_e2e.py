@@ -219,7 +219,8 @@ def test_yfcc_joint_command_line_writes_data_stats(data):
 @pytest.mark.slow
 def test_yfcc_on_two_processes_counts_the_whole_run(data):
   """Two processes, each reading one of two files: data_stats.json had process 0's file only
-  (corpus: 1 file, 5 rows) and its half of each batch's texts; now the run's."""
+  (corpus: 1 file, 5 rows) and its half of each batch's texts; now the run's, as is the truncation
+  warning's count."""
   rows = [
     task_files.yfcc_row(10 + i, f'Boat {i}', 'Harbour at dusk ' * 8, ['sea'], line=i)
     for i in range(N)
@@ -243,9 +244,11 @@ def test_yfcc_on_two_processes_counts_the_whole_run(data):
   model_dir = os.path.join(data['dir'], 'run_two_processes')
   env = {**os.environ, 'PYTHONPATH': ROOT, 'CUDA_VISIBLE_DEVICES': ''}
   procs = local_processes.start_training(_args(gin_path, model_dir), env)
-  for p in procs:
-    err = p.communicate(timeout=600)[1]
+  errs = [p.communicate(timeout=600)[1] for p in procs]
+  for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
+  # The truncation warning counts the run's texts too (it said 'the first 4', process 0's half).
+  assert errs[0].count("warning: 100% of the first 8 'description' texts were longer") == 1
   with open(os.path.join(model_dir, 'data_stats.json')) as f:
     stats = json.load(f)
   assert stats['corpus'] == {

@@ -580,7 +580,8 @@ def train(
   bt_warned = False  # the coverage warning is printed once
   cut_warned = False  # and the truncation warning
 
-  def check(step, metrics):
+  def check(step, metrics, counts=None):
+    """`counts`: the run's batch counts (_run_counts), at a checkpoint step."""
     nonlocal bt_warned, cut_warned
     metrics = jax.device_get(metrics)
     value = float(metrics['loss'])
@@ -610,8 +611,12 @@ def train(
         if warning and not bt_warned:
           train_log.log(warning)
           bt_warned = True
-      if not cut_warned:
-        warning = data_stats.truncation_warning(task_feature_lengths, final=step == train_steps)
+      # With several processes, this one's counts are its part of each batch (and process 0's
+      # the steps before a resume too): the run's, added up at each checkpoint, are checked.
+      if not cut_warned and (counts is not None or jax.process_count() < 2):
+        warning = data_stats.truncation_warning(
+          task_feature_lengths, final=step == train_steps, counts=counts
+        )
         if warning:
           train_log.log(warning)
           cut_warned = True
@@ -640,9 +645,9 @@ def train(
           pending = (step + 1, metrics)
           stop = preempted(step + 1)  # every process, every step (JAX's preemption service)
           if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
-            check(*pending)  # never save a state reached through a NaN step
-            pending = None
             counts, reads = _run_counts()
+            check(*pending, counts)  # never save a state reached through a NaN step
+            pending = None
             ckpt.save(
               step + 1,
               state,
