@@ -286,6 +286,7 @@ def test_two_processes_match_one_process_across_a_preemption(setup, reference):
   stopped = []
   for p, err in zip(procs, errs):
     assert p.returncode == 143, err[-3000:]
+    assert 'Reached preemption sync point' not in err  # orbax's, per process and thread
     line = err.strip().splitlines()[-1]
     match = re.fullmatch(
       r'mlit train: stopped by SIGTERM \(a preemption notice\) after step (\d+), saved as '

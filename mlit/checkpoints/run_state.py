@@ -32,16 +32,20 @@ from tasks.user_error import UserError
 
 class _BenignOrbaxWarnings(logging.Filter):
   """Orbax warns on every read-only restore (how mlit reads a finished run: the API, eval,
-  export) and on checkpoints without its optional metadata file; neither is actionable."""
+  export) and on checkpoints without its optional metadata file; neither is actionable. On a
+  preemption notice each process warns, per thread, that it reached the step all of them save:
+  the trainer's one line says so, with where the save is."""
 
   MESSAGES = (
     'CheckpointManagerOptions.read_only=True',
     'Given directory is read only',
     'Metadata file does not exist',
   )
+  WITHIN = ('Reached preemption sync point',)  # after a '[process=N][thread=...]' prefix
 
   def filter(self, record):
-    return not str(record.getMessage()).startswith(self.MESSAGES)
+    message = str(record.getMessage())
+    return not (message.startswith(self.MESSAGES) or any(m in message for m in self.WITHIN))
 
 
 logging.getLogger('absl').addFilter(_BenignOrbaxWarnings())
