@@ -43,9 +43,24 @@ def vocabulary(path: str | None = None, extra_ids: int = 0) -> seqio.SentencePie
       check_model_file(path)
       if key and time.time() - st.st_mtime > 2:  # as file_io.file_sha256's memo
         _CHECKED.add(key)
+  return sentencepiece(path, extra_ids)
+
+
+def sentencepiece(path: str, extra_ids: int = 0) -> seqio.SentencePieceVocabulary:
+  """seqio.SentencePieceVocabulary(path), never another file's model: seqio keeps each loaded
+  model for the life of the process by its path as written, so the same relative path from
+  another folder (a notebook's chdir, a second run in one process), or a file rewritten in place,
+  got the first model loaded, and its texts other ids. Such a change empties seqio's cache."""
+  if '://' not in path:
+    st = os.stat(path) if os.path.isfile(path) else None
+    now = (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
+    if _LOADED.setdefault(path, now) != now:
+      _LOADED[path] = now
+      getattr(seqio.vocabularies, '_load_model_internal').cache_clear()
   return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
 
 
+_LOADED: dict[str, tuple | None] = {}  # path as written -> (absolute path, size, mtime) last seen
 _CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files check_model_file passed
 _WARNED: set[tuple[str, str]] = set()  # (tasks' path, VOCABULARY's file) pairs warned about
 

@@ -84,3 +84,20 @@ def test_a_vocabulary_smaller_than_asked_is_warned(tmp_path, capsys):
   assert (
     f'warning: --vocab-size 32,000 asked, {pieces:,} pieces made ({pieces - 259:,} beyond' in err
   )
+
+
+def test_the_same_relative_path_elsewhere_is_that_folders_model(tmp_path, monkeypatch):
+  """seqio keeps a loaded SentencePiece model by its path as written: 'spm/tiny_spm.model' read
+  from a second folder (a notebook's chdir, make demo's relative runs/demo in one process) gave
+  the first folder's model, and texts the wrong ids (the README snippet's test decoded 'de 0' as
+  ' ⁇  Meer0' after the demo's test in one pytest worker)."""
+  from spm_fixture import train_tiny_spm  # pylint: disable=g-import-not-at-top
+
+  own = {}
+  for name, size in (('a', 300), ('b', 400)):
+    path = train_tiny_spm(str(tmp_path / name / 'spm'), vocab_size=size)
+    own[name] = sentencepiece.SentencePieceProcessor(model_file=path).vocab_size()
+  assert own['a'] != own['b']
+  for name in ('a', 'b', 'a'):
+    monkeypatch.chdir(tmp_path / name)
+    assert vocabularies.sentencepiece('spm/tiny_spm.model').vocab_size == own[name], name

@@ -231,7 +231,7 @@ def register_emoji_cldr_tasks(
   emb = None
   if image_embeddings:  # one eager tensor per array, shared by every task
     emb = {d: tf.constant(a) for d, a in embeddings_lib.load(image_embeddings, ds).items()}
-  vocab = seqio.SentencePieceVocabulary(vocab_path) if vocab_path else vocabularies.vocabulary()
+  vocab = vocabularies.sentencepiece(vocab_path) if vocab_path else vocabularies.vocabulary()
   langs = list(languages) if languages else ds.languages
   unknown = sorted((set(langs) | set(exclude_languages)) - set(ds.languages))
   if unknown:
