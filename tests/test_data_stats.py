@@ -47,3 +47,18 @@ def test_truncation_warning_when_most_texts_are_cut():
   data_stats.count_batch(marks(200, 0))  # 600 of 1,200: half, not most
   assert data_stats.truncation_warning({'text': 8}, final=True) is None
   data_stats.reset()
+
+
+def test_processes_reads_add_up_and_a_file_read_by_several_counts_once():
+  """With fewer files than processes each process reads every file (seqio shards its rows):
+  the run's corpus counts each file once; the reads themselves add up."""
+  a = {'skipped_rows': {'bad_field': 2}, 'kept_rows': {'wit': 5}, 'files': [['wit', 'f', 5, {}]]}
+  b = {
+    'skipped_rows': {'bad_field': 1},
+    'kept_rows': {'wit': 4},
+    'files': [['wit', 'f', 5, {}], ['wit', 'g', 3, {'bad_field': 1}]],
+  }
+  both = data_stats.added_read_counts(a, b)
+  assert both['skipped_rows'] == {'bad_field': 3} and both['kept_rows'] == {'wit': 9}
+  corpus = data_stats.snapshot(data_stats.batch_counts(), both)['corpus']
+  assert corpus == {'wit': {'files_read': 2, 'rows': 9, 'kept': 8, 'skipped': {'bad_field': 1}}}

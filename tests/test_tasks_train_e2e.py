@@ -9,8 +9,6 @@ share its imports.
 
 import json
 import os
-import subprocess
-import sys
 
 import local_processes
 import numpy as np
@@ -168,59 +166,10 @@ def _metrics(model_dir):
 
 @pytest.mark.slow
 def test_yfcc_joint_command_line_writes_data_stats(data):
-  gin_path = _gin(
-    data,
-    'yfcc',
-    module='yfcc',
-    register='register_yfcc',
-    pattern=f'{data["dir"]}/yfcc.tsv.gz',
-    task='yfcc100m_full',
-    lengths=_SIGNAL_LENGTHS,
-    extra='tasks.yfcc.register_yfcc.detect_languages = False',
-  )
-  model_dir = os.path.join(data['dir'], 'run_yfcc')
-  proc = subprocess.run(
-    [sys.executable, '-m', 'mlit.training.train', *_args(gin_path, model_dir)],
-    cwd=ROOT,
-    env={**os.environ, 'PYTHONPATH': ROOT, 'CUDA_VISIBLE_DEVICES': ''},
-    capture_output=True,
-    text=True,
-    timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  last = _metrics(model_dir)[-1]
-  assert last['step'] == 2
-  assert {'title/loss', 'description/loss', 'tags/loss'} <= set(last)  # three losses
-  with open(os.path.join(model_dir, 'data_stats.json')) as f:
-    stats = json.load(f)
-  # Rows are re-read every epoch (the shuffle buffer reads ahead): one of each per pass.
-  skipped = stats['skipped_rows']
-  assert set(skipped) == {'wrong_column_count', 'all_signals_empty'}
-  assert min(skipped.values()) >= 1 and stats['kept_rows']['yfcc100m'] >= N
-  # The corpus once (whatever the input re-read), and what the two steps of 4 consumed.
-  assert stats['corpus'] == {
-    'yfcc100m': {
-      'files_read': 1,
-      'rows': N + 2,
-      'kept': N,
-      'skipped': {'wrong_column_count': 1, 'all_signals_empty': 1},
-    }
-  }
-  assert stats['consumed'] == {'steps': 2, 'examples': 8, 'batch_size': 4}
-  # Texts of the batches trained on: 2 steps x 4; every description was cut.
-  assert stats['texts']['description'] == {'n_texts': 8, 'n_truncated': 8, 'truncated_share': 1.0}
-  assert stats['texts']['title']['n_truncated'] == 0
-  # And the run says so, once, at its end (fewer than 1,000 texts): the titles are not named.
-  out = proc.stdout + proc.stderr
-  assert out.count("warning: 100% of the first 8 'description' texts were longer than its") == 1
-  assert "'title' texts" not in out
-
-
-@pytest.mark.slow
-def test_yfcc_on_two_processes_counts_the_whole_run(data):
-  """Two processes, each reading one of two files: data_stats.json had process 0's file only
-  (corpus: 1 file, 5 rows) and its half of each batch's texts; now the run's, as is the truncation
-  warning's count."""
+  """The YFCC task from the command line on two processes, each reading one of two files (one
+  run of each kind would double the test's time; one process is the common case of the same
+  code). data_stats.json had process 0's file only (corpus: 1 file, 5 rows) and its half of each
+  batch's texts; now the run's, as is the truncation warning's count."""
   rows = [
     task_files.yfcc_row(10 + i, f'Boat {i}', 'Harbour at dusk ' * 8, ['sea'], line=i)
     for i in range(N)
@@ -247,10 +196,16 @@ def test_yfcc_on_two_processes_counts_the_whole_run(data):
   errs = [p.communicate(timeout=600)[1] for p in procs]
   for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
-  # The truncation warning counts the run's texts too (it said 'the first 4', process 0's half).
-  assert errs[0].count("warning: 100% of the first 8 'description' texts were longer") == 1
+  last = _metrics(model_dir)[-1]
+  assert last['step'] == 2
+  assert {'title/loss', 'description/loss', 'tags/loss'} <= set(last)  # three losses
   with open(os.path.join(model_dir, 'data_stats.json')) as f:
     stats = json.load(f)
+  # Rows are re-read every epoch (the shuffle buffer reads ahead): one of each per pass.
+  skipped = stats['skipped_rows']
+  assert set(skipped) == {'wrong_column_count', 'all_signals_empty'}
+  assert min(skipped.values()) >= 1 and stats['kept_rows']['yfcc100m'] >= N
+  # The corpus once (whatever the input re-read), and what the two steps of 4 consumed.
   assert stats['corpus'] == {
     'yfcc100m': {
       'files_read': 2,
@@ -259,8 +214,14 @@ def test_yfcc_on_two_processes_counts_the_whole_run(data):
       'skipped': {'wrong_column_count': 1, 'all_signals_empty': 1},
     }
   }
-  assert set(stats['skipped_rows']) == {'wrong_column_count', 'all_signals_empty'}
+  assert stats['consumed'] == {'steps': 2, 'examples': 8, 'batch_size': 4}
+  # Texts of the batches trained on: 2 steps x 4; every description was cut.
   assert stats['texts']['description'] == {'n_texts': 8, 'n_truncated': 8, 'truncated_share': 1.0}
+  assert stats['texts']['title']['n_truncated'] == 0
+  # And the run says so, once, at its end (fewer than 1,000 texts), counting every process's
+  # texts (it said 'the first 4', process 0's half): the titles are not named.
+  assert errs[0].count("warning: 100% of the first 8 'description' texts were longer than its") == 1
+  assert "'title' texts" not in errs[0]
 
 
 @pytest.mark.slow
