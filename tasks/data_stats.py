@@ -206,8 +206,8 @@ def add_batch_counts(counts: dict) -> None:
   """Adds `batch_counts()` of other batches: a checkpoint's (the steps before a resume) or
   another process's (its part of each global batch)."""
   with _lock:
-    for name, counter in _BATCH_COUNTERS.items():
-      counter.update({k: int(v) for k, v in (counts.get(name) or {}).items()})
+    for name, added in added_batch_counts(counts).items():
+      _BATCH_COUNTERS[name].update(added)
 
 
 def rows_read_line() -> str:

@@ -56,7 +56,7 @@ def sentencepiece(path: str, extra_ids: int = 0) -> seqio.SentencePieceVocabular
     now = (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
     if _LOADED.setdefault(path, now) != now:
       _LOADED[path] = now
-      getattr(seqio.vocabularies, '_load_model_internal').cache_clear()
+      seqio.vocabularies._load_model_internal.cache_clear()  # pylint: disable=protected-access
   return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
 
 

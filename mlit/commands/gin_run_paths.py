@@ -65,6 +65,8 @@ def rebind_moved_paths(gin_files: Sequence[str]) -> list[str]:
   `tasks.wit.register_wit.tsv_pattern = 'data/wit-*.tsv.gz'`) that is not found here but is found
   where the run trained; returns the names rebound (one warning names them)."""
   configs = {os.path.abspath(f): trained_in(f) for f in gin_files}
+  if not any(configs.values()):  # no run's config.gin from another folder: every command's case
+    return []
   rebound = {}  # (config.gin, the folder it trained in) -> names
   for (scope, selector), params in list(gin.config._CONFIG.items()):  # pylint: disable=protected-access
     for arg, value in list(params.items()):

@@ -119,6 +119,7 @@ class ApertiumBackend(_LinePipeBackend):
   def __init__(self, executable: str = 'apertium', mark_unknown: bool = False):
     self.executable = executable
     self.mark_unknown = mark_unknown
+    self._modes = None  # installed_modes()
 
   @staticmethod
   def code(lang: str) -> str:
@@ -137,11 +138,14 @@ class ApertiumBackend(_LinePipeBackend):
     return f'{self.code(source)}-{self.code(target)}' in self.installed_modes()
 
   def installed_modes(self) -> set[str]:
-    """The modes `apertium -l` lists (e.g. 'eng-spa'); none when apertium is not installed."""
-    if shutil.which(self.executable) is None:
-      return set()
-    proc = subprocess.run([self.executable, '-l'], capture_output=True, text=True, check=False)
-    return set(proc.stdout.split())
+    """The modes `apertium -l` lists (e.g. 'eng-spa'); none when apertium is not installed. Read
+    once per backend: a check of N pivots asked for them 2N + 1 times."""
+    if self._modes is None:
+      self._modes = set()
+      if shutil.which(self.executable) is not None:
+        proc = subprocess.run([self.executable, '-l'], capture_output=True, text=True, check=False)
+        self._modes = set(proc.stdout.split())
+    return self._modes
 
   def round_trips(self, source: str) -> list[str]:
     """The pivots the installed modes translate `source` to and back, as --pivots spells them."""
