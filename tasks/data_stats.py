@@ -75,6 +75,7 @@ REASONS = (
   'bad_field',
   'not_in_subset',
   'not_a_photo',
+  'failed_language_id',  # a WIT attribution whose language check failed or was not given
   'damaged_shard',  # an image shard cut short or corrupt: once per shard, its rest unreadable
   'damaged_file',  # a compressed data file cut short or corrupt: once per file, its rest unread
 )

@@ -53,11 +53,15 @@ KINDS = {
 }
 
 
-def parse_bool(value: str) -> bool:
+def parse_bool(value: str) -> bool | None:
+  """WIT's 'true'/'false' (TFDS's bool() read 'false' as True); an empty field is None: WIT leaves
+  a flag empty where it was not computed, and such a row is no malformed one."""
   v = value.strip().lower()
   if v in ('true', 'false'):
     return v == 'true'
-  raise ValueError(f"expected 'true' or 'false', got {value!r}")
+  if not v:
+    return None
+  raise ValueError(f"expected 'true', 'false' or empty, got {value!r}")
 
 
 def _check_header(path: str, header) -> None:
@@ -108,14 +112,21 @@ def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
         data_stats.skip('bad_field', f'{where}: {e}')
         continue
       text = text_cleaning.clean_text(rec[KINDS[kind]])
-      if not text or (kind == 'attribution' and not flags['attribution_passes_lang_id']):
+      if not text:
         data_stats.skip('all_signals_empty', where)
         continue
+      if kind == 'attribution' and not flags['attribution_passes_lang_id']:
+        # An attribution is often in another language than its page ('English: ...' on a de
+        # page): kept only when WIT's check passed; an empty flag is no pass.
+        given = 'false' if flags['attribution_passes_lang_id'] is False else 'empty'
+        data_stats.skip('failed_language_id', f'{where}: attribution_passes_lang_id {given}')
+        continue
+      is_main = flags['is_main_image']
       example = {
         'example_id': image_store.url_id(rec['image_url']),
         'text': text,
         'language': language_codes.normalize(rec['language']),
-        'is_main_image': str(flags['is_main_image']).lower(),
+        'is_main_image': '' if is_main is None else str(is_main).lower(),  # '': not given
       }
       if not image_store.attach_image(example, images, where):
         continue

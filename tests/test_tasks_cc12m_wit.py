@@ -52,7 +52,11 @@ def test_wit_quoting_booleans_kinds_and_languages(tmp_path, vocab):
     task_files.wit_row('fr', 'u2', reference='', attribution='Un chat'),
     task_files.wit_row('de', 'u3', reference='Zwei Hunde', is_main='maybe'),
     ['en', 'too', 'few'],
+    # Flags WIT left empty: the row is kept ('' for is_main_image), and an attribution whose
+    # language check is not given is not used. They were bad_field: the row was lost.
+    task_files.wit_row('en', 'u4', reference='A cat', attribution='Cat', is_main='', passes=''),
   ]
+  rows[-1]['page_changed_recently'] = ''
   task_files.write_wit(
     str(tmp_path / 'wit_v1.train.all-00000-of-00001.tsv.gz'),
     rows,
@@ -68,14 +72,19 @@ def test_wit_quoting_booleans_kinds_and_languages(tmp_path, vocab):
   assert [vocab.decode(e['text'].tolist()) for e in ref] == [
     'A "quoted" cat on two lines',
     'Ein Hund',
+    'A cat',
   ]
-  # 'false' parsed as False (bool('false') would be True).
-  assert [e['is_main_image'] for e in ref] == [b'false', b'true']
+  # 'false' parsed as False (bool('false') would be True); an empty flag is not given.
+  assert [e['is_main_image'] for e in ref] == [b'false', b'true', b'']
   stats = data_stats.snapshot()['skipped_rows']
   assert stats['bad_field'] == 1 and stats['wrong_column_count'] == 1
   assert stats['invalid_utf8'] == 1
-  # The en attribution fails its language check; de has none; fr passes.
+  # The en attributions: one fails its language check, one has none given; de has no
+  # attribution; fr passes. Each counted under its reason, not as an empty text.
+  data_stats.reset()
   assert [e['language'] for e in _examples('wit_attribution')] == [b'fr']
+  stats = data_stats.snapshot()['skipped_rows']
+  assert stats['failed_language_id'] == 2 and stats['all_signals_empty'] == 1, stats
   assert [vocab.decode(e['text'].tolist()) for e in _examples('wit_alt_text')] == ['Hund im Park']
   assert [e['language'] for e in _examples('wit_reference.de')] == [b'de']
 
@@ -93,8 +102,9 @@ def test_wit_bad_header_names_file(tmp_path):
 
 def test_wit_parse_bool():
   assert wit.parse_bool('false') is False and wit.parse_bool('TRUE') is True
-  with pytest.raises(ValueError):
-    wit.parse_bool('')
+  assert wit.parse_bool(' ') is None
+  with pytest.raises(ValueError, match="expected 'true', 'false' or empty, got 'yes'"):
+    wit.parse_bool('yes')
 
 
 def test_wit_blank_lines_are_no_rows_and_skips_name_the_row_start(tmp_path, caplog):
