@@ -79,6 +79,33 @@ def test_missing_required_macro_is_named(tmp_path):
     gin_flags.parse_flags([f'--gin_file={g}'], 'test')
 
 
+_REGISTRATIONS = []
+
+
+@gin.configurable
+def counted_registration(name='yfcc100m_full'):
+  _REGISTRATIONS.append(name)
+  return name
+
+
+def test_the_required_check_calls_no_configurable(tmp_path):
+  """The %gin.REQUIRED check followed a macro by calling its value: `MIXTURE_OR_TASK_NAME =
+  @registered_task()` registered every task at flag parsing (then again in the job), its errors
+  dropped. A macro naming a required macro is still found."""
+  g = _write(
+    tmp_path,
+    'run.gin',
+    'MODEL_DIR = %gin.REQUIRED\nRUN_DIR = %MODEL_DIR\nTASK = @counted_registration()\n',
+  )
+  _REGISTRATIONS.clear()
+  with pytest.raises(gin_flags.GinConfigError, match=r'not set: MODEL_DIR, RUN_DIR \('):
+    gin_flags.parse_flags([f'--gin_file={g}'], 'test')
+  gin.clear_config()
+  gin_flags.parse_flags([f'--gin_file={g}', '--gin.MODEL_DIR="m"'], 'test')
+  assert _REGISTRATIONS == []
+  assert gin.query_parameter('TASK/macro.value').scoped_selector == 'counted_registration'
+
+
 def test_unknown_macro_on_command_line(tmp_path):
   g = _write(tmp_path, 'base.gin', _BASE)
   with pytest.raises(gin_flags.GinConfigError, match=r"unknown macro 'MODLE_DIR'.*MODEL_DIR"):

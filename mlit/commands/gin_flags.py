@@ -255,14 +255,20 @@ def _macro_value(name: str):
 _UNDEFINED = object()
 
 
-def _is_required(value) -> bool:
+def _is_required(value, _seen=()) -> bool:
+  """Whether a macro's value is %gin.REQUIRED, directly or through other macros. Nothing is
+  called on the way: `@registered_task()` registering every task at flag parsing ran the
+  registration twice and dropped its errors."""
   if value is gin.REQUIRED:
     return True
-  if isinstance(value, gin.config.ConfigurableReference):
-    try:
-      return value.scoped_configurable_fn() is gin.REQUIRED
-    except Exception:  # pylint: disable=broad-except
-      return False
+  if not isinstance(value, gin.config.ConfigurableReference):
+    return False
+  kind = value.configurable.name
+  if kind == 'constant':  # %gin.REQUIRED, %gin.SOME_CONSTANT: a stored value
+    return value.scoped_configurable_fn() is gin.REQUIRED
+  if kind == 'macro':
+    name = value.scoped_selector.split('/')[0]
+    return name not in _seen and _is_required(_macro_value(name), (*_seen, name))
   return False
 
 
