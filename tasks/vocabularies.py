@@ -25,13 +25,22 @@ def vocabulary(path: str | None = None, extra_ids: int = 0) -> seqio.SentencePie
   """The SentencePiece vocabulary at `path`, by default the model's (module doc); a local path is
   checked here (seqio loads lazily, so a wrong file would otherwise fail deep inside a tf.data
   pipeline)."""
+  return task_vocabulary(path, 'tasks.vocabularies.vocabulary.path', extra_ids)
+
+
+def task_vocabulary(
+  path: str | None, setting: str, extra_ids: int = 0
+) -> seqio.SentencePieceVocabulary:
+  """`vocabulary` for a file a task's own `setting` names (the model's VOCABULARY when None):
+  compared with VOCABULARY's file, as the tasks' tasks.vocabularies.vocabulary.path is."""
   model_file = model_vocabulary_file()
   if path and model_file and path != model_file and (path, model_file) not in _WARNED:
     _WARNED.add((path, model_file))  # once per process, not per registered task
     logging.warning(
-      "the tasks tokenize with %s (tasks.vocabularies.vocabulary.path), not with VOCABULARY's "
-      '%s, which training does not read; the run records %s for evaluation and inference',
+      "the tasks tokenize with %s (%s), not with VOCABULARY's %s, which training does not read; "
+      'the run records %s for evaluation and inference',
       path,
+      setting,
       model_file,
       path,
     )

@@ -2,15 +2,18 @@
 
 import dataclasses
 import json
+import logging
 import os
 
 import numpy as np
 import pytest
 
+import gin
 from tasks.emoji_cldr import build as build_lib
 from tasks.emoji_cldr import build_main, emoji_list, pairs, sources
 from tasks.emoji_cldr import data as data_lib
 from tasks.emoji_cldr import split as split_lib
+from tasks.user_error import UserError
 
 LANGS = ('en', 'de', 'ccp')  # ccp: a language with partial CLDR coverage
 SMALL = build_lib.BuildConfig(image_size=16, n_aug=2, languages=LANGS, max_emoji=150)
@@ -277,6 +280,37 @@ def test_seqio_tasks_yield_examples(small, vocab_path):
     .as_numpy_iterator()
   )
   assert 0 <= sg['label'] < m['counts']['subgroups'] and sg['image'].shape == (16, 16, 3)
+
+
+def test_a_vocab_path_is_compared_with_the_models_vocabulary(small, vocab_path, tmp_path, caplog):
+  """register_emoji_cldr_tasks.vocab_path was used as given: a file other than VOCABULARY's got
+  no word (evaluation reads the run's record of it), VOCABULARY's binding was reported as never
+  read, and a model with SentencePiece's default ids went unchecked."""
+  import shutil  # pylint: disable=g-import-not-at-top
+
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  from tasks.emoji_cldr import tasks  # pylint: disable=g-import-not-at-top
+
+  other = str(tmp_path / 'other.model')
+  shutil.copy(vocab_path, other)
+  gin.parse_config(
+    'from __gin__ import dynamic_registration\nimport seqio\n'
+    f"seqio.SentencePieceVocabulary.sentencepiece_model_file = '{other}'"
+  )
+  with caplog.at_level(logging.WARNING):
+    tasks.register_emoji_cldr_tasks(small[0], vocab_path, languages=['de'])
+  assert (
+    f'the tasks tokenize with {vocab_path} (register_emoji_cldr_tasks.vocab_path), not with '
+    f"VOCABULARY's {other}, which training does not read"
+  ) in caplog.text
+  task = seqio.get_mixture_or_task('emoji_cldr.de')
+  assert task.output_features['text'].vocabulary.sentencepiece_model_file == vocab_path
+  gin.clear_config()
+  with open(other, 'wb') as f:
+    f.write(b'not a model')
+  with pytest.raises(UserError, match=f'{other}: not a SentencePiece model'):
+    tasks.register_emoji_cldr_tasks(small[0], other, languages=['de'])
 
 
 @pytest.mark.slow

@@ -231,7 +231,11 @@ def register_emoji_cldr_tasks(
   emb = None
   if image_embeddings:  # one eager tensor per array, shared by every task
     emb = {d: tf.constant(a) for d, a in embeddings_lib.load(image_embeddings, ds).items()}
-  vocab = vocabularies.sentencepiece(vocab_path) if vocab_path else vocabularies.vocabulary()
+  vocab = (
+    vocabularies.task_vocabulary(vocab_path, 'register_emoji_cldr_tasks.vocab_path')
+    if vocab_path
+    else vocabularies.vocabulary()  # the gin-bound tasks.vocabularies.vocabulary.path, if any
+  )
   langs = list(languages) if languages else ds.languages
   unknown = sorted((set(langs) | set(exclude_languages)) - set(ds.languages))
   if unknown:
