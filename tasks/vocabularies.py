@@ -34,7 +34,7 @@ def task_vocabulary(
   """`vocabulary` for a file a task's own `setting` names (the model's VOCABULARY when None):
   compared with VOCABULARY's file, as the tasks' tasks.vocabularies.vocabulary.path is."""
   model_file = model_vocabulary_file()
-  if path and model_file and path != model_file and (path, model_file) not in _WARNED:
+  if path and model_file and not _same_file(path, model_file) and (path, model_file) not in _WARNED:
     _WARNED.add((path, model_file))  # once per process, not per registered task
     logging.warning(
       "the tasks tokenize with %s (%s), not with VOCABULARY's %s, which training does not read; "
@@ -72,6 +72,13 @@ def sentencepiece(path: str, extra_ids: int = 0) -> seqio.SentencePieceVocabular
 _LOADED: dict[str, tuple | None] = {}  # path as written -> (absolute path, size, mtime) last seen
 _CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files check_model_file passed
 _WARNED: set[tuple[str, str]] = set()  # (tasks' path, VOCABULARY's file) pairs warned about
+
+
+def _same_file(a: str, b: str) -> bool:
+  """One file under two spellings (relative and absolute, say) is the same vocabulary."""
+  if a == b:
+    return True
+  return os.path.isfile(a) and os.path.isfile(b) and os.path.samefile(a, b)
 
 
 def model_vocabulary_file() -> str | None:

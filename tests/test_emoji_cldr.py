@@ -306,6 +306,16 @@ def test_a_vocab_path_is_compared_with_the_models_vocabulary(small, vocab_path, 
   ) in caplog.text
   task = seqio.get_mixture_or_task('emoji_cldr.de')
   assert task.output_features['text'].vocabulary.sentencepiece_model_file == vocab_path
+  # The same file spelt relative to the working directory is no other vocabulary.
+  gin.clear_config()
+  gin.parse_config(
+    'from __gin__ import dynamic_registration\nimport seqio\n'
+    f"seqio.SentencePieceVocabulary.sentencepiece_model_file = '{os.path.relpath(vocab_path)}'"
+  )
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    tasks.register_emoji_cldr_tasks(small[0], vocab_path, languages=['de'])
+  assert 'the tasks tokenize with' not in caplog.text
   gin.clear_config()
   with open(other, 'wb') as f:
     f.write(b'not a model')
