@@ -59,11 +59,13 @@ def sentencepiece(path: str, extra_ids: int = 0) -> seqio.SentencePieceVocabular
   """seqio.SentencePieceVocabulary(path), never another file's model: seqio keeps each loaded
   model for the life of the process by its path as written, so the same relative path from
   another folder (a notebook's chdir, a second run in one process), or a file rewritten in place,
-  got the first model loaded, and its texts other ids. Such a change empties seqio's cache."""
+  got the first model loaded, and its texts other ids. Such a change empties seqio's cache, as
+  does a path's first use here: seqio may have loaded it already, not through this function (a
+  gin-configured VOCABULARY)."""
   if '://' not in path:
     st = os.stat(path) if os.path.isfile(path) else None
     now = (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
-    if _LOADED.setdefault(path, now) != now:
+    if path not in _LOADED or _LOADED[path] != now:
       _LOADED[path] = now
       seqio.vocabularies._load_model_internal.cache_clear()  # pylint: disable=protected-access
   return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)

@@ -3,9 +3,11 @@
 import csv
 import json
 import random
+import shutil
 
 import pytest
 import sentencepiece
+import seqio
 
 from mlit.commands import cli
 from tasks import language_mixture, vocabularies
@@ -101,3 +103,10 @@ def test_the_same_relative_path_elsewhere_is_that_folders_model(tmp_path, monkey
   for name in ('a', 'b', 'a'):
     monkeypatch.chdir(tmp_path / name)
     assert vocabularies.sentencepiece('spm/tiny_spm.model').vocab_size == own[name], name
+  # Loaded first by seqio itself (a gin-configured VOCABULARY), then here from another folder.
+  for name in ('a', 'b'):
+    shutil.copy(tmp_path / name / 'spm' / 'tiny_spm.model', tmp_path / name / 'spm' / 'v.model')
+  monkeypatch.chdir(tmp_path / 'b')
+  assert seqio.SentencePieceVocabulary('spm/v.model').vocab_size == own['b']
+  monkeypatch.chdir(tmp_path / 'a')
+  assert vocabularies.sentencepiece('spm/v.model').vocab_size == own['a']
