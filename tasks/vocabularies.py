@@ -46,11 +46,10 @@ def task_vocabulary(
     )
   path = path or model_file or MT5_VOCABULARY
   if '://' not in path:
-    st = os.stat(path) if os.path.isfile(path) else None
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
+    key = _file_key(path)
     if key not in _CHECKED:  # every task registers with it: YFCC's per-language tasks are 100+
       check_model_file(path)
-      if key and time.time() - st.st_mtime > 2:  # as file_io.file_sha256's memo
+      if key and time.time() - key[2] / 1e9 > 2:  # as file_io.file_sha256's memo
         _CHECKED.add(key)
   return sentencepiece(path, extra_ids)
 
@@ -63,12 +62,17 @@ def sentencepiece(path: str, extra_ids: int = 0) -> seqio.SentencePieceVocabular
   does a path's first use here: seqio may have loaded it already, not through this function (a
   gin-configured VOCABULARY)."""
   if '://' not in path:
-    st = os.stat(path) if os.path.isfile(path) else None
-    now = (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
+    now = _file_key(path)
     if path not in _LOADED or _LOADED[path] != now:
       _LOADED[path] = now
       seqio.vocabularies._load_model_internal.cache_clear()  # pylint: disable=protected-access
   return seqio.SentencePieceVocabulary(path, extra_ids=extra_ids)
+
+
+def _file_key(path: str) -> tuple[str, int, int] | None:
+  """(absolute path, size, mtime in ns) of a local file: a change of either is another model."""
+  st = os.stat(path) if os.path.isfile(path) else None
+  return (os.path.abspath(path), st.st_size, st.st_mtime_ns) if st else None
 
 
 _LOADED: dict[str, tuple | None] = {}  # path as written -> (absolute path, size, mtime) last seen
