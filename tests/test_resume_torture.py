@@ -113,9 +113,9 @@ def test_kills_and_a_damaged_checkpoint_end_bit_identical(setup, reference, capf
   assert json.loads((model_dir / 'language_stats.json').read_text()) == uninterrupted
 
 
-def _start_interruptible(gin_file, model_dir, data):
+def _start_interruptible(gin_file, model_dir, data, temp_dir):
   """The run as from a terminal: SIGINT at its default (a worker process may ignore it, and a
-  child inherits an ignored signal); Python turns it into KeyboardInterrupt."""
+  child inherits an ignored signal); Python turns it into KeyboardInterrupt. TMPDIR is temp_dir."""
   wrapper = (
     'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); '
     'os.execv(sys.executable, [sys.executable, "-m", "mlit.training.train", *sys.argv[1:]])'
@@ -123,7 +123,7 @@ def _start_interruptible(gin_file, model_dir, data):
   return subprocess.Popen(
     [sys.executable, '-c', wrapper, *_args(gin_file, model_dir)],
     cwd=REPO,
-    env=_env(data),
+    env={**_env(data), 'TMPDIR': str(temp_dir)},
     stdout=subprocess.DEVNULL,
     stderr=subprocess.PIPE,
     text=True,
@@ -150,13 +150,17 @@ def test_sigterm_and_ctrl_c_say_where_it_resumes_and_leave_no_half_write(
   model_dir = root / 'ctrl_c'
   ckpts = model_dir / 'checkpoints'
   rng = random.Random(3)
+  # The runs' temporary folder: TensorFlow's autograph writes the functions it converts there and
+  # removes them at a normal exit only; a Ctrl-C'd command ends without teardown and left them.
+  temp_dir = root / 'ctrl_c_tmp'
+  temp_dir.mkdir()
 
   def a_new_logged_step():
     first = len(_logged_steps(model_dir))
     return lambda: len(_logged_steps(model_dir)) > first
 
   # SIGTERM (a preemption notice) early in the run: the step reached is saved, off the period.
-  proc = _start_interruptible(gin_file, model_dir, data)
+  proc = _start_interruptible(gin_file, model_dir, data, temp_dir)
   last = _signal_when(proc, lambda: _logged_steps(model_dir), signal.SIGTERM)
   match = re.fullmatch(
     r'mlit train: stopped by SIGTERM \(a preemption notice\) after step (\d+), saved as '
@@ -165,6 +169,7 @@ def test_sigterm_and_ctrl_c_say_where_it_resumes_and_leave_no_half_write(
   )
   assert match, last
   assert int(match[1]) == _done_steps(ckpts)[-1] < STEPS and not _writing_checkpoint(ckpts)
+  assert not list(temp_dir.iterdir())
 
   # Ctrl-C while a checkpoint is written, then at a random moment: the write is finished, and
   # the line names the newest checkpoint on disk.
@@ -174,7 +179,8 @@ def test_sigterm_and_ctrl_c_say_where_it_resumes_and_leave_no_half_write(
 
   for moment in (writing_a_step, lambda: _after(rng, a_new_logged_step())):
     ready = moment()  # from this run's start
-    last = _signal_when(_start_interruptible(gin_file, model_dir, data), ready, signal.SIGINT)
+    proc = _start_interruptible(gin_file, model_dir, data, temp_dir)
+    last = _signal_when(proc, ready, signal.SIGINT)
     print(f'{moment.__name__}: {last}')
     match = re.fullmatch(
       r'mlit train: interrupted \(Ctrl-C\) after step (\d+); the last checkpoint is step (\d+) '
@@ -184,6 +190,7 @@ def test_sigterm_and_ctrl_c_say_where_it_resumes_and_leave_no_half_write(
     )
     assert match, last
     assert not _writing_checkpoint(ckpts), sorted(p.name for p in ckpts.iterdir())
+    assert not list(temp_dir.iterdir()), sorted(p.name for p in temp_dir.rglob('*'))
     assert int(match[2]) == _done_steps(ckpts)[-1] <= int(match[1])
   assert train.main(_args(gin_file, model_dir)) == 0
   final = _final(model_dir)

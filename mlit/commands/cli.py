@@ -325,9 +325,10 @@ def program_main(command: str | None = None) -> int:
 
   Sets mlit's malloc settings first (re-executing the process; see malloc_settings).
   """
-  from mlit.commands import malloc_settings  # pylint: disable=g-import-not-at-top
+  from mlit.commands import malloc_settings, process_temp  # pylint: disable=g-import-not-at-top
 
   malloc_settings.reexec_with_settings()
+  process_temp.use_own_folder()
   argv = sys.argv[1:]
   try:
     code = main([command, *argv] if command else argv)
@@ -340,10 +341,7 @@ def program_main(command: str | None = None) -> int:
     # Threads that Ctrl-C left running (tf.data readers, XLA compiling) can crash the interpreter's
     # teardown (a segfault after the job's line, 1 exit in 3 when interrupted during set-up); the
     # job's own files were closed by its finally blocks, so the process ends without teardown.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    process_temp.end_without_teardown(code)
   return code
 
 

@@ -34,7 +34,7 @@ from jax.experimental import multihost_utils
 import gin
 from mlit import run_layout
 from mlit.checkpoints import run_state as checkpointing
-from mlit.commands import gin_flags, gin_unread
+from mlit.commands import gin_flags, gin_unread, process_temp
 from mlit.inference import run_spec
 from mlit.models import losses, two_tower
 from mlit.training import dry_run as dry_run_lib
@@ -937,7 +937,8 @@ def _not_connected(where: str) -> None:
     file=sys.stderr,
     flush=True,
   )
-  os._exit(2)  # jax.distributed's connect holds the main thread; it would abort with a C++ trace
+  # jax.distributed's connect holds the main thread; it would abort with a C++ trace.
+  process_temp.end_without_teardown(2)
 
 
 def _allgather_texts(text: str) -> list[str]:
@@ -1021,6 +1022,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Not a return: at exit jax.distributed waits for every process at a shutdown barrier, which
     # a lost process never reaches: the wait runs out the heartbeat timeout (100 s) and aborts
     # with a C++ trace. The run's files were closed by train()'s finally blocks.
-    sys.stdout.flush()
-    os._exit(LOST)
+    process_temp.end_without_teardown(LOST)
   return 0
