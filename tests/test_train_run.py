@@ -104,11 +104,11 @@ def reference(setup):
   return _final(model_dir)
 
 
-def _mlit(tmp_path, *argv) -> subprocess.CompletedProcess:
+def _mlit(tmp_path, *argv, cwd=REPO) -> subprocess.CompletedProcess:
   """`mlit ARGV` in a fresh process, as a user runs it."""
   return subprocess.run(
     [sys.executable, '-m', 'mlit.commands.cli', *argv],
-    cwd=REPO,
+    cwd=cwd,
     env=_env(tmp_path),
     capture_output=True,
     text=True,
@@ -123,8 +123,9 @@ def test_local_tiny_out_of_the_box(tmp_path):
     tmp_path,
     'train',
     '--gin_file=gin/local_tiny.gin',
-    f'--gin.MODEL_DIR="{model_dir}"',
+    '--gin.MODEL_DIR="tiny"',  # relative, as README's commands give it
     '--gin.TRAIN_STEPS=40',
+    cwd=tmp_path,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'step 40/40 loss' in proc.stderr and 'pairs/s' in proc.stderr
@@ -151,6 +152,16 @@ def test_local_tiny_out_of_the_box(tmp_path):
     "'mlit_synthetic_embeddings' has no SentencePiece vocabulary), so it cannot encode text"
   ), proc.stderr[-3000:]
   assert list((model_dir / 'train').glob('events.out.tfevents.*'))
+  # Resumed from another folder through the run's own config.gin: the setting changed is the one
+  # change said (MODEL_DIR as spelled from there was listed as one), and no binding of config.gin
+  # is warned about as never read (VOCABULARY's, which a run of token ids does not read, were).
+  resume = ['train', f'--gin_file={model_dir}/config.gin', f'--gin.MODEL_DIR="{model_dir}"']
+  proc = _mlit(tmp_path, *resume, '--gin.TRAIN_STEPS=41', '--dry_run')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'never read' not in proc.stderr, proc.stderr[-3000:]
+  assert proc.stderr.count("differs from the run's config.gin") == 1, proc.stderr[-3000:]
+  said = 'config.gin (the run would resume at step 40 with this one and replace it): '
+  assert said + '- TRAIN_STEPS = 40; + TRAIN_STEPS = 41\n' in proc.stderr, proc.stderr[-3000:]
 
 
 def test_dry_run_sets_up_compiles_and_writes_nothing(setup, reference, capsys):

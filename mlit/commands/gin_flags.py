@@ -9,6 +9,7 @@ search paths a user gives) the repo's `gin/` directory and the installed `share/
 """
 
 import argparse
+import ast
 import difflib
 import importlib
 import importlib.util  # noqa: F401  gin's package-resource reader uses it without importing it
@@ -471,12 +472,42 @@ def check_positive(**values) -> None:
 
 def config_changes(model_dir: str, filename: str = run_layout.CONFIG) -> list[str]:
   """Binding lines of the config being run that differ from the run's saved config.gin
-  ('- old' / '+ new'); [] when there is none or they agree."""
+  ('- old' / '+ new'); [] when there is none or they agree.
+
+  A path spelled another way that names the same file is no change: a run resumed from another
+  folder binds its relative paths as found where it trained (gin_run_paths), or the user gives
+  them absolute. Relative paths of the saved config are read from the folder the run trained in
+  where that is known (gin_run_paths.trained_in), else from this one."""
   path = os.path.join(model_dir, filename)
   if not os.path.isfile(path):
     return []
   with open(path, encoding='utf-8') as f:
-    return binding_changes(f.read(), gin.config_str())
+    changes = binding_changes(f.read(), gin.config_str())
+  trained_in = gin_run_paths.trained_in(path) or os.getcwd()
+  old = {name: value for sign, name, value in map(_binding_parts, changes) if sign == '-'}
+  same = {
+    name
+    for sign, name, value in map(_binding_parts, changes)
+    if sign == '+' and _same_path(old.get(name), value, trained_in)
+  }
+  return [c for c in changes if _binding_parts(c)[1] not in same]
+
+
+def _binding_parts(change: str) -> tuple[str, str, object]:
+  """('-' or '+', the bound name, the value if it is a Python literal, else None)."""
+  sign, binding = change[0], change[2:]
+  name, _, value = binding.partition(' = ')
+  try:
+    return sign, name.strip(), ast.literal_eval(value.strip())
+  except (ValueError, SyntaxError, MemoryError, RecursionError):
+    return sign, name.strip(), None
+
+
+def _same_path(old, new, old_folder: str) -> bool:
+  """Whether strings `old` (relative to old_folder) and `new` (relative to here) name one path."""
+  if not (isinstance(old, str) and isinstance(new, str) and old and new and old != new):
+    return False
+  return os.path.normpath(os.path.join(old_folder, old)) == os.path.abspath(new)
 
 
 def binding_changes(old: str, new: str) -> list[str]:

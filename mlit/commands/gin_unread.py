@@ -5,7 +5,8 @@ the run ever calls that configurable or refers to that macro: `LEARNING_RAT = 3e
 yours defines a macro nobody reads, and `text_tower.TextTower.pooling` binds a class the model
 builds with its own arguments. After set-up the trainer compares what the user bound with gin's
 operative config (what was read) and warns about the rest. mlit's own gin files are not checked:
-their macros (VOCABULARY for evaluation, ...) need not all be read by every command.
+their macros (VOCABULARY for evaluation, ...) need not all be read by every command; nor is a
+run's config.gin, which holds every binding of the run's files, mlit's included.
 """
 
 import dataclasses
@@ -15,6 +16,8 @@ from typing import Sequence
 
 import gin
 from gin import config_parser
+from mlit import run_layout
+from mlit.inference import run_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +26,9 @@ class _Binding:
   selector: str  # as written; a macro's name
   arg: str  # '' for a macro
   where: str  # 'FILE:LINE' or '--gin flag'
+  # False for a run's config.gin: the trainer wrote every binding of the run's gin files there,
+  # mlit's own included, so a command given it (a resume, a continued run) reads only some.
+  checked: bool = True
 
   @property
   def name(self) -> str:
@@ -63,12 +69,13 @@ def record(gin_files: Sequence[str], bindings: Sequence[str], paths: Sequence[st
       return
     with open(path, encoding='utf-8') as f:
       text = f.read()
+    checked = not _written_by_a_run(path)
     for st in _statements(text):
       if isinstance(st, config_parser.IncludeStatement):
         visit(st.filename)
       elif isinstance(st, config_parser.BindingStatement):
         where = f'{path}:{st.location.line_num}'
-        _recorded.append(_Binding(st.scope, st.selector, st.arg_name, where))
+        _recorded.append(_Binding(st.scope, st.selector, st.arg_name, where, checked))
 
   for name in gin_files:
     visit(name)
@@ -78,6 +85,14 @@ def record(gin_files: Sequence[str], bindings: Sequence[str], paths: Sequence[st
         _recorded.append(
           _Binding(st.scope, st.selector, st.arg_name, f'--gin.{b.split("=")[0].strip()}')
         )
+
+
+def _written_by_a_run(path: str) -> bool:
+  """A run's config.gin: the trainer's resolved config, beside the run's mlit_model.json."""
+  folder = os.path.dirname(os.path.abspath(path))
+  return os.path.basename(path) == run_layout.CONFIG and os.path.isfile(
+    os.path.join(folder, run_spec.FILENAME)
+  )
 
 
 def macro_bound_in(name: str) -> str | None:
@@ -139,7 +154,7 @@ def unread_warning(defined_by_mlit) -> str | None:
   macro is not a typo, and not every command reads all of them)."""
   unread = []
   for b in _recorded:
-    if _read(b) or (not b.arg and defined_by_mlit(b.selector)):
+    if not b.checked or _read(b) or (not b.arg and defined_by_mlit(b.selector)):
       continue
     unread.append(f'{b.name} ({b.where}{_hint(b)})')
   if not unread:
