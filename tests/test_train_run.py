@@ -118,12 +118,14 @@ def _mlit(tmp_path, *argv, cwd=REPO) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_local_tiny_out_of_the_box(tmp_path):
-  model_dir = tmp_path / 'tiny'
+  # A name long enough that gin's config.gin wraps the binding of its absolute path ('\').
+  name = 'tiny_run_whose_absolute_path_gin_wraps_over_two_lines'
+  model_dir = tmp_path / name
   proc = _mlit(
     tmp_path,
     'train',
     '--gin_file=gin/local_tiny.gin',
-    '--gin.MODEL_DIR="tiny"',  # relative, as README's commands give it
+    f'--gin.MODEL_DIR="{name}"',  # relative, as README's commands give it
     '--gin.TRAIN_STEPS=40',
     cwd=tmp_path,
   )

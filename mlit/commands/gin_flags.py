@@ -518,8 +518,8 @@ def binding_changes(old: str, new: str) -> list[str]:
     for line in text.splitlines():
       if not line.strip() or line.lstrip().startswith('#'):
         continue
-      if line.startswith((' ', '\t')) and current:
-        current += ' ' + line.strip()
+      if line.startswith((' ', '\t')) and current:  # gin ends a wrapped line with '\'
+        current = current.removesuffix('\\').rstrip() + ' ' + line.strip()
       else:
         if current:
           out.append(current)
