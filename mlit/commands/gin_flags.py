@@ -484,13 +484,14 @@ def config_changes(model_dir: str, filename: str = run_layout.CONFIG) -> list[st
   with open(path, encoding='utf-8') as f:
     changes = binding_changes(f.read(), gin.config_str())
   trained_in = gin_run_paths.trained_in(path) or os.getcwd()
-  old = {name: value for sign, name, value in map(_binding_parts, changes) if sign == '-'}
+  parts = [_binding_parts(c) for c in changes]
+  old = {name: value for sign, name, value in parts if sign == '-'}
   same = {
     name
-    for sign, name, value in map(_binding_parts, changes)
+    for sign, name, value in parts
     if sign == '+' and _same_path(old.get(name), value, trained_in)
   }
-  return [c for c in changes if _binding_parts(c)[1] not in same]
+  return [c for c, (_, name, _) in zip(changes, parts) if name not in same]
 
 
 def _binding_parts(change: str) -> tuple[str, str, object]:

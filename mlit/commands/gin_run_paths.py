@@ -17,7 +17,6 @@ import sys
 from typing import Sequence
 
 import gin
-from mlit import run_layout
 from mlit.commands import gin_unread
 from mlit.inference import run_spec
 
@@ -28,11 +27,9 @@ _LEFT_TO_THE_COMMANDS = ('MODEL_DIR',)
 def trained_in(config_path: str) -> str | None:
   """The folder a run's config.gin was written from, or None: `config_path` must be a run's
   config.gin (mlit_model.json beside it) binding a relative MODEL_DIR that its folder ends with."""
-  run = os.path.dirname(os.path.abspath(config_path))
-  if os.path.basename(config_path) != run_layout.CONFIG or not os.path.isfile(
-    os.path.join(run, run_spec.FILENAME)
-  ):
+  if not run_spec.is_run_config(config_path):
     return None
+  run = os.path.dirname(os.path.abspath(config_path))
   bound = _model_dir_in(config_path)  # as the file binds it: a flag may bind another
   if not bound or os.path.isabs(bound):
     return None

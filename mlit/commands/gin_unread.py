@@ -16,7 +16,6 @@ from typing import Sequence
 
 import gin
 from gin import config_parser
-from mlit import run_layout
 from mlit.inference import run_spec
 
 
@@ -69,7 +68,7 @@ def record(gin_files: Sequence[str], bindings: Sequence[str], paths: Sequence[st
       return
     with open(path, encoding='utf-8') as f:
       text = f.read()
-    checked = not _written_by_a_run(path)
+    checked = not run_spec.is_run_config(path)
     for st in _statements(text):
       if isinstance(st, config_parser.IncludeStatement):
         visit(st.filename)
@@ -85,14 +84,6 @@ def record(gin_files: Sequence[str], bindings: Sequence[str], paths: Sequence[st
         _recorded.append(
           _Binding(st.scope, st.selector, st.arg_name, f'--gin.{b.split("=")[0].strip()}')
         )
-
-
-def _written_by_a_run(path: str) -> bool:
-  """A run's config.gin: the trainer's resolved config, beside the run's mlit_model.json."""
-  folder = os.path.dirname(os.path.abspath(path))
-  return os.path.basename(path) == run_layout.CONFIG and os.path.isfile(
-    os.path.join(folder, run_spec.FILENAME)
-  )
 
 
 def macro_bound_in(name: str) -> str | None:

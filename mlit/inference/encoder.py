@@ -227,11 +227,9 @@ def _run_of_config_gin(checkpoint_dir: str) -> str:
   if bound != checkpoint_dir or not where or where.startswith('--gin'):
     return checkpoint_dir  # bound by a flag: what the user typed is what they meant
   config = where.rsplit(':', 1)[0]
-  run = os.path.dirname(os.path.abspath(config))
-  if os.path.basename(config) != run_layout.CONFIG or not os.path.isfile(
-    os.path.join(run, run_spec.FILENAME)
-  ):
+  if not run_spec.is_run_config(config):
     return checkpoint_dir
+  run = os.path.dirname(os.path.abspath(config))
   logging.warning(
     'MODEL_DIR %r (as %s names it) is not here; evaluating %s, the run that config.gin belongs to',
     checkpoint_dir,

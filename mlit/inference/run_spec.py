@@ -19,12 +19,21 @@ import logging
 import os
 from typing import Any, Mapping, Optional
 
+from mlit import run_layout
 from tasks import file_io
 from tasks.user_error import UserError
 
 FILENAME = 'mlit_model.json'
 VOCABULARY_FILE = 'vocabulary.model'
 FORMAT = 1
+
+
+def is_run_config(path: str) -> bool:
+  """Whether `path` is a run's config.gin: the one the trainer wrote, beside mlit_model.json."""
+  folder = os.path.dirname(os.path.abspath(path))
+  return os.path.basename(path) == run_layout.CONFIG and os.path.isfile(
+    os.path.join(folder, FILENAME)
+  )
 
 
 def _text_config(config) -> dict:
