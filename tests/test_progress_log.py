@@ -1,6 +1,8 @@
 """metrics.jsonl and TensorBoard after a resume: every step once."""
 
 import json
+import subprocess
+import sys
 
 import tensorflow as tf
 
@@ -36,3 +38,22 @@ def test_resume_drops_records_after_the_restored_step(tmp_path):
   lines = (tmp_path / 'metrics.jsonl').read_text().splitlines()
   assert [json.loads(l)['step'] for l in lines] == [2, 4, 6, 8]
   assert _tensorboard_steps(tmp_path) == [2, 4, 6, 8]
+
+
+def test_tensorboard_writer_loads_without_pytorch_and_leaves_it_importable(tmp_path):
+  # tensorboardX imports torch when installed (the test extra installs it): about 2 s of each
+  # run's start, for torch tensors mlit never logs. A fresh interpreter, so torch is not loaded.
+  code = f"""
+import sys
+from mlit.training import progress_log
+log = progress_log.ProgressLog({str(tmp_path)!r}, total_steps=2, batch_size=2, start_step=0)
+log.write(2, {{'loss': 0.5}})
+log.close()
+assert 'torch' not in sys.modules, 'tensorboardX loaded torch'
+import torch  # still importable afterwards
+print(torch.__name__)
+"""
+  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.split() == ['torch']
+  assert _tensorboard_steps(tmp_path) == [2]

@@ -45,6 +45,22 @@ def drop_records_after(path: str, step: int) -> None:
   os.replace(tmp, path)
 
 
+def summary_writer_class():
+  """tensorboardX's SummaryWriter, imported without PyTorch: tensorboardX imports torch when it
+  is installed (about 2 s of a run's start) only to accept torch tensors, and mlit writes floats.
+  A process that has torch loaded already keeps it."""
+  if 'torch' in sys.modules:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
+    return SummaryWriter
+  sys.modules['torch'] = None  # `import torch` raises ImportError, which tensorboardX expects
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  finally:
+    del sys.modules['torch']
+  return SummaryWriter
+
+
 class ProgressLog:
   """Writes one record per log step to the terminal, TensorBoard and JSONL."""
 
@@ -57,11 +73,9 @@ class ProgressLog:
     self._writer = None
     self._jsonl = None
     if self._main:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-
       # purge_step: TensorBoard hides events at or after it from the earlier files. The
       # suffix keeps a resume within the same second from overwriting the killed run's file.
-      self._writer = SummaryWriter(
+      self._writer = summary_writer_class()(
         run_layout.tensorboard(model_dir),
         purge_step=start_step + 1 if start_step else None,
         filename_suffix=f'.from{start_step:010d}',
