@@ -57,3 +57,13 @@ print(torch.__name__)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.split() == ['torch']
   assert _tensorboard_steps(tmp_path) == [2]
+
+
+def test_progress_line_counts_the_rows_with_a_duplicate_left_out(tmp_path, capsys):
+  log = progress_log.ProgressLog(str(tmp_path), total_steps=4, batch_size=8, start_step=0)
+  log.write(2, {'loss': 1.0, 'text/duplicate_rows': 3.0})
+  log.write(4, {'loss': 1.0, 'title/duplicate_rows': 2.0, 'tags/duplicate_rows': 5.0})
+  log.close()
+  lines = capsys.readouterr().err.splitlines()
+  assert 'loss 1.0000 duplicate rows 3 pairs/s' in lines[0]
+  assert 'duplicate rows tags 5 title 2 pairs/s' in lines[1]

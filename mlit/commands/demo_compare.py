@@ -37,6 +37,12 @@ VARIANTS = {
     _TRAIN_EVAL,
     _SHARED,
   ),
+  'duplicates_left_out': (
+    'pairs of one image or one text left out of the loss',
+    ['--gin_bindings=train.train.duplicates_as_negatives=False'],
+    _TRAIN_EVAL,
+    _SHARED,
+  ),
   'english_vocab': (
     'English-only vocabulary',
     ['--vocab_languages=en'],

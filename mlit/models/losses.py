@@ -10,6 +10,10 @@ Masking: `mask[i] == False` removes pair i entirely (as a query and as a
 negative), so a masked loss equals the unmasked loss on the sub-batch of valid
 pairs. This is what an empty text signal (e.g. a YFCC photo without a
 description) needs.
+
+Duplicates: `duplicates[i, j] == True` (i != j) says column j matches row i's
+positive (the same image or the same text: mlit/models/duplicate_pairs.py);
+the pair is then neither a positive nor a negative, in both directions.
 """
 
 from typing import Callable, Mapping, Optional
@@ -36,11 +40,32 @@ def _check_pair(zimg: jax.Array, ztxt: jax.Array) -> None:
     )
 
 
-def _accuracies(logits: jax.Array, valid: jax.Array, n: jax.Array) -> dict:
+def _off_diagonal(b: int, duplicates: Optional[jax.Array]) -> Optional[jax.Array]:
+  """The duplicates as bool [B, B] without the diagonal (a row's own pair is its positive)."""
+  if duplicates is None:
+    return None
+  if duplicates.shape != (b, b):
+    raise ValueError(f'duplicates must have shape ({b}, {b}), got {duplicates.shape}')
+  return duplicates.astype(bool) & ~jnp.eye(b, dtype=bool)
+
+
+def _pairs(valid: jax.Array, duplicates: Optional[jax.Array]) -> jax.Array:
+  """[B, B] bool: the pairs the loss compares (both rows valid, not a duplicate)."""
+  pair = valid[:, None] & valid[None, :]
+  return pair if duplicates is None else pair & ~duplicates
+
+
+def _duplicate_metrics(duplicates: Optional[jax.Array], valid: jax.Array) -> dict:
+  if duplicates is None:
+    return {}
+  rows = jnp.any(duplicates & valid[None, :], axis=1) & valid
+  return {'duplicate_rows': jnp.sum(rows)}  # valid rows with a valid pair left out
+
+
+def _accuracies(logits: jax.Array, valid: jax.Array, n: jax.Array, pair: jax.Array) -> dict:
   """In-batch top-1 accuracy per direction over the valid pairs."""
   idx = jnp.arange(logits.shape[0])
-  # Masked columns must never win the argmax.
-  pair = valid[:, None] & valid[None, :]
+  # Masked columns (invalid rows, duplicates) must never win the argmax.
   masked = jnp.where(pair, logits, _NEG)
   i2t = (jnp.argmax(masked, axis=1) == idx) & valid
   t2i = (jnp.argmax(masked, axis=0) == idx) & valid
@@ -55,6 +80,7 @@ def softmax_contrastive_loss(
   ztxt: jax.Array,
   temperature: jax.Array,
   mask: Optional[jax.Array] = None,
+  duplicates: Optional[jax.Array] = None,
 ) -> tuple[jax.Array, dict]:
   """Bidirectional softmax (InfoNCE / CLIP) loss over the global batch.
 
@@ -63,19 +89,22 @@ def softmax_contrastive_loss(
     ztxt: [B, D] text embeddings; row i is the positive for image i.
     temperature: scalar multiplier of the logits (exp of the learned `t`).
     mask: optional bool [B]; False removes pair i from the loss.
+    duplicates: optional bool [B, B]; True leaves pair (i, j) out of both
+      softmaxes (module doc).
 
   Returns:
     (loss, metrics): loss is the mean of the image->text and text->image
     cross-entropies over valid pairs (0 when none is valid); metrics hold
     'loss', 'img2txt_loss', 'txt2img_loss', 'img2txt_acc', 'txt2img_acc',
-    'n_valid'.
+    'n_valid' (and 'duplicate_rows' with duplicates).
   """
   _check_pair(zimg, ztxt)
   b = zimg.shape[0]
   valid = _valid_mask(b, mask)
   n = jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)
   logits = jnp.einsum('id,jd->ij', zimg.astype(jnp.float32), ztxt.astype(jnp.float32)) * temperature
-  pair = valid[:, None] & valid[None, :]
+  duplicates = _off_diagonal(b, duplicates)
+  pair = _pairs(valid, duplicates)
   masked = jnp.where(pair, logits, _NEG)
   diag = jnp.diagonal(logits)
   i2t = jax.nn.logsumexp(masked, axis=1) - diag
@@ -88,8 +117,9 @@ def softmax_contrastive_loss(
     'img2txt_loss': i2t_loss,
     'txt2img_loss': t2i_loss,
     'n_valid': jnp.sum(valid),
+    **_duplicate_metrics(duplicates, valid),
   }
-  metrics.update(_accuracies(logits, valid, n))
+  metrics.update(_accuracies(logits, valid, n, pair))
   return loss, metrics
 
 
@@ -99,6 +129,7 @@ def sigmoid_contrastive_loss(
   temperature: jax.Array,
   bias: jax.Array,
   mask: Optional[jax.Array] = None,
+  duplicates: Optional[jax.Array] = None,
 ) -> tuple[jax.Array, dict]:
   """SigLIP pairwise sigmoid loss over the global batch.
 
@@ -113,9 +144,11 @@ def sigmoid_contrastive_loss(
     temperature: scalar logit scale.
     bias: scalar logit bias.
     mask: optional bool [B]; False removes pair i (its row and column).
+    duplicates: optional bool [B, B]; True leaves pair (i, j) out of the sum.
 
   Returns:
-    (loss, metrics) with 'loss', 'img2txt_acc', 'txt2img_acc', 'n_valid'.
+    (loss, metrics) with 'loss', 'img2txt_acc', 'txt2img_acc', 'n_valid' (and
+    'duplicate_rows' with duplicates).
   """
   _check_pair(zimg, ztxt)
   b = zimg.shape[0]
@@ -125,11 +158,12 @@ def sigmoid_contrastive_loss(
     jnp.einsum('id,jd->ij', zimg.astype(jnp.float32), ztxt.astype(jnp.float32)) * temperature + bias
   )
   labels = 2.0 * jnp.eye(b) - 1.0
-  pair = valid[:, None] & valid[None, :]
+  duplicates = _off_diagonal(b, duplicates)
+  pair = _pairs(valid, duplicates)
   nll = -jax.nn.log_sigmoid(labels * logits)
   loss = jnp.sum(jnp.where(pair, nll, 0.0)) / n
-  metrics = {'loss': loss, 'n_valid': jnp.sum(valid)}
-  metrics.update(_accuracies(logits, valid, n))
+  metrics = {'loss': loss, 'n_valid': jnp.sum(valid), **_duplicate_metrics(duplicates, valid)}
+  metrics.update(_accuracies(logits, valid, n, pair))
   return loss, metrics
 
 
@@ -147,6 +181,7 @@ def multi_signal_loss(
   zimg: jax.Array,
   ztxts: Mapping[str, jax.Array],
   masks: Optional[Mapping[str, jax.Array]] = None,
+  duplicates: Optional[Mapping[str, jax.Array]] = None,
   **loss_kwargs,
 ) -> tuple[jax.Array, dict]:
   """Sum of one contrastive loss per text signal (paper Appendix C).
@@ -157,6 +192,8 @@ def multi_signal_loss(
     ztxts: signal name (e.g. 'title') -> [B, D] text embeddings.
     masks: signal name -> bool [B] (e.g. from `text_signal_mask`); a missing
       name means all valid.
+    duplicates: signal name -> bool [B, B] (e.g. from
+      duplicate_pairs.duplicate_pairs); a missing name leaves every pair in.
     **loss_kwargs: passed on (temperature, bias).
 
   Returns:
@@ -164,14 +201,17 @@ def multi_signal_loss(
   """
   if not ztxts:
     raise ValueError('multi_signal_loss needs at least one text signal')
-  masks = masks or {}
-  unknown = set(masks) - set(ztxts)
-  if unknown:
-    raise KeyError(f'masks given for unknown text signals: {sorted(unknown)}')
+  masks, duplicates = masks or {}, duplicates or {}
+  for what, given in (('masks', masks), ('duplicates', duplicates)):
+    unknown = set(given) - set(ztxts)
+    if unknown:
+      raise KeyError(f'{what} given for unknown text signals: {sorted(unknown)}')
   total = 0.0
   metrics = {}
   for name in sorted(ztxts):
-    loss, m = loss_fn(zimg, ztxts[name], mask=masks.get(name), **loss_kwargs)
+    loss, m = loss_fn(
+      zimg, ztxts[name], mask=masks.get(name), duplicates=duplicates.get(name), **loss_kwargs
+    )
     total = total + loss
     metrics.update({f'{name}/{k}': v for k, v in m.items()})
   metrics['loss'] = total

@@ -107,6 +107,15 @@ class ProgressLog:
     extra = ''.join(
       f' {k} {v:.4g}' for k, v in sorted(metrics.items()) if k in ('lr', 'temperature')
     )
+    duplicates = {
+      k[: -len('duplicate_rows')].rstrip('/'): v
+      for k, v in sorted(metrics.items())
+      if k.endswith('duplicate_rows')
+    }
+    if duplicates:  # train.train.duplicates_as_negatives=False: the step's rows with one left out
+      extra += ' duplicate rows' + ''.join(
+        f' {name} {v:.0f}' if len(duplicates) > 1 else f' {v:.0f}' for name, v in duplicates.items()
+      )
     if 'bt_replaced_share' in metrics:
       extra += (
         f' bt replaced {100 * metrics["bt_replaced_share"]:.3g}% of texts so far'

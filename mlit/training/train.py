@@ -36,7 +36,7 @@ from mlit import run_layout
 from mlit.checkpoints import run_state as checkpointing
 from mlit.commands import gin_flags, gin_unread, process_temp
 from mlit.inference import run_spec
-from mlit.models import losses, two_tower
+from mlit.models import duplicate_pairs, losses, two_tower
 from mlit.training import dry_run as dry_run_lib
 from mlit.training import input_pipeline as train_data
 from mlit.training import optimizer as optimizer_lib
@@ -246,6 +246,7 @@ def make_train_step(
   loss: str,
   seed: int,
   lr_fn,
+  duplicates_as_negatives: bool = True,
 ):
   """The per-step function (state, batch) -> (state, metrics), not yet jitted."""
   contrastive = _loss_fn(loss)
@@ -264,10 +265,17 @@ def make_train_step(
       # An empty text (only PAD/EOS: e.g. a YFCC photo without description)
       # carries no signal: it is masked out of its loss.
       masks = {k: losses.text_signal_mask(batch[k]) for k in text_keys}
+      duplicates = None
+      if not duplicates_as_negatives:  # the same image or text in two rows: no negative pair
+        duplicates = {
+          k: duplicate_pairs.duplicate_pairs(batch[image_key], batch[k]) for k in text_keys
+        }
       kwargs = {'temperature': extras['t']}
       if loss == 'sigmoid':
         kwargs['bias'] = extras['b']
-      value, metrics = losses.multi_signal_loss(contrastive, zimg, ztxt, masks, **kwargs)
+      value, metrics = losses.multi_signal_loss(
+        contrastive, zimg, ztxt, masks, duplicates, **kwargs
+      )
       metrics['temperature'] = extras['t']
       return value, metrics
 
@@ -311,6 +319,7 @@ def train(
   image_dont_load: Sequence[str] = (),
   freeze: Sequence[str] = (),
   loss: str = 'softmax',
+  duplicates_as_negatives: bool = True,
   split: str = 'train',
   seed: int = 0,
   shuffle: bool = True,
@@ -355,6 +364,10 @@ def train(
     image_dont_load: regexes of ViT params not to load from the .npz.
     freeze: extra lock regexes over parameter names ('txt/encoder/...').
     loss: 'softmax' (LiT) or 'sigmoid' (SigLIP; model needs bias_init).
+    duplicates_as_negatives: True (LiT, CLIP) takes every other row of the batch as a
+      negative; False leaves out the pairs whose rows hold the same image or the same text
+      (bit for bit: mlit/models/duplicate_pairs.py), e.g. one image's texts in several
+      languages. metrics.jsonl then counts the rows that had one (duplicate_rows).
     split, seed, shuffle, use_cached: seqio data options; task_cache_dirs: where `mlit
       cache-tasks` wrote the cached tasks (with use_cached).
     num_data_shards: the task is read as this many shards (default: one per
@@ -512,7 +525,9 @@ def train(
       image_config=dict(model.image) if has_image_tower else None,
     )
     state = state_lib.init_state(tx, params, state_sh)
-  step_fn = make_train_step(model, tx, info.text_keys, info.image_key, loss, seed, lr_fn)
+  step_fn = make_train_step(
+    model, tx, info.text_keys, info.image_key, loss, seed, lr_fn, duplicates_as_negatives
+  )
   batch_sh = partitioning.batch_shardings(mesh, info.shapes)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     jit_step = jax.jit(

@@ -1,0 +1,53 @@
+"""Pairs of a batch that are not negatives: the same image, or the same text, in two rows.
+
+In-batch contrastive learning takes every other row of the batch as a negative. Multilingual
+data breaks that more than English data does: one image comes with texts in many languages
+(WIT's descriptions, the emoji demo's CLDR names, backtranslations), and short texts repeat across
+images (a keyword, a title). When row j holds row i's image, text j describes image i, yet the
+loss pushes them apart; when row j holds row i's text, column j ties with the positive and no
+model can rank it. `duplicate_pairs` finds both kinds from the batch's inputs, exactly, so the
+loss can leave them out (mlit/models/losses.py, `duplicates=`).
+
+Rows are compared by a fingerprint of their bits, not by their embeddings: a locked tower's
+output for one image is the same in every row only up to the compiler's reduction order, and
+augmented pixels of one image are not the same input (those rows stay negatives).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Two 32-bit hashes per row: a chance pair of different rows collides with odds of about 2^-64,
+# so a batch of 16,384 (1.3e8 pairs) has about 1e-11 chance of one false duplicate.
+_HASHES = 2
+
+
+def _weights(width: int) -> jax.Array:
+  """Fixed odd multipliers, [width, _HASHES]: the same for every process and step."""
+  rng = np.random.default_rng(0x11F)
+  return jnp.asarray(rng.integers(1, 2**32, (width, _HASHES), dtype=np.uint64) | 1, jnp.uint32)
+
+
+def row_fingerprints(x: jax.Array) -> jax.Array:
+  """[B, ...] -> [B, 2] uint32: equal rows (bit for bit) give equal fingerprints."""
+  flat = x.reshape(x.shape[0], -1)
+  if jnp.issubdtype(flat.dtype, jnp.floating):
+    flat = jax.lax.bitcast_convert_type(flat.astype(jnp.float32), jnp.uint32)
+  else:
+    flat = flat.astype(jnp.uint32)
+  w = _weights(flat.shape[1])
+  # Position-weighted sums wrap modulo 2^32; the shift mixes in high bits a plain sum would lose.
+  mixed = flat ^ (flat >> 16)
+  return jnp.stack([jnp.sum(mixed * w[:, k], axis=1) for k in range(_HASHES)], axis=1)
+
+
+def same_rows(x: jax.Array) -> jax.Array:
+  """[B, B] bool: rows i and j of x are equal (fingerprints), the diagonal included."""
+  f = row_fingerprints(x)
+  return jnp.all(f[:, None, :] == f[None, :, :], axis=-1)
+
+
+def duplicate_pairs(images: jax.Array, texts: jax.Array) -> jax.Array:
+  """[B, B] bool, False on the diagonal: row j holds row i's image or row i's text."""
+  b = images.shape[0]
+  return (same_rows(images) | same_rows(texts)) & ~jnp.eye(b, dtype=bool)
