@@ -1,5 +1,6 @@
-"""Global loss/gradients on a 4x2 mesh equal the single-device ones; a 4x2 checkpoint restores
-into 8x1 shardings.
+"""Global loss/gradients on a 4x2 mesh equal the single-device ones, with pairs of one image or
+one text left out (found across the batch's shards); a 4x2 checkpoint restores into 8x1
+shardings.
 
 The check runs in a subprocess with 8 forced CPU devices (this file run as a
 script), so the rest of the test session keeps seeing one device.
@@ -24,7 +25,7 @@ def _check() -> dict:
   from jax.sharding import PartitionSpec as P
 
   from mlit.checkpoints import run_state as checkpointing
-  from mlit.models import losses, text_tower, two_tower
+  from mlit.models import duplicate_pairs, losses, text_tower, two_tower
   from mlit.training import input_pipeline, optimizer, partitioning, state
 
   assert jax.device_count() == 8, jax.devices()
@@ -45,6 +46,10 @@ def _check() -> dict:
       [rng.integers(2, 64, (16, 5)), np.ones((16, 1)), np.zeros((16, 2))], axis=1
     ).astype(np.int32),
   }
+  # Duplicates in other shards of the 'data' axis (4 rows each): row 13 holds row 2's image,
+  # row 9 row 0's text.
+  batch['image'][13] = batch['image'][2]
+  batch['text'][9] = batch['text'][0]
   info = input_pipeline.InputInfo(
     text_keys=('text',),
     image_key='image',
@@ -58,8 +63,9 @@ def _check() -> dict:
 
   def loss_fn(p, b):
     zimg, ztxt, ex = model.apply({'params': p}, **b)
-    soft, _ = losses.softmax_contrastive_loss(zimg, ztxt, ex['t'])
-    sig, _ = losses.sigmoid_contrastive_loss(zimg, ztxt, ex['t'], ex['b'])
+    dup = duplicate_pairs.duplicate_pairs(b['image'], b['text'])
+    soft, _ = losses.softmax_contrastive_loss(zimg, ztxt, ex['t'], duplicates=dup)
+    sig, _ = losses.sigmoid_contrastive_loss(zimg, ztxt, ex['t'], ex['b'], duplicates=dup)
     return soft + sig
 
   tx, _ = optimizer.make_optimizer(params, total_steps=4, name='adafactor')
@@ -84,6 +90,8 @@ def _check() -> dict:
   assert emb.sharding.spec == P('model', None), emb.sharding
   b = partitioning.shard_batch(batch, mesh)
   assert b['text'].sharding.spec == P('data', None)
+  found = np.asarray(jax.jit(duplicate_pairs.duplicate_pairs)(b['image'], b['text']))
+  out['duplicates'] = sorted([int(i), int(j)] for i, j in zip(*np.nonzero(found)))
   fn = jax.jit(
     step, in_shardings=(p_sh, None), out_shardings=(partitioning.replicated(mesh), p_sh, p_sh)
   )
@@ -172,6 +180,7 @@ def test_mesh_matches_single_device():
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   print(result)
   assert result.pop('restore_4x2_to_8x1') == 0.0
+  assert result.pop('duplicates') == [[0, 9], [2, 13], [9, 0], [13, 2]]
   assert set(result) == {'4x2'}
   for mesh, diffs in result.items():
     # sharded init vs one-device init: same values up to rounding.
