@@ -162,3 +162,38 @@ def test_train_step_leaves_out_one_images_texts_in_two_languages():
     rtol=1e-4,
   )
   assert float(left_out['loss']) < float(plain['loss'])
+
+
+def test_each_text_signal_leaves_out_its_own_duplicates():
+  # YFCC's title and tags: the same image in rows 0 and 3 for both, the same tags in rows 1
+  # and 2 only: each signal's loss leaves out its own pairs, and the total is their sum.
+  zi, zt = _embeddings(b=4)
+  _, ztags = _embeddings(b=4, seed=1)
+  images = np.arange(4)[:, None].astype(np.int32).repeat(3, 1)
+  images[3] = images[0]
+  title = np.array([[4, 5, 1], [6, 1, 0], [7, 8, 1], [9, 1, 0]], np.int32)
+  tags = np.array([[4, 1, 0], [6, 7, 1], [6, 7, 1], [9, 1, 0]], np.int32)
+  dup = {
+    k: duplicate_pairs.duplicate_pairs(jnp.asarray(images), jnp.asarray(t))
+    for k, t in (('title', title), ('tags', tags))
+  }
+  total, m = losses.multi_signal_loss(
+    losses.softmax_contrastive_loss,
+    zi,
+    {'title': zt, 'tags': ztags},
+    duplicates=dup,
+    temperature=7.0,
+  )
+  assert int(m['title/duplicate_rows']) == 2 and int(m['tags/duplicate_rows']) == 4
+  want = sum(
+    _np_softmax_loss(zi, z, 7.0, np.asarray(dup[k])) for k, z in (('title', zt), ('tags', ztags))
+  )
+  np.testing.assert_allclose(float(total), want, rtol=1e-5)
+  with pytest.raises(KeyError, match="duplicates given for unknown text signals: \\['desc'\\]"):
+    losses.multi_signal_loss(
+      losses.softmax_contrastive_loss,
+      zi,
+      {'title': zt},
+      duplicates={'desc': dup['title']},
+      temperature=7.0,
+    )
