@@ -15,17 +15,20 @@ augmented pixels of one image are not the same input (those rows stay negatives)
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 # Two 32-bit hashes per row: a chance pair of different rows collides with odds of about 2^-64,
 # so a batch of 16,384 (1.3e8 pairs) has about 1e-11 chance of one false duplicate.
 _HASHES = 2
 
 
-def _weights(width: int) -> jax.Array:
-  """Fixed odd multipliers, [width, _HASHES]: the same for every process and step."""
-  rng = np.random.default_rng(0x11F)
-  return jnp.asarray(rng.integers(1, 2**32, (width, _HASHES), dtype=np.uint64) | 1, jnp.uint32)
+def _weights(width: int, k: int) -> jax.Array:
+  """Hash k's multipliers, [width] odd uint32: a mix of the position, computed in the step (no
+  constant of the pixels' width in the program), the same on every process and step."""
+  w = jnp.arange(width, dtype=jnp.uint32) * jnp.uint32(0x9E3779B1) + jnp.uint32(
+    (0x85EBCA77 * k + 1) % 2**32
+  )
+  w = (w ^ (w >> 15)) * jnp.uint32(0x2C1B3C6D)
+  return (w ^ (w >> 12)) | jnp.uint32(1)
 
 
 def row_fingerprints(x: jax.Array) -> jax.Array:
@@ -35,10 +38,11 @@ def row_fingerprints(x: jax.Array) -> jax.Array:
     flat = jax.lax.bitcast_convert_type(flat.astype(jnp.float32), jnp.uint32)
   else:
     flat = flat.astype(jnp.uint32)
-  w = _weights(flat.shape[1])
-  # Position-weighted sums wrap modulo 2^32; the shift mixes in high bits a plain sum would lose.
-  mixed = flat ^ (flat >> 16)
-  return jnp.stack([jnp.sum(mixed * w[:, k], axis=1) for k in range(_HASHES)], axis=1)
+  # Position-weighted sums modulo 2^32. The multipliers are odd, so rows that differ in one
+  # position always differ (an odd factor is invertible); several differences cancel in a hash
+  # with odds of about 2^-32.
+  width = flat.shape[1]
+  return jnp.stack([jnp.sum(flat * _weights(width, k), axis=1) for k in range(_HASHES)], axis=1)
 
 
 def same_rows(x: jax.Array) -> jax.Array:
