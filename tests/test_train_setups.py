@@ -72,10 +72,15 @@ train.train.checkpoint_period = 3
 
 
 @pytest.mark.slow
-def test_lu_live_images_pretrained_towers(tmp_path):
+def test_lu_live_images_pretrained_towers(tmp_path, capsys):
   npz, t5x, vit_init, txt_init = _write_checkpoints(tmp_path)
   g = _gin(tmp_path, npz, t5x)
-  assert train.main([f'--gin_file={g}', f'--gin.MODEL_DIR="{tmp_path / "run"}"']) == 0
+  # Duplicates left out on live pixels: said at set-up (crops make one image's rows differ).
+  flags = [f'--gin_file={g}', f'--gin.MODEL_DIR="{tmp_path / "run"}"']
+  assert train.main(flags + ['--gin.train.train.duplicates_as_negatives=False']) == 0
+  assert train.duplicates_on_live_images_note() in capsys.readouterr().err
+  records = (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()
+  assert 'text/duplicate_rows' in json.loads(records[-1])
   state = _state(tmp_path / 'run', 3)
   params = traverse_util.flatten_dict(state['params'], sep='/')
   for k, v in vit_init.items():  # locked: exactly the .npz weights

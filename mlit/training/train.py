@@ -238,6 +238,17 @@ def _loss_fn(kind: str):
   raise UserError(f"train.loss must be 'softmax' or 'sigmoid', got {kind!r}")
 
 
+def duplicates_on_live_images_note() -> str:
+  """What duplicates_as_negatives=False finds on live pixels, said once at set-up: a training
+  task's random crops (tasks/image_preprocessors.py) make one image's rows differ."""
+  return (
+    'train.train.duplicates_as_negatives=False on live images: rows are compared bit for bit, '
+    "and the training crops make one image's rows differ, so only repeated texts (and images "
+    'fed uncropped) are left out of the loss; on pre-computed embeddings (the *_precomputed '
+    'tasks) every repeat of an image is'
+  )
+
+
 def make_train_step(
   model: two_tower.TwoTower,
   tx: optax.GradientTransformation,
@@ -469,6 +480,8 @@ def train(
   if bt_settings:
     train_log.log(backtranslation.describe(*bt_settings))
   _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
+  if not duplicates_as_negatives and info.image_key == 'image':
+    train_log.log(duplicates_on_live_images_note())
   _check_inference_image(model, info, model_dir, *inference_tower)
   has_image_tower = model.image is not None
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
