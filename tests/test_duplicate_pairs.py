@@ -46,7 +46,9 @@ def test_finds_the_same_image_or_text_bit_for_bit():
   images[5] = np.nextafter(images[1], np.float32(np.inf))  # one ulp from row 1: another image
   texts = rng.integers(2, 50, size=(6, 5)).astype(np.int32)
   texts[4] = texts[2]  # row 4: row 2's text, another image
-  dup = np.asarray(duplicate_pairs.duplicate_pairs(jnp.asarray(images), jnp.asarray(texts)))
+  dup = np.asarray(
+    duplicate_pairs.duplicate_pairs(jnp.asarray(images), {'text': jnp.asarray(texts)})['text']
+  )
   want = np.zeros((6, 6), bool)
   want[0, 3] = want[3, 0] = want[2, 4] = want[4, 2] = True
   np.testing.assert_array_equal(dup, want)
@@ -54,7 +56,9 @@ def test_finds_the_same_image_or_text_bit_for_bit():
   emb = rng.normal(size=(4, 8)).astype(np.float32)
   emb[2] = emb[1]
   texts = np.array([[5, 6, 1, 0], [5, 6, 1, 0], [5, 6, 7, 1], [9, 1, 0, 0]], np.int32)
-  dup = np.asarray(duplicate_pairs.duplicate_pairs(jnp.asarray(emb), jnp.asarray(texts)))
+  dup = np.asarray(
+    duplicate_pairs.duplicate_pairs(jnp.asarray(emb), {'text': jnp.asarray(texts)})['text']
+  )
   assert sorted(zip(*np.nonzero(dup))) == [(0, 1), (1, 0), (1, 2), (2, 1)]
 
 
@@ -173,10 +177,9 @@ def test_each_text_signal_leaves_out_its_own_duplicates():
   images[3] = images[0]
   title = np.array([[4, 5, 1], [6, 1, 0], [7, 8, 1], [9, 1, 0]], np.int32)
   tags = np.array([[4, 1, 0], [6, 7, 1], [6, 7, 1], [9, 1, 0]], np.int32)
-  dup = {
-    k: duplicate_pairs.duplicate_pairs(jnp.asarray(images), jnp.asarray(t))
-    for k, t in (('title', title), ('tags', tags))
-  }
+  dup = duplicate_pairs.duplicate_pairs(
+    jnp.asarray(images), {'title': jnp.asarray(title), 'tags': jnp.asarray(tags)}
+  )
   total, m = losses.multi_signal_loss(
     losses.softmax_contrastive_loss,
     zi,

@@ -63,7 +63,7 @@ def _check() -> dict:
 
   def loss_fn(p, b):
     zimg, ztxt, ex = model.apply({'params': p}, **b)
-    dup = duplicate_pairs.duplicate_pairs(b['image'], b['text'])
+    dup = duplicate_pairs.duplicate_pairs(b['image'], {'text': b['text']})['text']
     soft, _ = losses.softmax_contrastive_loss(zimg, ztxt, ex['t'], duplicates=dup)
     sig, _ = losses.sigmoid_contrastive_loss(zimg, ztxt, ex['t'], ex['b'], duplicates=dup)
     return soft + sig
@@ -90,7 +90,9 @@ def _check() -> dict:
   assert emb.sharding.spec == P('model', None), emb.sharding
   b = partitioning.shard_batch(batch, mesh)
   assert b['text'].sharding.spec == P('data', None)
-  found = np.asarray(jax.jit(duplicate_pairs.duplicate_pairs)(b['image'], b['text']))
+  found = np.asarray(
+    jax.jit(duplicate_pairs.duplicate_pairs)(b['image'], {'text': b['text']})['text']
+  )
   out['duplicates'] = sorted([int(i), int(j)] for i, j in zip(*np.nonzero(found)))
   fn = jax.jit(
     step, in_shardings=(p_sh, None), out_shardings=(partitioning.replicated(mesh), p_sh, p_sh)

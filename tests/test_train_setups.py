@@ -78,7 +78,7 @@ def test_lu_live_images_pretrained_towers(tmp_path, capsys):
   # Duplicates left out on live pixels: said at set-up (crops make one image's rows differ).
   flags = [f'--gin_file={g}', f'--gin.MODEL_DIR="{tmp_path / "run"}"']
   assert train.main(flags + ['--gin.train.train.duplicates_as_negatives=False']) == 0
-  assert train.duplicates_on_live_images_note() in capsys.readouterr().err
+  assert train.DUPLICATES_ON_LIVE_IMAGES in capsys.readouterr().err
   records = (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()
   assert 'text/duplicate_rows' in json.loads(records[-1])
   state = _state(tmp_path / 'run', 3)

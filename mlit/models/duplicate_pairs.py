@@ -13,6 +13,8 @@ output for one image is the same in every row only up to the compiler's reductio
 augmented pixels of one image are not the same input (those rows stay negatives).
 """
 
+from typing import Mapping
+
 import jax
 import jax.numpy as jnp
 
@@ -51,7 +53,9 @@ def same_rows(x: jax.Array) -> jax.Array:
   return jnp.all(f[:, None, :] == f[None, :, :], axis=-1)
 
 
-def duplicate_pairs(images: jax.Array, texts: jax.Array) -> jax.Array:
-  """[B, B] bool, False on the diagonal: row j holds row i's image or row i's text."""
-  b = images.shape[0]
-  return (same_rows(images) | same_rows(texts)) & ~jnp.eye(b, dtype=bool)
+def duplicate_pairs(images: jax.Array, texts: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  """Per text signal, [B, B] bool, False on the diagonal: row j holds row i's image or row i's
+  text of that signal. The images are compared once for all signals."""
+  same_image = same_rows(images)
+  off_diagonal = ~jnp.eye(images.shape[0], dtype=bool)
+  return {name: (same_image | same_rows(t)) & off_diagonal for name, t in texts.items()}

@@ -192,8 +192,8 @@ def multi_signal_loss(
     ztxts: signal name (e.g. 'title') -> [B, D] text embeddings.
     masks: signal name -> bool [B] (e.g. from `text_signal_mask`); a missing
       name means all valid.
-    duplicates: signal name -> bool [B, B] (e.g. from
-      duplicate_pairs.duplicate_pairs); a missing name leaves every pair in.
+    duplicates: signal name -> bool [B, B] (duplicate_pairs.duplicate_pairs);
+      a missing name leaves every pair in.
     **loss_kwargs: passed on (temperature, bias).
 
   Returns:

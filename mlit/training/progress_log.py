@@ -49,15 +49,14 @@ def summary_writer_class():
   """tensorboardX's SummaryWriter, imported without PyTorch: tensorboardX imports torch when it
   is installed (about 2 s of a run's start) only to accept torch tensors, and mlit writes floats.
   A process that has torch loaded already keeps it."""
-  if 'torch' in sys.modules:
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-
-    return SummaryWriter
-  sys.modules['torch'] = None  # `import torch` raises ImportError, which tensorboardX expects
+  blocked = 'torch' not in sys.modules
+  if blocked:
+    sys.modules['torch'] = None  # `import torch` raises ImportError, which tensorboardX expects
   try:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
   finally:
-    del sys.modules['torch']
+    if blocked:
+      del sys.modules['torch']
   return SummaryWriter
 
 

@@ -238,15 +238,14 @@ def _loss_fn(kind: str):
   raise UserError(f"train.loss must be 'softmax' or 'sigmoid', got {kind!r}")
 
 
-def duplicates_on_live_images_note() -> str:
-  """What duplicates_as_negatives=False finds on live pixels, said once at set-up: a training
-  task's random crops (tasks/image_preprocessors.py) make one image's rows differ."""
-  return (
-    'train.train.duplicates_as_negatives=False on live images: rows are compared bit for bit, '
-    "and the training crops make one image's rows differ, so only repeated texts (and images "
-    'fed uncropped) are left out of the loss; on pre-computed embeddings (the *_precomputed '
-    'tasks) every repeat of an image is'
-  )
+# Said once at set-up: a training task's random crops (tasks/image_preprocessors.py) make one
+# image's rows differ, so duplicates_as_negatives=False finds only its repeated texts there.
+DUPLICATES_ON_LIVE_IMAGES = (
+  'train.train.duplicates_as_negatives=False on live images: rows are compared bit for bit, '
+  "and the training crops make one image's rows differ, so only repeated texts (and images "
+  'fed uncropped) are left out of the loss; on pre-computed embeddings (the *_precomputed '
+  'tasks) every repeat of an image is'
+)
 
 
 def make_train_step(
@@ -278,9 +277,9 @@ def make_train_step(
       masks = {k: losses.text_signal_mask(batch[k]) for k in text_keys}
       duplicates = None
       if not duplicates_as_negatives:  # the same image or text in two rows: no negative pair
-        duplicates = {
-          k: duplicate_pairs.duplicate_pairs(batch[image_key], batch[k]) for k in text_keys
-        }
+        duplicates = duplicate_pairs.duplicate_pairs(
+          batch[image_key], {k: batch[k] for k in text_keys}
+        )
       kwargs = {'temperature': extras['t']}
       if loss == 'sigmoid':
         kwargs['bias'] = extras['b']
@@ -481,7 +480,7 @@ def train(
     train_log.log(backtranslation.describe(*bt_settings))
   _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
   if not duplicates_as_negatives and info.image_key == 'image':
-    train_log.log(duplicates_on_live_images_note())
+    train_log.log(DUPLICATES_ON_LIVE_IMAGES)
   _check_inference_image(model, info, model_dir, *inference_tower)
   has_image_tower = model.image is not None
   model = model.clone(lock_image=bool(image_locked and has_image_tower))
