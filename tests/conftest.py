@@ -8,9 +8,11 @@ process and every subprocess a test starts (they inherit the environment): many 
 same tiny train steps in new processes or new jit objects (resume, kills, meshes, the demo's
 stages). Measured on the resume/SIGKILL/NaN tests: 120 s -> 74 s of CPU.
 
-The processes a test starts write their temporary files under pytest's folders (TMPDIR, one
-folder per test): a process the test kills (SIGKILL, a lost coordinator) cannot remove its
-temporary folder (mlit/commands/process_temp.py), and the system's would keep it.
+Temporary files go under pytest's folders (one per test), for the processes a test starts (TMPDIR)
+and for the test's own process (`tempfile.tempdir`, which Python fixes at its first use): a process
+the test kills (SIGKILL, a lost coordinator) cannot remove its temporary folder
+(mlit/commands/process_temp.py), and libraries leave theirs (tfds's `tmp*tfds` for a dataset it has
+not prepared); the system's temporary folder would keep them.
 """
 
 import atexit
@@ -30,8 +32,10 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:  # set before any test imports
 
 
 @pytest.fixture(autouse=True)
-def _subprocess_temp_folder(tmp_path_factory, monkeypatch):
-  monkeypatch.setenv('TMPDIR', str(tmp_path_factory.mktemp('tmpdir')))
+def _temp_folder_per_test(tmp_path_factory, monkeypatch):
+  folder = str(tmp_path_factory.mktemp('tmpdir'))
+  monkeypatch.setenv('TMPDIR', folder)
+  monkeypatch.setattr(tempfile, 'tempdir', folder)
 
 
 @pytest.fixture(autouse=True)

@@ -191,8 +191,8 @@ def test_coco_keeps_every_planted_caption(workdir, images, annotations, caps):
 
 
 @pytest.fixture(scope='module')
-def npz_bytes():
-  path = os.path.join(tempfile.mkdtemp(), 'v.npz')
+def npz_bytes(tmp_path_factory):
+  path = os.path.join(tmp_path_factory.mktemp('npz'), 'v.npz')
   np.savez(path, **{'cls': np.arange(64, dtype=np.float32), 'embedding/bias': np.ones(3)})
   with open(path, 'rb') as f:
     return f.read()
@@ -230,11 +230,11 @@ def test_npz_member_flip_is_caught(workdir, npz_bytes):
 
 
 @pytest.fixture(scope='module')
-def t5x_dirs():
+def t5x_dirs(tmp_path_factory):
   """A checkpoint dir beside a secret zarr array (and a link to it) outside that dir."""
   import tensorstore as ts
 
-  root = tempfile.mkdtemp()
+  root = str(tmp_path_factory.mktemp('t5x'))
   secret = os.path.join(root, 'secret')
   spec = {
     'driver': 'zarr',
