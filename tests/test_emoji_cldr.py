@@ -1,9 +1,11 @@
 """emoji_cldr: builder on the real Debian data (small), split, errors, seqio tasks, pretraining."""
 
 import dataclasses
+import gc
 import json
 import logging
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -119,6 +121,20 @@ def test_a_language_without_names_for_the_emoji_is_said(tmp_path, capsys):
     'python -m tasks.emoji_cldr build: no texts for sa: their CLDR annotations name none of the '
   )
   assert err.endswith(' emoji (manifest.json languages_without_names)\n')
+
+
+def test_symbola_renderer_closes_the_font_file_it_reads():
+  # fontTools keeps a font's file open until close(); left open, it was a ResourceWarning
+  # wherever the object happened to be collected (seen in the suite's warnings summary).
+  from tasks.emoji_cldr import render  # pylint: disable=g-import-not-at-top
+
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    renderer = render.SymbolaRenderer(sources.find_input('symbola_font'))
+    assert renderer.has('\u2603') and renderer.glyph('\u2603') is not None  # snowman
+    del renderer
+    gc.collect()
+  assert not [w for w in caught if issubclass(w.category, ResourceWarning)], caught
 
 
 def test_help_lists_each_command_with_an_example(capsys):

@@ -52,7 +52,8 @@ class SymbolaRenderer:
   def __init__(self, font_path: str, size: int = NOTO_SIZE):
     from fontTools.ttLib import TTFont  # pylint: disable=g-import-not-at-top
 
-    self.cmap = set(TTFont(font_path, lazy=True).getBestCmap())
+    with TTFont(font_path, lazy=True) as font:  # closed: it holds the file open
+      self.cmap = set(font.getBestCmap())
     self.font = ImageFont.truetype(font_path, size)
 
   def has(self, emoji: str) -> bool:
