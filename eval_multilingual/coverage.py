@@ -127,6 +127,8 @@ class InputReader:
     self.undetectable_scripts = collections.Counter()
     # Texts per language whose language came from langdetect, not from --lang or a field.
     self.detected = collections.Counter()
+    # The first JSONL row without a text field: (where, its fields), for the hint.
+    self.first_without_text: tuple[str, list[str]] | None = None
 
   def undetectable_message(self) -> str | None:
     """One line on the texts dropped as undetectable, by script, and how to keep them."""
@@ -185,6 +187,18 @@ class InputReader:
       self.detected[lang] += 1
     return lang, text
 
+  def no_text_hint(self) -> str:
+    """Where the first JSONL row without a text field is, its fields and the flag that names
+    one (a user's own JSONL rarely calls its text 'text'); '' when every row had one."""
+    if self.first_without_text is None:
+      return ''
+    where, fields = self.first_without_text
+    wanted = repr(self.text_field) if self.text_field else f'any of {", ".join(TEXT_FIELDS)}'
+    return (
+      f'; the first, {where}, has fields {", ".join(fields) or "(none)"} and no string in '
+      f'{wanted}: name the text field with --text-field'
+    )
+
   def detection_warning(self) -> str | None:
     """One line when any language was guessed: langdetect on short texts mixes up related
     languages (Hindi as Nepali or Marathi, Ukrainian/Russian/Bulgarian/Macedonian)."""
@@ -202,6 +216,8 @@ class InputReader:
       tf = self._pick(obj, self.text_field, TEXT_FIELDS, where, 'text')
       if tf is None or not isinstance(obj.get(tf), str):
         self.skipped['no_text_field'] += 1
+        if self.first_without_text is None:
+          self.first_without_text = (where, sorted(obj))
         continue
       lf = self._pick(obj, self.lang_field, LANG_FIELDS, where, 'language')
       pair = self._emit(obj.get(lf) if lf else None, obj[tf])
@@ -449,7 +465,9 @@ def main(argv=None) -> int:
       print(reader.undetectable_message(), file=sys.stderr)
     skipped = ', '.join(f'{r} {n}' for r, n in sorted(reader.skipped.items()))
     raise UserError(
-      f'no text read from {", ".join(args.texts)}' + (f' (skipped: {skipped})' if skipped else '')
+      f'no text read from {", ".join(args.texts)}'
+      + (f' (skipped: {skipped})' if skipped else '')
+      + reader.no_text_hint()
     )
   for lang, s in stats.items():
     s['n_detected'] = reader.detected[lang]
@@ -461,7 +479,8 @@ def main(argv=None) -> int:
   sys.stdout.write(tables.markdown(HEADERS, rows(stats)))
   for reason, n in sorted(reader.skipped.items()):
     if reason != 'language_not_detectable':
-      print(f'skipped {n} rows: {reason}', file=sys.stderr)
+      hint = reader.no_text_hint() if reason == 'no_text_field' else ''
+      print(f'skipped {n} rows: {reason}{hint}', file=sys.stderr)
   if reader.undetectable_message():
     print(reader.undetectable_message(), file=sys.stderr)
   if reader.detection_warning():

@@ -121,6 +121,9 @@ def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
   assert '| el | Greek |' in captured.out
   for reason in ('empty_text', 'extra_columns', 'invalid_json', 'no_text_field'):
     assert f'skipped 1 rows: {reason}' in captured.err
+  assert (
+    f'skipped 1 rows: no_text_field; the first, {tmp_path}/b.jsonl:3, has fields lang and no string'
+  ) in captured.err
   stats = json.loads((out / 'coverage.json').read_text())
   assert stats['el']['n_texts'] == 2 and stats['el']['byte_fallback_share'] == pytest.approx(
     10 / 12
@@ -162,6 +165,23 @@ def test_missing_text_column_is_a_clear_error(sp, tmp_path):
   reader = coverage.InputReader()
   with pytest.raises(ValueError, match=r"x.tsv: header row \['language', 'body'\] has no text col"):
     list(reader.read(str(path)))
+
+
+def test_jsonl_without_a_known_text_field_names_its_fields_and_the_flag(sp, tmp_path, capsys):
+  # As the demo's own texts (runs/demo/data/texts/*.jsonl) are: the text is in 'name'.
+  vocab = tmp_path / 'v.model'
+  vocab.write_bytes(sp.serialized_model_proto())
+  rows = tmp_path / 'de.jsonl'
+  rows.write_text('{"emoji": "x", "lang": "de", "name": "Katze", "keywords": ["Tier"]}\n')
+  with pytest.raises(UserError) as e:
+    coverage.main(['--vocab', str(vocab), str(rows)])
+  assert str(e.value) == (
+    f'no text read from {rows} (skipped: no_text_field 1); the first, {rows}:1, has fields '
+    'emoji, keywords, lang, name and no string in any of text, caption, '
+    'caption_reference_description, title, sentence: name the text field with --text-field'
+  )
+  assert coverage.main(['--vocab', str(vocab), '--text-field', 'name', str(rows)]) == 0
+  assert '| de | German |' in capsys.readouterr().out
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
