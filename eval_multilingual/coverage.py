@@ -187,6 +187,21 @@ class InputReader:
       self.detected[lang] += 1
     return lang, text
 
+  def skipped_lines(self) -> list[str]:
+    """'skipped N rows: reason' per reason, the JSONL rows without a text field with
+    no_text_hint; not the undetectable languages (undetectable_message says those, by script)."""
+    return [
+      f'skipped {n} rows: {reason}' + (self.no_text_hint() if reason == 'no_text_field' else '')
+      for reason, n in sorted(self.skipped.items())
+      if reason != 'language_not_detectable'
+    ]
+
+  def why_nothing_was_read(self) -> str:
+    """The end of the one line for files that gave no text: ' (skipped: reason N, ...)' and
+    no_text_hint."""
+    skipped = ', '.join(f'{r} {n}' for r, n in sorted(self.skipped.items()))
+    return (f' (skipped: {skipped})' if skipped else '') + self.no_text_hint()
+
   def no_text_hint(self) -> str:
     """Where the first JSONL row without a text field is, its fields and the flag that names
     one (a user's own JSONL rarely calls its text 'text'); '' when every row had one."""
@@ -463,12 +478,7 @@ def main(argv=None) -> int:
   if not stats:  # nothing to write: an empty table would replace the languages of earlier files
     if reader.undetectable_message():
       print(reader.undetectable_message(), file=sys.stderr)
-    skipped = ', '.join(f'{r} {n}' for r, n in sorted(reader.skipped.items()))
-    raise UserError(
-      f'no text read from {", ".join(args.texts)}'
-      + (f' (skipped: {skipped})' if skipped else '')
-      + reader.no_text_hint()
-    )
+    raise UserError(f'no text read from {", ".join(args.texts)}{reader.why_nothing_was_read()}')
   for lang, s in stats.items():
     s['n_detected'] = reader.detected[lang]
   title = (
@@ -477,10 +487,8 @@ def main(argv=None) -> int:
   )
   print(f'truncated share: texts over --max-len {args.max_len} tokens incl. EOS', file=sys.stderr)
   sys.stdout.write(tables.markdown(HEADERS, rows(stats)))
-  for reason, n in sorted(reader.skipped.items()):
-    if reason != 'language_not_detectable':
-      hint = reader.no_text_hint() if reason == 'no_text_field' else ''
-      print(f'skipped {n} rows: {reason}{hint}', file=sys.stderr)
+  for line in reader.skipped_lines():
+    print(line, file=sys.stderr)
   if reader.undetectable_message():
     print(reader.undetectable_message(), file=sys.stderr)
   if reader.detection_warning():

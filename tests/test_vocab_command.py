@@ -75,6 +75,16 @@ def test_vocab_mistakes_are_one_line(tmp_path, capsys, args, message):
   (tmp_path / 'empty.txt').write_text('\n \n')
   assert cli.main(['vocab', '--out', str(tmp_path / 'o'), str(tmp_path / 'empty.txt')]) == 2
   assert 'no text to train a vocabulary on' in capsys.readouterr().err
+  # A JSONL whose text is under another name (the demo's texts/*.jsonl: 'name'): its fields and
+  # the flag, in the one line.
+  rows = tmp_path / 'de.jsonl'
+  rows.write_text('{"lang": "de", "name": "Katze"}\n')
+  assert cli.main(['vocab', '--out', str(tmp_path / 'o'), str(rows)]) == 2
+  assert capsys.readouterr().err.endswith(
+    f'no text to train a vocabulary on (skipped: no_text_field 1); the first, {rows}:1, has '
+    'fields lang, name and no string in any of text, caption, caption_reference_description, '
+    'title, sentence: name the text field with --text-field\n'
+  )
 
 
 def test_a_vocabulary_smaller_than_asked_is_warned(tmp_path, capsys):

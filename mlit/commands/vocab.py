@@ -81,10 +81,12 @@ def main(argv=None) -> int:
   reader = coverage.InputReader(args.lang, args.lang_field, args.text_field, detect=False)
   print('mlit vocab: reading the texts (held in memory)', file=sys.stderr, flush=True)
   texts = read_texts(args.texts, reader)
-  for reason, n in sorted(reader.skipped.items()):
-    print(f'mlit vocab: skipped {n} rows: {reason}', file=sys.stderr)
   if not texts:
-    raise UserError(f'{", ".join(args.texts)}: no text to train a vocabulary on')
+    raise UserError(
+      f'{", ".join(args.texts)}: no text to train a vocabulary on{reader.why_nothing_was_read()}'
+    )
+  for line in reader.skipped_lines():
+    print(f'mlit vocab: {line}', file=sys.stderr)
   drawn = language_mixture.temperature_sample(texts, args.max_texts, args.temperature, args.seed)
   os.makedirs(out_dir, exist_ok=True)
   lines = [t for lang in sorted(drawn) for t in drawn[lang]]
