@@ -491,6 +491,15 @@ def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):
       'el',
       str(jsonl),
     ],
+    f'(--lang-field); the first row without a text, {jsonl}:1, has fields lang, name': [
+      'add-language',
+      'coverage',
+      '--vocab',
+      vocab,
+      '--lang',
+      'el',
+      str(jsonl),
+    ],
     "no language field 'lng'": ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el']
     + ['--text-field', 'name', '--lang-field', 'lng', str(jsonl)],
     'drop --texts/--old-texts': [*extend, '--emoji-data', str(d), '--texts', el],

@@ -50,6 +50,7 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
   Rows skipped (no text field, empty, other languages) are counted on stderr."""
   fields = dict(text_field=getattr(args, 'text_field', None))
   texts, skipped, other, lines = [], {}, collections.Counter(), 0
+  first_without_text = None  # (where, fields) of the first JSONL row without a text field
   for path in paths:
     name = path[:-3] if path.endswith('.gz') else path
     structured = name.endswith(('.tsv', '.jsonl', '.json'))
@@ -71,6 +72,7 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
     other.update(l for l, _ in pairs if l != lang)
     for reason, n in reader.skipped.items():
       skipped[reason] = skipped.get(reason, 0) + n
+    first_without_text = first_without_text or reader.first_without_text
   if other:
     skipped['rows_of_other_languages'] = sum(other.values())
   if not texts:
@@ -91,6 +93,9 @@ def read_language_texts(paths: list[str], lang: str, args=None) -> list[str]:
       if skipped.get('no_text_field') or other
       else ''
     )
+    if first_without_text:
+      where, keys = first_without_text
+      hint += f'; the first row without a text, {where}, has fields {", ".join(keys) or "(none)"}'
     found = (
       '; the languages there: ' + ', '.join(f'{k} {n:,}' for k, n in other.most_common(5))
       if other
