@@ -477,31 +477,18 @@ def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):
   vocab, el = str(d / 'old.model'), str(d / 'el.txt')
   extend = ['add-language', 'extend-vocab', '--vocab', vocab, '--checkpoint', str(d / 'old_ckpt')]
   extend += ['--lang', 'el', '--out', str(tmp_path / 'new_ext')]
+  coverage_el = ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el']
   cases = {
     'not a SentencePiece model': ['add-language', 'coverage', '--vocab', el, '--lang', 'el', el],
     'a directory, not a SentencePiece': ['coverage', '--vocab', str(d), el],
-    "no texts of language 'el' in": ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el']
-    + [str(jsonl)],
-    '(20 no text field); texts are read from a field named one of': [
-      'add-language',
-      'coverage',
-      '--vocab',
-      vocab,
-      '--lang',
-      'el',
-      str(jsonl),
-    ],
+    f"no texts of language 'el' in {jsonl} (20 no text field); texts are read from a field named "
+    'one of': [*coverage_el, str(jsonl)],
     f'(--lang-field); the first row without a text, {jsonl}:1, has fields lang, name': [
-      'add-language',
-      'coverage',
-      '--vocab',
-      vocab,
-      '--lang',
-      'el',
+      *coverage_el,
       str(jsonl),
     ],
-    "no language field 'lng'": ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el']
-    + ['--text-field', 'name', '--lang-field', 'lng', str(jsonl)],
+    "no language field 'lng'": [*coverage_el, '--text-field', 'name', '--lang-field', 'lng']
+    + [str(jsonl)],
     'drop --texts/--old-texts': [*extend, '--emoji-data', str(d), '--texts', el],
     f'--out {out} exists and is not empty': [*extend[:-1], str(out), '--texts', el],
     '--old-texts': [*extend, '--texts', el, '--old-texts', str(jsonl)],
@@ -510,7 +497,7 @@ def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):
     assert cli.main(argv) == 2, message
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, (message, err)
-  argv = ['add-language', 'coverage', '--vocab', vocab, '--lang', 'el', '--text-field', 'name']
+  argv = [*coverage_el, '--text-field', 'name']
   assert cli.main([*argv, str(jsonl)]) == 0
   assert capsys.readouterr().out.startswith('Greek (el), 20 texts:')
   assert not (tmp_path / 'new_ext').exists()
