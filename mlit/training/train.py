@@ -672,6 +672,11 @@ def train(
           pending = (step + 1, metrics)
           stop = preempted(step + 1)  # every process, every step (JAX's preemption service)
           if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
+            # _run_counts is a collective of its own: on CPU (gloo) one started while the step's
+            # are still running can pair with them on another process (seen in 2-process runs:
+            # "Received data size doesn't match expected size", an abort). The step is read next
+            # anyway (check), so waiting for it here costs nothing.
+            jax.block_until_ready((state, metrics))
             counts, reads = _run_counts()
             check(*pending, counts)  # never save a state reached through a NaN step
             pending = None
@@ -691,16 +696,18 @@ def train(
             )
         if pending is not None:
           check(*pending)
+      if jax.process_index() == 0:
+        gin_flags.write_operative_config(model_dir)
     finally:
       ckpt.wait()
       log.close()
-      batches.close()  # stop reading ahead
+      # Stops reading ahead; can wait on TensorFlow for up to a minute (and says so), with the
+      # checkpoints, logs and the last checkpoint's data_stats.json written.
+      train_data.close_input(batches, train_log.log)
       # With several processes, adding up their counts is a collective that a failed process
       # never joins: the last checkpoint's save wrote the files.
       if jax.process_count() < 2:
         _write_data_stats(model_dir, *_run_counts())
-    if jax.process_index() == 0:
-      gin_flags.write_operative_config(model_dir)
   except KeyboardInterrupt as e:
     ckpt.wait()  # a checkpoint being written is finished, not left half-written
     raise TrainingInterrupted(_interrupted_text(done, ckpt.latest_step(), ckpt.directory)) from e
