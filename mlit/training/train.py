@@ -672,11 +672,6 @@ def train(
           pending = (step + 1, metrics)
           stop = preempted(step + 1)  # every process, every step (JAX's preemption service)
           if stop or (step + 1) % checkpoint_period == 0 or step + 1 == train_steps:
-            # _run_counts is a collective of its own: on CPU (gloo) one started while the step's
-            # are still running can pair with them on another process (seen in 2-process runs:
-            # "Received data size doesn't match expected size", an abort). The step is read next
-            # anyway (check), so waiting for it here costs nothing.
-            jax.block_until_ready((state, metrics))
             counts, reads = _run_counts()
             check(*pending, counts)  # never save a state reached through a NaN step
             pending = None
