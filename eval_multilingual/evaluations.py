@@ -155,6 +155,7 @@ class RetrievalEvaluation:
     txt = encoder.embed_texts(texts)
     metrics = retrieval.retrieval_metrics(txt, img, t2i, block=self.block)
     meta.update(n_examples=len(texts), n_images=len(keys), n_texts=len(texts))
+    meta.update(retrieval.shared_texts_meta(txt, img, t2i, texts, self.block))
     tokenizer = text_stats.tokenizer_of(encoder)
     if tokenizer is not None:
       meta['text'] = text_stats.caption_text_stats(tokenizer, texts)

@@ -110,6 +110,76 @@ def text_stats_blocks(results: dict, min_n: int = 0, label: Callable[[str], str]
   return blocks + ([_min_n_note(min_n)] if marked else [])
 
 
+def shared_text_blocks(results: dict, min_n: int = 0, label: Callable[[str], str] = str) -> list:
+  """Per retrieval task with texts that caption several images: how many, and R@1 both ways as
+  scored (the headline) and with such a text counted as each of its images' caption (meta
+  shared_texts_merged, retrieval.py)."""
+  meta = results.get('meta', {})
+  keys = sorted(
+    {
+      k
+      for per in meta.values()
+      for k, m in per.items()
+      if isinstance(m, dict) and m.get('n_texts_shared')
+    }
+  )
+  if not keys:
+    return []
+  headers = [
+    'Language',
+    'n',
+    'Texts shared',
+    'T→I R@1 %',
+    'T→I R@1, shared merged %',
+    'I→T R@1 %',
+    'I→T R@1, shared merged %',
+  ]
+  blocks = [
+    doc.Heading('Texts that caption several images'),
+    doc.Line(
+      'A text that is the caption of several images (the same string) ties with itself for '
+      'each of them, and ties count against the model, so image-to-text recall (I→T) counts '
+      'those images wrong at R@1 whatever the model does; and its copies are the same '
+      'text-to-image (T→I) query for different images, so at most one of them finds its own '
+      'image first. "shared merged" counts such a text as a caption of each of its images, '
+      'both ways.'
+    ),
+  ]
+  marked = False
+  for key in keys:
+    rows = []
+    for lang in sorted(meta):
+      m = meta[lang].get(key)
+      if not isinstance(m, dict) or 'n_texts_shared' not in m:
+        continue
+      scores = results.get('languages', {}).get(lang, {}).get(key, {})
+      merged = m.get('shared_texts_merged', {})
+      n_texts, shared = m.get('n_texts') or 0, m['n_texts_shared']
+      marked |= _small(results, lang, key, min_n)
+      rows.append(
+        [
+          label(lang),
+          _n_cell(results, lang, key, min_n),
+          f'{shared} of {n_texts}' if n_texts else shared,
+          _pct(scores.get('image_retrieval_recall@1')),
+          _pct(merged.get('image_retrieval_recall@1')) if shared else '',
+          _pct(scores.get('text_retrieval_recall@1')),
+          _pct(merged.get('text_retrieval_recall@1')) if shared else '',
+        ]
+      )
+    n_lang = sum(
+      1
+      for per in meta.values()
+      if isinstance(per.get(key), dict) and per[key].get('n_texts_shared')
+    )
+    blocks += [
+      doc.Heading(key, 3),
+      doc.Line(f'{len(rows)} languages; texts shared by several images in {n_lang}.'),
+      doc.Table(headers, rows, 1, collapsed=True),
+    ]
+  return blocks + ([_min_n_note(min_n)] if marked else [])
+
+
 _ENTRY_HEADERS = [
   'Language',
   'English name',
@@ -281,5 +351,6 @@ def blocks(
   return (
     emoji_imagenet_blocks(results, min_n, label)
     + text_stats_blocks(results, min_n, label)
+    + shared_text_blocks(results, min_n, label)
     + error_analysis_blocks(per_class, TOP_K, results, min_n, label)
   )

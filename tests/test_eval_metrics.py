@@ -5,6 +5,7 @@ import pytest
 
 from eval_multilingual import prompts as prompts_lib
 from eval_multilingual import retrieval, zeroshot
+from eval_multilingual.unit_norm import l2_normalize
 
 
 def _unit(v):
@@ -218,3 +219,54 @@ def test_subset_classes_skip_images_outside():
   meta.pop('per_class')
   assert meta == {'n_examples': 3, 'n_classes': 2, 'n_images_skipped': 1}
   assert metrics['acc1'] == pytest.approx(2 / 3)
+
+
+def test_a_text_of_several_images_ties_and_merged_counts_it_for_each():
+  # 'red' captions images 0 and 1 (one embedding: the same string), 'blue' image 2.
+  images = _unit([[1, 0.1], [1, -0.1], [0, 1]])
+  texts = _unit([[1, 0], [1, 0], [0.1, 1]])
+  strings = ['red', 'red', 'blue']
+  t2i = [0, 1, 2]
+  # As scored: image 0's 'red' ties with image 1's, against it; likewise for image 1.
+  np.testing.assert_array_equal(retrieval.image_to_text_ranks(texts, images, t2i), [1, 1, 0])
+  # Merged: either copy is either red image's caption.
+  ids = retrieval.text_ids(strings)
+  np.testing.assert_array_equal(ids, [0, 0, 1])
+  np.testing.assert_array_equal(
+    retrieval.image_to_text_ranks(texts, images, t2i, 1, ids), [0, 0, 0]
+  )
+  assert retrieval.shared_texts(strings, t2i) == 2
+  m = retrieval.shared_texts_merged(texts, images, t2i, strings, ks=(1,))
+  assert m == {'image_retrieval_recall@1': 1.0, 'text_retrieval_recall@1': 1.0}
+  # The same string under one image twice is not shared.
+  assert retrieval.shared_texts(['red', 'red', 'blue'], [0, 0, 1]) == 0
+  assert retrieval.shared_texts_meta(texts, images, [0, 0, 1], ['red', 'red', 'blue']) == {
+    'n_texts_shared': 0
+  }
+
+
+def test_shared_texts_merged_equals_numpy_at_any_block_size():
+  rng = np.random.default_rng(5)
+  for _ in range(100):
+    n_img = int(rng.integers(1, 25))
+    n_text = int(rng.integers(n_img, 60))
+    t2i = np.concatenate([np.arange(n_img), rng.integers(0, n_img, n_text - n_img)])
+    strings = [f's{x}' for x in rng.integers(0, max(1, n_text // 3), n_text)]
+    distinct = sorted(set(strings))
+    by_string = dict(zip(distinct, rng.normal(size=(len(distinct), 3)).astype(np.float32)))
+    texts = np.stack([by_string[x] for x in strings])
+    images = rng.normal(size=(n_img, 3)).astype(np.float32)
+    block = int(rng.integers(1, 8))
+    m = retrieval.shared_texts_merged(texts, images, t2i, strings, ks=(1, 3), block=block)
+    # Scores per distinct string (copies score alike), then the rank rule with "correct" =
+    # the (string, image) pairs the data has.
+    s = l2_normalize(np.stack([by_string[x] for x in distinct])) @ l2_normalize(images).T
+    col = [distinct.index(x) for x in strings]
+    pair = np.zeros((len(distinct), n_img), bool)
+    pair[col, t2i] = True
+    t_rank = [(s[c][~pair[c]] >= s[c][pair[c]].max()).sum() for c in col]
+    sc, pc = s[col], pair[col]  # [texts, images]
+    i_rank = [(sc[:, i][~pc[:, i]] >= sc[:, i][pc[:, i]].max()).sum() for i in range(n_img)]
+    for k in (1, 3):
+      assert m[f'image_retrieval_recall@{k}'] == float(np.mean(np.array(t_rank) < k))
+      assert m[f'text_retrieval_recall@{k}'] == float(np.mean(np.array(i_rank) < k))

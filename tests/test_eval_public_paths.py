@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import mlit
-from eval_multilingual import run
+from eval_multilingual import report, run
 from eval_multilingual.datasets import wit, xm3600
 from tasks.user_error import UserError
 
@@ -211,3 +211,56 @@ def test_own_pairs_with_eval_captions_gin_beside_webdataset_sidecars(run_dir, tm
   assert results['meta']['de']['mine/retrieval']['n_images'] == len(COLOURS)
   with pytest.raises(UserError, match='retrieval name'):
     run.main([*argv[:-2], '--gin.CAPTIONS_NAME="mine/x"'])
+
+
+def test_a_caption_of_several_images_is_scored_both_ways(run_dir, tmp_path):
+  """Your own pairs where one string captions several images (two red images, both 'rot'):
+  image->text counts both wrong at R@1 (the string ties with itself), the meta counts the shared
+  texts and scores them merged, and the merged scores equal a NumPy computation from mlit.load's
+  embeddings; the report says so."""
+  images = tmp_path / 'mine_eval'
+  images.mkdir()
+  captions = [names[DE] for names, _ in COLOURS] + [COLOURS[0][0][DE]]  # a second red image
+  colours = [rgb for _, rgb in COLOURS] + [COLOURS[0][1]]
+  lines, paths = [], []
+  for i, (caption, rgb) in enumerate(zip(captions, colours)):
+    paths.append(str(images / f'k{i}.png'))
+    Image.fromarray(inference_run.colour_image(rgb, np.random.default_rng(i))).save(paths[-1])
+    lines.append(json.dumps({'image/key': f'k{i}', 'de': {'caption': [caption]}}))
+  (tmp_path / 'captions.jsonl').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+  out = tmp_path / 'eval_mine'
+  _eval_from(
+    tmp_path,
+    [
+      f'--gin_file={os.path.join(run_dir, "train", "config.gin")}',
+      '--gin_file=eval/captions.gin',
+      f'--gin.RUN_DIR="{out}"',
+      f'--gin.CAPTIONS="{tmp_path / "captions.jsonl"}"',
+      f'--gin.CAPTION_IMAGES="{images}"',
+      '--gin.CAPTIONS_NAME="mine"',
+      f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
+    ],
+  )
+  results = json.loads((out / 'results.json').read_text())
+  meta = results['meta']['de']['mine/retrieval']
+  assert meta['n_texts_shared'] == 2
+  model = mlit.load(run_dir)
+  distinct = sorted(set(captions))
+  s = model.encode_text(distinct) @ model.encode_image(paths).T  # [strings, images]
+  column = [distinct.index(c) for c in captions]
+  mine = np.array([[captions[i] == d for i in range(len(paths))] for d in distinct])  # [S, I]
+  # Text -> image, merged: each text's images are every image its string captions.
+  t2i = [(s[c][~mine[c]] >= s[c][mine[c]].max()).sum() for c in column]
+  # Image -> text, merged: an image's texts are every copy of its string.
+  i2t = [(s[column][:, i][~mine[column, i]] >= s[column[i], i]).sum() for i in range(len(paths))]
+  for k in (1, 5, 10):
+    got = meta['shared_texts_merged']
+    assert got[f'image_retrieval_recall@{k}'] == float(np.mean(np.array(t2i) < k))
+    assert got[f'text_retrieval_recall@{k}'] == float(np.mean(np.array(i2t) < k))
+  # The headline: the two red images tie on 'rot' and count wrong at image->text R@1.
+  headline = results['languages']['de']['mine/retrieval']['text_retrieval_recall@1']
+  assert headline <= (len(paths) - 2) / len(paths) < got['text_retrieval_recall@1']
+  assert report.main([str(out)]) == 0
+  text = (out / 'report' / 'report.md').read_text(encoding='utf-8')
+  assert '## Texts that caption several images' in text
+  assert f'| 2 of {len(paths)} |' in text

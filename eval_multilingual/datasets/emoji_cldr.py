@@ -177,6 +177,7 @@ class EmojiRetrievalEvaluation:
       'n_images': len(rows),
       'n_texts': len(rows),
       'n_heldout_concepts': len(heldout),
+      **retrieval.shared_texts_meta(text_emb, image_emb, np.arange(len(rows)), texts, self.block),
     }
     if tokenizer is not None:
       meta['text'] = text_stats.caption_text_stats(tokenizer, texts)
