@@ -177,6 +177,8 @@ def headline_section(
       notes.append(line)
     if s.below_chance:
       notes.append(f'{s.col.label}, at or below chance: {_names(run, s.below_chance)}.')
+    if line := shared_texts_note(run, s.col):
+      notes.append(line)
     if s.below_threshold:
       notes.append(f'{s.col.label}, below {_pct(threshold)}%: {_names(run, s.below_threshold)}.')
     if s.small:
@@ -189,6 +191,27 @@ def headline_section(
     'parentheses the macro of results.json when it differs.'
   )
   return [doc.Heading('Summary'), doc.Table(headers, rows, 1), doc.Bullets(notes)]
+
+
+def shared_texts_note(run: Run, col: Column) -> str | None:
+  """A line when some languages' retrieval texts include strings that caption several images
+  (retrieval.py): their scores have a merged version in the report."""
+  if 'recall@' not in col.metric:
+    return None
+  shared = [
+    lang
+    for lang in report_data.ordered_languages(run, col)
+    if run.score(lang, col) is not None
+    and isinstance(m := run.meta(lang).get(col.task), dict)
+    and m.get('n_texts_shared')
+  ]
+  if not shared:
+    return None
+  return (
+    f'{col.label}: in {len(shared)} language{"s" * (len(shared) > 1)} some texts caption several '
+    'images, which lowers this score whatever the model does; "Texts that caption several '
+    'images" has it with each such text counted for each of its images.'
+  )
 
 
 def _usual_cell(run: Run, col: Column) -> str:

@@ -264,3 +264,7 @@ def test_a_caption_of_several_images_is_scored_both_ways(run_dir, tmp_path):
   text = (out / 'report' / 'report.md').read_text(encoding='utf-8')
   assert '## Texts that caption several images' in text
   assert f'| 2 of {len(paths)} |' in text
+  assert (
+    '- mine I→T R@1: in 1 language some texts caption several images, which lowers this score '
+    'whatever the model does' in text
+  )
