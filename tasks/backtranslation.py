@@ -9,6 +9,9 @@ Candidates come from `mlit backtranslate` output directories. They are looked up
 `<example id>`, and used only when the text the job translated is the example's text (up to case
 and whitespace): round trips of another text under the same id (a job run on other texts) would
 pair the image with a caption of something else, so they are counted and warned about instead.
+Likewise a text whose language (the example's `<feature>_lang`, else `language`) is known and is
+not the job's `--source` (job.json): the job translated it as that language, so its round trips
+are mangled ('un triangle rouge' -> 'a rouge of triangle' through en-ca-en).
 Enable with gin/augment/backtranslation.gin, which binds the candidates directory
 and p; tasks put `backtranslation.maybe_backtranslate` in their preprocessor list before tokenizing.
 """
@@ -23,6 +26,7 @@ import seqio
 import tensorflow as tf
 
 import gin
+from tasks import language_codes
 from tasks.user_error import UserError
 
 # Joins a text's candidates in one lookup-table value, after the text they were translated from;
@@ -35,7 +39,16 @@ TEXTS_FEATURE = 'bt_texts'
 # and texts whose id has round trips of another text.
 CANDIDATES_FEATURE = 'bt_candidates'
 OTHER_TEXT_FEATURE = 'bt_other_text'
-COUNTED_FEATURES = (FIRED_FEATURE, TEXTS_FEATURE, CANDIDATES_FEATURE, OTHER_TEXT_FEATURE)
+# Texts with round trips of their own text, in a language that is not the job's source.
+OTHER_LANGUAGE_FEATURE = 'bt_other_language'
+COUNTED_FEATURES = (
+  FIRED_FEATURE,
+  TEXTS_FEATURE,
+  CANDIDATES_FEATURE,
+  OTHER_TEXT_FEATURE,
+  OTHER_LANGUAGE_FEATURE,
+)
+JOB_FILE = 'job.json'  # mlit.translation.backtranslate_job's settings: 'source' among them
 
 
 class Record(NamedTuple):
@@ -72,6 +85,7 @@ class _Candidates(NamedTuple):
   table: tf.lookup.StaticHashTable
   texts: int  # ids with at least one kept round trip
   round_trips: int
+  source: str | None  # the language the job translated from (None: its job.json does not say)
 
 
 def _clean(text: str) -> str:
@@ -89,7 +103,25 @@ def _candidates(directory: str) -> _Candidates:
   table = tf.lookup.StaticHashTable(
     tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default_value=''
   )
-  return _Candidates(table, len(candidates), sum(len(r.kept) for r in candidates.values()))
+  return _Candidates(
+    table, len(candidates), sum(len(r.kept) for r in candidates.values()), _source(directory)
+  )
+
+
+def _source(directory: str) -> str | None:
+  """The job's --source language: job.json (`mlit backtranslate`) or summary.json (the Beam job)."""
+  for name in (JOB_FILE, 'summary.json'):
+    path = os.path.join(directory, name)
+    if not tf.io.gfile.exists(path):
+      continue
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        source = json.load(f).get('source')
+    except (ValueError, AttributeError) as e:
+      raise UserError(f'{path}: not the file `mlit backtranslate` writes ({e})') from e
+    if isinstance(source, str) and source:
+      return language_codes.normalize(source)
+  return None
 
 
 def describe(directory: str, probability: float) -> str:
@@ -98,7 +130,7 @@ def describe(directory: str, probability: float) -> str:
   c = _candidates(directory)
   line = (
     f'backtranslation: p = {probability:g}; {c.texts:,} texts with {c.round_trips:,} kept round '
-    f'trips in {directory}'
+    f'trips in {directory}' + (f', translated from {c.source}' if c.source else '')
   )
   if not tf.io.gfile.exists(os.path.join(directory, 'summary.json')):
     shards = len(glob.glob(os.path.join(directory, 'candidates-*.jsonl')))
@@ -171,6 +203,13 @@ def coverage_warning(counts: dict, directory: str | None, final: bool = False) -
     return None
   where = directory or 'its candidates directory'
   first = f'the first {counts["texts"]:,} texts'
+  if counts.get('other_language'):
+    return (
+      f'warning: backtranslation: {counts["other_language"]:,} of {first} have round trips in '
+      f'{where} but are in another language than the one it translated from (--source): the '
+      'job read them as that language, so their round trips are mangled; those texts are not '
+      "replaced. Give `mlit backtranslate` only the source language's texts"
+    )
   if counts.get('other_text'):
     return (
       f'warning: backtranslation: {counts["other_text"]:,} of {first} have round trips in '
@@ -199,6 +238,27 @@ def check_applied(task_name: str, features) -> None:
     )
 
 
+def _known(lang):
+  return tf.logical_and(
+    tf.strings.length(lang) > 0, tf.not_equal(tf.strings.lower(lang), language_codes.UNDETERMINED)
+  )
+
+
+def _other_language(example, feature: str, source: str | None):
+  """Whether the text's known language is not `source` (a scalar bool tensor): the feature's
+  own `<feature>_lang` when known, else the example's `language`."""
+  keys = [k for k in (f'{feature}_lang', 'language') if k in example]
+  keys = [k for k in keys if example[k].dtype == tf.string]
+  if source is None or not keys:
+    return tf.constant(False)
+  lang = example[keys[-1]]
+  if len(keys) == 2:
+    lang = tf.where(_known(example[keys[0]]), example[keys[0]], lang)
+  # The primary subtag: 'zh-TW' texts are 'zh' to a 'zh' job.
+  primary = tf.strings.split(tf.strings.lower(lang), '-', maxsplit=1)[0]
+  return tf.logical_and(_known(lang), tf.not_equal(primary, source.split('-')[0].lower()))
+
+
 @gin.configurable(denylist=['dataset'])
 def maybe_backtranslate(
   dataset: tf.data.Dataset,
@@ -213,12 +273,16 @@ def maybe_backtranslate(
 
   Adds int32 features `bt_fired` (how many text features of the example were substituted),
   `bt_texts` (how many were considered), `bt_candidates` (how many had a kept round trip of their
-  own text) and `bt_other_text` (how many had round trips of another text under their id), so the
-  trainer can log the substitution rate and tell when the candidates do not fit the texts.
+  own text, in the job's source language), `bt_other_text` (how many had round trips of another
+  text under their id) and `bt_other_language` (how many had round trips of their own text but
+  are in another language than the job's source), so the trainer can log the substitution rate
+  and tell when the candidates do not fit the texts. A text's language is the example's
+  `<feature>_lang` (YFCC's per signal), else its `language`; 'und' or none is not checked.
   """
   if not candidates_dir or _checked_probability(probability) == 0.0:
     return dataset
-  table = _candidates(candidates_dir).table
+  candidates = _candidates(candidates_dir)
+  table, source = candidates.table, candidates.source
   features = tuple(text_features)
 
   def present(example):
@@ -240,21 +304,27 @@ def maybe_backtranslate(
     fired_count = tf.constant(0, tf.int32)
     with_candidates = tf.constant(0, tf.int32)
     other_text = tf.constant(0, tf.int32)
+    other_language = tf.constant(0, tf.int32)
     for i, feature in enumerate(features):
       by_feature = table.lookup(tf.strings.join([example_id, '/', feature]))
       value = tf.where(tf.strings.length(by_feature) > 0, by_feature, table.lookup(example_id))
       found = tf.strings.length(value) > 0
       parts = tf.strings.split(value, _SOURCE_SEPARATOR, maxsplit=1)  # [''] when none was found
-      own = tf.logical_and(found, tf.equal(_normalised(parts[0]), _normalised(example[feature])))
+      own_text = tf.equal(_normalised(parts[0]), _normalised(example[feature]))
+      other_text += tf.cast(tf.logical_and(found, tf.logical_not(own_text)), tf.int32)
+      own = tf.logical_and(found, own_text)
+      foreign = tf.logical_and(own, _other_language(example, feature, source))
+      other_language += tf.cast(foreign, tf.int32)
+      own = tf.logical_and(own, tf.logical_not(foreign))
       joined = tf.where(own, parts[-1], '')
       feature_seed = tf.cast(seeds[i], tf.int32) + tf.constant([seed, 0], tf.int32)
       example[feature], fired = substitute(example[feature], joined, feature_seed, probability)
       fired_count += tf.cast(fired, tf.int32)
       with_candidates += tf.cast(own, tf.int32)
-      other_text += tf.cast(tf.logical_and(found, tf.logical_not(own)), tf.int32)
     example[FIRED_FEATURE] = fired_count
     example[CANDIDATES_FEATURE] = with_candidates
     example[OTHER_TEXT_FEATURE] = other_text
+    example[OTHER_LANGUAGE_FEATURE] = other_language
     example[TEXTS_FEATURE] = tf.constant(len(features), tf.int32)
     return example
 

@@ -15,11 +15,13 @@ the run directory's data_stats.json, mlit.run_layout). Its fields:
   texts         {feature: {n_texts, n_truncated, truncated_share}}: the texts of the batches
                 trained on (every process's part, from step 0 across resumes), and how many
                 were cut to the length.
-  backtranslation  {texts, with_candidates, other_text, replaced, candidates_share,
-                replaced_share}: of the texts backtranslation considered in those batches, how
-                many had a kept round trip of their own text, how many had round trips of another
-                text under their id (not used), and how many it replaced (absent when
-                backtranslation is off). Counted like `texts`, as is `languages`.
+  backtranslation  {texts, with_candidates, other_text, other_language, replaced,
+                candidates_share, replaced_share}: of the texts backtranslation considered in
+                those batches, how many had a kept round trip of their own text, how many had
+                round trips of another text under their id (not used), how many had round trips
+                of their own text but are in another language than the job's source (not used),
+                and how many it replaced (absent when backtranslation is off). Counted like
+                `texts`, as is `languages`.
   skipped_rows, kept_rows  every read of a row: each epoch and the input's read-ahead count
                 again, so these grow past the corpus; the corpus figures are in `corpus`.
 With several processes, every count is the run's: each process's added up (a file that several
@@ -47,12 +49,14 @@ _truncated = collections.Counter()  # feature -> texts longer than the length
 # Examples per value of the tasks' 'language' feature in the batches trained on.
 _languages = collections.Counter()
 LANGUAGE_KEY = 'language'
-# Sums of tasks.backtranslation's per-example counts: texts, with_candidates, other_text, replaced.
+# Sums of tasks.backtranslation's per-example counts: texts, with_candidates, other_text,
+# other_language, replaced.
 _backtranslation = collections.Counter()
 _BACKTRANSLATION_FEATURES = {
   backtranslation.TEXTS_FEATURE: 'texts',
   backtranslation.CANDIDATES_FEATURE: 'with_candidates',
   backtranslation.OTHER_TEXT_FEATURE: 'other_text',
+  backtranslation.OTHER_LANGUAGE_FEATURE: 'other_language',
   backtranslation.FIRED_FEATURE: 'replaced',
 }
 _examples_logged = collections.Counter()  # reason -> how many were logged

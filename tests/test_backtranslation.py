@@ -446,6 +446,61 @@ def test_round_trips_of_another_text_under_the_id_are_counted_not_used(tmp_path)
   )
 
 
+def test_texts_of_another_language_than_the_jobs_source_keep_their_text(tmp_path):
+  """`mlit backtranslate --source en` (apertium) on English and French captions, as a user with
+  a multilingual set runs it: French read as English comes back mangled and is kept by the
+  filter ('un triangle rouge' -> 'a rouge of triangle' through Catalan). Substitution replaces
+  only the examples whose language (`<feature>_lang`, else `language`) is the source or unknown."""
+  rows = [
+    ('0', 'a red triangle on a white table'),
+    ('1', 'un triangle rouge'),
+    ('2', 'un cercle vert'),
+  ]
+  _write_tsv(tmp_path / 'in.tsv', rows)
+  out = str(tmp_path / 'out')
+  backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    out,
+    source='en',
+    pivots=['ca'],
+    backend=translation_backends.ApertiumBackend(),
+    log=lambda *_: None,
+  )
+  kept = {
+    r['id']: [c['text'] for c in r['candidates'] if c['verdict'] == 'kept']
+    for r in backtranslate.iter_records(out)
+  }
+  assert kept['1'], kept  # the filter cannot tell: a mangled round trip is kept
+  backtranslation._candidates.cache_clear()
+  examples = {
+    'example_id': ['0', '1', '2', '0'],
+    'text': [t for _, t in rows] + [rows[0][1]],
+    'language': ['en', 'fr', 'und', 'fr'],
+    'text_lang': ['', '', '', 'en'],  # the feature's own language wins over the example's
+  }
+  import seqio  # pylint: disable=import-outside-toplevel
+
+  with seqio.map_seed_manager(0):
+    ds = backtranslation.maybe_backtranslate(
+      tf.data.Dataset.from_tensor_slices(examples), candidates_dir=out, probability=1.0
+    )
+  got = list(ds.as_numpy_iterator())
+  assert [int(e['bt_other_language']) for e in got] == [0, 1, 0, 0]
+  assert [int(e['bt_other_text']) for e in got] == [0, 0, 0, 0]  # their own texts, translated
+  assert got[1]['text'].decode() == 'un triangle rouge'  # French: kept as it is
+  fired = [int(e['bt_fired']) for e in got]
+  assert fired[0] == fired[3] == 1 and fired[1] == 0  # English (by `language`, by `text_lang`)
+  assert fired[2] == int(bool(kept['2']))  # 'und': not known to be another language
+  assert 'translated from en' in backtranslation.describe(out, 1.0)
+  counts = {'texts': 1000, 'with_candidates': 600, 'other_language': 400}
+  assert backtranslation.coverage_warning(counts, 'bt/') == (
+    'warning: backtranslation: 400 of the first 1,000 texts have round trips in bt/ but are in '
+    'another language than the one it translated from (--source): the job read them as that '
+    'language, so their round trips are mangled; those texts are not replaced. Give `mlit '
+    "backtranslate` only the source language's texts"
+  )
+
+
 def test_a_job_that_has_not_finished_is_said_at_the_start(tmp_path):
   directory = _candidates_dir(tmp_path, 3, 1)
   backtranslation._candidates.cache_clear()

@@ -306,6 +306,58 @@ def test_backtranslation_whose_ids_match_no_text_warns(data, tmp_path, capsys, m
 
 
 @pytest.mark.slow
+def test_backtranslation_of_another_language_is_counted_not_used(
+  data, tmp_path, capsys, monkeypatch
+):
+  """A job run with --source en on German WIT texts ('Ein Hund 3' read as English): its round
+  trips are mangled German, so the German examples keep their text, and the run counts them
+  (other_language) and says so once."""
+  bt = tmp_path / 'bt_en'
+  bt.mkdir()
+  rows = [
+    {
+      'id': image_store.url_id(f'http://w/{i}.jpg'),
+      'text': f'Ein Hund {i}',
+      'candidates': [
+        {'pivot': 'ca', 'text': f'A Hund {i}', 'chrf': 60.0, 'bleu': 30.0, 'verdict': 'kept'}
+      ],
+    }
+    for i in range(N)
+  ]
+  (bt / 'candidates-00000.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  (bt / 'job.json').write_text(json.dumps({'source': 'en', 'pivots': ['ca']}))
+  monkeypatch.setattr(backtranslation, '_COVERAGE_CHECK_TEXTS', 64)
+  gin_path = _gin(
+    data,
+    'wit_bt_en',
+    module='wit',
+    register='register_wit',
+    pattern=f'{data["dir"]}/wit_v1.train.*.tsv.gz',
+    task='wit_reference.de',
+    includes="include 'augment/backtranslation.gin'",
+    steps=6,
+    batch=32,
+    extra=f"BT_CANDIDATES_DIR = '{bt}'\nBT_PROBABILITY = 1.0\n"
+    "tasks.wit.register_wit.languages = ['de']",
+  )
+  model_dir = os.path.join(data['dir'], 'run_wit_bt_en')
+  records = _train_here(gin_path, model_dir)
+  assert [r['bt_fired_rate'] for r in records] == [0.0] * 6  # p = 1, yet none replaced
+  with open(os.path.join(model_dir, 'data_stats.json')) as f:
+    counts = json.load(f)['backtranslation']
+  assert counts['other_language'] == counts['texts'] >= 6 * 32
+  assert counts['with_candidates'] == counts['replaced'] == counts['other_text'] == 0
+  err = capsys.readouterr().err
+  assert f'kept round trips in {bt}, translated from en' in err
+  warnings = [l for l in err.splitlines() if 'warning: backtranslation' in l]
+  assert len(warnings) == 1, err
+  assert warnings[0].startswith(
+    'warning: backtranslation: 64 of the first 64 texts have round trips in '
+    f'{bt} but are in another language than the one it translated from (--source)'
+  )
+
+
+@pytest.mark.slow
 def test_wit_reference_task(data):
   gin_path = _gin(
     data,

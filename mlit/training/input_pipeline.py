@@ -187,6 +187,7 @@ def _counted_only(key: str) -> bool:
     data_stats.LANGUAGE_KEY,
     backtranslation.CANDIDATES_FEATURE,
     backtranslation.OTHER_TEXT_FEATURE,
+    backtranslation.OTHER_LANGUAGE_FEATURE,
   )
 
 

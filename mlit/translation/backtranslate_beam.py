@@ -165,7 +165,9 @@ def build_pipeline(
   summary = results.records | 'Summarise' >> beam.CombineGlobally(_SummaryFn())
   (
     summary
-    | 'JsonSummary' >> beam.Map(lambda s: json.dumps({'pivots': s}, indent=2, ensure_ascii=False))
+    # 'source' tells the training-time substitution which texts the round trips fit.
+    | 'JsonSummary'
+    >> beam.Map(lambda s: json.dumps({'source': source, 'pivots': s}, indent=2, ensure_ascii=False))
     | 'WriteSummary' >> beam.io.WriteToText(f'{out_prefix}/summary.json', shard_name_template='')
   )
 
