@@ -125,6 +125,19 @@ def _recall(text_emb, image_emb, ks=(1, 5, 10)):
   return out
 
 
+def _captions_argv(run_dir, out, captions, images) -> list[str]:
+  """README's `mlit eval` of your own pairs (eval/captions.gin, named 'mine') on the run."""
+  return [
+    f'--gin_file={os.path.join(run_dir, "train", "config.gin")}',
+    '--gin_file=eval/captions.gin',
+    f'--gin.RUN_DIR="{out}"',
+    f'--gin.CAPTIONS="{captions}"',
+    f'--gin.CAPTION_IMAGES="{images}"',
+    '--gin.CAPTIONS_NAME="mine"',
+    f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
+  ]
+
+
 def _eval_from(directory, argv):
   """`mlit eval ARGV` run from `directory`."""
   cwd = os.getcwd()
@@ -196,15 +209,7 @@ def test_own_pairs_with_eval_captions_gin_beside_webdataset_sidecars(run_dir, tm
   model = mlit.load(run_dir)
   want = _recall(model.encode_text([names[DE] for names, _ in COLOURS]), model.encode_image(paths))
   out = tmp_path / 'eval_mine'
-  argv = [
-    f'--gin_file={os.path.join(run_dir, "train", "config.gin")}',
-    '--gin_file=eval/captions.gin',
-    f'--gin.RUN_DIR="{out}"',
-    f'--gin.CAPTIONS="{tmp_path / "captions.jsonl"}"',
-    f'--gin.CAPTION_IMAGES="{images}"',
-    '--gin.CAPTIONS_NAME="mine"',
-    f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
-  ]
+  argv = _captions_argv(run_dir, out, tmp_path / 'captions.jsonl', images)
   _eval_from(tmp_path, argv)
   results = json.loads((out / 'results.json').read_text())
   assert results['languages']['de'] == {'mine/retrieval': want}
@@ -229,18 +234,7 @@ def test_a_caption_of_several_images_is_scored_both_ways(run_dir, tmp_path):
     lines.append(json.dumps({'image/key': f'k{i}', 'de': {'caption': [caption]}}))
   (tmp_path / 'captions.jsonl').write_text('\n'.join(lines) + '\n', encoding='utf-8')
   out = tmp_path / 'eval_mine'
-  _eval_from(
-    tmp_path,
-    [
-      f'--gin_file={os.path.join(run_dir, "train", "config.gin")}',
-      '--gin_file=eval/captions.gin',
-      f'--gin.RUN_DIR="{out}"',
-      f'--gin.CAPTIONS="{tmp_path / "captions.jsonl"}"',
-      f'--gin.CAPTION_IMAGES="{images}"',
-      '--gin.CAPTIONS_NAME="mine"',
-      f'--gin.EVAL_IMAGE_SIZE={inference_run.SIZE}',
-    ],
-  )
+  _eval_from(tmp_path, _captions_argv(run_dir, out, tmp_path / 'captions.jsonl', images))
   results = json.loads((out / 'results.json').read_text())
   meta = results['meta']['de']['mine/retrieval']
   assert meta['n_texts_shared'] == 2
