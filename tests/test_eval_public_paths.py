@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 
 import inference_run
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image
 import mlit
 from eval_multilingual import report, run
 from eval_multilingual.datasets import wit, xm3600
+from mlit.commands import cli
 from tasks.user_error import UserError
 
 COLOURS = list(inference_run.COLOURS.items())  # ((en, de, ru, el, ja, ar), rgb)
@@ -262,3 +264,68 @@ def test_a_caption_of_several_images_is_scored_both_ways(run_dir, tmp_path):
     '- mine I→T R@1: in 1 language some texts caption several images, which lowers this score '
     'whatever the model does' in text
   )
+
+
+def test_export_puts_an_evaluation_of_its_step_in_the_model_card(run_dir, tmp_path, capsys):
+  """README's own-pairs walk evaluates into its own RUN_DIR, which the exported model card did
+  not find ('No results.json found beside the run'): `--results` names it, and a results.json
+  of another step, given or beside the run, never stands for this tower's scores."""
+  images = tmp_path / 'mine_eval'
+  images.mkdir()
+  lines = []
+  for i, (names, rgb) in enumerate(COLOURS + COLOURS[:1]):  # 'rot' captions two images
+    Image.fromarray(inference_run.colour_image(rgb, np.random.default_rng(i))).save(
+      images / f'k{i}.png'
+    )
+    lines.append(json.dumps({'image/key': f'k{i}', 'de': {'caption': [names[DE]]}}))
+  (tmp_path / 'captions.jsonl').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+  evaluated = tmp_path / 'eval_mine'
+  _eval_from(tmp_path, _captions_argv(run_dir, evaluated, tmp_path / 'captions.jsonl', images))
+  results = json.loads((evaluated / 'results.json').read_text())
+  step = mlit.load(run_dir).step
+  assert results['model']['name'].split('+')[0].endswith(f'@{step}')
+  out = tmp_path / 'hf'
+  argv = ['export', '--model', run_dir, '--format', 'transformers', '--out', str(out)]
+  assert cli.main([*argv, '--results', str(evaluated)]) == 0
+  card = (out / 'README.md').read_text(encoding='utf-8')
+  assert f'Mean over languages (`results.json` of `mlit eval` on step {step}):' in card
+  for name, value in results['macro']['mine/retrieval'].items():
+    shown = f'{value:.4f}' if isinstance(value, float) else str(value)
+    assert f'| mine/retrieval | {name} | {shown} |' in card
+  merged = results['meta']['de']['mine/retrieval']['shared_texts_merged']
+  assert (
+    'mine/retrieval: in 1 of 1 languages some texts caption several images; a string ties '
+    'with itself for each of its images, and ties count against the model. With each such text '
+    'counted as a caption of each of its images: image_retrieval_recall@1 '
+    f'{merged["image_retrieval_recall@1"]:.4f}, text_retrieval_recall@1 '
+    f'{merged["text_retrieval_recall@1"]:.4f}.'
+  ) in card
+  # Another step's scores: refused when given, left out (and said) when beside the run.
+  other = dict(results, model=dict(results['model'], name=f'mlit:{run_dir}@{step + 7}'))
+  (tmp_path / 'other.json').write_text(json.dumps(other))
+  capsys.readouterr()
+  assert cli.main([*argv, '--results', str(tmp_path / 'other.json')]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith(f'mlit export: error: --results {tmp_path / "other.json"}: ') and (
+    f'(step {step + 7}), not step {step} of ' in err
+  ), err
+  assert len(err.splitlines()) == 1
+  assert (
+    cli.main(
+      [*argv[:-2], '--format', 't5x', '--out', str(tmp_path / 't5x'), '--results', str(evaluated)]
+    )
+    == 2
+  )
+  assert 'only --format transformers writes a model card' in capsys.readouterr().err
+  copy = tmp_path / 'run_copy'
+  shutil.copytree(run_dir, copy)
+  (copy / 'results.json').write_text(json.dumps(other))
+  assert (
+    cli.main(
+      ['export', '--model', str(copy), '--format', 'transformers', '--out', str(tmp_path / 'hf2')]
+    )
+    == 0
+  )
+  card = (tmp_path / 'hf2' / 'README.md').read_text(encoding='utf-8')
+  assert f'scored step {step + 7}, not this step ({step}): left out.' in card
+  assert '| mine/retrieval |' not in card

@@ -56,14 +56,27 @@ def main(argv=None) -> int:
     required=True,
     help='output directory: new, empty, or an earlier export of the same --format (replaced)',
   )
+  parser.add_argument(
+    '--results',
+    help='--format transformers: the `mlit eval` RUN_DIR (or its results.json) of this step, '
+    "for the model card's evaluation (default: a results.json of this step beside the run)",
+  )
   args = parser.parse_args(argv)
+  if args.results and args.format != 'transformers':
+    raise UserError(
+      f'--results: only --format transformers writes a model card (not {args.format})'
+    )
   from mlit.inference import model as model_lib  # pylint: disable=g-import-not-at-top
-  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
+  from mlit.inference import (
+    model_card,  # pylint: disable=g-import-not-at-top
+    run_spec,  # pylint: disable=g-import-not-at-top
+  )
 
   out = os.path.abspath(args.out)  # './a/../x' is x, and makes no a/
   replaced = _check_out(out, args.out, args.format)  # before the model loads
   run_spec.find_model_dir(args.model)
   model = model_lib.load(args.model)
+  extra = {'results': model_card.read_results(args.results, model)} if args.results else {}
   exporter = importlib.import_module(FORMATS[args.format])
   record = {
     'format': args.format,
@@ -71,7 +84,7 @@ def main(argv=None) -> int:
     'fingerprint': model.fingerprint,
     'model_dir': model.model_dir,
   }
-  inside = _into_directory(out, lambda tmp: exporter.export(model, tmp), record)
+  inside = _into_directory(out, lambda tmp: exporter.export(model, tmp, **extra), record)
   if replaced:
     print(f'mlit export: replaced the earlier {args.format} export in {args.out}', file=sys.stderr)
   written = os.path.normpath(os.path.join(args.out, inside))

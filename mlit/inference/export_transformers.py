@@ -99,8 +99,9 @@ def _get(tree, names):
   return tree
 
 
-def export(model, out_dir: str) -> str:
-  """model: mlit.inference.model.Model. Writes OUT; returns it."""
+def export(model, out_dir: str, results: tuple[dict, str] | None = None) -> str:
+  """model: mlit.inference.model.Model; results: model_card.read_results' (for the card). Writes
+  OUT; returns it."""
   import torch  # pylint: disable=g-import-not-at-top
 
   transformers = _transformers()
@@ -120,7 +121,7 @@ def export(model, out_dir: str) -> str:
   _save_tokenizer(out_dir, enc.tokenizer.length)
   head = text_head.write(out_dir, enc.model, enc.params, enc.tokenizer.length, model.logit_scale)
   with open(os.path.join(out_dir, 'README.md'), 'w', encoding='utf-8') as f:
-    f.write(model_card.text(model, class_name, head))
+    f.write(model_card.text(model, class_name, head, results))
   # safetensors creates its files owner-only (0600); the directory is for sharing, so every file
   # gets the mode the umask gives new files, as the others have.
   umask = os.umask(0)

@@ -2,8 +2,13 @@
 
 import json
 import os
+import re
 
 from mlit import run_layout
+from tasks.user_error import UserError
+
+# The step in an evaluated model's name: 'mlit:runs/mine@60+efficientnet_lite:...'.
+_STEP = re.compile(r'@(\d+)(?:\+|$)')
 
 USAGE = """```python
 import json, torch, transformers
@@ -43,8 +48,81 @@ def _read_json(path):
   return None
 
 
-def text(model, class_name: str, head: dict) -> str:
-  """model: mlit.inference.model.Model; head: text_head.write's content."""
+def evaluated_step(results: dict) -> int | None:
+  """The checkpoint step an `mlit eval` results.json scored, from its model name."""
+  model = results.get('model')
+  m = _STEP.search(str(model.get('name', ''))) if isinstance(model, dict) else None
+  return int(m.group(1)) if m else None
+
+
+def read_results(path: str, model) -> tuple[dict, str]:
+  """(results, file) of `mlit export --results PATH` (an `mlit eval` RUN_DIR or its
+  results.json), refused in one line unless it scored this export's step."""
+  file = path if path.endswith('.json') else run_layout.results(path)
+  try:
+    with open(file, encoding='utf-8') as f:
+      results = json.load(f)
+  except OSError as e:
+    raise UserError(f'--results {path}: cannot read {file} ({e.strerror})') from e
+  except ValueError as e:
+    raise UserError(f'--results {path}: {file} is not JSON ({e})') from e
+  if not isinstance(results, dict) or not isinstance(results.get('macro'), dict):
+    raise UserError(
+      f'--results {path}: {file} has no macro scores: not an `mlit eval` results.json'
+    )
+  step = evaluated_step(results)
+  if step != model.step:
+    name = (
+      (results.get('model') or {}).get('name') if isinstance(results.get('model'), dict) else None
+    )
+    raise UserError(
+      f'--results {path}: {file} scored {name or "a model it does not name"}'
+      + (f' (step {step})' if step is not None else '')
+      + f', not step {model.step} of {model.model_dir} that this export writes: run `mlit eval` '
+      'on that step, or export the step it scored (--model MODEL_DIR/checkpoints/STEP)'
+    )
+  return results, file
+
+
+def _shared_texts_lines(results: dict) -> list[str]:
+  """Per retrieval task whose texts include strings that caption several images: R@1 both ways
+  with each such text counted for each of its images (eval meta shared_texts_merged), averaged
+  over the languages like the table (a language without shared texts counts as scored)."""
+  out = []
+  meta = results.get('meta') if isinstance(results.get('meta'), dict) else {}
+  for key in sorted(results['macro']):
+    per_lang = {
+      lang: (m.get(key) or {})
+      for lang, m in meta.items()
+      if isinstance(m, dict) and isinstance(m.get(key), dict)
+    }
+    shared = [lang for lang, m in per_lang.items() if m.get('shared_texts_merged')]
+    if not shared:
+      continue
+    means = {}
+    for metric in ('image_retrieval_recall@1', 'text_retrieval_recall@1'):
+      values = [
+        (per_lang[lang].get('shared_texts_merged') or {}).get(metric)
+        if lang in shared
+        else (results.get('languages', {}).get(lang, {}).get(key) or {}).get(metric)
+        for lang in per_lang
+      ]
+      values = [v for v in values if isinstance(v, (int, float))]
+      if values:
+        means[metric] = sum(values) / len(values)
+    shown = ', '.join(f'{k} {v:.4f}' for k, v in means.items())
+    out += [
+      '',
+      f'{key}: in {len(shared)} of {len(per_lang)} languages some texts caption several images; '
+      'a string ties with itself for each of its images, and ties count against the model. With '
+      f'each such text counted as a caption of each of its images: {shown}.',
+    ]
+  return out
+
+
+def text(model, class_name: str, head: dict, results: tuple[dict, str] | None = None) -> str:
+  """model: mlit.inference.model.Model; head: text_head.write's content; results: read_results'
+  (results, file), else a results.json beside the run of the same step is used."""
   root = os.path.dirname(model.model_dir)
   cfg = model.encoder.model.text
   lines = [
@@ -65,10 +143,24 @@ def text(model, class_name: str, head: dict) -> str:
   if stats:
     lines.append(f'- languages ({len(stats)}): ' + ', '.join(sorted(stats)))
   lines += ['', '## Use', '', USAGE.format(cls=class_name), '## Evaluation', '']
-  results = _read_json(run_layout.results(root)) or _read_json(run_layout.results(model.model_dir))
-  if results and results.get('macro'):
+  note = None
+  if results is None:
+    for file in (run_layout.results(root), run_layout.results(model.model_dir)):
+      found = _read_json(file)
+      if isinstance(found, dict) and found.get('macro'):
+        step = evaluated_step(found)
+        if step == model.step:
+          results = (found, file)
+        else:  # another step's scores are not this tower's
+          note = (
+            f'The results.json beside the run scored step {step}, not this step ({model.step}): '
+            'left out.'
+          )
+        break
+  if results:
+    results, file = results
     lines += [
-      'Mean over languages (`results.json` of the run):',
+      f'Mean over languages (`{os.path.basename(file)}` of `mlit eval` on step {model.step}):',
       '',
       '| task | metric | value |',
       '|---|---|---|',
@@ -77,6 +169,11 @@ def text(model, class_name: str, head: dict) -> str:
       for name, value in sorted(metrics.items()):
         shown = f'{value:.4f}' if isinstance(value, float) else str(value)
         lines.append(f'| {key} | {name} | {shown} |')
+    lines += _shared_texts_lines(results)
   else:
-    lines.append('No results.json found beside the run (run `mlit eval` on it).')
+    lines += [note] if note else []
+    lines.append(
+      'No evaluation of this step beside the run: `mlit eval` on it, then `mlit export '
+      '--results EVAL_RUN_DIR` puts its scores here.'
+    )
   return '\n'.join(lines) + '\n'
