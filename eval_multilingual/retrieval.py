@@ -27,8 +27,16 @@ KS = (1, 5, 10)
 
 
 def text_to_image_ranks(
-  text_emb: np.ndarray, image_emb: np.ndarray, text_to_image: np.ndarray, block: int = 1024
+  text_emb: np.ndarray,
+  image_emb: np.ndarray,
+  text_to_image: np.ndarray,
+  block: int = 1024,
+  same_text: np.ndarray | None = None,
 ) -> np.ndarray:
+  """`same_text` [T]: one id per distinct string (text_ids); a text's images are then every
+  image its string captions. Without it, its own image only."""
+  if same_text is not None:
+    return _merged_text_to_image_ranks(text_emb, image_emb, text_to_image, same_text, block)
   t, im = l2_normalize(text_emb), l2_normalize(image_emb)
   gt = np.asarray(text_to_image, np.int64)
   ranks = np.empty(len(t), np.int64)
@@ -73,18 +81,22 @@ def text_ids(texts: Sequence[str]) -> np.ndarray:
   return np.array([ids.setdefault(t, len(ids)) for t in texts], np.int64)
 
 
-def _merged_image_to_text_ranks(text_emb, image_emb, text_to_image, same_text, block):
-  t, im = l2_normalize(text_emb), l2_normalize(image_emb)
-  gt = np.asarray(text_to_image, np.int64)
+def _distinct_texts(text_emb, same_text):
+  """(ids, unit embedding of each distinct string's first copy). Each string is scored once, so
+  its copies tie exactly (the same row's product at another position can round differently)."""
+  t = l2_normalize(text_emb)
   ids = np.asarray(same_text, np.int64)
   if len(ids) != len(t):
     raise ValueError(f'{len(t)} texts but {len(ids)} text ids')
-  # Scored once per distinct string, so its copies tie exactly (a product with the same row at
-  # another column can round differently).
-  n_ids = int(ids.max()) + 1 if len(ids) else 0
-  first = np.full(n_ids, len(ids), np.int64)
+  first = np.full(int(ids.max()) + 1 if len(ids) else 0, len(ids), np.int64)
   np.minimum.at(first, ids, np.arange(len(ids)))
-  distinct = t[first]
+  return ids, t[first]
+
+
+def _merged_image_to_text_ranks(text_emb, image_emb, text_to_image, same_text, block):
+  im, gt = l2_normalize(image_emb), np.asarray(text_to_image, np.int64)
+  ids, distinct = _distinct_texts(text_emb, same_text)
+  n_ids = len(distinct)
   copies = np.bincount(ids, minlength=n_ids)
   own = np.unique(gt * n_ids + ids)  # each (image, string) once
   own_image, own_id = own // n_ids, own % n_ids
@@ -105,14 +117,9 @@ def _merged_image_to_text_ranks(text_emb, image_emb, text_to_image, same_text, b
 
 
 def _merged_text_to_image_ranks(text_emb, image_emb, text_to_image, same_text, block):
-  """Text->image ranks where a text's images are every image its string captions."""
-  t, im = l2_normalize(text_emb), l2_normalize(image_emb)
-  gt = np.asarray(text_to_image, np.int64)
-  ids = np.asarray(same_text, np.int64)
-  n_ids = int(ids.max()) + 1 if len(ids) else 0
-  first = np.full(n_ids, len(ids), np.int64)
-  np.minimum.at(first, ids, np.arange(len(ids)))
-  distinct = t[first]  # one query per string: its copies rank alike
+  im, gt = l2_normalize(image_emb), np.asarray(text_to_image, np.int64)
+  ids, distinct = _distinct_texts(text_emb, same_text)  # one query per string: copies rank alike
+  n_ids = len(distinct)
   pairs = np.unique(ids * len(im) + gt)  # each (string, image) once
   pair_id, pair_image = pairs // len(im), pairs % len(im)
   by_id = np.empty(n_ids, np.int64)
@@ -148,7 +155,7 @@ def shared_texts_merged(
   """Recall@k both ways with a text shared by several images counted as each one's caption:
   image->text finds any copy, text->image any of the string's images."""
   gt, ids = np.asarray(text_to_image, np.int64), text_ids(texts)
-  t2i = _merged_text_to_image_ranks(text_emb, image_emb, gt, ids, block)
+  t2i = text_to_image_ranks(text_emb, image_emb, gt, block, ids)
   i2t = image_to_text_ranks(text_emb, image_emb, gt, block, ids)
   out = {f'image_retrieval_recall@{k}': v for k, v in recall_at_k(t2i, ks).items()}
   out.update({f'text_retrieval_recall@{k}': v for k, v in recall_at_k(i2t, ks).items()})
