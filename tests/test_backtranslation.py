@@ -163,7 +163,8 @@ def test_job_counts_rejected_rows_and_records_failures(tmp_path):
   assert again == summary
   assert [l for l in lines if not l.startswith('pivot ')] == [
     'resumed: 3 of 3 shards already complete (5 texts)',
-    '3 input rows rejected (see rejected_rows.jsonl)',
+    '3 input rows rejected (wrong_column_count 1, invalid_utf8 1, empty_text 1; see '
+    'rejected_rows.jsonl)',
   ]
 
   # Other settings on the same --out would mix two jobs' shards: refused, naming what changed.
@@ -286,7 +287,7 @@ def test_beam_pipeline_matches_single_machine_job(tmp_path):
     'duplicate_id',
     'duplicate_id',
     'duplicate_row',
-    'expected 2 tab-separated columns, got 1',
+    'wrong_column_count',
   ]
   single_rejected = [json.loads(l) for l in open(tmp_path / 'single' / 'rejected_rows.jsonl')]
   assert sorted(r['reason'].split(':')[0] for r in single_rejected) == reasons
@@ -324,7 +325,7 @@ def test_repeated_ids_are_translated_once_or_rejected(tmp_path):
   ]
   assert "id '7' is on 2 rows with different texts (first at line 7)" in rejected[0]['reason']
   assert rejected[1]['reason'] == 'duplicate_row: the id and text of line 6, translated once'
-  assert '3 input rows rejected (see rejected_rows.jsonl)' in lines
+  assert '3 input rows rejected (duplicate_id 2, duplicate_row 1; see rejected_rows.jsonl)' in lines
 
 
 def _candidates_dir(tmp_path, n, k):
@@ -538,6 +539,42 @@ def test_jsonl_rows_name_what_is_wrong():
   assert tsv('id\ttext').startswith('header_row: ') and tsv('ID\tText ').startswith('header_row')
   assert tsv('\ta dog') == 'empty_id' and tsv('7\t ') == 'empty_text'
   assert tsv('id7\ta dog') == ('id7', 'a dog')
+  assert tsv('a\tb\tc\td').startswith('wrong_column_count: 4 tab-separated columns, not 2')
+  # A row may give its language; with the job's --source, another one is set aside.
+  src = lambda line, jsonl=False: backtranslate.parse_row(line.encode(), jsonl, 'en')  # noqa: E731
+  assert src('7\ta dog\ten') == src('7\ta dog\ten-GB') == src('7\ta dog\tund') == ('7', 'a dog')
+  assert src('7\ta dog\t') == ('7', 'a dog')  # an empty language: not known
+  assert src('7\tun chien\tfr').startswith('other_language: fr, not --source en: ')
+  assert src('{"id": 7, "text": "ein Hund", "language": "de"}', True).startswith(
+    'other_language: de'
+  )
+  assert src('id\ttext\tlanguage').startswith('header_row: ')
+  assert tsv('7\tun chien\tfr') == ('7', 'un chien')  # no --source given: not checked
+
+
+def test_rows_in_another_language_than_source_are_set_aside_by_the_job(tmp_path):
+  """A TSV with a language column (as a multilingual set is exported): rows of --source and of
+  unknown language are translated, the others set aside with their line and counted."""
+  _write_tsv(tmp_path / 'in.tsv', [('1', 'a dog\ten'), ('2', 'un chien\tfr'), ('3', 'a cat\tund')])
+  with open(tmp_path / 'in.tsv', 'ab') as f:
+    f.write(b'4\tein Hund\tde\n')
+  lines = []
+  summary = backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'out'),
+    source='en',
+    pivots=['xx'],
+    backend=_fake_backend(tmp_path),
+    log=lines.append,
+  )
+  assert [r['id'] for r in backtranslate.iter_records(str(tmp_path / 'out'))] == ['1', '3']
+  assert summary['texts'] == 2 and summary['rejected_rows'] == 2
+  rejected = [json.loads(l) for l in open(tmp_path / 'out' / 'rejected_rows.jsonl')]
+  assert [(r['line'], r['reason'].split(':')[0]) for r in rejected] == [
+    (2, 'other_language'),
+    (4, 'other_language'),
+  ]
+  assert '2 input rows rejected (other_language 2; see rejected_rows.jsonl)' in lines
 
 
 def _cli_error(argv, capsys) -> str:
@@ -567,8 +604,9 @@ def test_an_input_without_texts_is_one_line_and_records_nothing(tmp_path, capsys
   argv = ['--input', str(tmp_path / 'bad.tsv'), '--out', str(out), '--pivots', 'xx', *fake]
   err = _cli_error(argv, capsys)
   assert err.endswith(
-    f'no texts read from {tmp_path / "bad.tsv"} (2 rows rejected, the first at line 1: expected 2 '
-    f'tab-separated columns, got 1; see {out / "rejected_rows.jsonl"})'
+    f'no texts read from {tmp_path / "bad.tsv"} (2 rows rejected, the first at line 1: '
+    'wrong_column_count: 1 tab-separated columns, not 2 (id, text) or 3 (and language); see '
+    f'{out / "rejected_rows.jsonl"})'
   )
   assert os.listdir(out) == ['rejected_rows.jsonl']
   assert [json.loads(l)['line'] for l in (out / 'rejected_rows.jsonl').open()] == [1, 2]

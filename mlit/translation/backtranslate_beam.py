@@ -28,11 +28,11 @@ _FAILURES = 'failures'
 
 
 class _ParseRow(beam.DoFn):
-  def __init__(self, is_jsonl):
-    self.is_jsonl = is_jsonl
+  def __init__(self, is_jsonl, source):
+    self.is_jsonl, self.source = is_jsonl, source
 
   def process(self, raw):
-    parsed = single_machine.parse_row(raw, self.is_jsonl)
+    parsed = single_machine.parse_row(raw, self.is_jsonl, self.source)
     if isinstance(parsed, str):
       beam.metrics.Metrics.counter('backtranslate', 'rejected_rows').inc()
       yield beam.pvalue.TaggedOutput(
@@ -134,7 +134,7 @@ def build_pipeline(
   rows = (
     pipeline
     | 'Read' >> beam.io.ReadFromText(input_pattern, coder=beam.coders.BytesCoder())
-    | 'Parse' >> beam.ParDo(_ParseRow(is_jsonl)).with_outputs(_REJECTED, main='rows')
+    | 'Parse' >> beam.ParDo(_ParseRow(is_jsonl, source)).with_outputs(_REJECTED, main='rows')
   )
   unique = (
     rows.rows

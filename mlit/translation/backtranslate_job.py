@@ -20,6 +20,7 @@ from mlit.commands import cli
 cli.run_if_main(__name__, 'backtranslate')  # `python -m`: the command, before the heavy imports
 
 import argparse
+import collections
 import json
 import os
 from typing import Iterator
@@ -27,12 +28,27 @@ from typing import Iterator
 from mlit import job_progress
 from mlit.translation import backends as translation_backends
 from mlit.translation import backtranslation as backtranslation_core
-from tasks import file_io
+from tasks import file_io, language_codes
 from tasks.user_error import UserError
 
 
-def parse_row(raw: bytes, is_jsonl: bool):
-  """Returns (id, text) for a good row, a rejection reason (str) for a bad one, None for a blank."""
+def _other_language(language, source: str | None) -> str | None:
+  """The rejection reason of a row whose given language is known and not `source`."""
+  lang = language_codes.normalize(str(language)) if language not in (None, '') else None
+  if source is None or lang is None or lang == language_codes.UNDETERMINED:
+    return None
+  if lang.split('-')[0].lower() == source.split('-')[0].lower():
+    return None
+  return (
+    f'other_language: {lang}, not --source {source}: translated as {source} its round trips '
+    'would be mangled (one job per source language)'
+  )
+
+
+def parse_row(raw: bytes, is_jsonl: bool, source: str | None = None):
+  """Returns (id, text) for a good row, a rejection reason (str) for a bad one, None for a blank.
+  A row may give its language (JSONL "language", a TSV's third column): one that is not
+  `source` is rejected (other_language)."""
   try:
     line = raw.decode('utf-8').rstrip('\r\n')
   except UnicodeDecodeError:
@@ -49,38 +65,41 @@ def parse_row(raw: bytes, is_jsonl: bool):
     missing = [k for k in ('id', 'text') if k not in row]
     if missing:
       return f'missing field {" and ".join(missing)}'
-    example_id, text = str(row['id']), str(row['text'])
+    example_id, text, language = str(row['id']), str(row['text']), row.get('language')
   else:
     fields = line.split('\t')
-    if len(fields) != 2:
-      return f'expected 2 tab-separated columns, got {len(fields)}'
-    example_id, text = fields
-    if [f.strip().lower() for f in fields] == ['id', 'text']:
+    if len(fields) not in (2, 3):
+      return (
+        f'wrong_column_count: {len(fields)} tab-separated columns, not 2 (id, text) or 3 (and '
+        'language)'
+      )
+    example_id, text, language = (*fields, None)[:3]
+    if [f.strip().lower() for f in fields] in (['id', 'text'], ['id', 'text', 'language']):
       return 'header_row: column names, not an id and its text (no header is needed)'
   if not example_id.strip():
     return 'empty_id'
   if not text.strip():
     return 'empty_text'
-  return example_id, text
+  return _other_language(language, source) or (example_id, text)
 
 
-def _rows(path: str) -> Iterator[tuple[int, object]]:
+def _rows(path: str, source: str | None) -> Iterator[tuple[int, object]]:
   """(line number, parse_row's result) of every non-blank line."""
   is_jsonl = path.endswith(('.jsonl', '.json'))
   with open(path, 'rb') as f:
     for line_no, raw in enumerate(f, start=1):
-      parsed = parse_row(raw, is_jsonl)
+      parsed = parse_row(raw, is_jsonl, source)
       if parsed is not None:
         yield line_no, parsed
 
 
-def repeated_ids(path: str) -> dict[str, tuple[int, int, bool]]:
+def repeated_ids(path: str, source: str | None = None) -> dict[str, tuple[int, int, bool]]:
   """{id: (its first line, its rows, whether they all have one text)} for ids on several rows.
 
   Training substitutes round trips by id (tasks/backtranslation.py), so an id must name one text:
   an id whose rows disagree cannot say which text its round trips belong to."""
   seen = {}  # id -> [first line, rows, hash of the first text, texts agree]
-  for line_no, parsed in _rows(path):
+  for line_no, parsed in _rows(path, source):
     if isinstance(parsed, str):
       continue
     example_id, text = parsed
@@ -93,11 +112,13 @@ def repeated_ids(path: str) -> dict[str, tuple[int, int, bool]]:
   return {k: (v[0], v[1], v[3]) for k, v in seen.items() if v[1] > 1}
 
 
-def read_texts(path: str, rejected: list, repeated: dict) -> Iterator[tuple[str, str]]:
+def read_texts(
+  path: str, rejected: list, repeated: dict, source: str | None = None
+) -> Iterator[tuple[str, str]]:
   """Yields (id, text) once per id; unreadable rows and the rows of `repeated` ids
   (`repeated_ids`) that cannot be translated are appended to `rejected` with file, line and
   reason: the later copies of an id's one text, and every row of an id with several texts."""
-  for line_no, parsed in _rows(path):
+  for line_no, parsed in _rows(path, source):
     if not isinstance(parsed, str) and parsed[0] in repeated:
       first, rows, one_text = repeated[parsed[0]]
       if not one_text:
@@ -153,8 +174,8 @@ def run(
   """Runs (or resumes) the job. Returns the final per-pivot summary."""
   # A first pass counts the readable rows, for the progress line's ETA (translation is the slow
   # part), and stops a job with nothing to translate before it records any setting.
-  first_rejected, repeated = [], repeated_ids(input_path)
-  total = sum(1 for _ in read_texts(input_path, first_rejected, repeated))
+  first_rejected, repeated = [], repeated_ids(input_path, source)
+  total = sum(1 for _ in read_texts(input_path, first_rejected, repeated, source))
   if not total:
     raise UserError(_no_texts(input_path, out_dir, first_rejected))
   os.makedirs(out_dir, exist_ok=True)
@@ -173,7 +194,7 @@ def run(
   num_shards = -(-total // examples_per_shard)
   progress = job_progress.Progress(total, 'texts')
   rejected, resumed = [], 0
-  shards = _chunks(read_texts(input_path, rejected, repeated), examples_per_shard)
+  shards = _chunks(read_texts(input_path, rejected, repeated, source), examples_per_shard)
   for index, shard in enumerate(shards):
     path = shard_path(out_dir, index)
     if os.path.exists(path):
@@ -207,7 +228,9 @@ def run(
   for pivot, s in summary['pivots'].items():
     log(pivot_line(pivot, s, summary['texts']))
   if rejected:
-    log(f'{len(rejected)} input rows rejected (see {REJECTED_FILE})')
+    reasons = collections.Counter(r['reason'].split(':')[0] for r in rejected)
+    shown = ', '.join(f'{reason} {n:,}' for reason, n in reasons.most_common())
+    log(f'{len(rejected):,} input rows rejected ({shown}; see {REJECTED_FILE})')
   return summary
 
 
