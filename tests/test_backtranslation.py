@@ -303,8 +303,9 @@ _REPEATED_IDS = [
 ]
 
 
-def test_repeated_ids_are_translated_once_or_rejected(tmp_path):
-  _write_tsv(tmp_path / 'in.tsv', CAPTIONS, _REPEATED_IDS)
+def _fake_job(tmp_path):
+  """`TMP/in.tsv` through the fake translator (source en, pivot xx) into TMP/out: (summary, log
+  lines)."""
   lines = []
   summary = backtranslate.run(
     str(tmp_path / 'in.tsv'),
@@ -314,6 +315,12 @@ def test_repeated_ids_are_translated_once_or_rejected(tmp_path):
     backend=_fake_backend(tmp_path),
     log=lines.append,
   )
+  return summary, lines
+
+
+def test_repeated_ids_are_translated_once_or_rejected(tmp_path):
+  _write_tsv(tmp_path / 'in.tsv', CAPTIONS, _REPEATED_IDS)
+  summary, lines = _fake_job(tmp_path)
   records = list(backtranslate.iter_records(str(tmp_path / 'out')))
   assert [r['id'] for r in records] == ['1', '2', '3', '4', '5', '6']
   assert summary['texts'] == 6 and summary['rejected_rows'] == 3
@@ -558,15 +565,7 @@ def test_rows_in_another_language_than_source_are_set_aside_by_the_job(tmp_path)
   _write_tsv(tmp_path / 'in.tsv', [('1', 'a dog\ten'), ('2', 'un chien\tfr'), ('3', 'a cat\tund')])
   with open(tmp_path / 'in.tsv', 'ab') as f:
     f.write(b'4\tein Hund\tde\n')
-  lines = []
-  summary = backtranslate.run(
-    str(tmp_path / 'in.tsv'),
-    str(tmp_path / 'out'),
-    source='en',
-    pivots=['xx'],
-    backend=_fake_backend(tmp_path),
-    log=lines.append,
-  )
+  summary, lines = _fake_job(tmp_path)
   assert [r['id'] for r in backtranslate.iter_records(str(tmp_path / 'out'))] == ['1', '3']
   assert summary['texts'] == 2 and summary['rejected_rows'] == 2
   rejected = [json.loads(l) for l in open(tmp_path / 'out' / 'rejected_rows.jsonl')]
