@@ -329,3 +329,18 @@ def test_export_puts_an_evaluation_of_its_step_in_the_model_card(run_dir, tmp_pa
   card = (tmp_path / 'hf2' / 'README.md').read_text(encoding='utf-8')
   assert f'scored step {step + 7}, not this step ({step}): left out.' in card
   assert '| mine/retrieval |' not in card
+  # A damaged one: one warning line, and the export goes on without scores.
+  (copy / 'results.json').write_text('{broken')
+  capsys.readouterr()
+  assert (
+    cli.main(
+      ['export', '--model', str(copy), '--format', 'transformers', '--out', str(tmp_path / 'hf3')]
+    )
+    == 0
+  )
+  err = capsys.readouterr().err
+  assert (
+    f'mlit export: warning: {copy / "results.json"} is not JSON (' in err and 'Traceback' not in err
+  )
+  card = (tmp_path / 'hf3' / 'README.md').read_text(encoding='utf-8')
+  assert 'The results.json beside the run is not JSON: left out.' in card

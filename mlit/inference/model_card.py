@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import sys
 
 from mlit import run_layout
 from tasks.user_error import UserError
@@ -146,7 +147,15 @@ def text(model, class_name: str, head: dict, results: tuple[dict, str] | None = 
   note = None
   if results is None:
     for file in (run_layout.results(root), run_layout.results(model.model_dir)):
-      found = _read_json(file)
+      try:
+        found = _read_json(file)
+      except ValueError as e:  # a damaged file: the export goes on without its scores
+        note = 'The results.json beside the run is not JSON: left out.'
+        print(
+          f'mlit export: warning: {file} is not JSON ({e}): the model card has no evaluation',
+          file=sys.stderr,
+        )
+        break
       if isinstance(found, dict) and found.get('macro'):
         step = evaluated_step(found)
         if step == model.step:
