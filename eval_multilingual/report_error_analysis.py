@@ -147,7 +147,7 @@ def shared_text_blocks(results: dict, min_n: int = 0, label: Callable[[str], str
   ]
   marked = False
   for key in keys:
-    rows = []
+    rows, n_lang = [], 0
     for lang in sorted(meta):
       m = meta[lang].get(key)
       if not isinstance(m, dict) or 'n_texts_shared' not in m:
@@ -155,6 +155,7 @@ def shared_text_blocks(results: dict, min_n: int = 0, label: Callable[[str], str
       scores = results.get('languages', {}).get(lang, {}).get(key, {})
       merged = m.get('shared_texts_merged', {})
       n_texts, shared = m.get('n_texts') or 0, m['n_texts_shared']
+      n_lang += bool(shared)
       marked |= _small(results, lang, key, min_n)
       rows.append(
         [
@@ -167,11 +168,6 @@ def shared_text_blocks(results: dict, min_n: int = 0, label: Callable[[str], str
           _pct(merged.get('text_retrieval_recall@1')) if shared else '',
         ]
       )
-    n_lang = sum(
-      1
-      for per in meta.values()
-      if isinstance(per.get(key), dict) and per[key].get('n_texts_shared')
-    )
     blocks += [
       doc.Heading(key, 3),
       doc.Line(f'{len(rows)} languages; texts shared by several images in {n_lang}.'),
