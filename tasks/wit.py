@@ -7,9 +7,10 @@ kind in reference, attribution, alt_text, and wit_<kind>.<lang> per language.
 Attribution texts are used only when attribution_passes_lang_id is 'true'.
 """
 
+import collections
 import csv
 import sys
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
@@ -84,6 +85,23 @@ def check_headers(tsv_pattern: str) -> None:
       _check_header(path, header)
 
 
+def count_languages(tsv_pattern: str, kind: str = 'reference') -> collections.Counter:
+  """{language: rows with a `kind` description} over the files of a pattern (their headers
+  checked; rows of another column count are not counted): what a mixture over the languages can
+  weigh, read before any training."""
+  csv.field_size_limit(sys.maxsize)
+  check_headers(tsv_pattern)
+  counts = collections.Counter()
+  for path in sorted(tf.io.gfile.glob(tsv_pattern)):
+    with file_io.open_text(path) as f:
+      reader = csv.reader(f, delimiter='\t', quotechar='"')
+      next(reader, None)
+      for row in file_io.until_damaged(reader, lambda error: None):
+        if len(row) == len(COLUMNS) and text_cleaning.clean_text(row[COLUMNS.index(KINDS[kind])]):
+          counts[language_codes.normalize(row[0])] += 1
+  return counts
+
+
 def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
   """Rows of one WIT file with a non-empty `kind` description."""
   csv.field_size_limit(sys.maxsize)
@@ -144,10 +162,21 @@ def register_wit(
   image_path_format: str = '{id}.jpg',
   image_shards: Optional[str] = None,
   image_shard_key: str = 'url',
+  language_rates: Optional[Mapping[str, float]] = None,
 ) -> list:
   """image_dir (one file per id) or image_shards (a pattern of webdataset tars or TFRecords, joined
-  by url_id(url) of the sample's json by default; see tasks.shard_image_store)."""
+  by url_id(url) of the sample's json by default; see tasks.shard_image_store).
+
+  language_rates: {lang: rate} over `languages`: also a mixture wit_<kind>.languages of their
+  tasks at these rates (`mlit add-language gin` weighs a new language's rows against the old)."""
   check_headers(tsv_pattern)
+  rates = {language_codes.normalize(k): r for k, r in (language_rates or {}).items()}
+  typed = [language_codes.typed_task_language(c, 'register_wit.languages') for c in languages]
+  if rates and (set(rates) != set(typed) or any(float(r) <= 0 for r in rates.values())):
+    raise UserError(
+      f'register_wit.language_rates {rates}: a rate > 0 for each of register_wit.languages '
+      f'{list(typed)}, and no other'
+    )
   images = shard_image_store.make_image_store(
     image_dir, image_path_format, image_shards, image_shard_key
   )
@@ -163,7 +192,6 @@ def register_wit(
       {'train': tsv_pattern},
       name='wit',
     )
-    typed = [language_codes.typed_task_language(c, 'register_wit.languages') for c in languages]
     for lang in (None, *typed):
       name = f'wit_{kind}' + (f'.{language_codes.task_name_part(lang)}' if lang else '')
       pre = [task_builder.filter_equal('language', lang)] if lang else []
@@ -171,4 +199,11 @@ def register_wit(
         name, source, text_names=('text',), image='image' if images else None, pre_cache=pre
       )
       names.append(name)
+    if rates:
+      mixture = f'wit_{kind}.languages'
+      task_builder.add_mixture(
+        mixture,
+        [(f'wit_{kind}.{language_codes.task_name_part(l)}', float(rates[l])) for l in typed],
+      )
+      names.append(mixture)
   return names

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import sentencepiece as spm
+import task_files  # tests/task_files.py
 from flax import traverse_util
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
@@ -451,18 +452,67 @@ def test_gin_file_checks_the_base_runs_emoji_data_and_makes_its_paths_absolute(
   ]
 
 
-def test_gin_file_wit_names_a_registered_task(tmp_path):
+def test_gin_file_wit_tunes_on_every_language_of_the_rows(tmp_path, monkeypatch):
+  """WIT rows of the old languages keep their share; the new one's count `repeat` times; paths
+  become absolute; what cannot train is one line; base languages the rows lack are a warning."""
   from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
   from tasks import wit  # pylint: disable=g-import-not-at-top
 
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / 'img').mkdir()
+  rows = [
+    task_files.wit_row(lang, f'http://w/{lang}{i}.jpg', reference=f'{lang} {i}')
+    for lang, n in (('en', 5), ('de', 2), ('si', 3))
+    for i in range(n)
+  ]
+  rows.append(task_files.wit_row('fr', 'http://w/fr.jpg'))  # no reference description: no row
+  task_files.write_wit(str(tmp_path / 'w.tsv'), rows)
+  given = {'train': 'w.tsv', 'images': 'img'}
   with pytest.raises(gin_file.GinFileError, match='pre-computed image embeddings'):
-    _write_gin(wit={'train': 'w.tsv', 'images': 'img'})
-  text, _ = _write_gin(tower="{'width': 16}", wit={'train': 'w.tsv', 'images': 'img'})
-  assert 'WIT_TRAIN_TSV_PATTERN = "w.tsv"' in text and 'WIT_IMAGES = "img"' in text
-  assert f'registration.registered_task.name = "{gin_file.wit_task_name("si")}"' in text
-  tsv = tmp_path / 'w.tsv'
-  tsv.write_text('\t'.join(wit.COLUMNS) + '\n', encoding='utf-8')
-  assert gin_file.wit_task_name('si') in wit.register_wit(str(tsv), languages=['si'])
+    _write_gin(wit=given)
+  text, warnings = _write_gin(tower="{'width': 16}", wit=given)
+  assert not warnings
+  assert f'WIT_TRAIN_TSV_PATTERN = "{tmp_path / "w.tsv"}"' in text
+  assert f'WIT_IMAGES = "{tmp_path / "img"}"' in text
+  assert 'wit.register_wit.languages = ["de", "en", "si"]' in text
+  assert 'wit.register_wit.language_rates = {"de": 2.0, "en": 5.0, "si": 12.0}' in text
+  assert "registration.registered_task.name = 'wit_reference.languages'" in text
+  names = wit.register_wit(
+    str(tmp_path / 'w.tsv'),
+    languages=['de', 'en', 'si'],
+    language_rates={'de': 2, 'en': 5, 'si': 12},
+  )
+  assert 'wit_reference.languages' in names
+  with pytest.raises(ValueError, match='a rate > 0 for each of register_wit.languages'):
+    wit.register_wit(str(tmp_path / 'w.tsv'), languages=['de', 'en'], language_rates={'de': 1})
+
+  base = _BASE.format(tower="{'width': 16}")
+  _, warnings = gin_file.write(
+    **_GIN_ARGS, base_config=base, wit=given, base_languages={'en', 'ja'}
+  )
+  assert warnings == [
+    'the base run tuned on ja, which --wit-train has no rows of (it has: en 5, si 3, de 2): the '
+    'continued run does not see them and may forget them; add their rows to --wit-train'
+  ]
+  for wrong, message in (
+    ({'train': 'w.tsv', 'images': 'imgs'}, '--wit-images imgs: no such directory'),
+    ({'train': 'x.tsv', 'images': 'img'}, '--wit-train x.tsv: matches no file'),
+  ):
+    with pytest.raises(gin_file.GinFileError, match=message):
+      _write_gin(tower="{'width': 16}", wit=wrong)
+  only_si = [r for r in rows if r['language'] == 'si']
+  task_files.write_wit(str(tmp_path / 'si.tsv'), only_si)
+  _, warnings = _write_gin(tower="{'width': 16}", wit={'train': 'si.tsv', 'images': 'img'})
+  assert warnings == [
+    '--wit-train has rows of si only: the continued run tunes on si alone and may forget the '
+    "base run's languages; add their rows to --wit-train"
+  ]
+  with pytest.raises(gin_file.GinFileError, match=r'no row of am .*the languages there: si 3\)'):
+    gin_file.write(
+      **{**_GIN_ARGS, 'lang': 'am'},
+      base_config=base,
+      wit={'train': 'si.tsv', 'images': 'img'},
+    )
 
 
 def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):

@@ -4,7 +4,8 @@ Local image store: a directory (searched recursively) of image files. The image 
 (a WIT image_url, an XM3600 image/key, a COCO file_name) is the file whose name without
 extension is
   1. the key itself (XM3600 '<image/key>.jpg', COCO '<file_name>'), or
-  2. sha256(key as UTF-8) in hex (the recommended layout for downloaded URLs), or
+  2. sha1(key as UTF-8) in hex (tasks.image_store.url_id: the layout WIT and CC12M training
+     read, so one folder serves both), or sha256(key as UTF-8) in hex, or
   3. the URL-decoded last path component of the key (a WIT URL's filename),
 tried in this order. Where several files share a name without extension (a webdataset or
 img2dataset folder: '<key>.jpg' beside '<key>.txt' and '<key>.json'), the one with an image
@@ -28,6 +29,11 @@ from PIL import Image
 from mlit.inference import preprocess
 from mlit.inference.image_folder import IMAGE_SUFFIXES
 from tasks.user_error import UserError
+
+
+def url_sha1(key: str) -> str:
+  """tasks.image_store.url_id, the training tasks' image name (that module imports TensorFlow)."""
+  return hashlib.sha1(key.encode('utf-8')).hexdigest()
 
 
 def url_sha256(key: str) -> str:
@@ -77,7 +83,7 @@ class LocalImageStore:
     for name in (key, os.path.basename(key)):
       if name in self._by_name:
         return self._by_name[name]
-    for stem in (key, url_sha256(key)):
+    for stem in (key, url_sha1(key), url_sha256(key)):
       if stem in self._by_stem:
         return self._by_stem[stem]
     base = _url_basename(key)

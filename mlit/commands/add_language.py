@@ -247,7 +247,7 @@ def check_vocab_is_the_runs(vocab: str, checkpoint: str) -> None:
   model_dir, spec = _run_spec(checkpoint)
   if spec is None:
     print(
-      f'warning: --checkpoint {checkpoint} has no mlit_model.json (a grown checkpoint, or a run '
+      f'warning: --checkpoint {checkpoint} has no mlit_model.json (a checkpoint grown by an older mlit, or a run '
       f'older than it): that --vocab {vocab} is the vocabulary it was tuned with is not checked',
       file=sys.stderr,
     )
@@ -265,16 +265,24 @@ def check_vocab_is_the_runs(vocab: str, checkpoint: str) -> None:
     )
 
 
-def _already_tuned_on(checkpoint: str, lang: str) -> int:
-  """Examples of `lang` the mlit run at `checkpoint` was tuned on (its language_stats.json)."""
+def tuned_languages(checkpoint: str) -> dict[str, int]:
+  """{language: examples} the mlit run at `checkpoint` was tuned on (its language_stats.json;
+  {} when it has none)."""
   model_dir = _run_spec(checkpoint)[0]
   try:
     with open(run_layout.language_stats(model_dir), encoding='utf-8') as f:
       stats = json.load(f)
   except (OSError, ValueError):
-    return 0
-  entry = stats.get(lang)
-  return int(entry.get('n_train_examples', 0)) if isinstance(entry, dict) else 0
+    return {}
+  if not isinstance(stats, dict):
+    return {}
+  counts = {k: int(v.get('n_train_examples', 0)) for k, v in stats.items() if isinstance(v, dict)}
+  return {k: n for k, n in counts.items() if n > 0}
+
+
+def _already_tuned_on(checkpoint: str, lang: str) -> int:
+  """Examples of `lang` the mlit run at `checkpoint` was tuned on (its language_stats.json)."""
+  return tuned_languages(checkpoint).get(lang, 0)
 
 
 def remove_empty_dirs(root: str) -> None:
@@ -341,6 +349,10 @@ def _extend_vocab(args) -> int:
     rows = [int(emb.shape[0]), int(flat[vocab_extension.EMBEDDING_KEY].shape[0])]
   with open(vocab_path, 'wb') as f:
     f.write(ext.proto.SerializeToString())
+  if kind == 'mlit':  # the grown model loads, predicts and evaluates as a run does
+    grown_run.write_model_spec(
+      run_layout.model_dir_of(args.checkpoint), os.path.abspath(args.out), vocab_path, rows[1]
+    )
 
   old_sp = spm.SentencePieceProcessor(model_file=args.vocab)
   new_sp = spm.SentencePieceProcessor(model_file=vocab_path)
@@ -438,6 +450,7 @@ def cmd_gin(args) -> int:
       warmup=args.warmup,
       repeat=args.repeat,
       wit=wit,
+      base_languages=tuned_languages(base_run),
     )
   except gin_file.GinFileError as e:
     raise AddLanguageError(str(e)) from e
@@ -835,7 +848,12 @@ def add_gin_args(g) -> None:
     '--repeat',
     type=int,
     default=8,
-    help="emoji/CLDR: times the new language's pairs repeat (default 8)",
+    help="times the new language's pairs count against the others' (emoji/CLDR pairs, or WIT "
+    'rows with --wit-train; default 8)',
   )
-  g.add_argument('--wit-train', help='WIT TSV pattern: tune on WIT rows of the language instead')
+  g.add_argument(
+    '--wit-train',
+    help='WIT TSV pattern: tune on WIT rows instead, those of every language in them (needs a '
+    'base run with a live locked image tower)',
+  )
   g.add_argument('--wit-images', help='directory of the WIT images (with --wit-train)')

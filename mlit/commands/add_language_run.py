@@ -13,7 +13,8 @@ after them depends on them):
   gin           mlit add-language gin                                      OUT/<lang>.gin
   train         mlit train --gin_file=OUT/<lang>.gin                       OUT/train/
   eval after    mlit eval on the continued run                             OUT/eval_after/
-and OUT/comparison.json: zero-shot top-1 per language before, grown and after.
+and OUT/comparison.json: per language before, grown and after, the evaluation's main score (as
+`mlit report` leads with it: zero-shot top-1 where there is one, else text->image recall@1).
 """
 
 import json
@@ -29,7 +30,6 @@ from mlit import run_layout
 from mlit.commands import child_process, gin_flags
 from tasks.user_error import UserError
 
-METRIC = ('emoji_cldr/zeroshot_classification', 'acc1')
 STEPS_RECORD = 'steps.json'
 
 
@@ -128,25 +128,48 @@ def _eval(name, run_dir, config, args, record, model_dir, extra=()) -> dict:
     return json.load(f)
 
 
-def top1(results: dict) -> dict[str, float]:
-  key, metric = METRIC
-  return {lang: tasks[key][metric] for lang, tasks in results['languages'].items() if key in tasks}
+def main_score(run_dir: str):
+  """The score the comparison reads: the evaluation's main column, as `mlit report` leads with it
+  (top-1 accuracy where there is one, else text->image recall@1)."""
+  from eval_multilingual import report_data  # pylint: disable=g-import-not-at-top
+
+  run = report_data.load_run(run_dir)
+  col = report_data.main_column(run, report_data.score_columns(run))
+  if col is None:
+    raise UserError(
+      f'{run_dir}: the evaluation of --eval-gin scored no top-1 accuracy or recall@k to compare'
+    )
+  return col
 
 
-def compare(lang: str, before: dict, grown: dict, after: dict) -> dict:
-  """The new language's top-1 before/grown/after; the old ones' changes (median, worst)."""
+def scores(results: dict, col) -> dict[str, float]:
+  """{language: the column's score} of an evaluation's results.json."""
+  return {
+    lang: tasks[col.task][col.metric]
+    for lang, tasks in results['languages'].items()
+    if col.metric in tasks.get(col.task, {})
+  }
+
+
+def compare(lang: str, before: dict, grown: dict, after: dict, metric: str) -> dict:
+  """The new language's score before/grown/after; the old ones' changes (median, worst)."""
   old = sorted(set(before) & set(after) - {lang})
   change = {k: after[k] - before[k] for k in old}
-  worst = min(old, key=change.get)
+  worst = min(old, key=change.get) if old else None
+  median = lambda values: float(np.median(values)) if values else None  # noqa: E731
   return {
-    'metric': '/'.join(METRIC),
+    'metric': metric,
     'language': lang,
-    'new_language': {'before': before.get(lang), 'grown': grown.get(lang), 'after': after[lang]},
+    'new_language': {
+      'before': before.get(lang),
+      'grown': grown.get(lang),
+      'after': after.get(lang),
+    },
     'old_languages': len(old),
-    'old_median_before': float(np.median([before[k] for k in old])),
-    'old_median_after': float(np.median([after[k] for k in old])),
-    'old_median_change': float(np.median(list(change.values()))),
-    'old_worst_change': {'language': worst, 'change': change[worst]},
+    'old_median_before': median([before[k] for k in old]),
+    'old_median_after': median([after[k] for k in old]),
+    'old_median_change': median(list(change.values())),
+    'old_worst_change': {'language': worst, 'change': change[worst]} if old else None,
     'old_improved': sum(v > 0 for v in change.values()),
     'old_unchanged_when_grown': sum(grown.get(k) == before[k] for k in old),
     'per_language': {
@@ -154,6 +177,30 @@ def compare(lang: str, before: dict, grown: dict, after: dict) -> dict:
       for k in sorted(set(before) | set(after))
     },
   }
+
+
+def summary_lines(result: dict, what: str) -> list[str]:
+  """The lines `run` ends with: the new language's score, then the old languages'."""
+  pct = lambda v: 'n/a' if v is None else f'{100 * v:.2f}%'  # noqa: E731
+  new, lang, n_old = result['new_language'], result['language'], result['old_languages']
+  lines = [
+    f'== {lang} {what}: before {pct(new["before"])}, grown (not tuned) {pct(new["grown"])}, '
+    f'after {pct(new["after"])}'
+  ]
+  if not n_old:
+    lines.append(
+      f'== no other language was scored before and after (the evaluation has only {lang})'
+    )
+    return lines
+  worst = result['old_worst_change']
+  lines.append(
+    f'== {n_old} old language{"s" if n_old > 1 else ""}: median {pct(result["old_median_before"])} -> '
+    f'{pct(result["old_median_after"])} (median change '
+    f'{100 * result["old_median_change"]:+.2f} points; worst {worst["language"]} '
+    f'{100 * worst["change"]:+.2f}; {result["old_improved"]} improved); '
+    f'identical when grown, before tuning: {result["old_unchanged_when_grown"]} of {n_old}'
+  )
+  return lines
 
 
 def _gin_exists(path: str) -> bool:
@@ -217,27 +264,33 @@ def _refuse_if_changed(out: str, step: str, recorded: dict | None, inputs: dict,
     )
 
 
-def _check_emoji_language(base: str, lang: str) -> None:
-  """The continued run tunes on the base run's emoji/CLDR data: a language it lacks is refused
-  before any step (the train step refused it after the extension and two evaluations)."""
+def _check_tuning_data(base: str, args) -> None:
+  """What the gin step would refuse (a language the base run's emoji/CLDR data lacks; WIT rows
+  without the language, or a base run on pre-computed embeddings), before the first step: the
+  gin step refused it after the extension and two evaluations."""
+  from mlit.commands import add_language  # pylint: disable=g-import-not-at-top
   from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
 
   path = run_layout.config(base)
-  if os.path.isfile(path):
-    with open(path, encoding='utf-8') as f:
-      config = f.read()
-    try:
-      gin_file.check_emoji_language(config, lang)
-    except gin_file.GinFileError as e:
-      raise UserError(str(e)) from e
+  if not os.path.isfile(path):
+    return  # extend-vocab names what the base run lacks
+  with open(path, encoding='utf-8') as f:
+    config = f.read()
+  try:
+    if args.wit_train:
+      wit = {'train': args.wit_train, 'images': args.wit_images}
+      gin_file.wit_plan(config, args.lang, wit, args.repeat, add_language.tuned_languages(base))
+    else:
+      gin_file.check_emoji_source(config, args.lang)
+  except gin_file.GinFileError as e:
+    raise UserError(str(e)) from e
 
 
 def run(args) -> int:
   check_inputs(args)
   out = os.path.abspath(args.out)
   base = run_layout.model_dir_of(args.checkpoint)
-  if not args.wit_train:
-    _check_emoji_language(base, args.lang)
+  _check_tuning_data(base, args)
   created = not os.path.exists(out)
   os.makedirs(out, exist_ok=True)
   try:
@@ -292,6 +345,14 @@ def _run(args, out: str, base: str) -> int:
   before = _eval(
     'eval before', os.path.join(out, 'eval_before'), run_layout.config(base), args, record, base
   )
+  col = main_score(os.path.join(out, 'eval_before'))
+  scored = scores(before, col)
+  if args.lang not in scored:  # before the tuning, not after it
+    raise UserError(
+      f'--eval-gin {args.eval_gin}: its evaluation scored no {args.lang} ({col.label} of '
+      f'{len(scored)} languages: {", ".join(sorted(scored)[:8])}): give one with held-out '
+      f'{args.lang} data (e.g. eval/captions.gin or eval/wit.gin on its image-text pairs)'
+    )
   grown = _eval(
     'eval grown',
     os.path.join(out, 'eval_grown'),
@@ -377,20 +438,15 @@ def _run(args, out: str, base: str) -> int:
       flush=True,
     )
 
-  result = compare(args.lang, top1(before), top1(grown), top1(after))
+  result = compare(
+    args.lang,
+    scores(before, col),
+    scores(grown, col),
+    scores(after, col),
+    f'{col.task}/{col.metric}',
+  )
   with open(os.path.join(out, 'comparison.json'), 'w', encoding='utf-8') as f:
     json.dump(result, f, indent=1)
-  new = result['new_language']
-  pct = lambda v: 'n/a' if v is None else f'{100 * v:.2f}%'  # noqa: E731
-  print(
-    f'== {args.lang} zero-shot top-1: before {pct(new["before"])}, grown (not tuned) '
-    f'{pct(new["grown"])}, after {pct(new["after"])}\n'
-    f'== {result["old_languages"]} old languages: median {pct(result["old_median_before"])} -> '
-    f'{pct(result["old_median_after"])} (median change '
-    f'{100 * result["old_median_change"]:+.2f} points; worst '
-    f'{result["old_worst_change"]["language"]} '
-    f'{100 * result["old_worst_change"]["change"]:+.2f}; {result["old_improved"]} improved); '
-    f'identical when grown, before tuning: {result["old_unchanged_when_grown"]} of '
-    f'{result["old_languages"]}\n== {os.path.join(out, "comparison.json")}'
-  )
+  what = 'zero-shot top-1' if col.metric == 'acc1' else col.label
+  print('\n'.join([*summary_lines(result, what), f'== {os.path.join(out, "comparison.json")}']))
   return 0

@@ -6,8 +6,9 @@ extended vocabulary and its size, CONTINUE_FROM (train.init_from_run) = the grow
 tuning data, the steps and a new MODEL_DIR. Two data sources:
 - emoji:  the emoji/CLDR set the base run tuned on (`emoji_cldr.all`), the new language no longer
           excluded and repeated `repeat` times so that it gets a fair share of the steps;
-- wit:    WIT rows of the language (`wit_reference.<lang>`, registered by tasks.wit.register_wit
-          from the given TSV pattern and image directory); needs a base run with a live image tower.
+- wit:    WIT rows (tasks.wit.register_wit from the given TSV pattern and image directory): every
+          language of the rows at its row count, the new one's counted `repeat` times
+          (`wit_reference.languages`); needs a base run with a live image tower.
 Every macro the file uses is bound in it or in the base config; `wit` evaluation macros are
 written only when their paths are given.
 """
@@ -78,31 +79,36 @@ def check_emoji_language(config: str, lang: str) -> tuple[str | None, set[str] |
   cannot tune on it (register_emoji_cldr_tasks refuses at set-up, after the work before it)."""
   data, langs = emoji_data_languages(config)
   if langs is not None and lang not in langs:
+    wit = f'give --wit-train and --wit-images to tune on WIT rows of {lang}'
+    if _macro(config, 'IMAGE_TOWER') in (None, 'None'):
+      wit = (
+        f'WIT rows of {lang} (--wit-train) need a base run with a live locked image tower, and '
+        'this one tuned on pre-computed embeddings'
+      )
     raise GinFileError(
       f"{lang} is not in the base run's emoji/CLDR data ({data}: {len(langs)} languages), so "
-      f'the emoji set cannot tune on it; give --wit-train and --wit-images to tune on WIT rows '
-      f'of {lang}'
+      f'the emoji set cannot tune on it; {wit}'
     )
   return data, langs
 
 
-def wit_task_name(lang: str) -> str:
-  """The name tasks.wit.register_wit gives the language's task."""
-  return f'wit_{WIT_KIND}.{lang.replace("-", "_")}'
-
-
-def _emoji_lines(config: str, lang: str, repeat: int, warnings: list) -> list[str]:
+def check_emoji_source(config: str, lang: str) -> tuple[str | None, set[str] | None]:
+  """check_emoji_language, after checking that the base run tuned on the emoji/CLDR set."""
   if 'emoji_tasks.register_emoji_cldr_tasks' not in config:
     raise GinFileError(
       'the base run did not tune on the emoji/CLDR set (no emoji_tasks.register_emoji_cldr_tasks '
       'in its config.gin): give --wit-train to tune on WIT rows instead'
     )
+  return check_emoji_language(config, lang)
+
+
+def _emoji_lines(config: str, lang: str, repeat: int, warnings: list) -> list[str]:
   m = re.search(r'^emoji_tasks\.register_emoji_cldr_tasks\.exclude_languages = (.*)$', config, re.M)
   value = m.group(1).strip() if m else '[]'
   if value.startswith('%'):  # e.g. demo/leave_out.gin's %LEFT_OUT_LANGUAGES
     value = _macro(config, value[1:]) or '[]'
   excluded = json.loads(value.replace("'", '"'))
-  data, langs = check_emoji_language(config, lang)
+  data, langs = check_emoji_source(config, lang)
   if data and langs is None:
     warnings.append(
       f"the base run's EMOJI_DATA {data!r} has no readable manifest.json from {os.getcwd()}: "
@@ -124,31 +130,79 @@ def _emoji_lines(config: str, lang: str, repeat: int, warnings: list) -> list[st
   ]
 
 
-def _wit_lines(config: str, lang: str, wit: dict) -> list[str]:
+def _local_abspath(path: str) -> str:
+  return path if '://' in path else os.path.abspath(path)
+
+
+def wit_plan(config: str, lang: str, wit: dict, repeat: int, base_languages) -> tuple[dict, list]:
+  """({language: mixture rate}, warnings) of WIT tuning: every language of the --wit-train rows
+  at its row count (the base run's languages keep their share, so they are not forgotten), the
+  new one's rows counted `repeat` times. GinFileError for a base run or rows it cannot tune on;
+  `mlit add-language run` calls it before its first step."""
+  from tasks import wit as wit_tasks  # pylint: disable=g-import-not-at-top
+
   if _macro(config, 'IMAGE_TOWER') in (None, 'None'):
     raise GinFileError(
-      'the base run tuned on pre-computed image embeddings (IMAGE_TOWER = None): WIT rows need a '
-      'live image tower or embeddings precomputed with `mlit precompute`; continue such a run on '
-      'its own data source (emoji/CLDR)'
+      'the base run tuned on pre-computed image embeddings (IMAGE_TOWER = None) and WIT tuning '
+      'needs images: it continues a run that tuned with a live locked image tower (IMAGE_TOWER '
+      'set, e.g. include image_towers/efficientnet_lite0.gin); a run on pre-computed embeddings '
+      'is continued on its own emoji/CLDR data'
     )
   if not wit.get('train') or not wit.get('images'):
     raise GinFileError('WIT tuning needs --wit-train (TSV pattern) and --wit-images (directory)')
-  lines = [
+  if '://' not in wit['images'] and not os.path.isdir(wit['images']):
+    raise GinFileError(f'--wit-images {wit["images"]}: no such directory')
+  try:
+    counts = wit_tasks.count_languages(_local_abspath(wit['train']))
+  except FileNotFoundError as e:
+    raise GinFileError(f'--wit-train {wit["train"]}: matches no file') from e
+  except ValueError as e:  # a header that is not WIT's: the file and line
+    raise GinFileError(f'--wit-train: {e}') from e
+  found = ', '.join(f'{k} {n:,}' for k, n in counts.most_common(8)) or 'none'
+  if not counts.get(lang):
+    raise GinFileError(
+      f'--wit-train {wit["train"]}: no row of {lang} with a reference description (the '
+      f'languages there: {found})'
+    )
+  rates = {k: float(n) for k, n in sorted(counts.items()) if k not in (lang, 'und')}
+  warnings = []
+  missing = sorted(set(base_languages or ()) - set(rates) - {lang})
+  if missing:
+    shown = ', '.join(missing[:8]) + (f' and {len(missing) - 8} more' if len(missing) > 8 else '')
+    warnings.append(
+      f'the base run tuned on {shown}, which --wit-train has no rows of (it has: {found}): the '
+      'continued run does not see them and may forget them; add their rows to --wit-train'
+    )
+  elif not rates:
+    warnings.append(
+      f'--wit-train has rows of {lang} only: the continued run tunes on {lang} alone and may '
+      "forget the base run's languages; add their rows to --wit-train"
+    )
+  rates[lang] = float(counts[lang] * repeat)
+  return rates, warnings
+
+
+def _wit_lines(config: str, lang: str, wit: dict, repeat: int, base_languages, warnings) -> list:
+  rates, found = wit_plan(config, lang, wit, repeat, base_languages)
+  warnings += found
+  languages = sorted(rates)
+  return [
     'from tasks import registration',
     'from tasks import wit',
     '',
-    f'# Tuning data: WIT {WIT_KIND} descriptions in {lang}.',
-    f'WIT_TRAIN_TSV_PATTERN = {json.dumps(wit["train"])}',
-    f'WIT_IMAGES = {json.dumps(wit["images"])}',
+    f'# Tuning data: WIT {WIT_KIND} descriptions of every language of the rows at their row',
+    f'# counts (the old languages keep their share), {lang} counted {repeat} times.',
+    f'WIT_TRAIN_TSV_PATTERN = {json.dumps(_local_abspath(wit["train"]))}',
+    f'WIT_IMAGES = {json.dumps(_local_abspath(wit["images"]))}',
     'registration.register_tasks.registrations = [@wit.register_wit]',
     'wit.register_wit.tsv_pattern = %WIT_TRAIN_TSV_PATTERN',
     'wit.register_wit.image_dir = %WIT_IMAGES',
     f"wit.register_wit.kinds = ['{WIT_KIND}']",
-    f'wit.register_wit.languages = [{json.dumps(lang)}]',
+    f'wit.register_wit.languages = {json.dumps(languages)}',
+    f'wit.register_wit.language_rates = {json.dumps({k: rates[k] for k in languages})}',
     'MIXTURE_OR_TASK_NAME = @registration.registered_task()',
-    f'registration.registered_task.name = {json.dumps(wit_task_name(lang))}',
+    f"registration.registered_task.name = 'wit_{WIT_KIND}.languages'",
   ]
-  return lines
 
 
 def write(
@@ -163,8 +217,10 @@ def write(
   warmup: int,
   repeat: int = 1,
   wit: dict | None = None,
+  base_languages=(),
 ) -> tuple[str, list[str]]:
-  """(gin text, warnings) (module docstring). extension: extend-vocab's extension.json."""
+  """(gin text, warnings) (module docstring). extension: extend-vocab's extension.json;
+  base_languages: the languages the base run tuned on (its language_stats.json)."""
   if not base_config.strip():
     raise GinFileError(f'{base_run}: empty config.gin')
   if warmup >= steps:
@@ -202,7 +258,7 @@ def write(
   ]
   warnings = []
   if wit:
-    lines += _wit_lines(base_config, lang, wit)
+    lines += _wit_lines(base_config, lang, wit, repeat, base_languages, warnings)
   else:
     lines += _emoji_lines(base_config, lang, repeat, warnings)
   return '\n'.join(lines) + '\n', warnings

@@ -5,9 +5,11 @@ checkpoints/), grows `txt/token_embedder/embedding` (old rows bit for bit, new r
 vocab_extension.grow_embedding) and the optimizer's moments of that table (zero rows for the new
 pieces), and writes OUT/checkpoints/<step>/ with the run's gin config, so that
 `train.init_from_run = OUT` (CONTINUE_FROM) continues tuning from it and the evaluation reads it
-like any run.
+like any run. OUT/mlit_model.json (write_model_spec) is the base run's with the grown vocabulary,
+so `mlit.load(OUT)`, `mlit predict` and `mlit eval` use the grown model as they use a run.
 """
 
+import copy
 import json
 import os
 import shutil
@@ -16,7 +18,9 @@ import numpy as np
 
 from mlit import run_layout
 from mlit.checkpoints import run_state
+from mlit.inference import run_spec
 from mlit.language import vocab_extension
+from tasks import file_io
 
 EMBEDDING_PATH = ('txt', 'token_embedder', 'embedding')
 
@@ -95,3 +99,29 @@ def grow_run(run: str, extension: vocab_extension.Extension, out_dir: str, pad_t
   if os.path.isfile(base_stats):
     shutil.copyfile(base_stats, run_layout.language_stats(out_dir))
   return {'checkpoint': out, 'step': step, 'rows': [int(emb.shape[0]), int(grown.shape[0])]}
+
+
+def write_model_spec(base_model_dir: str, out_dir: str, vocabulary: str, rows: int) -> str | None:
+  """OUT/mlit_model.json: the base run's (run_spec), with `vocabulary` (a file in out_dir) and the
+  grown embedding's `rows`; the locked tower's place relative to OUT. None when the base run has
+  none (a run older than mlit_model.json): then the grown model is evaluated as the base run is."""
+  if not os.path.isfile(os.path.join(base_model_dir, run_spec.FILENAME)):
+    return None
+  spec = copy.deepcopy(run_spec.read(base_model_dir))
+  spec['two_tower']['text']['vocab_size'] = int(rows)
+  base_vocab = spec.get('vocabulary') or {}
+  spec['vocabulary'] = {
+    'file': os.path.relpath(vocabulary, out_dir),
+    'sha256': file_io.file_sha256(vocabulary),
+    'source': os.path.abspath(os.path.join(base_model_dir, base_vocab.get('file', ''))),
+  }
+  checkpoint = (spec.get('image') or {}).get('checkpoint')
+  if checkpoint and checkpoint.get('relative_path'):
+    # The base run's file, found from OUT: the path relative to OUT, not to the base run.
+    checkpoint['relative_path'] = os.path.relpath(
+      run_spec.image_checkpoint_path(base_model_dir, spec), os.path.abspath(out_dir)
+    )
+  path = os.path.join(out_dir, run_spec.FILENAME)
+  with file_io.atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+    json.dump(spec, f, indent=1)
+  return path
