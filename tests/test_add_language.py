@@ -542,6 +542,9 @@ def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):
     'drop --texts/--old-texts': [*extend, '--emoji-data', str(d), '--texts', el],
     f'--out {out} exists and is not empty': [*extend[:-1], str(out), '--texts', el],
     '--old-texts': [*extend, '--texts', el, '--old-texts', str(jsonl)],
+    'mlit add-language coverage: error: texts el.tx: no such file': [*coverage_el, 'el.tx'],
+    'mlit add-language extend-vocab: error: --texts el.tx: no such file': [*extend, '--texts']
+    + ['el.tx'],
   }
   for message, argv in cases.items():
     assert cli.main(argv) == 2, message

@@ -732,6 +732,12 @@ def main(argv=None) -> int:
         file=sys.stderr,
       )
       return 2
+  for attr in ('texts', 'old_texts'):  # coverage's positional texts, extend-vocab's and run's flags
+    for path in getattr(args, attr, None) or []:
+      if not os.path.exists(path):
+        flag = 'texts' if args.step == 'coverage' else f'--{attr.replace("_", "-")}'
+        print(f'mlit add-language {args.step}: error: {flag} {path}: no such file', file=sys.stderr)
+        return 2
   steps = {
     'coverage': cmd_coverage,
     'prompts': cmd_prompts,
