@@ -19,6 +19,7 @@ from spm_fixture import spm_model_path  # noqa: F401
 import gin
 from mlit.training import train
 from tasks import backtranslation, image_store
+from tasks.user_error import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 8  # examples per task
@@ -371,3 +372,24 @@ def test_wit_reference_task(data):
   records = _train_here(gin_path, os.path.join(data['dir'], 'run_wit'))
   assert [r['step'] for r in records] == [1, 2]
   assert 'bt_fired_rate' not in records[-1]  # no substitution without the gin file
+
+
+def test_a_language_without_rows_says_so_when_the_task_runs_dry(data):
+  """WIT rows of de only, a task of fr: the readers keep every row and the language filter lets
+  none through; the line says so instead of only 'rows kept N'."""
+  gin_path = _gin(
+    data,
+    'wit_fr',
+    module='wit',
+    register='register_wit',
+    pattern=f'{data["dir"]}/wit_v1.train.*.tsv.gz',
+    task='wit_reference.fr',
+    extra="tasks.wit.register_wit.languages = ['fr']",
+  )
+  try:
+    with pytest.raises(UserError) as e:
+      train.main(_args(gin_path, os.path.join(data['dir'], 'run_wit_fr')))
+  finally:
+    gin.clear_config()
+  assert str(e.value).startswith("task 'wit_reference.fr' ran out of data at step 0: rows kept ")
+  assert "none came out of its steps after them (a per-language task's filter" in str(e.value)

@@ -658,9 +658,16 @@ def train(
           try:
             local = next(batches)
           except StopIteration as e:
+            kept = data_stats.read_counts()['kept_rows']
+            why = (
+              '; its readers kept rows but none came out of its steps after them (a per-language '
+              "task's filter: no row of that language?)"
+              if step == 0 and sum(kept.values())
+              else ''
+            )
             raise UserError(
               f'task {mixture_or_task_name!r} ran out of data at step {step}: '
-              f'{data_stats.rows_read_line()} (MODEL_DIR/data_stats.json has them per source)'
+              f'{data_stats.rows_read_line()}{why} (MODEL_DIR/data_stats.json has them per source)'
             ) from e
           batch = partitioning.shard_batch(local, mesh)
           with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
