@@ -31,7 +31,7 @@ def read_cc12m(path: str, images=None) -> Iterator[dict]:
       data_stats.skip('all_signals_empty', where)
       continue
     example = {'example_id': image_store.url_id(url), 'text': caption}
-    if not image_store.attach_image(example, images, where):
+    if not image_store.attach_image(example, images, where, url):
       continue
     data_stats.keep('cc12m')
     yield example

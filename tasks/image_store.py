@@ -59,17 +59,21 @@ def url_id(url: str) -> str:
   return hashlib.sha1(url.encode('utf-8')).hexdigest()
 
 
-def attach_image(example: dict, images: Optional['ImageStore'], where: str) -> bool:
+def attach_image(
+  example: dict, images: Optional['ImageStore'], where: str, url: Optional[str] = None
+) -> bool:
   """Adds example['image'] from the store (keyed by example_id) when there is one.
 
   Returns False, with the row counted as skipped under the image's failure reason, when the image
-  is missing or unreadable; the caller drops the row.
+  is missing or unreadable; the caller drops the row. `url`: the row's image URL, when its id is
+  url_id(url): a missing image's line says how the file is named.
   """
   if images is None:
     return True
   try:
     example['image'] = images.read(example['example_id'])
   except ImageError as e:
-    data_stats.skip(e.reason, f'{where}: {e}')
+    named = f' (the image of {url}: files are named by the sha1 of the URL)' if url else ''
+    data_stats.skip(e.reason, f'{where}: {e}{named if e.reason == "missing_image" else ""}')
     return False
   return True

@@ -146,7 +146,7 @@ def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:
         'language': language_codes.normalize(rec['language']),
         'is_main_image': '' if is_main is None else str(is_main).lower(),  # '': not given
       }
-      if not image_store.attach_image(example, images, where):
+      if not image_store.attach_image(example, images, where, rec['image_url']):
         continue
       data_stats.keep('wit')
       yield example

@@ -16,7 +16,7 @@ def _examples(name, length=32):
   return list(ds.as_numpy_iterator())
 
 
-def test_cc12m_with_images_and_bad_rows(tmp_path, vocab):
+def test_cc12m_with_images_and_bad_rows(tmp_path, vocab, caplog):
   urls = [f'http://img.example.com/{i}.jpg' for i in range(5)]
   lines = [f'{u}\ta <i>dog</i> on the beach {i}' for i, u in enumerate(urls)]
   lines += ['http://x/only-url', 'http://x/a\tcap\textra', 'http://x/empty\t  <br> ']
@@ -36,6 +36,11 @@ def test_cc12m_with_images_and_bad_rows(tmp_path, vocab):
     'invalid_utf8': 1,
     'missing_image': 1,
   }
+  missing = [r.getMessage() for r in caplog.records if 'missing_image' in r.getMessage()]
+  assert len(missing) == 1 and missing[0].endswith(
+    f'no image file {tmp_path}/img/{image_store.url_id(urls[4])}.jpg (the image of {urls[4]}: '
+    'files are named by the sha1 of the URL)'
+  )
 
 
 def test_wit_quoting_booleans_kinds_and_languages(tmp_path, vocab):
