@@ -55,6 +55,12 @@ def embedding_source(
       f'pre-computation not finished in {incomplete}; rerun '
       '`python -m mlit.commands.precompute` to resume'
     )
+  empty = [d for d, m in zip(directories, manifests) if 'embedding_dim' not in m]
+  if empty:
+    raise UserError(
+      f'register_precomputed.embedding_dirs: {empty[0]} holds no embedding (its pre-computation '
+      'kept no row: manifest.json has the skipped rows per shard)'
+    )
   dims = {m['embedding_dim'] for m in manifests}
   keys = set.intersection(*(set(m['string_features']) for m in manifests))
   if len(dims) != 1:

@@ -211,3 +211,25 @@ def test_the_precompute_gin_file_through_the_command(tmp_path, yfcc_task, capsys
   gin.clear_config()
   with pytest.raises(UserError, match="'mlit_synthetic_images' gives 'image' as float32"):
     precompute.precompute('mlit_synthetic_images', str(tmp_path / 'px'), VIT, image_size=16)
+
+
+def test_a_task_that_keeps_no_row_is_an_error_not_an_empty_folder(tmp_path, yfcc_task, capsys):
+  """Every image missing: the command exits 2 naming the skip reasons (as mlit ingest does), and
+  a run given the folder anyway is one line naming it, not a KeyError."""
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  for f in (tmp_path / 'img').iterdir():
+    f.unlink()
+  out = tmp_path / 'emb'
+  argv = ['--gin_file=precompute.gin', f'--gin.PRECOMPUTE_TASK="{yfcc_task}"']
+  argv += [f'--gin.PRECOMPUTE_DIR="{out}"', "--gin.IMAGE_TOWER_KIND='vit'"]
+  argv += [f'--gin.IMAGE_TOWER={VIT}', '--gin.IMAGE_CHECKPOINT_PATH=None', '--gin.IMAGE_SIZE=16']
+  assert precompute.main(argv) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err[-1] == (
+    'mlit precompute: error: task yfcc100m_full kept no example in 2 shards (skipped: '
+    'missing_image 6): nothing to train on'
+  )
+  gin.clear_config()
+  with pytest.raises(UserError, match=f'{out} holds no embedding'):
+    precomputed.embedding_source([str(out)])

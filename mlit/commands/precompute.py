@@ -315,4 +315,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     skipped.update(shard.get('skipped_rows', {}))
   summary['skipped_rows'] = dict(skipped)
   print(json.dumps(summary))
+  if not sum(shard.get('examples', 0) for shard in manifest['done'].values()):
+    # As mlit ingest: an empty folder would only fail later, when a run reads it.
+    reasons = data_stats.reasons_text(skipped) or 'no row read'
+    print(
+      f'mlit precompute: error: task {manifest["task"]} kept no example in '
+      f'{len(manifest["done"]):,} shards (skipped: {reasons}): nothing to train on',
+      file=sys.stderr,
+    )
+    return 2
   return 0
