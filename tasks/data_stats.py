@@ -320,9 +320,14 @@ def truncation_warning(
     f'{feature_lengths.get(f, "?")} tokens (EOS included) and were cut'
     for f, n, t in cut
   )
+  # The example doubles each cut feature's length and keeps the others (YFCC: title, ...).
+  raised = {
+    f: 2 * n if f in {c[0] for c in cut} and isinstance(n, int) else n
+    for f, n in sorted(feature_lengths.items())
+  }
   return (
     f'warning: {parts}: the model sees only their beginnings. Raise TASK_FEATURE_LENGTHS (e.g. '
-    '--gin.TASK_FEATURE_LENGTHS="{\'text\': 32}"), or train the vocabulary on more text (one '
+    f'--gin.TASK_FEATURE_LENGTHS="{raised}"), or train the vocabulary on more text (one '
     'trained on few texts splits words into many pieces)'
   )
 

@@ -32,6 +32,35 @@ def register_tasks(registrations: Sequence[Callable[[], list]] = ()) -> list:
 
 
 @gin.configurable
+def register_mixture(
+  name: str = gin.REQUIRED, tasks_and_rates: Sequence[tuple[str, float]] = gin.REQUIRED
+) -> list:
+  """A seqio mixture of registered tasks (listed after their registrations), e.g.
+    tasks.registration.register_tasks.registrations = [
+        @tasks.cc12m.register_cc12m, @tasks.wit.register_wit, @tasks.registration.register_mixture]
+    tasks.registration.register_mixture.name = 'cc12m_wit'
+    tasks.registration.register_mixture.tasks_and_rates = [('cc12m', 1.0), ('wit_reference', 0.5)]
+  A task not registered, or a rate that is not > 0, is one line."""
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  from tasks import task_builder  # pylint: disable=g-import-not-at-top
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  pairs = [(str(t), r) for t, r in tasks_and_rates]
+  known = set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names())
+  for task, rate in pairs:
+    if task not in known:
+      raise UserError(
+        f'register_mixture.tasks_and_rates: {task!r} is not registered (list its registration '
+        'before register_mixture in register_tasks.registrations)'
+      )
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+      raise UserError(f'register_mixture.tasks_and_rates: {task!r} rate {rate!r} must be > 0')
+  task_builder.add_mixture(name, pairs)
+  return [name]
+
+
+@gin.configurable
 def registered_task(name: str = gin.REQUIRED) -> str:
   """Registers the gin-configured tasks, then returns `name`.
 

@@ -42,6 +42,9 @@ def test_truncation_warning_when_most_texts_are_cut():
     "warning: 100% of the first 600 'text' texts were longer than its 8 tokens (EOS included) and "
     'were cut: the model sees only their beginnings. Raise TASK_FEATURE_LENGTHS'
   )
+  # The example doubles the cut feature's length (not a fixed 32, which may be the length now).
+  warning = data_stats.truncation_warning({'text': 32, 'title': 16}, final=True)
+  assert "--gin.TASK_FEATURE_LENGTHS=\"{'text': 64, 'title': 16}\"" in warning
   data_stats.count_batch(marks(400, 0))
   assert "60% of the first 1,000 'text' texts" in data_stats.truncation_warning({'text': 8})
   data_stats.count_batch(marks(200, 0))  # 600 of 1,200: half, not most

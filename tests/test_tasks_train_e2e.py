@@ -393,3 +393,39 @@ def test_a_language_without_rows_says_so_when_the_task_runs_dry(data):
     gin.clear_config()
   assert str(e.value).startswith("task 'wit_reference.fr' ran out of data at step 0: rows kept ")
   assert "none came out of its steps after them (a per-language task's filter" in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_mixture_of_cc12m_and_wit_trains_without_the_language_only_wit_gives(data, caplog):
+  """register_mixture over CC12M (no language feature) and WIT (one): the mixture is read
+  without the language, with a warning naming it, instead of tf.data's traceback."""
+  gin_path = _gin(
+    data,
+    'cc_wit',
+    module='cc12m',
+    register='register_cc12m',
+    pattern=f'{data["dir"]}/cc12m.tsv',
+    task='cc12m_wit',
+    extra=f"""
+import tasks.wit
+tasks.wit.register_wit.tsv_pattern = '{data['dir']}/wit_v1.train.*.tsv.gz'
+tasks.wit.register_wit.image_dir = '{data['img']}'
+tasks.registration.register_tasks.registrations = [
+    @tasks.cc12m.register_cc12m, @tasks.wit.register_wit, @tasks.registration.register_mixture]
+tasks.registration.register_mixture.name = 'cc12m_wit'
+tasks.registration.register_mixture.tasks_and_rates = [('cc12m', 1.0), ('wit_reference', 1.0)]
+""",
+  )
+  model_dir = os.path.join(data['dir'], 'run_cc_wit')
+  assert [r['step'] for r in _train_here(gin_path, model_dir)] == [1, 2]
+  warnings = [r.getMessage() for r in caplog.records if 'mixture' in r.getMessage()]
+  assert warnings == [
+    "mixture 'cc12m_wit': language not given by cc12m, so the mixture is read without it "
+    '(language_stats.json counts none of its examples)'
+  ]
+  from tasks import registration  # pylint: disable=g-import-not-at-top
+
+  with pytest.raises(UserError, match="'wit_referenc' is not registered"):
+    registration.register_mixture('m', [('cc12m', 1.0), ('wit_referenc', 1.0)])
+  with pytest.raises(UserError, match="'cc12m' rate 0 must be > 0"):
+    registration.register_mixture('m', [('cc12m', 0)])

@@ -141,14 +141,57 @@ def _task_examples(
   )
   if shard.num_shards > 1:
     kwargs['shard_info'] = shard
-  if isinstance(provider, seqio.Mixture):
-    # A mixture keeps only its output features unless told otherwise.
-    kwargs['passthrough_features'] = [
-      *backtranslation.COUNTED_FEATURES,
-      data_stats.LANGUAGE_KEY,
-      *(token_preprocessors.truncated_key(k) for k in lengths),
-    ]
+  if not isinstance(provider, seqio.Mixture):
+    return provider.get_dataset(**kwargs)
+  # A mixture keeps only its output features unless told otherwise.
+  kwargs['passthrough_features'] = [
+    *backtranslation.COUNTED_FEATURES,
+    data_stats.LANGUAGE_KEY,
+    *(token_preprocessors.truncated_key(k) for k in lengths),
+  ]
+  try:
+    return provider.get_dataset(**kwargs)
+  except TypeError as e:  # tf.data: the tasks' examples have different features
+    if 'compatible element specs' not in str(e):
+      raise
+    kwargs['passthrough_features'] = _shared_passthrough(provider, kwargs)
   return provider.get_dataset(**kwargs)
+
+
+_WARNED_MIXTURES = set()
+
+
+def _shared_passthrough(mixture: seqio.Mixture, kwargs: dict) -> list[str]:
+  """The passthrough features every task of `mixture` gives (a warning names those left out:
+  CC12M rows carry no language, WIT rows do); a UserError naming the tasks when they differ in
+  more than those."""
+  own = {k: v for k, v in kwargs.items() if k != 'passthrough_features'}
+  features = {t.name: set(t.get_dataset(**own).element_spec) for t in mixture.tasks}
+  passthrough = set(kwargs['passthrough_features'])
+  # What the mixture keeps of each task's examples: its output features, and the passthrough.
+  outputs = set(mixture.output_features)
+  cores = {name: f & outputs for name, f in features.items()}
+  if len({frozenset(c) for c in cores.values()}) > 1:
+    shown = '; '.join(f'{name}: {", ".join(sorted(c))}' for name, c in sorted(cores.items()))
+    raise UserError(
+      f'mixture {mixture.name!r}: its tasks give different features ({shown}): mix tasks of one '
+      'kind (pre-computed embeddings, or images of the same size), e.g. one '
+      'register_precomputed over several embedding folders'
+    )
+  shared = set.intersection(*features.values()) & passthrough
+  left_out = sorted(passthrough & set.union(*features.values()) - shared)
+  if left_out and mixture.name not in _WARNED_MIXTURES:
+    _WARNED_MIXTURES.add(mixture.name)
+    lacking = sorted(n for n, f in features.items() if not set(left_out) <= f)
+    logging.warning(
+      'mixture %r: %s not given by %s, so the mixture is read without it (%s counts none of '
+      'its examples)',
+      mixture.name,
+      ', '.join(left_out),
+      ', '.join(lacking),
+      'language_stats.json' if data_stats.LANGUAGE_KEY in left_out else 'data_stats.json',
+    )
+  return [k for k in kwargs['passthrough_features'] if k in shared]
 
 
 def _length_bounds(
