@@ -37,3 +37,31 @@ def cache(
       modules_to_import=list(modules_to_import),
     )
   return out
+
+
+def stale_cache(task_name: str, task_dir: str) -> str | None:
+  """Why the cache in `task_dir` is not the task as registered now (its cached features differ
+  from those its source gives: e.g. cached before image_dir was set), or None. A cache of other
+  features fails deep in tf.data when a run reads it."""
+  task = seqio.get_mixture_or_task(task_name)
+  source_features = getattr(task.source, 'output_signature', None)
+  if not isinstance(source_features, dict):
+    return None  # a source whose features are not known up front: not checked
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+
+  for split in task.splits:
+    path = os.path.join(task_dir, f'info.{split}.json')
+    if not tf.io.gfile.exists(path):
+      continue
+    with tf.io.gfile.GFile(path) as f:
+      cached = set(json.load(f).get('features', {}))
+    now = set(source_features)
+    if cached != now:
+      parts = []
+      if now - cached:
+        parts.append(f'lacks {", ".join(sorted(now - cached))}')
+      if cached - now:
+        parts.append(f'has {", ".join(sorted(cached - now))} the task no longer gives')
+      return f'its cache in {task_dir} was made with other settings: it {" and ".join(parts)}'
+  return None

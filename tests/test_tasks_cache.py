@@ -90,6 +90,21 @@ def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path, capsys):  
   with pytest.raises(UserError, match=r'mlit_synthetic_images not cached in TASK_CACHE_DIRS'):
     input_pipeline.use_task_cache('mlit_synthetic_images', True, [cache_dir])
 
+  # The task's settings change (images now): the text-only cache is refused, not kept or read.
+  for i in range(6):
+    task_files.write_image(str(tmp_path / 'img' / f'{700 + i}.jpg'))
+  with open(gin_path, 'a') as f:
+    f.write(f"tasks.yfcc.register_yfcc.image_dir = '{tmp_path}/img'\n")
+  stale = f'its cache in {cache_dir}/yfcc100m_full was made with other settings: it lacks image'
+  gin.clear_config()
+  try:
+    with pytest.raises(UserError, match=f'yfcc100m_full: {stale}; give --overwrite'):
+      cache_tasks.main(argv)
+    with pytest.raises(UserError, match=f'task yfcc100m_full: {stale}; cache it again'):
+      input_pipeline.use_task_cache('yfcc100m_full', True, [cache_dir])
+  finally:
+    gin.clear_config()
+
 
 def test_rows_read_elsewhere_are_not_reported_as_none():
   """A runner whose workers read the rows leaves this process's counters empty: the line says

@@ -61,6 +61,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   patterns = [p for p in args.tasks.split(',') if p]
   names = _matching_tasks(patterns)
   before = {n: _is_cached(args.output_cache_dir, n) for n in names}
+  for name in names:
+    if before[name] and not args.overwrite:
+      why = cache_tasks.stale_cache(name, _task_dir(args.output_cache_dir, name))
+      if why:
+        raise UserError(f'{name}: {why}; give --overwrite to cache it again')
   data_stats.reset()  # rows registration read (e.g. header checks) are not the cache's
   cache_tasks.cache(
     patterns,
@@ -149,10 +154,13 @@ def _check_runner(pipeline_options: str) -> None:
   beam_pipeline.check_options(pipeline_options.split(), '--pipeline_options')
 
 
-def _is_cached(cache_dir: str, name: str) -> bool:
+def _task_dir(cache_dir: str, name: str) -> str:
   import seqio  # pylint: disable=g-import-not-at-top
+
+  return os.path.join(cache_dir, seqio.utils.get_task_dir_from_name(name))
+
+
+def _is_cached(cache_dir: str, name: str) -> bool:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  return tf.io.gfile.exists(
-    os.path.join(cache_dir, seqio.utils.get_task_dir_from_name(name), 'COMPLETED')
-  )
+  return tf.io.gfile.exists(os.path.join(_task_dir(cache_dir, name), 'COMPLETED'))

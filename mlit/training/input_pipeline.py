@@ -116,6 +116,14 @@ def use_task_cache(name: str, use_cached: bool, cache_dirs: Sequence[str]) -> No
       f'USE_CACHED_TASKS: {", ".join(missing)} not cached in TASK_CACHE_DIRS {list(cache_dirs)} '
       '(cache it with mlit cache-tasks --output_cache_dir=...)'
     )
+  from tasks import cache_tasks  # pylint: disable=g-import-not-at-top  (Apache Beam)
+
+  for t in tasks:
+    why = cache_tasks.stale_cache(t, seqio.get_mixture_or_task(t).cache_dir)
+    if why:
+      raise UserError(
+        f'USE_CACHED_TASKS: task {t}: {why}; cache it again with mlit cache-tasks --overwrite'
+      )
 
 
 def _task_examples(
