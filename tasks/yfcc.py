@@ -71,6 +71,16 @@ def _typed_languages(languages: Sequence[str], counts: dict | None, counts_path:
   return languages
 
 
+# The signal mode of each registered YFCC task: 'per_batch' only takes effect through the
+# trainer's batch_transform (gin/yfcc_per_batch.gin), which the trainer checks.
+_REGISTERED_MODES: dict[str, str] = {}
+
+
+def per_batch_tasks(names) -> list[str]:
+  """Those of `names` registered by register_yfcc with mode 'per_batch'."""
+  return [n for n in names if _REGISTERED_MODES.get(n) == 'per_batch']
+
+
 @gin.configurable
 def register_yfcc(
   tsv_pattern: str = gin.REQUIRED,
@@ -111,6 +121,7 @@ def register_yfcc(
       image_shard_key=image_shard_key,
     )
     source = row_source.RowSource(reader, reader.output_signature, splits, name='yfcc100m')
+    _REGISTERED_MODES[name] = mode
     task_builder.add_task(
       name,
       source,

@@ -246,6 +246,23 @@ def test_yfcc_per_batch_signal_through_the_trainer(data):
     assert 'select_signal_per_batch' in f.read()
   with open(os.path.join(model_dir, 'data_stats.json')) as f:
     assert json.load(f)['texts']['tags']['n_texts'] == 8
+  # The mode bound without the file's batch transform: one line, not a joint run.
+  gin_path = _gin(
+    data,
+    'yfcc_per_batch_alone',
+    module='yfcc',
+    register='register_yfcc',
+    pattern=f'{data["dir"]}/yfcc.tsv.gz',
+    task='yfcc100m_full',
+    lengths=_SIGNAL_LENGTHS,
+    extra='tasks.yfcc.register_yfcc.detect_languages = False\n'
+    "tasks.yfcc.register_yfcc.mode = 'per_batch'",
+  )
+  try:
+    with pytest.raises(UserError, match='include yfcc_per_batch.gin .* summed \\(joint\\)'):
+      train.main(_args(gin_path, os.path.join(data['dir'], 'run_per_batch_alone')))
+  finally:
+    gin.clear_config()
 
 
 def _cc12m_bt_gin(data, name, candidates_dir, steps, batch):

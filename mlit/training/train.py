@@ -208,6 +208,25 @@ def _check_unread_settings(
     )
 
 
+def _check_per_batch_signal(name: str, batch_transform) -> None:
+  """register_yfcc.mode = 'per_batch' without the batch transform that picks the signal would
+  train the three signals summed (joint), silently."""
+  import seqio  # pylint: disable=g-import-not-at-top
+
+  from tasks import yfcc  # pylint: disable=g-import-not-at-top
+
+  provider = train_data.mixture_or_task(name)
+  names = [t.name for t in provider.tasks] if isinstance(provider, seqio.Mixture) else [name]
+  per_batch = yfcc.per_batch_tasks(names)
+  if per_batch and batch_transform is None:
+    raise UserError(
+      f"register_yfcc.mode = 'per_batch' ({', '.join(per_batch)}) picks one signal per batch "
+      'through train.train.batch_transform, which is not set: include yfcc_per_batch.gin '
+      '(--gin_file=yfcc_per_batch.gin after the run file), or the run trains the three signals '
+      'summed (joint)'
+    )
+
+
 def _check_inference_image(model, info, model_dir, checkpoint_path, image) -> None:
   """The locked tower mlit_model.json records, checked before any work (and by --dry_run):
   run_spec.write reads it only once the run's directory exists."""
@@ -458,6 +477,8 @@ def train(
   # read while registering tasks).
   data_stats.reset()
   data_stats.set_consumed(start_step, batch_size)
+
+  _check_per_batch_signal(mixture_or_task_name, batch_transform)
 
   def input_from(step):
     return train_data.make_input(
