@@ -55,7 +55,8 @@ def mode_preprocessors(mode: str):
       functools.partial(_rename_signal, signal=mode),
     ]
   raise UserError(
-    f'mode {mode!r}: not a YFCC signal mode ({", ".join(signals.MODES + SINGLE_SIGNAL_MODES)})'
+    f'register_yfcc.mode {mode!r}: not a YFCC signal mode '
+    f'({", ".join(signals.MODES + SINGLE_SIGNAL_MODES)})'
   )
 
 

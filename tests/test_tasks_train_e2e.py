@@ -446,3 +446,25 @@ tasks.registration.register_mixture.tasks_and_rates = [('cc12m', 1.0), ('wit_ref
     registration.register_mixture('m', [('cc12m', 1.0), ('wit_referenc', 1.0)])
   with pytest.raises(UserError, match="'cc12m' rate 0 must be > 0"):
     registration.register_mixture('m', [('cc12m', 0)])
+
+
+def test_a_task_without_images_names_itself_and_the_fix(data):
+  gin_path = _gin(
+    data,
+    'wit_no_images',
+    module='wit',
+    register='register_wit',
+    pattern=f'{data["dir"]}/wit_v1.train.*.tsv.gz',
+    task='wit_reference',
+    extra='tasks.wit.register_wit.image_dir = None',
+  )
+  try:
+    with pytest.raises(UserError) as e:
+      train.main(_args(gin_path, os.path.join(data['dir'], 'run_wit_no_images')))
+  finally:
+    gin.clear_config()
+  assert str(e.value).splitlines()[0] == (  # gin adds a line naming the configurable
+    "task 'wit_reference' gives neither 'image' nor 'image_embedding': give its registration "
+    "image_dir= or image_shards= (live images), or train a '*_precomputed' task of `mlit "
+    'precompute` embeddings'
+  )

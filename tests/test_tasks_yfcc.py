@@ -186,7 +186,7 @@ def test_signal_modes_and_seeded_tags(tmp_path, vocab):
   yfcc.register_yfcc(str(tmp_path / 'm.tsv'), mode='title', detect_languages=False)
   assert len(_examples('yfcc100m_full', {'text': 16})) == 6
 
-  with pytest.raises(ValueError, match='signal mode'):
+  with pytest.raises(ValueError, match="register_yfcc.mode 'nope': not a YFCC signal mode"):
     yfcc.register_yfcc(str(tmp_path / 'm.tsv'), mode='nope')
 
 

@@ -72,6 +72,7 @@ def _check_setup(
   text_locked: bool,
   model: two_tower.TwoTower,
   image_key: Optional[str],
+  task_name: str = '',
 ) -> None:
   for name, init in (('image_init', image_init), ('text_init', text_init)):
     if init not in ('pretrained', 'random'):
@@ -95,7 +96,11 @@ def _check_setup(
       'arguments, or use a pre-computed embedding task'
     )
   elif image_key is None:
-    raise UserError("the task has neither 'image' nor 'image_embedding'")
+    raise UserError(
+      f"task {task_name!r} gives neither 'image' nor 'image_embedding': give its registration "
+      "image_dir= or image_shards= (live images), or train a '*_precomputed' task of "
+      '`mlit precompute` embeddings'
+    )
   if model.image is not None and model.image_kind == 'efficientnet_lite':
     if not (image_locked and image_init == 'pretrained'):
       raise UserError(
@@ -499,7 +504,9 @@ def train(
   bt_settings = backtranslation.settings()
   if bt_settings:
     train_log.log(backtranslation.describe(*bt_settings))
-  _check_setup(image_init, image_locked, text_init, text_locked, model, info.image_key)
+  _check_setup(
+    image_init, image_locked, text_init, text_locked, model, info.image_key, mixture_or_task_name
+  )
   if not duplicates_as_negatives and info.image_key == 'image':
     train_log.log(DUPLICATES_ON_LIVE_IMAGES)
   _check_inference_image(model, info, model_dir, *inference_tower)
