@@ -12,6 +12,7 @@ given as a list or a language_stats.json).
 """
 
 import functools
+import logging
 from typing import Optional, Sequence
 
 import gin
@@ -157,6 +158,14 @@ def register_yfcc(
     for lang in languages
   ]
   names += lang_tasks
+  empty = sorted(l for l in languages if counts is not None and not counts.get(l))
+  if lang_tasks and empty:
+    logging.warning(
+      'register_yfcc.languages: %s counted 0 examples in %s: left out of the mixture '
+      'yfcc100m_full.languages (their tasks stay registered)',
+      ', '.join(empty),
+      language_counts_path,
+    )
   if lang_tasks:
     rates = (
       language_mixture.temperature_rates({l: counts.get(l, 0) for l in languages}, temperature)

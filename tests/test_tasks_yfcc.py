@@ -115,7 +115,7 @@ def test_malformed_rows_skipped_and_counted(tmp_path, vocab):
   assert '"unreadable_image": 1' in open(path).read()
 
 
-def test_clip_subset_and_language_tasks(tmp_path, vocab):
+def test_clip_subset_and_language_tasks(tmp_path, vocab, caplog):
   rows = _good_rows('multimedia_commons', 4) + [
     task_files.yfcc_row(
       300 + i,
@@ -149,6 +149,20 @@ def test_clip_subset_and_language_tasks(tmp_path, vocab):
   mix = seqio.get_mixture_or_task('yfcc100m_full.languages')
   rates = {t.name: mix.get_rate(t) for t in mix.tasks}
   assert rates['yfcc100m_full.de'] == pytest.approx(3**0.5 / (3**0.5 + 2))
+  # A language asked for that the counts give 0: left out of the mixture, and said.
+  with open(counts_path, 'w') as f:
+    json.dump({'en': {'n_train_examples': 4}, 'fr': {'n_train_examples': 0}}, f)
+  caplog.clear()
+  yfcc.register_yfcc(
+    str(tmp_path / 'm.tsv.bz2'), language_counts_path=counts_path, languages=['en', 'fr']
+  )
+  assert [t.name for t in seqio.get_mixture_or_task('yfcc100m_full.languages').tasks] == [
+    'yfcc100m_full.en'
+  ]
+  assert [r.getMessage() for r in caplog.records if 'counted 0' in r.getMessage()] == [
+    f'register_yfcc.languages: fr counted 0 examples in {counts_path}: left out of the mixture '
+    'yfcc100m_full.languages (their tasks stay registered)'
+  ]
 
 
 def test_signal_modes_and_seeded_tags(tmp_path, vocab):
