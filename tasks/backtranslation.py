@@ -185,6 +185,12 @@ def settings() -> tuple[str, float] | None:
   return (directory, probability) if directory and probability > 0.0 else None
 
 
+def switched_off() -> bool:
+  """Whether gin names a candidates directory with probability 0 (included, then turned off)."""
+  bindings = gin.get_bindings(maybe_backtranslate)
+  return bool(bindings.get('candidates_dir')) and bindings.get('probability', 0.0) == 0.0
+
+
 def requested() -> bool:
   """Whether gin turns backtranslation on."""
   return settings() is not None

@@ -302,6 +302,22 @@ def test_cc12m_with_backtranslation_logs_the_rate(data, capsys):
   assert 'warning: backtranslation' not in err
 
 
+def test_backtranslation_at_probability_zero_says_it_is_off(data, capsys):
+  gin_path = _gin(
+    data,
+    'cc12m_bt_off',
+    module='cc12m',
+    register='register_cc12m',
+    pattern=f'{data["dir"]}/cc12m.tsv',
+    task='cc12m',
+    includes="include 'augment/backtranslation.gin'",
+    extra=f"BT_CANDIDATES_DIR = '{data['bt']}'\nBT_PROBABILITY = 0.0",
+  )
+  _train_here(gin_path, os.path.join(data['dir'], 'run_cc12m_bt_off'))
+  err = capsys.readouterr().err
+  assert 'backtranslation: off (BT_PROBABILITY = 0 with augment/backtranslation.gin)' in err
+
+
 @pytest.mark.slow
 def test_backtranslation_whose_ids_match_no_text_warns(data, tmp_path, capsys, monkeypatch):
   # Candidates keyed by the captions' text instead of the task's example ids (url hashes).

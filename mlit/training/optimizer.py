@@ -184,7 +184,8 @@ def make_optimizer(
   if warmup_steps >= total_steps:
     raise UserError(
       f'make_optimizer: warmup_steps={warmup_steps} must be < total_steps={total_steps} '
-      '(set e.g. --gin.WARMUP_STEPS=1 for a short run, or raise --gin.TRAIN_STEPS)'
+      f'(set e.g. --gin.WARMUP_STEPS={total_steps // 10} for a short run, or raise '
+      '--gin.TRAIN_STEPS)'
     )
   lr_mults = param_rules.resolve(lr_mults)
   delays = param_rules.resolve(delays)

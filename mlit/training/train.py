@@ -504,6 +504,11 @@ def train(
   bt_settings = backtranslation.settings()
   if bt_settings:
     train_log.log(backtranslation.describe(*bt_settings))
+  elif backtranslation.switched_off():
+    train_log.log(
+      'backtranslation: off (BT_PROBABILITY = 0 with augment/backtranslation.gin): no text '
+      'is replaced'
+    )
   _check_setup(
     image_init, image_locked, text_init, text_locked, model, info.image_key, mixture_or_task_name
   )
