@@ -289,6 +289,9 @@ def test_a_misspelt_configurable_or_an_unquoted_string_is_said_plainly():
     "error in gin binding 'MODEL_DIR = runs/x': not a value. A string value needs quotes: "
     '--gin.MODEL_DIR=\\"runs/x\\" in a shell, or the binding MODEL_DIR = "runs/x"'
   )  # not Python's parser's words (an ast node's repr)
+  with pytest.raises(gin_flags.GinConfigError) as e:  # a number's macro: no quotes suggested
+    gin_flags.parse_flags([*flags, '--gin.TRAIN_STEPS=ten'], 't')
+  assert str(e.value).endswith(". TRAIN_STEPS takes a number (the gin files give 60), not 'ten'")
 
 
 def test_setup_without_run_file_is_one_line(capsys):

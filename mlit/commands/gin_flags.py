@@ -393,6 +393,9 @@ def _quote_hint(binding: str) -> str:
     gin.config.parse_value(json.dumps(value))
   except Exception:  # pylint: disable=broad-except
     return ''
+  current = _macro_value(name)
+  if isinstance(current, (int, float)) and not isinstance(current, bool):
+    return f'. {name} takes a number (the gin files give {current!r}), not {value!r}'
   return (
     f'. A string value needs quotes: --gin.{name}=\\"{value}\\" in a shell, '
     f'or the binding {name} = "{value}"'
