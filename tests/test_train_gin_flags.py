@@ -452,3 +452,14 @@ def test_a_binding_read_inside_a_macros_scope_is_read(tmp_path):
   with gin.config_scope('MIXTURE_OR_TASK_NAME'):
     assert gin.get_configurable(scoped_probe)() == 1
   assert gin_unread.unread_warning(gin_flags.mlit_defines_macro) is None
+
+
+def test_a_misspelt_macro_in_a_file_names_where_and_the_close_one(tmp_path):
+  mine = tmp_path / 'mine.gin'
+  mine.write_text("include 'local_tiny.gin'\n# %LEARNING_RAT in a comment\nX = %LEARNING_RAT\n")
+  gin_flags.parse_gin([str(mine)], ['MODEL_DIR = "/m"'], finalize=False)
+  text = "No bindings specified for 'LEARNING_RAT/gin.macro' in config string: ..."
+  assert gin_flags._finalize_message(text, [str(mine)], []) == (
+    f'gin macro LEARNING_RAT is used ({mine}:3) but never set: set it in a gin file or pass '
+    '--gin.LEARNING_RAT=...; did you mean LEARNING_RATE?'
+  )

@@ -328,19 +328,39 @@ def parse_gin(
     try:
       gin.finalize()
     except Exception as e:  # pylint: disable=broad-except
-      raise GinConfigError(_finalize_message(str(e))) from e
+      raise GinConfigError(_finalize_message(str(e), gin_files, paths)) from e
 
 
-def _finalize_message(text: str) -> str:
+def _macro_use(name: str, gin_files: Sequence[str], paths: Sequence[str]) -> str:
+  """' (FILE:LINE)' of the first use of %name in the given gin files, or ''."""
+  use = re.compile(rf'%{re.escape(name)}\b')
+  for f in gin_files:
+    found = [f] if os.path.isfile(f) else [os.path.join(p, f) for p in paths]
+    for path in (p for p in found if os.path.isfile(p)):
+      with open(path, encoding='utf-8', errors='replace') as lines:
+        for n, line in enumerate(lines, 1):
+          if use.search(line.split('#', 1)[0]):
+            return f' ({path}:{n})'
+      break
+  return ''
+
+
+def _finalize_message(text: str, gin_files: Sequence[str] = (), paths: Sequence[str] = ()) -> str:
   """Gin's finalize errors append the whole config; one line names what to set instead."""
   text = text.split(' in config string:')[0]
   unset = re.search(r"No bindings specified for '([^']+)/gin\.macro'", text)
   if unset:
     name = unset.group(1)
+    close = difflib.get_close_matches(name, defined_macros(), n=3, cutoff=0.8)
+    hint = f'; did you mean {", ".join(close)}?' if close else ''
+    if name in ('MODEL', 'MODEL_DIR', 'VOCABULARY'):
+      hint += (
+        "; an evaluation file takes MODEL, MODEL_DIR and VOCABULARY from the training run's "
+        'config.gin: give --gin_file=MODEL_DIR/config.gin before it'
+      )
     return (
-      f'gin macro {name} is used but never set: set it in a gin file or pass --gin.{name}=... '
-      "(an evaluation file takes MODEL, MODEL_DIR and VOCABULARY from the training run's "
-      'config.gin: give --gin_file=MODEL_DIR/config.gin before it)'
+      f'gin macro {name} is used{_macro_use(name, gin_files, paths)} but never set: set it in a '
+      f'gin file or pass --gin.{name}=...{hint}'
     )
   return f'gin config error: {text}'
 
