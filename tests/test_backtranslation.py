@@ -679,3 +679,23 @@ def test_counts_that_cannot_run_are_one_line_errors(tmp_path, capsys):
     err = _cli_error([*argv, flag, value], capsys)
     assert err.startswith(f'mlit backtranslate: error: {flag} must be >= {least}, got {value}')
   assert not (tmp_path / 'bt').exists()
+
+
+def test_a_job_that_keeps_no_round_trip_says_what_it_read(tmp_path):
+  """text<TAB>language rows given as id<TAB>text: each text is 'en', every round trip is
+  dropped, and the last lines say so with the first row as read, not only 'kept 0 of 3'."""
+  _write_tsv(tmp_path / 'in.tsv', [(t, 'en') for t in ('a red circle', 'a cat', 'two dogs')])
+  lines = []
+  backtranslate.run(
+    str(tmp_path / 'in.tsv'),
+    str(tmp_path / 'out'),
+    source='en',
+    pivots=['es'],
+    backend=translation_backends.ApertiumBackend(),
+    log=lines.append,
+  )
+  assert lines[-1] == (
+    'warning: no round trip of the 3 texts was kept: check that the input is '
+    "id<TAB>text[<TAB>language] rows of --source en (the first row read: id 'a red circle', "
+    "text 'en')"
+  )

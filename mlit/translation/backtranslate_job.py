@@ -227,6 +227,13 @@ def run(
     json.dump(summary, f, indent=2, ensure_ascii=False)
   for pivot, s in summary['pivots'].items():
     log(pivot_line(pivot, s, summary['texts']))
+  if summary['texts'] and not any(s['kept'] for s in summary['pivots'].values()):
+    first = next(iter_records(out_dir))
+    log(
+      f'warning: no round trip of the {summary["texts"]:,} texts was kept: check that the input '
+      f'is id<TAB>text[<TAB>language] rows of --source {source} (the first row read: id '
+      f'{first["id"]!r}, text {first["text"][:60]!r})'
+    )
   if rejected:
     reasons = collections.Counter(r['reason'].split(':')[0] for r in rejected)
     shown = ', '.join(f'{reason} {n:,}' for reason, n in reasons.most_common())
