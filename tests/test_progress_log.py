@@ -67,3 +67,18 @@ def test_progress_line_counts_the_rows_with_a_duplicate_left_out(tmp_path, capsy
   lines = capsys.readouterr().err.splitlines()
   assert 'loss 1.0000 duplicate rows 3 pairs/s' in lines[0]
   assert 'duplicate rows tags 5 title 2 pairs/s' in lines[1]
+
+
+def test_the_first_line_after_a_start_or_resume_gives_no_eta(tmp_path, capsys):
+  """Its interval carries the set-up and compilation (README's step 10/60 once said ETA 2:21 of
+  a 17 s run); the next lines' intervals are steps only."""
+  for start in (0, 4):  # a start, then a resume
+    log = progress_log.ProgressLog(str(tmp_path), total_steps=8, batch_size=2, start_step=start)
+    log.write(start + 2, {'loss': 1.0})
+    log.write(start + 4, {'loss': 1.0})
+    log.close()
+  lines = capsys.readouterr().err.splitlines()
+  assert [l.rsplit('ETA ', 1)[1] == '?' for l in lines] == [True, False, True, False]
+  records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').open()]
+  assert [r['step'] for r in records] == [2, 4, 6, 8]
+  assert [r['eta_sec'] is None for r in records] == [True, False, True, False]

@@ -68,6 +68,8 @@ class ProgressLog:
     self._batch = batch_size
     self._last_step = start_step
     self._last_time = time.time()
+    # The first interval after a (re)start carries set-up and compilation: no ETA from it.
+    self._first = True
     self._main = jax.process_index() == 0
     self._writer = None
     self._jsonl = None
@@ -92,15 +94,15 @@ class ProgressLog:
       'step': step,
       **{k: float(v) for k, v in metrics.items()},
       'pairs_per_sec': rate,
-      'eta_sec': (self._total - step) * dt / steps,
+      'eta_sec': None if self._first else (self._total - step) * dt / steps,
     }
-    self._last_step, self._last_time = step, now
+    self._last_step, self._last_time, self._first = step, now, False
     if not self._main:
       return record
     self._jsonl.write(json.dumps(record) + '\n')
     self._jsonl.flush()
     for k, v in record.items():
-      if k != 'step':
+      if k != 'step' and v is not None:
         self._writer.add_scalar(k, v, step)
     self._writer.flush()
     extra = ''.join(
@@ -122,7 +124,8 @@ class ProgressLog:
       )
     print(
       f'step {step}/{self._total} loss {record["loss"]:.4f}{extra} '
-      f'pairs/s {rate:.1f} ETA {job_progress.format_eta(record["eta_sec"])}',
+      f'pairs/s {rate:.1f} ETA '
+      + ('?' if record['eta_sec'] is None else job_progress.format_eta(record['eta_sec'])),
       file=sys.stderr,
       flush=True,
     )
