@@ -463,3 +463,19 @@ def test_a_misspelt_macro_in_a_file_names_where_and_the_close_one(tmp_path):
     f'gin macro LEARNING_RAT is used ({mine}:3) but never set: set it in a gin file or pass '
     '--gin.LEARNING_RAT=...; did you mean LEARNING_RATE?'
   )
+
+
+def test_a_misspelt_gin_file_path_suggests_the_files_of_its_folder(tmp_path):
+  (tmp_path / 'yfcc_live.gin').write_text("include 'local_tiny.gin'\n")
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_gin([str(tmp_path / 'yfc_live.gin')], [])
+  assert str(e.value).endswith(f'; did you mean {tmp_path / "yfcc_live.gin"}?')
+
+
+def test_a_misspelt_parameter_gets_the_close_one():
+  with pytest.raises(gin_flags.GinConfigError) as e:
+    gin_flags.parse_gin(
+      ['local_tiny.gin'], ['MODEL_DIR = "/m"', 'train.train.log_perod = 5'], finalize=False
+    )
+  assert "doesn't have a parameter named 'log_perod'" in str(e.value)
+  assert str(e.value).endswith('(did you mean log_period?)')

@@ -75,7 +75,14 @@ def _mlit_gin_files() -> list[tuple[str, pathlib.Path]]:
 
 
 def _close_gin_files(name: str, paths: Sequence[str]) -> list[str]:
-  """Gin files on the search paths whose names are close to a missing `name`."""
+  """Gin files on the search paths whose names are close to a missing `name`; for a path with
+  a folder that exists (/data/my_run.gin), the gin files in that folder."""
+  folder = os.path.dirname(name)
+  if folder and os.path.isdir(folder) and (os.path.isabs(name) or not name.startswith('gin/')):
+    here = sorted(f.name for f in pathlib.Path(folder).glob('*.gin'))
+    close = difflib.get_close_matches(os.path.basename(name), here, n=3, cutoff=0.75)
+    if close:
+      return [os.path.join(folder, c) for c in close]
   candidates = {n for n, _ in _mlit_gin_files()}
   for p in paths:
     if os.path.isdir(p) and pathlib.Path(p) not in [d.parent for d in _mlit_gin_dirs()]:
@@ -422,6 +429,23 @@ def _quote_hint(binding: str) -> str:
   )
 
 
+def _parameter_hint(text: str) -> str:
+  """' (did you mean log_period?)' for gin's "Configurable 'X' doesn't have a parameter named
+  'Y'" when X has a parameter close to Y, else ''."""
+  m = re.search(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", text)
+  if not m:
+    return ''
+  try:
+    import inspect  # pylint: disable=g-import-not-at-top
+
+    found = gin.config._REGISTRY.get_match(m.group(1))  # pylint: disable=protected-access
+    names = list(inspect.signature(found.wrapped).parameters) if found else []
+  except (TypeError, ValueError, AttributeError, KeyError):
+    return ''
+  close = difflib.get_close_matches(m.group(2), names, n=2, cutoff=0.7)
+  return f' (did you mean {" or ".join(close)}?)' if close else ''
+
+
 def _parse_bindings(bindings):
   for b in bindings:
     name = b.split('=', 1)[0].strip()
@@ -454,7 +478,8 @@ def _parse_bindings(bindings):
       quote = _quote_hint(b)
       if quote:  # gin's own words here are Python's parser's (an ast node's repr)
         raise GinConfigError(f'error in gin binding {b!r}: not a value{quote}') from e
-      raise GinConfigError(f'error in gin binding {b!r}: {e}{_t5x_hint(b, e)}') from e
+      hint = _t5x_hint(b, e) or _parameter_hint(str(e))
+      raise GinConfigError(f'error in gin binding {b!r}: {e}{hint}') from e
   missing = [m for m in defined_macros() if _is_required(_macro_value(m))]
   if missing:
     flags = ' '.join(f'--gin.{m}=...' for m in missing)
