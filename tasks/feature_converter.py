@@ -112,8 +112,14 @@ class LiTFeatureConverter(seqio.FeatureConverter):
     text_lengths = {k: int(v) for k, v in task_feature_lengths.items() if k not in IMAGE_KEYS}
     for k in text_lengths:
       if k not in spec:
+        yfcc = (
+          ' (title, description and tags are the YFCC signals: yfcc_per_batch.gin and the '
+          'YFCC run files are for YFCC tasks)'
+          if k in ('title', 'description', 'tags')
+          else ''
+        )
         raise UserError(
-          f"TASK_FEATURE_LENGTHS names {k!r} but the task's features are {sorted(spec)}"
+          f"TASK_FEATURE_LENGTHS names {k!r} but the task's features are {sorted(spec)}{yfcc}"
         )
       if not spec[k].dtype.is_integer or len(spec[k].shape) != 1:
         raise ValueError(

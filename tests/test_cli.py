@@ -152,6 +152,7 @@ def test_impossible_schedule_is_a_user_error(capsys, tmp_path):
     ('--gin.MIXTURE_OR_TASK_NAME="no_such_task"', "MIXTURE_OR_TASK_NAME 'no_such_task' is not"),
     ("--gin.BATCH_SIZE='32'", "BATCH_SIZE must be a positive integer, got '32'"),
     ("--gin.TASK_FEATURE_LENGTHS={'txt': 8}", "TASK_FEATURE_LENGTHS names 'txt' but the task's"),
+    ('--gin_file=yfcc_per_batch.gin', "TASK_FEATURE_LENGTHS names 'title' but the task's"),
     ('--gin.USE_CACHED_TASKS=True', 'USE_CACHED_TASKS = True needs TASK_CACHE_DIRS'),
   ],
 )
@@ -161,6 +162,8 @@ def test_training_config_mistakes_are_one_line(binding, message, capsys, tmp_pat
   err = capsys.readouterr().err.strip().splitlines()
   assert err[-1].startswith(f'mlit train: error: {message}'), err[-3:]
   assert not any('Traceback' in l for l in err)
+  if 'yfcc' in binding:  # a YFCC file on another task: said so
+    assert err[-1].endswith('yfcc_per_batch.gin and the YFCC run files are for YFCC tasks)')
 
 
 def test_module_import_runs_before_gin(tmp_path, monkeypatch):
