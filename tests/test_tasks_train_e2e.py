@@ -158,6 +158,25 @@ def _train_here(gin_path, model_dir):
   return _metrics(model_dir)
 
 
+def _wit_gin(data, name, task, extra):
+  """A run file of the fixture's WIT rows (German) and images."""
+  pattern = f'{data["dir"]}/wit_v1.train.*.tsv.gz'
+  return _gin(
+    data, name, module='wit', register='register_wit', pattern=pattern, task=task, extra=extra
+  )
+
+
+def _train_error(gin_path, model_dir) -> str:
+  """The UserError a run of gin_path stops with, before any step (its first line: gin adds
+  one naming the configurable)."""
+  try:
+    with pytest.raises(UserError) as e:
+      train.main(_args(gin_path, model_dir))
+  finally:
+    gin.clear_config()
+  return str(e.value).splitlines()[0]
+
+
 def _metrics(model_dir):
   with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f]
@@ -258,11 +277,11 @@ def test_yfcc_per_batch_signal_through_the_trainer(data):
     extra='tasks.yfcc.register_yfcc.detect_languages = False\n'
     "tasks.yfcc.register_yfcc.mode = 'per_batch'",
   )
-  try:
-    with pytest.raises(UserError, match='include yfcc_per_batch.gin .* summed \\(joint\\)'):
-      train.main(_args(gin_path, os.path.join(data['dir'], 'run_per_batch_alone')))
-  finally:
-    gin.clear_config()
+  error = _train_error(gin_path, os.path.join(data['dir'], 'run_per_batch_alone'))
+  assert error.endswith(
+    'include yfcc_per_batch.gin (--gin_file=yfcc_per_batch.gin after the run file), or the run '
+    'trains the three signals summed (joint)'
+  )
 
 
 def _cc12m_bt_gin(data, name, candidates_dir, steps, batch):
@@ -393,15 +412,7 @@ def test_backtranslation_of_another_language_is_counted_not_used(
 
 @pytest.mark.slow
 def test_wit_reference_task(data):
-  gin_path = _gin(
-    data,
-    'wit',
-    module='wit',
-    register='register_wit',
-    pattern=f'{data["dir"]}/wit_v1.train.*.tsv.gz',
-    task='wit_reference.de',
-    extra="tasks.wit.register_wit.languages = ['de']",
-  )
+  gin_path = _wit_gin(data, 'wit', 'wit_reference.de', "tasks.wit.register_wit.languages = ['de']")
   records = _train_here(gin_path, os.path.join(data['dir'], 'run_wit'))
   assert [r['step'] for r in records] == [1, 2]
   assert 'bt_fired_rate' not in records[-1]  # no substitution without the gin file
@@ -410,22 +421,12 @@ def test_wit_reference_task(data):
 def test_a_language_without_rows_says_so_when_the_task_runs_dry(data):
   """WIT rows of de only, a task of fr: the readers keep every row and the language filter lets
   none through; the line says so instead of only 'rows kept N'."""
-  gin_path = _gin(
-    data,
-    'wit_fr',
-    module='wit',
-    register='register_wit',
-    pattern=f'{data["dir"]}/wit_v1.train.*.tsv.gz',
-    task='wit_reference.fr',
-    extra="tasks.wit.register_wit.languages = ['fr']",
+  gin_path = _wit_gin(
+    data, 'wit_fr', 'wit_reference.fr', "tasks.wit.register_wit.languages = ['fr']"
   )
-  try:
-    with pytest.raises(UserError) as e:
-      train.main(_args(gin_path, os.path.join(data['dir'], 'run_wit_fr')))
-  finally:
-    gin.clear_config()
-  assert str(e.value).startswith("task 'wit_reference.fr' ran out of data at step 0: rows kept ")
-  assert "none came out of its steps after them (a per-language task's filter" in str(e.value)
+  error = _train_error(gin_path, os.path.join(data['dir'], 'run_wit_fr'))
+  assert error.startswith("task 'wit_reference.fr' ran out of data at step 0: rows kept ")
+  assert "none came out of its steps after them (a per-language task's filter" in error
 
 
 @pytest.mark.slow
@@ -465,21 +466,10 @@ tasks.registration.register_mixture.tasks_and_rates = [('cc12m', 1.0), ('wit_ref
 
 
 def test_a_task_without_images_names_itself_and_the_fix(data):
-  gin_path = _gin(
-    data,
-    'wit_no_images',
-    module='wit',
-    register='register_wit',
-    pattern=f'{data["dir"]}/wit_v1.train.*.tsv.gz',
-    task='wit_reference',
-    extra='tasks.wit.register_wit.image_dir = None',
+  gin_path = _wit_gin(
+    data, 'wit_no_images', 'wit_reference', 'tasks.wit.register_wit.image_dir = None'
   )
-  try:
-    with pytest.raises(UserError) as e:
-      train.main(_args(gin_path, os.path.join(data['dir'], 'run_wit_no_images')))
-  finally:
-    gin.clear_config()
-  assert str(e.value).splitlines()[0] == (  # gin adds a line naming the configurable
+  assert _train_error(gin_path, os.path.join(data['dir'], 'run_wit_no_images')) == (
     "task 'wit_reference' gives neither 'image' nor 'image_embedding': give its registration "
     "image_dir= or image_shards= (live images), or train a '*_precomputed' task of `mlit "
     'precompute` embeddings'
