@@ -4,6 +4,8 @@ The command line (gin parsing, task registration) is `mlit cache-tasks`
 (mlit/commands/cache_tasks.py); this module only runs seqio's pipeline.
 """
 
+import json
+import os
 from typing import Sequence
 
 import apache_beam as beam
@@ -47,9 +49,6 @@ def stale_cache(task_name: str, task_dir: str) -> str | None:
   source_features = getattr(task.source, 'output_signature', None)
   if not isinstance(source_features, dict):
     return None  # a source whose features are not known up front: not checked
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-
   for split in task.splits:
     path = os.path.join(task_dir, f'info.{split}.json')
     if not tf.io.gfile.exists(path):

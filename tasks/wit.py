@@ -86,20 +86,12 @@ def check_headers(tsv_pattern: str) -> None:
 
 
 def count_languages(tsv_pattern: str, kind: str = 'reference') -> collections.Counter:
-  """{language: rows with a `kind` description} over the files of a pattern (their headers
-  checked; rows of another column count are not counted): what a mixture over the languages can
-  weigh, read before any training."""
-  csv.field_size_limit(sys.maxsize)
+  """{language: rows read_wit keeps for `kind`} over the files of a pattern (their headers
+  checked): what a mixture over the languages can weigh, read before any training."""
   check_headers(tsv_pattern)
-  counts = collections.Counter()
-  for path in sorted(tf.io.gfile.glob(tsv_pattern)):
-    with file_io.open_text(path) as f:
-      reader = csv.reader(f, delimiter='\t', quotechar='"')
-      next(reader, None)
-      for row in file_io.until_damaged(reader, lambda error: None):
-        if len(row) == len(COLUMNS) and text_cleaning.clean_text(row[COLUMNS.index(KINDS[kind])]):
-          counts[language_codes.normalize(row[0])] += 1
-  return counts
+  return collections.Counter(
+    ex['language'] for path in sorted(tf.io.gfile.glob(tsv_pattern)) for ex in read_wit(path, kind)
+  )
 
 
 def read_wit(path: str, kind: str, images=None) -> Iterator[dict]:

@@ -280,11 +280,6 @@ def tuned_languages(checkpoint: str) -> dict[str, int]:
   return {k: n for k, n in counts.items() if n > 0}
 
 
-def _already_tuned_on(checkpoint: str, lang: str) -> int:
-  """Examples of `lang` the mlit run at `checkpoint` was tuned on (its language_stats.json)."""
-  return tuned_languages(checkpoint).get(lang, 0)
-
-
 def remove_empty_dirs(root: str) -> None:
   """Removes `root` and the directories under it that a failed step left empty."""
   if not os.path.isdir(root):
@@ -309,7 +304,7 @@ def _extend_vocab(args) -> int:
   coverage.load_sentencepiece(args.vocab)  # one line on a file that is not a vocabulary
   if grown_run.is_mlit_run(args.checkpoint):
     check_vocab_is_the_runs(args.vocab, args.checkpoint)
-    tuned = _already_tuned_on(args.checkpoint, args.lang)
+    tuned = tuned_languages(args.checkpoint).get(args.lang, 0)
     if tuned:
       print(
         f'warning: --lang {args.lang}: the base run at --checkpoint {args.checkpoint} was already '
