@@ -401,7 +401,9 @@ _EXAMPLE = (
 def main(argv=None) -> int:
   from mlit.commands import gin_flags  # pylint: disable=g-import-not-at-top
 
-  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+  logging.getLogger().setLevel(logging.INFO)  # the progress lines
+  if not logging.getLogger().handlers:  # run as a module, not through the mlit command
+    logging.basicConfig(format='%(asctime)s %(message)s')
   argv = list(sys.argv[1:] if argv is None else argv)
   gin_flags.parse_flags(
     argv,

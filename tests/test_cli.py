@@ -65,6 +65,46 @@ def test_own_warnings_are_one_line_in_a_command(capsys):
   assert capsys.readouterr().err == 'mlit predict: warning: 2 of 3 texts were cut\n'
 
 
+def test_logging_records_are_command_lines(capsys):
+  """mlit's logged warnings printed as Python's default 'WARNING:root:...' (once a library's
+  implicit basicConfig ran) and absl's as 'WARNING:absl:...': now one `mlit COMMAND: warning:`
+  line like the command's others; its INFO lines (eval's progress) keep their time; another
+  library's record names its logger; a logged exception is one line without --verbose."""
+  import logging
+
+  own = str(ROOT / 'tasks' / 'data_stats.py')
+  other = str(ROOT / '.venv' / 'lib' / 'site-packages' / 'absl' / 'logging.py')
+  root = logging.getLogger()
+  level = root.level
+  cli.log_to_stderr('train')
+  cli.log_to_stderr('eval')  # a second call replaces the first handler
+  try:
+    root.setLevel(logging.INFO)
+
+    def emit(name, levelno, path, message, exc_info=None):
+      logging.getLogger(name).handle(
+        logging.LogRecord(name, levelno, path, 1, message, None, exc_info)
+      )
+
+    emit('root', logging.WARNING, own, 'skipping row (not_a_photo) at yfcc.tsv:10')
+    emit('absl', logging.WARNING, other, 'a library warning')
+    emit('root', logging.INFO, own, '[1/6, ETA ?] wit/retrieval de')
+    try:
+      raise OSError('disk full')
+    except OSError:
+      emit('root', logging.ERROR, own, 'could not write', sys.exc_info())
+  finally:
+    root.handlers = [h for h in root.handlers if not getattr(h, 'mlit_command', False)]
+    root.setLevel(level)
+  lines = capsys.readouterr().err.splitlines()
+  assert lines[:2] == [
+    'mlit eval: warning: skipping row (not_a_photo) at yfcc.tsv:10',
+    'absl: warning: a library warning',
+  ]
+  assert lines[2].endswith(' [1/6, ETA ?] wit/retrieval de') and lines[2][:4].isdigit()
+  assert lines[3:] == ['mlit eval: error: could not write (disk full)']
+
+
 def test_unknown_command_says_so(capsys):
   assert cli.main(['tarin']) == 2
   err = capsys.readouterr().err

@@ -255,6 +255,45 @@ def _own_warnings_one_line(command: str):
       warnings.showwarning = original
 
 
+class _CommandLogFormatter(logging.Formatter):
+  """Logging records in a command's own line format: mlit's warnings as `mlit COMMAND: warning:
+  ...` (Python's default was `WARNING:root:...`), its INFO lines (eval's progress) after the time,
+  other libraries' records named by their logger; a logged exception as its one line, the
+  traceback only with --verbose."""
+
+  def __init__(self, command: str, verbose: bool):
+    super().__init__()
+    self.command, self.verbose = command, verbose
+
+  def format(self, record):
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+      text += (
+        '\n' + self.formatException(record.exc_info)
+        if self.verbose
+        else f' ({one_line(record.exc_info[1])})'
+      )
+    level = record.levelname.lower()
+    if not os.path.abspath(record.pathname).startswith(_OWN_CODE):
+      return f'{record.name if record.name != "root" else record.module}: {level}: {text}'
+    if record.levelno >= logging.WARNING:
+      return f'mlit {self.command}: {level}: {text}'
+    return f'{self.formatTime(record)} {text}'
+
+
+def log_to_stderr(command: str, verbose: bool = False) -> None:
+  """One stderr handler on the root logger, in the command's line format (_CommandLogFormatter);
+  set before the command runs, so no library's implicit basicConfig adds the default format."""
+  root = logging.getLogger()
+  for handler in list(root.handlers):
+    if getattr(handler, 'mlit_command', False):
+      root.removeHandler(handler)
+  handler = logging.StreamHandler(sys.stderr)
+  handler.mlit_command = True
+  handler.setFormatter(_CommandLogFormatter(command, verbose))
+  root.addHandler(handler)
+
+
 def one_line(error: BaseException) -> str:
   text = ' '.join(_GIN_CALL_CHAIN.sub('', str(error)).split())
   if isinstance(error, FileNotFoundError) and error.filename and error.filename not in text:
@@ -275,6 +314,7 @@ def main(argv=None):
     return 2
   if not verbose:
     quiet_third_party_logging()
+  log_to_stderr(command, verbose)
   from tasks import tf_host  # pylint: disable=g-import-not-at-top
 
   try:
