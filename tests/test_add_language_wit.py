@@ -215,3 +215,80 @@ def test_wit_rows_without_the_language_are_refused_before_any_step(base, tmp_pat
     and 'wit_trian.tsv: matches no file' in err
     and not out.exists()
   )
+
+
+PRECOMPUTED_GIN = """
+include 'local_tiny.gin'
+import tasks.registration
+import tasks.precomputed
+TASK_FEATURE_LENGTHS = {{'text': 16}}
+tasks.registration.register_tasks.registrations = [@tasks.precomputed.register_precomputed]
+tasks.precomputed.register_precomputed.embedding_dirs = ['{d}/emb']
+tasks.precomputed.register_precomputed.name = 'wit_en_embeddings'
+tasks.precomputed.register_precomputed.mode = 'text'
+MIXTURE_OR_TASK_NAME = 'wit_en_embeddings'
+seqio.SentencePieceVocabulary.sentencepiece_model_file = '{d}/spm.model'
+TRAIN_STEPS = 40
+WARMUP_STEPS = 4
+BATCH_SIZE = 16
+train.train.checkpoint_period = 40
+"""
+
+WIT_TASK_GIN = """
+import tasks.registration
+import tasks.wit
+tasks.registration.register_tasks.registrations = [@tasks.wit.register_wit]
+tasks.wit.register_wit.tsv_pattern = '{d}/wit_train.tsv'
+tasks.wit.register_wit.image_dir = '{d}/images'
+tasks.wit.register_wit.languages = ['en']
+"""
+
+
+@pytest.mark.slow
+def test_a_base_run_on_precomputed_embeddings_tunes_on_wit_rows_with_their_tower(base, tmp_path):
+  """A base run that tuned on pre-computed embeddings (as the demo's does) was refused for WIT
+  tuning: the continued run needs images, so it runs the tower that made the embeddings (the
+  base run's mlit_model.json) live, its image head and text tower continued from the run."""
+  d = base
+  (tmp_path / 'wit_task.gin').write_text(WIT_TASK_GIN.format(d=d), encoding='utf-8')
+  argv = ['precompute', '--gin_file=precompute.gin', f'--gin_file={tmp_path / "wit_task.gin"}']
+  argv += ['--gin.PRECOMPUTE_TASK="wit_reference.en"', f'--gin.PRECOMPUTE_DIR="{tmp_path}/emb"']
+  argv += [f'--gin.IMAGE_CHECKPOINT_PATH="{d}/lite0.npz"', f'--gin.IMAGE_SIZE={SIZE}']
+  rc, _, err = _mlit(argv)
+  assert rc == 0, err[-2000:]
+  gin.clear_config()
+  (tmp_path / 'pre.gin').write_text(
+    PRECOMPUTED_GIN.format(d=tmp_path).replace(f'{tmp_path}/spm.model', f'{d}/spm.model'),
+    encoding='utf-8',
+  )
+  pre = tmp_path / 'pre'
+  assert train_lib.main([f'--gin_file={tmp_path / "pre.gin"}', f'--gin.MODEL_DIR="{pre}"']) == 0
+  gin.clear_config()
+  out = tmp_path / 'add'
+  args = _run_args(d, out, '--wit-train', str(d / 'wit_train.tsv'))
+  args[args.index(str(d / 'base'))] = str(pre)
+  rc, stdout, err = _mlit(args)
+  assert rc == 0, err[-3000:]
+  text = (out / 'sw.gin').read_text()
+  assert (
+    'IMAGE_TOWER_KIND = "efficientnet_lite"' in text
+    and "IMAGE_TOWER = {'variant': 'lite0'}" in text
+  )
+  assert f'IMAGE_CHECKPOINT_PATH = "{d}/lite0.npz"' in text
+  assert f'image_preprocessors.decode_image.size = {SIZE}' in text
+  init = json.loads((out / 'train' / 'initialization.json').read_text())
+  assert init['image']['path'] == f'{d}/lite0.npz' and 'pre-computed' in init['run']['loaded']
+  assert 'is not the locked tower' not in err
+  new = json.loads((out / 'comparison.json').read_text())['new_language']
+  assert new['after'] > new['before'], new
+  # The tuned model holds the tower itself (mlit.load runs it on pixels).
+  import mlit  # pylint: disable=g-import-not-at-top
+
+  tuned = mlit.load(str(out / 'train'))
+  assert tuned.spec['two_tower']['image'] == {'variant': 'lite0'}
+  assert tuned.classify(
+    [str(d / 'eval' / 'img49.jpg')], ['duara nyekundu', 'mraba bluu']
+  ).shape == (
+    1,
+    2,
+  )

@@ -266,8 +266,8 @@ def _refuse_if_changed(out: str, step: str, recorded: dict | None, inputs: dict,
 
 def _check_tuning_data(base: str, args) -> None:
   """What the gin step would refuse (a language the base run's emoji/CLDR data lacks; WIT rows
-  without the language, or a base run on pre-computed embeddings), before the first step: the
-  gin step refused it after the extension and two evaluations."""
+  without the language, or a base run on pre-computed embeddings of an unknown tower), before the
+  first step: the gin step refused it after the extension and two evaluations."""
   from mlit.commands import add_language  # pylint: disable=g-import-not-at-top
   from mlit.language import gin_file  # pylint: disable=g-import-not-at-top
 
@@ -279,6 +279,7 @@ def _check_tuning_data(base: str, args) -> None:
   try:
     if args.wit_train:
       wit = {'train': args.wit_train, 'images': args.wit_images}
+      gin_file.embeddings_tower_lines(config, base)
       gin_file.wit_plan(config, args.lang, wit, args.repeat, add_language.tuned_languages(base))
     else:
       gin_file.check_emoji_source(config, args.lang)

@@ -134,20 +134,50 @@ def _local_abspath(path: str) -> str:
   return path if '://' in path else os.path.abspath(path)
 
 
+def embeddings_tower_lines(config: str, base_run: str) -> list[str]:
+  """Gin lines that run, live on WIT's images, the locked tower whose pre-computed embeddings the
+  base run tuned on (IMAGE_TOWER = None; its mlit_model.json records the tower: kind, config,
+  size, weights checked by sha256); [] for a base run with a live tower. GinFileError when the
+  tower is not recorded or its weights are not found."""
+  if _macro(config, 'IMAGE_TOWER') not in (None, 'None'):
+    return []
+  from mlit.inference import run_spec  # pylint: disable=g-import-not-at-top
+  from tasks.user_error import UserError  # pylint: disable=g-import-not-at-top
+
+  try:
+    model_dir = run_spec.find_model_dir(base_run)
+    spec = run_spec.read(model_dir)
+    tower = spec.get('image') or {}
+    if tower.get('checkpoint') and tower.get('kind'):
+      path = run_spec.image_checkpoint_path(model_dir, spec)
+      size = tower.get('size')
+      return [
+        '# The base run tuned on pre-computed embeddings; WIT rows are images, so the locked tower',
+        '# that made those embeddings (its mlit_model.json) runs live, at the size it ran at.',
+        f'IMAGE_TOWER_KIND = {json.dumps(tower["kind"])}',
+        f'IMAGE_TOWER = {tower.get("config") or {}!r}',
+        f'IMAGE_CHECKPOINT_PATH = {json.dumps(os.path.abspath(path))}',
+        "train.train.image_init = 'pretrained'",
+        'train.train.inference_image = None  # the run has the tower itself',
+        *(['image_preprocessors.decode_image.size = %d' % int(size)] if size else []),
+      ]
+    why = f'; its {run_spec.FILENAME} records no locked tower that made them'
+  except UserError as e:
+    why = f' ({e})'
+  raise GinFileError(
+    'the base run tuned on pre-computed image embeddings (IMAGE_TOWER = None) and WIT tuning '
+    f'needs the locked tower that made them, to run it on the images{why}; a run on '
+    'pre-computed embeddings whose tower is not known is continued on its own emoji/CLDR data'
+  )
+
+
 def wit_plan(config: str, lang: str, wit: dict, repeat: int, base_languages) -> tuple[dict, list]:
   """({language: mixture rate}, warnings) of WIT tuning: every language of the --wit-train rows
   at its row count (the base run's languages keep their share, so they are not forgotten), the
-  new one's rows counted `repeat` times. GinFileError for a base run or rows it cannot tune on;
-  `mlit add-language run` calls it before its first step."""
+  new one's rows counted `repeat` times. GinFileError for rows it cannot tune on; `mlit
+  add-language run` calls it, and embeddings_tower_lines, before its first step."""
   from tasks import wit as wit_tasks  # pylint: disable=g-import-not-at-top
 
-  if _macro(config, 'IMAGE_TOWER') in (None, 'None'):
-    raise GinFileError(
-      'the base run tuned on pre-computed image embeddings (IMAGE_TOWER = None) and WIT tuning '
-      'needs images: it continues a run that tuned with a live locked image tower (IMAGE_TOWER '
-      'set, e.g. include image_towers/efficientnet_lite0.gin); a run on pre-computed embeddings '
-      'is continued on its own emoji/CLDR data'
-    )
   if not wit.get('train') or not wit.get('images'):
     raise GinFileError('WIT tuning needs --wit-train (TSV pattern) and --wit-images (directory)')
   if '://' not in wit['images'] and not os.path.isdir(wit['images']):
@@ -182,14 +212,19 @@ def wit_plan(config: str, lang: str, wit: dict, repeat: int, base_languages) -> 
   return rates, warnings
 
 
-def _wit_lines(config: str, lang: str, wit: dict, repeat: int, base_languages, warnings) -> list:
+def _wit_lines(
+  config: str, base_run: str, lang: str, wit: dict, repeat: int, base_languages, warnings
+) -> list:
+  tower = embeddings_tower_lines(config, base_run)
   rates, found = wit_plan(config, lang, wit, repeat, base_languages)
   warnings += found
   languages = sorted(rates)
   return [
     'from tasks import registration',
     'from tasks import wit',
+    *(['from tasks import image_preprocessors'] if tower else []),
     '',
+    *([*tower, ''] if tower else []),
     f'# Tuning data: WIT {WIT_KIND} descriptions of every language of the rows at their row',
     f'# counts (the old languages keep their share), {lang} counted {repeat} times.',
     f'WIT_TRAIN_TSV_PATTERN = {json.dumps(_local_abspath(wit["train"]))}',
@@ -258,7 +293,7 @@ def write(
   ]
   warnings = []
   if wit:
-    lines += _wit_lines(base_config, lang, wit, repeat, base_languages, warnings)
+    lines += _wit_lines(base_config, base_run, lang, wit, repeat, base_languages, warnings)
   else:
     lines += _emoji_lines(base_config, lang, repeat, warnings)
   return '\n'.join(lines) + '\n', warnings

@@ -134,19 +134,35 @@ def _check_same_params(params, abstract, where: str) -> None:
     )
 
 
-def state_from_run(run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bool = False):
+def state_from_run(
+  run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bool = False, image_tower=None
+):
   """(a step-0 train state from the latest checkpoint of an mlit run, train.init_from_run;
   a record of what was loaded).
 
   Params come over exactly; the optimizer state is fresh unless `keep_optimizer`: then the run's
   Adam moments continue (same optimizer needed) and every step count in it restarts at 0, so this
   run's warm-up and schedule apply (the base run's count would put the new schedule at its end).
+
+  `image_tower`: for a run that tuned on pre-computed embeddings (its checkpoint has no 'img')
+  continued with the live locked tower that made them, a function giving (the tower's params,
+  a record of their load) from IMAGE_CHECKPOINT_PATH; the rest, image head included, is the run's.
   """
   from mlit.checkpoints import run_state  # pylint: disable=g-import-not-at-top
 
   directory = run_state.checkpoints_dir(run)
   abstract = nn.unbox(abstract_boxed)
   params, step = run_state.read_params(directory)
+  image_record = None
+  if image_tower is not None and 'img' in abstract and 'img' not in params:
+    if keep_optimizer:
+      raise UserError(
+        f'{directory}/{step} tuned on pre-computed embeddings (no image tower in its checkpoint), '
+        'so its optimizer state has no moments for the live tower this run adds: drop '
+        'train.train.init_from_run_optimizer'
+      )
+    img, image_record = image_tower()
+    params = {**params, 'img': _to_host(img)}
   _check_same_params(params, abstract, f'{directory}/{step}')
   if keep_optimizer:
     target = abstract_state(tx, abstract_boxed, state_sh)
@@ -164,8 +180,13 @@ def state_from_run(run: str, tx, abstract_boxed, state_sh, *, keep_optimizer: bo
     cast = jax.tree_util.tree_map(lambda x, a: np.asarray(x, a.dtype), params, abstract)
     state = init_state(tx, _place(cast, state_sh['params']), state_sh)
     what = 'params (fresh optimizer)'
+  if image_record is not None:
+    what += (
+      ', the locked image tower from IMAGE_CHECKPOINT_PATH (the run had pre-computed embeddings)'
+    )
   train_log.log(f'continuing from {directory} step {step}: {what}')
-  return state, {'run': {'path': os.path.abspath(directory), 'step': step, 'loaded': what}}
+  record = {'run': {'path': os.path.abspath(directory), 'step': step, 'loaded': what}}
+  return state, record | ({'image': image_record} if image_record is not None else {})
 
 
 def _key_names(path) -> tuple[str, ...]:

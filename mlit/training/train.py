@@ -552,8 +552,31 @@ def train(
           '(a larger TRAIN_STEPS continues it)'
         )
   elif init_from_run:
+    image_tower = None
+    if has_image_tower and image_init == 'pretrained' and image_checkpoint_path:
+
+      def image_tower():
+        _check_embeddings_tower(init_from_run, model, image_checkpoint_path)
+        params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
+        params, record = state_lib.load_pretrained(
+          params,
+          shardings,
+          text_path=None,
+          image_path=image_checkpoint_path,
+          image_dont_load=(),
+          info=info,
+          image_kind=model.image_kind,
+          image_config=dict(model.image),
+        )
+        return params['img'], record['image']
+
     state, init_record = state_lib.state_from_run(
-      init_from_run, tx, abstract, state_sh, keep_optimizer=init_from_run_optimizer
+      init_from_run,
+      tx,
+      abstract,
+      state_sh,
+      keep_optimizer=init_from_run_optimizer,
+      image_tower=image_tower,
     )
   else:
     params = state_lib.init_params(model, info, mesh, rules, shardings, seed)
@@ -814,6 +837,35 @@ def _interrupted_text(done: int, latest: Optional[int], directory: str) -> str:
     f'interrupted (Ctrl-C) after step {done}; the last checkpoint is step {latest} in '
     f'{directory}: the same command resumes from it{redone}'
   )
+
+
+def _check_embeddings_tower(run: str, model, image_path: str) -> None:
+  """A run on pre-computed embeddings continued with a live tower: its image head was tuned on
+  the embeddings of the tower its mlit_model.json records; another tower is said in a warning."""
+  try:
+    spec = run_spec.read(run_spec.find_model_dir(run))
+  except UserError as e:
+    train_log.log(f"warning: the locked tower that made {run}'s embeddings is not known ({e})")
+    return
+  made = spec.get('image') or {}
+  recorded = (made.get('checkpoint') or {}).get('sha256')
+  if not recorded:
+    train_log.log(
+      f"warning: {run}'s mlit_model.json records no locked tower for its embeddings: its image "
+      f'head may not fit {image_path}'
+    )
+    return
+  if file_io.file_sha256(image_path) != recorded:
+    train_log.log(
+      f'warning: IMAGE_CHECKPOINT_PATH {image_path} is not the locked tower whose embeddings '
+      f'{run} tuned on ({made["checkpoint"].get("path")}, sha256 {recorded[:12]}...): its image '
+      'head was tuned to that one'
+    )
+  if (made.get('kind'), made.get('config')) != (model.image_kind, dict(model.image)):
+    train_log.log(
+      f'warning: the live image tower ({model.image_kind} {dict(model.image)}) is not the one '
+      f'whose embeddings {run} tuned on ({made.get("kind")} {made.get("config")})'
+    )
 
 
 def _check_init_from_run(run: str, text_path: Optional[str]) -> None:
