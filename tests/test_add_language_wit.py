@@ -292,3 +292,31 @@ def test_a_base_run_on_precomputed_embeddings_tunes_on_wit_rows_with_their_tower
     1,
     2,
   )
+
+
+def test_a_tower_other_than_the_one_that_made_the_embeddings_is_a_warning(tmp_path, capsys):
+  """A run on pre-computed embeddings continued live with another tower's weights or config:
+  its image head was tuned to the recorded tower, so the run says so (it still runs)."""
+  import types  # pylint: disable=g-import-not-at-top
+
+  from tasks import file_io  # pylint: disable=g-import-not-at-top
+
+  made, other = tmp_path / 'made.npz', tmp_path / 'other.npz'
+  made.write_bytes(b'tower that made the embeddings')
+  other.write_bytes(b'another tower')
+  tower = {'kind': 'efficientnet_lite', 'config': {'variant': 'lite0'}}
+  tower['checkpoint'] = {'path': str(made), 'sha256': file_io.file_sha256(str(made))}
+  run = tmp_path / 'run'
+  run.mkdir()
+  (run / 'mlit_model.json').write_text(json.dumps({'format': 1, 'image': tower}))
+  model = types.SimpleNamespace(image_kind='efficientnet_lite', image={'variant': 'lite0'})
+  train_lib._check_embeddings_tower(str(run), model, str(made))
+  assert capsys.readouterr().err == ''
+  train_lib._check_embeddings_tower(str(run), model, str(other))
+  err = capsys.readouterr().err
+  assert err.startswith(f'warning: IMAGE_CHECKPOINT_PATH {other} is not the locked tower whose')
+  model.image = {'variant': 'lite1'}
+  train_lib._check_embeddings_tower(str(run), model, str(made))
+  assert "the live image tower (efficientnet_lite {'variant': 'lite1'}) is not" in (
+    capsys.readouterr().err
+  )
