@@ -13,9 +13,15 @@ batches it consumed). The cost: in-batch negatives are texts of similar length. 
 in one process are padded to their widest part before they are joined.
 """
 
+import logging
+
 import tensorflow as tf
 
 WINDOW = 32  # batches per sorted window
+# A window's examples are held in memory at once: 32 batches of 1,024 pre-computed embeddings
+# are 0.2 GB, of 1,024 live 160-px images 10 GB (float32), so windows of large examples are
+# shortened to fit this.
+WINDOW_BYTES = 1 << 30
 
 
 def check_bounds(bounds, max_length: int) -> tuple[int, ...]:
@@ -33,6 +39,30 @@ def width_of(lengths: tf.Tensor, bounds: tuple[int, ...]) -> tf.Tensor:
   longest = tf.minimum(tf.reduce_max(lengths), bounds[-1])
   b = tf.constant(bounds, tf.int32)
   return tf.gather(b, tf.reduce_sum(tf.cast(longest > b[:-1], tf.int32)))
+
+
+def window_for(element_spec, batch_size: int, max_length: int, most: int = WINDOW) -> int:
+  """Batches per window: `most`, fewer when that many batches of these examples would hold more
+  than WINDOW_BYTES (a ragged text counted at `max_length`); at least 1, a window of one batch
+  still padding it to the bound its texts need."""
+  per_example = 0
+  for spec in element_spec.values():
+    size = spec.dtype.size
+    for dim in spec.shape:
+      size *= max_length if dim is None else dim
+    per_example += size
+  fits = WINDOW_BYTES // max(1, per_example * batch_size)
+  if fits < most:
+    logging.warning(
+      'length buckets sort windows of %d batches, not %d: %d batches of these examples '
+      '(%.1f MB each) would hold %.1f GB in memory',
+      max(1, fits),
+      most,
+      most,
+      per_example * batch_size / 1e6,
+      most * per_example * batch_size / 1e9,
+    )
+  return max(1, min(most, fits))
 
 
 def batches(
@@ -63,5 +93,6 @@ def batches(
 
     return tf.data.Dataset.from_tensor_slices(chunks).map(chunk)
 
+  window = window_for(ds.element_spec, batch_size, bounds[-1], window)
   big = ds.ragged_batch(window * batch_size, drop_remainder=True).enumerate()
   return big.flat_map(split)

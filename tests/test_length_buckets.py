@@ -71,6 +71,55 @@ def test_the_default_converter_path_uses_sorted_windows():
     conv.batched(_examples()[1], {'text': 12}, 16, False, BOUNDS, 0)
 
 
+def test_windows_of_large_examples_are_shortened_to_fit_memory(monkeypatch, caplog):
+  """32 batches of 1,024 live 160-px images are 10 GB held at once: a continued demo run on
+  images died in tf.data ('OOM when allocating tensor with shape[32768,160,160,3]'). The window
+  now holds at most WINDOW_BYTES, still sorted and padded per batch, every example once."""
+  spec = {
+    'text': tf.TensorSpec([None], tf.int32),
+    'image_embedding': tf.TensorSpec([1280], tf.float32),
+    'language': tf.TensorSpec([], tf.string),
+  }
+  assert length_buckets.window_for(spec, 1024, 24) == 32 and not caplog.records  # the demo's
+  spec['image'] = tf.TensorSpec([160, 160, 3], tf.float32)
+  assert length_buckets.window_for(spec, 1024, 24) == 3
+  assert caplog.records[-1].getMessage() == (
+    'length buckets sort windows of 3 batches, not 32: 32 batches of these examples (319.9 MB '
+    'each) would hold 10.2 GB in memory'
+  )
+  assert length_buckets.window_for(spec, 8192, 24) == 1
+  # A window of 2 batches of 16 (16 x 8 + 4 bytes an example here): the same examples, once.
+  monkeypatch.setattr(length_buckets, 'WINDOW_BYTES', 2 * 16 * (12 * 4 + 4))
+  texts, ds = _examples(n=256)
+  seen = []
+  for batch in _bucketed(ds).take(16).as_numpy_iterator():
+    longest = max(len(texts[int(i)]) for i in batch['image_embedding'][:, 0])
+    assert batch['text'].shape[1] == min(b for b in BOUNDS if b >= longest)
+    seen += [int(i) for i in batch['image_embedding'][:, 0]]
+  assert sorted(seen) == list(range(256))
+
+
+def test_the_host_running_out_of_memory_in_tf_data_is_one_line():
+  def batches():
+    yield {'text': np.ones((2, 4), np.int32)}
+    raise tf.errors.ResourceExhaustedError(
+      None,
+      None,
+      'Error in user-defined function passed to FlatMapDataset:45 transformation: '
+      'OOM when allocating tensor with shape[32768,160,160,3] and type float on /job:localhost',
+    )
+
+  out = input_pipeline._count_and_strip(batches())
+  assert next(out)['text'].shape == (2, 4)
+  with pytest.raises(input_pipeline.UserError) as e:
+    next(out)
+  assert str(e.value) == (
+    'the input pipeline ran out of host memory (OOM when allocating tensor with '
+    'shape[32768,160,160,3] and type float): lower BATCH_SIZE, or the image size '
+    '(tasks.image_preprocessors.decode_image.size)'
+  )
+
+
 def test_bad_bounds_name_the_problem():
   with pytest.raises(ValueError, match='increasing'):
     length_buckets.check_bounds((8, 4), 12)
