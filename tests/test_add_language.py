@@ -5,6 +5,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -513,6 +514,28 @@ def test_gin_file_wit_tunes_on_every_language_of_the_rows(tmp_path, monkeypatch)
       base_config=base,
       wit={'train': 'si.tsv', 'images': 'img'},
     )
+
+
+def test_counting_wit_rows_keeps_tensorflows_loading_chatter_off_the_terminal(tmp_path):
+  """`mlit add-language` starts without TensorFlow; `gin`/`run --wit-train` count the rows with
+  WIT's reader, which loads it: its oneDNN/CUDA-stub lines ('I0000 ... port.cc') and absl's
+  'WARNING: All log messages before absl::InitializeLog()' reached the terminal."""
+  (tmp_path / 'img').mkdir()
+  rows = [task_files.wit_row(l, f'http://w/{l}.jpg', reference=l) for l in ('en', 'si')]
+  task_files.write_wit(str(tmp_path / 'w.tsv'), rows)
+  code = (
+    'from mlit.language import gin_file; import sys; '
+    "print(gin_file.wit_plan(sys.argv[1], 'si', {'train': 'w.tsv', 'images': 'img'}, 2, ())[0])"
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', code, _BASE.format(tower="{'width': 16}")],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    check=True,
+    timeout=300,
+  )
+  assert proc.stdout.strip() == "{'en': 1.0, 'si': 2.0}" and proc.stderr == ''
 
 
 def test_bad_inputs_are_one_line_naming_the_flag(setup, tmp_path, capsys):

@@ -176,6 +176,12 @@ def wit_plan(config: str, lang: str, wit: dict, repeat: int, base_languages) -> 
   at its row count (the base run's languages keep their share, so they are not forgotten), the
   new one's rows counted `repeat` times. GinFileError for rows it cannot tune on; `mlit
   add-language run` calls it, and embeddings_tower_lines, before its first step."""
+  from tasks import tf_host  # pylint: disable=g-import-not-at-top
+
+  # `mlit add-language` starts without TensorFlow; WIT's reader loads it, with its loading
+  # chatter (oneDNN, CUDA stub lines) kept off the terminal as the commands that need it do.
+  with tf_host.stderr_silenced():
+    tf_host.keep_tensorflow_on_host()
   from tasks import wit as wit_tasks  # pylint: disable=g-import-not-at-top
 
   if not wit.get('train') or not wit.get('images'):
