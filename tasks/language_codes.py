@@ -101,6 +101,11 @@ def check_task_language(code: str) -> str | None:
   lang = _subtags(code)[0]
   if why is None and lang.isalpha() and len(lang) > 3:
     why = f"{lang!r} is not an ISO 639 code (2-3 letters, e.g. 'fr' for French)"
+  if why is None and lang.lower() in _COUNTRY_NOT_LANGUAGE:
+    why = (
+      f"{lang!r} is a country code, no language's (did you mean "
+      f'{_OTHER_SPELLING[lang.lower()]!r}?)'
+    )
   return why
 
 
@@ -146,6 +151,10 @@ _OTHER_SPELLING = {
   'nb': 'no',
   'no': 'nb',
 }
+
+
+# Of those, the ones that are no language's code at all: a task of them stays empty.
+_COUNTRY_NOT_LANGUAGE = frozenset({'jp', 'cn', 'gr', 'dk', 'cz', 'ua'})
 
 
 def _suggest(code: str, available: set[str]) -> str:

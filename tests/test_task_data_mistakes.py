@@ -114,6 +114,13 @@ def test_wit_languages_are_read_in_the_datas_spelling(tmp_path, vocab):
   assert collections.Counter(e['language'] for e in ds.as_numpy_iterator()) == {b'zh-TW': 3}
   with pytest.raises(UserError, match="register_wit.languages: 'chinese'"):
     wit.register_wit(str(path), languages=['chinese'])
+  # A country code that is no language's left its task empty, and a mixture with it stopped
+  # after a few examples of the others.
+  with pytest.raises(UserError) as e:
+    wit.register_wit(str(path), languages=['de', 'jp'])
+  assert str(e.value).splitlines()[0] == (
+    "register_wit.languages: 'jp': 'jp' is a country code, no language's (did you mean 'ja'?)"
+  )
 
 
 def test_an_emoji_build_not_here_says_where_it_was_looked_for(tmp_path, monkeypatch):
