@@ -49,7 +49,8 @@ def test_cache_yfcc_with_beam_and_read_back(tmp_path, spm_model_path, capsys):  
     assert capsys.readouterr().out.strip().splitlines() == [
       f'yfcc100m_full: cached in {cache_dir}: train 6 examples',
       # The empty row below, counted in this process (DirectRunner), not only logged.
-      'while caching: rows kept 6, skipped 1 (all_signals_empty 1)',
+      'while caching: rows kept 6, skipped 1 (all_signals_empty 1); 2 files read, each counted '
+      'once',
     ]
     gin.clear_config()
     assert cache_tasks.main(argv) == 0  # again: kept, and said
@@ -143,3 +144,34 @@ def test_tasks_and_runner_mistakes_are_one_line_before_the_pipeline(tmp_path, ca
   finally:
     gin.clear_config()
   assert not cache_dir.exists()
+
+
+def test_rows_of_a_source_several_tasks_read_are_counted_once(tmp_path, spm_model_path, capsys):  # noqa: F811
+  """WIT's per-language tasks each read all the rows: caching three tasks of 6 rows (one
+  skipped) said 'rows kept 15, skipped 3', three times the corpus."""
+  rows = [
+    task_files.wit_row(l, f'http://w/{l}{i}.jpg', reference=f'{l} {i}')
+    for l in ('de', 'ja')
+    for i in range(3)
+  ]
+  rows[1]['caption_reference_description'] = ''  # no text of the kind: skipped
+  task_files.write_wit(str(tmp_path / 'wit.tsv'), rows)
+  gin_path = tmp_path / 'tasks.gin'
+  gin_path.write_text(
+    'import tasks.registration\nimport tasks.wit\nimport tasks.vocabularies\n'
+    f"tasks.vocabularies.vocabulary.path = '{spm_model_path}'\n"
+    f"tasks.wit.register_wit.tsv_pattern = '{tmp_path}/wit.tsv'\n"
+    "tasks.wit.register_wit.languages = ['de', 'ja']\n"
+    'tasks.registration.register_tasks.registrations = [@tasks.wit.register_wit]\n'
+  )
+  cache_dir = str(tmp_path / 'cache')
+  gin.clear_config()
+  data_stats.reset()
+  argv = [f'--gin_file={gin_path}', f'--output_cache_dir={cache_dir}']
+  try:
+    assert cache_tasks.main([*argv, '--tasks=wit_reference,wit_reference.de,wit_reference.ja']) == 0
+  finally:
+    gin.clear_config()
+  out = capsys.readouterr().out.strip().splitlines()
+  assert out[-1].startswith('while caching: rows kept 5, skipped 1 (')
+  assert out[-1].endswith('; 1 file read, each counted once')

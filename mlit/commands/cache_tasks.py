@@ -11,6 +11,7 @@ from mlit.commands import cli
 
 cli.run_if_main(__name__, 'cache-tasks')  # `python -m`: the command, before the heavy imports
 
+import collections
 import os
 import re
 import sys
@@ -110,7 +111,21 @@ def _rows_read(pipeline_options: str) -> str:
       f'while caching: rows kept and skipped are not counted in this process (--pipeline_options '
       f"{pipeline_options!r} reads them elsewhere: the workers' logs name each skipped row)"
     )
-  return f'while caching: {data_stats.rows_read_line()}'
+  corpus = counts['corpus']
+  if not corpus:  # no file read to its end here
+    return f'while caching: {data_stats.rows_read_line()}'
+  # Each file once: every task of a source (WIT's per-language tasks) reads its rows again.
+  kept = sum(entry['kept'] for entry in corpus.values())
+  skipped = collections.Counter()
+  for entry in corpus.values():
+    skipped.update(entry['skipped'])
+  reasons = data_stats.reasons_text(skipped)
+  files = sum(entry['files_read'] for entry in corpus.values())
+  return (
+    f'while caching: rows kept {kept:,}, skipped {sum(skipped.values()):,}'
+    + (f' ({reasons})' if reasons else '')
+    + f'; {files:,} file{"s" if files != 1 else ""} read, each counted once'
+  )
 
 
 def _matching_tasks(patterns: Sequence[str]) -> list[str]:
