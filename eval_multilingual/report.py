@@ -533,12 +533,26 @@ def name_compared_runs(run: Run, others: list[Run]) -> None:
   """Gives every compared run a name of its own (equal names make the comparison columns
   ambiguous: 'x/s1' beside 's1'), and warns about one that is this run again (every Δ 0)."""
   taken = {run.name}
+  tasks = _tasks(run)
   for o in others:
-    if (why := report_data.same_run(run, o)) is not None:
+    if not tasks & _tasks(o):  # the same model on other evaluations is not the run again
+      run.warnings.append(
+        f'--compare {o.path}: shares no evaluation with RUN_DIR (it has {_listed(_tasks(o))}; '
+        f'RUN_DIR has {_listed(tasks)}): its columns stay empty'
+      )
+    elif (why := report_data.same_run(run, o)) is not None:
       run.warnings.append(f'--compare {o.path}: {why}; its deltas compare the run with itself')
     if o.name in taken:
       o.name = _unique_name(o, taken)
     taken.add(o.name)
+
+
+def _tasks(run: Run) -> set[str]:
+  return {t for scores in run.results['languages'].values() for t, m in scores.items() if m}
+
+
+def _listed(tasks: set[str]) -> str:
+  return ', '.join(sorted(tasks)) or 'none'
 
 
 def _unique_name(o: Run, taken: set[str]) -> str:

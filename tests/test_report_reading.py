@@ -190,6 +190,26 @@ def test_comparing_a_run_with_itself_is_said(tmp_path, capsys):
   assert '| Language | Code | a | a 95% CI | copy/a | copy/a 95% CI | Δ copy/a |' in md
 
 
+def test_a_compared_run_sharing_no_evaluation_is_said(tmp_path, capsys):
+  """The same model evaluated on other datasets (WIT against XM3600) was warned to be 'the run
+  with itself', and a run of other evaluations left every compared column empty, unsaid."""
+  data = write_run(tmp_path / 'a', seed=1, evil=False)
+  other = {
+    'languages': {
+      l: {f'other/{t}': m for t, m in ts.items()} for l, ts in data['languages'].items()
+    }
+  }
+  other['meta'] = {
+    l: {f'other/{t}': m for t, m in ts.items()} for l, ts in data.get('meta', {}).items()
+  }
+  (tmp_path / 'b').mkdir()
+  (tmp_path / 'b' / 'results.json').write_text(json.dumps({**data, **other}))
+  assert report.main([str(tmp_path / 'a'), '--compare', str(tmp_path / 'b')]) == 0
+  err = capsys.readouterr().err
+  assert f'--compare {tmp_path / "b"}: shares no evaluation with RUN_DIR (it has other/' in err
+  assert 'its columns stay empty' in err and 'the same model' not in err
+
+
 def test_a_report_of_the_current_folder_is_named_after_it(tmp_path, monkeypatch):
   write_run(tmp_path / 'demo', seed=1, evil=False)
   monkeypatch.chdir(tmp_path / 'demo')
