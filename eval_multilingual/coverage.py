@@ -129,6 +129,12 @@ class InputReader:
     self.detected = collections.Counter()
     # The first JSONL row without a text field: (where, its fields), for the hint.
     self.first_without_text: tuple[str, list[str]] | None = None
+    # Where the first row skipped for each reason is ('path:line', or the file), for its line.
+    self.first_skipped: dict[str, str] = {}
+
+  def _skip(self, reason: str, where: str) -> None:
+    self.skipped[reason] += 1
+    self.first_skipped.setdefault(reason, where)
 
   def undetectable_message(self) -> str | None:
     """One line on the texts dropped as undetectable, by script, and how to keep them."""
@@ -168,11 +174,11 @@ class InputReader:
         return k
     return None
 
-  def _emit(self, lang, text):
+  def _emit(self, lang, text, where):
     lang = self.lang or (lang or '').strip()
     text = (text or '').strip()
     if not text:
-      self.skipped['empty_text'] += 1
+      self._skip('empty_text', where)
       return None
     # Every text seen without a language is detected (no minimum length).
     detected = not lang
@@ -191,7 +197,14 @@ class InputReader:
     """'skipped N rows: reason' per reason, the JSONL rows without a text field with
     no_text_hint; not the undetectable languages (undetectable_message says those, by script)."""
     return [
-      f'skipped {n} rows: {reason}' + (self.no_text_hint() if reason == 'no_text_field' else '')
+      f'skipped {n:,} row{"s" if n != 1 else ""}: {reason}'
+      + (
+        self.no_text_hint()
+        if reason == 'no_text_field'
+        else f' (the first: {self.first_skipped[reason]})'
+        if reason in self.first_skipped
+        else ''
+      )
       for reason, n in sorted(self.skipped.items())
       if reason != 'language_not_detectable'
     ]
@@ -227,15 +240,18 @@ class InputReader:
     )
 
   def _jsonl(self, path):
-    for where, obj in line_files.jsonl_objects(path, line_files.counting(self.skipped)):
+    for where, obj in line_files.jsonl_objects(path, self._skip):
       tf = self._pick(obj, self.text_field, TEXT_FIELDS, where, 'text')
+      if tf is not None and obj[tf] is None:  # e.g. CLDR entries without a name: no text
+        self._skip('empty_text', where)
+        continue
       if tf is None or not isinstance(obj.get(tf), str):
         self.skipped['no_text_field'] += 1
         if self.first_without_text is None:
           self.first_without_text = (where, sorted(obj))
         continue
       lf = self._pick(obj, self.lang_field, LANG_FIELDS, where, 'language')
-      pair = self._emit(obj.get(lf) if lf else None, obj[tf])
+      pair = self._emit(obj.get(lf) if lf else None, obj[tf], where)
       if pair:
         yield pair
 
@@ -253,24 +269,25 @@ class InputReader:
           '--text-field, or put a header row first (a .tsv is read with one)'
         )
       lf = self._pick(keys, self.lang_field, LANG_FIELDS, path, 'language')
-      for row in file_io.until_damaged(reader, self._damaged):
+
+      def damaged(error):  # a .gz cut short or corrupt: its rows so far are read
+        self._skip('damaged_file', file_io.damaged_at(path, reader.line_num + 1, error))
+
+      for row in file_io.until_damaged(reader, damaged):
+        where = f'{path}:{reader.line_num}'
         if None in row:
-          self.skipped['extra_columns'] += 1
+          self._skip('extra_columns', where)
           continue
         if any(file_io.has_invalid_utf8(v) for v in row.values() if isinstance(v, str)):
-          self.skipped['invalid_utf8'] += 1
+          self._skip('invalid_utf8', where)
           continue
-        pair = self._emit(row.get(lf) if lf else None, row.get(tf))
+        pair = self._emit(row.get(lf) if lf else None, row.get(tf), where)
         if pair:
           yield pair
 
-  def _damaged(self, error) -> None:  # a .gz cut short or corrupt: its rows so far are read
-    del error
-    self.skipped['damaged_file'] += 1
-
   def _plain(self, path):
-    for _, line in line_files.text_lines(path, line_files.counting(self.skipped)):
-      pair = self._emit(None, line)
+    for where, line in line_files.text_lines(path, self._skip):
+      pair = self._emit(None, line, where)
       if pair:
         yield pair
 

@@ -119,10 +119,15 @@ def test_cli_reads_tsv_jsonl_plain_and_counts_bad_rows(sp, tmp_path, capsys):
   assert rc == 0
   captured = capsys.readouterr()
   assert '| el | Greek |' in captured.out
-  for reason in ('empty_text', 'extra_columns', 'invalid_json', 'no_text_field'):
-    assert f'skipped 1 rows: {reason}' in captured.err
+  # Each reason's line names where its first row is (they said only 'skipped 1 rows: ...').
+  for reason, where in (
+    ('empty_text', 'a.tsv:4'),
+    ('extra_columns', 'a.tsv:5'),
+    ('invalid_json', 'b.jsonl:2'),
+  ):
+    assert f'skipped 1 row: {reason} (the first: {tmp_path}/{where}' in captured.err
   assert (
-    f'skipped 1 rows: no_text_field; the first, {tmp_path}/b.jsonl:3, has fields lang and no string'
+    f'skipped 1 row: no_text_field; the first, {tmp_path}/b.jsonl:3, has fields lang and no string'
   ) in captured.err
   stats = json.loads((out / 'coverage.json').read_text())
   assert stats['el']['n_texts'] == 2 and stats['el']['byte_fallback_share'] == pytest.approx(

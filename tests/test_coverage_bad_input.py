@@ -39,6 +39,21 @@ def test_a_cut_gz_keeps_the_rows_before_the_damage(tmp_path, name):
   pairs, skipped = _read(path, lang=None if tsv else 'en')
   assert 0 < len(pairs) < len(lines) and skipped == {'damaged_file': 1}
   assert [t for _, t in pairs] == lines[: len(pairs)]
+  reader = coverage.InputReader(lang=None if tsv else 'en')
+  list(reader.read(str(path)))
+  (line,) = reader.skipped_lines()  # it named neither the file nor the line
+  assert line.startswith(f'skipped 1 row: damaged_file (the first: {path}:')
+
+
+def test_a_null_text_is_an_empty_text_not_a_missing_field(tmp_path):
+  """The demo's CLDR rows without a name ("name": null) were counted as no_text_field, whose line
+  told the user to name the text field they had named (--text-field name)."""
+  (tmp_path / 'a.jsonl').write_text(
+    '{"lang": "en", "name": "cat"}\n{"lang": "en", "name": null}\n', encoding='utf-8'
+  )
+  reader = coverage.InputReader(text_field='name')
+  assert list(reader.read(str(tmp_path / 'a.jsonl'))) == [('en', 'cat')]
+  assert reader.skipped_lines() == [f'skipped 1 row: empty_text (the first: {tmp_path}/a.jsonl:2)']
 
 
 def test_inputs_without_a_text_are_one_line(tmp_path, spm_model_path):  # noqa: F811

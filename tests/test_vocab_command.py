@@ -45,7 +45,10 @@ def test_a_balanced_vocabulary_with_t5_ids(tmp_path, capsys):
   assert drawn['si'] > read['si'] and drawn['en'] < read['en']  # up- and down-sampled
   assert info['skipped_rows'] == {'empty_text': 1} and info['pieces'] == 400
   captured = capsys.readouterr()
-  assert '| si | Sinhala | Sinh | ' in captured.out and 'skipped 1 rows: empty_text' in captured.err
+  assert (
+    '| si | Sinhala | Sinh | ' in captured.out
+    and 'skipped 1 row: empty_text (the first: ' in captured.err
+  )
   assert 'warning' not in captured.err  # the 400 pieces asked for were made
   sp = sentencepiece.SentencePieceProcessor(model_file=str(out) + '.model')
   assert (sp.pad_id(), sp.eos_id(), sp.unk_id(), sp.bos_id()) == (0, 1, 2, -1)
