@@ -100,6 +100,7 @@ def register_image_shards(
     ),
     {k: tf.TensorSpec((), tf.string) for k in keys},
     splits,
+    name='image_shards',  # as its rows are counted kept (data_stats.json's corpus)
   )
   task_builder.add_task(
     name,

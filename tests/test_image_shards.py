@@ -148,6 +148,8 @@ def test_tasks_read_shards_as_they_come_and_join_metadata(data, spm_model_path):
     'missing_image': 1,
     'mismatched_image': 1,
   }
+  # data_stats.json's corpus names the source as its kept rows do (it said 'rows').
+  assert set(data_stats.snapshot()['corpus']) == {'image_shards'}
   # CC12M rows joined with the shards' images (image_shards= instead of image_dir=).
   data_stats.reset()
   cc12m.register_cc12m(data['tsv'], image_shards=data['images'])
