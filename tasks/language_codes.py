@@ -102,10 +102,8 @@ def check_task_language(code: str) -> str | None:
   if why is None and lang.isalpha() and len(lang) > 3:
     why = f"{lang!r} is not an ISO 639 code (2-3 letters, e.g. 'fr' for French)"
   if why is None and lang.lower() in _COUNTRY_NOT_LANGUAGE:
-    why = (
-      f"{lang!r} is a country code, no language's (did you mean "
-      f'{_OTHER_SPELLING[lang.lower()]!r}?)'
-    )
+    meant = _OTHER_SPELLING[lang.lower()]
+    why = f"{lang!r} is a country code, no language's (did you mean {meant!r}?)"
   return why
 
 

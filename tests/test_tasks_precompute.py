@@ -67,15 +67,21 @@ def test_precompute_resume_and_tower_check(tmp_path, yfcc_task, capsys):
   os.remove(os.path.join(out, second))
   with open(os.path.join(out, 'manifest.json'), 'w') as f:
     json.dump(m, f)
+  # kill -9 mid-shard leaves its temporary file (atomic_path's clean-up never runs): removed.
+  with open(os.path.join(out, f'{second}.tmp-99999'), 'wb') as f:
+    f.write(b'half a shard')
   first = os.path.join(out, 'embeddings-00000-of-00002.tfrecord')
   mtime = os.path.getmtime(first)
   m2 = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)
   assert m2['complete'] and os.path.getmtime(first) == mtime  # not redone
   # The resumed run counts the first shard as done; only the second is embedded.
-  [line] = _progress_lines(capsys)
+  err = capsys.readouterr().err
+  [line] = [l for l in err.splitlines() if ' of 2 shards' in l]
   assert line.startswith('mlit precompute: 2 of 2 shards, ')
   assert line.endswith('(shard 00001: 3 images)')
   assert os.path.exists(os.path.join(out, second))
+  assert f'removed {second}.tmp-99999, left unfinished by an interrupted run' in err
+  assert sorted(os.listdir(out)) == ['embeddings-00000-of-00002.tfrecord', second, 'manifest.json']
   # Nothing left: said, and the last run's measured speed is kept.
   last_run = m2['last_run']
   m3 = precompute.precompute(yfcc_task, out, VIT, image_size=16, batch_size=2)

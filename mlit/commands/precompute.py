@@ -66,6 +66,20 @@ def _write_manifest(directory: str, manifest: dict, name: str = precomputed.MANI
 _PROGRESS_EVERY_S = 60.0
 
 
+def _remove_unfinished(path: str) -> None:
+  """Removes the temporary files of `path` that a killed run left (file_io.atomic_path's
+  `path.tmp-PID`, never renamed): this process writes the shard now, so they are no one's."""
+  left = tf.io.gfile.glob(f'{path}.tmp-*')
+  for tmp in left:
+    tf.io.gfile.remove(tmp)
+  if left:
+    _log(
+      f'removed {os.path.basename(left[0])}'
+      + (f' and {len(left) - 1} more' if len(left) > 1 else '')
+      + ', left unfinished by an interrupted run'
+    )
+
+
 def _log(msg: str) -> None:
   """A progress line on stderr (stdout is the summary); each process of a multi-host run prints its own."""
   prefix = f'process {jax.process_index()}: ' if jax.process_count() > 1 else ''
@@ -220,6 +234,7 @@ def precompute(
     ds = image_preprocessors.decode_image(ds, train=False, size=image_size)
     n, last_line = 0, time.perf_counter()
     skipped_before = data_stats.snapshot()['skipped_rows']
+    _remove_unfinished(os.path.join(output_dir, out_name))
     with (
       file_io.atomic_path(os.path.join(output_dir, out_name)) as tmp,
       tf.io.TFRecordWriter(tmp) as writer,
