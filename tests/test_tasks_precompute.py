@@ -189,6 +189,11 @@ def test_precompute_names_a_task_it_cannot_embed(tmp_path, yfcc_task):
   out = str(tmp_path / 'emb')
   with pytest.raises(UserError, match="'no_such_task' is not a registered seqio task"):
     precompute.precompute('no_such_task', out, VIT, image_size=16)
+  with pytest.raises(
+    UserError,
+    match=r"'yfccfull' is not a registered seqio task \(did you mean 'yfcc100m_full'",
+  ):
+    precompute.precompute('yfccfull', out, VIT, image_size=16)  # ratio 0.76
   with pytest.raises(UserError, match="'mlit_synthetic_embeddings' has no image feature"):
     precompute.precompute('mlit_synthetic_embeddings', out, VIT, image_size=16)
 
