@@ -364,6 +364,41 @@ def test_a_killed_process_stops_the_other_with_one_line(setup):
   # save a kill cut short as in tests/test_resume_torture.py (each a minute of the suite's time).
 
 
+@pytest.mark.slow
+def test_a_process_killed_during_a_checkpoint_save_stops_the_other_with_one_line(setup, tmp_path):
+  """The kill landing in a checkpoint save (Orbax syncs the processes there): process 0 printed
+  a traceback of 'Gloo AllGather failed ... Connection reset by peer' (or of the save's barrier
+  failing at JAX's heartbeat timeout), waited on the save that could never finish and aborted
+  (exit 134). Now the one line of a lost process. A save every step of a fast task, so the kill
+  lands in one."""
+  root, data, gin_file = setup
+  model_dir = tmp_path / 'killed_in_save'
+  extra = ["--gin.MIXTURE_OR_TASK_NAME='lit_test_embeddings'", '--gin.TRAIN_STEPS=100000']
+  extra += ['--gin.train.train.checkpoint_period=1', '--gin.train.train.keep_checkpoints=2']
+  procs = local_processes.start_training(_args(gin_file, model_dir, *extra), _env(data))
+  deadline = time.time() + 300
+  while not (model_dir / 'checkpoints' / '3').is_dir() and time.time() < deadline:
+    assert all(p.poll() is None for p in procs), [p.communicate()[1][-3000:] for p in procs]
+    time.sleep(0.01)
+  procs[1].kill()
+  try:  # a save's barrier (JAX's coordination service) fails at its heartbeat timeout, 100 s
+    err = procs[0].communicate(timeout=160)[1]
+  except subprocess.TimeoutExpired:
+    procs[0].kill()
+    pytest.fail(
+      'process 0 still running 160 s after process 1 was killed: '
+      + procs[0].communicate()[1][-3000:]
+    )
+  procs[1].communicate()
+  assert procs[0].returncode == train.LOST, err[-3000:]
+  assert 'Traceback' not in err, err[-3000:]
+  assert re.fullmatch(
+    r"mlit train: error: process 0 lost the run's other processes after step \d+ \(.*\): one of "
+    r'them stopped \(its own output says why\); the last checkpoint is step \d+ in .*',
+    err.strip().splitlines()[-1],
+  ), err[-3000:]
+
+
 def test_process_flags_without_a_coordinator_are_an_error(tmp_path, capsys):
   """--process_count/--process_index say '(with --coordinator_address)'; without it they were
   dropped without a word and the job trained as one process."""

@@ -706,6 +706,7 @@ def train(
       log.write(step, record)
 
   done = start_step  # steps whose update has been dispatched
+  peer_lost = False  # a collective failed: pending saves can never finish, so none is waited for
   try:  # Ctrl-C anywhere from here, the final wait included, says where the run stands
     try:
       # XLA runs the step asynchronously: its out-of-memory error surfaces where a result is read.
@@ -756,8 +757,12 @@ def train(
           check(*pending)
       if jax.process_index() == 0:
         gin_flags.write_operative_config(model_dir)
+    except Exception as e:
+      peer_lost = _lost_peer(e)
+      raise
     finally:
-      ckpt.wait()
+      if not peer_lost:
+        ckpt.wait()
       log.close()
       # Stops reading ahead; can wait on TensorFlow for up to a minute (and says so), with the
       # checkpoints, logs and the last checkpoint's data_stats.json written.
@@ -769,8 +774,8 @@ def train(
   except KeyboardInterrupt as e:
     ckpt.wait()  # a checkpoint being written is finished, not left half-written
     raise TrainingInterrupted(_interrupted_text(done, ckpt.latest_step(), ckpt.directory)) from e
-  except jax.errors.JaxRuntimeError as e:
-    if jax.process_count() < 2:
+  except Exception as e:  # pylint: disable=broad-except
+    if not _lost_peer(e):
       raise
     latest = ckpt.latest_on_disk()
     kept = (
@@ -784,6 +789,25 @@ def train(
       f'({" ".join(str(e).split())[:300]}): one of them stopped (its own output says why); {kept}'
     ) from e
   return state
+
+
+# How a collective with a process that is gone fails outside XLA's own (a JaxRuntimeError): in
+# Orbax's checkpoint save, which syncs the processes (Gloo on CPU, a barrier elsewhere).
+_LOST_PEER = re.compile(r'Gloo|Connection reset by peer|barrier|DEADLINE_EXCEEDED|UNAVAILABLE')
+
+
+def _lost_peer(error: BaseException) -> bool:
+  """Whether `error` says another process of the run is gone: any XLA runtime error with several
+  processes (a step's collective), or a checkpoint save's sync failing."""
+  if jax.process_count() < 2:
+    return False
+  if isinstance(error, jax.errors.JaxRuntimeError):
+    return True
+  return (
+    isinstance(error, (ValueError, TimeoutError, RuntimeError))
+    and not isinstance(error, UserError)
+    and bool(_LOST_PEER.search(str(error)))
+  )
 
 
 def _changes_text(changes: Sequence[str], most: int = 12) -> str:
