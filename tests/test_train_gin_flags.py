@@ -228,6 +228,15 @@ def test_config_changes_against_the_runs_saved_config(tmp_path):
   assert gin_flags.config_changes(str(run)) == []
   gin_flags.parse_flags([f'--gin_file={g}', f'--gin.MODEL_DIR="{run}"', '--gin.NAME="b.gin"'], 't')
   assert gin_flags.config_changes(str(run)) == ["- NAME = 'config.gin'", "+ NAME = 'b.gin'"]
+  # Each name's '-' beside its '+' (all '-' lines came first: a cut list showed only old values).
+  old = 'A = 1\nB = 2\nC = 3\n'
+  assert gin_flags.binding_changes(old, 'A = 1\nB = 5\nC = 6\nD = 7\n') == [
+    '- B = 2',
+    '+ B = 5',
+    '- C = 3',
+    '+ C = 6',
+    '+ D = 7',
+  ]
 
 
 def test_user_search_paths_keep_mlit_gin_and_must_exist(tmp_path):

@@ -560,7 +560,8 @@ def _same_path(old, new, old_folder: str) -> bool:
 
 
 def binding_changes(old: str, new: str) -> list[str]:
-  """Binding lines of gin config text `new` that differ from `old` ('- old' / '+ new')."""
+  """Binding lines of gin config text `new` that differ from `old` ('- old' / '+ new'), by
+  name, each '-' before its '+'."""
 
   def bindings(text):  # a binding continued over lines (a long dict) is one entry
     out, current = [], ''
@@ -576,7 +577,9 @@ def binding_changes(old: str, new: str) -> list[str]:
     return out + ([current] if current else [])
 
   before, now = bindings(old), bindings(new)
-  return [f'- {b}' for b in before if b not in now] + [f'+ {b}' for b in now if b not in before]
+  changes = [f'- {b}' for b in before if b not in now] + [f'+ {b}' for b in now if b not in before]
+  # Each name's old line beside its new one: a list cut short keeps both of a change.
+  return sorted(changes, key=lambda c: (c[2:].partition(' = ')[0], c[0] == '+'))
 
 
 def write_config(model_dir: str, filename: str = run_layout.CONFIG) -> str:
