@@ -477,6 +477,15 @@ def test_search_ranks_the_named_colour_first(model, run_dir, tmp_path, capsys):
   assert 'no such directory' in capsys.readouterr().err
 
 
+def test_search_columns_stay_aligned_past_rank_99():
+  """`--top-k 371` on the demo: ranks 100 and on were a column wider than 1-99."""
+  from mlit.commands import search  # pylint: disable=g-import-not-at-top
+
+  lines = search.ranked_lines([f'img{i}.png' for i in range(120)], [0.5] * 120, 10)
+  assert lines[0] == '    1  img0.png    0.500' and lines[99] == '  100  img99.png   0.500'
+  assert len({len(l) for l in lines}) == 1
+
+
 def test_export_transformers_parity(model, run_dir, tmp_path):
   import torch
   import transformers

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Sequence
 
 import numpy as np
 
@@ -104,7 +105,16 @@ def main(argv=None) -> int:
   width = max(user_text.display_width(names[i]) for i in top.flat)
   for query, row, best in zip(queries, scores, top):
     print(query)
-    for rank, i in enumerate(best, 1):
-      print(f'  {rank:>2}  {user_text.pad(names[i], width)}  {row[i]:.3f}')
+    for line in ranked_lines([names[i] for i in best], row[best], width):
+      print(line)
   sys.stdout.flush()
   return 0
+
+
+def ranked_lines(names: Sequence[str], scores, width: int) -> list[str]:
+  """'  RANK  NAME  SCORE' per image, the columns aligned however many ranks (100 and more)."""
+  rank_width = max(2, len(str(len(names))))
+  return [
+    f'  {rank:>{rank_width}}  {user_text.pad(name, width)}  {score:.3f}'
+    for rank, (name, score) in enumerate(zip(names, scores), 1)
+  ]
