@@ -325,6 +325,23 @@ def test_two_processes_match_one_process_across_a_preemption(setup, reference):
 
 
 @pytest.mark.slow
+def _kill_process_1(procs, timeout: int) -> str:
+  """kill -9 of process 1; process 0's stderr once it has stopped (within `timeout` s) with the
+  exit status of a lost process."""
+  procs[1].kill()
+  try:
+    err = procs[0].communicate(timeout=timeout)[1]
+  except subprocess.TimeoutExpired:
+    procs[0].kill()
+    pytest.fail(
+      f'process 0 still running {timeout} s after process 1 was killed: '
+      + procs[0].communicate()[1][-3000:]
+    )
+  procs[1].communicate()
+  assert procs[0].returncode == train.LOST, err[-3000:]
+  return err
+
+
 def test_a_killed_process_stops_the_other_with_one_line(setup):
   """kill -9 of process 1: process 0's next collective fails; it said so in a 50-line traceback,
   then waited out jax.distributed's heartbeat timeout (100 s) and aborted with a C++ trace, and
@@ -333,17 +350,7 @@ def test_a_killed_process_stops_the_other_with_one_line(setup):
   root, data, gin_file = setup
   model_dir = root / 'two_proc_killed'
   procs = _two_processes_logging(gin_file, model_dir, data)
-  procs[1].kill()
-  try:
-    err = procs[0].communicate(timeout=60)[1]
-  except subprocess.TimeoutExpired:
-    procs[0].kill()
-    pytest.fail(
-      'process 0 still running 60 s after process 1 was killed: '
-      + procs[0].communicate()[1][-3000:]
-    )
-  procs[1].communicate()
-  assert procs[0].returncode == train.LOST, err[-3000:]
+  err = _kill_process_1(procs, timeout=60)
   line = err.strip().splitlines()[-1]
   match = re.fullmatch(
     r"mlit train: error: process 0 lost the run's other processes after step (\d+) \(.*\): one of "
@@ -380,17 +387,8 @@ def test_a_process_killed_during_a_checkpoint_save_stops_the_other_with_one_line
   while not (model_dir / 'checkpoints' / '3').is_dir() and time.time() < deadline:
     assert all(p.poll() is None for p in procs), [p.communicate()[1][-3000:] for p in procs]
     time.sleep(0.01)
-  procs[1].kill()
-  try:  # a save's barrier (JAX's coordination service) fails at its heartbeat timeout, 100 s
-    err = procs[0].communicate(timeout=160)[1]
-  except subprocess.TimeoutExpired:
-    procs[0].kill()
-    pytest.fail(
-      'process 0 still running 160 s after process 1 was killed: '
-      + procs[0].communicate()[1][-3000:]
-    )
-  procs[1].communicate()
-  assert procs[0].returncode == train.LOST, err[-3000:]
+  # A save's barrier (JAX's coordination service) fails at its heartbeat timeout, 100 s.
+  err = _kill_process_1(procs, timeout=160)
   assert 'Traceback' not in err, err[-3000:]
   assert re.fullmatch(
     r"mlit train: error: process 0 lost the run's other processes after step \d+ \(.*\): one of "
