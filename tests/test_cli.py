@@ -76,8 +76,8 @@ def test_logging_records_are_command_lines(capsys):
   other = str(ROOT / '.venv' / 'lib' / 'site-packages' / 'absl' / 'logging.py')
   root = logging.getLogger()
   level = root.level
-  cli.log_to_stderr('train')
-  cli.log_to_stderr('eval')  # a second call replaces the first handler
+  handler = cli.log_to_stderr('eval')
+  assert cli.log_to_stderr('train') is None  # a command run inside another keeps its handler
   try:
     root.setLevel(logging.INFO)
 
@@ -88,13 +88,14 @@ def test_logging_records_are_command_lines(capsys):
 
     emit('root', logging.WARNING, own, 'skipping row (not_a_photo) at yfcc.tsv:10')
     emit('absl', logging.WARNING, other, 'a library warning')
+    emit('apache_beam.statecache', logging.INFO, other, 'Creating state cache')  # not shown
     emit('root', logging.INFO, own, '[1/6, ETA ?] wit/retrieval de')
     try:
       raise OSError('disk full')
     except OSError:
       emit('root', logging.ERROR, own, 'could not write', sys.exc_info())
   finally:
-    root.handlers = [h for h in root.handlers if not getattr(h, 'mlit_command', False)]
+    root.removeHandler(handler)
     root.setLevel(level)
   lines = capsys.readouterr().err.splitlines()
   assert lines[:2] == [
@@ -103,6 +104,10 @@ def test_logging_records_are_command_lines(capsys):
   ]
   assert lines[2].endswith(' [1/6, ETA ?] wit/retrieval de') and lines[2][:4].isdigit()
   assert lines[3:] == ['mlit eval: error: could not write (disk full)']
+  # A command run in a caller's process (tests, API users) leaves its logging as it was.
+  before = list(root.handlers)
+  assert cli.main(['report', str(ROOT / 'no_such_run')]) == 2
+  assert root.handlers == before
 
 
 def test_unknown_command_says_so(capsys):

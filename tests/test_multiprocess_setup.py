@@ -114,7 +114,7 @@ def test_processes_with_different_configs_stop_with_one_line(tmp_path):
     assert code == 2, err[-3000:]
     assert _last_line(err) == (
       "mlit train: error: the processes' commands differ: process 1's config differs from "
-      "process 0's (- --process_count = 2; - TRAIN_STEPS = 4; + --process_count = 3; "
+      "process 0's (- --process_count = 2; + --process_count = 3; - TRAIN_STEPS = 4; "
       '+ TRAIN_STEPS = 6); every process of a run runs the same command (flags and gin files)'
     ), err[-3000:]
   assert not (tmp_path / 'run').exists()

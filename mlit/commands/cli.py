@@ -265,6 +265,12 @@ class _CommandLogFormatter(logging.Formatter):
     super().__init__()
     self.command, self.verbose = command, verbose
 
+  def filter(self, record) -> bool:
+    """Other libraries' INFO and DEBUG (Beam's, say, where eval sets the root logger to INFO for
+    its progress) only with --verbose."""
+    own = os.path.abspath(record.pathname).startswith(_OWN_CODE)
+    return self.verbose or own or record.levelno >= logging.WARNING
+
   def format(self, record):
     text = record.getMessage()
     if record.exc_info and record.exc_info[1] is not None:
@@ -281,17 +287,21 @@ class _CommandLogFormatter(logging.Formatter):
     return f'{self.formatTime(record)} {text}'
 
 
-def log_to_stderr(command: str, verbose: bool = False) -> None:
+def log_to_stderr(command: str, verbose: bool = False) -> logging.Handler | None:
   """One stderr handler on the root logger, in the command's line format (_CommandLogFormatter);
-  set before the command runs, so no library's implicit basicConfig adds the default format."""
+  set before the command runs, so no library's implicit basicConfig adds the default format.
+  The handler added, to remove when the command returns; None when a command running this one
+  in its process has one."""
   root = logging.getLogger()
-  for handler in list(root.handlers):
-    if getattr(handler, 'mlit_command', False):
-      root.removeHandler(handler)
+  if any(getattr(h, 'mlit_command', False) for h in root.handlers):
+    return None
   handler = logging.StreamHandler(sys.stderr)
   handler.mlit_command = True
-  handler.setFormatter(_CommandLogFormatter(command, verbose))
+  formatter = _CommandLogFormatter(command, verbose)
+  handler.setFormatter(formatter)
+  handler.addFilter(formatter)
   root.addHandler(handler)
+  return handler
 
 
 def one_line(error: BaseException) -> str:
@@ -314,7 +324,15 @@ def main(argv=None):
     return 2
   if not verbose:
     quiet_third_party_logging()
-  log_to_stderr(command, verbose)
+  handler = log_to_stderr(command, verbose)
+  try:
+    return _run(command, argv, verbose)
+  finally:  # a caller running commands in its own process (tests) keeps its logging as it was
+    if handler is not None:
+      logging.getLogger().removeHandler(handler)
+
+
+def _run(command: str, argv: Sequence[str], verbose: bool):
   from tasks import tf_host  # pylint: disable=g-import-not-at-top
 
   try:
