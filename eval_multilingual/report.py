@@ -535,9 +535,11 @@ def name_compared_runs(run: Run, others: list[Run]) -> None:
   taken = {run.name}
   tasks = _tasks(run)
   for o in others:
-    if not tasks & _tasks(o):  # the same model on other evaluations is not the run again
+    if not tasks & (
+      theirs := _tasks(o)
+    ):  # the same model on other evaluations is not the run again
       run.warnings.append(
-        f'--compare {o.path}: shares no evaluation with RUN_DIR (it has {_listed(_tasks(o))}; '
+        f'--compare {o.path}: shares no evaluation with RUN_DIR (it has {_listed(theirs)}; '
         f'RUN_DIR has {_listed(tasks)}): its columns stay empty'
       )
     elif (why := report_data.same_run(run, o)) is not None:
@@ -548,7 +550,8 @@ def name_compared_runs(run: Run, others: list[Run]) -> None:
 
 
 def _tasks(run: Run) -> set[str]:
-  return {t for scores in run.results['languages'].values() for t, m in scores.items() if m}
+  """The evaluations the run scored (those with a score column)."""
+  return {c.task for c in report_data.score_columns(run)}
 
 
 def _listed(tasks: set[str]) -> str:

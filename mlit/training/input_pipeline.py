@@ -250,19 +250,16 @@ def _count_and_strip(batches):
   """Adds the batches' truncation marks to tasks.data_stats; the model never
   sees them. The host running out of memory in tf.data (a 50-line traceback, then an abort at
   exit) is one line saying what to change."""
-  while True:
-    try:
-      batch = next(batches)
-    except StopIteration:
-      return
-    except tf.errors.ResourceExhaustedError as e:
-      what = re.search(r'OOM when allocating tensor with shape\[[\d,]*\] and type \w+', str(e))
-      raise UserError(
-        f'the input pipeline ran out of host memory ({what.group(0) if what else e.message}): '
-        'lower BATCH_SIZE, or the image size (tasks.image_preprocessors.decode_image.size)'
-      ) from e
-    data_stats.count_batch(batch)
-    yield {k: v for k, v in batch.items() if not _counted_only(k)}
+  try:
+    for batch in batches:
+      data_stats.count_batch(batch)
+      yield {k: v for k, v in batch.items() if not _counted_only(k)}
+  except tf.errors.ResourceExhaustedError as e:
+    what = re.search(r'OOM when allocating tensor with shape\[[\d,]*\] and type \w+', str(e))
+    raise UserError(
+      f'the input pipeline ran out of host memory ({what.group(0) if what else e.message}): '
+      'lower BATCH_SIZE, or the image size (tasks.image_preprocessors.decode_image.size)'
+    ) from e
 
 
 # A tf.data iterator over a Python-generator source (the TSV row sources) that
